@@ -1,0 +1,147 @@
+"""Validation speed and memory on generated chat JSONL files of 100 MB and 1 GB.
+
+For each file, in one run, each measure in its own fresh process (so peak RSS is its own):
+
+- bare parse: `orjson.loads` of every line, nothing else — the floor to compare with;
+- validate: polytune's validation without token counting (parse + schema of every row);
+- validate + tokens: validation, then the token count with polytune-tiny's tokenizer and
+  chat template (what a job's `validating_files` step does).
+
+Printed: MB/s, examples/s, peak RSS, RSS growth over the process's own start (imports
+included in neither), and validate's rate as a fraction of the bare parse's.
+Targets: validate >= 0.5 x bare parse, peak RSS < 200 MB. The files are generated into a
+temporary folder and deleted afterwards.
+
+    .venv/bin/python bench/validate_data.py [--sizes-mb 100 1000] [--no-tokens-over-mb 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_WORDS = ("the of and to in is was for on are with as his they be at one have this from or had by hot word "
+          "but what some we can out other were all there when up use your how said an each she which do "
+          "their time if will way about many then them write would like so these her long make thing see "
+          "him two has look more day could go come did number sound no most people my over know water "
+          "than call first who may down side been now find").split()
+
+
+def generate(path: Path, size_bytes: int, seed: int = 0) -> int:
+    """Chat rows like a typical supervised set: a system prompt, a question, a longer answer
+    (about 1 KB a row); returns the number of rows."""
+    import orjson
+
+    rng = random.Random(seed)
+    systems = ["You are a helpful assistant.", "Answer briefly and precisely.", "You are a careful tutor."]
+    n = written = 0
+    with open(path, "wb") as f:
+        while written < size_bytes:
+            question = " ".join(rng.choices(_WORDS, k=rng.randint(8, 60))) + "?"
+            answer = " ".join(rng.choices(_WORDS, k=rng.randint(40, 260))) + "."
+            line = orjson.dumps({"messages": [{"role": "system", "content": rng.choice(systems)},
+                                              {"role": "user", "content": question},
+                                              {"role": "assistant", "content": answer}]}) + b"\n"
+            f.write(line)
+            written += len(line)
+            n += 1
+    return n
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def measure(phase: str, path: Path, models_dir: Path) -> dict:
+    """One phase, in this process: returns seconds, examples, peak and start RSS."""
+    import orjson
+
+    counter = None
+    if phase == "tokens":
+        from polytune.data.tokens import TokenCounter, load_tokenizer
+        from polytune.training.tiny import ensure_tiny
+
+        counter = TokenCounter(load_tokenizer(ensure_tiny(models_dir)))
+    from polytune.data.tokens import measure_file
+    from polytune.data.validate import validate_file
+
+    start_rss = _rss_mb()
+    t0 = time.perf_counter()
+    if phase == "bare":
+        n = 0
+        loads = orjson.loads
+        with open(path, "rb") as f:
+            for line in f:
+                loads(line)
+                n += 1
+        extra = {}
+    else:
+        n = validate_file(path, method="supervised").n_examples
+        extra = {}
+        if counter is not None:
+            report = measure_file(path, counter, method="supervised", context_length=4096)
+            extra = {"tokens": report.tokens, "longest": report.longest}
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"phase": phase, "seconds": seconds, "examples": n, "peak_rss_mb": peak,
+            "growth_mb": max(0.0, peak - start_rss), **extra}
+
+
+def run_phase(phase: str, path: Path, models_dir: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--phase", phase, "--file", str(path),
+                          "--models", str(models_dir)], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--no-tokens-over-mb", type=int, default=0,
+                        help="skip token counting for files larger than this (0: count every file)")
+    parser.add_argument("--phase")
+    parser.add_argument("--file")
+    parser.add_argument("--models")
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(measure(args.phase, Path(args.file), Path(args.models))))
+        return 0
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="polytune-bench-") as tmp:
+        models = Path(tmp) / "models"
+        for size in args.sizes_mb:
+            path = Path(tmp) / f"chat-{size}mb.jsonl"
+            n = generate(path, size * 1_000_000)
+            mb = path.stat().st_size / 1e6
+            phases = ["bare", "validate"]
+            if not args.no_tokens_over_mb or size <= args.no_tokens_over_mb:
+                phases.append("tokens")
+            results = {p: run_phase(p, path, models) for p in phases}
+            bare_rate = mb / results["bare"]["seconds"]
+            for p, r in results.items():
+                rate = mb / r["seconds"]
+                rows.append((f"{size} MB", p, f"{rate:,.1f}", f"{r['examples'] / r['seconds']:,.0f}",
+                             f"{r['peak_rss_mb']:,.0f}", f"{r['growth_mb']:,.0f}",
+                             f"{rate / bare_rate:.2f}", f"{r.get('tokens', ''):,}" if "tokens" in r else ""))
+            assert results["validate"]["examples"] == n
+            path.unlink()
+    header = ("file", "measure", "MB/s", "examples/s", "peak RSS MB", "RSS growth MB", "x bare parse", "tokens")
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    for line in (header, *rows):
+        print("  ".join(str(c).rjust(w) for c, w in zip(line, widths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Builds the FastAPI app and wires the services into it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from polytune import __version__
+from polytune.config import Settings, get_settings
+from polytune.dialects.common.deps import Services
+from polytune.dialects.openai import errors as openai_errors
+from polytune.dialects.openai.mount import OPENAI_PREFIXES, mount_openai
+from polytune.dialects.seekr.router import router as seekr_router
+from polytune.dialects.oxen.router import router as oxen_router
+from polytune.domain.errors import DomainError
+from polytune.executors import make_executor
+from polytune.scheduler import Scheduler
+from polytune.services.files import FileService
+from polytune.services.idempotency import IdempotencyService
+from polytune.services.jobs import JobService
+from polytune.services.keys import KeyService
+from polytune.services.models import ModelService
+from polytune.services.projects import ProjectService
+from polytune.services.repo_jobs import RepoJobService
+from polytune.services.repos import RepoService
+from polytune.store.blobs import BlobStore
+from polytune.store.db import Database
+from polytune.training.models import Catalog
+
+log = logging.getLogger("polytune")
+
+
+def build_services(settings: Settings) -> tuple[Services, Database]:
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    blobs = BlobStore(settings.resolved_storage_url)
+    catalog = Catalog(settings.resolved_data_dir)
+    services = Services(
+        settings=settings,
+        keys=KeyService(db),
+        files=FileService(db, blobs, max_bytes=settings.max_upload_bytes),
+        jobs=JobService(db, blobs, catalog, min_examples=settings.min_examples),
+        models=ModelService(db, catalog, created=int(time.time()), blobs=blobs),
+        projects=ProjectService(db),
+        idempotency=IdempotencyService(db),
+    )
+    services.repos = RepoService(db, blobs, max_bytes=settings.max_upload_bytes)
+    services.repo_jobs = RepoJobService(services.repos, services.files, services.jobs)
+    return services, db
+
+
+def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        services, db = build_services(settings)
+        app.state.services = services
+        scheduler = None
+        if run_scheduler:
+            scheduler = Scheduler(db, services.jobs, make_executor(settings), slots=settings.worker_slots,
+                                  interval=settings.scheduler_interval,
+                                  cancel_grace=settings.cancel_grace_seconds,
+                                  heartbeat_timeout=settings.heartbeat_timeout,
+                                  max_retries=settings.max_retries,
+                                  max_jobs_per_org=settings.max_jobs_per_org,
+                                  shutdown_grace=settings.shutdown_grace_seconds)
+            scheduler.start()
+        app.state.scheduler = scheduler
+        try:
+            yield
+        finally:
+            if scheduler:
+                scheduler.stop()
+            db.dispose()
+
+    app = FastAPI(title="polytune", version=__version__, lifespan=lifespan)
+    app.add_exception_handler(DomainError, openai_errors.domain_error_handler)
+    app.add_exception_handler(RequestValidationError, openai_errors.request_validation_handler)
+    app.add_exception_handler(HTTPException, openai_errors.http_error_handler)
+    app.add_exception_handler(Exception, openai_errors.unhandled_error_handler)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    for prefix in OPENAI_PREFIXES:  # /v1 (OpenAI, Nebius) and /api/llm (TrueFoundry)
+        mount_openai(app, prefix)
+    # SeekrFlow's /v1/flow/... at the root; its routes render their own errors (seekr/errors.py).
+    app.include_router(seekr_router)
+    # Oxen's client builds <host>/api/repos/... itself: its routes live at the root.
+    app.include_router(oxen_router)
+    return app

@@ -1,0 +1,58 @@
+"""The one settings class. Every default can be changed by a POLYTUNE_* environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POLYTUNE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".polytune"), description="where the embedded defaults live")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite in data_dir")
+    storage_url: str | None = Field(default=None, description="fsspec URL for blobs; default data_dir/blobs")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    executor: Literal["local", "ray"] = "local"
+    worker_slots: int = Field(default=1, ge=1, description="jobs that train at once")
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="413 beyond this")
+    scheduler_interval: float = Field(default=0.5, description="seconds between scheduler passes")
+    cancel_grace_seconds: float = Field(default=10.0, description="then the worker's group is killed")
+    min_examples: int = Field(default=10, ge=1, description="fewer training examples fails the job's validation")
+    max_retries: int = Field(default=3, ge=0, description="times a job whose worker died is resumed")
+    heartbeat_timeout: float = Field(default=120.0, description="seconds of worker silence = lost")
+    resume_checkpoint_steps: int = Field(default=200, ge=0, description="resume checkpoint every N steps (0: off)")
+    resume_checkpoint_minutes: float = Field(default=10.0, ge=0, description="... or every M minutes (0: off)")
+    max_jobs_per_org: int = Field(default=0, ge=0, description="running jobs per organization (0: no limit)")
+    shutdown_grace_seconds: float = Field(default=60.0, description="on SIGTERM, time for workers to checkpoint")
+    # Serving: weights kept in memory (base models, full fine-tunes, LoRA adapters) stay under this;
+    # the least recently used idle ones are evicted to make room.
+    inference_memory_mb: int = Field(default=4096, ge=1, description="memory budget for served weights")
+    inference_max_batch: int = Field(default=16, ge=1, description="sequences decoded together per model")
+    # 0: one less than the CPU cores (at least 1), leaving a core to the event loop. On a busy
+    # machine more threads than free cores make torch's CPU kernels far slower, not faster.
+    inference_threads: int = Field(default=0, ge=0, description="torch CPU threads for serving")
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'polytune.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str(self.resolved_data_dir / "blobs")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

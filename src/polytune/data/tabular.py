@@ -1,0 +1,90 @@
+"""Question/answer training examples from a table: a CSV, TSV, Parquet or JSONL file with a
+question column and an answer column (how Oxen.ai's text fine-tunes take their data).
+
+Tables are read through `datasets`, which knows each format's quirks (quoting, types,
+Parquet row groups). Every row becomes one chat example, the question as the user's turn and
+the answer as the assistant's, so it trains exactly like a chat JSONL file; a bad row is
+named by its number (1-based, not counting a CSV header) and column.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .problems import MAX_REPORTED_PROBLEMS, DatasetError
+
+# File suffix -> (datasets builder, builder options).
+TABULAR_FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"sep": "\t"}),
+    ".parquet": ("parquet", {}),
+    ".jsonl": ("json", {}),
+    ".ndjson": ("json", {}),
+    ".json": ("json", {}),
+}
+
+
+def question_answer_examples(path: Path, *, filename: str, question_column: str, answer_column: str,
+                             param: str = "resource") -> list[dict[str, Any]]:
+    """Chat examples (`{"messages": [user, assistant]}`) from the table at `path`.
+
+    `filename` is the table's own name (its suffix picks the format; `path` may be a blob
+    with none). Raises DatasetError naming the file, the column or the rows at fault.
+    """
+    suffix = Path(filename).suffix.lower()
+    if suffix not in TABULAR_FORMATS:
+        raise DatasetError(f"{filename}: can't read a '{suffix or 'suffixless'}' file as a table; "
+                           f"expected one of {', '.join(TABULAR_FORMATS)}.", param=param)
+    builder, options = TABULAR_FORMATS[suffix]
+    from datasets import load_dataset
+
+    try:
+        # A throwaway cache: the table is read once, here, and kept in memory.
+        with tempfile.TemporaryDirectory(prefix="polytune-table-") as cache:
+            table = load_dataset(builder, data_files=str(path), split="train", keep_in_memory=True,
+                                 cache_dir=cache, **options)
+    except Exception as e:  # noqa: BLE001 - any reader failure is a file the user must fix
+        if "corresponds to no data" in str(e):  # datasets' words for a table with a header only
+            raise DatasetError(f"{filename} has no rows.", param=param) from None
+        raise DatasetError(f"{filename}: not a readable {builder} file ({type(e).__name__}: "
+                           f"{_first_line(e)}).", param=param) from None
+    columns = list(table.column_names)
+    for role, column in (("question_column", question_column), ("answer_column", answer_column)):
+        if column not in columns:
+            raise DatasetError(f"{filename} has no column '{column}' ({role}); its columns are "
+                               f"{', '.join(repr(c) for c in columns) or 'none'}.",
+                               param=f"training_params.{role}")
+    examples: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for row_no, (question, answer) in enumerate(zip(table[question_column], table[answer_column]), 1):
+        row_problems = [f"row {row_no}: '{column}' is empty" for column, value
+                        in ((question_column, question), (answer_column, answer)) if _blank(value)]
+        if row_problems:
+            problems.extend(row_problems)
+            continue
+        examples.append({"messages": [{"role": "user", "content": _text(question)},
+                                      {"role": "assistant", "content": _text(answer)}]})
+    if problems:
+        shown = problems[:MAX_REPORTED_PROBLEMS]
+        more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        raise DatasetError(f"{filename}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n"
+                           + "\n".join(shown) + more, param=param, problems=shown)
+    if not examples:
+        raise DatasetError(f"{filename} has no rows.", param=param)
+    return examples
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(value: Any) -> str:
+    # CSV readers type a column of numbers as numbers; an answer "42" is still text to train on.
+    return value if isinstance(value, str) else str(value)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else "no detail"

@@ -1,0 +1,1 @@
+"""What every dialect shares: the services container, auth, body parsing, streamed multipart."""

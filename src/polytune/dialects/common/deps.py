@@ -1,0 +1,52 @@
+"""Dependencies as Annotated aliases: a route asks for `OrgId` or `Svc` and gets it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from polytune.config import Settings
+from polytune.services.files import FileService
+from polytune.services.idempotency import IdempotencyService
+from polytune.services.jobs import JobService
+from polytune.services.keys import KeyService
+from polytune.services.models import ModelService
+from polytune.services.projects import ProjectService
+from polytune.services.repo_jobs import RepoJobService
+from polytune.services.repos import RepoService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    keys: KeyService
+    files: FileService
+    jobs: JobService
+    models: ModelService
+    projects: ProjectService
+    idempotency: IdempotencyService
+    repos: RepoService | None = None
+    repo_jobs: RepoJobService | None = None
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def api_key(request: Request) -> str | None:
+    """The key from `Authorization: Bearer <key>`; a bare `Authorization: <key>` (SeekrFlow's
+    SDK sends that) is accepted too."""
+    header = request.headers.get("authorization", "").strip()
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return header or None
+
+
+def current_org(request: Request, services: Annotated[Services, Depends(get_services)]) -> str:
+    return services.keys.authenticate(api_key(request))
+
+
+Svc = Annotated[Services, Depends(get_services)]
+OrgId = Annotated[str, Depends(current_org)]

@@ -1,0 +1,1 @@
+"""OpenAI's fine-tuning, files, uploads and models APIs (also what Nebius and TrueFoundry speak)."""

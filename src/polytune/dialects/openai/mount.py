@@ -1,0 +1,20 @@
+"""Where the OpenAI-shaped API answers. The same router objects are mounted under every
+prefix (not copies), so TrueFoundry's `/api/llm` is OpenAI's `/v1` by construction."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from .router import router as fine_tuning_router
+from .serving_router import router as serving_router
+
+# /v1: OpenAI and Nebius. /api/llm: TrueFoundry (`base_url="<server>/api/llm"`).
+OPENAI_PREFIXES: tuple[str, ...] = ("/v1", "/api/llm")
+
+# Every router of the OpenAI family; a new one (chat completions) joins with one line here.
+OPENAI_ROUTERS: list[APIRouter] = [fine_tuning_router, serving_router]
+
+
+def mount_openai(app: FastAPI, prefix: str) -> None:
+    for router in OPENAI_ROUTERS:
+        app.include_router(router, prefix=prefix)

@@ -1,0 +1,225 @@
+"""OpenAI wire <-> domain: a CreateJobRequest becomes a JobSpec; Jobs and friends become dicts
+with every field the SDK's models require under strict validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from polytune.domain.errors import InvalidRequest
+from polytune.domain.job import Job, JobStatus
+from polytune.domain.objects import Checkpoint, Event, FileInfo, ModelInfo, Page, UploadInfo, UploadPartInfo
+from polytune.domain.spec import (METHODS, AdapterSpec, Hyperparameters, Integration, JobSpec, LoraSpec,
+                                  OutputSpec, WandbIntegration)
+
+from .protocol import CreateJobRequest, SupervisedHyperparameters
+
+# Hyperparameters beyond OpenAI's three that map straight onto the canonical ones (Nebius's
+# extras, which the SDK passes through unchanged).
+_PASSTHROUGH = ("learning_rate", "warmup_ratio", "weight_decay", "max_grad_norm", "context_length",
+                "packing", "n_checkpoints", "gradient_accumulation_steps", "lr_scheduler", "long_examples")
+_LORA = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout"}
+_LORA_BACK = {v: k for k, v in _LORA.items()}
+_KNOWN = set(_PASSTHROUGH) | set(_LORA.values()) | {"n_epochs", "batch_size", "learning_rate_multiplier"}
+# What a Nebius `extra_body` may hold: any hyperparameter, by its wire name.
+_EXTRA_BODY_KEYS = ("n_epochs", "batch_size", "learning_rate_multiplier", *_PASSTHROUGH, "lora", *_LORA)
+# File purposes the openai SDK's FileObject accepts; files uploaded through another API with
+# another purpose are shown under the nearest of these.
+_OPENAI_PURPOSES = ("assistants", "assistants_output", "batch", "batch_output", "fine-tune",
+                    "fine-tune-results", "vision", "user_data")
+
+
+def _hyperparameters(hp: SupervisedHyperparameters | None, where: str) -> tuple[Hyperparameters, AdapterSpec]:
+    if hp is None:
+        return Hyperparameters(), AdapterSpec()
+    values: dict[str, Any] = {k: v for k, v in (("n_epochs", hp.n_epochs), ("batch_size", hp.batch_size),
+                              ("learning_rate_multiplier", hp.learning_rate_multiplier)) if v is not None}
+    lora: dict[str, Any] = {}
+    kind = "auto"
+    for key, value in (hp.model_extra or {}).items():
+        if key in _PASSTHROUGH:
+            values[key] = value
+        elif key in _LORA:
+            lora[_LORA[key]] = value
+        elif key == "lora":
+            if not isinstance(value, bool):
+                raise InvalidRequest(f"{where}.lora must be true or false.", param=f"{where}.lora")
+            kind = "lora" if value else "full"
+        elif key == "beta":
+            raise InvalidRequest(f"{where}.beta applies to method 'dpo' only.", param=f"{where}.beta")
+        else:
+            raise InvalidRequest(f"Unknown hyperparameter '{key}'.", param=f"{where}.{key}",
+                                 code="unknown_parameter")
+    if lora and kind == "auto":
+        kind = "lora"
+    try:
+        return Hyperparameters(**values), AdapterSpec(kind=kind, lora=LoraSpec(**lora))
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = next((_LORA_BACK.get(str(p), str(p)) for p in err["loc"] if str(p) in _KNOWN), str(err["loc"][0]))
+        raise InvalidRequest(f"Invalid value for '{where}.{key}': {err['msg']}.", param=f"{where}.{key}",
+                             code="invalid_value") from None
+
+
+def hyperparameters_path(req: CreateJobRequest) -> str:
+    """Where this request put its hyperparameters, so an error names the field the user sent."""
+    m = req.method
+    if m and m.type == "supervised" and m.supervised and m.supervised.hyperparameters:
+        return "method.supervised.hyperparameters"
+    if m and m.type == "dpo" and m.dpo and m.dpo.hyperparameters:
+        return "method.dpo.hyperparameters"
+    return "hyperparameters"
+
+
+def wire_param(param: str | None, req: CreateJobRequest) -> str | None:
+    if param and param.startswith("hyperparameters."):
+        return hyperparameters_path(req) + param[len("hyperparameters"):]
+    return param
+
+
+def _with_extra_body(hp: SupervisedHyperparameters | None, extra: dict[str, Any],
+                     where: str) -> SupervisedHyperparameters:
+    """Nebius's extra_body: its keys join the hyperparameters; a key given twice must agree."""
+    given = hp.model_dump(exclude_none=True) if hp else {}
+    for key, value in extra.items():
+        if key not in _EXTRA_BODY_KEYS:
+            raise InvalidRequest(f"Unknown key '{key}' in extra_body; it takes hyperparameters: "
+                                 f"{', '.join(_EXTRA_BODY_KEYS)}.", param=f"extra_body.{key}",
+                                 code="unknown_parameter")
+        if key in given and given[key] != value:
+            raise InvalidRequest(f"extra_body.{key} is {value!r} but {where}.{key} is {given[key]!r}.",
+                                 param=f"extra_body.{key}")
+    return (type(hp) if hp else SupervisedHyperparameters).model_validate({**given, **extra})
+
+
+def _tags(tags: list[str] | str | None) -> list[str]:
+    return [tags] if isinstance(tags, str) else list(tags or [])
+
+
+def to_spec(req: CreateJobRequest) -> tuple[JobSpec, dict[str, str]]:
+    """The canonical spec, and the secrets that travel apart from it (never rendered)."""
+    method = req.method.type if req.method else "supervised"
+    if method not in METHODS:
+        raise InvalidRequest(f"Unknown method type '{method}'; expected one of {list(METHODS)}.",
+                             param="method.type")
+    where = hyperparameters_path(req)
+    hp_source = {"hyperparameters": req.hyperparameters,
+                 "method.supervised.hyperparameters": req.method and req.method.supervised
+                 and req.method.supervised.hyperparameters,
+                 "method.dpo.hyperparameters": req.method and req.method.dpo and req.method.dpo.hyperparameters,
+                 }[where]
+    if req.extra_body:
+        hp_source = _with_extra_body(hp_source or None, req.extra_body, where)
+    hyper, adapter = _hyperparameters(hp_source or None, where)
+    secrets: dict[str, str] = {}
+    integrations = []
+    for i, integ in enumerate(req.integrations or []):
+        if integ.wandb.api_key:
+            secrets[f"wandb_api_key_{i}"] = integ.wandb.api_key
+        integrations.append(Integration(type="wandb", wandb=WandbIntegration(
+            project=integ.wandb.project, name=integ.wandb.name, entity=integ.wandb.entity,
+            tags=integ.wandb.tags or [])))
+    spec = JobSpec(
+        model=req.model, method=method, training_files=[req.training_file],
+        validation_file=req.validation_file or None, hyperparameters=hyper, adapter=adapter,
+        integrations=integrations, output=OutputSpec(suffix=req.suffix), seed=req.seed,
+        metadata=req.metadata or {}, tags=_tags(req.tags),
+    )
+    return spec, secrets
+
+
+# -- rendering --------------------------------------------------------------------------------
+def _hp_out(spec: JobSpec) -> dict[str, Any]:
+    hp = spec.hyperparameters
+    out: dict[str, Any] = {"n_epochs": hp.n_epochs, "batch_size": hp.batch_size,
+                           "learning_rate_multiplier": hp.learning_rate_multiplier}
+    # Nebius's extras, echoed by their wire names once known (given, or resolved at queueing).
+    out.update({k: getattr(hp, k) for k in _PASSTHROUGH if getattr(hp, k) is not None})
+    if spec.adapter.kind != "auto":
+        out["lora"] = spec.adapter.kind == "lora"
+    if spec.adapter.kind == "lora":
+        out.update({wire: getattr(spec.adapter.lora, field) for wire, field in _LORA.items()})
+    return out
+
+
+def job(j: Job) -> dict[str, Any]:
+    spec = j.spec
+    hp = _hp_out(spec)
+    return {
+        "id": j.id,
+        "object": "fine_tuning.job",
+        "created_at": j.created_at,
+        "error": ({"code": j.error.code, "message": j.error.message, "param": j.error.param}
+                  if j.error else None),
+        "fine_tuned_model": j.fine_tuned_model,
+        "finished_at": j.finished_at,
+        "hyperparameters": hp,
+        "model": spec.model,
+        "organization_id": j.org_id,
+        "result_files": j.result_files,
+        "seed": spec.seed if spec.seed is not None else 0,
+        # "created" (held until an explicit start, as Oxen's API does) is not in OpenAI's
+        # vocabulary; the nearest is a job that has not been queued yet.
+        "status": "validating_files" if j.status is JobStatus.CREATED else j.status.value,
+        "trained_tokens": j.trained_tokens,
+        "training_file": spec.training_file,
+        "validation_file": spec.validation_file,
+        "integrations": [{"type": i.type, "wandb": i.wandb.model_dump(exclude_none=True)}
+                         for i in spec.integrations] or None,
+        "metadata": spec.metadata or None,
+        "method": {"type": spec.method, spec.method: {"hyperparameters": hp}},
+        "estimated_finish": j.estimated_finish,
+        "user_provided_suffix": spec.output.suffix,
+        # Nebius's progress fields; extra fields are fine for the SDK, strict or not.
+        "trained_steps": j.trained_steps,
+        "total_steps": j.total_steps,
+        "tags": spec.tags,
+        # What validation found in the data: examples, tokens, long examples, billable tokens.
+        "data_report": j.data_report,
+    }
+
+
+def event(e: Event) -> dict[str, Any]:
+    return {"id": e.id, "object": "fine_tuning.job.event", "created_at": e.created_at,
+            "level": e.level, "message": e.message, "data": e.data or {}, "type": e.type}
+
+
+def checkpoint(c: Checkpoint) -> dict[str, Any]:
+    return {"id": c.id, "object": "fine_tuning.job.checkpoint", "created_at": c.created_at,
+            "fine_tuned_model_checkpoint": c.model_id, "fine_tuning_job_id": c.job_id,
+            "step_number": c.step, "metrics": {"step": c.step, **c.metrics},
+            # Nebius: the checkpoint's weights as files (a tar of the checkpoint folder).
+            "result_files": c.result_files}
+
+
+def file(f: FileInfo) -> dict[str, Any]:
+    return {"id": f.id, "object": "file", "bytes": f.bytes, "created_at": f.created_at,
+            "filename": f.filename, "purpose": _openai_purpose(f.purpose), "status": f.status,
+            "status_details": f.status_details, "expires_at": f.expires_at}
+
+
+def _openai_purpose(purpose: str) -> str:
+    if purpose in _OPENAI_PURPOSES:
+        return purpose
+    return "user_data" if purpose == "alignment" else "fine-tune"  # SeekrFlow's training purposes
+
+
+def upload(u: UploadInfo) -> dict[str, Any]:
+    return {"id": u.id, "object": "upload", "bytes": u.bytes, "created_at": u.created_at,
+            "expires_at": u.expires_at, "filename": u.filename, "purpose": u.purpose,
+            "status": u.status, "file": file(u.file) if u.file else None}
+
+
+def upload_part(p: UploadPartInfo) -> dict[str, Any]:
+    return {"id": p.id, "object": "upload.part", "created_at": p.created_at, "upload_id": p.upload_id}
+
+
+def model(m: ModelInfo) -> dict[str, Any]:
+    return {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
+
+
+def page(p: Page, render) -> dict[str, Any]:
+    data = [render(x) for x in p.data]
+    return {"object": "list", "data": data, "has_more": p.has_more,
+            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}

@@ -1,0 +1,85 @@
+"""Oxen.ai wire models: what the `oxenai` client and Oxen's fine-tune HTTP API send.
+Responses are rendered in translate.py."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+
+# Reported in envelopes as Oxen's server does; the version of the client we were built against.
+OXEN_VERSION = "0.65.1"
+
+Number = Union[StrictFloat, StrictInt]
+
+
+class Lenient(BaseModel):
+    # The client sends fields that change between its versions (host, scheme, repo_uuid, ...).
+    model_config = ConfigDict(extra="ignore")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SeedUser(Lenient):
+    name: str = "unknown"
+    email: str = ""
+
+
+class SeedFile(Lenient):
+    path: str
+    contents: str = ""
+    user: SeedUser | None = None
+
+
+class CreateRepoRequest(Lenient):
+    namespace: str
+    name: str
+    description: str | None = ""
+    is_public: bool | None = False
+    files: list[SeedFile] | None = None
+
+
+class TrainingParams(Strict):
+    """Oxen's training_params for every script type; unknown keys are a 400 that names them."""
+
+    # text: which table columns hold the prompt and the reply
+    question_column: str | None = None
+    answer_column: str | None = None
+    epochs: StrictInt | None = None
+    steps: StrictInt | None = None
+    batch_size: StrictInt | None = None
+    learning_rate: Number | None = None
+    grad_accum: StrictInt | None = None
+    gradient_accumulation: StrictInt | None = None  # the API reference's name for grad_accum
+    seq_length: StrictInt | None = None
+    use_lora: StrictBool | None = None
+    lora_rank: StrictInt | None = None
+    lora_alpha: StrictInt | None = None
+    # Accepted and echoed: polytune logs every step and has no "thinking" templates to switch.
+    logging_steps: StrictInt | None = None
+    enable_thinking: StrictBool | None = None
+    neftune_noise_alpha: Number | None = None
+    # image generation: validated, then "not supported yet"
+    image_column: str | None = None
+    caption_column: str | None = None
+    timestep_type: str | None = None
+    samples: StrictInt | None = None
+    sample_every: StrictInt | None = None
+
+
+class CreateFineTuneRequest(Strict):
+    resource: str
+    base_model: str
+    script_type: str
+    training_params: TrainingParams = Field(default_factory=TrainingParams)
+    is_public: StrictBool = False
+    oxen_model_path: str | None = None
+
+
+def image_params(params: TrainingParams) -> dict[str, Any]:
+    return {k: v for k, v in params.model_dump(include=IMAGE_PARAMS).items() if v is not None}
+
+
+IMAGE_PARAMS = {"image_column", "caption_column", "timestep_type", "samples", "sample_every"}

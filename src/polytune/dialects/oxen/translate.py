@@ -1,0 +1,234 @@
+"""Oxen wire <-> domain: a fine-tune request becomes a JobSpec (plus the table's columns and
+resource); Jobs, repositories and commits become Oxen's `{status, status_message, ...}` bodies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from polytune.domain.errors import InvalidRequest
+from polytune.domain.job import Job, JobStatus
+from polytune.domain.objects import Checkpoint
+from polytune.domain.repos import BranchInfo, CommitInfo, RepoInfo
+from polytune.domain.spec import AdapterSpec, Hyperparameters, JobSpec, LoraSpec, OutputSpec
+from polytune.services.repo_jobs import TableColumns
+from polytune.services.repos import clean_path
+
+from .protocol import IMAGE_PARAMS, OXEN_VERSION, CreateFineTuneRequest, TrainingParams, image_params
+
+TEXT_SCRIPTS = ("text_generation",)
+IMAGE_SCRIPTS = ("image_generation",)
+TIMESTEP_TYPES = ("linear", "sigmoid", "weighted")
+DEFAULT_COLUMNS = TableColumns(question="question", answer="answer")
+
+# The lifecycle in Oxen's words (its list filter takes these too). Oxen has no pause, so a
+# paused job is "stopped" like a cancelled one; "deployed" names no polytune state.
+STATUS = {
+    JobStatus.CREATED: "created",
+    JobStatus.VALIDATING_FILES: "tokenizing",
+    JobStatus.QUEUED: "enqueued",
+    JobStatus.RUNNING: "running",
+    JobStatus.PAUSING: "running",
+    JobStatus.PAUSED: "stopped",
+    JobStatus.SUCCEEDED: "completed",
+    JobStatus.FAILED: "errored",
+    JobStatus.CANCELLED: "stopped",
+}
+OXEN_STATUSES = ("created", "tokenizing", "enqueued", "running", "completed", "stopped", "errored", "deployed")
+
+# Canonical param names -> the Oxen field the user sent, so a 400 names what they wrote.
+_WIRE_PARAM = {
+    "model": "base_model",
+    "training_file": "resource",
+    "hyperparameters.n_epochs": "training_params.epochs",
+    "hyperparameters.max_steps": "training_params.steps",
+    "hyperparameters.batch_size": "training_params.batch_size",
+    "hyperparameters.learning_rate": "training_params.learning_rate",
+    "hyperparameters.gradient_accumulation_steps": "training_params.grad_accum",
+    "hyperparameters.context_length": "training_params.seq_length",
+    "hyperparameters.lora_r": "training_params.lora_rank",
+    "hyperparameters.lora_alpha": "training_params.lora_alpha",
+}
+
+
+def to_wire(e: InvalidRequest) -> InvalidRequest:
+    """The same error, naming the Oxen field (in `param` and in the message) for a canonical one."""
+    wire = _WIRE_PARAM.get(e.param or "")
+    if wire:
+        if e.param.startswith("hyperparameters."):
+            e.message = e.message.replace(e.param, wire)
+        e.param = wire
+    return e
+
+
+def statuses(word: str | None) -> list[JobStatus] | None:
+    """The canonical statuses an Oxen status filter means (None: no filter)."""
+    if not word:
+        return None
+    if word not in OXEN_STATUSES:
+        raise InvalidRequest(f"Unknown status '{word}'; expected one of {', '.join(OXEN_STATUSES)}.",
+                             param="status")
+    return [s for s, w in STATUS.items() if w == word]
+
+
+# -- request ------------------------------------------------------------------------------------
+def _check_image_params(p: TrainingParams) -> None:
+    if p.timestep_type is not None and p.timestep_type not in TIMESTEP_TYPES:
+        raise InvalidRequest(f"training_params.timestep_type must be one of {', '.join(TIMESTEP_TYPES)}, "
+                             f"got '{p.timestep_type}'.", param="training_params.timestep_type")
+    for key, least in (("samples", 0), ("sample_every", 1)):
+        value = getattr(p, key)
+        if value is not None and value < least:
+            raise InvalidRequest(f"training_params.{key} must be at least {least}, got {value}.",
+                                 param=f"training_params.{key}")
+    for key in ("image_column", "caption_column"):
+        if getattr(p, key) is not None and not getattr(p, key).strip():
+            raise InvalidRequest(f"training_params.{key} must not be empty.", param=f"training_params.{key}")
+
+
+def _column(value: str | None, default: str, key: str) -> str:
+    if value is None:
+        return default
+    if not value.strip():
+        raise InvalidRequest(f"training_params.{key} must name a column.", param=f"training_params.{key}")
+    return value
+
+
+def to_spec(req: CreateFineTuneRequest, repo_name: str) -> tuple[JobSpec, TableColumns]:
+    """The canonical spec (its training file is still the resource) and the table's columns."""
+    p = req.training_params
+    _check_image_params(p)
+    images = image_params(p)
+    if req.script_type in IMAGE_SCRIPTS or images:
+        param = "script_type" if req.script_type in IMAGE_SCRIPTS else f"training_params.{sorted(images)[0]}"
+        raise InvalidRequest("Image fine-tuning (script_type 'image_generation' and its parameters "
+                             f"{', '.join(sorted(IMAGE_PARAMS))}) is not supported yet; "
+                             f"supported script types: {', '.join(TEXT_SCRIPTS)}.", param=param,
+                             code="not_supported_yet")
+    if req.script_type not in TEXT_SCRIPTS:
+        raise InvalidRequest(f"Unknown script_type '{req.script_type}'; supported: {', '.join(TEXT_SCRIPTS)} "
+                             f"(image_generation is not supported yet).", param="script_type")
+    if p.neftune_noise_alpha is not None:
+        raise InvalidRequest("training_params.neftune_noise_alpha is not supported yet.",
+                             param="training_params.neftune_noise_alpha", code="not_supported_yet")
+    if p.grad_accum is not None and p.gradient_accumulation is not None and p.grad_accum != p.gradient_accumulation:
+        raise InvalidRequest("training_params.grad_accum and gradient_accumulation disagree; send one.",
+                             param="training_params.grad_accum")
+    columns = TableColumns(question=_column(p.question_column, DEFAULT_COLUMNS.question, "question_column"),
+                           answer=_column(p.answer_column, DEFAULT_COLUMNS.answer, "answer_column"))
+    hyper = Hyperparameters(
+        n_epochs=p.epochs if p.epochs is not None else "auto",
+        max_steps=p.steps,
+        batch_size=p.batch_size if p.batch_size is not None else "auto",
+        learning_rate=p.learning_rate,
+        gradient_accumulation_steps=p.grad_accum if p.grad_accum is not None else p.gradient_accumulation,
+        context_length=p.seq_length,
+    )
+    lora = {k: v for k, v in (("r", p.lora_rank), ("alpha", p.lora_alpha)) if v is not None}
+    # Oxen's documented default is LoRA.
+    adapter = AdapterSpec(kind="full" if p.use_lora is False else "lora", lora=LoraSpec(**lora))
+    model_path = clean_path(req.oxen_model_path, "oxen_model_path") if req.oxen_model_path is not None else None
+    spec = JobSpec(
+        model=req.base_model, method="supervised", training_files=[req.resource], hyperparameters=hyper,
+        adapter=adapter,
+        output=OutputSpec(suffix=repo_name[:64], model_path=model_path, public=req.is_public),
+        extras={"script_type": req.script_type,
+                "training_params": p.model_dump(exclude_none=True),
+                "columns": {"question_column": columns.question, "answer_column": columns.answer}},
+    )
+    return spec, columns
+
+
+# -- responses ----------------------------------------------------------------------------------
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def ok(message: str, **body: Any) -> dict[str, Any]:
+    return {"status": "success", "status_message": message, "oxen_version": OXEN_VERSION, **body}
+
+
+def commit(c: CommitInfo) -> dict[str, Any]:
+    return {"id": c.id, "parent_ids": c.parent_ids, "message": c.message, "author": c.author,
+            "email": c.email, "timestamp": iso(c.created_at)}
+
+
+def repository(r: RepoInfo) -> dict[str, Any]:
+    return {"namespace": r.namespace, "name": r.name, "description": r.description, "is_public": r.is_public,
+            "min_version": None, "is_empty": r.latest_commit is None, "storage_kind": "local",
+            "latest_commit": commit(r.latest_commit) if r.latest_commit else None}
+
+
+def branch(b: BranchInfo) -> dict[str, Any]:
+    return {"name": b.name, "commit_id": b.commit.id, "commit": commit(b.commit)}
+
+
+def _training_params(spec: JobSpec) -> dict[str, Any]:
+    hp, adapter = spec.hyperparameters, spec.adapter
+    echoed = {k: v for k, v in spec.extras.get("training_params", {}).items()
+              if k in ("logging_steps", "enable_thinking")}
+    return {
+        **spec.extras.get("columns", {}),
+        "epochs": hp.n_epochs, "steps": hp.max_steps, "batch_size": hp.batch_size,
+        "learning_rate": hp.learning_rate, "grad_accum": hp.gradient_accumulation_steps or 1,
+        "seq_length": hp.context_length,
+        "use_lora": None if adapter.kind == "auto" else adapter.kind == "lora",
+        "lora_rank": adapter.lora.r, "lora_alpha": adapter.lora.alpha,
+        **echoed,
+    }
+
+
+def fine_tune(j: Job, repo: RepoInfo | None = None) -> dict[str, Any]:
+    spec = j.spec
+    out = spec.output
+    resource = spec.extras.get("resource")
+    published = None
+    if out.repository:
+        published = {"repository": repo.full_name if repo else None, "branch": out.branch,
+                     "path": out.repository_path(j.id)}
+    return {
+        "id": j.id,
+        "name": out.suffix or j.id,
+        "status": STATUS[j.status],
+        "base_model": spec.model,
+        "script_type": spec.extras.get("script_type", "text_generation"),
+        "repository_id": out.repository,
+        "repository": repo.full_name if repo else None,
+        # An Oxen resource is `<branch>/<path>` at a commit; a job made through another API
+        # trains on a file id.
+        "resource": ({"path": f"{resource['branch']}/{resource['path']}", "version": resource["version"]}
+                     if resource else {"path": spec.training_file, "version": None}),
+        "training_params": _training_params(spec),
+        "is_public": out.public,
+        "oxen_model_path": published["path"] if published else None,
+        "output_resource": published,
+        "error": j.error.message if j.error else None,
+        "created_at": iso(j.created_at),
+        "updated_at": iso(j.finished_at or j.started_at or j.created_at),
+        "started_at": iso(j.started_at),
+        "finished_at": iso(j.finished_at),
+        "total_token_count": j.trained_tokens or 0,
+        # polytune's own: the model id to serve, and progress.
+        "fine_tuned_model": j.fine_tuned_model,
+        "trained_steps": j.trained_steps,
+        "total_steps": j.total_steps,
+    }
+
+
+def train_status(j: Job) -> dict[str, Any]:
+    """Progress of a fine-tune (Oxen documents this endpoint's body only as an object)."""
+    total = j.total_steps
+    return {"fine_tune_id": j.id, "status": STATUS[j.status], "trained_steps": j.trained_steps,
+            "total_steps": total, "progress": round(j.trained_steps / total, 4) if total else 0.0,
+            "trained_tokens": j.trained_tokens or 0, "estimated_finish": iso(j.estimated_finish),
+            "error": j.error.message if j.error else None}
+
+
+def checkpoint(c: Checkpoint, path: str, size: int | None) -> dict[str, Any]:
+    m = c.metrics
+    metrics = {"loss": m.get("train_loss"), "mean_token_accuracy": m.get("train_mean_token_accuracy"),
+               **{k: v for k, v in m.items() if k not in ("train_loss", "train_mean_token_accuracy")}}
+    return {"step": c.step, "path": path, "created_at": iso(c.created_at), "metrics": metrics,
+            "size_bytes": size, "model_id": c.model_id, "model_name": c.model_id}

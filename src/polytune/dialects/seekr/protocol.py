@@ -1,0 +1,141 @@
+"""SeekrFlow wire models: what the `seekrai` SDK sends, as the seed's OpenAPI schema describes it.
+
+FastAPI validates bodies against these, so a bad body is a 422 with Seekr's (FastAPI's)
+HTTPValidationError shape, `detail: [{loc, msg, type}]`, before anything is created.
+Unknown keys are refused rather than dropped, so a misspelt field is an error, not a default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+AccelType = Literal["GAUDI2", "GAUDI3", "A100", "A10", "H100", "MI300X"]
+FineTuneType = Literal["STANDARD", "PREFERENCE", "GRPO", "REINFORCEMENT"]
+Weight = Annotated[float, Field(gt=0, le=1)]
+# LoRA `extras` keys with a canonical home; any other key is refused.
+LORA_EXTRAS = ("target_modules",)
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoraConfigIn(Wire):
+    r: int = Field(8, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.1, ge=0, le=1)
+    bias: Literal["none", "all", "lora_only"] = "none"
+    extras: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_extras(self) -> LoraConfigIn:
+        unknown = sorted(set(self.extras) - set(LORA_EXTRAS))
+        if unknown:
+            raise ValueError(f"unknown lora_config.extras key(s) {unknown}; known: {list(LORA_EXTRAS)}")
+        modules = self.extras.get("target_modules")
+        if modules is not None and modules != "all-linear" and not (
+                isinstance(modules, list) and modules and all(isinstance(m, str) for m in modules)):
+            raise ValueError("lora_config.extras.target_modules must be 'all-linear' or a list of module names")
+        return self
+
+
+class _Grader(Wire):
+    weight: Weight | None = None
+
+
+class FormatCheckGrader(_Grader):
+    type: Literal["format_check"]
+
+
+class MathAccuracyGrader(_Grader):
+    type: Literal["math_accuracy"]
+
+
+class StringCheckGrader(_Grader):
+    type: Literal["string_check"]
+    operation: Literal["equals", "not_equals", "contains", "case_insensitive_contains"]
+
+
+class TextSimilarityGrader(_Grader):
+    type: Literal["text_similarity"]
+    operation: Literal["bleu", "rouge"]
+
+
+class LlmGrader(_Grader):
+    type: Literal["llm"]
+    seed: int | None = Field(None, ge=0)
+    top_p: float | None = Field(None, ge=0, le=1)
+    temperature: float = Field(0.0, ge=0, le=1.5)
+    max_completion_tokens: int = Field(512, ge=1)
+
+
+Grader = Annotated[Union[FormatCheckGrader, MathAccuracyGrader, StringCheckGrader, TextSimilarityGrader,
+                         LlmGrader], Field(discriminator="type")]
+
+
+class RewardComponentsIn(Wire):
+    format_reward_weight: Weight = 0.1
+    graders: list[Grader] = Field(min_length=1)
+
+
+class TrainingConfigIn(Wire):
+    training_files: list[str] = Field(min_length=1)
+    model: str
+    n_epochs: int = Field(gt=0)
+    # The schema lists these two as required; the SDK leaves them out when the user does,
+    # and then polytune picks them ("auto").
+    learning_rate: float | None = Field(None, gt=0)
+    batch_size: int | None = Field(None, ge=1, le=1024)
+    n_checkpoints: int | None = Field(None, ge=0)
+    experiment_name: str | None = None
+    max_length: int | None = Field(None, gt=0)
+    pre_train: bool = False
+    fine_tune_type: FineTuneType = "STANDARD"
+    lora_config: LoraConfigIn | None = None
+    validation_files: list[str] | None = None
+    reward_components: RewardComponentsIn | None = None
+    beta: float | None = Field(None, gt=0)
+    loss_type: Literal["SIGMOID", "HINGE", "IPO", "KTO_PAIR"] | None = None
+    gradient_checkpointing: bool | None = None
+
+    @model_validator(mode="after")
+    def _method_fields(self) -> TrainingConfigIn:
+        rl = self.fine_tune_type in ("GRPO", "REINFORCEMENT")
+        if self.reward_components is not None and not rl:
+            raise ValueError(f"reward_components apply to REINFORCEMENT fine-tuning, not {self.fine_tune_type}")
+        if (self.beta is not None or self.loss_type is not None) and self.fine_tune_type != "PREFERENCE":
+            raise ValueError(f"beta and loss_type apply to PREFERENCE fine-tuning, not {self.fine_tune_type}")
+        if self.validation_files is not None and len(self.validation_files) > 1:
+            raise ValueError("at most one validation file is supported")
+        return self
+
+
+class InfrastructureConfigIn(Wire):
+    accel_type: AccelType
+    n_accel: int = Field(ge=1)
+    n_node: int = Field(1, ge=1)
+
+
+class FinetuneRequestIn(Wire):
+    project_id: int | None = None
+    description: str | None = None
+    training_config: TrainingConfigIn
+    infrastructure_config: InfrastructureConfigIn
+
+
+class ProjectIn(Wire):
+    id: int | None = None  # the SDK sends null
+    name: str = Field(min_length=5, max_length=100)
+    description: str = Field(min_length=5, max_length=1000)
+
+
+class RenameIn(Wire):
+    new_filename: str = Field(min_length=1, max_length=512)
+
+
+class ValidateMetadataIn(Wire):
+    purpose: str
+    suffix: str
+    size: int = Field(ge=0)

@@ -1,0 +1,210 @@
+"""SeekrFlow wire <-> domain: a FinetuneRequestIn becomes a JobSpec; Jobs, files, projects,
+models and events become the dicts the `seekrai` SDK parses (it validates every response
+with its pydantic models, so required fields and enums must be right)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import PurePosixPath
+from typing import Any
+
+from polytune.domain.job import Job, JobStatus
+from polytune.domain.objects import Event, FileInfo, ModelInfo, ProjectInfo
+from polytune.domain.spec import (TRAINABLE_METHODS, AdapterSpec, Hyperparameters, JobSpec, LoraSpec,
+                                  PreferenceSpec, Resources, RewardSpec)
+
+from .errors import NotAvailable
+from .protocol import LORA_EXTRAS, FinetuneRequestIn
+
+PURPOSES = ("fine-tune", "preference-fine-tune", "reinforcement-fine-tune", "pre-train", "alignment")
+FILE_TYPES = ("jsonl", "parquet", "pt", "html", "md", "rst", "rtf", "txt", "xml", "json", "csv", "doc",
+              "docx", "pdf", "ppt", "pptx")
+METHOD_OF_TYPE = {"STANDARD": "supervised", "PREFERENCE": "dpo", "GRPO": "reinforcement",
+                  "REINFORCEMENT": "reinforcement"}
+TYPE_OF_METHOD = {"supervised": "STANDARD", "dpo": "PREFERENCE", "reinforcement": "REINFORCEMENT"}
+STATUS = {
+    JobStatus.CREATED: "pending",  # held until an explicit run (an Oxen job)
+    JobStatus.VALIDATING_FILES: "pending",
+    JobStatus.QUEUED: "queued",
+    JobStatus.RUNNING: "running",
+    JobStatus.PAUSING: "running",
+    JobStatus.PAUSED: "pending",  # Seekr has no "paused": waiting, not yet back in the queue
+    JobStatus.SUCCEEDED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+}
+# The SDK requires accel_type to be one of its six on every job. A job created through another
+# API asked for no accelerator; it is shown as the smallest of the six (docs/dialects.md).
+DEFAULT_ACCEL = "A10"
+
+# Where a domain parameter lives in a Seekr create body (for 422 `loc`).
+_LOC: dict[str, tuple] = {
+    "model": ("training_config", "model"),
+    "training_file": ("training_config", "training_files"),
+    "validation_file": ("training_config", "validation_files"),
+    "method.type": ("training_config", "fine_tune_type"),
+    "hyperparameters.n_epochs": ("training_config", "n_epochs"),
+    "hyperparameters.batch_size": ("training_config", "batch_size"),
+    "hyperparameters.learning_rate": ("training_config", "learning_rate"),
+    "hyperparameters.n_checkpoints": ("training_config", "n_checkpoints"),
+    "hyperparameters.context_length": ("training_config", "max_length"),
+    "hyperparameters.gradient_checkpointing": ("training_config", "gradient_checkpointing"),
+    "hyperparameters.lora_r": ("training_config", "lora_config", "r"),
+    "hyperparameters.lora_alpha": ("training_config", "lora_config", "alpha"),
+    "hyperparameters.lora_dropout": ("training_config", "lora_config", "dropout"),
+    "project_id": ("project_id",),
+    "description": ("description",),
+}
+
+
+def create_loc(param: str) -> tuple | None:
+    """The create body's field for a domain parameter; None when it is not a body field."""
+    if param in _LOC:
+        return _LOC[param]
+    return None if param.startswith("fine_tuning_job_id") else tuple(param.split("."))
+
+
+def upload_loc(param: str) -> tuple | None:
+    return (param,) if param in ("purpose", "files", "filename", "new_filename") else None
+
+
+def to_spec(req: FinetuneRequestIn) -> JobSpec:
+    tc, infra = req.training_config, req.infrastructure_config
+    if tc.pre_train:
+        raise NotAvailable("training_config.pre_train: continued pre-training is not available on this "
+                           "server yet; send pre_train false for supervised fine-tuning.", param="pre_train")
+    method = METHOD_OF_TYPE[tc.fine_tune_type]
+    if method not in TRAINABLE_METHODS:
+        available = [TYPE_OF_METHOD[m] for m in TRAINABLE_METHODS]
+        raise NotAvailable(f"training_config.fine_tune_type {tc.fine_tune_type} is not available on this "
+                           f"server yet; available: {available}.", param="fine_tune_type")
+    hp = Hyperparameters(
+        n_epochs=tc.n_epochs,
+        batch_size=tc.batch_size if tc.batch_size is not None else "auto",
+        learning_rate=tc.learning_rate,
+        context_length=tc.max_length,
+        gradient_checkpointing=tc.gradient_checkpointing,
+        **({"n_checkpoints": tc.n_checkpoints} if tc.n_checkpoints is not None else {}),
+    )
+    # No lora_config means a full fine-tune in SeekrFlow.
+    adapter = AdapterSpec(kind="full")
+    if tc.lora_config is not None:
+        lc = tc.lora_config
+        adapter = AdapterSpec(kind="lora", lora=LoraSpec(
+            r=lc.r, alpha=lc.alpha, dropout=lc.dropout, bias=lc.bias,
+            **{k: lc.extras[k] for k in LORA_EXTRAS if k in lc.extras}))
+    preference = (PreferenceSpec(beta=tc.beta if tc.beta is not None else "auto",
+                                 loss_type=(tc.loss_type or "SIGMOID").lower())
+                  if method == "dpo" else None)
+    reward = None
+    if tc.reward_components is not None:
+        rc = tc.reward_components
+        reward = RewardSpec(graders=[g.model_dump(exclude_none=True) for g in rc.graders],
+                            format_reward_weight=rc.format_reward_weight)
+    return JobSpec(
+        model=tc.model, method=method, training_files=tc.training_files,
+        validation_file=(tc.validation_files or [None])[0], hyperparameters=hp, adapter=adapter,
+        preference=preference, reward=reward,
+        resources=Resources(accel_type=infra.accel_type, n_accel=infra.n_accel, n_node=infra.n_node),
+        description=req.description,
+        extras={"experiment_name": tc.experiment_name} if tc.experiment_name else {},
+    )
+
+
+# -- rendering --------------------------------------------------------------------------------
+def iso(ts: int | None) -> str | None:
+    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat() if ts is not None else None
+
+
+def _number(value: Any) -> Any:
+    return None if value == "auto" else value
+
+
+def job(j: Job) -> dict[str, Any]:
+    spec, hp, res = j.spec, j.spec.hyperparameters, j.spec.resources
+    lora = spec.adapter.lora
+    return {
+        "id": j.id,
+        "object": "fine-tune",
+        "fine_tune_type": TYPE_OF_METHOD[spec.method],
+        "training_files": spec.training_files,
+        "validation_files": [spec.validation_file] if spec.validation_file else [],
+        "model": spec.model,
+        "accel_type": res.accel_type or DEFAULT_ACCEL,
+        "n_accel": res.n_accel,
+        "n_node": res.n_node,
+        "n_epochs": _number(hp.n_epochs),
+        "batch_size": _number(hp.batch_size),
+        "learning_rate": hp.learning_rate,
+        "n_checkpoints": hp.n_checkpoints,
+        "max_length": hp.context_length,
+        "lora_config": ({"r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout, "bias": lora.bias,
+                         "extras": {"target_modules": lora.target_modules}}
+                        if spec.adapter.kind == "lora" else None),
+        "beta": _number(spec.preference.beta) if spec.preference else None,
+        "loss_type": spec.preference.loss_type.upper() if spec.preference else None,
+        "gradient_checkpointing": hp.gradient_checkpointing,
+        "reward_components": ({"format_reward_weight": spec.reward.format_reward_weight,
+                               "graders": spec.reward.graders} if spec.reward and spec.reward.graders else None),
+        "created_at": iso(j.created_at),
+        "experiment_name": spec.extras.get("experiment_name"),
+        "status": STATUS[j.status],
+        "inference_available": bool(j.fine_tuned_model),
+        "project_id": j.project_id,
+        "completed_at": iso(j.finished_at),
+        "description": spec.description,
+        "error_analysis": j.error.message if j.error else None,
+        # polytune's additions; the SDK keeps fields it doesn't know.
+        "fine_tuned_model": j.fine_tuned_model,
+        "trained_steps": j.trained_steps,
+        "total_steps": j.total_steps,
+        "trained_tokens": j.trained_tokens,
+        "seed": spec.seed,
+    }
+
+
+def event(e: Event, j: Job) -> dict[str, Any]:
+    data = e.data or {}
+    out: dict[str, Any] = {"object": "fine-tune-event", "created_at": iso(e.created_at), "message": e.message,
+                           "level": e.level, "type": e.type}
+    if e.type == "metrics":
+        step = data.get("step")
+        n_epochs = j.spec.hyperparameters.n_epochs
+        out.update(step=step, loss=data.get("train_loss"), valid_loss=data.get("valid_loss"),
+                   reward=data.get("reward"))
+        if isinstance(step, int) and isinstance(n_epochs, int) and j.total_steps:
+            out["epoch"] = round(step * n_epochs / j.total_steps, 4)
+    return out
+
+
+def events(items: list[Event], j: Job) -> dict[str, Any]:
+    return {"object": "list", "data": [event(e, j) for e in items]}
+
+
+def file_type(filename: str) -> str | None:
+    suffix = PurePosixPath(filename).suffix.lstrip(".").lower()
+    return suffix if suffix in FILE_TYPES else None
+
+
+def file(f: FileInfo) -> dict[str, Any]:
+    return {"id": f.id, "object": "file", "created_at": iso(f.created_at), "type": file_type(f.filename),
+            # The SDK validates purpose against its five; another API's purpose is left out.
+            "purpose": f.purpose if f.purpose in PURPOSES else None,
+            "filename": f.filename, "bytes": f.bytes, "created_by": f.org_id, "origin_file_id": None,
+            "deleted": False, "status": f.status, "status_details": f.status_details}
+
+
+def project(p: ProjectInfo, *, with_runs: bool = False) -> dict[str, Any]:
+    out = {"id": p.id, "name": p.name, "description": p.description, "user_id": p.owner_number,
+           "team_id": None, "created_at": iso(p.created_at), "updated_at": iso(p.updated_at)}
+    if with_runs:
+        out.update(runs=p.runs, runs_deployed=p.runs_succeeded, last_modified=iso(p.last_modified))
+    return out
+
+
+def model(m: ModelInfo) -> dict[str, Any]:
+    return {"id": m.id, "object": "model", "name": m.id, "created": m.created,
+            # The SDK reads these keys directly; polytune knows no size without loading weights.
+            "size": None, "model_type": "chat",
+            # Any base model trains with LoRA (peft); fine-tuned models are not bases for new jobs yet.
+            "supports_lora": m.kind == "base", "owned_by": m.owned_by, "base_model": m.base_model}

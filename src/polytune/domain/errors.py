@@ -1,0 +1,43 @@
+"""Domain errors. Dialects render them in their vendor's envelope; nothing here knows HTTP.
+
+Each error carries a `kind` that a dialect maps to a status code, a machine `code`, a human
+`message` and, where one input is to blame, the `param` that names it.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    kind = "invalid_request"  # invalid_request | not_found | unauthorized | too_large | conflict
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(DomainError):
+    kind = "invalid_request"
+
+
+class NotFound(DomainError):
+    kind = "not_found"
+    code = "not_found"
+
+
+class Unauthorized(DomainError):
+    kind = "unauthorized"
+    code = "invalid_api_key"
+
+
+class TooLarge(DomainError):
+    kind = "too_large"
+    code = "file_too_large"
+
+
+class Conflict(DomainError):
+    kind = "conflict"
+    code = "conflict"

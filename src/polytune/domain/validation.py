@@ -1,0 +1,70 @@
+"""Rules every JobSpec must satisfy, whatever dialect it came through. `param` names the field."""
+
+from __future__ import annotations
+
+from .errors import InvalidRequest
+from .spec import METHODS, TRAINABLE_METHODS, JobSpec
+
+MAX_SUFFIX = 64
+MAX_METADATA_KEYS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
+
+
+def _positive(value, param: str, *, integer: bool) -> None:
+    if value == "auto" or value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        kind = "an integer" if integer else "a number"
+        raise InvalidRequest(f"{param} must be {kind} or 'auto', got {value!r}.", param=param)
+    if value <= 0:
+        raise InvalidRequest(f"{param} must be greater than 0, got {value}.", param=param)
+
+
+def check_spec(spec: JobSpec) -> None:
+    if spec.method not in METHODS:
+        raise InvalidRequest(f"Unknown method '{spec.method}'; expected one of {list(METHODS)}.",
+                             param="method.type")
+    if spec.method not in TRAINABLE_METHODS:
+        raise InvalidRequest(f"Method '{spec.method}' is not available on this server yet; "
+                             f"available: {list(TRAINABLE_METHODS)}.", param="method.type")
+    if not spec.training_files or not all(spec.training_files):
+        raise InvalidRequest("training_file is required.", param="training_file")
+    if spec.validation_file and spec.validation_file in spec.training_files:
+        raise InvalidRequest("validation_file must differ from training_file: the same data can't "
+                             "measure how well the model generalises.", param="validation_file")
+    hp = spec.hyperparameters
+    _positive(hp.n_epochs, "hyperparameters.n_epochs", integer=True)
+    _positive(hp.max_steps, "hyperparameters.max_steps", integer=True)
+    _positive(hp.batch_size, "hyperparameters.batch_size", integer=True)
+    _positive(hp.learning_rate_multiplier, "hyperparameters.learning_rate_multiplier", integer=False)
+    _positive(hp.learning_rate, "hyperparameters.learning_rate", integer=False)
+    _positive(hp.gradient_accumulation_steps, "hyperparameters.gradient_accumulation_steps", integer=True)
+    _positive(hp.context_length, "hyperparameters.context_length", integer=True)
+    _positive(hp.max_grad_norm, "hyperparameters.max_grad_norm", integer=False)
+    if isinstance(hp.n_epochs, int) and hp.n_epochs > 100:
+        raise InvalidRequest("hyperparameters.n_epochs must be at most 100.", param="hyperparameters.n_epochs")
+    if hp.warmup_ratio is not None and not 0 <= hp.warmup_ratio < 1:
+        raise InvalidRequest("hyperparameters.warmup_ratio must be in [0, 1).", param="hyperparameters.warmup_ratio")
+    if hp.weight_decay is not None and hp.weight_decay < 0:
+        raise InvalidRequest("hyperparameters.weight_decay must not be negative.", param="hyperparameters.weight_decay")
+    if hp.n_checkpoints < 0:
+        raise InvalidRequest("n_checkpoints must not be negative.", param="hyperparameters.n_checkpoints")
+    lora = spec.adapter.lora
+    _positive(lora.r, "hyperparameters.lora_r", integer=True)
+    _positive(lora.alpha, "hyperparameters.lora_alpha", integer=True)
+    if not 0 <= lora.dropout < 1:
+        raise InvalidRequest("lora_dropout must be in [0, 1).", param="hyperparameters.lora_dropout")
+    suffix = spec.output.suffix
+    if suffix is not None and len(suffix) > MAX_SUFFIX:
+        raise InvalidRequest(f"suffix must be at most {MAX_SUFFIX} characters, got {len(suffix)}.", param="suffix")
+    if suffix is not None and ":" in suffix:
+        raise InvalidRequest("suffix must not contain ':' (it separates the parts of a model name).", param="suffix")
+    md = spec.metadata
+    if len(md) > MAX_METADATA_KEYS:
+        raise InvalidRequest(f"metadata may hold at most {MAX_METADATA_KEYS} keys, got {len(md)}.", param="metadata")
+    for k, v in md.items():
+        if len(k) > MAX_METADATA_KEY:
+            raise InvalidRequest(f"metadata key '{k[:20]}…' is over {MAX_METADATA_KEY} characters.", param="metadata")
+        if len(v) > MAX_METADATA_VALUE:
+            raise InvalidRequest(f"metadata['{k}'] is over {MAX_METADATA_VALUE} characters.", param="metadata")
+    if spec.seed is not None and not 0 <= spec.seed < 2**31:
+        raise InvalidRequest("seed must be between 0 and 2147483647.", param="seed")

@@ -1,0 +1,91 @@
+"""Worker subprocesses on this machine, one process group per job.
+
+A group per job means a crash or a cancel never touches the server and always frees every
+process the worker started (tokenizer threads, dataloader workers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from .base import WorkerExit
+
+
+class LocalExecutor:
+    def __init__(self, settings):
+        self.settings = settings
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self.log_dir = settings.resolved_data_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # The worker reaches the same database and blobs, spelled out so a relative data dir
+        # or an unset default means the same thing in the child.
+        env["POLYTUNE_DATA_DIR"] = str(self.settings.resolved_data_dir)
+        env["POLYTUNE_DATABASE_URL"] = self.settings.resolved_database_url
+        env["POLYTUNE_STORAGE_URL"] = self.settings.resolved_storage_url
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        return env
+
+    def submit(self, job_id: str) -> dict[str, Any]:
+        log = open(self.log_dir / f"{job_id}.log", "ab")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "polytune.training.runner", job_id],
+                env=self._env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        with self._lock:
+            self._procs[job_id] = proc
+        return {"executor": "local", "host": socket.gethostname(), "pid": proc.pid}
+
+    def stop(self, job_id: str, *, force: bool = False) -> None:
+        with self._lock:
+            proc = self._procs.get(job_id)
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL if force else signal.SIGTERM)
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return [j for j, p in self._procs.items() if p.poll() is None]
+
+    def reap(self) -> list[WorkerExit]:
+        exits = []
+        with self._lock:
+            for job_id, proc in list(self._procs.items()):
+                code = proc.poll()
+                if code is not None:
+                    # The worker is gone; make sure nothing it started lingers in its group.
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    exits.append(WorkerExit(job_id, code))
+                    del self._procs[job_id]
+        return exits
+
+    def pid(self, job_id: str) -> int | None:
+        with self._lock:
+            proc = self._procs.get(job_id)
+            return proc.pid if proc else None
+
+    def shutdown(self) -> None:
+        with self._lock:
+            procs = list(self._procs.values())
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.wait(timeout=5)

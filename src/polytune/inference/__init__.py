@@ -1,0 +1,1 @@
+"""Inference: where fine-tuned models are found and (later) served."""

@@ -1,0 +1,80 @@
+"""The interface between serving and whatever runs the model.
+
+A backend turns prompt token ids into generated token ids. Everything around that —
+resolving model ids, chat templates, detokenizing, stop strings, choices, usage, the wire
+format — lives above it, so a backend only has to do what engines are good at:
+
+- `TransformersBackend` (hf_backend.py): transformers + peft in a thread of the API server,
+  one base model in memory serving many LoRA adapters, continuous batching.
+- a vLLM backend would map `generate` onto `AsyncLLMEngine.generate(TokensPrompt(prompt_ids),
+  SamplingParams(...), request_id, lora_request=LoRARequest(adapter_key, n, adapter_dir))`,
+  `abort` onto `engine.abort`, and keep one engine per `base_key`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """What a request runs on: one set of weights, optionally with a LoRA adapter on top.
+
+    Keys are stable identities (a catalog name or a fine-tuned model id): requests with the
+    same base_key share one copy of the base weights and may be batched together.
+    """
+
+    base_key: str
+    base_dir: Path | str  # a local folder (or a hub id for a hub catalog entry)
+    adapter_key: str | None = None
+    adapter_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int
+    temperature: float = 1.0  # 0: greedy
+    top_p: float = 1.0
+    seed: int | None = None
+    stop_token_ids: frozenset[int] = frozenset()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    # None: no logprobs; k >= 0: the chosen token's logprob and the k most likely tokens.
+    logprobs: int | None = None
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One generated token. The last event of a request has a finish_reason: "stop" when the
+    token is one of stop_token_ids, "length" when max_tokens was reached."""
+
+    token_id: int
+    logprob: float | None = None
+    top_logprobs: tuple[tuple[int, float], ...] = ()
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class InferenceBackend(Protocol):
+    def generate(self, request_id: str, target: ModelTarget, prompt_ids: list[int],
+                 params: SamplingParams) -> AsyncIterator[TokenEvent]:
+        """Generated tokens as they come. Closing the iterator early aborts the request."""
+        ...
+
+    def abort(self, request_id: str) -> None:
+        """Stop a request (no more events); unknown or finished ids are ignored."""
+        ...
+
+    def forget(self, key: str) -> None:
+        """A model or adapter was deleted: free its weights once no request uses them."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """What is loaded and how much memory it takes (for /health-style reporting and tests)."""
+        ...
+
+    def close(self) -> None:
+        ...

@@ -1,0 +1,241 @@
+"""The transformers backend: one engine thread in the API server process runs every model.
+
+Requests arrive from the event loop through an inbox; the engine thread loads what they need
+(ModelPool), and each turn of its loop advances every loaded model by one step: newcomers are
+prefilled and joined to the model's running batch, then every row gets its next token. Tokens
+go back to each request's asyncio queue. All torch work and every change to the models happens
+on this one thread, so a request's adapter choice can't be changed under it by another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
+from polytune.inference.model_pool import LoadedModel, ModelPool
+from polytune.inference.running_batch import RunningBatch
+from polytune.inference.sampling import RowSampler, choose
+
+log = logging.getLogger("polytune.inference")
+
+
+@dataclass
+class _Sequence:
+    request_id: str
+    target: ModelTarget
+    prompt: list[int]
+    params: SamplingParams
+    emit: Callable[[TokenEvent | BaseException], None]
+    model: LoadedModel | None = None
+    adapter: str | None = None
+    sampler: RowSampler | None = None
+    pending: int = 0  # the last generated token, fed at the next step
+    position: int = 0  # the position id of `pending`
+    generated: int = 0
+    aborted: bool = False
+    done: bool = field(default=False)
+
+
+class TransformersBackend:
+    def __init__(self, *, memory_budget_bytes: int, max_batch: int = 16, device: str | None = None,
+                 threads: int = 0):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.max_batch = max_batch
+        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
+        self._pool = ModelPool(memory_budget_bytes, self.device)
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._sequences: dict[str, _Sequence] = {}
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._stats: dict[str, Any] = self._pool.stats()
+        self._closed = False
+
+    # -- the interface (called from the event loop) ------------------------------------------
+    async def generate(self, request_id: str, target: ModelTarget, prompt_ids: list[int],
+                       params: SamplingParams) -> AsyncIterator[TokenEvent]:
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+
+        def emit(event: TokenEvent | BaseException) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, event)
+            except RuntimeError:  # the caller's event loop is gone; so is the caller
+                self._inbox.put(("abort", request_id))
+
+        seq = _Sequence(request_id, target, list(prompt_ids), params, emit=emit)
+        self._post(("submit", seq))
+        finished = False
+        try:
+            while True:
+                event = await events.get()
+                if isinstance(event, BaseException):
+                    finished = True
+                    raise event
+                if event.finish_reason is not None:
+                    finished = True
+                yield event
+                if finished:
+                    return
+        finally:
+            if not finished:
+                self.abort(request_id)
+
+    def abort(self, request_id: str) -> None:
+        self._post(("abort", request_id))
+
+    def forget(self, key: str) -> None:
+        self._post(("forget", key))
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._stats)
+
+    def close(self) -> None:
+        self._closed = True
+        self._inbox.put(("close", None))
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _post(self, command: tuple) -> None:
+        if self._closed:
+            raise RuntimeError("the inference backend is closed")
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="polytune-inference", daemon=True)
+                self._thread.start()
+        self._inbox.put(command)
+
+    # -- the engine thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.threads)  # this thread's kernels; the event loop keeps its own
+        with torch.inference_mode():
+            while True:
+                working = any(m.waiting or len(m.batch) for m in self._pool.models.values())
+                if not self._drain(block=not working):
+                    return
+                for model in list(self._pool.models.values()):
+                    if model.waiting or len(model.batch):
+                        try:
+                            self._step(model)
+                        except Exception as e:  # noqa: BLE001 - fail this model's requests, keep serving
+                            log.exception("inference step failed on %s", model.key)
+                            self._fail_all(model, e)
+                self._stats = self._pool.stats()
+
+    def _drain(self, block: bool) -> bool:
+        """Handle queued commands (waiting for one if `block`); False once closed."""
+        while True:
+            try:
+                kind, arg = self._inbox.get(block=block)
+            except queue.Empty:
+                return True
+            block = False
+            if kind == "close":
+                return False
+            try:
+                if kind == "submit":
+                    self._admit(arg)
+                elif kind == "abort":
+                    seq = self._sequences.get(arg)
+                    if seq is not None:
+                        seq.aborted = True
+                elif kind == "forget":
+                    self._pool.forget(arg)
+            except Exception:  # noqa: BLE001 - the engine thread must outlive any one command
+                log.exception("inference command %s failed", kind)
+
+    def _admit(self, seq: _Sequence) -> None:
+        try:
+            seq.model, seq.adapter = self._pool.acquire(seq.target)
+        except Exception as e:  # noqa: BLE001 - the request gets the error
+            log.exception("loading %s failed", seq.target)
+            seq.emit(e)
+            return
+        self._sequences[seq.request_id] = seq
+        try:
+            seq.sampler = RowSampler(seq.params, seq.model.vocab_size, self.device)
+        except Exception as e:  # noqa: BLE001
+            seq.emit(e)
+            self._retire(seq)
+            return
+        seq.model.waiting.append(seq)
+
+    def _step(self, model: LoadedModel) -> None:
+        batch = model.batch
+        self._drop_finished(model)
+        room = self.max_batch - len(batch)
+        if model.waiting and room > 0:
+            newcomers, model.waiting = model.waiting[:room], model.waiting[room:]
+            newcomers = [s for s in newcomers if not self._finish_if_aborted(s)]
+            if newcomers:
+                logits, cache, mask = RunningBatch.prefill(model.forward, [s.prompt for s in newcomers],
+                                                           [s.adapter for s in newcomers], self.device)
+                for seq in newcomers:
+                    seq.position = len(seq.prompt) - 1  # the last prompt token's
+                self._emit_next(newcomers, logits)
+                batch.join(newcomers, cache, mask)
+                self._drop_finished(model)
+        if len(batch):
+            rows = batch.rows
+            logits = batch.step(model.forward, [s.pending for s in rows], [s.position for s in rows],
+                                [s.adapter for s in rows])
+            self._emit_next(rows, logits)
+            self._drop_finished(model)
+
+    def _emit_next(self, rows: list[_Sequence], logits: torch.Tensor) -> None:
+        for seq, choice in zip(rows, choose(logits, [s.sampler for s in rows]), strict=True):
+            if seq.done:
+                continue
+            seq.generated += 1
+            reason = None
+            if choice.token in seq.params.stop_token_ids:
+                reason = "stop"
+            elif seq.generated >= seq.params.max_tokens:
+                reason = "length"
+            top = tuple(choice.top)
+            seq.emit(TokenEvent(choice.token, choice.logprob, top, reason))
+            seq.pending = choice.token
+            seq.position += 1
+            if reason is not None:
+                seq.done = True
+
+    def _finish_if_aborted(self, seq: _Sequence) -> bool:
+        """Retire a waiting sequence that was aborted before it started; True if it was."""
+        if seq.aborted:
+            seq.done = True
+            self._retire(seq)
+        return seq.done
+
+    def _drop_finished(self, model: LoadedModel) -> None:
+        batch = model.batch
+        for seq in batch.rows:
+            seq.done = seq.done or seq.aborted
+        gone = [seq for seq in batch.rows if seq.done]
+        if gone:
+            batch.keep([i for i, seq in enumerate(batch.rows) if not seq.done])
+            for seq in gone:
+                self._retire(seq)
+
+    def _retire(self, seq: _Sequence) -> None:
+        if self._sequences.pop(seq.request_id, None) is not None and seq.model is not None:
+            self._pool.release(seq.model, seq.adapter)
+
+    def _fail_all(self, model: LoadedModel, error: Exception) -> None:
+        failed, model.batch, model.waiting = model.batch.rows + model.waiting, RunningBatch(), []
+        for seq in failed:
+            if not seq.done:
+                seq.emit(error)
+            seq.done = True
+            try:
+                self._retire(seq)
+            except Exception:  # noqa: BLE001 - releasing must not stop the others from failing cleanly
+                log.exception("releasing %s failed", seq.request_id)

@@ -1,0 +1,256 @@
+"""Files and OpenAI's Uploads API: bytes stream to blob storage, rows record who owns what."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import sqlalchemy as sa
+
+from polytune.domain.errors import InvalidRequest, NotFound, TooLarge
+from polytune.domain.ids import new_id
+from polytune.domain.objects import FileInfo, Page, UploadInfo, UploadPartInfo
+from polytune.store import tables as t
+from polytune.store.blobs import BlobStore, PendingBlob, local_copy
+from polytune.store.db import Database, now
+from polytune.store.files import add_file
+from polytune.store.pagination import page
+
+FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+UPLOAD_TTL = 3600
+MAX_PART_BYTES = 64 * 1024 * 1024
+
+
+def _info(row: t.File) -> FileInfo:
+    return FileInfo(id=row.id, org_id=row.org_id, filename=row.filename, purpose=row.purpose,
+                    bytes=row.bytes, created_at=row.created_at, status=row.status,
+                    status_details=row.status_details, expires_at=row.expires_at,
+                    data_report=row.data_report)
+
+
+class FileService:
+    def __init__(self, db: Database, blobs: BlobStore, *, max_bytes: int):
+        self.db, self.blobs, self.max_bytes = db, blobs, max_bytes
+
+    # -- streaming a new file in -------------------------------------------------------------
+    def begin(self) -> tuple[str, PendingBlob]:
+        """Start receiving a file's bytes; the caller writes, then calls finish() or abort()."""
+        file_id = new_id("file")
+        return file_id, self.blobs.begin(f"files/{file_id}")
+
+    def write(self, pending: PendingBlob, data: bytes) -> None:
+        if pending.size + len(data) > self.max_bytes:
+            raise TooLarge(f"File is larger than the limit of {self.max_bytes} bytes.", param="file")
+        pending.write(data)
+
+    def finish(self, org_id: str, file_id: str, pending: PendingBlob, *, filename: str,
+               purpose: str, expires_after: int | None = None,
+               purposes: tuple[str, ...] = FILE_PURPOSES) -> FileInfo:
+        """`purposes`: the ones the caller's API knows (SeekrFlow's differ from OpenAI's)."""
+        check_purpose(purpose, purposes)
+        pending.commit()
+        return self._record(org_id, file_id, filename=filename, purpose=purpose,
+                            size=pending.size, expires_after=expires_after)
+
+    def create_bytes(self, org_id: str, *, filename: str, purpose: str, data: bytes) -> FileInfo:
+        """A file the service itself makes (a results CSV)."""
+        file_id, pending = self.begin()
+        pending.write(data)
+        pending.commit()
+        return self._record(org_id, file_id, filename=filename, purpose=purpose, size=len(data))
+
+    def _record(self, org_id: str, file_id: str, *, filename: str, purpose: str, size: int,
+                expires_after: int | None = None) -> FileInfo:
+        status, details, report = self._inspect(file_id, purpose)
+        with self.db.session() as s:
+            row = add_file(s, file_id=file_id, org_id=org_id, filename=filename, purpose=purpose,
+                           size=size, status=status, status_details=details, data_report=report,
+                           expires_at=now() + expires_after if expires_after else None)
+        return _info(row)
+
+    def _inspect(self, file_id: str, purpose: str) -> tuple[str, str | None, dict | None]:
+        """Check every row of a fine-tune file at upload, so a bad file is known before any job:
+        (status, status_details, data report)."""
+        if purpose != "fine-tune":
+            return "processed", None, None
+        from polytune.data.inspect import DatasetError, inspect_file
+
+        with local_copy(self.blobs, f"files/{file_id}") as path:
+            try:
+                summary = inspect_file(path)
+            except DatasetError as e:
+                return "error", e.message, None
+        return "processed", summary.describe(), dataclasses.asdict(summary)
+
+    # -- reading -----------------------------------------------------------------------------
+    def _row(self, s, org_id: str, file_id: str) -> t.File:
+        row = s.scalar(sa.select(t.File).where(t.File.id == file_id, t.File.org_id == org_id,
+                                               t.File.deleted_at.is_(None)))
+        if row is None:
+            raise NotFound(f"No such File object: {file_id}", param="id")
+        return row
+
+    def get(self, org_id: str, file_id: str) -> FileInfo:
+        with self.db.session() as s:
+            return _info(self._row(s, org_id, file_id))
+
+    def list(self, org_id: str, *, after: str | None = None, limit: int = 10000,
+             order: str = "desc", purpose: str | None = None) -> Page:
+        if order not in ("asc", "desc"):
+            raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
+        with self.db.session() as s:
+            stmt = sa.select(t.File).where(t.File.org_id == org_id, t.File.deleted_at.is_(None))
+            if purpose:
+                stmt = stmt.where(t.File.purpose == purpose)
+            rows, more = page(s, stmt, t.File, after=after, limit=limit, order=order)  # type: ignore[arg-type]
+            return Page([_info(r) for r in rows], more)
+
+    def list_offset(self, org_id: str, *, offset: int = 0, limit: int = 100, sort_by: str = "created_at",
+                    sort_order: str = "desc", purpose: str | None = None) -> Page:
+        """Offset pagination with a choice of sort column (SeekrFlow's file list)."""
+        columns = {"created_at": t.File.seq, "filename": t.File.filename, "size": t.File.bytes}
+        if sort_by not in columns:
+            raise InvalidRequest(f"sort_by must be one of {list(columns)}, got '{sort_by}'.", param="sort_by")
+        if sort_order not in ("asc", "desc"):
+            raise InvalidRequest("sort_order must be 'asc' or 'desc'.", param="sort_order")
+        if offset < 0:
+            raise InvalidRequest("offset must not be negative.", param="offset")
+        if not 1 <= limit <= 10_000:
+            raise InvalidRequest("limit must be between 1 and 10000.", param="limit")
+        column = columns[sort_by]
+        order = [column.asc() if sort_order == "asc" else column.desc(), t.File.seq.desc()]
+        with self.db.session() as s:
+            stmt = sa.select(t.File).where(t.File.org_id == org_id, t.File.deleted_at.is_(None))
+            if purpose:
+                stmt = stmt.where(t.File.purpose == purpose)
+            rows = list(s.scalars(stmt.order_by(*order).offset(offset).limit(limit + 1)))
+            return Page([_info(r) for r in rows[:limit]], len(rows) > limit)
+
+    def rename(self, org_id: str, file_id: str, filename: str) -> FileInfo:
+        name = filename.strip()
+        if not name or "/" in name or len(name) > 512:
+            raise InvalidRequest("The new filename must be 1-512 characters with no '/'.", param="new_filename")
+        with self.db.session() as s:
+            row = self._row(s, org_id, file_id)
+            row.filename = name
+            return _info(row)
+
+    def content(self, org_id: str, file_id: str):
+        """(info, chunk iterator) of the file's bytes."""
+        info = self.get(org_id, file_id)
+        return info, self.blobs.iter_chunks(f"files/{file_id}")
+
+    def delete(self, org_id: str, file_id: str) -> None:
+        with self.db.session() as s:
+            row = self._row(s, org_id, file_id)
+            row.deleted_at = now()
+        self.blobs.delete(f"files/{file_id}")
+
+    # -- OpenAI Uploads: a large file in parts ---------------------------------------------
+    def _upload_row(self, s, org_id: str, upload_id: str) -> t.Upload:
+        row = s.scalar(sa.select(t.Upload).where(t.Upload.id == upload_id, t.Upload.org_id == org_id))
+        if row is None:
+            raise NotFound(f"No such Upload object: {upload_id}", param="upload_id")
+        if row.status == "pending" and row.expires_at < now():
+            row.status = "expired"
+        return row
+
+    def _upload_info(self, row: t.Upload, file: FileInfo | None = None) -> UploadInfo:
+        return UploadInfo(id=row.id, filename=row.filename, purpose=row.purpose, bytes=row.bytes,
+                          mime_type=row.mime_type, status=row.status, created_at=row.created_at,
+                          expires_at=row.expires_at, file=file)
+
+    def create_upload(self, org_id: str, *, filename: str, purpose: str, bytes: int,
+                      mime_type: str) -> UploadInfo:
+        check_purpose(purpose)
+        if bytes < 0:
+            raise InvalidRequest("bytes must not be negative.", param="bytes")
+        if bytes > self.max_bytes:
+            raise TooLarge(f"Upload of {bytes} bytes is over the limit of {self.max_bytes}.", param="bytes")
+        if not filename:
+            raise InvalidRequest("filename must not be empty.", param="filename")
+        created = now()
+        row = t.Upload(id=new_id("upload"), org_id=org_id, filename=filename, purpose=purpose,
+                       bytes=bytes, mime_type=mime_type, status="pending", created_at=created,
+                       expires_at=created + UPLOAD_TTL)
+        with self.db.session() as s:
+            s.add(row)
+        return self._upload_info(row)
+
+    def _pending_upload(self, s, org_id: str, upload_id: str) -> t.Upload:
+        row = self._upload_row(s, org_id, upload_id)
+        if row.status != "pending":
+            raise InvalidRequest(f"Upload {upload_id} is {row.status}; it takes no more changes.",
+                                 param="upload_id")
+        return row
+
+    def begin_part(self, org_id: str, upload_id: str) -> tuple[str, PendingBlob]:
+        with self.db.session() as s:
+            self._pending_upload(s, org_id, upload_id)
+        part_id = new_id("part")
+        return part_id, self.blobs.begin(f"uploads/{upload_id}/{part_id}")
+
+    def write_part(self, pending: PendingBlob, data: bytes) -> None:
+        if pending.size + len(data) > MAX_PART_BYTES:
+            raise TooLarge(f"A part may hold at most {MAX_PART_BYTES} bytes.", param="data")
+        pending.write(data)
+
+    def finish_part(self, org_id: str, upload_id: str, part_id: str, pending: PendingBlob) -> UploadPartInfo:
+        pending.commit()
+        with self.db.session() as s:
+            self._pending_upload(s, org_id, upload_id)
+            part = t.UploadPart(id=part_id, upload_id=upload_id, bytes=pending.size,
+                                blob_key=pending.key, created_at=now())
+            s.add(part)
+        return UploadPartInfo(id=part_id, upload_id=upload_id, created_at=part.created_at)
+
+    def complete_upload(self, org_id: str, upload_id: str, part_ids: list[str],
+                        md5: str | None = None) -> UploadInfo:
+        with self.db.session() as s:
+            row = self._pending_upload(s, org_id, upload_id)
+            parts = {p.id: p for p in s.scalars(sa.select(t.UploadPart).where(t.UploadPart.upload_id == upload_id))}
+        if not part_ids:
+            raise InvalidRequest("part_ids must list at least one part.", param="part_ids")
+        if len(set(part_ids)) != len(part_ids):
+            raise InvalidRequest("part_ids lists a part more than once.", param="part_ids")
+        unknown = [p for p in part_ids if p not in parts]
+        if unknown:
+            raise InvalidRequest(f"Part {unknown[0]} does not belong to upload {upload_id}.", param="part_ids")
+        total = sum(parts[p].bytes for p in part_ids)
+        if total != row.bytes:
+            raise InvalidRequest(f"The parts hold {total} bytes but the upload was created for "
+                                 f"{row.bytes} bytes.", param="part_ids")
+        file_id, pending = self.begin()
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            for p in part_ids:
+                for chunk in self.blobs.iter_chunks(parts[p].blob_key):
+                    digest.update(chunk)
+                    pending.write(chunk)
+        except BaseException:
+            pending.abort()
+            raise
+        if md5 and digest.hexdigest() != md5.lower():
+            pending.abort()
+            raise InvalidRequest(f"md5 mismatch: the parts hash to {digest.hexdigest()}.", param="md5")
+        pending.commit()
+        info = self._record(org_id, file_id, filename=row.filename, purpose=row.purpose, size=total)
+        with self.db.session() as s:
+            row = self._pending_upload(s, org_id, upload_id)
+            row.status, row.file_id = "completed", file_id
+        self.blobs.delete(f"uploads/{upload_id}")
+        return self._upload_info(row, info)
+
+    def cancel_upload(self, org_id: str, upload_id: str) -> UploadInfo:
+        with self.db.session() as s:
+            row = self._pending_upload(s, org_id, upload_id)
+            row.status = "cancelled"
+        self.blobs.delete(f"uploads/{upload_id}")
+        return self._upload_info(row)
+
+
+def check_purpose(purpose: str, purposes: tuple[str, ...] = FILE_PURPOSES) -> None:
+    if purpose not in purposes:
+        raise InvalidRequest(f"'{purpose}' is not a valid purpose; expected one of "
+                             f"{json.dumps(list(purposes))}.", param="purpose")

@@ -1,0 +1,138 @@
+"""Serving use cases: check and tokenize a chat or completions request, run it, forget a model.
+
+The backend (and torch with it) starts on the first request, not with the server, and runs
+in its own thread; `prepare_*` do blocking work (database, copying weights, tokenizers) and
+are called from a worker thread, never from the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+
+from polytune.config import Settings
+from polytune.domain.errors import InvalidRequest, NotFound
+from polytune.domain.inference import ChatMessage, ChoiceDelta, GenerationParams, ServedModel, Usage
+from polytune.inference import engine
+from polytune.inference.backend import InferenceBackend, ModelTarget
+from polytune.inference.engine import PreparedRequest
+from polytune.inference.model_text import ModelText, encode_prompt, load_model_text, render_chat
+from polytune.inference.weights import cache_root, drop_model_dir, fetch_model_dir
+from polytune.services.models import ModelService
+from polytune.store.blobs import BlobStore
+from polytune.training.models import Catalog
+
+_TEXT_CACHE = 64
+
+
+class InferenceService:
+    def __init__(self, settings: Settings, models: ModelService, catalog: Catalog, blobs: BlobStore,
+                 backend: InferenceBackend | None = None):
+        self.settings, self.models, self.catalog, self.blobs = settings, models, catalog, blobs
+        self._backend = backend
+        self._lock = threading.Lock()
+        self._texts: OrderedDict[str, tuple[ModelTarget, ModelText]] = OrderedDict()
+
+    @property
+    def backend(self) -> InferenceBackend:
+        with self._lock:
+            if self._backend is None:
+                from polytune.inference.hf_backend import TransformersBackend
+
+                self._backend = TransformersBackend(memory_budget_bytes=self.settings.inference_memory_mb * 2**20,
+                                                    max_batch=self.settings.inference_max_batch,
+                                                    threads=self.settings.inference_threads)
+            return self._backend
+
+    # -- preparing requests (blocking: call from a worker thread) -----------------------------
+    def prepare_chat(self, org_id: str, model_id: str, messages: list[ChatMessage],
+                     params: GenerationParams) -> PreparedRequest:
+        served = self.models.resolve(org_id, model_id)
+        target, text = self._load(served)
+        prompt = render_chat(text, model_id, messages)
+        return self._prepared(served, target, text, [prompt], params, "messages", [""])
+
+    def prepare_completion(self, org_id: str, model_id: str, prompts: list[str | list[int]],
+                           params: GenerationParams) -> PreparedRequest:
+        served = self.models.resolve(org_id, model_id)
+        target, text = self._load(served)
+        param = lambda i: "prompt" if len(prompts) == 1 else f"prompt[{i}]"  # noqa: E731
+        ids = [encode_prompt(text, p, param(i)) for i, p in enumerate(prompts)]
+        echo = [(p if isinstance(p, str) else text.tokenizer.decode(p)) if params.echo else "" for p in prompts]
+        return self._prepared(served, target, text, ids, params, "prompt", echo)
+
+    def _prepared(self, served: ServedModel, target: ModelTarget, text: ModelText, prompts: list[list[int]],
+                  params: GenerationParams, prompt_param: str, echo: list[str]) -> PreparedRequest:
+        vocab = len(text.tokenizer)
+        bad = next((t for t in params.logit_bias if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise InvalidRequest(f"logit_bias names token {bad}, outside the vocabulary (0..{vocab - 1}).",
+                                 param="logit_bias")
+        limit = text.context_length
+        max_tokens = []
+        for prompt in prompts:
+            room = limit - len(prompt)
+            if room <= 0:
+                raise InvalidRequest(f"This model's maximum context length is {limit} tokens, but the "
+                                     f"{prompt_param} take {len(prompt)} tokens.", param=prompt_param,
+                                     code="context_length_exceeded")
+            if params.max_tokens is not None and params.max_tokens > room:
+                raise InvalidRequest(
+                    f"This model's maximum context length is {limit} tokens. However, you requested "
+                    f"{len(prompt) + params.max_tokens} tokens ({len(prompt)} in the {prompt_param}, "
+                    f"{params.max_tokens} in the completion). Please reduce the length of the "
+                    f"{prompt_param} or of the completion.", param=params.max_tokens_param,
+                    code="context_length_exceeded")
+            max_tokens.append(params.max_tokens or room)
+        return PreparedRequest(model=served, target=target, text=text, prompts=prompts, max_tokens=max_tokens,
+                               params=params, echo_texts=echo)
+
+    def _load(self, served: ServedModel) -> tuple[ModelTarget, ModelText]:
+        """Where the weights are and how their text works, cached per model id."""
+        with self._lock:
+            if served.id in self._texts:
+                self._texts.move_to_end(served.id)
+                return self._texts[served.id]
+        if served.kind == "base":
+            entry = self.catalog.get(served.id)
+            folder = self.catalog.resolve_path(entry)
+            loaded = ModelTarget(served.id, folder), load_model_text(folder, folder, entry.chat_template)
+        else:
+            try:
+                folder = fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key)
+            except FileNotFoundError:
+                raise NotFound(f"The weights of model '{served.id}' are missing from storage.", param="model",
+                               code="model_not_found") from None
+            if served.kind == "full":
+                loaded = ModelTarget(served.id, folder), load_model_text(folder, folder)
+            else:
+                base = self.catalog.resolve_path(self.catalog.get(served.base_model))
+                loaded = ModelTarget(served.base_model, base, served.id, folder), load_model_text(folder, base)
+        with self._lock:
+            self._texts[served.id] = loaded
+            while len(self._texts) > _TEXT_CACHE:
+                self._texts.popitem(last=False)
+        return loaded
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, prepared: PreparedRequest) -> AsyncIterator[ChoiceDelta | Usage]:
+        return engine.run(self.backend, prepared)
+
+    def delete_model(self, org_id: str, model_id: str) -> ServedModel:
+        """Delete a fine-tuned model, and drop it from memory and from the local cache."""
+        served = self.models.delete(org_id, model_id)
+        with self._lock:
+            self._texts.pop(served.id, None)
+            backend = self._backend
+        if backend is not None:
+            backend.forget(served.id)
+        if served.blob_key:
+            drop_model_dir(cache_root(self.settings), served.blob_key)
+        return served
+
+    def close(self) -> None:
+        with self._lock:
+            backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()

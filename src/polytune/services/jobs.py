@@ -1,0 +1,329 @@
+"""The job use cases: create, read, cancel; and the validation pass that queues new jobs."""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from polytune.domain.errors import InvalidRequest, NotFound
+from polytune.domain.ids import new_id
+from polytune.domain.job import Job, JobError, JobStatus
+from polytune.domain.objects import Checkpoint, Event, Page
+from polytune.domain.spec import JobSpec
+from polytune.domain.validation import check_spec
+from polytune.services.job_data import DataCheckFailed, JobDataChecker
+from polytune.store import jobs as job_store
+from polytune.store import tables as t
+from polytune.store.blobs import BlobStore
+from polytune.store.db import Database, now
+from polytune.store.pagination import page
+from polytune.training.models import Catalog
+
+log = logging.getLogger(__name__)
+
+
+def _retry_when_stale(change):
+    """The scheduler may move a job (validated, claimed, requeued) between a request's read and
+    its write — SQLite has no row locks — and the write then fails as stale (never applied).
+    Read the job again and decide again, a few times, instead of answering a 500."""
+
+    @functools.wraps(change)
+    def retried(self, org_id: str, job_id: str) -> Job:
+        for _ in range(4):
+            try:
+                return change(self, org_id, job_id)
+            except job_store.StaleTransition:
+                continue
+        return change(self, org_id, job_id)
+
+    return retried
+
+
+class JobService:
+    def __init__(self, db: Database, blobs: BlobStore, catalog: Catalog, *, min_examples: int = 10):
+        self.db, self.blobs, self.catalog, self.min_examples = db, blobs, catalog, min_examples
+        self.data = JobDataChecker(blobs, catalog, min_examples=min_examples)
+        self._validation_lock = threading.Lock()
+        self._validating: set[str] = set()
+        self._validation_queue: collections.deque[str] = collections.deque()
+        self._validation_thread: threading.Thread | None = None
+
+    # -- create ------------------------------------------------------------------------------
+    def check(self, spec: JobSpec) -> None:
+        """The checks that need no data: the spec's rules and the model's presence in the catalog."""
+        check_spec(spec)
+        self.catalog.get(spec.model)
+
+    def create(self, org_id: str, spec: JobSpec, *, secrets_: dict[str, str] | None = None,
+               project_id: int | None = None, hold: bool = False,
+               on_create: Callable[[Session, str], None] | None = None) -> Job:
+        """Check what can be checked at once (400 on failure, nothing created); then the job
+        waits in `validating_files` while the scheduler reads its data — or, with `hold`, in
+        `created` until start(). `on_create(session, job_id)` adds rows that belong with the
+        job in the same transaction."""
+        self.check(spec)
+        with self.db.session() as s:
+            if project_id is not None and s.scalar(sa.select(t.Project.id).where(
+                    t.Project.id == project_id, t.Project.org_id == org_id)) is None:
+                raise InvalidRequest(f"Project {project_id} does not exist.", param="project_id",
+                                     code="project_not_found")
+            for param, fid in [("training_file", f) for f in spec.training_files] + (
+                    [("validation_file", spec.validation_file)] if spec.validation_file else []):
+                self._check_file(s, org_id, fid, param)
+            if spec.seed is None:
+                spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
+            status = JobStatus.CREATED if hold else JobStatus.VALIDATING_FILES
+            row = t.Job(id=new_id("ftjob"), org_id=org_id, status=status.value,
+                        spec=spec.model_dump(mode="json"), created_at=now(), result_files=[],
+                        trained_steps=0, attempts=0, project_id=project_id)
+            s.add(row)
+            s.flush()
+            for k, v in spec.metadata.items():
+                s.add(t.JobMetadata(job_id=row.id, key=k, value=v))
+            for name, value in (secrets_ or {}).items():
+                s.add(t.JobSecret(job_id=row.id, name=name, value=value))
+            if on_create is not None:
+                on_create(s, row.id)
+            job_store.add_event(s, row.id, f"Created fine-tuning job: {row.id}")
+            job_store.add_event(s, row.id, "Waiting for a start" if hold else
+                                f"Validating training file: {spec.training_file}")
+            return job_store.to_domain(row)
+
+    def start(self, org_id: str, job_id: str) -> Job:
+        """Move a job held in `created` on to validation (and so to the queue)."""
+        with self.db.session() as s:
+            row = _locked(s, org_id, job_id)
+            status = JobStatus(row.status)
+            if status != JobStatus.CREATED:
+                done = f"has already {status.value}" if status.terminal else f"was already started ({status.value})"
+                raise InvalidRequest(f"Job {job_id} {done}; only a created job can be started.",
+                                     param="fine_tuning_job_id", code="invalid_job_state")
+            job_store.transition(s, row, JobStatus.VALIDATING_FILES,
+                                 f"Started; validating training file: {row.spec['training_files'][0]}")
+            return job_store.to_domain(row)
+
+    def _check_file(self, s, org_id: str, file_id: str, param: str) -> t.File:
+        row = s.scalar(sa.select(t.File).where(t.File.id == file_id, t.File.org_id == org_id,
+                                               t.File.deleted_at.is_(None)))
+        if row is None:
+            raise InvalidRequest(f"File '{file_id}' does not exist (or was deleted).", param=param,
+                                 code="invalid_file")
+        if row.purpose != "fine-tune":
+            raise InvalidRequest(f"File '{file_id}' has purpose '{row.purpose}'; a fine-tuning job "
+                                 f"needs purpose 'fine-tune'.", param=param, code="invalid_file_purpose")
+        if row.status == "error":
+            raise InvalidRequest(f"File '{file_id}' failed validation: {row.status_details}", param=param,
+                                 code="invalid_file")
+        return row
+
+    # -- read --------------------------------------------------------------------------------
+    def get(self, org_id: str, job_id: str) -> Job:
+        with self.db.session() as s:
+            row = job_store.get_row(s, job_id, org_id=org_id)
+            if row is None:
+                raise NotFound(f"No fine-tuning job found with id '{job_id}'.", param="fine_tuning_job_id")
+            return job_store.to_domain(row)
+
+    def list(self, org_id: str, *, after: str | None = None, limit: int = 20,
+             metadata: dict[str, str] | None = None) -> Page:
+        with self.db.session() as s:
+            stmt = sa.select(t.Job).where(t.Job.org_id == org_id)
+            for i, (k, v) in enumerate((metadata or {}).items()):
+                md = sa.orm.aliased(t.JobMetadata, name=f"md{i}")
+                stmt = stmt.join(md, sa.and_(md.job_id == t.Job.id, md.key == k, md.value == v))
+            rows, more = page(s, stmt, t.Job, after=after, limit=limit)
+            return Page([job_store.to_domain(r) for r in rows], more)
+
+    def events(self, org_id: str, job_id: str, *, after: str | None = None, limit: int = 20) -> Page:
+        self.get(org_id, job_id)
+        with self.db.session() as s:
+            stmt = sa.select(t.JobEvent).where(t.JobEvent.job_id == job_id)
+            rows, more = page(s, stmt, t.JobEvent, after=after, limit=limit)
+            return Page([_event(r) for r in rows], more)
+
+    def checkpoints(self, org_id: str, job_id: str, *, after: str | None = None, limit: int = 10) -> Page:
+        self.get(org_id, job_id)
+        with self.db.session() as s:
+            stmt = sa.select(t.Checkpoint).where(t.Checkpoint.job_id == job_id)
+            rows, more = page(s, stmt, t.Checkpoint, after=after, limit=limit)
+            return Page([_checkpoint(r) for r in rows], more)
+
+    def checkpoint(self, org_id: str, job_id: str, checkpoint_id: str) -> Checkpoint:
+        self.get(org_id, job_id)
+        with self.db.session() as s:
+            row = s.scalar(sa.select(t.Checkpoint).where(t.Checkpoint.id == checkpoint_id,
+                                                         t.Checkpoint.job_id == job_id))
+            if row is None:
+                raise NotFound(f"Job '{job_id}' has no checkpoint '{checkpoint_id}'.", param="checkpoint_id")
+            return _checkpoint(row)
+
+    def record_promotion(self, org_id: str, job_id: str, *, promoted: bool) -> Event:
+        """Note that the job's model was promoted (or demoted). Every fine-tuned model is
+        servable as soon as it exists, so this records the request; it gates nothing."""
+        job = self.get(org_id, job_id)
+        if job.status != JobStatus.SUCCEEDED or not job.fine_tuned_model:
+            raise InvalidRequest(f"Job {job_id} is {job.status.value}; only a job that has succeeded "
+                                 "has a model to promote or demote.", param="fine_tuning_job_id",
+                                 code="invalid_job_state")
+        verb = "promoted" if promoted else "demoted"
+        with self.db.session() as s:
+            ev = job_store.add_event(s, job_id, f"Model {job.fine_tuned_model} {verb}",
+                                     data={"model": job.fine_tuned_model, "promoted": promoted})
+            s.flush()
+            return _event(ev)
+
+    # -- change ------------------------------------------------------------------------------
+    @_retry_when_stale
+    def cancel(self, org_id: str, job_id: str) -> Job:
+        """Cancelled at once in the store, from any unfinished state; a running worker sees it at
+        its next step and stops. Cancelling a cancelled job again answers the job as it is."""
+        with self.db.session() as s:
+            row = _locked(s, org_id, job_id)
+            status = JobStatus(row.status)
+            if status == JobStatus.CANCELLED:
+                return job_store.to_domain(row)
+            if status.terminal:
+                raise InvalidRequest(f"Job {job_id} has already {status.value}; only a job that has "
+                                     f"not finished can be cancelled.", param="fine_tuning_job_id",
+                                     code="invalid_job_state")
+            job_store.transition(s, row, JobStatus.CANCELLED, "Fine-tuning job cancelled by request",
+                                 cancel_requested_at=now())
+            return job_store.to_domain(row)
+
+    @_retry_when_stale
+    def pause(self, org_id: str, job_id: str) -> Job:
+        """A running job saves a checkpoint at its next step and frees its worker (pausing →
+        paused); a queued job is paused at once."""
+        with self.db.session() as s:
+            row = _locked(s, org_id, job_id)
+            status = JobStatus(row.status)
+            if status in (JobStatus.PAUSING, JobStatus.PAUSED):
+                return job_store.to_domain(row)
+            if status == JobStatus.RUNNING:
+                job_store.transition(s, row, JobStatus.PAUSING, "Pausing: the job saves a checkpoint "
+                                     "at its next step")
+            elif status == JobStatus.QUEUED:
+                job_store.transition(s, row, JobStatus.PAUSED, "Fine-tuning job paused before it started")
+            else:
+                raise InvalidRequest(f"Job {job_id} is {status.value}; only a queued or running job can "
+                                     f"be paused.", param="fine_tuning_job_id", code="invalid_job_state")
+            return job_store.to_domain(row)
+
+    @_retry_when_stale
+    def resume(self, org_id: str, job_id: str) -> Job:
+        """A paused job is queued again; its worker continues from the checkpoint it saved."""
+        with self.db.session() as s:
+            row = _locked(s, org_id, job_id)
+            status = JobStatus(row.status)
+            if status != JobStatus.PAUSED:
+                raise InvalidRequest(f"Job {job_id} is {status.value}; only a paused job can be resumed.",
+                                     param="fine_tuning_job_id", code="invalid_job_state")
+            where = f"step {row.resume_step}" if row.resume_step else "the start"
+            job_store.transition(s, row, JobStatus.QUEUED, f"Fine-tuning job resumed; it continues from {where}")
+            return job_store.to_domain(row)
+
+    def validate_pending(self) -> int:
+        """Hand every job in `validating_files` to the validation thread, which reads its data
+        and queues it with "auto" resolved, or fails it with an error that names the file and
+        the line. A thread of its own, because checking and counting the tokens of a big file
+        takes minutes and the scheduler must go on dispatching and cancelling meanwhile (a
+        job interrupted by a restart is simply validated again). Returns how many it handed over."""
+        with self.db.session() as s:
+            ids = list(s.scalars(sa.select(t.Job.id).where(
+                t.Job.status == JobStatus.VALIDATING_FILES.value).order_by(t.Job.seq)))
+        with self._validation_lock:
+            new = [job_id for job_id in ids if job_id not in self._validating]
+            self._validating.update(new)
+            self._validation_queue.extend(new)
+            if new and self._validation_thread is None:
+                self._validation_thread = threading.Thread(target=self._validate_queued, daemon=True,
+                                                           name="polytune-validation")
+                self._validation_thread.start()
+        return len(new)
+
+    def _validate_queued(self) -> None:
+        while True:
+            with self._validation_lock:
+                if not self._validation_queue:
+                    self._validation_thread = None
+                    return
+                job_id = self._validation_queue.popleft()
+            try:
+                self._validate_one(job_id)
+            except Exception:  # the store failed us: the job stays validating_files and comes back
+                log.exception("validating job %s failed; will retry", job_id)
+            finally:
+                with self._validation_lock:
+                    self._validating.discard(job_id)
+
+    def _validate_one(self, job_id: str) -> None:
+        from polytune.services.hyperparameters import resolve_auto
+        
+        with self.db.session() as s:
+            row = job_store.get_row(s, job_id)
+            if row is None or row.status != JobStatus.VALIDATING_FILES.value:
+                return
+            spec = JobSpec.model_validate(row.spec)
+        error: JobError | None = None
+        resolved = check = None
+        try:
+            check = self.data.check(spec)
+            resolved = resolve_auto(spec, n_examples=check.n_examples, n_tokens=check.n_tokens,
+                                    entry=self.catalog.get(spec.model))
+            check.finish(int(resolved.hyperparameters.n_epochs))
+        except DataCheckFailed as e:
+            error = e.error
+        except InvalidRequest as e:
+            error = JobError(code="invalid_hyperparameters", message=e.message, param=e.param)
+        except Exception as e:  # a bug must fail this job, not stall every scheduler pass after it
+            log.exception("validating job %s failed", job_id)
+            error = JobError(code="validation_error", message=f"Validation failed unexpectedly: "
+                                                              f"{type(e).__name__}: {e}")
+        with self.db.session() as s:
+            row = job_store.get_row(s, job_id, lock=True)
+            if row is None or row.status != JobStatus.VALIDATING_FILES.value:
+                return  # cancelled meanwhile
+            if error is not None:
+                job_store.transition(s, row, JobStatus.FAILED, f"Validation failed: {error.message}",
+                                     level="error", error=_error_dict(error))
+                return
+            assert resolved is not None and check is not None
+            for level, message, data in check.events:
+                job_store.add_event(s, job_id, message, level=level, data=data)
+            report = check.report
+            job_store.transition(
+                s, row, JobStatus.QUEUED,
+                f"Files validated: {check.n_examples:,} training examples, {check.n_tokens:,} tokens; "
+                f"{report['n_epochs']} epochs make {report['billable_tokens']:,} billable tokens; job queued",
+                spec=resolved.model_dump(mode="json"), data_report=report,
+                trained_tokens=report["billable_tokens"])
+
+
+def _event(r: t.JobEvent) -> Event:
+    return Event(id=r.id, job_id=r.job_id, created_at=r.created_at, level=r.level, type=r.type,
+                 message=r.message, data=r.data)
+
+
+def _checkpoint(r: t.Checkpoint) -> Checkpoint:
+    return Checkpoint(id=r.id, job_id=r.job_id, step=r.step, created_at=r.created_at, metrics=r.metrics,
+                      model_id=r.model_id, result_files=list(r.result_files or []))
+
+
+def _locked(s: Session, org_id: str, job_id: str) -> t.Job:
+    """The organization's job row, locked for a status change, or NotFound."""
+    row = job_store.get_row(s, job_id, org_id=org_id, lock=True)
+    if row is None:
+        raise NotFound(f"No fine-tuning job found with id '{job_id}'.", param="fine_tuning_job_id")
+    return row
+
+
+def _error_dict(e: JobError) -> dict[str, Any]:
+    return {"code": e.code, "message": e.message, "param": e.param}

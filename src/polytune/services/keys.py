@@ -1,0 +1,52 @@
+"""Organizations and API keys. A key is shown once; only its sha256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import sqlalchemy as sa
+
+from polytune.domain.errors import Unauthorized
+from polytune.domain.ids import new_id
+from polytune.store import tables as t
+from polytune.store.db import Database, now
+
+KEY_PREFIX = "pt-"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyService:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create_key(self, org_name: str) -> tuple[str, str]:
+        """Create the organization if new, and a key for it. Returns (org_id, key)."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self.db.session() as s:
+            org = s.scalar(sa.select(t.Organization).where(t.Organization.name == org_name))
+            if org is None:
+                org = t.Organization(id=new_id("org"), name=org_name, created_at=now())
+                s.add(org)
+                s.flush()
+            s.add(t.ApiKey(id=new_id("key"), org_id=org.id, key_hash=hash_key(key),
+                           prefix=key[:8], created_at=now()))
+            return org.id, key
+
+    def authenticate(self, key: str | None) -> str:
+        """The organization id the key belongs to, or Unauthorized."""
+        if not key:
+            raise Unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
+        with self.db.session() as s:
+            org_id = s.scalar(sa.select(t.ApiKey.org_id).where(
+                t.ApiKey.key_hash == hash_key(key), t.ApiKey.revoked_at.is_(None)))
+        if org_id is None:
+            raise Unauthorized("Incorrect API key provided.")
+        return org_id
+
+    def org_name(self, org_id: str) -> str:
+        with self.db.session() as s:
+            return s.scalar(sa.select(t.Organization.name).where(t.Organization.id == org_id)) or org_id

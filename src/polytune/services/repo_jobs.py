@@ -1,0 +1,157 @@
+"""Jobs that train on a table in a repository and publish their weights back into it.
+
+At create, the table (`<branch>/<path>`) is read once and converted to a chat JSONL training
+file owned by the organization, so the job trains on the data as it was then (like a pinned
+commit), and every other API can read the job and its file like any other. The job is held
+in `created` until start(); when it succeeds the worker commits the weights into the same
+branch (see training/runner.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+import sqlalchemy as sa
+
+from polytune.data.tabular import question_answer_examples
+from polytune.domain.errors import InvalidRequest, NotFound
+from polytune.domain.job import Job, JobStatus
+from polytune.domain.objects import Checkpoint
+from polytune.domain.repos import RepoInfo
+from polytune.domain.spec import JobSpec
+from polytune.store import jobs as job_store
+from polytune.store import repos as repo_store
+from polytune.store import tables as t
+from polytune.store.blobs import local_copy
+
+from .files import FileService
+from .jobs import JobService
+from .repos import RepoService
+
+
+@dataclass
+class TableColumns:
+    question: str
+    answer: str
+
+
+@dataclass
+class JobsPage:
+    jobs: list[Job]
+    total: int
+
+
+class RepoJobService:
+    def __init__(self, repos: RepoService, files: FileService, jobs: JobService):
+        self.repos, self.files, self.jobs = repos, files, jobs
+
+    def create(self, org_id: str, namespace: str, name: str, spec: JobSpec, *, resource: str,
+               columns: TableColumns) -> Job:
+        """A held job training on `resource` (`<branch>/<path>`); nothing is left behind on error."""
+        self.jobs.check(spec)
+        repo = self.repos.get(org_id, namespace, name)
+        branch, path = self.repos.split_revision(repo.id, resource)
+        if not path:
+            raise InvalidRequest(f"resource '{resource}' names no file; expected '<branch>/<path>'.",
+                                 param="resource")
+        try:
+            info, key = self.repos.file(org_id, namespace, name, branch, path)
+        except NotFound as e:  # a parameter of this request, not the URL, names the file
+            raise InvalidRequest(f"resource: {e.message}", param="resource", code="resource_not_found") from None
+        with local_copy(self.repos.blobs, key) as local:
+            examples = question_answer_examples(local, filename=path, question_column=columns.question,
+                                                answer_column=columns.answer)
+        file_id = self._training_file(org_id, repo, branch, path, examples)
+        spec = spec.model_copy(update={
+            "training_files": [file_id],
+            "output": spec.output.model_copy(update={"repository": repo.id, "branch": branch}),
+            "extras": {**spec.extras, "resource": {"branch": branch, "path": path, "version": info.commit_id}},
+        })
+        try:
+            return self.jobs.create(org_id, spec, hold=True,
+                                    on_create=lambda s, job_id: repo_store.link_job(s, repo.id, job_id))
+        except BaseException:
+            self.files.delete(org_id, file_id)
+            raise
+
+    def _training_file(self, org_id: str, repo: RepoInfo, branch: str, path: str, examples: list) -> str:
+        file_id, pending = self.files.begin()
+        try:
+            for ex in examples:
+                self.files.write(pending, orjson.dumps(ex) + b"\n")
+            filename = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{repo.full_name}/{branch}/{path}") + ".jsonl"
+            info = self.files.finish(org_id, file_id, pending, filename=filename, purpose="fine-tune")
+        except BaseException:
+            pending.abort()
+            raise
+        if info.status == "error":
+            self.files.delete(org_id, file_id)
+            raise InvalidRequest(f"{path}: {info.status_details}", param="resource")
+        return file_id
+
+    # -- a repository's jobs -----------------------------------------------------------------
+    def _job(self, org_id: str, namespace: str, name: str, job_id: str) -> Job:
+        repo = self.repos.get(org_id, namespace, name)
+        with self.repos.db.session() as s:
+            linked = s.scalar(sa.select(t.RepoJob.job_id).where(t.RepoJob.repo_id == repo.id,
+                                                                t.RepoJob.job_id == job_id))
+        if linked is None:
+            raise NotFound(f"No fine-tune '{job_id}' in '{namespace}/{name}'.", param="id",
+                           code="fine_tune_not_found")
+        return self.jobs.get(org_id, job_id)
+
+    def get(self, org_id: str, namespace: str, name: str, job_id: str) -> Job:
+        return self._job(org_id, namespace, name, job_id)
+
+    def start(self, org_id: str, namespace: str, name: str, job_id: str) -> Job:
+        self._job(org_id, namespace, name, job_id)
+        return self.jobs.start(org_id, job_id)
+
+    def checkpoints(self, org_id: str, namespace: str, name: str,
+                    job_id: str) -> tuple[Job, list[tuple[Checkpoint, str, int | None]]]:
+        """The job and its checkpoints by step: each with its folder in the repository and the
+        bytes published there (None until the job succeeds and publishes them)."""
+        job = self._job(org_id, namespace, name, job_id)
+        out = job.spec.output
+        found = []
+        with self.repos.db.session() as s:
+            for c in sorted(self.jobs.checkpoints(org_id, job_id, limit=10_000).data, key=lambda c: c.step):
+                path = f"{out.repository_path(job_id)}/checkpoints/step-{c.step}"
+                size = s.scalar(sa.select(sa.func.sum(t.RepoFile.bytes)).where(
+                    t.RepoFile.repo_id == out.repository, t.RepoFile.branch == out.branch,
+                    t.RepoFile.path.startswith(path + "/", autoescape=True)))
+                found.append((c, path, int(size) if size is not None else None))
+        return job, found
+
+    def list(self, org_id: str, *, namespace: str | None = None, name: str | None = None,
+             statuses: list[JobStatus] | None = None, page: int = 1, page_size: int = 20,
+             newest_first: bool = True) -> JobsPage:
+        """One page (numbered from 1) of the organization's jobs, or of one repository's."""
+        if page < 1:
+            raise InvalidRequest("page must be at least 1.", param="page")
+        if not 1 <= page_size <= 1000:
+            raise InvalidRequest("page_size must be between 1 and 1000.", param="page_size")
+        stmt = sa.select(t.Job).where(t.Job.org_id == org_id)
+        if namespace is not None and name is not None:
+            repo = self.repos.get(org_id, namespace, name)
+            stmt = stmt.join(t.RepoJob, t.RepoJob.job_id == t.Job.id).where(t.RepoJob.repo_id == repo.id)
+        if statuses:
+            stmt = stmt.where(t.Job.status.in_([st.value for st in statuses]))
+        with self.repos.db.session() as s:
+            total = s.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+            rows = s.scalars(stmt.order_by(t.Job.seq.desc() if newest_first else t.Job.seq.asc())
+                             .offset((page - 1) * page_size).limit(page_size))
+            return JobsPage([job_store.to_domain(r) for r in rows], total)
+
+    def repository_of(self, org_id: str, job: Job) -> RepoInfo | None:
+        """The repository a job publishes into, if any (for rendering its name)."""
+        if not job.spec.output.repository:
+            return None
+        with self.repos.db.session() as s:
+            row = s.scalar(sa.select(t.Repo).where(t.Repo.id == job.spec.output.repository,
+                                                   t.Repo.org_id == org_id))
+            if row is None:
+                return None
+            return repo_store.repo_info(row)

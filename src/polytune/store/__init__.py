@@ -1,0 +1,1 @@
+"""The store remembers: SQLAlchemy tables and repositories, and blob storage through fsspec."""

@@ -1,0 +1,1 @@
+"""Training: the worker entry point, the recipes (one per method), the model catalog."""

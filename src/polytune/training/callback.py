@@ -1,0 +1,143 @@
+"""The bridge from a transformers Trainer to polytune's Reporter."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from polytune.training.reporter import Reporter
+from polytune.training.saving import save_model_dir
+
+
+@dataclass(frozen=True)
+class ResumeEvery:
+    """How often to save a resume checkpoint while training: whichever comes first.
+    0 turns a bound off; both 0 means only when pausing or preempted."""
+
+    steps: int = 0
+    seconds: float = 0.0
+
+
+class ReporterCallback(TrainerCallback):
+    """Reports metrics, progress and checkpoints, saves resume checkpoints, and stops training
+    when asked to.
+
+    After a run, `rows` holds one metrics row per step and `stopped_for` says whether the
+    reporter's stop_request() ended it ("cancel", "pause" or "preempt"), else None.
+    """
+
+    def __init__(self, reporter: Reporter, *, checkpoints_dir: Path, n_checkpoints: int,
+                 resume_every: ResumeEvery = ResumeEvery()):
+        self.reporter = reporter
+        self.checkpoints_dir = checkpoints_dir
+        self.n_checkpoints = n_checkpoints
+        self.resume_every = resume_every
+        self.stopped_for: str | None = None
+        self._first_step = 0
+        self._last_resume_save = (0, time.monotonic())
+        self._rows: dict[int, dict[str, Any]] = {}
+        self._latest: dict[str, float] = {}
+        self._started = 0.0
+        # Saved at an epoch end but reported only once that epoch's evaluation (which the
+        # Trainer runs after on_epoch_end) has been logged, so its metrics include it.
+        self._pending_checkpoint: tuple[int, Path] | None = None
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [self._rows[step] for step in sorted(self._rows)]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stopped_for == "cancel"
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        self._started = time.monotonic()
+        self._first_step = state.global_step  # above 0 when resuming
+        self._last_resume_save = (state.global_step, time.monotonic())
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: Any) -> None:
+        request = self.reporter.stop_request()
+        if request is not None:
+            self.stopped_for = request
+            control.should_training_stop = True
+            control.should_evaluate = False
+            # The Trainer saves right after this callback, in the same step, when asked to.
+            control.should_save = request != "cancel"
+            return
+        if self._resume_save_due(state.global_step) and state.global_step < state.max_steps:
+            control.should_save = True
+        per_step = (time.monotonic() - self._started) / max(1, state.global_step - self._first_step)
+        remaining = per_step * (state.max_steps - state.global_step)
+        self.reporter.progress(trained_steps=state.global_step, total_steps=state.max_steps,
+                               trained_tokens=int(state.num_input_tokens_seen),
+                               estimated_finish=int(time.time() + remaining))
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        # A pause or preemption saves this step, so its metrics belong to the record.
+        if self.cancelled or not logs:
+            return
+        if "loss" in logs:
+            metrics = {"train_loss": logs["loss"],
+                       "train_mean_token_accuracy": logs.get("mean_token_accuracy")}
+        elif "eval_loss" in logs:
+            metrics = {"valid_loss": logs["eval_loss"],
+                       "valid_mean_token_accuracy": logs.get("eval_mean_token_accuracy")}
+        else:
+            return  # the end-of-training summary repeats what was already reported
+        metrics = {k: v for k, v in metrics.items() if v is not None}
+        self.reporter.metrics(state.global_step, metrics)
+        self._latest.update(metrics)
+        row = self._rows.setdefault(state.global_step, {
+            "step": state.global_step, "train_loss": None, "train_accuracy": None,
+            "valid_loss": None, "valid_mean_token_accuracy": None})
+        row.update({("train_accuracy" if k == "train_mean_token_accuracy" else k): v
+                    for k, v in metrics.items()})
+
+    def _resume_save_due(self, step: int) -> bool:
+        last_step, last_time = self._last_resume_save
+        every = self.resume_every
+        return bool((every.steps and step - last_step >= every.steps)
+                    or (every.seconds and time.monotonic() - last_time >= every.seconds))
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                **kwargs: Any) -> None:
+        # The Trainer has just written output_dir/checkpoint-<step> with optimizer, scheduler,
+        # RNG and trainer state: hand it over before anything else can happen to the worker.
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            self.reporter.resume_checkpoint(state.global_step, folder)
+        self._last_resume_save = (state.global_step, time.monotonic())
+
+    def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        self._report_pending_checkpoint()
+
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     model=None, processing_class=None, **kwargs: Any) -> None:
+        if self.stopped_for or self.n_checkpoints <= 0:
+            return
+        epoch = round(state.epoch)
+        if epoch <= args.num_train_epochs - self.n_checkpoints:
+            return
+        out_dir = save_model_dir(model, processing_class,
+                                 self.checkpoints_dir / f"step-{state.global_step}")
+        self._pending_checkpoint = (state.global_step, out_dir)
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> None:
+        if self.stopped_for is None:
+            self._report_pending_checkpoint()
+
+    def _report_pending_checkpoint(self) -> None:
+        if self._pending_checkpoint is None:
+            return
+        step, out_dir = self._pending_checkpoint
+        self._pending_checkpoint = None
+        self.reporter.checkpoint(step, out_dir, dict(self._latest))

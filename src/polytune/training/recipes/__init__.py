@@ -1,0 +1,45 @@
+"""One recipe per training method; each builds the matching trl trainer from a JobSpec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polytune.domain.errors import InvalidRequest
+from polytune.domain.spec import JobSpec
+from polytune.training.models import CatalogEntry
+from polytune.training.recipes.sft import build_sft_trainer
+
+if TYPE_CHECKING:
+    from transformers import Trainer, TrainerCallback
+
+# (resolved spec, catalog entry, model path, train rows, validation rows or None,
+#  trainer output dir, extra callbacks) -> a trainer ready to .train()
+TrainerBuilder = Callable[
+    [JobSpec, CatalogEntry, "Path | str", "list[dict[str, Any]]", "list[dict[str, Any]] | None", Path,
+     "list[TrainerCallback]"],
+    "Trainer",
+]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    method: str
+    # Dataset formats (see polytune.data.formats.detect_format) the recipe trains on.
+    formats: tuple[str, ...]
+    build_trainer: TrainerBuilder
+
+
+RECIPES: dict[str, Recipe] = {
+    "supervised": Recipe("supervised", ("chat", "prompt_completion"), build_sft_trainer),
+}
+
+
+def get_recipe(method: str) -> Recipe:
+    try:
+        return RECIPES[method]
+    except KeyError:
+        raise InvalidRequest(f"Training with method '{method}' is not supported yet "
+                             f"(supported: {', '.join(RECIPES)}).", param="method") from None

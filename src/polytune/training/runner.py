@@ -1,0 +1,227 @@
+"""The worker entry point: `python -m polytune.training.runner JOB_ID`.
+
+Both executors start this. It loads the job, fetches its data, picks the recipe for the
+method, trains, and records the result. Whatever goes wrong inside fails this job with a clear
+error; it never reaches the server.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import logging
+import re
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from polytune.config import Settings
+from polytune.domain.ids import new_id
+from polytune.domain.job import IllegalTransition, JobStatus
+from polytune.domain.repos import DEFAULT_BRANCH
+from polytune.domain.spec import JobSpec
+from polytune.store import jobs as job_store
+from polytune.store import tables as t
+from polytune.store.blobs import BlobStore
+from polytune.store.db import Database, now
+from polytune.store.files import add_file
+from polytune.training.reporter import Reporter
+
+log = logging.getLogger("polytune.worker")
+RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+_HEARTBEAT_SECONDS = 10.0
+
+
+def model_name(spec: JobSpec, org_name: str, job_id: str) -> str:
+    """OpenAI's shape: ft:{base}:{org}:{suffix}:{id}."""
+    org = re.sub(r"[^a-z0-9_-]+", "-", org_name.lower()).strip("-") or "org"
+    return f"ft:{spec.model}:{org}:{spec.output.suffix or ''}:{job_id.split('-', 1)[-1][:8]}"
+
+
+def metrics_rows(db: Database, job_id: str) -> list[dict]:
+    """One row per step from the job's metrics events: the store, not the worker's memory,
+    so steps trained before a crash or a pause are in the results of the run that finishes.
+    A step trained twice (after resuming from an earlier checkpoint) keeps its latest values."""
+    rows: dict[int, dict] = {}
+    with db.session() as s:
+        for data in s.scalars(sa.select(t.JobEvent.data).where(
+                t.JobEvent.job_id == job_id, t.JobEvent.type == "metrics").order_by(t.JobEvent.seq)):
+            step = int(data["step"])
+            row = rows.setdefault(step, {"step": step})
+            if "train_loss" in data:
+                row.update(train_loss=data["train_loss"], train_accuracy=data.get("train_mean_token_accuracy"))
+            if "valid_loss" in data:
+                row.update(valid_loss=data["valid_loss"],
+                           valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))
+    return [rows[k] for k in sorted(rows)]
+
+
+def results_csv(rows: list[dict]) -> bytes:
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in RESULT_COLUMNS})
+    return out.getvalue().encode()
+
+
+def _finish(db: Database, job_id: str, target: JobStatus, message: str, *,
+            from_: tuple[JobStatus, ...] = (JobStatus.RUNNING, JobStatus.PAUSING), **fields) -> None:
+    with db.session() as s:
+        row = job_store.get_row(s, job_id, lock=True)
+        if row is None or row.status not in {f.value for f in from_}:
+            return  # cancelled (or taken over) meanwhile: the store already says how it ended
+        try:
+            job_store.transition(s, row, target, message, level="error" if target == JobStatus.FAILED else "info",
+                                 **fields)
+        except (IllegalTransition, job_store.StaleTransition):
+            return
+
+
+def _publish_to_repository(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str, final_dir: Path,
+                           checkpoints_dir: Path, reporter: Reporter) -> None:
+    """Commit the weights (and the checkpoints under checkpoints/) into the job's repository."""
+    from polytune.store.repos import publish_folder
+
+    out = spec.output
+    branch, path = out.branch or DEFAULT_BRANCH, out.repository_path(job_id)
+    folders = {"": final_dir, **({"checkpoints": checkpoints_dir} if checkpoints_dir.is_dir() else {})}
+    commit_id = publish_folder(db, blobs, repo_id=out.repository, branch=branch, path=path,
+                               folders=folders, message=f"Fine-tuned weights of {job_id}")
+    reporter.event(f"Published the weights to branch {branch} at {path}/ (commit {commit_id})",
+                   data={"branch": branch, "path": path, "commit_id": commit_id})
+
+
+def run(job_id: str, settings: Settings) -> int:
+    from polytune.data.tokens import TokenCounter, load_tokenizer, measure_file
+    from polytune.training.device import resources_note
+    from polytune.training.models import Catalog
+    from polytune.training.store_reporter import StoreReporter
+    from polytune.training.callback import ResumeEvery
+    from polytune.training.train import TrainingStopped, run_training
+
+    db = Database(settings.resolved_database_url)
+    blobs = BlobStore(settings.resolved_storage_url)
+    with db.session() as s:
+        row = job_store.get_row(s, job_id)
+        if row is None or row.status != JobStatus.RUNNING.value:
+            log.warning("job %s is not running; nothing to do", job_id)
+            return 0
+        job = job_store.to_domain(row)
+        resume_step, resume_key = row.resume_step, row.resume_key
+        org_name = s.scalar(sa.select(t.Organization.name).where(t.Organization.id == job.org_id)) or job.org_id
+    spec = job.spec
+    catalog = Catalog(settings.resolved_data_dir)
+    entry = catalog.get(spec.model)
+    name = model_name(spec, org_name, job_id)
+    reporter = StoreReporter(db, blobs, job_id=job_id, org_id=job.org_id, base_model=spec.model,
+                             model_name=name, adapter_kind=spec.adapter.kind)
+    stop_beating = threading.Event()
+
+    def beat() -> None:
+        while not stop_beating.wait(_HEARTBEAT_SECONDS):
+            reporter.heartbeat()
+
+    threading.Thread(target=beat, daemon=True).start()
+    # SIGTERM (a server shutting down, a node draining): save where we are, then step aside.
+    signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "preempted", True))
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"polytune-{job_id}-") as tmp:
+            work = Path(tmp)
+            if note := resources_note(spec.resources):
+                reporter.event(note, data=spec.resources.model_dump())
+            reporter.event(f"Loading base model {spec.model}")
+            model_path = catalog.resolve_path(entry)
+            # The rows the job's validation counted, with the same long-example policy applied
+            # by the same code and tokenizer, so training drops exactly the lines it reported.
+            counter = TokenCounter(load_tokenizer(model_path, entry.chat_template))
+
+            def rows_of(fid: str, param: str) -> list[dict]:
+                rows: list[dict] = []
+                measure_file(blobs.get_file(f"files/{fid}", work / "data" / fid), counter, method=spec.method,
+                             context_length=spec.hyperparameters.context_length or entry.max_length,
+                             long_examples=spec.hyperparameters.long_examples, param=param, keep=rows)
+                return rows
+
+            train_rows = [row for fid in spec.training_files for row in rows_of(fid, "training_file")]
+            val_rows = rows_of(spec.validation_file, "validation_file") if spec.validation_file else None
+            resume_from = None
+            if resume_key:
+                resume_from = blobs.get_dir(resume_key, work / "resume" / f"checkpoint-{resume_step}")
+                reporter.event(f"Resuming from the checkpoint at step {resume_step}",
+                               data={"step": resume_step})
+            every = ResumeEvery(steps=settings.resume_checkpoint_steps,
+                                seconds=settings.resume_checkpoint_minutes * 60)
+            result = run_training(spec, entry, model_path, train_rows, val_rows, work, reporter,
+                                  resume_from=resume_from, resume_every=every)
+            reporter.event("Saving the fine-tuned model")
+            key = f"models/{job_id}/final"
+            blobs.put_dir(result.final_dir, key)
+            if spec.output.repository:
+                _publish_to_repository(db, blobs, spec, job_id, result.final_dir, work / "checkpoints", reporter)
+            data = results_csv(metrics_rows(db, job_id))
+            results_id = new_id("file")
+            with blobs.writer(f"files/{results_id}") as f:
+                f.write(data)
+            with db.session() as s:
+                add_file(s, file_id=results_id, org_id=job.org_id, filename=f"{job_id}-results.csv",
+                         purpose="fine-tune-results", size=len(data))
+                s.add(t.Model(id=name, org_id=job.org_id, job_id=job_id, base_model=spec.model,
+                              kind=spec.adapter.kind, is_checkpoint=False, blob_key=key, created_at=now()))
+            _finish(db, job_id, JobStatus.SUCCEEDED, f"The job has successfully completed: {name}",
+                    fine_tuned_model=name, result_files=[results_id],
+                    # What validation billed (tokens x epochs); the trainer's own count is in the event.
+                    trained_tokens=job.trained_tokens or result.trained_tokens,
+                    trained_steps=result.steps, estimated_finish=None)
+    except TrainingStopped as stop:
+        log.info("job %s stopped for %s at step %s", job_id, stop.reason, stop.step)
+        if stop.reason == "pause":
+            _finish(db, job_id, JobStatus.PAUSED, f"Fine-tuning job paused at step {stop.step}",
+                    from_=(JobStatus.PAUSING,))
+        elif stop.reason == "preempt":
+            _finish(db, job_id, JobStatus.QUEUED, f"The worker was stopped at step {stop.step}; "
+                    "the job is queued and will resume from there", worker=None, heartbeat_at=None)
+    except Exception as e:
+        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+        code = getattr(e, "code", None) or "training_error"
+        message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            code = "storage_full"
+            message = (f"Storage ran out of space while saving ({e.strerror}). The last complete "
+                       f"checkpoint is intact; free space and create the job again.")
+        _finish(db, job_id, JobStatus.FAILED, f"Training failed: {message}",
+                error={"code": code, "message": message, "param": getattr(e, "param", None)})
+        return 1
+    finally:
+        stop_beating.set()
+        db.dispose()
+    return 0
+
+
+def _quiet_progress_bars() -> None:
+    """Progress bars belong to a terminal; in a worker's log they are pages of noise."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _quiet_progress_bars()
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) != 1:
+        print("usage: python -m polytune.training.runner JOB_ID", file=sys.stderr)
+        return 2
+    return run(args[0], Settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The Reporter a worker uses: writes events, metrics, progress and checkpoints to the store."""
+
+from __future__ import annotations
+
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from polytune.domain.ids import new_id
+from polytune.domain.job import JobStatus
+from polytune.store import jobs as job_store
+from polytune.store import tables as t
+from polytune.store.blobs import BlobStore
+from polytune.store.db import Database, now
+from polytune.store.files import add_file
+
+_STOP_POLL_SECONDS = 1.0
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+class StoreReporter:
+    def __init__(self, db: Database, blobs: BlobStore, *, job_id: str, org_id: str, base_model: str,
+                 model_name: str, adapter_kind: str):
+        self.db, self.blobs = db, blobs
+        self.job_id, self.org_id, self.base_model = job_id, org_id, base_model
+        self.model_name, self.adapter_kind = model_name, adapter_kind
+        self.total_steps: int | None = None
+        self._last_poll = 0.0
+        self._request: str | None = None
+        # Set from the SIGTERM handler: the machine is going away, come back later.
+        self.preempted = False
+
+    def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        with self.db.session() as s:
+            job_store.add_event(s, self.job_id, message, level=level, data=data)
+
+    def metrics(self, step: int, metrics: dict[str, float]) -> None:
+        total = f"/{self.total_steps}" if self.total_steps else ""
+        parts = ", ".join(f"{k.replace('_', ' ')}={_fmt(v)}" for k, v in metrics.items() if v is not None)
+        with self.db.session() as s:
+            job_store.add_event(s, self.job_id, f"Step {step}{total}: {parts}", type="metrics",
+                                data={"step": step, **{k: v for k, v in metrics.items() if v is not None}})
+
+    def progress(self, *, trained_steps: int, total_steps: int, trained_tokens: int,
+                 estimated_finish: int | None) -> None:
+        self.total_steps = total_steps
+        with self.db.session() as s:
+            s.execute(sa.update(t.Job).where(t.Job.id == self.job_id, t.Job.status == JobStatus.RUNNING.value)
+                      .values(trained_steps=trained_steps, total_steps=total_steps,
+                              estimated_finish=estimated_finish, heartbeat_at=time.time()))
+
+    def heartbeat(self) -> None:
+        with self.db.session() as s:
+            s.execute(sa.update(t.Job).where(t.Job.id == self.job_id).values(heartbeat_at=time.time()))
+
+    def checkpoint(self, step: int, local_dir: Path, metrics: dict[str, float]) -> str:
+        model_id = f"{self.model_name}:ckpt-step-{step}"
+        with self.db.session() as s:
+            # A resumed run reaches again an epoch end it had already reported.
+            if s.scalar(sa.select(t.Model.id).where(t.Model.id == model_id)):
+                return model_id
+        key = f"models/{self.job_id}/ckpt-step-{step}"
+        self.blobs.put_dir(local_dir, key)
+        archive_id, archive_bytes = self._archive(local_dir, f"ckpt-step-{step}")
+        with self.db.session() as s:
+            add_file(s, file_id=archive_id, org_id=self.org_id, filename=f"{self.job_id}-ckpt-step-{step}.tar",
+                     purpose="fine-tune-results", size=archive_bytes)
+            s.add(t.Checkpoint(id=new_id("ftckpt"), job_id=self.job_id, org_id=self.org_id, step=step,
+                               created_at=now(), metrics={k: v for k, v in metrics.items() if v is not None},
+                               model_id=model_id, result_files=[archive_id]))
+            s.add(t.Model(id=model_id, org_id=self.org_id, job_id=self.job_id, base_model=self.base_model,
+                          kind=self.adapter_kind, is_checkpoint=True, blob_key=key, created_at=now()))
+            job_store.add_event(s, self.job_id, f"Checkpoint created at step {step}",
+                                data={"step": step, "model": model_id})
+        return model_id
+
+    def _archive(self, local_dir: Path, name: str) -> tuple[str, int]:
+        """The checkpoint folder as one tar file in blob storage (a file id users can download,
+        as Nebius's checkpoints offer). Plain tar: weights barely compress, and tar streams."""
+        file_id = new_id("file")
+        with self.blobs.writer(f"files/{file_id}") as out, tarfile.open(fileobj=out, mode="w|") as tar:
+            tar.add(local_dir, arcname=name)
+        return file_id, self.blobs.size(f"files/{file_id}")
+
+    def resume_checkpoint(self, step: int, trainer_dir: Path) -> None:
+        key = f"jobs/{self.job_id}/resume/step-{step}"
+        self.blobs.put_dir(trainer_dir, key)
+        # The row points at the new checkpoint only once all of it is stored, so a crash
+        # during the copy leaves the previous one in force, intact.
+        with self.db.session() as s:
+            old = s.scalar(sa.select(t.Job.resume_key).where(t.Job.id == self.job_id))
+            s.execute(sa.update(t.Job).where(t.Job.id == self.job_id)
+                      .values(resume_step=step, resume_key=key, heartbeat_at=time.time()))
+        if old and old != key:
+            self.blobs.delete(old)
+
+    def stop_request(self) -> str | None:
+        if self._request is None and self.preempted:
+            self._request = "preempt"
+        if self._request is None and time.monotonic() - self._last_poll >= _STOP_POLL_SECONDS:
+            self._last_poll = time.monotonic()
+            with self.db.session() as s:
+                status = s.scalar(sa.select(t.Job.status).where(t.Job.id == self.job_id))
+            if status == JobStatus.PAUSING.value:
+                self._request = "pause"
+            elif status != JobStatus.RUNNING.value:
+                self._request = "cancel"
+        return self._request

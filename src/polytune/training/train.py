@@ -1,0 +1,86 @@
+"""Train one resolved job with its method's recipe and save the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polytune.domain.spec import JobSpec
+from polytune.training.callback import ReporterCallback, ResumeEvery
+from polytune.training.models import CatalogEntry
+from polytune.training.recipes import get_recipe
+from polytune.training.reporter import Reporter
+from polytune.training.saving import save_model_dir
+
+
+class TrainingStopped(Exception):
+    """Training stopped because the reporter's stop_request() said so; nothing final was saved.
+    `reason` is "cancel", or "pause" / "preempt" (a resume checkpoint was handed over first)."""
+
+    def __init__(self, reason: str, step: int):
+        super().__init__(f"stopped for {reason} at step {step}")
+        self.reason, self.step = reason, step
+
+
+# The name the cancel path has always used.
+TrainingCancelled = TrainingStopped
+
+
+@dataclass
+class TrainingResult:
+    # The model (or peft adapter) with tokenizer and chat template, ready for inference.
+    final_dir: Path
+    # One row per step: step, train_loss, train_accuracy, valid_loss, valid_mean_token_accuracy.
+    metrics_rows: list[dict[str, Any]]
+    trained_tokens: int
+    steps: int
+
+
+def trainer_settings(trainer) -> dict[str, Any]:
+    """The settings the trainer actually got (read back from it, not from the spec), so a
+    user can see that every hyperparameter they sent reached it."""
+    args = trainer.args
+    out: dict[str, Any] = {k: getattr(args, k, None) for k in (
+        "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
+        "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "max_length", "packing",
+        "seed")}
+    out["gradient_checkpointing"] = getattr(args, "activation_checkpointing", None)
+    out["lr_scheduler_type"] = str(getattr(out["lr_scheduler_type"], "value", out["lr_scheduler_type"]))
+    peft_config = getattr(trainer.model, "peft_config", None)
+    if peft_config:
+        lora = next(iter(peft_config.values()))
+        modules = lora.target_modules
+        out["lora"] = {"r": lora.r, "alpha": lora.lora_alpha, "dropout": lora.lora_dropout, "bias": lora.bias,
+                       "target_modules": sorted(modules) if isinstance(modules, (set, list)) else modules}
+    return out
+
+
+def run_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
+                 train_rows: list[dict[str, Any]], val_rows: list[dict[str, Any]] | None,
+                 workdir: Path, reporter: Reporter, *, resume_from: Path | None = None,
+                 resume_every: ResumeEvery = ResumeEvery()) -> TrainingResult:
+    """Train `spec` (no "auto" left) from `model_path`, or continue from the trainer checkpoint
+    `resume_from` (same optimizer, scheduler, RNG and data position); user-visible checkpoints
+    go to workdir/checkpoints."""
+    callback = ReporterCallback(reporter, checkpoints_dir=workdir / "checkpoints",
+                                n_checkpoints=spec.hyperparameters.n_checkpoints,
+                                resume_every=resume_every)
+    trainer = get_recipe(spec.method).build_trainer(
+        spec, entry, model_path, train_rows, val_rows, workdir / "trainer", [callback])
+    reporter.event(f"Training started: {trainer.args.num_train_epochs} epochs, "
+                   f"{len(trainer.train_dataset)} examples per epoch", data=trainer_settings(trainer))
+    # Only the newest resume checkpoint is needed on local disk; the reporter keeps it safe.
+    trainer.args.save_total_limit = 1
+    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if callback.stopped_for:
+        raise TrainingStopped(callback.stopped_for, trainer.state.global_step)
+    # The trainer's own timing, so a benchmark compares like with like against plain TRL.
+    reporter.event(f"Training finished: {trainer.state.global_step} steps in "
+                   f"{output.metrics['train_runtime']:.1f} s",
+                   data={**{k: output.metrics[k] for k in ("train_runtime", "train_steps_per_second")},
+                         "input_tokens_seen": int(trainer.state.num_input_tokens_seen)})
+    final_dir = save_model_dir(trainer.model, trainer.processing_class, workdir / "final")
+    return TrainingResult(final_dir=final_dir, metrics_rows=callback.rows,
+                          trained_tokens=int(trainer.state.num_input_tokens_seen),
+                          steps=trainer.state.global_step)

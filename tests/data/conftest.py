@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_path(tmp_path_factory):
+    from polytune.training.models import Catalog
+
+    catalog = Catalog(tmp_path_factory.mktemp("polytune-data"))
+    return catalog.resolve_path(catalog.get("polytune-tiny"))

@@ -1,0 +1,118 @@
+"""A real tiny training through the official openai SDK against a live server: to succeeded,
+cancelled while running, and a worker killed with SIGKILL (retried; see test_lifecycle.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import time
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers import chat_jsonl, wait_for
+
+pytestmark = pytest.mark.slow
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def _worker_pid(server, job_id: str) -> int:
+    eng = sa.create_engine(server.env["POLYTUNE_DATABASE_URL"])
+    try:
+        with eng.connect() as c:
+            worker = c.execute(sa.text("SELECT worker FROM jobs WHERE id = :i"), {"i": job_id}).scalar()
+    finally:
+        eng.dispose()
+    import json
+
+    worker = json.loads(worker) if isinstance(worker, str) else worker
+    return int(worker["pid"])
+
+
+def _group_gone(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _upload(client, n: int = 12):
+    return client.files.create(file=("train.jsonl", io.BytesIO(chat_jsonl(n))), purpose="fine-tune").id
+
+
+def _wait_done(client, job_id: str, timeout: float = 240):
+    return wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job_id)).status in TERMINAL and j, timeout)
+
+
+def _wait_training(client, job_id: str):
+    return wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job_id)).status == "running"
+                    and (j.model_extra.get("trained_steps") or 0) > 0 and j, timeout=180)
+
+
+def test_supervised_job_trains_to_succeeded(client, client_b):
+    train, val = _upload(client, 16), _upload(client, 4)
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=train, validation_file=val, suffix="e2e", seed=3,
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 4, "batch_size": 4}}})
+    done = _wait_done(client, job.id)
+    assert done.status == "succeeded", done.error
+    assert done.fine_tuned_model.startswith("ft:polytune-tiny:org-a:e2e:")
+    assert done.trained_tokens and done.trained_tokens > 0
+    assert done.hyperparameters.n_epochs == 4 and done.hyperparameters.batch_size == 4
+    assert done.finished_at >= done.created_at
+
+    # 16 examples / batch 4 = 4 steps an epoch; checkpoints at the end of the last 3 epochs.
+    ckpts = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert sorted(c.step_number for c in ckpts) == [8, 12, 16]
+    for c in ckpts:
+        assert c.fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-{c.step_number}"
+        assert c.metrics.train_loss is not None
+
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
+    metrics = [e for e in events if e.type == "metrics"]
+    assert len(metrics) >= 16
+    assert any("valid_loss" in (e.data or {}) for e in metrics)
+    assert any("successfully completed" in e.message for e in events)
+
+    (results_id,) = done.result_files
+    meta = client.files.retrieve(results_id)
+    assert meta.purpose == "fine-tune-results"
+    rows = list(csv.DictReader(io.StringIO(client.files.content(results_id).text)))
+    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+    assert [int(r["step"]) for r in rows] == list(range(1, 17))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+    ids = {m.id for m in client.models.list().data}
+    assert done.fine_tuned_model in ids and ckpts[0].fine_tuned_model_checkpoint in ids
+    assert client.models.retrieve(done.fine_tuned_model).owned_by == done.organization_id
+    assert done.fine_tuned_model not in {m.id for m in client_b.models.list().data}
+
+
+def test_cancel_running_job_frees_its_process_group(server, client):
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=_upload(client, 40),
+        hyperparameters={"n_epochs": 100, "batch_size": 1})
+    _wait_training(client, job.id)
+    pid = _worker_pid(server, job.id)
+    assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
+    wait_for(lambda: _group_gone(pid), timeout=30)
+    final = client.fine_tuning.jobs.retrieve(job.id)
+    assert final.status == "cancelled" and final.fine_tuned_model is None
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_worker_killed_is_retried_and_the_server_is_fine(server, client):
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=_upload(client, 40),
+        hyperparameters={"n_epochs": 2, "batch_size": 1})
+    _wait_training(client, job.id)
+    os.killpg(_worker_pid(server, job.id), signal.SIGKILL)
+    done = _wait_done(client, job.id, timeout=300)
+    assert done.status == "succeeded", done.error
+    retries = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=200) if "Retry 1" in e.message]
+    assert retries and "SIGKILL" in retries[0]
+    assert httpx.get(f"{server.url}/health").status_code == 200

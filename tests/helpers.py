@@ -1,0 +1,24 @@
+"""Small data builders shared by tests."""
+
+from __future__ import annotations
+
+import json
+import time
+
+
+def chat_jsonl(n: int = 12, *, answer: str = "Blue.") -> bytes:
+    rows = [{"messages": [{"role": "system", "content": "Answer briefly."},
+                          {"role": "user", "content": f"Question number {i}?"},
+                          {"role": "assistant", "content": f"{answer} {i}"}]} for i in range(n)]
+    return "\n".join(json.dumps(r) for r in rows).encode() + b"\n"
+
+
+def wait_for(predicate, timeout: float = 120.0, interval: float = 0.25):
+    """Poll until predicate() returns something truthy; return it (or fail after timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

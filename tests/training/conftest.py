@@ -1,0 +1,28 @@
+"""Fixtures for the training tests: polytune-tiny built once per session, the demo rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from polytune.data import to_trl_rows
+from polytune.training.models import Catalog, CatalogEntry
+from tests.training.support import DEMO_FILE
+
+
+@pytest.fixture(scope="session")
+def catalog(tmp_path_factory) -> Catalog:
+    return Catalog(tmp_path_factory.mktemp("polytune-data"))
+
+
+@pytest.fixture(scope="session")
+def tiny(catalog) -> tuple[CatalogEntry, Path]:
+    entry = catalog.get("polytune-tiny")
+    return entry, catalog.resolve_path(entry)
+
+
+@pytest.fixture(scope="session")
+def demo_rows() -> list[dict[str, Any]]:
+    return to_trl_rows(DEMO_FILE)
