@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 
@@ -22,3 +23,12 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.25):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def group_gone(pid: int) -> bool:
+    """True once no process is left in the process group `pid` (a worker and all it started)."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

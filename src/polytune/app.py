@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 
 from fastapi import FastAPI
@@ -55,6 +56,10 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     return services, db
 
 
+def _import_tokenizers() -> None:
+    from transformers import AutoTokenizer  # noqa: F401
+
+
 def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) -> FastAPI:
     settings = settings or get_settings()
 
@@ -63,6 +68,10 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
         services, db = build_services(settings)
         app.state.services = services
         scheduler = None
+        if settings.warm_workers:
+            # Dataset validation runs in this process and tokenizes with transformers: import it
+            # now, beside startup, so the first job's validation does not wait for it.
+            threading.Thread(target=_import_tokenizers, name="polytune-warm-up", daemon=True).start()
         if run_scheduler:
             scheduler = Scheduler(db, services.jobs, make_executor(settings), slots=settings.worker_slots,
                                   interval=settings.scheduler_interval,

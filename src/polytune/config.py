@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     executor: Literal["local", "ray"] = "local"
+    # Fork each local worker from a process that has torch/transformers/trl already imported
+    # (executors/warm.py); off: start each worker as a fresh `python -m polytune.training.runner`.
+    warm_workers: bool = Field(default=True, description="fork local workers from a pre-imported process")
     worker_slots: int = Field(default=1, ge=1, description="jobs that train at once")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="413 beyond this")
     scheduler_interval: float = Field(default=0.5, description="seconds between scheduler passes")

@@ -21,12 +21,13 @@ from safetensors.torch import load_file
 from polytune.config import Settings
 from polytune.inference.weights import local_model_dir
 from tests.conftest import PG_URL, LiveServer, make_database_url
-from tests.helpers import chat_jsonl, wait_for
+from tests.helpers import chat_jsonl, group_gone, wait_for
 
 pytestmark = pytest.mark.slow
 TERMINAL = ("succeeded", "failed", "cancelled")
-# 16 examples, batch 2: 8 steps an epoch; 20 epochs = 160 steps, long enough to interrupt.
-HP = {"n_epochs": 20, "batch_size": 2, "learning_rate": 2e-3, "n_checkpoints": 1}
+# 16 examples, batch 2: 8 steps an epoch; 6 epochs = 48 steps, long enough to interrupt
+# (pause at 10, kill at 13, SIGTERM at 6) with resume checkpoints every 4.
+HP = {"n_epochs": 6, "batch_size": 2, "learning_rate": 2e-3, "n_checkpoints": 1}
 SEED = 5
 RESUME_EVERY = "4"
 
@@ -47,14 +48,6 @@ def _row(server, job_id: str) -> dict:
     if isinstance(row["worker"], str):
         row["worker"] = json.loads(row["worker"])
     return row
-
-
-def _group_gone(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def _create(client, file_id: str, **hp):
@@ -125,7 +118,7 @@ def test_pause_then_resume_matches_uninterrupted(lserver, reference):
     pid = _row(lserver, job.id)["worker"]["pid"]
     assert client.fine_tuning.jobs.pause(job.id).status in ("pausing", "paused")
     paused = _wait(client, job.id, lambda j: j.status == "paused", 60)
-    wait_for(lambda: _group_gone(pid), 30)  # the worker is freed
+    wait_for(lambda: group_gone(pid), 30)  # the worker is freed
     step = _row(lserver, job.id)["resume_step"]
     assert step and any(f"paused at step {step}" in m for m in _messages(client, job.id))
     assert paused.fine_tuned_model is None
@@ -174,7 +167,7 @@ def test_cancel_in_every_state(lserver):
     _at_step(client, running2.id, 2)
     pid = _row(lserver, running2.id)["worker"]["pid"]
     assert client.fine_tuning.jobs.cancel(running2.id).status == "cancelled"
-    wait_for(lambda: _group_gone(pid), 30)
+    wait_for(lambda: group_gone(pid), 30)
     for j in (validating, queued, running, paused_job, running2):
         assert client.fine_tuning.jobs.cancel(j.id).status == "cancelled"  # idempotent
         assert client.fine_tuning.jobs.retrieve(j.id).fine_tuned_model is None
@@ -203,7 +196,7 @@ def test_server_killed_with_two_running_and_three_queued(backend, tmp_path):
         key = server.create_key("crash")
         client = _client(server, key)
         fid = _upload(client)
-        jobs = [_create(client, fid, n_epochs=4).id for _ in range(5)]
+        jobs = [_create(client, fid, n_epochs=2).id for _ in range(5)]
         wait_for(lambda: sum(client.fine_tuning.jobs.retrieve(j).status == "running"
                              and (client.fine_tuning.jobs.retrieve(j).model_extra.get("trained_steps") or 0) > 5
                              for j in jobs) >= 2, 300)
@@ -234,7 +227,7 @@ def test_sigterm_checkpoints_and_the_next_start_resumes(tmp_path):
     _at_step(client, job.id, 6)
     pid = _row(server, job.id)["worker"]["pid"]
     server.stop()  # SIGTERM, then wait
-    assert _group_gone(pid)
+    assert group_gone(pid)
     row = _row(server, job.id)
     assert row["status"] == "queued" and row["resume_step"] >= 6  # saved on the way out, not before
     server = LiveServer(tmp_path, url, **env)
@@ -259,7 +252,7 @@ def test_two_servers_on_one_database_run_every_job_once(tmp_path):
         fid = _upload(ca, 10)
         jobs = [(ca if i % 2 else cb).fine_tuning.jobs.create(
             model="polytune-tiny", training_file=fid, hyperparameters={"n_epochs": 1, "batch_size": 5}).id
-            for i in range(12)]
+            for i in range(6)]
         finished = [_done(ca, j, 900) for j in jobs]
         assert all(j.status == "succeeded" for j in finished), [j.error for j in finished]
         for j in jobs:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import chat_jsonl, wait_for
+from tests.helpers import chat_jsonl, group_gone, wait_for
 
 pytestmark = pytest.mark.slow
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -30,14 +30,6 @@ def _worker_pid(server, job_id: str) -> int:
 
     worker = json.loads(worker) if isinstance(worker, str) else worker
     return int(worker["pid"])
-
-
-def _group_gone(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def _upload(client, n: int = 12):
@@ -99,7 +91,7 @@ def test_cancel_running_job_frees_its_process_group(server, client):
     _wait_training(client, job.id)
     pid = _worker_pid(server, job.id)
     assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
-    wait_for(lambda: _group_gone(pid), timeout=30)
+    wait_for(lambda: group_gone(pid), timeout=30)
     final = client.fine_tuning.jobs.retrieve(job.id)
     assert final.status == "cancelled" and final.fine_tuned_model is None
     assert httpx.get(f"{server.url}/health").status_code == 200

@@ -15,16 +15,21 @@ import sys
 import threading
 from typing import Any
 
+from . import warm
 from .base import WorkerExit
 
 
 class LocalExecutor:
     def __init__(self, settings):
         self.settings = settings
-        self._procs: dict[str, subprocess.Popen] = {}
+        self._procs: dict[str, subprocess.Popen | warm.ForkedWorker] = {}
         self._lock = threading.Lock()
         self.log_dir = settings.resolved_data_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._warm = warm.context() if settings.warm_workers else None
+        if self._warm is not None:
+            # Import the training stack now, beside the server's own start, not when a job comes.
+            threading.Thread(target=warm.warm_up, name="polytune-warm-up", daemon=True).start()
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -37,6 +42,11 @@ class LocalExecutor:
         return env
 
     def submit(self, job_id: str) -> dict[str, Any]:
+        if self._warm is not None:
+            proc = warm.ForkedWorker(self._warm, job_id, self._env(), self.log_dir / f"{job_id}.log")
+            with self._lock:
+                self._procs[job_id] = proc
+            return {"executor": "local", "host": socket.gethostname(), "pid": proc.pid, "start": "warm"}
         log = open(self.log_dir / f"{job_id}.log", "ab")
         try:
             proc = subprocess.Popen(
@@ -48,7 +58,7 @@ class LocalExecutor:
             log.close()
         with self._lock:
             self._procs[job_id] = proc
-        return {"executor": "local", "host": socket.gethostname(), "pid": proc.pid}
+        return {"executor": "local", "host": socket.gethostname(), "pid": proc.pid, "start": "cold"}
 
     def stop(self, job_id: str, *, force: bool = False) -> None:
         with self._lock:

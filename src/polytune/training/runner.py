@@ -11,6 +11,7 @@ import csv
 import errno
 import io
 import logging
+import os
 import re
 import signal
 import sys
@@ -220,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m polytune.training.runner JOB_ID", file=sys.stderr)
         return 2
+    # Who this worker is, in its log: what an operator checks when a job starts slowly or a
+    # stop does not reach it.
+    pid = os.getpid()
+    log.info("worker pid=%d pgid=%d ppid=%d for job %s; training stack %s", pid, os.getpgid(pid), os.getppid(),
+             args[0], "preloaded (warm start)" if "trl" in sys.modules else "not imported yet (cold start)")
     return run(args[0], Settings())
 
 

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
 from polytune.dialects.common.deps import OrgId, Svc
+from polytune.dialects.common.downloads import file_content_response
 from polytune.dialects.common.idempotency import once_per_key
 from polytune.dialects.common.multipart import read_multipart
 from polytune.domain.errors import InvalidRequest, TooLarge
@@ -115,10 +116,7 @@ def retrieve_file(file_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 @router.get("/files/{file_id}/content")
 def file_content(file_id: str, org: OrgId, svc: Svc) -> StreamingResponse:
-    info, chunks = svc.files.content(org, file_id)
-    return StreamingResponse(chunks, media_type="application/octet-stream",
-                             headers={"Content-Length": str(info.bytes),
-                                      "Content-Disposition": f'attachment; filename="{info.filename}"'})
+    return file_content_response(svc.files, org, file_id)
 
 
 @router.delete("/files/{file_id}")

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.deps import OrgId, Svc
+from polytune.dialects.common.downloads import file_content_response
 from polytune.dialects.common.multipart import read_multipart
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.objects import Page
@@ -135,11 +136,7 @@ def retrieve_file(file_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 @router.get("/files/{file_id}/content")
 def file_content(file_id: str, org: OrgId, svc: Svc) -> StreamingResponse:
-    info, chunks = svc.files.content(org, file_id)
-    # The SDK sizes its download from Content-Length and refuses a missing or zero one.
-    return StreamingResponse(chunks, media_type="application/octet-stream",
-                             headers={"Content-Length": str(info.bytes),
-                                      "Content-Disposition": f'attachment; filename="{info.filename}"'})
+    return file_content_response(svc.files, org, file_id)
 
 
 @router.delete("/files/{file_id}")

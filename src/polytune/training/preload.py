@@ -1,0 +1,23 @@
+"""What a warm worker has imported before any job reaches it.
+
+The local executor's fork server imports this module once (see executors/warm.py); every job's
+worker is then forked from that process, so the seconds torch, transformers, trl and peft take
+to import are paid at server start, not between `POST /v1/fine_tuning/jobs` and the first step.
+Only imports belong here: no torch op may run before the fork (a thread pool started in the
+parent does not survive into the child).
+"""
+
+from __future__ import annotations
+
+import datasets  # noqa: F401
+import peft  # noqa: F401
+import torch  # noqa: F401
+import transformers  # noqa: F401
+import trl  # noqa: F401
+
+import polytune.data.tokens  # noqa: F401
+import polytune.training.callback  # noqa: F401
+import polytune.training.recipes  # noqa: F401
+import polytune.training.runner  # noqa: F401
+import polytune.training.store_reporter  # noqa: F401
+import polytune.training.train  # noqa: F401
