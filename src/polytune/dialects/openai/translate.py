@@ -223,3 +223,17 @@ def page(p: Page, render) -> dict[str, Any]:
     data = [render(x) for x in p.data]
     return {"object": "list", "data": data, "has_more": p.has_more,
             "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+
+
+# -- graders ------------------------------------------------------------------------------------
+def grader_run(grader: Any, result: Any, seconds: float) -> dict[str, Any]:
+    """GraderRunResponse: every field its strict parsing requires."""
+    return {
+        "reward": result.reward,
+        "sub_rewards": result.sub_rewards,
+        "model_grader_token_usage_per_model": ({getattr(grader, "model", grader.name): result.token_usage}
+                                               if result.token_usage else {}),
+        "metadata": {"name": grader.name, "type": grader.type, "execution_time": seconds,
+                     "scores": result.sub_rewards, "errors": result.error_flags(),
+                     "token_usage": result.token_usage or None, "sampled_model_name": result.sampled_model_name},
+    }
