@@ -43,7 +43,6 @@ class Settings(BaseSettings):
     grader_model_base_url: str | None = Field(default=None, description="chat endpoint of model graders")
     grader_model_api_key: str | None = Field(default=None, description="its API key")
     grader_embeddings_model: str | None = Field(default=None, description="enables text_similarity cosine")
-    grader_judge_model: str = Field(default="polytune-tiny", description="the model SeekrFlow's llm grader asks")
     grader_python_cpu_seconds: float = Field(default=5.0, gt=0, description="python grader CPU time per sample")
     grader_python_timeout_seconds: float = Field(default=10.0, gt=0, description="... wall-clock time per sample")
     grader_python_memory_mb: int = Field(default=512, ge=64, description="... address space of its process")

@@ -29,6 +29,9 @@ OUTPUT = "{{sample.output_text}}"
 REFERENCE = "{{item.reference_answer}}"
 STRING_OPS = {"equals": "eq", "not_equals": "ne", "contains": "like", "case_insensitive_contains": "ilike"}
 SIMILARITY_OPS = {"bleu": "bleu", "rouge": "rouge_l"}
+# The model SeekrFlow's `llm` grader asks (served by polytune's own chat endpoint unless
+# POLYTUNE_GRADER_MODEL_BASE_URL points elsewhere).
+DEFAULT_JUDGE_MODEL = "polytune-tiny"
 JUDGE_PROMPT = ("You grade an answer against a reference answer. Reply with only a number from 0 to 1: "
                 "1 when the answer is correct and complete, 0 when it is wrong.")
 

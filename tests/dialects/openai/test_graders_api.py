@@ -74,3 +74,28 @@ def test_run_score_model_asks_polytunes_own_chat_endpoint(client):
     bad = {**grader, "model": "no-such-model"}
     out = client.fine_tuning.alpha.graders.run(grader=bad, model_sample="Paris")
     assert out.metadata.errors.api_model_grader_server_error
+
+
+@pytest.mark.parametrize("method,param", [
+    ({"type": "reinforcement", "reinforcement": {}}, "method.reinforcement.grader"),
+    ({"type": "reinforcement", "reinforcement": {"grader": {**EXACT, "reference": "{{item.answer"}}},
+     "method.reinforcement.grader.reference"),
+    ({"type": "reinforcement", "reinforcement": {"grader": {"type": "nope", "name": "x"}}},
+     "method.reinforcement.grader.type"),
+    ({"type": "reinforcement", "reinforcement": {"grader": EXACT, "hyperparameters": {"compute_multiplier": 0}}},
+     "method.reinforcement.hyperparameters.compute_multiplier"),
+    ({"type": "reinforcement", "reinforcement": {"grader": EXACT, "hyperparameters": {"reasoning_effort": "max"}}},
+     "method.reinforcement.hyperparameters.reasoning_effort"),
+    ({"type": "reinforcement", "reinforcement": {"grader": EXACT, "hyperparameters": {"beta": 0.1}}},
+     "method.reinforcement.hyperparameters.beta"),
+])
+def test_reinforcement_job_with_a_bad_grader_is_refused(client, method, param):
+    import io
+
+    train = client.files.create(file=("rl.jsonl", io.BytesIO(
+        b'{"messages": [{"role": "user", "content": "hi"}], "answer": "x"}\n')), purpose="fine-tune").id
+    before = len(client.fine_tuning.jobs.list(limit=100).data)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=train, method=method)
+    assert e.value.body["param"] == param, e.value.body
+    assert len(client.fine_tuning.jobs.list(limit=100).data) == before
