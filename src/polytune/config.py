@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     # 0: one less than the CPU cores (at least 1), leaving a core to the event loop. On a busy
     # machine more threads than free cores make torch's CPU kernels far slower, not faster.
     inference_threads: int = Field(default=0, ge=0, description="torch CPU threads for serving")
+    # Graders (docs/graders.md). score_model / label_model call this OpenAI-compatible endpoint
+    # (its base URL, with /v1); unset: polytune's own API (for graders/run the server answering
+    # the request, with the caller's key; for training http://host:port/v1 with grader_model_api_key).
+    grader_model_base_url: str | None = Field(default=None, description="chat endpoint of model graders")
+    grader_model_api_key: str | None = Field(default=None, description="its API key")
+    grader_embeddings_model: str | None = Field(default=None, description="enables text_similarity cosine")
+    grader_python_cpu_seconds: float = Field(default=5.0, gt=0, description="python grader CPU time per sample")
+    grader_python_timeout_seconds: float = Field(default=10.0, gt=0, description="... wall-clock time per sample")
+    grader_python_memory_mb: int = Field(default=512, ge=64, description="... address space of its process")
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -15,7 +15,7 @@ Auto = Literal["auto"]
 Method = Literal["supervised", "dpo", "reinforcement"]
 METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement")
 # Methods whose recipe exists; the others answer a clear 400 until their recipe lands.
-TRAINABLE_METHODS: tuple[str, ...] = ("supervised",)
+TRAINABLE_METHODS: tuple[str, ...] = ("supervised", "reinforcement")
 
 
 class _Frozenish(BaseModel):
@@ -73,6 +73,8 @@ class RewardSpec(_Frozenish):
     compute_multiplier: Union[float, Auto] = "auto"
     eval_samples: Union[int, Auto] = "auto"
     reasoning_effort: str = "default"
+    # Tokens a sampled completion may use; unset: decided by reasoning_effort (recipes/grpo.py).
+    max_completion_tokens: int | None = None
 
 
 class Resources(_Frozenish):

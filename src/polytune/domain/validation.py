@@ -26,6 +26,8 @@ def check_spec(spec: JobSpec) -> None:
     if spec.method not in TRAINABLE_METHODS:
         raise InvalidRequest(f"Method '{spec.method}' is not available on this server yet; "
                              f"available: {list(TRAINABLE_METHODS)}.", param="method.type")
+    if spec.method == "reinforcement" and (spec.reward is None or not spec.reward.graders):
+        raise InvalidRequest("A reinforcement job needs a grader.", param="method.reinforcement.grader")
     if not spec.training_files or not all(spec.training_files):
         raise InvalidRequest("training_file is required.", param="training_file")
     if spec.validation_file and spec.validation_file in spec.training_files:

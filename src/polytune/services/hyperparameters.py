@@ -21,6 +21,8 @@ MAX_EXAMPLES_SEEN = 25_000
 MAX_AUTO_BATCH_TOKENS = 32_768
 MAX_AUTO_TOKENS_SEEN = 20_000_000
 DEFAULT_BETA = 0.1
+# Reinforcement: validation prompts sampled at each evaluation when eval_samples is "auto".
+AUTO_EVAL_SAMPLES = 16
 
 
 def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_tokens: int | None = None) -> JobSpec:
@@ -42,8 +44,10 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
     - learning_rate: entry.base_learning_rate × multiplier, unless an absolute learning_rate
       was given (then the multiplier reported is the ratio of the two).
     - adapter kind: the entry's default; lr_scheduler: the entry's default.
-    - preference.beta: 0.1 (trl's default). Reward settings are left to the reinforcement
-      recipe, which decides what its "auto" means when it lands.
+    - preference.beta: 0.1 (trl's default).
+    - reinforcement: n_epochs at most 3 (the small-dataset rule above is for memorising
+      answers); reward.compute_multiplier 1.0 (4 generations per prompt, see recipes/grpo.py);
+      reward.eval_samples 16.
     - seed: a random one, reported back so the run can be repeated.
     """
     if n_examples < 1:
@@ -51,6 +55,10 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
     hp = spec.hyperparameters
     batch_size = hp.batch_size if hp.batch_size != "auto" else auto_batch_size(n_examples, n_tokens)
     n_epochs = hp.n_epochs if hp.n_epochs != "auto" else auto_epochs(n_examples, entry, n_tokens)
+    if spec.method == "reinforcement" and hp.n_epochs == "auto":
+        # Each prompt is sampled num_generations times per epoch; the supervised rule's extra
+        # epochs for small datasets (memorising answers) don't apply.
+        n_epochs = min(n_epochs, DEFAULT_EPOCHS)
     if hp.max_steps:
         # The epochs the steps span (the trainer stops at max_steps, mid-epoch if need be).
         steps_per_epoch = math.ceil(math.ceil(n_examples / batch_size) / (hp.gradient_accumulation_steps or 1))
@@ -76,6 +84,11 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
             "kind": entry.adapter_default if spec.adapter.kind == "auto" else spec.adapter.kind}),
         "seed": spec.seed if spec.seed is not None else secrets.randbelow(2**31),
     }
+    if spec.reward is not None:
+        r = spec.reward
+        update["reward"] = r.model_copy(update={
+            "compute_multiplier": 1.0 if r.compute_multiplier == "auto" else r.compute_multiplier,
+            "eval_samples": AUTO_EVAL_SAMPLES if r.eval_samples == "auto" else r.eval_samples})
     if spec.preference is not None and spec.preference.beta == "auto":
         update["preference"] = spec.preference.model_copy(update={"beta": DEFAULT_BETA})
     return spec.model_copy(update=update)

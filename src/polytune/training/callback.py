@@ -22,6 +22,26 @@ class ResumeEvery:
     seconds: float = 0.0
 
 
+# GRPO's logged values (TRL's names and the grader reward function's) -> metrics event names.
+_REWARD_LOGS = {"loss": "train_loss", "reward": "reward", "reward_std": "reward_std", "reward_min": "reward_min",
+                "reward_max": "reward_max", "kl": "kl", "completions/mean_length": "completion_length",
+                "grader_errors": "grader_errors"}
+
+
+def reward_metrics(logs: dict[str, float]) -> dict[str, float]:
+    """A reinforcement step's (or evaluation's, as valid_*) reward metrics from TRL's logs."""
+    evaluating = "eval_reward" in logs
+    prefix, out_prefix = ("eval_", "valid_") if evaluating else ("", "")
+    out = {}
+    for key, name in _REWARD_LOGS.items():
+        if prefix + key in logs:
+            out[("valid_loss" if name == "train_loss" else out_prefix + name) if evaluating else name] = logs[prefix + key]
+    for key, value in logs.items():
+        if key.startswith(prefix + "sub_reward/"):
+            out[f"{out_prefix}sub_reward_{key.split('/', 1)[1]}"] = value
+    return out
+
+
 class ReporterCallback(TrainerCallback):
     """Reports metrics, progress and checkpoints, saves resume checkpoints, and stops training
     when asked to.
@@ -83,7 +103,9 @@ class ReporterCallback(TrainerCallback):
         # A pause or preemption saves this step, so its metrics belong to the record.
         if self.cancelled or not logs:
             return
-        if "loss" in logs:
+        if "reward" in logs or "eval_reward" in logs:
+            metrics = reward_metrics(logs)
+        elif "loss" in logs:
             metrics = {"train_loss": logs["loss"],
                        "train_mean_token_accuracy": logs.get("mean_token_accuracy")}
         elif "eval_loss" in logs:

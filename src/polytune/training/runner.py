@@ -36,6 +36,9 @@ from polytune.training.reporter import Reporter
 
 log = logging.getLogger("polytune.worker")
 RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+# A reinforcement job's columns, after those (with one sub_reward_<grader> column per sub-grader).
+REWARD_COLUMNS = ["reward", "reward_std", "reward_min", "reward_max", "kl", "completion_length", "grader_errors",
+                  "valid_reward"]
 _HEARTBEAT_SECONDS = 10.0
 
 
@@ -60,15 +63,19 @@ def metrics_rows(db: Database, job_id: str) -> list[dict]:
             if "valid_loss" in data:
                 row.update(valid_loss=data["valid_loss"],
                            valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))
+            row.update({k: v for k, v in data.items() if k in REWARD_COLUMNS or k.startswith("sub_reward_")})
     return [rows[k] for k in sorted(rows)]
 
 
 def results_csv(rows: list[dict]) -> bytes:
     out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+    present = {k for r in rows for k in r}
+    columns = RESULT_COLUMNS + [k for k in REWARD_COLUMNS if k in present] + sorted(
+        k for k in present if k.startswith("sub_reward_"))
+    w = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in RESULT_COLUMNS})
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
     return out.getvalue().encode()
 
 

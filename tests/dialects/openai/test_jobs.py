@@ -90,7 +90,7 @@ BAD_BODIES = [
     ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
     ({"method": {"type": "distillation"}}, "method.type"),
     ({"method": {"type": "dpo"}}, "method.type"),
-    ({"method": {"type": "reinforcement"}}, "method.type"),
+    ({"method": {"type": "reinforcement"}}, "method.reinforcement.grader"),
     ({"hyperparameters": {"n_epochs": "lots"}}, "hyperparameters.n_epochs"),
 ]
 

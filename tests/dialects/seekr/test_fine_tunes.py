@@ -165,9 +165,7 @@ def test_bad_bodies_are_422_http_validation_errors_and_create_nothing(server, se
     assert _count(seekr) == before
 
 
-@pytest.mark.parametrize("training", [{"fine_tune_type": "PREFERENCE", "beta": 0.1},
-                                      {"fine_tune_type": "REINFORCEMENT"}, {"fine_tune_type": "GRPO"},
-                                      {"pre_train": True}])
+@pytest.mark.parametrize("training", [{"fine_tune_type": "PREFERENCE", "beta": 0.1}, {"pre_train": True}])
 def test_methods_without_a_recipe_are_a_clear_400(server, seekr, headers, train_file, training):
     before = _count(seekr)
     r = httpx.post(f"{server.url}/v1/flow/fine-tune", json=_body(train_file, **training), headers=headers)
@@ -187,3 +185,28 @@ def test_malformed_json_and_unknown_job(server, seekr, headers):
         seekr.fine_tuning.retrieve("ftjob-nope")
     r = httpx.get(f"{server.url}/v1/flow/fine-tunes/ftjob-nope/events", headers=headers)
     assert r.status_code == 404 and isinstance(r.json()["detail"], str)
+
+
+@pytest.mark.parametrize("fine_tune_type", ["REINFORCEMENT", "GRPO"])
+def test_reinforcement_reward_components_become_the_jobs_grader(server, seekr, client, headers, tmp_path,
+                                                                fine_tune_type):
+    path = tmp_path / "rl.jsonl"
+    path.write_text("".join(f'{{"messages": [{{"role": "user", "content": "What is {i} + 1?"}}], '
+                            f'"reference_answer": "{i + 1}"}}\n' for i in range(10)))
+    train = seekr.files.upload(path, purpose="fine-tune").id
+    components = {"format_reward_weight": 0.2, "graders": [
+        {"type": "math_accuracy", "weight": 0.5}, {"type": "string_check", "operation": "contains", "weight": 0.3}]}
+    r = httpx.post(f"{server.url}/v1/flow/fine-tune", headers=headers, json=_body(
+        train, fine_tune_type=fine_tune_type, reward_components=components))
+    assert r.status_code == 200, r.text
+    job = seekr.fine_tuning.retrieve(r.json()["id"])
+    assert job.fine_tune_type.value == "REINFORCEMENT"
+    assert r.json()["reward_components"] == components
+    client.fine_tuning.jobs.cancel(job.id)
+    # The same job through OpenAI's API: one weighted multi grader over the row's reference_answer.
+    # (under polytune's own key: the SDK's types hold a multi over one grader only).
+    method = client.fine_tuning.jobs.retrieve(job.id).method
+    assert method.type == "reinforcement" and method.reinforcement is None
+    grader = method.model_extra["polytune_reinforcement"]["grader"]
+    assert grader["type"] == "multi" and set(grader["graders"]) == {"format", "math_accuracy_0", "string_check_1"}
+    assert grader["calculate_output"] == "0.2 * format + 0.5 * math_accuracy_0 + 0.3 * string_check_1"

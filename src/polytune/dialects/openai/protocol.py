@@ -89,3 +89,13 @@ class CreateUploadRequest(Wire):
 class CompleteUploadRequest(Wire):
     part_ids: list[str] = Field(default_factory=list)
     md5: str | None = None
+
+
+class GraderRunRequest(Wire):
+    grader: Any
+    model_sample: str
+    item: Any = None
+
+
+class GraderValidateRequest(Wire):
+    grader: Any

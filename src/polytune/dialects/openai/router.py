@@ -16,6 +16,7 @@ from polytune.dialects.common.downloads import file_content_response
 from polytune.dialects.common.idempotency import once_per_key
 from polytune.dialects.common.multipart import read_multipart
 from polytune.domain.errors import InvalidRequest, TooLarge
+from polytune.services.graders import GraderService
 
 from . import translate as tr
 from .protocol import CompleteUploadRequest, CreateJobRequest, CreateUploadRequest
@@ -164,6 +165,8 @@ def cancel_upload(upload_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
 async def create_job(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, CreateJobRequest)
     spec, secrets = tr.to_spec(req)
+    if spec.reward is not None:
+        GraderService(svc.settings).validate(spec.reward.graders[0], "method.reinforcement.grader")
 
     async def create() -> dict[str, Any]:
         try:

@@ -11,7 +11,7 @@ from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint, Event, FileInfo, ModelInfo, Page, UploadInfo, UploadPartInfo
 from polytune.domain.spec import (METHODS, AdapterSpec, Hyperparameters, Integration, JobSpec, LoraSpec,
-                                  OutputSpec, WandbIntegration)
+                                  OutputSpec, RewardSpec, WandbIntegration)
 
 from .protocol import CreateJobRequest, SupervisedHyperparameters
 
@@ -69,6 +69,8 @@ def hyperparameters_path(req: CreateJobRequest) -> str:
         return "method.supervised.hyperparameters"
     if m and m.type == "dpo" and m.dpo and m.dpo.hyperparameters:
         return "method.dpo.hyperparameters"
+    if m and m.type == "reinforcement" and m.reinforcement and m.reinforcement.hyperparameters:
+        return "method.reinforcement.hyperparameters"
     return "hyperparameters"
 
 
@@ -108,10 +110,16 @@ def to_spec(req: CreateJobRequest) -> tuple[JobSpec, dict[str, str]]:
                  "method.supervised.hyperparameters": req.method and req.method.supervised
                  and req.method.supervised.hyperparameters,
                  "method.dpo.hyperparameters": req.method and req.method.dpo and req.method.dpo.hyperparameters,
+                 "method.reinforcement.hyperparameters": None,
                  }[where]
+    reward, eval_interval = None, None
+    if method == "reinforcement":
+        hp_source, reward, eval_interval = _reinforcement(req, where)
     if req.extra_body:
         hp_source = _with_extra_body(hp_source or None, req.extra_body, where)
     hyper, adapter = _hyperparameters(hp_source or None, where)
+    if eval_interval is not None:
+        hyper = hyper.model_copy(update={"eval_interval": eval_interval})
     secrets: dict[str, str] = {}
     integrations = []
     for i, integ in enumerate(req.integrations or []):
@@ -124,9 +132,45 @@ def to_spec(req: CreateJobRequest) -> tuple[JobSpec, dict[str, str]]:
         model=req.model, method=method, training_files=[req.training_file],
         validation_file=req.validation_file or None, hyperparameters=hyper, adapter=adapter,
         integrations=integrations, output=OutputSpec(suffix=req.suffix), seed=req.seed,
-        metadata=req.metadata or {}, tags=_tags(req.tags),
+        metadata=req.metadata or {}, tags=_tags(req.tags), reward=reward,
     )
     return spec, secrets
+
+
+# Reinforcement hyperparameters that belong to the reward (the rest are the usual ones).
+_REWARD_HP = ("compute_multiplier", "eval_samples", "reasoning_effort", "max_completion_tokens", "eval_interval")
+REASONING_EFFORTS = ("default", "low", "medium", "high")
+
+
+def _reinforcement(req: CreateJobRequest, where: str) -> tuple[SupervisedHyperparameters, RewardSpec, int | None]:
+    """method.reinforcement: the grader (checked by the router with the server's grader
+    settings) and the hyperparameters, split into the usual ones and the reward's."""
+    rl = req.method.reinforcement if req.method else None
+    if rl is None or rl.grader is None:
+        raise InvalidRequest("Missing required parameter: 'method.reinforcement.grader'.",
+                             param="method.reinforcement.grader", code="missing_required_parameter")
+    given = dict(rl.hyperparameters or {})
+    own = {k: given.pop(k) for k in _REWARD_HP if k in given}
+
+    def number(key: str, integer: bool) -> Any:
+        value = own.get(key, "auto")
+        ok = value == "auto" or (not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+                                 and value > 0)
+        if not ok:
+            raise InvalidRequest(f"{where}.{key} must be {'an integer' if integer else 'a number'} above 0 or 'auto', "
+                                 f"got {value!r}.", param=f"{where}.{key}", code="invalid_value")
+        return value
+
+    effort = own.get("reasoning_effort", "default")
+    if effort not in REASONING_EFFORTS:
+        raise InvalidRequest(f"{where}.reasoning_effort must be one of {list(REASONING_EFFORTS)}, got {effort!r}.",
+                             param=f"{where}.reasoning_effort", code="invalid_value")
+    interval = number("eval_interval", True)
+    tokens = number("max_completion_tokens", True)
+    reward = RewardSpec(graders=[rl.grader], compute_multiplier=number("compute_multiplier", False),
+                        eval_samples=number("eval_samples", True), reasoning_effort=effort,
+                        max_completion_tokens=None if tokens == "auto" else tokens)
+    return SupervisedHyperparameters.model_validate(given), reward, None if interval == "auto" else interval
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -141,6 +185,35 @@ def _hp_out(spec: JobSpec) -> dict[str, Any]:
     if spec.adapter.kind == "lora":
         out.update({wire: getattr(spec.adapter.lora, field) for wire, field in _LORA.items()})
     return out
+
+
+def _method_out(spec: JobSpec, hp: dict[str, Any]) -> dict[str, Any]:
+    if spec.method != "reinforcement" or spec.reward is None:
+        return {"type": spec.method, spec.method: {"hyperparameters": hp}}
+    r = spec.reward
+    rl_hp = {**hp, "compute_multiplier": r.compute_multiplier, "eval_samples": r.eval_samples,
+             "eval_interval": spec.hyperparameters.eval_interval or "auto", "reasoning_effort": r.reasoning_effort}
+    if r.max_completion_tokens:
+        rl_hp["max_completion_tokens"] = r.max_completion_tokens
+    body = {"grader": r.graders[0] if r.graders else None, "hyperparameters": rl_hp}
+    if _sdk_grader(body["grader"]):
+        return {"type": "reinforcement", "reinforcement": body}
+    # A grader the openai SDK's types can't hold (a multi over named graders, SeekrFlow's
+    # format_check / math_accuracy): strict parsing would reject the whole job, so it is shown
+    # under polytune's own key instead.
+    return {"type": "reinforcement", "reinforcement": None, "polytune_reinforcement": body}
+
+
+_SDK_GRADERS = ("string_check", "text_similarity", "python", "score_model", "multi")
+
+
+def _sdk_grader(grader: Any) -> bool:
+    if not isinstance(grader, dict) or grader.get("type") not in _SDK_GRADERS:
+        return False
+    if grader["type"] != "multi":
+        return True
+    sub = grader.get("graders")
+    return isinstance(sub, dict) and sub.get("type") in (*_SDK_GRADERS[:-1], "label_model")
 
 
 def job(j: Job) -> dict[str, Any]:
@@ -168,7 +241,7 @@ def job(j: Job) -> dict[str, Any]:
         "integrations": [{"type": i.type, "wandb": i.wandb.model_dump(exclude_none=True)}
                          for i in spec.integrations] or None,
         "metadata": spec.metadata or None,
-        "method": {"type": spec.method, spec.method: {"hyperparameters": hp}},
+        "method": _method_out(spec, hp),
         "estimated_finish": j.estimated_finish,
         "user_provided_suffix": spec.output.suffix,
         # Nebius's progress fields; extra fields are fine for the SDK, strict or not.
@@ -223,3 +296,17 @@ def page(p: Page, render) -> dict[str, Any]:
     data = [render(x) for x in p.data]
     return {"object": "list", "data": data, "has_more": p.has_more,
             "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+
+
+# -- graders ------------------------------------------------------------------------------------
+def grader_run(grader: Any, result: Any, seconds: float) -> dict[str, Any]:
+    """GraderRunResponse: every field its strict parsing requires."""
+    return {
+        "reward": result.reward,
+        "sub_rewards": result.sub_rewards,
+        "model_grader_token_usage_per_model": ({getattr(grader, "model", grader.name): result.token_usage}
+                                               if result.token_usage else {}),
+        "metadata": {"name": grader.name, "type": grader.type, "execution_time": seconds,
+                     "scores": result.sub_rewards, "errors": result.error_flags(),
+                     "token_usage": result.token_usage or None, "sampled_model_name": result.sampled_model_name},
+    }

@@ -13,6 +13,8 @@ from polytune.domain.objects import Event, FileInfo, ModelInfo, ProjectInfo
 from polytune.domain.spec import (TRAINABLE_METHODS, AdapterSpec, Hyperparameters, JobSpec, LoraSpec,
                                   PreferenceSpec, Resources, RewardSpec)
 
+from polytune.graders.seekr import DEFAULT_JUDGE_MODEL, from_reward_components
+
 from .errors import NotAvailable
 from .protocol import LORA_EXTRAS, FinetuneRequestIn
 
@@ -96,18 +98,21 @@ def to_spec(req: FinetuneRequestIn) -> JobSpec:
     preference = (PreferenceSpec(beta=tc.beta if tc.beta is not None else "auto",
                                  loss_type=(tc.loss_type or "SIGMOID").lower())
                   if method == "dpo" else None)
-    reward = None
-    if tc.reward_components is not None:
-        rc = tc.reward_components
-        reward = RewardSpec(graders=[g.model_dump(exclude_none=True) for g in rc.graders],
-                            format_reward_weight=rc.format_reward_weight)
+    reward, extras = None, {}
+    if method == "reinforcement":
+        # The SDK sends these defaults itself when the user gives none.
+        components = (tc.reward_components.model_dump(exclude_none=True) if tc.reward_components is not None
+                      else {"format_reward_weight": 0.1, "graders": [{"type": "math_accuracy", "weight": 0.9}]})
+        reward = RewardSpec(graders=[from_reward_components(components, judge_model=DEFAULT_JUDGE_MODEL)],
+                            format_reward_weight=components["format_reward_weight"])
+        extras["reward_components"] = components  # echoed as sent; the engine runs the multi grader
     return JobSpec(
         model=tc.model, method=method, training_files=tc.training_files,
         validation_file=(tc.validation_files or [None])[0], hyperparameters=hp, adapter=adapter,
         preference=preference, reward=reward,
         resources=Resources(accel_type=infra.accel_type, n_accel=infra.n_accel, n_node=infra.n_node),
         description=req.description,
-        extras={"experiment_name": tc.experiment_name} if tc.experiment_name else {},
+        extras={**extras, **({"experiment_name": tc.experiment_name} if tc.experiment_name else {})},
     )
 
 
@@ -144,8 +149,7 @@ def job(j: Job) -> dict[str, Any]:
         "beta": _number(spec.preference.beta) if spec.preference else None,
         "loss_type": spec.preference.loss_type.upper() if spec.preference else None,
         "gradient_checkpointing": hp.gradient_checkpointing,
-        "reward_components": ({"format_reward_weight": spec.reward.format_reward_weight,
-                               "graders": spec.reward.graders} if spec.reward and spec.reward.graders else None),
+        "reward_components": spec.extras.get("reward_components"),
         "created_at": iso(j.created_at),
         "experiment_name": spec.extras.get("experiment_name"),
         "status": STATUS[j.status],

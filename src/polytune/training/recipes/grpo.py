@@ -1,0 +1,140 @@
+"""Reinforcement fine-tuning: a thin builder of trl's GRPOTrainer whose reward is the job's
+grader, run by polytune's grader engine (polytune.graders) on every completion.
+
+How the job's settings reach GRPOConfig (docs/graders.md has the table):
+
+- batch_size: prompts per optimizer step; each step trains on batch_size × num_generations
+  completions (per_device_train_batch_size), generated together (one generation per step);
+- compute_multiplier → num_generations = round(BASE_GENERATIONS × compute_multiplier), at least
+  2: completions sampled per prompt, the group GRPO compares to compute each advantage;
+- n_epochs, learning_rate (learning_rate_multiplier × the model's base rate), lr_scheduler:
+  as for supervised jobs;
+- eval_interval → eval_steps (else one evaluation per epoch) on the validation file, of which
+  eval_samples prompts are used;
+- reasoning_effort → max_completion_length, the tokens a completion may use
+  (COMPLETION_TOKENS: low 64, medium/default 128, high 256), unless the job sets
+  max_completion_tokens (a polytune extension of the hyperparameters);
+- beta = BETA: a small KL penalty against the starting model (the reference: the
+  adapter-disabled base for LoRA, as TRL does), so KL is measured and reported.
+
+Metrics (logged by TRL, reported through the ReporterCallback): reward (mean), reward_std,
+reward_min, reward_max, each sub-grader's mean (sub_reward/<name>), the share of completions
+whose grading failed (grader_errors), completion length, and KL.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polytune.data.convert import trl_dataset
+from polytune.data.tokens import load_tokenizer
+from polytune.domain.spec import JobSpec
+from polytune.training.models import CatalogEntry
+from polytune.training.recipes.sft import _require_resolved, lora_config
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
+    from trl import GRPOTrainer
+
+    from polytune.graders import Grading
+
+Rows = list[dict[str, Any]]
+BASE_GENERATIONS = 4
+COMPLETION_TOKENS = {"low": 64, "medium": 128, "default": 128, "high": 256}
+BETA = 0.04
+# Columns TRL passes to reward functions that are not the dataset row's own fields.
+_TRL_KWARGS = ("trainer_state", "log_extra", "log_metric", "completion_ids", "environments")
+
+
+def num_generations(compute_multiplier: float) -> int:
+    return max(2, round(BASE_GENERATIONS * compute_multiplier))
+
+
+def grader_reward(grader: Any, grading: Grading):
+    """A TRL reward function: the grader's reward for each completion, its row as the item."""
+
+    def reward(prompts: list, completions: list, log_metric=None, **columns: Any) -> list[float]:
+        rows = [{k: v[i] for k, v in columns.items() if k not in _TRL_KWARGS} for i in range(len(completions))]
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        items = [{**row, "messages": prompt} if isinstance(prompt, list) else row
+                 for row, prompt in zip(rows, prompts)]
+        results = grading.grade_batch(grader, list(zip(texts, items)))
+        rewards = [r.reward for r in results]
+        if log_metric is not None:
+            log_metric("reward_min", min(rewards))
+            log_metric("reward_max", max(rewards))
+            log_metric("grader_errors", sum(r.failed for r in results) / len(results))
+            for name in {n for r in results for n in r.sub_rewards}:
+                values = [r.sub_rewards[name] for r in results if name in r.sub_rewards]
+                log_metric(f"sub_reward/{name}", sum(values) / len(values))
+        return rewards
+
+    reward.__name__ = grader.name  # TRL logs rewards/<name>/mean under it
+    return reward
+
+
+def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: Rows,
+                       val_rows: Rows | None, output_dir: Path,
+                       callbacks: list[TrainerCallback]) -> GRPOTrainer:
+    import torch
+    from transformers import AutoModelForCausalLM, PrinterCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from polytune.config import Settings
+    from polytune.graders import Grading, parse_grader
+    from polytune.services.graders import grader_config
+
+    _require_resolved(spec)
+    if spec.reward is None or not spec.reward.graders:
+        raise ValueError("a reinforcement job needs a grader")
+    hp, reward = spec.hyperparameters, spec.reward
+    config = grader_config(Settings())
+    grader = parse_grader(reward.graders[0], "method.reinforcement.grader", config)
+    generations = num_generations(float(reward.compute_multiplier))
+    if val_rows and isinstance(reward.eval_samples, int):
+        val_rows = val_rows[:reward.eval_samples]
+    cuda = torch.cuda.is_available()
+    args = GRPOConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=hp.n_epochs,
+        max_steps=hp.max_steps or -1,
+        per_device_train_batch_size=hp.batch_size * generations,
+        per_device_eval_batch_size=max(generations, math.ceil(len(val_rows or []) / generations) * generations),
+        num_generations=generations,
+        gradient_accumulation_steps=hp.gradient_accumulation_steps or 1,
+        learning_rate=hp.learning_rate,
+        lr_scheduler_type=hp.lr_scheduler or entry.lr_scheduler,
+        warmup_steps=hp.warmup_ratio or 0.0,
+        weight_decay=hp.weight_decay or 0.0,
+        max_grad_norm=hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
+        max_completion_length=reward.max_completion_tokens or COMPLETION_TOKENS.get(reward.reasoning_effort, 128),
+        beta=BETA,
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=bool(hp.gradient_checkpointing) if hp.gradient_checkpointing is not None else cuda,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",  # checkpoints are the reporter callback's job
+        eval_strategy=("steps" if hp.eval_interval else "epoch") if val_rows else "no",
+        eval_steps=hp.eval_interval,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_pin_memory=cuda,
+        disable_tqdm=True,
+    )
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[grader_reward(grader, Grading(config))],
+        args=args,
+        train_dataset=trl_dataset(train_rows),
+        eval_dataset=trl_dataset(val_rows) if val_rows else None,
+        processing_class=load_tokenizer(model_path, entry.chat_template),
+        peft_config=lora_config(spec, entry) if spec.adapter.kind == "lora" else None,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer
