@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 
-from polytune.domain.spec import JobSpec
+from polytune.domain.spec import JobSpec, PreferenceSpec
 from polytune.training.models import CatalogEntry
 
 # Batch-size bounds of the "auto" rule; the largest keeps a CPU step to seconds.
@@ -42,8 +42,10 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
     - learning_rate: entry.base_learning_rate × multiplier, unless an absolute learning_rate
       was given (then the multiplier reported is the ratio of the two).
     - adapter kind: the entry's default; lr_scheduler: the entry's default.
-    - preference.beta: 0.1 (trl's default). Reward settings are left to the reinforcement
-      recipe, which decides what its "auto" means when it lands.
+    - preference.beta (dpo jobs): 0.1, trl's default and the value the DPO paper uses most;
+      a dpo job that sent no preference settings gets them (beta 0.1, loss_type sigmoid).
+      Reward settings are left to the reinforcement recipe, which decides what its "auto"
+      means when it lands.
     - seed: a random one, reported back so the run can be repeated.
     """
     if n_examples < 1:
@@ -76,8 +78,11 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
             "kind": entry.adapter_default if spec.adapter.kind == "auto" else spec.adapter.kind}),
         "seed": spec.seed if spec.seed is not None else secrets.randbelow(2**31),
     }
-    if spec.preference is not None and spec.preference.beta == "auto":
-        update["preference"] = spec.preference.model_copy(update={"beta": DEFAULT_BETA})
+    if spec.method == "dpo" or spec.preference is not None:
+        preference = spec.preference or PreferenceSpec()
+        if preference.beta == "auto":
+            preference = preference.model_copy(update={"beta": DEFAULT_BETA})
+        update["preference"] = preference
     return spec.model_copy(update=update)
 
 

@@ -31,10 +31,12 @@ from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
 from polytune.store.files import add_file
-from polytune.training.reporter import Reporter
+from polytune.training.reporter import PREFERENCE_METRICS, Reporter
 
 log = logging.getLogger("polytune.worker")
 RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+# Columns after those, present when a job logged them: a dpo job's implicit rewards.
+EXTRA_RESULT_COLUMNS = [*PREFERENCE_METRICS, *(f"valid_{k}" for k in PREFERENCE_METRICS)]
 _HEARTBEAT_SECONDS = 10.0
 
 
@@ -59,15 +61,17 @@ def metrics_rows(db: Database, job_id: str) -> list[dict]:
             if "valid_loss" in data:
                 row.update(valid_loss=data["valid_loss"],
                            valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))
+            row.update({k: data[k] for k in EXTRA_RESULT_COLUMNS if k in data})
     return [rows[k] for k in sorted(rows)]
 
 
 def results_csv(rows: list[dict]) -> bytes:
+    columns = RESULT_COLUMNS + [c for c in EXTRA_RESULT_COLUMNS if any(c in r for r in rows)]
     out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+    w = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in RESULT_COLUMNS})
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
     return out.getvalue().encode()
 
 
