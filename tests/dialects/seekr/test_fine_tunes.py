@@ -165,8 +165,7 @@ def test_bad_bodies_are_422_http_validation_errors_and_create_nothing(server, se
     assert _count(seekr) == before
 
 
-@pytest.mark.parametrize("training", [{"fine_tune_type": "PREFERENCE", "beta": 0.1},
-                                      {"fine_tune_type": "REINFORCEMENT"}, {"fine_tune_type": "GRPO"},
+@pytest.mark.parametrize("training", [{"fine_tune_type": "REINFORCEMENT"}, {"fine_tune_type": "GRPO"},
                                       {"pre_train": True}])
 def test_methods_without_a_recipe_are_a_clear_400(server, seekr, headers, train_file, training):
     before = _count(seekr)
