@@ -15,7 +15,7 @@ from polytune.training.recipes import get_recipe
 from polytune.training.recipes.dpo import build_dpo_trainer
 from polytune.training.recipes.kto_pair import kto_pair_loss
 from polytune.training.reporter import PREFERENCE_METRICS
-from polytune.training.train import run_training
+from polytune.training.train import TrainingStopped, run_training
 from tests.helpers import preference_rows
 from tests.training.support import RecordingReporter, resolved_spec
 
@@ -60,6 +60,16 @@ def test_a_dpo_job_learns_to_prefer_the_chosen_answers(tiny, tmp_path):
     # Checkpoints and the final model as for supervised jobs.
     assert [step for step, _, _ in reporter.checkpoints] == [30]
     assert (result.final_dir / "config.json").is_file()
+
+
+def test_a_cancel_stops_a_dpo_job_as_it_stops_a_supervised_one(tiny, tmp_path):
+    entry, model_path = tiny
+    spec = _dpo_spec(n_epochs=5, batch_size=2, learning_rate=1e-3)
+    reporter = RecordingReporter(stop_after=2)
+    with pytest.raises(TrainingStopped) as stopped:
+        run_training(spec, entry, model_path, _pairs(6), None, tmp_path, reporter)
+    assert stopped.value.reason == "cancel" and stopped.value.step == 3
+    assert not reporter.checkpoints and not (tmp_path / "final").exists()
 
 
 # -- the loss formulas, by hand ----------------------------------------------------------------
