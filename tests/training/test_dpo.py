@@ -72,6 +72,25 @@ def test_a_cancel_stops_a_dpo_job_as_it_stops_a_supervised_one(tiny, tmp_path):
     assert not reporter.checkpoints and not (tmp_path / "final").exists()
 
 
+def test_a_paused_dpo_job_resumes_to_the_uninterrupted_result(tiny, tmp_path):
+    entry, model_path = tiny
+    # 6 pairs, batch 2: 3 steps an epoch, 6 in all; pausing after step 4 is mid-epoch 2.
+    spec = _dpo_spec(n_epochs=2, batch_size=2, learning_rate=1e-3, n_checkpoints=0, seed=11)
+    pairs = _pairs(6)
+    whole = run_training(spec, entry, model_path, pairs, None, tmp_path / "whole", RecordingReporter())
+    first = RecordingReporter(stop_after=3, stop_with="pause")
+    with pytest.raises(TrainingStopped):
+        run_training(spec, entry, model_path, pairs, None, tmp_path / "first", first)
+    (step, folder), = first.resume_checkpoints
+    second = RecordingReporter()
+    resumed = run_training(spec, entry, model_path, pairs, None, tmp_path / "second", second, resume_from=folder)
+    assert step == 4 and resumed.steps == whole.steps == 6
+    assert [s for s, _ in second.metrics_calls] == [5, 6]
+    assert second.metrics_calls[-1][1]["train_loss"] == pytest.approx(whole.metrics_rows[-1]["train_loss"], abs=1e-5)
+    assert second.metrics_calls[-1][1]["rewards/margins"] == pytest.approx(
+        whole.metrics_rows[-1]["rewards/margins"], abs=1e-5)
+
+
 # -- the loss formulas, by hand ----------------------------------------------------------------
 def _completion_logps(model, prompt_ids: list[int], completion_ids: list[int]) -> float:
     """log π(completion | prompt): a plain forward pass, log-softmax, summed over the completion."""
