@@ -32,3 +32,24 @@ def group_gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+TOPICS = ("the sea", "a lamp", "bread", "winter", "a violin", "maps", "honey", "rivers", "chess", "glass",
+          "owls", "tea")
+
+
+def preference_rows(n: int = 12) -> list[dict]:
+    """OpenAI-shaped preference pairs whose two answers have the same form and differ only in
+    whether they name the prompt's topic: a model cannot learn them by preferring a style, it
+    has to read the prompt, and an untrained model scores both sides alike."""
+    rows = []
+    for i in range(n):
+        topic, other = TOPICS[i % len(TOPICS)], TOPICS[(i + 5) % len(TOPICS)]
+        rows.append({"input": {"messages": [{"role": "user", "content": f"Tell me about {topic}."}]},
+                     "preferred_output": [{"role": "assistant", "content": f"Here is a note about {topic}."}],
+                     "non_preferred_output": [{"role": "assistant", "content": f"Here is a note about {other}."}]})
+    return rows
+
+
+def preference_jsonl(n: int = 12) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in preference_rows(n))

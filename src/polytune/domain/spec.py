@@ -15,7 +15,9 @@ Auto = Literal["auto"]
 Method = Literal["supervised", "dpo", "reinforcement"]
 METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement")
 # Methods whose recipe exists; the others answer a clear 400 until their recipe lands.
-TRAINABLE_METHODS: tuple[str, ...] = ("supervised", "reinforcement")
+TRAINABLE_METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement")
+# DPO loss types (SeekrFlow's list); docs/methods.md gives each one's formula.
+PREFERENCE_LOSS_TYPES: tuple[str, ...] = ("sigmoid", "hinge", "ipo", "kto_pair")
 
 
 class _Frozenish(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import InvalidRequest
-from .spec import METHODS, TRAINABLE_METHODS, JobSpec
+from .spec import METHODS, PREFERENCE_LOSS_TYPES, TRAINABLE_METHODS, JobSpec
 
 MAX_SUFFIX = 64
 MAX_METADATA_KEYS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
@@ -50,6 +50,11 @@ def check_spec(spec: JobSpec) -> None:
         raise InvalidRequest("hyperparameters.weight_decay must not be negative.", param="hyperparameters.weight_decay")
     if hp.n_checkpoints < 0:
         raise InvalidRequest("n_checkpoints must not be negative.", param="hyperparameters.n_checkpoints")
+    if spec.preference is not None:
+        _positive(spec.preference.beta, "hyperparameters.beta", integer=False)
+        if spec.preference.loss_type not in PREFERENCE_LOSS_TYPES:
+            raise InvalidRequest(f"Unknown DPO loss_type '{spec.preference.loss_type}'; expected one of "
+                                 f"{list(PREFERENCE_LOSS_TYPES)}.", param="hyperparameters.loss_type")
     lora = spec.adapter.lora
     _positive(lora.r, "hyperparameters.lora_r", integer=True)
     _positive(lora.alpha, "hyperparameters.lora_alpha", integer=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 
-from polytune.domain.spec import JobSpec
+from polytune.domain.spec import JobSpec, PreferenceSpec
 from polytune.training.models import CatalogEntry
 
 # Batch-size bounds of the "auto" rule; the largest keeps a CPU step to seconds.
@@ -44,7 +44,8 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
     - learning_rate: entry.base_learning_rate × multiplier, unless an absolute learning_rate
       was given (then the multiplier reported is the ratio of the two).
     - adapter kind: the entry's default; lr_scheduler: the entry's default.
-    - preference.beta: 0.1 (trl's default).
+    - preference.beta (dpo jobs): 0.1, trl's default and the value the DPO paper uses most;
+      a dpo job that sent no preference settings gets them (beta 0.1, loss_type sigmoid).
     - reinforcement: n_epochs at most 3 (the small-dataset rule above is for memorising
       answers); reward.compute_multiplier 1.0 (4 generations per prompt, see recipes/grpo.py);
       reward.eval_samples 16.
@@ -89,8 +90,11 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
         update["reward"] = r.model_copy(update={
             "compute_multiplier": 1.0 if r.compute_multiplier == "auto" else r.compute_multiplier,
             "eval_samples": AUTO_EVAL_SAMPLES if r.eval_samples == "auto" else r.eval_samples})
-    if spec.preference is not None and spec.preference.beta == "auto":
-        update["preference"] = spec.preference.model_copy(update={"beta": DEFAULT_BETA})
+    if spec.method == "dpo" or spec.preference is not None:
+        preference = spec.preference or PreferenceSpec()
+        if preference.beta == "auto":
+            preference = preference.model_copy(update={"beta": DEFAULT_BETA})
+        update["preference"] = preference
     return spec.model_copy(update=update)
 
 

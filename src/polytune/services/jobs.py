@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from polytune.data.formats import LABELS, METHOD_FORMATS, method_formats_text
 from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.ids import new_id
 from polytune.domain.job import Job, JobError, JobStatus
@@ -77,7 +78,7 @@ class JobService:
                                      code="project_not_found")
             for param, fid in [("training_file", f) for f in spec.training_files] + (
                     [("validation_file", spec.validation_file)] if spec.validation_file else []):
-                self._check_file(s, org_id, fid, param)
+                _check_format(self._check_file(s, org_id, fid, param), spec.method, param)
             if spec.seed is None:
                 spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
             status = JobStatus.CREATED if hold else JobStatus.VALIDATING_FILES
@@ -327,3 +328,14 @@ def _locked(s: Session, org_id: str, job_id: str) -> t.Job:
 
 def _error_dict(e: JobError) -> dict[str, Any]:
     return {"code": e.code, "message": e.message, "param": e.param}
+
+
+def _check_format(row: t.File, method: str, param: str) -> None:
+    """A dpo job on a file whose upload check found no preference pairs is refused at once:
+    preference rows are told apart by their keys alone, so the mismatch is certain before any
+    data is read again. (Other mismatches fail the job when its files are validated.)"""
+    fmt = (row.data_report or {}).get("format")
+    if method != "dpo" or fmt is None or fmt in METHOD_FORMATS["dpo"]:
+        return
+    raise InvalidRequest(f"File '{row.id}' holds {LABELS.get(fmt, fmt)} examples; a dpo job trains on "
+                         f"{method_formats_text('dpo')} examples.", param=param, code="invalid_file_format")

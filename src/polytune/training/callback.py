@@ -9,7 +9,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from polytune.training.reporter import Reporter
+from polytune.training.reporter import PREFERENCE_METRICS, Reporter
 from polytune.training.saving import save_model_dir
 
 
@@ -107,10 +107,12 @@ class ReporterCallback(TrainerCallback):
             metrics = reward_metrics(logs)
         elif "loss" in logs:
             metrics = {"train_loss": logs["loss"],
-                       "train_mean_token_accuracy": logs.get("mean_token_accuracy")}
+                       "train_mean_token_accuracy": logs.get("mean_token_accuracy"),
+                       **{k: logs.get(k) for k in PREFERENCE_METRICS}}
         elif "eval_loss" in logs:
             metrics = {"valid_loss": logs["eval_loss"],
-                       "valid_mean_token_accuracy": logs.get("eval_mean_token_accuracy")}
+                       "valid_mean_token_accuracy": logs.get("eval_mean_token_accuracy"),
+                       **{f"valid_{k}": logs.get(f"eval_{k}") for k in PREFERENCE_METRICS}}
         else:
             return  # the end-of-training summary repeats what was already reported
         metrics = {k: v for k, v in metrics.items() if v is not None}

@@ -9,6 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+# What a dpo job's trainer logs about its implicit rewards (β · log π/π_ref of each side), per
+# step, under these names; validation's carry a "valid_" prefix.
+PREFERENCE_METRICS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins")
+
 
 class Reporter(Protocol):
     def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:

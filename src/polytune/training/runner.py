@@ -32,13 +32,15 @@ from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
 from polytune.store.files import add_file
-from polytune.training.reporter import Reporter
+from polytune.training.reporter import PREFERENCE_METRICS, Reporter
 
 log = logging.getLogger("polytune.worker")
 RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
-# A reinforcement job's columns, after those (with one sub_reward_<grader> column per sub-grader).
+# Columns after those, present when a job logged them: a dpo job's implicit rewards; a
+# reinforcement job's rewards (and one sub_reward_<grader> column per sub-grader).
 REWARD_COLUMNS = ["reward", "reward_std", "reward_min", "reward_max", "kl", "completion_length", "grader_errors",
                   "valid_reward"]
+EXTRA_RESULT_COLUMNS = [*PREFERENCE_METRICS, *(f"valid_{k}" for k in PREFERENCE_METRICS), *REWARD_COLUMNS]
 _HEARTBEAT_SECONDS = 10.0
 
 
@@ -63,14 +65,14 @@ def metrics_rows(db: Database, job_id: str) -> list[dict]:
             if "valid_loss" in data:
                 row.update(valid_loss=data["valid_loss"],
                            valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))
-            row.update({k: v for k, v in data.items() if k in REWARD_COLUMNS or k.startswith("sub_reward_")})
+            row.update({k: v for k, v in data.items() if k in EXTRA_RESULT_COLUMNS or k.startswith("sub_reward_")})
     return [rows[k] for k in sorted(rows)]
 
 
 def results_csv(rows: list[dict]) -> bytes:
     out = io.StringIO()
     present = {k for r in rows for k in r}
-    columns = RESULT_COLUMNS + [k for k in REWARD_COLUMNS if k in present] + sorted(
+    columns = RESULT_COLUMNS + [k for k in EXTRA_RESULT_COLUMNS if k in present] + sorted(
         k for k in present if k.startswith("sub_reward_"))
     w = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     w.writeheader()

@@ -45,6 +45,8 @@ def trainer_settings(trainer) -> dict[str, Any]:
         "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
         "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "max_length", "packing",
         "seed")}
+    # A preference trainer's own settings (DPOConfig has them, SFTConfig does not).
+    out.update({k: getattr(args, k) for k in ("beta", "loss_type") if hasattr(args, k)})
     out["gradient_checkpointing"] = getattr(args, "activation_checkpointing", None)
     out["lr_scheduler_type"] = str(getattr(out["lr_scheduler_type"], "value", out["lr_scheduler_type"]))
     peft_config = getattr(trainer.model, "peft_config", None)

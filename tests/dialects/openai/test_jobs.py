@@ -89,7 +89,6 @@ BAD_BODIES = [
     ({"suffix": "x" * 65}, "suffix"),
     ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
     ({"method": {"type": "distillation"}}, "method.type"),
-    ({"method": {"type": "dpo"}}, "method.type"),
     ({"method": {"type": "reinforcement"}}, "method.reinforcement.grader"),
     ({"hyperparameters": {"n_epochs": "lots"}}, "hyperparameters.n_epochs"),
 ]

@@ -165,7 +165,7 @@ def test_bad_bodies_are_422_http_validation_errors_and_create_nothing(server, se
     assert _count(seekr) == before
 
 
-@pytest.mark.parametrize("training", [{"fine_tune_type": "PREFERENCE", "beta": 0.1}, {"pre_train": True}])
+@pytest.mark.parametrize("training", [{"pre_train": True}])
 def test_methods_without_a_recipe_are_a_clear_400(server, seekr, headers, train_file, training):
     before = _count(seekr)
     r = httpx.post(f"{server.url}/v1/flow/fine-tune", json=_body(train_file, **training), headers=headers)

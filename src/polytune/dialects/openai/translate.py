@@ -11,7 +11,7 @@ from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint, Event, FileInfo, ModelInfo, Page, UploadInfo, UploadPartInfo
 from polytune.domain.spec import (METHODS, AdapterSpec, Hyperparameters, Integration, JobSpec, LoraSpec,
-                                  OutputSpec, RewardSpec, WandbIntegration)
+                                  OutputSpec, PreferenceSpec, RewardSpec, WandbIntegration)
 
 from .protocol import CreateJobRequest, SupervisedHyperparameters
 
@@ -46,8 +46,8 @@ def _hyperparameters(hp: SupervisedHyperparameters | None, where: str) -> tuple[
             if not isinstance(value, bool):
                 raise InvalidRequest(f"{where}.lora must be true or false.", param=f"{where}.lora")
             kind = "lora" if value else "full"
-        elif key == "beta":
-            raise InvalidRequest(f"{where}.beta applies to method 'dpo' only.", param=f"{where}.beta")
+        elif key in ("beta", "loss_type"):
+            raise InvalidRequest(f"{where}.{key} applies to method 'dpo' only.", param=f"{where}.{key}")
         else:
             raise InvalidRequest(f"Unknown hyperparameter '{key}'.", param=f"{where}.{key}",
                                  code="unknown_parameter")
@@ -95,6 +95,23 @@ def _with_extra_body(hp: SupervisedHyperparameters | None, extra: dict[str, Any]
     return (type(hp) if hp else SupervisedHyperparameters).model_validate({**given, **extra})
 
 
+def _preference(hp: SupervisedHyperparameters | None,
+                where: str) -> tuple[PreferenceSpec, SupervisedHyperparameters | None]:
+    """A dpo job's preference settings, and the rest of its hyperparameters: `beta` (OpenAI's)
+    and `loss_type` (polytune's addition, SeekrFlow's list in lower case)."""
+    if hp is None:
+        return PreferenceSpec(), None
+    rest = hp.model_dump(exclude_none=True)
+    given = {k: rest.pop(k) for k in ("beta", "loss_type") if k in rest}
+    try:
+        preference = PreferenceSpec(**given)
+    except ValidationError as e:
+        key = str(e.errors()[0]["loc"][0])
+        raise InvalidRequest(f"Invalid value for '{where}.{key}': {e.errors()[0]['msg']}.", param=f"{where}.{key}",
+                             code="invalid_value") from None
+    return preference, SupervisedHyperparameters.model_validate(rest)
+
+
 def _tags(tags: list[str] | str | None) -> list[str]:
     return [tags] if isinstance(tags, str) else list(tags or [])
 
@@ -117,6 +134,9 @@ def to_spec(req: CreateJobRequest) -> tuple[JobSpec, dict[str, str]]:
         hp_source, reward, eval_interval = _reinforcement(req, where)
     if req.extra_body:
         hp_source = _with_extra_body(hp_source or None, req.extra_body, where)
+    preference = None
+    if method == "dpo":
+        preference, hp_source = _preference(hp_source or None, where)
     hyper, adapter = _hyperparameters(hp_source or None, where)
     if eval_interval is not None:
         hyper = hyper.model_copy(update={"eval_interval": eval_interval})
@@ -131,7 +151,7 @@ def to_spec(req: CreateJobRequest) -> tuple[JobSpec, dict[str, str]]:
     spec = JobSpec(
         model=req.model, method=method, training_files=[req.training_file],
         validation_file=req.validation_file or None, hyperparameters=hyper, adapter=adapter,
-        integrations=integrations, output=OutputSpec(suffix=req.suffix), seed=req.seed,
+        preference=preference, integrations=integrations, output=OutputSpec(suffix=req.suffix), seed=req.seed,
         metadata=req.metadata or {}, tags=_tags(req.tags), reward=reward,
     )
     return spec, secrets
@@ -184,6 +204,8 @@ def _hp_out(spec: JobSpec) -> dict[str, Any]:
         out["lora"] = spec.adapter.kind == "lora"
     if spec.adapter.kind == "lora":
         out.update({wire: getattr(spec.adapter.lora, field) for wire, field in _LORA.items()})
+    if spec.preference is not None:
+        out.update(beta=spec.preference.beta, loss_type=spec.preference.loss_type)
     return out
 
 

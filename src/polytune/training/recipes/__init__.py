@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import JobSpec
 from polytune.training.models import CatalogEntry
+from polytune.training.recipes.dpo import build_dpo_trainer
 from polytune.training.recipes.grpo import build_grpo_trainer
 from polytune.training.recipes.sft import build_sft_trainer
 
@@ -35,6 +36,7 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "supervised": Recipe("supervised", ("chat", "prompt_completion"), build_sft_trainer),
+    "dpo": Recipe("dpo", ("preference",), build_dpo_trainer),
     "reinforcement": Recipe("reinforcement", ("reinforcement",), build_grpo_trainer),
 }
 
