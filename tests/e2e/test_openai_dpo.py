@@ -12,7 +12,7 @@ import pytest
 from polytune.training.reporter import PREFERENCE_METRICS
 from tests.helpers import preference_jsonl, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
 
 
 def test_dpo_job_trains_to_succeeded(server, client):

@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
 TERMINAL = ("succeeded", "failed", "cancelled")
 # The answer the grader looks for: a token the random tiny model writes now and then (so
 # GRPO's groups have something to compare from the first step), not in every completion.

@@ -97,6 +97,7 @@ def test_cancel_running_job_frees_its_process_group(server, client):
     assert httpx.get(f"{server.url}/health").status_code == 200
 
 
+@pytest.mark.sqlite_only
 def test_worker_killed_is_retried_and_the_server_is_fine(server, client):
     job = client.fine_tuning.jobs.create(
         model="polytune-tiny", training_file=_upload(client, 40),
