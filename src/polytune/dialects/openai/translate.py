@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint, Event, FileInfo, ModelInfo, Page, UploadInfo, UploadPartInfo
-from polytune.domain.spec import (METHODS, AdapterSpec, Hyperparameters, Integration, JobSpec, LoraSpec,
+from polytune.domain.spec import (IMAGE_METHODS, METHODS, AdapterSpec, Hyperparameters, Integration, JobSpec, LoraSpec,
                                   OutputSpec, WandbIntegration)
 
 from .protocol import CreateJobRequest, SupervisedHyperparameters
@@ -100,8 +100,9 @@ def _tags(tags: list[str] | str | None) -> list[str]:
 def to_spec(req: CreateJobRequest) -> tuple[JobSpec, dict[str, str]]:
     """The canonical spec, and the secrets that travel apart from it (never rendered)."""
     method = req.method.type if req.method else "supervised"
-    if method not in METHODS:
-        raise InvalidRequest(f"Unknown method type '{method}'; expected one of {list(METHODS)}.",
+    if method not in METHODS or method in IMAGE_METHODS:  # image fine-tuning speaks Oxen's API
+        known = [m for m in METHODS if m not in IMAGE_METHODS]
+        raise InvalidRequest(f"Unknown method type '{method}'; expected one of {known}.",
                              param="method.type")
     where = hyperparameters_path(req)
     hp_source = {"hyperparameters": req.hyperparameters,
