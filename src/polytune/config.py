@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # 0: one less than the CPU cores (at least 1), leaving a core to the event loop. On a busy
     # machine more threads than free cores make torch's CPU kernels far slower, not faster.
     inference_threads: int = Field(default=0, ge=0, description="torch CPU threads for serving")
+    # Image jobs (and image serving, through inference_threads) on CPU: measured on a busy
+    # 2-core machine, two torch threads ran these small convolutions 5-20x slower than one.
+    train_threads: int = Field(default=0, ge=0, description="torch CPU threads of an image job (0: cores - 1)")
 
     @property
     def resolved_data_dir(self) -> Path:

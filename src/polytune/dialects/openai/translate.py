@@ -169,7 +169,8 @@ def job(j: Job) -> dict[str, Any]:
         "integrations": [{"type": i.type, "wandb": i.wandb.model_dump(exclude_none=True)}
                          for i in spec.integrations] or None,
         "metadata": spec.metadata or None,
-        "method": {"type": spec.method, spec.method: {"hyperparameters": hp}},
+        # OpenAI's method types are text ones; an image job (made through Oxen's API) has none here.
+        "method": None if spec.method in IMAGE_METHODS else {"type": spec.method, spec.method: {"hyperparameters": hp}},
         "estimated_finish": j.estimated_finish,
         "user_provided_suffix": spec.output.suffix,
         # Nebius's progress fields; extra fields are fine for the SDK, strict or not.
