@@ -65,3 +65,29 @@ def test_push_images_fine_tune_and_read_samples_and_weights(server, client):
                              for step in (SAMPLE_EVERY, STEPS)]
     job = client.fine_tuning.jobs.retrieve(ft["id"])
     assert job.status == "succeeded" and job.fine_tuned_model
+
+    # Generate with the fine-tuned model and its base through OpenAI's images API.
+    import base64
+    import io
+
+    import httpx
+    import numpy as np
+    from PIL import Image
+
+    def pixels(b64: str) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"), dtype=np.int16)
+
+    tuned = client.images.generate(model=job.fine_tuned_model, prompt="a red square", n=2,
+                                   response_format="b64_json", extra_body={"seed": 4})
+    base = client.images.generate(model="polytune-tiny-diffusion", prompt="a red square", n=2,
+                                  response_format="b64_json", extra_body={"seed": 4})
+    assert len(tuned.data) == 2 and all(pixels(d.b64_json).shape == (32, 32, 3) for d in tuned.data)
+    again = client.images.generate(model=job.fine_tuned_model, prompt="a red square", n=2,
+                                   response_format="b64_json", extra_body={"seed": 4})
+    assert [d.b64_json for d in again.data] == [d.b64_json for d in tuned.data]  # same seed, same images
+    assert np.abs(pixels(tuned.data[0].b64_json) - pixels(base.data[0].b64_json)).max() > 0  # the LoRA acts
+
+    by_url = client.images.generate(model=job.fine_tuned_model, prompt="a red circle", size="48x48")
+    (item,) = by_url.data
+    png = httpx.get(item.url, timeout=30)  # no key: the URL is the credential
+    assert png.status_code == 200 and Image.open(io.BytesIO(png.content)).size == (48, 48)
