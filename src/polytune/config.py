@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     grader_python_cpu_seconds: float = Field(default=5.0, gt=0, description="python grader CPU time per sample")
     grader_python_timeout_seconds: float = Field(default=10.0, gt=0, description="... wall-clock time per sample")
     grader_python_memory_mb: int = Field(default=512, ge=64, description="... address space of its process")
+    # Image jobs (and image serving, through inference_threads) on CPU: measured on a busy
+    # 2-core machine, two torch threads ran these small convolutions 5-20x slower than one.
+    train_threads: int = Field(default=0, ge=0, description="torch CPU threads of an image job (0: cores - 1)")
 
     @property
     def resolved_data_dir(self) -> Path:

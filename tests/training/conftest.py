@@ -24,5 +24,12 @@ def tiny(catalog) -> tuple[CatalogEntry, Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_diffusion(catalog) -> tuple[CatalogEntry, Path]:
+    """polytune-tiny-diffusion (copied from the machine's build cache; built there once)."""
+    entry = catalog.get("polytune-tiny-diffusion")
+    return entry, catalog.resolve_path(entry)
+
+
+@pytest.fixture(scope="session")
 def demo_rows() -> list[dict[str, Any]]:
     return to_trl_rows(DEMO_FILE)

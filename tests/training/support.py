@@ -23,6 +23,7 @@ class RecordingReporter:
         self.metrics_calls: list[tuple[int, dict[str, float]]] = []
         self.progress_calls: list[dict[str, Any]] = []
         self.checkpoints: list[tuple[int, Path, dict[str, float]]] = []
+        self.sample_calls: list[tuple[int, list[Path], list[str]]] = []
         self.stop_checks = 0
 
     def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
@@ -39,6 +40,9 @@ class RecordingReporter:
     def checkpoint(self, step: int, local_dir: Path, metrics: dict[str, float]) -> str:
         self.checkpoints.append((step, local_dir, metrics))
         return f"ckpt-{step}"
+
+    def samples(self, step: int, files: list[Path], prompts: list[str], *, seconds: float) -> None:
+        self.sample_calls.append((step, list(files), list(prompts)))
 
     def resume_checkpoint(self, step: int, trainer_dir: Path) -> None:
         self.resume_checkpoints.append((step, trainer_dir))

@@ -15,15 +15,17 @@ from typing import Any, Literal
 
 from .chat import chat_problems, chat_to_trl
 from .completion import prompt_completion_problems, prompt_completion_to_trl, text_problems, text_to_trl
+from .images import image_caption_problems, image_caption_row
 from .preference import PREFERENCE_KEYS, preference_problems, preference_shape, preference_to_canonical
 from .reinforcement import reinforcement_problems, reinforcement_to_trl
 
-Format = Literal["chat", "prompt_completion", "text", "preference", "reinforcement", "unknown"]
-FORMATS: tuple[str, ...] = ("chat", "prompt_completion", "text", "preference", "reinforcement")
+Format = Literal["chat", "prompt_completion", "text", "preference", "reinforcement", "image_caption", "unknown"]
+FORMATS: tuple[str, ...] = ("chat", "prompt_completion", "text", "preference", "reinforcement", "image_caption")
 METHOD_FORMATS: dict[str, tuple[str, ...]] = {
     "supervised": ("chat", "prompt_completion", "text"),
     "dpo": ("preference",),
     "reinforcement": ("reinforcement",),
+    "image_generation": ("image_caption",),
 }
 # Formats that are both a list of "messages": the file's format decides which a row is.
 MESSAGE_FORMATS = frozenset(("chat", "reinforcement"))
@@ -37,6 +39,7 @@ LABELS: dict[str, str] = {
     "preference": 'preference ({"input", "preferred_output", "non_preferred_output"}, '
                   '{"messages", "chosen", "rejected"} or {"prompt", "chosen", "rejected"})',
     "reinforcement": 'reinforcement ({"messages": [...]} ending where the model answers, plus grader fields)',
+    "image_caption": 'image/caption ({"image": "data:image/png;base64,...", "caption"})',
 }
 
 
@@ -53,6 +56,7 @@ SPECS: dict[str, FormatSpec] = {
     "text": FormatSpec(lambda o, _: text_problems(o), text_to_trl),
     "preference": FormatSpec(lambda o, _: preference_problems(o), preference_to_canonical),
     "reinforcement": FormatSpec(reinforcement_problems, reinforcement_to_trl),
+    "image_caption": FormatSpec(lambda o, _: image_caption_problems(o), image_caption_row),
 }
 
 
@@ -61,6 +65,8 @@ def detect_format(obj: dict[str, Any], method: str | None = None) -> Format:
     for key in PREFERENCE_KEYS:
         if key in obj:
             return "preference"
+    if "image" in obj and "caption" in obj:
+        return "image_caption"
     if "messages" in obj:
         if method == "reinforcement":
             return "reinforcement"

@@ -33,28 +33,15 @@ def question_answer_examples(path: Path, *, filename: str, question_column: str,
     `filename` is the table's own name (its suffix picks the format; `path` may be a blob
     with none). Raises DatasetError naming the file, the column or the rows at fault.
     """
-    suffix = Path(filename).suffix.lower()
-    if suffix not in TABULAR_FORMATS:
-        raise DatasetError(f"{filename}: can't read a '{suffix or 'suffixless'}' file as a table; "
-                           f"expected one of {', '.join(TABULAR_FORMATS)}.", param=param)
-    builder, options = TABULAR_FORMATS[suffix]
-    from datasets import load_dataset
-
-    try:
-        # A throwaway cache: the table is read once, here, and kept in memory.
-        with tempfile.TemporaryDirectory(prefix="polytune-table-") as cache:
-            table = load_dataset(builder, data_files=str(path), split="train", keep_in_memory=True,
-                                 cache_dir=cache, **options)
-    except Exception as e:  # noqa: BLE001 - any reader failure is a file the user must fix
-        if "corresponds to no data" in str(e):  # datasets' words for a table with a header only
-            raise DatasetError(f"{filename} has no rows.", param=param) from None
-        raise DatasetError(f"{filename}: not a readable {builder} file ({type(e).__name__}: "
-                           f"{_first_line(e)}).", param=param) from None
+    table = load_table(path, filename=filename, param=param)
     columns = list(table.column_names)
     for role, column in (("question_column", question_column), ("answer_column", answer_column)):
         if column not in columns:
+            image_columns = looks_like_images(table)
+            hint = (f" It looks like an image table ({image_columns[0]!r} holds image files): use script_type "
+                    "'image_generation' with image_column and caption_column." if image_columns else "")
             raise DatasetError(f"{filename} has no column '{column}' ({role}); its columns are "
-                               f"{', '.join(repr(c) for c in columns) or 'none'}.",
+                               f"{', '.join(repr(c) for c in columns) or 'none'}.{hint}",
                                param=f"training_params.{role}")
     examples: list[dict[str, Any]] = []
     problems: list[str] = []
@@ -76,6 +63,28 @@ def question_answer_examples(path: Path, *, filename: str, question_column: str,
     return examples
 
 
+def load_table(path: Path, *, filename: str, param: str = "resource"):
+    """The whole table at `path` as a `datasets.Dataset` (its format from `filename`'s suffix)."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in TABULAR_FORMATS:
+        raise DatasetError(f"{filename}: can't read a '{suffix or 'suffixless'}' file as a table; "
+                           f"expected one of {', '.join(TABULAR_FORMATS)}.", param=param)
+    builder, options = TABULAR_FORMATS[suffix]
+    from datasets import load_dataset
+
+    try:
+        # A throwaway cache: the table is read once, here, and kept in memory.
+        with tempfile.TemporaryDirectory(prefix="polytune-table-") as cache:
+            table = load_dataset(builder, data_files=str(path), split="train", keep_in_memory=True,
+                                 cache_dir=cache, **options)
+    except Exception as e:  # noqa: BLE001 - any reader failure is a file the user must fix
+        if "corresponds to no data" in str(e):  # datasets' words for a table with a header only
+            raise DatasetError(f"{filename} has no rows.", param=param) from None
+        raise DatasetError(f"{filename}: not a readable {builder} file ({type(e).__name__}: "
+                           f"{_first_line(e)}).", param=param) from None
+    return table
+
+
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -83,6 +92,17 @@ def _blank(value: Any) -> bool:
 def _text(value: Any) -> str:
     # CSV readers type a column of numbers as numbers; an answer "42" is still text to train on.
     return value if isinstance(value, str) else str(value)
+
+
+def looks_like_images(table) -> list[str]:
+    """The columns whose first value names an image file (or holds image bytes)."""
+    from .images import IMAGE_SUFFIXES
+
+    if len(table) == 0:
+        return []
+    first = table[0]
+    return [c for c, v in first.items() if (isinstance(v, str) and v.lower().endswith(IMAGE_SUFFIXES))
+            or isinstance(v, (bytes, dict))]
 
 
 def _first_line(e: Exception) -> str:

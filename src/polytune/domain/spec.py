@@ -12,12 +12,14 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 Auto = Literal["auto"]
-Method = Literal["supervised", "dpo", "reinforcement"]
-METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement")
+Method = Literal["supervised", "dpo", "reinforcement", "image_generation"]
+METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement", "image_generation")
 # Methods whose recipe exists; the others answer a clear 400 until their recipe lands.
-TRAINABLE_METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement")
+TRAINABLE_METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement", "image_generation")
 # DPO loss types (SeekrFlow's list); docs/methods.md gives each one's formula.
 PREFERENCE_LOSS_TYPES: tuple[str, ...] = ("sigmoid", "hinge", "ipo", "kto_pair")
+# Methods that train an image model (the catalog entry's kind must match).
+IMAGE_METHODS: tuple[str, ...] = ("image_generation",)
 
 
 class _Frozenish(BaseModel):
@@ -79,6 +81,25 @@ class RewardSpec(_Frozenish):
     max_completion_tokens: int | None = None
 
 
+class ImageSpec(_Frozenish):
+    """What an image-generation job adds: how timesteps are sampled, and the samples it
+    generates while it trains (see docs/images.md)."""
+
+    timestep_type: Literal["linear", "sigmoid", "weighted"] = "sigmoid"
+    # Every sample_every optimizer steps, `samples` images: one per prompt of sample_prompts
+    # when given (then samples == len(sample_prompts)), else from the job's own captions.
+    sample_every: int = 200
+    samples: int = 2
+    sample_prompts: list[str] = Field(default_factory=list)
+    # A fixed seed per sample (None: derived from the job's seed), so the images of one prompt
+    # at successive steps differ only by what the model learned.
+    sample_seeds: list[int | None] = Field(default_factory=list)
+    # Denoising steps per sample; None: the catalog entry's default.
+    sample_steps: int | None = None
+    # Training and sampling resolution (pixels per side); None: the model's native resolution.
+    resolution: int | None = None
+
+
 class Resources(_Frozenish):
     accel_type: str | None = None
     n_accel: int = 1
@@ -120,6 +141,7 @@ class JobSpec(_Frozenish):
     adapter: AdapterSpec = Field(default_factory=AdapterSpec)
     preference: PreferenceSpec | None = None
     reward: RewardSpec | None = None
+    image: ImageSpec | None = None
     resources: Resources = Field(default_factory=Resources)
     integrations: list[Integration] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)

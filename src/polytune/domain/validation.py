@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import InvalidRequest
-from .spec import METHODS, PREFERENCE_LOSS_TYPES, TRAINABLE_METHODS, JobSpec
+from .spec import IMAGE_METHODS, METHODS, PREFERENCE_LOSS_TYPES, TRAINABLE_METHODS, JobSpec
 
 MAX_SUFFIX = 64
 MAX_METADATA_KEYS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
@@ -28,6 +28,11 @@ def check_spec(spec: JobSpec) -> None:
                              f"available: {list(TRAINABLE_METHODS)}.", param="method.type")
     if spec.method == "reinforcement" and (spec.reward is None or not spec.reward.graders):
         raise InvalidRequest("A reinforcement job needs a grader.", param="method.reinforcement.grader")
+    if (spec.method in IMAGE_METHODS) != (spec.image is not None):
+        raise InvalidRequest(f"Method '{spec.method}' {'needs' if spec.image is None else 'takes no'} image "
+                             "settings.", param="method.type")
+    if spec.image is not None:
+        _check_image(spec)
     if not spec.training_files or not all(spec.training_files):
         raise InvalidRequest("training_file is required.", param="training_file")
     if spec.validation_file and spec.validation_file in spec.training_files:
@@ -75,3 +80,18 @@ def check_spec(spec: JobSpec) -> None:
             raise InvalidRequest(f"metadata['{k}'] is over {MAX_METADATA_VALUE} characters.", param="metadata")
     if spec.seed is not None and not 0 <= spec.seed < 2**31:
         raise InvalidRequest("seed must be between 0 and 2147483647.", param="seed")
+
+
+def _check_image(spec: JobSpec) -> None:
+    image = spec.image
+    if image.sample_every < 1:
+        raise InvalidRequest(f"sample_every must be at least 1, got {image.sample_every}.", param="image.sample_every")
+    if image.samples < 0:
+        raise InvalidRequest(f"samples must not be negative, got {image.samples}.", param="image.samples")
+    if image.sample_prompts and len(image.sample_prompts) != image.samples:
+        raise InvalidRequest("samples must equal the number of sample prompts given.", param="image.samples")
+    for i, prompt in enumerate(image.sample_prompts):
+        if not prompt.strip():
+            raise InvalidRequest(f"samples[{i}].prompt must not be empty.", param=f"image.samples[{i}].prompt")
+    _positive(image.sample_steps, "image.sample_steps", integer=True)
+    _positive(image.resolution, "image.resolution", integer=True)

@@ -94,6 +94,9 @@ class InferenceService:
             if served.id in self._texts:
                 self._texts.move_to_end(served.id)
                 return self._texts[served.id]
+        if self.catalog.get(served.base_model).kind == "image":
+            raise InvalidRequest(f"The model '{served.id}' is an image model; generate with /images/generations.",
+                                 param="model", code="model_not_supported")
         if served.kind == "base":
             entry = self.catalog.get(served.id)
             folder = self.catalog.resolve_path(entry)

@@ -21,7 +21,7 @@ from polytune.data.tokens import TokenCounter, TokenReport, load_tokenizer, meas
 from polytune.data.validate import DatasetSummary, validate_file
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import JobError
-from polytune.domain.spec import JobSpec
+from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.store.blobs import BlobStore, local_copy
 from polytune.training.models import Catalog, CatalogEntry
 
@@ -64,6 +64,8 @@ class JobDataChecker:
 
     def check(self, spec: JobSpec) -> DataCheck:
         """Raises DataCheckFailed with the error the job fails with."""
+        if spec.method in IMAGE_METHODS:
+            return self._check_images(spec)
         entry = self.catalog.get(spec.model)
         hp = spec.hyperparameters
         context_length = hp.context_length or entry.max_length
@@ -122,6 +124,26 @@ class JobDataChecker:
         check.n_examples, check.n_tokens = n_train, train_tokens
         check.report.update(training_examples=n_train, training_tokens=train_tokens,
                             validation_examples=n_val, validation_tokens=val_tokens)
+        return check
+
+    def _check_images(self, spec: JobSpec) -> DataCheck:
+        """Image/caption files: every image decodes, every caption is text. Nothing is counted
+        in tokens (an image job trains for its steps, not over tokens)."""
+        n_train = 0
+        check = DataCheck(n_examples=0, n_tokens=0, report={"method": spec.method, "files": []})
+        for fid in spec.training_files:
+            summary = self._validate(fid, "training_file", spec.method, ())
+            n_train += summary.n_examples
+            check.report["files"].append({"param": "training_file", "file": fid, "format": summary.format,
+                                          "n_lines": summary.n_examples})
+            check.events.append(("info", f"Training file {fid}: {summary.describe()}",
+                                 {"file": fid, "format": summary.format, "n_examples": summary.n_examples}))
+        if n_train < 1:
+            raise DataCheckFailed(JobError(code="invalid_training_file", param="training_file",
+                                           message="The training data has no image/caption examples."))
+        check.n_examples = n_train
+        check.report.update(training_examples=n_train, training_tokens=0, validation_examples=0,
+                            validation_tokens=0)
         return check
 
     @contextlib.contextmanager

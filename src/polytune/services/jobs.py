@@ -18,7 +18,7 @@ from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.ids import new_id
 from polytune.domain.job import Job, JobError, JobStatus
 from polytune.domain.objects import Checkpoint, Event, Page
-from polytune.domain.spec import JobSpec
+from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.domain.validation import check_spec
 from polytune.services.job_data import DataCheckFailed, JobDataChecker
 from polytune.store import jobs as job_store
@@ -61,7 +61,13 @@ class JobService:
     def check(self, spec: JobSpec) -> None:
         """The checks that need no data: the spec's rules and the model's presence in the catalog."""
         check_spec(spec)
-        self.catalog.get(spec.model)
+        entry = self.catalog.get(spec.model)
+        if (entry.kind == "image") != (spec.method in IMAGE_METHODS):
+            fits = [e.name for e in self.catalog.list() if (e.kind == "image") == (spec.method in IMAGE_METHODS)]
+            raise InvalidRequest(f"The model '{spec.model}' is {'an image' if entry.kind == 'image' else 'a text'} "
+                                 f"model; method '{spec.method}' trains {'image' if spec.method in IMAGE_METHODS else 'text'} "
+                                 f"models (in the catalog: {', '.join(fits) or 'none'}).", param="model",
+                                 code="model_kind_mismatch")
 
     def create(self, org_id: str, spec: JobSpec, *, secrets_: dict[str, str] | None = None,
                project_id: int | None = None, hold: bool = False,

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import orjson
 import sqlalchemy as sa
 
+from polytune.data.image_table import image_caption_examples
 from polytune.data.tabular import question_answer_examples
 from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint
 from polytune.domain.repos import RepoInfo
-from polytune.domain.spec import JobSpec
+from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.store import jobs as job_store
 from polytune.store import repos as repo_store
 from polytune.store import tables as t
@@ -38,6 +39,12 @@ class TableColumns:
 
 
 @dataclass
+class ImageColumns:
+    image: str
+    caption: str
+
+
+@dataclass
 class JobsPage:
     jobs: list[Job]
     total: int
@@ -48,7 +55,7 @@ class RepoJobService:
         self.repos, self.files, self.jobs = repos, files, jobs
 
     def create(self, org_id: str, namespace: str, name: str, spec: JobSpec, *, resource: str,
-               columns: TableColumns) -> Job:
+               columns: TableColumns | ImageColumns) -> Job:
         """A held job training on `resource` (`<branch>/<path>`); nothing is left behind on error."""
         self.jobs.check(spec)
         repo = self.repos.get(org_id, namespace, name)
@@ -61,8 +68,13 @@ class RepoJobService:
         except NotFound as e:  # a parameter of this request, not the URL, names the file
             raise InvalidRequest(f"resource: {e.message}", param="resource", code="resource_not_found") from None
         with local_copy(self.repos.blobs, key) as local:
-            examples = question_answer_examples(local, filename=path, question_column=columns.question,
-                                                answer_column=columns.answer)
+            if spec.method in IMAGE_METHODS:
+                examples = image_caption_examples(
+                    local, filename=path, image_column=columns.image, caption_column=columns.caption,
+                    read_file=lambda p: self._read(org_id, namespace, name, branch, p))
+            else:
+                examples = question_answer_examples(local, filename=path, question_column=columns.question,
+                                                    answer_column=columns.answer)
         file_id = self._training_file(org_id, repo, branch, path, examples)
         spec = spec.model_copy(update={
             "training_files": [file_id],
@@ -75,6 +87,14 @@ class RepoJobService:
         except BaseException:
             self.files.delete(org_id, file_id)
             raise
+
+    def _read(self, org_id: str, namespace: str, name: str, branch: str, path: str) -> bytes:
+        """A file of the repository (an image a table points at); FileNotFoundError if none."""
+        try:
+            _, key = self.repos.file(org_id, namespace, name, branch, path)
+        except (NotFound, InvalidRequest):
+            raise FileNotFoundError(path) from None
+        return b"".join(self.repos.blobs.iter_chunks(key))
 
     def _training_file(self, org_id: str, repo: RepoInfo, branch: str, path: str, examples: list) -> str:
         file_id, pending = self.files.begin()

@@ -32,6 +32,10 @@ class Reporter(Protocol):
         """None to go on. "cancel": stop at once and save nothing. "pause" or "preempt": save a
         resume checkpoint, then stop (the job is paused, or queued again to resume elsewhere)."""
 
+    def samples(self, step: int, files: list[Path], prompts: list[str], *, seconds: float) -> None:
+        """Images an image job generated at `step` (PNG files, one per prompt) to show how the
+        model changes while it trains; `seconds` is how long generating them took."""
+
     def resume_checkpoint(self, step: int, trainer_dir: Path) -> None:
         """Keep a full trainer checkpoint (weights, optimizer, scheduler, RNG and data position),
         the one a restarted worker resumes from; older ones may be dropped."""

@@ -26,7 +26,7 @@ from polytune.config import Settings
 from polytune.domain.ids import new_id
 from polytune.domain.job import IllegalTransition, JobStatus
 from polytune.domain.repos import DEFAULT_BRANCH
-from polytune.domain.spec import JobSpec
+from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
@@ -108,13 +108,74 @@ def _publish_to_repository(db: Database, blobs: BlobStore, spec: JobSpec, job_id
                    data={"branch": branch, "path": path, "commit_id": commit_id})
 
 
-def run(job_id: str, settings: Settings) -> int:
+def _sample_publisher(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str):
+    """Samples go into the job's repository as they are made (beside where the weights will
+    be), so the user sees the model change while it trains; None without a repository."""
+    from polytune.store.repos import publish_folder
+
+    out = spec.output
+    if not out.repository:
+        return None
+
+    def publish(step: int, folder: Path) -> str:
+        path = f"{out.repository_path(job_id)}/samples/step-{step}"
+        publish_folder(db, blobs, repo_id=out.repository, branch=out.branch or DEFAULT_BRANCH, path=path,
+                       folders={"": folder}, message=f"Samples of {job_id} at step {step}")
+        return path
+
+    return publish
+
+
+def _train_text(blobs: BlobStore, spec: JobSpec, entry, model_path, work: Path, reporter: Reporter, *,
+                resume_from: Path | None, every):
     from polytune.data.tokens import TokenCounter, load_tokenizer, measure_file
+    from polytune.training.train import run_training
+
+    # The rows the job's validation counted, with the same long-example policy applied
+    # by the same code and tokenizer, so training drops exactly the lines it reported.
+    counter = TokenCounter(load_tokenizer(model_path, entry.chat_template))
+
+    def rows_of(fid: str, param: str) -> list[dict]:
+        rows: list[dict] = []
+        measure_file(blobs.get_file(f"files/{fid}", work / "data" / fid), counter, method=spec.method,
+                     context_length=spec.hyperparameters.context_length or entry.max_length,
+                     long_examples=spec.hyperparameters.long_examples, param=param, keep=rows)
+        return rows
+
+    train_rows = [row for fid in spec.training_files for row in rows_of(fid, "training_file")]
+    val_rows = rows_of(spec.validation_file, "validation_file") if spec.validation_file else None
+    return run_training(spec, entry, model_path, train_rows, val_rows, work, reporter,
+                        resume_from=resume_from, resume_every=every)
+
+
+def _train_images(db: Database, blobs: BlobStore, spec: JobSpec, entry, model_path, job_id: str, work: Path,
+                  reporter: Reporter, settings: Settings, *, resume_from: Path | None, every):
+    """The image recipe: rows are image/caption lines (validated when the job was queued)."""
+    import os
+
+    from polytune.data.jsonl import iter_jsonl
+    from polytune.training.image.loop import Stopped, run_image_training
+    from polytune.training.train import TrainingResult, TrainingStopped
+
+    rows = []
+    for fid in spec.training_files:
+        rows.extend(obj for _, obj in iter_jsonl(blobs.get_file(f"files/{fid}", work / "data" / fid)))
+    threads = settings.train_threads or max(1, (os.cpu_count() or 2) - 1)
+    try:
+        result = run_image_training(spec, entry, model_path, rows, work, reporter, resume_from=resume_from,
+                                    resume_every=every, threads=threads)
+    except Stopped as stop:
+        raise TrainingStopped(stop.reason, stop.step) from None
+    return TrainingResult(final_dir=result.final_dir, metrics_rows=result.metrics_rows, trained_tokens=0,
+                          steps=result.steps)
+
+
+def run(job_id: str, settings: Settings) -> int:
+    from polytune.training.callback import ResumeEvery
     from polytune.training.device import resources_note
     from polytune.training.models import Catalog
     from polytune.training.store_reporter import StoreReporter
-    from polytune.training.callback import ResumeEvery
-    from polytune.training.train import TrainingStopped, run_training
+    from polytune.training.train import TrainingStopped
 
     db = Database(settings.resolved_database_url)
     blobs = BlobStore(settings.resolved_storage_url)
@@ -131,7 +192,8 @@ def run(job_id: str, settings: Settings) -> int:
     entry = catalog.get(spec.model)
     name = model_name(spec, org_name, job_id)
     reporter = StoreReporter(db, blobs, job_id=job_id, org_id=job.org_id, base_model=spec.model,
-                             model_name=name, adapter_kind=spec.adapter.kind)
+                             model_name=name, adapter_kind=spec.adapter.kind,
+                             publish_samples=_sample_publisher(db, blobs, spec, job_id))
     stop_beating = threading.Event()
 
     def beat() -> None:
@@ -148,19 +210,6 @@ def run(job_id: str, settings: Settings) -> int:
                 reporter.event(note, data=spec.resources.model_dump())
             reporter.event(f"Loading base model {spec.model}")
             model_path = catalog.resolve_path(entry)
-            # The rows the job's validation counted, with the same long-example policy applied
-            # by the same code and tokenizer, so training drops exactly the lines it reported.
-            counter = TokenCounter(load_tokenizer(model_path, entry.chat_template))
-
-            def rows_of(fid: str, param: str) -> list[dict]:
-                rows: list[dict] = []
-                measure_file(blobs.get_file(f"files/{fid}", work / "data" / fid), counter, method=spec.method,
-                             context_length=spec.hyperparameters.context_length or entry.max_length,
-                             long_examples=spec.hyperparameters.long_examples, param=param, keep=rows)
-                return rows
-
-            train_rows = [row for fid in spec.training_files for row in rows_of(fid, "training_file")]
-            val_rows = rows_of(spec.validation_file, "validation_file") if spec.validation_file else None
             resume_from = None
             if resume_key:
                 resume_from = blobs.get_dir(resume_key, work / "resume" / f"checkpoint-{resume_step}")
@@ -168,8 +217,12 @@ def run(job_id: str, settings: Settings) -> int:
                                data={"step": resume_step})
             every = ResumeEvery(steps=settings.resume_checkpoint_steps,
                                 seconds=settings.resume_checkpoint_minutes * 60)
-            result = run_training(spec, entry, model_path, train_rows, val_rows, work, reporter,
-                                  resume_from=resume_from, resume_every=every)
+            if spec.method in IMAGE_METHODS:
+                result = _train_images(db, blobs, spec, entry, model_path, job_id, work, reporter, settings,
+                                       resume_from=resume_from, every=every)
+            else:
+                result = _train_text(blobs, spec, entry, model_path, work, reporter, resume_from=resume_from,
+                                     every=every)
             reporter.event("Saving the fine-tuned model")
             key = f"models/{job_id}/final"
             blobs.put_dir(result.final_dir, key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,11 @@ def _fmt(v: Any) -> str:
 
 class StoreReporter:
     def __init__(self, db: Database, blobs: BlobStore, *, job_id: str, org_id: str, base_model: str,
-                 model_name: str, adapter_kind: str):
+                 model_name: str, adapter_kind: str,
+                 publish_samples: Callable[[int, Path], str | None] | None = None):
         self.db, self.blobs = db, blobs
+        # (step, local folder of PNGs) -> the folder's path where it was published (a repository), or None.
+        self.publish_samples = publish_samples
         self.job_id, self.org_id, self.base_model = job_id, org_id, base_model
         self.model_name, self.adapter_kind = model_name, adapter_kind
         self.total_steps: int | None = None
@@ -87,6 +91,20 @@ class StoreReporter:
         with self.blobs.writer(f"files/{file_id}") as out, tarfile.open(fileobj=out, mode="w|") as tar:
             tar.add(local_dir, arcname=name)
         return file_id, self.blobs.size(f"files/{file_id}")
+
+    def samples(self, step: int, files: list[Path], prompts: list[str], *, seconds: float) -> None:
+        """Keep the PNGs in blob storage (jobs/<id>/samples/step-<n>/), publish them beside the
+        weights when the job has a repository, and say so in an event."""
+        folder = files[0].parent if files else None
+        key = f"jobs/{self.job_id}/samples/step-{step}"
+        if folder is not None:
+            self.blobs.put_dir(folder, key)
+        published = self.publish_samples(step, folder) if (folder is not None and self.publish_samples) else None
+        where = published or key
+        self.event(f"Samples at step {step}: {len(files)} image{'s' if len(files) != 1 else ''} in {where}/",
+                   data={"step": step, "samples": [{"prompt": p, "path": f"{where}/{f.name}"}
+                                                   for p, f in zip(prompts, files)],
+                         "seconds_per_sample": seconds / len(files) if files else None})
 
     def resume_checkpoint(self, step: int, trainer_dir: Path) -> None:
         key = f"jobs/{self.job_id}/resume/step-{step}"

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint, Event, FileInfo, ModelInfo, Page, UploadInfo, UploadPartInfo
-from polytune.domain.spec import (METHODS, AdapterSpec, Hyperparameters, Integration, JobSpec, LoraSpec,
-                                  OutputSpec, PreferenceSpec, RewardSpec, WandbIntegration)
+from polytune.domain.spec import (IMAGE_METHODS, METHODS, AdapterSpec, Hyperparameters, Integration, JobSpec,
+                                  LoraSpec, OutputSpec, PreferenceSpec, RewardSpec, WandbIntegration)
 
 from .protocol import CreateJobRequest, SupervisedHyperparameters
 
@@ -119,8 +119,9 @@ def _tags(tags: list[str] | str | None) -> list[str]:
 def to_spec(req: CreateJobRequest) -> tuple[JobSpec, dict[str, str]]:
     """The canonical spec, and the secrets that travel apart from it (never rendered)."""
     method = req.method.type if req.method else "supervised"
-    if method not in METHODS:
-        raise InvalidRequest(f"Unknown method type '{method}'; expected one of {list(METHODS)}.",
+    if method not in METHODS or method in IMAGE_METHODS:  # image fine-tuning speaks Oxen's API
+        known = [m for m in METHODS if m not in IMAGE_METHODS]
+        raise InvalidRequest(f"Unknown method type '{method}'; expected one of {known}.",
                              param="method.type")
     where = hyperparameters_path(req)
     hp_source = {"hyperparameters": req.hyperparameters,
@@ -263,7 +264,8 @@ def job(j: Job) -> dict[str, Any]:
         "integrations": [{"type": i.type, "wandb": i.wandb.model_dump(exclude_none=True)}
                          for i in spec.integrations] or None,
         "metadata": spec.metadata or None,
-        "method": _method_out(spec, hp),
+        # OpenAI's method types are text ones; an image job (made through Oxen's API) has none here.
+        "method": None if spec.method in IMAGE_METHODS else _method_out(spec, hp),
         "estimated_finish": j.estimated_finish,
         "user_provided_suffix": spec.output.suffix,
         # Nebius's progress fields; extra fields are fine for the SDK, strict or not.

@@ -3,7 +3,7 @@ Responses are rendered in translate.py."""
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
@@ -41,6 +41,13 @@ class CreateRepoRequest(Lenient):
     files: list[SeedFile] | None = None
 
 
+class SampleRequest(Strict):
+    """One of Oxen's `samples` objects: a prompt to sample while training (and its seed)."""
+
+    prompt: str
+    seed: StrictInt | None = None
+
+
 class TrainingParams(Strict):
     """Oxen's training_params for every script type; unknown keys are a 400 that names them."""
 
@@ -61,11 +68,12 @@ class TrainingParams(Strict):
     logging_steps: StrictInt | None = None
     enable_thinking: StrictBool | None = None
     neftune_noise_alpha: Number | None = None
-    # image generation: validated, then "not supported yet"
+    # image generation. `samples` is a count (the API reference) or a list of prompt objects
+    # (the image_generation schema page); both are accepted.
     image_column: str | None = None
     caption_column: str | None = None
     timestep_type: str | None = None
-    samples: StrictInt | None = None
+    samples: StrictInt | list[SampleRequest] | None = None
     sample_every: StrictInt | None = None
 
 
@@ -78,8 +86,12 @@ class CreateFineTuneRequest(Strict):
     oxen_model_path: str | None = None
 
 
-def image_params(params: TrainingParams) -> dict[str, Any]:
-    return {k: v for k, v in params.model_dump(include=IMAGE_PARAMS).items() if v is not None}
+def set_params(params: TrainingParams, names: set[str]) -> list[str]:
+    """Which of `names` the request set, sorted."""
+    return sorted(k for k in names if getattr(params, k) is not None)
 
 
 IMAGE_PARAMS = {"image_column", "caption_column", "timestep_type", "samples", "sample_every"}
+# Parameters only text_generation reads.
+TEXT_PARAMS = {"question_column", "answer_column", "epochs", "seq_length", "logging_steps", "enable_thinking",
+               "neftune_noise_alpha"}

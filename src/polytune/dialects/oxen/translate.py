@@ -10,16 +10,21 @@ from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint
 from polytune.domain.repos import BranchInfo, CommitInfo, RepoInfo
-from polytune.domain.spec import AdapterSpec, Hyperparameters, JobSpec, LoraSpec, OutputSpec
-from polytune.services.repo_jobs import TableColumns
+from polytune.domain.spec import AdapterSpec, Hyperparameters, ImageSpec, JobSpec, LoraSpec, OutputSpec
+from polytune.services.repo_jobs import ImageColumns, TableColumns
 from polytune.services.repos import clean_path
 
-from .protocol import IMAGE_PARAMS, OXEN_VERSION, CreateFineTuneRequest, TrainingParams, image_params
+from .protocol import IMAGE_PARAMS, OXEN_VERSION, TEXT_PARAMS, CreateFineTuneRequest, TrainingParams, set_params
 
 TEXT_SCRIPTS = ("text_generation",)
 IMAGE_SCRIPTS = ("image_generation",)
 TIMESTEP_TYPES = ("linear", "sigmoid", "weighted")
 DEFAULT_COLUMNS = TableColumns(question="question", answer="answer")
+DEFAULT_IMAGE_COLUMNS = ImageColumns(image="image", caption="caption")
+# Oxen's documented image_generation defaults (its reference page); samples: two, from the
+# job's own captions, as Oxen's default list has two prompts.
+IMAGE_DEFAULTS = dict(steps=2000, batch_size=1, learning_rate=2e-4, gradient_accumulation=1, lora_rank=16,
+                      lora_alpha=16, sample_every=200, samples=2, timestep_type="sigmoid")
 
 # The lifecycle in Oxen's words (its list filter takes these too). Oxen has no pause, so a
 # paused job is "stopped" like a cancelled one; "deployed" names no polytune state.
@@ -48,6 +53,8 @@ _WIRE_PARAM = {
     "hyperparameters.context_length": "training_params.seq_length",
     "hyperparameters.lora_r": "training_params.lora_rank",
     "hyperparameters.lora_alpha": "training_params.lora_alpha",
+    "image.sample_every": "training_params.sample_every",
+    "image.samples": "training_params.samples",
 }
 
 
@@ -76,9 +83,14 @@ def _check_image_params(p: TrainingParams) -> None:
     if p.timestep_type is not None and p.timestep_type not in TIMESTEP_TYPES:
         raise InvalidRequest(f"training_params.timestep_type must be one of {', '.join(TIMESTEP_TYPES)}, "
                              f"got '{p.timestep_type}'.", param="training_params.timestep_type")
+    if isinstance(p.samples, list):
+        for i, sample in enumerate(p.samples):
+            if not sample.prompt.strip():
+                raise InvalidRequest(f"training_params.samples[{i}].prompt must not be empty.",
+                                     param=f"training_params.samples[{i}].prompt")
     for key, least in (("samples", 0), ("sample_every", 1)):
         value = getattr(p, key)
-        if value is not None and value < least:
+        if isinstance(value, int) and value < least:
             raise InvalidRequest(f"training_params.{key} must be at least {least}, got {value}.",
                                  param=f"training_params.{key}")
     for key in ("image_column", "caption_column"):
@@ -94,20 +106,21 @@ def _column(value: str | None, default: str, key: str) -> str:
     return value
 
 
-def to_spec(req: CreateFineTuneRequest, repo_name: str) -> tuple[JobSpec, TableColumns]:
+def to_spec(req: CreateFineTuneRequest, repo_name: str) -> tuple[JobSpec, TableColumns | ImageColumns]:
     """The canonical spec (its training file is still the resource) and the table's columns."""
     p = req.training_params
     _check_image_params(p)
-    images = image_params(p)
-    if req.script_type in IMAGE_SCRIPTS or images:
-        param = "script_type" if req.script_type in IMAGE_SCRIPTS else f"training_params.{sorted(images)[0]}"
-        raise InvalidRequest("Image fine-tuning (script_type 'image_generation' and its parameters "
-                             f"{', '.join(sorted(IMAGE_PARAMS))}) is not supported yet; "
-                             f"supported script types: {', '.join(TEXT_SCRIPTS)}.", param=param,
-                             code="not_supported_yet")
-    if req.script_type not in TEXT_SCRIPTS:
-        raise InvalidRequest(f"Unknown script_type '{req.script_type}'; supported: {', '.join(TEXT_SCRIPTS)} "
-                             f"(image_generation is not supported yet).", param="script_type")
+    scripts = TEXT_SCRIPTS + IMAGE_SCRIPTS
+    if req.script_type not in scripts:
+        raise InvalidRequest(f"Unknown script_type '{req.script_type}'; supported: {', '.join(scripts)}.",
+                             param="script_type")
+    model_path = clean_path(req.oxen_model_path, "oxen_model_path") if req.oxen_model_path is not None else None
+    output = OutputSpec(suffix=repo_name[:64], model_path=model_path, public=req.is_public)
+    if req.script_type in IMAGE_SCRIPTS:
+        return _image_spec(req, output)
+    if images := set_params(p, IMAGE_PARAMS):
+        raise InvalidRequest(f"training_params.{images[0]} is an image_generation parameter, but script_type is "
+                             f"'{req.script_type}'.", param=f"training_params.{images[0]}")
     if p.neftune_noise_alpha is not None:
         raise InvalidRequest("training_params.neftune_noise_alpha is not supported yet.",
                              param="training_params.neftune_noise_alpha", code="not_supported_yet")
@@ -130,11 +143,49 @@ def to_spec(req: CreateFineTuneRequest, repo_name: str) -> tuple[JobSpec, TableC
     model_path = clean_path(req.oxen_model_path, "oxen_model_path") if req.oxen_model_path is not None else None
     spec = JobSpec(
         model=req.base_model, method="supervised", training_files=[req.resource], hyperparameters=hyper,
-        adapter=adapter,
-        output=OutputSpec(suffix=repo_name[:64], model_path=model_path, public=req.is_public),
+        adapter=adapter, output=output,
         extras={"script_type": req.script_type,
                 "training_params": p.model_dump(exclude_none=True),
                 "columns": {"question_column": columns.question, "answer_column": columns.answer}},
+    )
+    return spec, columns
+
+
+def _image_spec(req: CreateFineTuneRequest, output: OutputSpec) -> tuple[JobSpec, ImageColumns]:
+    p = req.training_params
+    if texts := set_params(p, TEXT_PARAMS):
+        raise InvalidRequest(f"training_params.{texts[0]} is a text_generation parameter, but script_type is "
+                             f"'{req.script_type}'.", param=f"training_params.{texts[0]}")
+    if p.grad_accum is not None and p.gradient_accumulation is not None and p.grad_accum != p.gradient_accumulation:
+        raise InvalidRequest("training_params.grad_accum and gradient_accumulation disagree; send one.",
+                             param="training_params.gradient_accumulation")
+    d = IMAGE_DEFAULTS
+    columns = ImageColumns(image=_column(p.image_column, DEFAULT_IMAGE_COLUMNS.image, "image_column"),
+                           caption=_column(p.caption_column, DEFAULT_IMAGE_COLUMNS.caption, "caption_column"))
+    accumulation = p.gradient_accumulation if p.gradient_accumulation is not None else p.grad_accum
+    hyper = Hyperparameters(
+        max_steps=p.steps if p.steps is not None else d["steps"],
+        batch_size=p.batch_size if p.batch_size is not None else d["batch_size"],
+        learning_rate=p.learning_rate if p.learning_rate is not None else d["learning_rate"],
+        gradient_accumulation_steps=accumulation if accumulation is not None else d["gradient_accumulation"],
+        lr_scheduler="constant",
+    )
+    lora = LoraSpec(r=p.lora_rank if p.lora_rank is not None else d["lora_rank"],
+                    alpha=p.lora_alpha if p.lora_alpha is not None else d["lora_alpha"])
+    adapter = AdapterSpec(kind="full" if p.use_lora is False else "lora", lora=lora)
+    if isinstance(p.samples, list):
+        image = ImageSpec(samples=len(p.samples), sample_prompts=[s.prompt for s in p.samples],
+                          sample_seeds=[s.seed for s in p.samples], sample_every=p.sample_every or d["sample_every"],
+                          timestep_type=p.timestep_type or d["timestep_type"])
+    else:
+        image = ImageSpec(samples=p.samples if p.samples is not None else d["samples"],
+                          sample_every=p.sample_every or d["sample_every"],
+                          timestep_type=p.timestep_type or d["timestep_type"])
+    spec = JobSpec(
+        model=req.base_model, method="image_generation", training_files=[req.resource], hyperparameters=hyper,
+        adapter=adapter, image=image, output=output,
+        extras={"script_type": req.script_type, "training_params": p.model_dump(exclude_none=True),
+                "columns": {"image_column": columns.image, "caption_column": columns.caption}},
     )
     return spec, columns
 
@@ -167,6 +218,17 @@ def branch(b: BranchInfo) -> dict[str, Any]:
 
 def _training_params(spec: JobSpec) -> dict[str, Any]:
     hp, adapter = spec.hyperparameters, spec.adapter
+    if spec.image is not None:
+        image = spec.image
+        given = spec.extras.get("training_params", {}).get("samples")
+        return {
+            **spec.extras.get("columns", {}),
+            "steps": hp.max_steps, "batch_size": hp.batch_size, "learning_rate": hp.learning_rate,
+            "gradient_accumulation": hp.gradient_accumulation_steps or 1,
+            "use_lora": adapter.kind == "lora", "lora_rank": adapter.lora.r, "lora_alpha": adapter.lora.alpha,
+            "timestep_type": image.timestep_type, "sample_every": image.sample_every,
+            "samples": given if given is not None else image.samples,
+        }
     echoed = {k: v for k, v in spec.extras.get("training_params", {}).items()
               if k in ("logging_steps", "enable_thinking")}
     return {

@@ -77,7 +77,7 @@ def to_spec(req: FinetuneRequestIn) -> JobSpec:
                            "server yet; send pre_train false for supervised fine-tuning.", param="pre_train")
     method = METHOD_OF_TYPE[tc.fine_tune_type]
     if method not in TRAINABLE_METHODS:
-        available = [TYPE_OF_METHOD[m] for m in TRAINABLE_METHODS]
+        available = [TYPE_OF_METHOD[m] for m in TRAINABLE_METHODS if m in TYPE_OF_METHOD]
         raise NotAvailable(f"training_config.fine_tune_type {tc.fine_tune_type} is not available on this "
                            f"server yet; available: {available}.", param="fine_tune_type")
     hp = Hyperparameters(
