@@ -93,3 +93,15 @@ def test_bad_image_tables_name_the_row_and_column(server, image_repo, client, re
     for word in words:
         assert word in err["detail"], err["detail"]
     assert (len(client.fine_tuning.jobs.list(limit=1000).data), len(client.files.list().data)) == before
+
+
+def test_seekrflows_api_leaves_image_jobs_out_and_names_them(server, image_repo):
+    """One organization, two APIs: SeekrFlow's has no fine_tune_type for an image job, so its
+    list skips it (instead of failing the whole list) and its id answers a clear 400."""
+    with http(server, server.key_a) as c:
+        job_id = _create(c, image_repo).json()["fine_tune"]["id"]
+        listed = c.get("/v1/flow/fine-tunes", headers={"Authorization": server.key_a})
+        assert listed.status_code == 200, listed.text
+        assert job_id not in {j["id"] for j in listed.json()["data"]}
+        one = c.get(f"/v1/flow/fine-tunes/{job_id}", headers={"Authorization": server.key_a})
+        assert one.status_code == 400 and "image_generation" in one.text and "Oxen" in one.text

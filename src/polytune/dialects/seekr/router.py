@@ -196,7 +196,7 @@ def create_fine_tunes(body: FinetuneRequestIn, org: OrgId, svc: Svc) -> dict[str
 @router.get("/fine-tunes")
 def list_fine_tunes(org: OrgId, svc: Svc) -> dict[str, Any]:
     jobs = _every(lambda after: svc.jobs.list(org, after=after, limit=1000))
-    return {"object": "list", "data": [tr.job(j) for j in jobs]}
+    return {"object": "list", "data": [tr.job(j) for j in jobs if tr.speaks(j)]}
 
 
 @router.get("/fine-tunes/{job_id}")

@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import PurePosixPath
 from typing import Any
 
+from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Event, FileInfo, ModelInfo, ProjectInfo
 from polytune.domain.spec import (TRAINABLE_METHODS, AdapterSpec, Hyperparameters, JobSpec, LoraSpec,
@@ -125,7 +126,16 @@ def _number(value: Any) -> Any:
     return None if value == "auto" else value
 
 
+def speaks(j: Job) -> bool:
+    """Whether SeekrFlow's API has a fine_tune_type for the job (an image job made through
+    Oxen's API has none: SeekrFlow's list leaves it out, its own id answers a clear 400)."""
+    return j.spec.method in TYPE_OF_METHOD
+
+
 def job(j: Job) -> dict[str, Any]:
+    if not speaks(j):
+        raise InvalidRequest(f"Fine-tune {j.id} is a {j.spec.method} job, which SeekrFlow's API has no "
+                             "fine_tune_type for; read it through the Oxen.ai or OpenAI API.", param="fine_tune_id")
     spec, hp, res = j.spec, j.spec.hyperparameters, j.spec.resources
     lora = spec.adapter.lora
     return {
