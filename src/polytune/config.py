@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     # 0: one less than the CPU cores (at least 1), leaving a core to the event loop. On a busy
     # machine more threads than free cores make torch's CPU kernels far slower, not faster.
     inference_threads: int = Field(default=0, ge=0, description="torch CPU threads for serving")
+
+    # Seals secrets at rest (W&B keys): a Fernet key. Unset: one is generated into
+    # <data dir>/secret.key (0600). Set it on every machine when workers run elsewhere.
+    secret_key: SecretStr | None = Field(default=None, description="Fernet key for secrets at rest")
+    # W&B: "online" logs to the W&B service (falling back to offline, with a warning event, when
+    # it can't be reached in wandb_init_timeout seconds); "offline" logs into the job's run
+    # directory only, attached to the job as a result file either way.
+    wandb_mode: Literal["online", "offline"] = "online"
+    wandb_init_timeout: float = Field(default=30.0, gt=0, description="seconds to reach W&B")
 
     @property
     def resolved_data_dir(self) -> Path:
