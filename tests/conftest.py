@@ -72,6 +72,8 @@ class LiveServer:
             "POLYTUNE_SCHEDULER_INTERVAL": "0.2",
             "POLYTUNE_CANCEL_GRACE_SECONDS": "3",
             "HF_HUB_OFFLINE": "1",
+            # No network here: W&B runs log offline into the job's folder.
+            "POLYTUNE_WANDB_MODE": "offline",
             **env,
         }
         self.log = open(tmp / "server.log", "ab")

@@ -31,6 +31,7 @@ from polytune.services.repo_jobs import RepoJobService
 from polytune.services.repos import RepoService
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database
+from polytune.store.secret_box import SecretBox
 from polytune.training.models import Catalog
 
 log = logging.getLogger("polytune")
@@ -46,7 +47,8 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
         settings=settings,
         keys=KeyService(db),
         files=FileService(db, blobs, max_bytes=settings.max_upload_bytes),
-        jobs=JobService(db, blobs, catalog, min_examples=settings.min_examples),
+        jobs=JobService(db, blobs, catalog, secret_box=SecretBox.from_settings(settings),
+                        min_examples=settings.min_examples),
         models=ModelService(db, catalog, created=int(time.time()), blobs=blobs),
         projects=ProjectService(db),
         idempotency=IdempotencyService(db),

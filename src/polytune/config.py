@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     # Image jobs (and image serving, through inference_threads) on CPU: measured on a busy
     # 2-core machine, two torch threads ran these small convolutions 5-20x slower than one.
     train_threads: int = Field(default=0, ge=0, description="torch CPU threads of an image job (0: cores - 1)")
+
+    # Seals secrets at rest (W&B keys): a Fernet key. Unset: one is generated into
+    # <data dir>/secret.key (0600). Set it on every machine when workers run elsewhere.
+    secret_key: SecretStr | None = Field(default=None, description="Fernet key for secrets at rest")
+    # W&B: "online" logs to the W&B service (falling back to offline, with a warning event, when
+    # it can't be reached in wandb_init_timeout seconds); "offline" logs into the job's run
+    # directory only, attached to the job as a result file either way.
+    wandb_mode: Literal["online", "offline"] = "online"
+    wandb_init_timeout: float = Field(default=30.0, gt=0, description="seconds to reach W&B")
 
     @property
     def resolved_data_dir(self) -> Path:

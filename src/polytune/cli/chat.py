@@ -4,29 +4,17 @@ works the same against a local server or a remote one."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import Any, TextIO
+from typing import Annotated, Any, TextIO
 
 import httpx
 import orjson
+import typer
 
-from polytune.config import Settings
+from polytune.cli.api import ApiKey, BaseUrl, openai_base_url
 
 HELP = "Type a message and press Enter. /reset starts a new conversation, /exit (or Ctrl-D) quits."
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("chat", help="chat with a served model (base or fine-tuned), streaming the replies")
-    p.add_argument("model", help="a model id, e.g. polytune-tiny or ft:polytune-tiny:my-org:suffix:abc123")
-    p.add_argument("--base-url", default=None,
-                   help="the server's OpenAI base URL (default: $POLYTUNE_BASE_URL or http://HOST:PORT/v1)")
-    p.add_argument("--api-key", default=None, help="an API key (default: $POLYTUNE_API_KEY or $OPENAI_API_KEY)")
-    p.add_argument("--system", default=None, help="a system message that starts every conversation")
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--max-tokens", type=int, default=None)
-    p.set_defaults(func=run)
 
 
 class ChatError(Exception):
@@ -61,20 +49,31 @@ def stream_reply(client: httpx.Client, url: str, body: dict[str, Any], out: Text
     return "".join(reply)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    base_url = (args.base_url or os.environ.get("POLYTUNE_BASE_URL")
-                or f"http://{settings.host}:{settings.port}/v1").rstrip("/")
-    key = args.api_key or os.environ.get("POLYTUNE_API_KEY") or os.environ.get("OPENAI_API_KEY")
+def chat(model: Annotated[str, typer.Argument(
+             help="a model id, e.g. polytune-tiny or ft:polytune-tiny:my-org:suffix:abc123")],
+         base_url: BaseUrl = None, api_key: ApiKey = None,
+         system: Annotated[str | None, typer.Option(help="a system message that starts every conversation")] = None,
+         temperature: Annotated[float | None, typer.Option()] = None,
+         max_tokens: Annotated[int | None, typer.Option()] = None) -> None:
+    """Chat with a served model (base or fine-tuned), the replies streamed as they are generated."""
+    raise typer.Exit(run(model, base_url=base_url, api_key=api_key, system=system, temperature=temperature,
+                         max_tokens=max_tokens))
+
+
+def run(model: str, *, base_url: str | None, api_key: str | None, system: str | None = None,
+        temperature: float | None = None, max_tokens: int | None = None) -> int:
+    base_url = openai_base_url(base_url)
+    key = api_key or os.environ.get("OPENAI_API_KEY")
     if not key:
         print("error: no API key; pass --api-key or set POLYTUNE_API_KEY "
               "(`polytune keys create --org NAME` makes one)", file=sys.stderr)
         return 2
     interactive = sys.stdin.isatty()
-    start = [{"role": "system", "content": args.system}] if args.system else []
+    start = [{"role": "system", "content": system}] if system else []
     history = list(start)
-    options = {k: v for k, v in (("temperature", args.temperature), ("max_tokens", args.max_tokens)) if v is not None}
+    options = {k: v for k, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None}
     if interactive:
-        print(f"Chatting with {args.model} at {base_url}. {HELP}")
+        print(f"Chatting with {model} at {base_url}. {HELP}")
     failed = False
     with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=httpx.Timeout(600, connect=10)) as client:
         while True:
@@ -92,10 +91,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             history.append({"role": "user", "content": text})
             if interactive:
-                sys.stdout.write(f"{args.model}> ")
+                sys.stdout.write(f"{model}> ")
             try:
                 reply = stream_reply(client, f"{base_url}/chat/completions",
-                                     {"model": args.model, "messages": history, "stream": True, **options},
+                                     {"model": model, "messages": history, "stream": True, **options},
                                      sys.stdout)
             except (ChatError, httpx.HTTPError) as e:
                 history.pop()

@@ -1,91 +1,66 @@
-"""`polytune serve | keys create | models add/list | chat MODEL`."""
+"""`polytune …`: the server (`serve`), its administration (`keys`, `integrations`, `models add`),
+and a client for every step of fine-tuning (`files`, `jobs`, `models`, `chat`) that talks to a
+server through the same HTTP API as everyone else (POLYTUNE_BASE_URL, POLYTUNE_API_KEY)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from typing import Annotated
 
-from polytune.config import Settings
+import typer
+
+from polytune.cli import admin, files, jobs, models
+from polytune.cli.chat import chat
+
+app = typer.Typer(name="polytune", help="Self-hostable fine-tuning service", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
+@app.command()
+def serve(host: Annotated[str | None, typer.Option(help="default: POLYTUNE_HOST")] = None,
+          port: Annotated[int | None, typer.Option(help="default: POLYTUNE_PORT")] = None,
+          log_level: Annotated[str, typer.Option()] = "info") -> None:
+    """Run the API server."""
     import uvicorn
 
     from polytune.app import create_app
+    from polytune.config import Settings
 
-    host = args.host or settings.host
-    port = args.port or settings.port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level)
-    return 0
-
-
-def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    from polytune.app import build_services
-
-    services, db = build_services(settings)
-    org_id, key = services.keys.create_key(args.org)
-    db.dispose()
-    print(f"Created an API key for organization '{args.org}' ({org_id}). It is shown only once:")
-    print(key)
-    return 0
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level=log_level)
 
 
-def _models_add(args: argparse.Namespace, settings: Settings) -> int:
-    from polytune.training.models import Catalog
-
-    entry = Catalog(settings.resolved_data_dir).add(args.name, args.path)
-    print(f"Added model '{entry.name}' from {args.path}")
-    return 0
-
-
-def _models_list(args: argparse.Namespace, settings: Settings) -> int:
-    from polytune.training.models import Catalog
-
-    for e in Catalog(settings.resolved_data_dir).list():
-        print(f"{e.name}\t{e.source}")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="polytune", description="Self-hostable fine-tuning service")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the API server")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
-    serve.add_argument("--log-level", default="info")
-    serve.set_defaults(func=_serve)
-
-    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
-    kc = keys.add_parser("create", help="create an API key for an organization (created if new)")
-    kc.add_argument("--org", required=True)
-    kc.set_defaults(func=_keys_create)
-
-    models = sub.add_parser("models", help="the base model catalog").add_subparsers(dest="models_command", required=True)
-    ma = models.add_parser("add", help="add a local Hugging Face model folder to the catalog")
-    ma.add_argument("name")
-    ma.add_argument("path")
-    ma.set_defaults(func=_models_add)
-    ml = models.add_parser("list", help="list the catalog")
-    ml.set_defaults(func=_models_list)
-
-    from polytune.cli import chat
-
-    chat.add_parser(sub)
-    return p
+app.add_typer(admin.keys_app, name="keys")
+app.add_typer(admin.integrations_app, name="integrations")
+app.add_typer(files.app, name="files")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(models.app, name="models")
+app.command("chat")(chat)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args, Settings())
-    except Exception as e:  # a person reads this: one line, not a traceback
-        from polytune.domain.errors import DomainError
+    from polytune.domain.errors import DomainError
 
-        if isinstance(e, DomainError):
-            print(f"error: {e.message}", file=sys.stderr)
-            return 1
+    try:
+        # Not standalone: a command's exit code comes back here (click returns it) instead of
+        # leaving through sys.exit, so main() can be called from Python too.
+        code = app(args=argv, prog_name="polytune", standalone_mode=False)
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        print("Aborted.", file=sys.stderr)
+        return 1
+    except DomainError as e:  # a person reads this: one line, not a traceback
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
         raise
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -118,6 +118,12 @@ class Integration(_Frozenish):
     wandb: WandbIntegration
 
 
+def wandb_key_secret(index: int) -> str:
+    """The name of the job secret holding the API key given with the job's `index`-th W&B
+    integration (Nebius sends one); the key itself never enters the spec."""
+    return f"wandb_api_key_{index}"
+
+
 class OutputSpec(_Frozenish):
     suffix: str | None = None
     # Where the fine-tuned weights are also published when the job succeeds: a repository of

@@ -26,6 +26,8 @@ from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
 from polytune.store.pagination import page
+from polytune.store.secret_box import SecretBox
+from polytune.store.secrets import add_job_secret
 from polytune.training.models import Catalog
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,10 @@ def _retry_when_stale(change):
 
 
 class JobService:
-    def __init__(self, db: Database, blobs: BlobStore, catalog: Catalog, *, min_examples: int = 10):
+    def __init__(self, db: Database, blobs: BlobStore, catalog: Catalog, *, secret_box: SecretBox,
+                 min_examples: int = 10):
         self.db, self.blobs, self.catalog, self.min_examples = db, blobs, catalog, min_examples
+        self.secret_box = secret_box
         self.data = JobDataChecker(blobs, catalog, min_examples=min_examples)
         self._validation_lock = threading.Lock()
         self._validating: set[str] = set()
@@ -96,7 +100,7 @@ class JobService:
             for k, v in spec.metadata.items():
                 s.add(t.JobMetadata(job_id=row.id, key=k, value=v))
             for name, value in (secrets_ or {}).items():
-                s.add(t.JobSecret(job_id=row.id, name=name, value=value))
+                add_job_secret(s, self.secret_box, row.id, name, value)
             if on_create is not None:
                 on_create(s, row.id)
             job_store.add_event(s, row.id, f"Created fine-tuning job: {row.id}")

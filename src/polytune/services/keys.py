@@ -7,7 +7,7 @@ import secrets
 
 import sqlalchemy as sa
 
-from polytune.domain.errors import Unauthorized
+from polytune.domain.errors import NotFound, Unauthorized
 from polytune.domain.ids import new_id
 from polytune.store import tables as t
 from polytune.store.db import Database, now
@@ -35,6 +35,33 @@ class KeyService:
             s.add(t.ApiKey(id=new_id("key"), org_id=org.id, key_hash=hash_key(key),
                            prefix=key[:8], created_at=now()))
             return org.id, key
+
+    def org_id(self, org_name: str) -> str:
+        with self.db.session() as s:
+            org_id = s.scalar(sa.select(t.Organization.id).where(t.Organization.name == org_name))
+        if org_id is None:
+            raise NotFound(f"No organization named '{org_name}'.", param="org")
+        return org_id
+
+    def list_keys(self, org_name: str | None = None) -> list[dict]:
+        """Every key (or one organization's): id, organization, prefix, created, revoked — never
+        the key itself, which is not stored."""
+        with self.db.session() as s:
+            stmt = (sa.select(t.ApiKey, t.Organization.name).join(t.Organization, t.Organization.id == t.ApiKey.org_id)
+                    .order_by(t.ApiKey.seq))
+            if org_name is not None:
+                stmt = stmt.where(t.Organization.id == self.org_id(org_name))
+            return [{"id": k.id, "org": name, "org_id": k.org_id, "prefix": k.prefix, "created_at": k.created_at,
+                     "revoked_at": k.revoked_at} for k, name in s.execute(stmt)]
+
+    def revoke(self, key_id: str) -> dict:
+        """Revoke a key by its id; it stops working at once. Revoking twice changes nothing."""
+        with self.db.session() as s:
+            key = s.scalar(sa.select(t.ApiKey).where(t.ApiKey.id == key_id))
+            if key is None:
+                raise NotFound(f"No API key with id '{key_id}'.", param="key_id")
+            key.revoked_at = key.revoked_at or now()
+            return {"id": key.id, "prefix": key.prefix, "revoked_at": key.revoked_at}
 
     def authenticate(self, key: str | None) -> str:
         """The organization id the key belongs to, or Unauthorized."""

@@ -131,13 +131,27 @@ class JobMetadata(Base):
 
 
 class JobSecret(Base):
-    """Secrets given with a job (a W&B api key): kept apart from the spec, never rendered."""
+    """Secrets given with a job (a W&B api key): kept apart from the spec, never rendered,
+    encrypted with the server's secret (store/secret_box.py)."""
 
     __tablename__ = "job_secrets"
     seq: Mapped[int] = _seq()
     job_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("jobs.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(64))
     value: Mapped[str] = mapped_column(sa.Text)
+
+
+class OrgSecret(Base):
+    """An organization's secrets set by its administrator (`polytune integrations
+    set-wandb-key`): encrypted like job secrets, read only by that organization's workers."""
+
+    __tablename__ = "org_secrets"
+    seq: Mapped[int] = _seq()
+    org_id: Mapped[str] = _org()
+    name: Mapped[str] = mapped_column(sa.String(64))
+    value: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[int] = mapped_column(sa.BigInteger)
+    __table_args__ = (sa.UniqueConstraint("org_id", "name", name="uq_org_secrets_org_name"),)
 
 
 class JobEvent(Base):

@@ -176,6 +176,7 @@ def run(job_id: str, settings: Settings) -> int:
     from polytune.training.models import Catalog
     from polytune.training.store_reporter import StoreReporter
     from polytune.training.train import TrainingStopped
+    from polytune.training.wandb_job import start_job_wandb
 
     db = Database(settings.resolved_database_url)
     blobs = BlobStore(settings.resolved_storage_url)
@@ -203,7 +204,9 @@ def run(job_id: str, settings: Settings) -> int:
     threading.Thread(target=beat, daemon=True).start()
     # SIGTERM (a server shutting down, a node draining): save where we are, then step aside.
     signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "preempted", True))
+    wandb = None
     try:
+        wandb = start_job_wandb(settings, db, spec, job_id, job.org_id, reporter)
         with tempfile.TemporaryDirectory(prefix=f"polytune-{job_id}-") as tmp:
             work = Path(tmp)
             if note := resources_note(spec.resources):
@@ -217,11 +220,13 @@ def run(job_id: str, settings: Settings) -> int:
                                data={"step": resume_step})
             every = ResumeEvery(steps=settings.resume_checkpoint_steps,
                                 seconds=settings.resume_checkpoint_minutes * 60)
+            # Every metrics event also goes to the job's W&B run when it has one.
+            job_reporter = wandb.reporter(reporter) if wandb else reporter
             if spec.method in IMAGE_METHODS:
-                result = _train_images(db, blobs, spec, entry, model_path, job_id, work, reporter, settings,
+                result = _train_images(db, blobs, spec, entry, model_path, job_id, work, job_reporter, settings,
                                        resume_from=resume_from, every=every)
             else:
-                result = _train_text(blobs, spec, entry, model_path, work, reporter, resume_from=resume_from,
+                result = _train_text(blobs, spec, entry, model_path, work, job_reporter, resume_from=resume_from,
                                      every=every)
             reporter.event("Saving the fine-tuned model")
             key = f"models/{job_id}/final"
@@ -235,15 +240,20 @@ def run(job_id: str, settings: Settings) -> int:
             with db.session() as s:
                 add_file(s, file_id=results_id, org_id=job.org_id, filename=f"{job_id}-results.csv",
                          purpose="fine-tune-results", size=len(data))
+            wandb_files = wandb.end(reporter, summary={"job_id": job_id, "fine_tuned_model": name}) if wandb else []
+            wandb = None
+            with db.session() as s:
                 s.add(t.Model(id=name, org_id=job.org_id, job_id=job_id, base_model=spec.model,
                               kind=spec.adapter.kind, is_checkpoint=False, blob_key=key, created_at=now()))
             _finish(db, job_id, JobStatus.SUCCEEDED, f"The job has successfully completed: {name}",
-                    fine_tuned_model=name, result_files=[results_id],
+                    fine_tuned_model=name, result_files=[results_id, *wandb_files],
                     # What validation billed (tokens x epochs); the trainer's own count is in the event.
                     trained_tokens=job.trained_tokens or result.trained_tokens,
                     trained_steps=result.steps, estimated_finish=None)
     except TrainingStopped as stop:
         log.info("job %s stopped for %s at step %s", job_id, stop.reason, stop.step)
+        if wandb:  # paused or preempted: the next attempt's run joins this one in the job's folder
+            wandb.end(reporter, attach=stop.reason == "cancel")
         if stop.reason == "pause":
             _finish(db, job_id, JobStatus.PAUSED, f"Fine-tuning job paused at step {stop.step}",
                     from_=(JobStatus.PAUSING,))
@@ -258,8 +268,10 @@ def run(job_id: str, settings: Settings) -> int:
             code = "storage_full"
             message = (f"Storage ran out of space while saving ({e.strerror}). The last complete "
                        f"checkpoint is intact; free space and create the job again.")
+        files = wandb.end(reporter, summary={"job_id": job_id}, exit_code=1) if wandb else []
         _finish(db, job_id, JobStatus.FAILED, f"Training failed: {message}",
-                error={"code": code, "message": message, "param": getattr(e, "param", None)})
+                error={"code": code, "message": message, "param": getattr(e, "param", None)},
+                **({"result_files": files} if files else {}))
         return 1
     finally:
         stop_beating.set()

@@ -84,12 +84,22 @@ class StoreReporter:
                                 data={"step": step, "model": model_id})
         return model_id
 
-    def _archive(self, local_dir: Path, name: str) -> tuple[str, int]:
+    def result_archive(self, local_dir: Path, filename: str) -> str:
+        """A folder the job made (its W&B run) as a tar result file of the job's organization."""
+        # Links left out: W&B's run folders link to logs elsewhere and to the latest run.
+        file_id, size = self._archive(local_dir, local_dir.name,
+                                      keep=lambda m: None if m.issym() or m.islnk() else m)
+        with self.db.session() as s:
+            add_file(s, file_id=file_id, org_id=self.org_id, filename=filename, purpose="fine-tune-results",
+                     size=size)
+        return file_id
+
+    def _archive(self, local_dir: Path, name: str, keep=None) -> tuple[str, int]:
         """The checkpoint folder as one tar file in blob storage (a file id users can download,
         as Nebius's checkpoints offer). Plain tar: weights barely compress, and tar streams."""
         file_id = new_id("file")
         with self.blobs.writer(f"files/{file_id}") as out, tarfile.open(fileobj=out, mode="w|") as tar:
-            tar.add(local_dir, arcname=name)
+            tar.add(local_dir, arcname=name, filter=keep)
         return file_id, self.blobs.size(f"files/{file_id}")
 
     def samples(self, step: int, files: list[Path], prompts: list[str], *, seconds: float) -> None:

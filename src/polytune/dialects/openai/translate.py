@@ -11,7 +11,8 @@ from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint, Event, FileInfo, ModelInfo, Page, UploadInfo, UploadPartInfo
 from polytune.domain.spec import (IMAGE_METHODS, METHODS, AdapterSpec, Hyperparameters, Integration, JobSpec,
-                                  LoraSpec, OutputSpec, PreferenceSpec, RewardSpec, WandbIntegration)
+                                  LoraSpec, OutputSpec, PreferenceSpec, RewardSpec, WandbIntegration,
+                                  wandb_key_secret)
 
 from .protocol import CreateJobRequest, SupervisedHyperparameters
 
@@ -145,7 +146,7 @@ def to_spec(req: CreateJobRequest) -> tuple[JobSpec, dict[str, str]]:
     integrations = []
     for i, integ in enumerate(req.integrations or []):
         if integ.wandb.api_key:
-            secrets[f"wandb_api_key_{i}"] = integ.wandb.api_key
+            secrets[wandb_key_secret(i)] = integ.wandb.api_key
         integrations.append(Integration(type="wandb", wandb=WandbIntegration(
             project=integ.wandb.project, name=integ.wandb.name, entity=integ.wandb.entity,
             tags=integ.wandb.tags or [])))

@@ -1,0 +1,109 @@
+"""Commands that administer this server's own database and catalog (run them where the server's
+settings are): API keys, an organization's W&B key, base models. Everything else goes through
+the HTTP API (cli/api.py), because you need a key before you can call it."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from polytune.cli.api import Json, out, print_json, show, when
+from polytune.config import Settings
+
+keys_app = typer.Typer(help="API keys (on this server's database)", no_args_is_help=True)
+integrations_app = typer.Typer(help="an organization's integrations (on this server's database)",
+                               no_args_is_help=True)
+
+Org = Annotated[str, typer.Option("--org", help="the organization's name")]
+
+
+def _services():
+    from polytune.app import build_services
+
+    return build_services(Settings())
+
+
+@keys_app.command("create")
+def keys_create(org: Org) -> None:
+    """Create an API key for an organization (created if new). The key is printed once, on the last line."""
+    services, db = _services()
+    try:
+        org_id, key = services.keys.create_key(org)
+    finally:
+        db.dispose()
+    print(f"Created an API key for organization '{org}' ({org_id}). It is shown only once:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(org: Annotated[str | None, typer.Option("--org", help="only this organization's")] = None,
+              json_out: Json = False) -> None:
+    """List API keys: id, organization, prefix, created, revoked (the keys themselves are not stored)."""
+    services, db = _services()
+    try:
+        rows = services.keys.list_keys(org)
+    finally:
+        db.dispose()
+    show(rows, [("id", lambda k: k["id"]), ("organization", lambda k: k["org"]),
+                ("prefix", lambda k: k["prefix"] + "…"), ("created", lambda k: when(k["created_at"])),
+                ("revoked", lambda k: when(k["revoked_at"]))], json_out=json_out)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (key-…), from `keys list`")]) -> None:
+    """Revoke an API key; requests with it are refused from then on."""
+    services, db = _services()
+    try:
+        revoked = services.keys.revoke(key_id)
+    finally:
+        db.dispose()
+    out.print(f"Revoked {revoked['id']} ({revoked['prefix']}…)")
+
+
+@integrations_app.command("set-wandb-key")
+def set_wandb_key(org: Org,
+                  api_key: Annotated[str | None, typer.Option(
+                      "--api-key", help="the key; better left out: it is then read from standard input "
+                      "(or prompted for), so it stays out of your shell history")] = None,
+                  clear: Annotated[bool, typer.Option("--clear", help="remove the organization's key")] = False,
+                  ) -> None:
+    """Set the W&B API key an organization's jobs log with (unless a job brings its own). It is
+    stored encrypted and never shown again."""
+    if not clear and not api_key:
+        api_key = (typer.prompt("W&B API key", hide_input=True) if sys.stdin.isatty()
+                   else sys.stdin.readline()).strip()
+        if not api_key:
+            raise typer.BadParameter("no key given", param_hint="--api-key")
+    from polytune.services.integrations import IntegrationService
+    from polytune.store.secret_box import SecretBox
+
+    settings = Settings()
+    services, db = _services()
+    try:
+        IntegrationService(db, services.keys, SecretBox.from_settings(settings)).set_wandb_key(
+            org, None if clear else api_key)
+    finally:
+        db.dispose()
+    out.print(f"{'Removed' if clear else 'Set'} the W&B API key of organization '{org}'.")
+
+
+def models_add(name: Annotated[str, typer.Argument(help="the name jobs and requests use")],
+               path: Annotated[str, typer.Argument(help="a local Hugging Face model folder")]) -> None:
+    """Add a local Hugging Face model folder to this server's base model catalog."""
+    from polytune.training.models import Catalog
+
+    entry = Catalog(Settings().resolved_data_dir).add(name, path)
+    out.print(f"Added model '{entry.name}' from {path}")
+
+
+def catalog_list(json_out: Json = False) -> None:
+    """List this server's base model catalog (name and where its weights come from)."""
+    from polytune.training.models import Catalog
+
+    entries = Catalog(Settings().resolved_data_dir).list()
+    if json_out:
+        print_json([{"name": e.name, "source": str(e.source)} for e in entries])
+        return
+    show(entries, [("name", lambda e: e.name), ("source", lambda e: e.source)], json_out=False)

@@ -1,0 +1,61 @@
+"""The worker's W&B glue: find the job's key, start its run, and at the end attach the run
+directory to the job. training/wandb_run.py holds the W&B side itself."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polytune.config import Settings
+from polytune.domain.spec import JobSpec, wandb_key_secret
+from polytune.store.db import Database
+from polytune.store.secret_box import SecretBox
+from polytune.store.secrets import WANDB_API_KEY, job_secret, org_secret
+from polytune.training.reporter import Reporter
+from polytune.training.wandb_run import WandbReporter, WandbRun, start_run, warn
+
+
+@dataclass
+class JobWandb:
+    run: WandbRun
+    folder: Path  # the job's folder; the run directory is folder/wandb
+
+    def reporter(self, inner: Reporter) -> Reporter:
+        return WandbReporter(inner, self.run)
+
+    def end(self, reporter, *, summary: dict[str, Any] | None = None, exit_code: int = 0,
+            attach: bool = True) -> list[str]:
+        """Finish the run; with `attach`, store the run directory as a result file of the job
+        (its file id is returned) and clear the job's folder. Without it (a pause), the folder
+        stays for the next attempt's run to join it."""
+        self.run.finish(summary or {}, exit_code=exit_code)
+        if not attach:
+            return []
+        files: list[str] = []
+        runs = self.folder / "wandb"
+        try:
+            if runs.is_dir():
+                files.append(reporter.result_archive(runs, f"{reporter.job_id}-wandb.tar"))
+        except Exception as e:  # noqa: BLE001 - W&B must never fail the job
+            warn(reporter, f"The W&B run directory could not be attached to the job: {type(e).__name__}: {e}")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return files
+
+
+def start_job_wandb(settings: Settings, db: Database, spec: JobSpec, job_id: str, org_id: str,
+                    reporter: Reporter) -> JobWandb | None:
+    if not spec.integrations:
+        return None
+    box = SecretBox.from_settings(settings)
+    with db.session() as s:
+        # The key given with the job (Nebius) wins over the organization's (OpenAI's style).
+        key, source = job_secret(s, box, job_id, wandb_key_secret(0)), "job"
+        if key is None:
+            key, source = org_secret(s, box, org_id, WANDB_API_KEY), "organization"
+    folder = settings.resolved_data_dir / "jobs" / job_id
+    run = start_run(spec, job_id, folder, reporter, api_key=key, key_source=source if key else None,
+                    mode=settings.wandb_mode, init_timeout=settings.wandb_init_timeout)
+    return JobWandb(run, folder) if run is not None else None
