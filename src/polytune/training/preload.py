@@ -12,12 +12,19 @@ from __future__ import annotations
 import datasets  # noqa: F401
 import peft  # noqa: F401
 import torch  # noqa: F401
-import transformers  # noqa: F401
-import trl  # noqa: F401
+
+# transformers and trl import their submodules lazily, on first attribute access: name what
+# the recipes use, or the import (trl's trainers pull in wandb when it is installed: seconds)
+# happens after the fork, in every job.
+from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer  # noqa: F401
+from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer  # noqa: F401
 
 import polytune.data.tokens  # noqa: F401
 import polytune.training.callback  # noqa: F401
 import polytune.training.recipes  # noqa: F401
+import polytune.training.recipes.dpo  # noqa: F401
+import polytune.training.recipes.grpo  # noqa: F401
+import polytune.training.recipes.sft  # noqa: F401
 import polytune.training.runner  # noqa: F401
 import polytune.training.store_reporter  # noqa: F401
 import polytune.training.train  # noqa: F401
