@@ -32,7 +32,7 @@ from polytune.data.convert import trl_dataset
 from polytune.data.tokens import load_tokenizer
 from polytune.domain.spec import JobSpec
 from polytune.training.models import CatalogEntry
-from polytune.training.recipes.sft import _require_resolved, lora_config
+from polytune.training.recipes.common import lora_config, load_policy, quiet, require_resolved, training_args
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -78,15 +78,13 @@ def grader_reward(grader: Any, grading: Grading):
 def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: Rows,
                        val_rows: Rows | None, output_dir: Path,
                        callbacks: list[TrainerCallback]) -> GRPOTrainer:
-    import torch
-    from transformers import AutoModelForCausalLM, PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from polytune.config import Settings
     from polytune.graders import Grading, parse_grader
     from polytune.services.graders import grader_config
 
-    _require_resolved(spec)
+    require_resolved(spec)
     if spec.reward is None or not spec.reward.graders:
         raise ValueError("a reinforcement job needs a grader")
     hp, reward = spec.hyperparameters, spec.reward
@@ -95,46 +93,22 @@ def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
     generations = num_generations(float(reward.compute_multiplier))
     if val_rows and isinstance(reward.eval_samples, int):
         val_rows = val_rows[:reward.eval_samples]
-    cuda = torch.cuda.is_available()
-    args = GRPOConfig(
-        output_dir=str(output_dir),
-        num_train_epochs=hp.n_epochs,
-        max_steps=hp.max_steps or -1,
-        per_device_train_batch_size=hp.batch_size * generations,
-        per_device_eval_batch_size=max(generations, math.ceil(len(val_rows or []) / generations) * generations),
-        num_generations=generations,
-        gradient_accumulation_steps=hp.gradient_accumulation_steps or 1,
-        learning_rate=hp.learning_rate,
-        lr_scheduler_type=hp.lr_scheduler or entry.lr_scheduler,
-        warmup_steps=hp.warmup_ratio or 0.0,
-        weight_decay=hp.weight_decay or 0.0,
-        max_grad_norm=hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
-        max_completion_length=reward.max_completion_tokens or COMPLETION_TOKENS.get(reward.reasoning_effort, 128),
-        beta=BETA,
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=bool(hp.gradient_checkpointing) if hp.gradient_checkpointing is not None else cuda,
-        seed=spec.seed,
-        data_seed=spec.seed,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",  # checkpoints are the reporter callback's job
-        eval_strategy=("steps" if hp.eval_interval else "epoch") if val_rows else "no",
-        eval_steps=hp.eval_interval,
-        include_num_input_tokens_seen="non_padding",
-        dataloader_pin_memory=cuda,
-        disable_tqdm=True,
-    )
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    trainer = GRPOTrainer(
-        model=model,
+    args = GRPOConfig(**{
+        **training_args(spec, entry, output_dir, has_eval=bool(val_rows)),
+        # A step's batch is batch_size prompts times their generations, generated together.
+        "per_device_train_batch_size": hp.batch_size * generations,
+        "per_device_eval_batch_size": max(generations, math.ceil(len(val_rows or []) / generations) * generations),
+        "num_generations": generations,
+        "max_completion_length": reward.max_completion_tokens or COMPLETION_TOKENS.get(reward.reasoning_effort, 128),
+        "beta": BETA,
+    })
+    return quiet(GRPOTrainer(
+        model=load_policy(model_path),
         reward_funcs=[grader_reward(grader, Grading(config))],
         args=args,
         train_dataset=trl_dataset(train_rows),
         eval_dataset=trl_dataset(val_rows) if val_rows else None,
         processing_class=load_tokenizer(model_path, entry.chat_template),
-        peft_config=lora_config(spec, entry) if spec.adapter.kind == "lora" else None,
+        peft_config=lora_config(spec, entry),
         callbacks=callbacks,
-    )
-    trainer.remove_callback(PrinterCallback)
-    return trainer
+    ))

@@ -22,9 +22,9 @@ from polytune.data.tokens import load_tokenizer
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import JobSpec
 from polytune.training.models import CatalogEntry
+from polytune.training.recipes.common import lora_config, load_policy, quiet, require_resolved, training_args
 
 if TYPE_CHECKING:
-    from peft import LoraConfig
     from transformers import PreTrainedTokenizerBase, TrainerCallback
     from trl import SFTTrainer
 
@@ -34,11 +34,9 @@ Rows = list[dict[str, Any]]
 def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: Rows,
                       val_rows: Rows | None, output_dir: Path,
                       callbacks: list[TrainerCallback]) -> SFTTrainer:
-    import torch
-    from transformers import AutoModelForCausalLM, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    _require_resolved(spec)
+    require_resolved(spec)
     hp = spec.hyperparameters
     # The tokenizer and template validation counted tokens with (data/tokens.py).
     tokenizer = load_tokenizer(model_path, entry.chat_template)
@@ -53,71 +51,22 @@ def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
             train_rows = split_trained_turns(train_rows)
             val_rows = split_trained_turns(val_rows) if val_rows else val_rows
 
-    cuda = torch.cuda.is_available()
     config = SFTConfig(
-        output_dir=str(output_dir),
-        num_train_epochs=hp.n_epochs,
-        max_steps=hp.max_steps or -1,
-        per_device_train_batch_size=hp.batch_size,
-        per_device_eval_batch_size=hp.batch_size,
-        gradient_accumulation_steps=hp.gradient_accumulation_steps or 1,
-        learning_rate=hp.learning_rate,
-        lr_scheduler_type=hp.lr_scheduler or entry.lr_scheduler,
-        warmup_steps=hp.warmup_ratio or 0.0,  # a float below 1 is a ratio of all steps
-        weight_decay=hp.weight_decay or 0.0,
-        max_grad_norm=hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
+        **training_args(spec, entry, output_dir, has_eval=bool(val_rows)),
         max_length=hp.context_length or entry.max_length,
         packing=bool(hp.packing),
         assistant_only_loss=assistant_only,
         completion_only_loss=not is_chat or not assistant_only,
-        # Measured on CPU: bf16 autocast is slower than fp32 for small models, and gradient
-        # checkpointing costs ~20-30% of the speed; on a GPU memory is the tighter limit.
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        activation_checkpointing=hp.gradient_checkpointing if hp.gradient_checkpointing is not None else cuda,
-        seed=spec.seed,
-        data_seed=spec.seed,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",  # checkpoints are the reporter callback's job
-        eval_strategy=("steps" if hp.eval_interval else "epoch") if val_rows else "no",
-        eval_steps=hp.eval_interval,
-        include_num_input_tokens_seen="non_padding",
-        dataloader_pin_memory=cuda,
-        disable_tqdm=True,
     )
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    trainer = SFTTrainer(
-        model=model,
+    return quiet(SFTTrainer(
+        model=load_policy(model_path),
         args=config,
         train_dataset=trl_dataset(train_rows),
         eval_dataset=trl_dataset(val_rows) if val_rows else None,
         processing_class=tokenizer,
-        peft_config=lora_config(spec, entry) if spec.adapter.kind == "lora" else None,
+        peft_config=lora_config(spec, entry),
         callbacks=callbacks,
-    )
-    # With tqdm off the Trainer prints every log line to stdout; the reporter has them.
-    trainer.remove_callback(PrinterCallback)
-    return trainer
-
-
-def lora_config(spec: JobSpec, entry: CatalogEntry) -> LoraConfig:
-    from peft import LoraConfig
-
-    lora = spec.adapter.lora
-    # Embeddings are tied to the output layer in small models; peft's trainable_token_indices
-    # crashes inside trl then, while modules_to_save with ensure_weight_tying works.
-    train_embeddings = entry.lora_train_embeddings
-    return LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        bias=lora.bias,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-        modules_to_save=["embed_tokens"] if train_embeddings else None,
-        ensure_weight_tying=train_embeddings,
-    )
+    ))
 
 
 def template_masks_by_weight(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -147,18 +96,3 @@ def split_trained_turns(rows: Rows) -> Rows:
             if message["role"] == "assistant" and message.get("weight") != 0:
                 split.append({"prompt": messages[:i], "completion": [messages[i]]})
     return split
-
-
-def _require_resolved(spec: JobSpec) -> None:
-    hp = spec.hyperparameters
-    unresolved = [name for name in ("n_epochs", "batch_size", "learning_rate_multiplier")
-                  if getattr(hp, name) == "auto"]
-    if hp.learning_rate is None:
-        unresolved.append("learning_rate")
-    if spec.adapter.kind == "auto":
-        unresolved.append("adapter.kind")
-    if spec.seed is None:
-        unresolved.append("seed")
-    if unresolved:
-        raise ValueError(f"the job spec still has unresolved values: {', '.join(unresolved)} "
-                         "(run resolve_auto first)")

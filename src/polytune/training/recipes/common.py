@@ -1,0 +1,108 @@
+"""What every text recipe's TRL config and trainer share.
+
+Each recipe (sft, dpo, grpo) adds only what its method needs to the settings here: the job's
+schedule and optimizer settings, the device choices measured for CPU and GPU, and the
+bookkeeping that the reporter callback, not the trainer, does (checkpoints, logging).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polytune.domain.spec import JobSpec
+from polytune.training.models import CatalogEntry
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
+    from transformers import Trainer
+
+
+def require_resolved(spec: JobSpec) -> None:
+    """A recipe trains a resolved spec only (services/hyperparameters.py:resolve_auto)."""
+    hp = spec.hyperparameters
+    unresolved = [name for name in ("n_epochs", "batch_size", "learning_rate_multiplier")
+                  if getattr(hp, name) == "auto"]
+    if hp.learning_rate is None:
+        unresolved.append("learning_rate")
+    if spec.adapter.kind == "auto":
+        unresolved.append("adapter.kind")
+    if spec.seed is None:
+        unresolved.append("seed")
+    if unresolved:
+        raise ValueError(f"the job spec still has unresolved values: {', '.join(unresolved)} "
+                         "(run resolve_auto first)")
+
+
+def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_eval: bool) -> dict[str, Any]:
+    """Keyword arguments every TRL config (a transformers TrainingArguments) takes alike."""
+    import torch
+
+    hp = spec.hyperparameters
+    cuda = torch.cuda.is_available()
+    return dict(
+        output_dir=str(output_dir),
+        num_train_epochs=hp.n_epochs,
+        max_steps=hp.max_steps or -1,
+        per_device_train_batch_size=hp.batch_size,
+        per_device_eval_batch_size=hp.batch_size,
+        gradient_accumulation_steps=hp.gradient_accumulation_steps or 1,
+        learning_rate=hp.learning_rate,
+        lr_scheduler_type=hp.lr_scheduler or entry.lr_scheduler,
+        warmup_steps=hp.warmup_ratio or 0.0,  # a float below 1 is a ratio of all steps
+        weight_decay=hp.weight_decay or 0.0,
+        max_grad_norm=hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
+        # Measured on CPU: bf16 autocast is slower than fp32 for small models, and gradient
+        # checkpointing costs ~20-30% of the speed; on a GPU memory is the tighter limit.
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        activation_checkpointing=hp.gradient_checkpointing if hp.gradient_checkpointing is not None else cuda,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",  # checkpoints are the reporter callback's job
+        eval_strategy=("steps" if hp.eval_interval else "epoch") if has_eval else "no",
+        eval_steps=hp.eval_interval,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_pin_memory=cuda,
+        disable_tqdm=True,
+    )
+
+
+def lora_config(spec: JobSpec, entry: CatalogEntry) -> LoraConfig | None:
+    """The job's LoRA adapter as peft's config, or None for a full fine-tune."""
+    if spec.adapter.kind != "lora":
+        return None
+    from peft import LoraConfig
+
+    lora = spec.adapter.lora
+    # Embeddings are tied to the output layer in small models; peft's trainable_token_indices
+    # crashes inside trl then, while modules_to_save with ensure_weight_tying works.
+    train_embeddings = entry.lora_train_embeddings
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        bias=lora.bias,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+        modules_to_save=["embed_tokens"] if train_embeddings else None,
+        ensure_weight_tying=train_embeddings,
+    )
+
+
+def load_policy(model_path: Path | str):
+    """The model to train, in fp32 (see training_args on CPU precision)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+
+
+def quiet(trainer: Trainer) -> Trainer:
+    """With tqdm off the Trainer prints every log line to stdout; the reporter has them."""
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    return trainer
