@@ -1,11 +1,12 @@
 """The dashboard in a real headless Chromium (Debian's `chromium` and `chromium-driver`, driven
 by Selenium): sign in, watch a running job's loss curve gain points, cancel the job from its
-page, see the status change; the files and models pages, with a chat in the playground.
-A screenshot of each page is saved under test-artifacts/dashboard/."""
+page, see the status change; the files and models pages, with a chat in the playground; a
+reinforcement job's reward curve and its pause / resume / cancel buttons. A screenshot of each page is saved under test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -132,3 +133,47 @@ def test_dashboard_signs_in_follows_a_job_and_cancels_it(server, client, browser
     assert reply.text.startswith("assistant")
     assert not browser.find_elements(By.CSS_SELECTOR, "#chat-log .error")
     shot(browser, "06-models-playground")
+
+
+def reward_points(driver) -> int:
+    return int(driver.execute_script("const c = document.querySelector('#reward-chart');"
+                                     " return c ? Number(c.dataset.points) : 0;"))
+
+
+def status_on_page(driver) -> str:
+    return driver.find_element(By.ID, "job-status").get_attribute("data-status")
+
+
+def test_reinforcement_job_page_draws_rewards_and_pauses_resumes_cancels(server, client, browser):
+    rows = [{"messages": [{"role": "user", "content": f"Question {i}: what is the magic number?"}], "answer": "7"}
+            for i in range(12)]
+    train = client.files.create(file=("rl.jsonl", io.BytesIO("\n".join(map(json.dumps, rows)).encode())),
+                                purpose="fine-tune").id
+    grader = {"type": "string_check", "name": "answer", "input": "{{sample.output_text}}",
+              "reference": "{{item.answer}}", "operation": "like"}
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=train,
+        method={"type": "reinforcement", "reinforcement": {"grader": grader, "hyperparameters": {
+            "n_epochs": 10, "batch_size": 2, "compute_multiplier": 2, "max_completion_tokens": 8}}})
+
+    # Signed in already (the sign-in form has its own test): the key put where the page keeps it.
+    browser.get(f"{server.url}/")
+    browser.execute_script("sessionStorage.setItem('polytune.apiKey', arguments[0]);", server.key_a)
+    browser.get(f"{server.url}/#/jobs/{job.id}")
+    first = wait_for(lambda: reward_points(browser), timeout=90)
+    wait_for(lambda: reward_points(browser) > first, timeout=60)
+    assert "reward max" in text_of(browser, "#reward-chart")
+    assert "grader" in text_of(browser, "#job-hyperparameters")
+    shot(browser, "07-job-reinforcement")
+
+    # Pause: the worker saves a checkpoint and stops; Resume queues it again; then Cancel.
+    browser.find_element(By.ID, "pause-job").click()
+    wait_for(lambda: status_on_page(browser) == "paused", timeout=60)
+    assert browser.find_element(By.ID, "resume-job").is_enabled()
+    assert not browser.find_element(By.ID, "pause-job").is_enabled()
+    browser.find_element(By.ID, "resume-job").click()
+    wait_for(lambda: status_on_page(browser) in ("queued", "running"))
+    browser.find_element(By.ID, "cancel-job").click()
+    wait_for(lambda: status_on_page(browser) == "cancelled")
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
+    shot(browser, "08-job-reinforcement-cancelled")
