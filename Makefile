@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CLIENTS := .venv-clients
 OXEN_VENV := .venv-oxen
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast bench clean browser
 
 # torch first, alone and pinned: anything that depends on torch installed before it would pull
 # a multi-GB CUDA build on a CPU machine. Client SDKs whose pins clash with the service's stay
@@ -20,7 +20,19 @@ $(STAMP): pyproject.toml requirements.txt requirements-clients.txt Makefile
 	$(BIN)/pip install -q --no-deps --target $(CLIENTS) -r requirements-clients.txt
 	test -x $(OXEN_VENV)/bin/python || $(PY) -m venv $(OXEN_VENV)
 	$(OXEN_VENV)/bin/pip install -q "oxenai==0.65.1"
+	$(MAKE) --no-print-directory browser
 	touch $(STAMP)
+
+# The dashboard's browser test (tests/dashboard/) drives Debian's headless chromium through its
+# chromedriver. Installed here when missing and we are root; otherwise a note, and that test
+# skips naming the packages.
+browser:
+	@if [ -x /usr/bin/chromedriver ] && [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y --no-install-recommends chromium chromium-driver \
+		|| { apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; }; \
+	else echo "note: the dashboard's browser test needs Debian's packages chromium and chromium-driver" \
+		"(sudo apt-get install -y --no-install-recommends chromium chromium-driver); it skips without them."; fi
 
 venv: $(STAMP)
 
@@ -34,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(CLIENTS) $(OXEN_VENV) .polytune .pytest_cache
+	rm -rf $(VENV) $(CLIENTS) $(OXEN_VENV) .polytune .pytest_cache test-artifacts

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from polytune import __version__
 from polytune.config import Settings, get_settings
+from polytune.dashboard.router import mount_dashboard
 from polytune.dialects.common.deps import Services
 from polytune.dialects.openai import errors as openai_errors
 from polytune.dialects.openai.mount import OPENAI_PREFIXES, mount_openai
@@ -107,4 +108,6 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app.include_router(seekr_router)
     # Oxen's client builds <host>/api/repos/... itself: its routes live at the root.
     app.include_router(oxen_router)
+    # The dashboard at `/` (its assets under /dashboard/): static pages over the /v1 API.
+    mount_dashboard(app)
     return app
