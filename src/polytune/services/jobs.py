@@ -50,6 +50,14 @@ def _retry_when_stale(change):
     return retried
 
 
+# File purposes a job of each method trains on: "fine-tune" for all (OpenAI's one purpose), and
+# the method's own purpose where a provider has one (SeekrFlow's uploads).
+TRAINING_PURPOSES: dict[str, tuple[str, ...]] = {
+    "dpo": ("fine-tune", "preference-fine-tune"),
+    "reinforcement": ("fine-tune", "reinforcement-fine-tune"),
+}
+
+
 class JobService:
     def __init__(self, db: Database, blobs: BlobStore, catalog: Catalog, *, secret_box: SecretBox,
                  min_examples: int = 10):
@@ -88,7 +96,7 @@ class JobService:
                                      code="project_not_found")
             for param, fid in [("training_file", f) for f in spec.training_files] + (
                     [("validation_file", spec.validation_file)] if spec.validation_file else []):
-                _check_format(self._check_file(s, org_id, fid, param), spec.method, param)
+                _check_format(self._check_file(s, org_id, fid, param, spec.method), spec.method, param)
             if spec.seed is None:
                 spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
             status = JobStatus.CREATED if hold else JobStatus.VALIDATING_FILES
@@ -121,15 +129,17 @@ class JobService:
                                  f"Started; validating training file: {row.spec['training_files'][0]}")
             return job_store.to_domain(row)
 
-    def _check_file(self, s, org_id: str, file_id: str, param: str) -> t.File:
+    def _check_file(self, s, org_id: str, file_id: str, param: str, method: str) -> t.File:
         row = s.scalar(sa.select(t.File).where(t.File.id == file_id, t.File.org_id == org_id,
                                                t.File.deleted_at.is_(None)))
         if row is None:
             raise InvalidRequest(f"File '{file_id}' does not exist (or was deleted).", param=param,
                                  code="invalid_file")
-        if row.purpose != "fine-tune":
-            raise InvalidRequest(f"File '{file_id}' has purpose '{row.purpose}'; a fine-tuning job "
-                                 f"needs purpose 'fine-tune'.", param=param, code="invalid_file_purpose")
+        purposes = TRAINING_PURPOSES.get(method, ("fine-tune",))
+        if row.purpose not in purposes:
+            raise InvalidRequest(f"File '{file_id}' has purpose '{row.purpose}'; a {method} job needs "
+                                 f"purpose {' or '.join(repr(p) for p in purposes)}.", param=param,
+                                 code="invalid_file_purpose")
         if row.status == "error":
             raise InvalidRequest(f"File '{file_id}' failed validation: {row.status_details}", param=param,
                                  code="invalid_file")

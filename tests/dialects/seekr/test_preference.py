@@ -93,3 +93,22 @@ def test_a_chat_file_is_refused_for_preference(server, headers, chat_file):
     (detail,) = r.json()["detail"]
     assert detail["loc"] == ["body", "training_config", "training_files"]
     assert "a dpo job trains on preference" in detail["msg"]
+
+
+def test_a_file_uploaded_for_preference_trains_preference_jobs_only(seekr, server, headers, project, tmp_path):
+    """SeekrFlow uploads carry the method's own purpose; the job of that method takes it, a job
+    of another method refuses it at the field, naming the purposes it takes."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(_seekr_shape(r)) + "\n" for r in preference_rows(12)))
+    fid = seekr.files.upload(path, purpose="preference-fine-tune").id
+    job = seekr.fine_tuning.create(project_id=project, training_config=TrainingConfig(
+        training_files=[fid], model="polytune-tiny", n_epochs=1, fine_tune_type="PREFERENCE"),
+        infrastructure_config=_infra())
+    seekr.fine_tuning.cancel(job.id)
+    body = {"project_id": project, "infrastructure_config": {"accel_type": "A100", "n_accel": 1},
+            "training_config": {"training_files": [fid], "model": "polytune-tiny", "n_epochs": 1}}
+    r = httpx.post(f"{server.url}/v1/flow/fine-tunes", json=body, headers=headers)
+    assert r.status_code == 422, r.text
+    (err,) = r.json()["detail"]
+    assert err["loc"][:3] == ["body", "training_config", "training_files"]
+    assert "preference-fine-tune" in err["msg"] and "'fine-tune'" in err["msg"]
