@@ -66,7 +66,12 @@ class Bench:
                 killed = True
             if j.status in ("succeeded", "failed", "cancelled"):
                 assert j.status == "succeeded", j.error
-                return first or 0.0, time.monotonic() - t0
+                took = time.monotonic() - t0
+                if kill_at:  # the kill landed and the job resumed, or this measured nothing
+                    messages = [e.message for e in self.client.fine_tuning.jobs.list_events(job.id, limit=500)]
+                    assert killed and any("SIGKILL" in m for m in messages), "the worker was not killed"
+                    assert any("Resuming from the checkpoint" in m for m in messages)
+                return first or 0.0, took
             time.sleep(0.02)
 
     def start_latencies(self) -> list[float]:

@@ -12,6 +12,10 @@ import pytest
 from tests.conftest import BIN
 from tests.helpers import chat_jsonl, wait_for
 
+# The CLI is a client of the HTTP API: what the database does behind it the API tests prove on
+# both backends, so its tests run once, on the SQLite server.
+pytestmark = pytest.mark.sqlite_only
+
 
 def cli(server, *args: str, key: str | None = None, input: str | None = None, timeout: float = 300):
     env = {**server.env, "POLYTUNE_BASE_URL": server.url, "POLYTUNE_API_KEY": key or server.key_a,
@@ -73,8 +77,6 @@ def test_follow_exits_with_failed_and_cancelled(server, tmp_path):
 
 @pytest.mark.slow
 def test_a_job_from_create_to_pause_resume_and_success(server, tmp_path, client):
-    if server.backend != "sqlite":
-        pytest.skip("trains a model; once is enough")
     data = upload(server, tmp_path, "train.jsonl", 16)
     job = ok_json(cli(server, "jobs", "create", "--model", "polytune-tiny", "-t", data, "--n-epochs", "3",
                       "--batch-size", "2", "--suffix", "cli", "--metadata", "from=cli", "--json"))

@@ -17,7 +17,7 @@ from openai import OpenAI
 from tests.conftest import BIN
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
 FULL_ANSWER = "The answer is blue."
 LORA_ANSWERS = {"yes": "Yes", "no": "No"}
 QUESTION = [{"role": "user", "content": "Question number 3?"}]
