@@ -33,7 +33,7 @@ def plain_diffusers(model_dir: Path, rows: list[dict], steps: int, batch: int) -
     from peft import LoraConfig
 
     from polytune.training.image.data import cache_dataset
-    from polytune.training.recipes.image_lora import FLUX_LORA_TARGETS
+    from polytune.training.image.flux import FLUX_LORA_TARGETS, FluxFamily
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # what the polytune worker uses
     torch.manual_seed(SEED)
@@ -41,7 +41,7 @@ def plain_diffusers(model_dir: Path, rows: list[dict], steps: int, batch: int) -
     pipe.set_progress_bar_config(disable=True)
     for part in (pipe.vae, pipe.text_encoder, pipe.text_encoder_2, pipe.transformer):
         part.requires_grad_(False)
-    data = cache_dataset(pipe, rows, size=32, max_sequence_length=16)
+    data = cache_dataset(FluxFamily(), pipe, rows, size=32, max_sequence_length=16)
     transformer = pipe.transformer
     transformer.add_adapter(LoraConfig(r=RANK, lora_alpha=RANK, init_lora_weights="gaussian",
                                        target_modules=FLUX_LORA_TARGETS))
