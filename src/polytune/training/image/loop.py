@@ -1,13 +1,13 @@
-"""The image recipe's training loop: flow matching on cached latents, reporting through the
-same Reporter as the text trainer's callback (metrics, progress, checkpoints, stop requests,
-resume checkpoints), plus samples every `sample_every` steps.
+"""The image recipe's training loop, one for every model family: the family's loss on cached
+latents, reporting through the same Reporter as the text trainer's callback (metrics,
+progress, checkpoints, stop requests, resume checkpoints), plus samples every `sample_every`
+steps.
 
-One step, as diffusers' Flux LoRA example takes it: draw σ per example (training/image/
-timesteps.py), x_t = (1 - σ)·x0 + σ·noise, predict with the denoiser at timestep σ, and
-regress on the velocity `noise - x0`, each example's squared error weighted by its σ's weight.
-Randomness (batch order, noise, σ) comes from generators seeded by the job's seed and the
-step, so a run resumed from a checkpoint continues exactly as it would have.
-"""
+One step's loss is the family's (training/image/flux.py: flow matching at a drawn σ;
+training/image/unet.py: noise or velocity prediction at a drawn discrete timestep), each
+example's squared error weighted by the timestep_type's weight (training/image/timesteps.py).
+Randomness (batch order, noise, timesteps) comes from generators seeded by the job's seed and
+the step, so a run resumed from a checkpoint continues exactly as it would have."""
 
 from __future__ import annotations
 
