@@ -91,8 +91,9 @@ def test_pipelines_are_sorted_into_families_by_their_class(tiny_unet, tiny_diffu
     assert pipeline_class_name(tiny_unet[1]) == "StableDiffusionPipeline"
     assert pipeline_class_name(tiny_diffusion[1]) == "FluxPipeline"
     assert [objective_family(c) for c in ("FluxPipeline", "Flux2Pipeline", "QwenImagePipeline", "ZImagePipeline",
-                                          "StableDiffusionPipeline", "StableDiffusionXLPipeline", "KandinskyPipeline")] \
-        == ["flow matching"] * 4 + ["UNet"] * 2 + [None]
+                                          "StableDiffusion3Pipeline", "StableDiffusionPipeline",
+                                          "StableDiffusionXLPipeline", "KandinskyPipeline")] \
+        == ["flow matching"] * 5 + ["UNet"] * 2 + [None]
     for trainable in ("FluxPipeline", "StableDiffusionPipeline"):
         check_trainable(trainable, "m")
     for other, words in [("QwenImagePipeline", "a flow matching pipeline"), ("StableDiffusionXLPipeline", "a UNet"),

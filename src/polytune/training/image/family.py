@@ -2,7 +2,7 @@
 (`_class_name`), and so which training objective it learns with.
 
 - flow matching: the transformer (DiT) pipelines Oxen lists — FLUX.1/FLUX.2, Qwen-Image,
-  Z-Image — regress the velocity `noise - x0` at a continuous σ;
+  Z-Image — and Stable Diffusion 3 regress the velocity `noise - x0` at a continuous σ;
 - UNet: Stable Diffusion 1.x/2.x and SDXL predict the noise (`epsilon`) or the velocity
   (`v_prediction`) at a discrete timestep, whichever their scheduler config names.
 
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from polytune.training.image.flux import FluxFamily
     from polytune.training.image.unet import UNetFamily
 
-FLOW_MATCHING_PREFIXES = ("Flux", "QwenImage", "ZImage")
-UNET_PREFIXES = ("StableDiffusionPipeline", "StableDiffusionXL", "StableDiffusionImg2Img")
+# Stable Diffusion 3 is an MMDiT trained by flow matching, not a UNet: its own prefix.
+FLOW_MATCHING_PREFIXES = ("Flux", "QwenImage", "ZImage", "StableDiffusion3")
+UNET_PREFIXES = ("StableDiffusionPipeline", "StableDiffusionXL")
 TRAINED = {"FluxPipeline": "flow matching", "StableDiffusionPipeline": "UNet"}
 
 
