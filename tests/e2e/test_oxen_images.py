@@ -91,3 +91,43 @@ def test_push_images_fine_tune_and_read_samples_and_weights(server, client):
     (item,) = by_url.data
     png = httpx.get(item.url, timeout=30)  # no key: the URL is the credential
     assert png.status_code == 200 and Image.open(io.BytesIO(png.content)).size == (48, 48)
+
+
+def test_a_unet_model_fine_tunes_and_serves_the_same_way(server, client):
+    """polytune-tiny-unet (Stable Diffusion family) through the same path: samples and the LoRA
+    in the repository, the fine-tuned model served by OpenAI's images API."""
+    if server.backend != "sqlite":
+        pytest.skip("training end to end runs on the sqlite backend")
+    import base64
+
+    repo = f"ada/unet-{uuid.uuid4().hex[:8]}"
+    ns, short = repo.split("/")
+    with http(server, server.key_a) as c:
+        assert c.post("/api/repos", json={"namespace": ns, "name": short}).status_code == 200
+        rows = ["image,caption"]
+        for shape in SHAPES:
+            put_file(c, repo, f"pics/{shape}.png", one_colour_png("blue", shape))
+            rows.append(f"pics/{shape}.png,a blue {shape}")
+        put_file(c, repo, "train.csv", ("\n".join(rows) + "\n").encode())
+        ft = c.post(f"/api/repos/{repo}/fine_tunes", json={
+            "resource": "main/train.csv", "base_model": "polytune-tiny-unet", "script_type": "image_generation",
+            "training_params": {"steps": 6, "batch_size": 2, "learning_rate": 3e-3, "timestep_type": "weighted",
+                                "sample_every": 3, "samples": 1}}).json()["fine_tune"]
+        assert c.post(f"/api/repos/{repo}/fine_tunes/{ft['id']}/actions/run").status_code == 200
+        ft = wait_for(lambda: (j := c.get(f"/api/repos/{repo}/fine_tunes/{ft['id']}").json()["fine_tune"])
+                      ["status"] in DONE and j, timeout=300, interval=0.5)
+        assert ft["status"] == "completed", ft["error"]
+        path = ft["output_resource"]["path"]
+        for step in (3, 6):
+            r = c.get(f"/api/repos/{repo}/file/main/{path}/samples/step-{step}/0.png")
+            assert r.status_code == 200 and r.content.startswith(b"\x89PNG"), step
+        assert c.get(f"/api/repos/{repo}/file/main/{path}/pytorch_lora_weights.safetensors").status_code == 200
+
+    started = next(e for e in client.fine_tuning.jobs.list_events(ft["id"], limit=100).data
+                   if e.message.startswith("Training started"))
+    assert (started.data["family"], started.data["objective"]) == ("UNet", "epsilon")
+    job = client.fine_tuning.jobs.retrieve(ft["id"])
+    tuned, base = (client.images.generate(model=m, prompt="a blue dot", response_format="b64_json",
+                                          extra_body={"seed": 2}).data[0].b64_json
+                   for m in (job.fine_tuned_model, "polytune-tiny-unet"))
+    assert base64.b64decode(tuned).startswith(b"\x89PNG") and tuned != base  # the LoRA acts

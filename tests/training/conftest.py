@@ -33,3 +33,10 @@ def tiny_diffusion(catalog) -> tuple[CatalogEntry, Path]:
 @pytest.fixture(scope="session")
 def demo_rows() -> list[dict[str, Any]]:
     return to_trl_rows(DEMO_FILE)
+
+
+@pytest.fixture(scope="session")
+def tiny_unet(catalog) -> tuple[CatalogEntry, Path]:
+    """polytune-tiny-unet (built from polytune-tiny-diffusion's parts, once per machine)."""
+    entry = catalog.get("polytune-tiny-unet")
+    return entry, catalog.resolve_path(entry)

@@ -20,6 +20,7 @@ class RecordingReporter:
         self.stop_with = stop_with
         self.resume_checkpoints: list[tuple[int, Path]] = []
         self.events: list[str] = []
+        self.event_data: list[dict[str, Any] | None] = []
         self.metrics_calls: list[tuple[int, dict[str, float]]] = []
         self.progress_calls: list[dict[str, Any]] = []
         self.checkpoints: list[tuple[int, Path, dict[str, float]]] = []
@@ -28,6 +29,7 @@ class RecordingReporter:
 
     def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
         self.events.append(message)
+        self.event_data.append(data)
 
     def metrics(self, step: int, metrics: dict[str, float]) -> None:
         self.metrics_calls.append((step, metrics))

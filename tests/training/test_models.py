@@ -12,7 +12,7 @@ from polytune.training.models import Catalog, CatalogEntry
 
 def test_polytune_tiny_is_always_listed_with_its_measured_defaults(tmp_path):
     entry = Catalog(tmp_path).get("polytune-tiny")
-    assert [e.name for e in Catalog(tmp_path).list()] == ["polytune-tiny", "polytune-tiny-diffusion"]
+    assert [e.name for e in Catalog(tmp_path).list()] == ["polytune-tiny", "polytune-tiny-diffusion", "polytune-tiny-unet"]
     assert (entry.adapter_default, entry.base_learning_rate, entry.lr_scheduler) == ("full", 3e-3, "constant")
     assert entry.chat_template is None
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from diffusers import FluxPipeline
+    from diffusers import DiffusionPipeline
     from PIL import Image
 
 
@@ -21,18 +21,21 @@ class ImagePipelines:
     def __init__(self, *, threads: int, max_pipelines: int = 4):
         self.threads, self.max_pipelines = threads, max_pipelines
         self._lock = threading.Lock()
-        self._pipes: OrderedDict[str, tuple[FluxPipeline, threading.Lock]] = OrderedDict()
+        self._pipes: OrderedDict[str, tuple[DiffusionPipeline, threading.Lock]] = OrderedDict()
 
-    def _load(self, model_id: str, kind: str, base: Path | str, weights: Path | None) -> tuple[FluxPipeline, threading.Lock]:
+    def _load(self, model_id: str, kind: str, base: Path | str, weights: Path | None) -> tuple[DiffusionPipeline, threading.Lock]:
         with self._lock:
             if model_id in self._pipes:
                 self._pipes.move_to_end(model_id)
                 return self._pipes[model_id]
-        from diffusers import DiffusionPipeline, FluxTransformer2DModel
+        from diffusers import DiffusionPipeline, FluxTransformer2DModel, UNet2DConditionModel
 
         if kind == "full":  # the fine-tuned denoiser in the base pipeline's place
-            pipe = DiffusionPipeline.from_pretrained(base, transformer=FluxTransformer2DModel.from_pretrained(
-                weights / "transformer"))
+            if (weights / "unet").is_dir():
+                pipe = DiffusionPipeline.from_pretrained(base, unet=UNet2DConditionModel.from_pretrained(weights / "unet"))
+            else:
+                pipe = DiffusionPipeline.from_pretrained(base, transformer=FluxTransformer2DModel.from_pretrained(
+                    weights / "transformer"))
         else:
             pipe = DiffusionPipeline.from_pretrained(base)
             if kind == "lora":
@@ -46,7 +49,7 @@ class ImagePipelines:
         return entry
 
     def generate(self, model_id: str, kind: str, base: Path | str, weights: Path | None, prompt: str, *, n: int,
-                 width: int, height: int, steps: int, max_sequence_length: int, seed: int) -> list[Image.Image]:
+                 width: int, height: int, steps: int, seed: int, call_kwargs: dict[str, Any]) -> list[Image.Image]:
         import torch
 
         pipe, lock = self._load(model_id, kind, base, weights)
@@ -54,7 +57,7 @@ class ImagePipelines:
             torch.set_num_threads(self.threads)
             generators = [torch.Generator().manual_seed(seed + i) for i in range(n)]
             return pipe(prompt, height=height, width=width, num_inference_steps=steps, num_images_per_prompt=n,
-                        generator=generators, max_sequence_length=max_sequence_length).images
+                        generator=generators, **call_kwargs).images
 
     def forget(self, model_id: str) -> None:
         with self._lock:

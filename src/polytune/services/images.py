@@ -15,6 +15,7 @@ from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.inference.weights import cache_root, fetch_model_dir
 from polytune.services.models import ModelService
 from polytune.store.blobs import BlobStore
+from polytune.training.image.family import call_kwargs, objective_family
 from polytune.training.models import Catalog
 
 URL_LIFETIME_SECONDS = 3600
@@ -68,7 +69,8 @@ class ImageService:
                                code="model_not_found") from None
         images = self.pipelines.generate(served.id, served.kind, base, weights, prompt, n=n, width=width,
                                          height=height, steps=entry.sample_steps,
-                                         max_sequence_length=entry.max_sequence_length,
+                                         call_kwargs=call_kwargs(objective_family(self.catalog.pipeline_class(entry)),
+                                                                 entry),
                                          seed=seed if seed is not None else secrets.randbelow(2**31))
         out = []
         for image in images:

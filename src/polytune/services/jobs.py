@@ -28,6 +28,7 @@ from polytune.store.db import Database, now
 from polytune.store.pagination import page
 from polytune.store.secret_box import SecretBox
 from polytune.store.secrets import add_job_secret
+from polytune.training.image.family import check_trainable
 from polytune.training.models import Catalog
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class JobService:
                                  f"model; method '{spec.method}' trains {'image' if spec.method in IMAGE_METHODS else 'text'} "
                                  f"models (in the catalog: {', '.join(fits) or 'none'}).", param="model",
                                  code="model_kind_mismatch")
+        if entry.kind == "image":
+            check_trainable(self.catalog.pipeline_class(entry), spec.model)
 
     def create(self, org_id: str, spec: JobSpec, *, secrets_: dict[str, str] | None = None,
                project_id: int | None = None, hold: bool = False,

@@ -19,6 +19,7 @@ from polytune.domain.errors import InvalidRequest
 from polytune.training.tiny import TINY_NAME, ensure_tiny
 from polytune.training.tiny_diffusion import (RESOLUTION, T5_MAX_LENGTH, TINY_DIFFUSION_NAME,
                                               ensure_tiny_diffusion)
+from polytune.training.tiny_unet import TINY_UNET_NAME, ensure_tiny_unet
 
 AdapterKind = Literal["full", "lora"]
 ModelKind = Literal["text", "image"]
@@ -54,6 +55,8 @@ class CatalogEntry:
     max_sequence_length: int = 512
     # Denoising steps per generated image.
     sample_steps: int = 28
+    # Classifier-free guidance when generating; None: the pipeline's own default.
+    guidance_scale: float | None = None
 
     @property
     def is_local(self) -> bool:
@@ -86,6 +89,11 @@ _TINY_DIFFUSION_DEFAULTS = dict(
     max_sequence_length=T5_MAX_LENGTH,
     sample_steps=20,
 )
+# The UNet counterpart, same autoencoder and text encoder: it trains without dropping captions,
+# so it generates without classifier-free guidance (scale 1), as its samples while training do.
+_TINY_UNET_DEFAULTS = dict(_TINY_DIFFUSION_DEFAULTS, guidance_scale=1.0)
+# The pipeline class of each built-in image model, known before it is built.
+BUILT_IN_PIPELINES = {TINY_DIFFUSION_NAME: "FluxPipeline", TINY_UNET_NAME: "StableDiffusionPipeline"}
 
 
 class Catalog:
@@ -97,6 +105,8 @@ class Catalog:
         self._tiny_diffusion = CatalogEntry(name=TINY_DIFFUSION_NAME,
                                             source=str(self.data_dir / "models" / TINY_DIFFUSION_NAME),
                                             **_TINY_DIFFUSION_DEFAULTS)
+        self._tiny_unet = CatalogEntry(name=TINY_UNET_NAME, source=str(self.data_dir / "models" / TINY_UNET_NAME),
+                                       **_TINY_UNET_DEFAULTS)
 
     def get(self, name: str) -> CatalogEntry:
         for entry in self.list():
@@ -107,7 +117,7 @@ class Catalog:
                              param="model", code="model_not_found")
 
     def list(self) -> list[CatalogEntry]:
-        return [self._tiny, self._tiny_diffusion, *self._load_added()]
+        return [self._tiny, self._tiny_diffusion, self._tiny_unet, *self._load_added()]
 
     def add(self, name: str, path: Path, **defaults) -> CatalogEntry:
         """Add a local model folder (config.json and a tokenizer) under `name`.
@@ -125,7 +135,7 @@ class Catalog:
         if defaults.get("kind") != "image" and not any((folder / f).is_file() for f in _TOKENIZER_FILES):
             raise InvalidRequest(f"{folder} has no tokenizer (one of {', '.join(_TOKENIZER_FILES)}).",
                                  param="model")
-        if name in (TINY_NAME, TINY_DIFFUSION_NAME):
+        if name in (TINY_NAME, TINY_DIFFUSION_NAME, TINY_UNET_NAME):
             raise InvalidRequest(f"'{name}' is built in and cannot be replaced.", param="model")
         entry = CatalogEntry(name=name, source=str(folder), **defaults)
         added = [e for e in self._load_added() if e.name != name] + [entry]
@@ -142,6 +152,8 @@ class Catalog:
             return ensure_tiny(self.data_dir / "models")
         if entry.name == TINY_DIFFUSION_NAME:
             return ensure_tiny_diffusion(self.data_dir / "models")
+        if entry.name == TINY_UNET_NAME:
+            return ensure_tiny_unet(self.data_dir / "models")
         if entry.is_local:
             folder = Path(entry.source)
             if not (folder / ("model_index.json" if entry.kind == "image" else "config.json")).is_file():
@@ -161,6 +173,19 @@ class Catalog:
             raise InvalidRequest(f"The model '{entry.name}' ({entry.source}) cannot be loaded: {e}",
                                  param="model") from e
         return entry.source
+
+    def pipeline_class(self, entry: CatalogEntry) -> str:
+        """An image model's pipeline class (model_index.json's `_class_name`), without building
+        a built-in one; a hub id unreachable is a 400 on `model`."""
+        if entry.name in BUILT_IN_PIPELINES:
+            return BUILT_IN_PIPELINES[entry.name]
+        from polytune.training.image.family import pipeline_class_name
+
+        try:
+            return pipeline_class_name(entry.source)
+        except (OSError, KeyError, ValueError) as e:
+            raise InvalidRequest(f"The model '{entry.name}' ({entry.source}) has no readable model_index.json: {e}",
+                                 param="model") from e
 
     def _load_added(self) -> list[CatalogEntry]:
         try:

@@ -70,17 +70,33 @@ def shared_build_cache() -> Path:
 
 
 def ensure_tiny_diffusion(models_dir: Path) -> Path:
-    """The pipeline folder under `models_dir`, copied from the shared build cache (built there
+    """The pipeline folder under `models_dir` (see ensure_built)."""
+    return ensure_built(Path(models_dir), TINY_DIFFUSION_NAME, builder_version(), build_tiny_diffusion)
+
+
+def ensure_built(models_dir: Path, name: str, version: str, build) -> Path:
+    """`models_dir/name`, copied from the shared build cache (where `build(folder)` writes it
     first if need be). Folders appear whole (built or copied aside, then renamed into place)."""
-    version = builder_version()
-    final = Path(models_dir) / TINY_DIFFUSION_NAME
+    final = models_dir / name
     if _built_version(final) == version:
         return final
-    cached = shared_build_cache() / f"{TINY_DIFFUSION_NAME}-{version}"
-    if _built_version(cached) != version:
-        _materialise(cached, version, build_tiny_diffusion)
+    cached = cached_build(name, version, build)
     _materialise(final, version, lambda out: shutil.copytree(cached, out, dirs_exist_ok=True))
     return final
+
+
+def cached_build(name: str, version: str, build) -> Path:
+    """The build in the shared cache, built there first if need be."""
+    cached = shared_build_cache() / f"{name}-{version}"
+    if _built_version(cached) != version:
+        _materialise(cached, version, build)
+    return cached
+
+
+def tiny_diffusion_build() -> Path:
+    """polytune-tiny-diffusion's folder in the shared build cache (other tiny pipelines take
+    parts of it)."""
+    return cached_build(TINY_DIFFUSION_NAME, builder_version(), build_tiny_diffusion)
 
 
 def _built_version(folder: Path) -> str | None:
@@ -118,12 +134,7 @@ def build_tiny_diffusion(out_dir: Path) -> None:
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 
-    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    # One thread: the result can't depend on how work is split between threads, and on a busy
-    # machine one thread trains these small convolutions several times faster than two.
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(1)
-    try:
+    with deterministic_build():
         clip_tokenizer, t5_tokenizer = build_clip_tokenizer(), build_t5_tokenizer()
         clip, t5 = build_text_encoders(clip_tokenizer, t5_tokenizer)
         vae = build_autoencoder()
@@ -137,6 +148,20 @@ def build_tiny_diffusion(out_dir: Path) -> None:
         pipe = FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=clip_tokenizer,
                             text_encoder_2=t5, tokenizer_2=t5_tokenizer, transformer=transformer)
         pipe.save_pretrained(out_dir)
+
+
+@contextlib.contextmanager
+def deterministic_build():
+    """Deterministic algorithms on one thread while building: the result can't depend on how
+    work is split between threads, and on a busy machine one thread trains these small
+    convolutions several times faster than two."""
+    import torch
+
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    try:
+        yield
     finally:
         torch.use_deterministic_algorithms(deterministic)
         torch.set_num_threads(threads)

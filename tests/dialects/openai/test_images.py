@@ -46,3 +46,10 @@ def test_chat_with_an_image_model_is_a_clear_400(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model="polytune-tiny-diffusion", messages=[{"role": "user", "content": "hi"}])
     assert e.value.body["param"] == "model" and "image model" in e.value.body["message"]
+
+
+def test_the_unet_base_model_generates(client):
+    got = client.images.generate(model="polytune-tiny-unet", prompt="a red square", response_format="b64_json",
+                                 extra_body={"seed": 5})
+    (item,) = got.data
+    assert Image.open(io.BytesIO(base64.b64decode(item.b64_json))).size == (32, 32)

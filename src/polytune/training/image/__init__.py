@@ -1,2 +1,3 @@
 """Image-generation fine-tuning on diffusers pipelines (the `image_generation` recipe's parts):
-timestep sampling, cached latents and prompt embeddings, the flow-matching step, sampling."""
+the family a pipeline belongs to, each family's step (flux.py: flow matching; unet.py: noise or
+velocity prediction), timestep sampling, cached latents and prompt embeddings, sampling."""

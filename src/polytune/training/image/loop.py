@@ -1,13 +1,13 @@
-"""The image recipe's training loop: flow matching on cached latents, reporting through the
-same Reporter as the text trainer's callback (metrics, progress, checkpoints, stop requests,
-resume checkpoints), plus samples every `sample_every` steps.
+"""The image recipe's training loop, one for every model family: the family's loss on cached
+latents, reporting through the same Reporter as the text trainer's callback (metrics,
+progress, checkpoints, stop requests, resume checkpoints), plus samples every `sample_every`
+steps.
 
-One step, as diffusers' Flux LoRA example takes it: draw σ per example (training/image/
-timesteps.py), x_t = (1 - σ)·x0 + σ·noise, predict with the denoiser at timestep σ, and
-regress on the velocity `noise - x0`, each example's squared error weighted by its σ's weight.
-Randomness (batch order, noise, σ) comes from generators seeded by the job's seed and the
-step, so a run resumed from a checkpoint continues exactly as it would have.
-"""
+One step's loss is the family's (training/image/flux.py: flow matching at a drawn σ;
+training/image/unet.py: noise or velocity prediction at a drawn discrete timestep), each
+example's squared error weighted by the timestep_type's weight (training/image/timesteps.py).
+Randomness (batch order, noise, timesteps) comes from generators seeded by the job's seed and
+the step, so a run resumed from a checkpoint continues exactly as it would have."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ import torch
 
 from polytune.domain.spec import ImageSpec, JobSpec
 from polytune.training.callback import ResumeEvery
-from polytune.training.image.data import CachedData, cache_dataset
+from polytune.training.image.data import cache_dataset
+from polytune.training.image.family import call_kwargs
 from polytune.training.image.sampling import SamplePlan, plan_samples, write_samples
-from polytune.training.image.timesteps import loss_weights, sample_sigmas
 from polytune.training.models import CatalogEntry
 from polytune.training.recipes.image_lora import ImageTraining, build_image_training, save_weights
 from polytune.training.reporter import Reporter
@@ -82,23 +82,6 @@ class _Batches:
         return torch.stack(out)
 
 
-def flow_matching_loss(training: ImageTraining, data: CachedData, index: torch.Tensor, timestep_type: str,
-                       generator: torch.Generator) -> torch.Tensor:
-    device, dtype = training.accelerator.device, training.weight_dtype
-    x0 = data.latents[index].to(device)
-    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(device)
-    sigmas = sample_sigmas(timestep_type, len(index), generator).to(device)
-    s = sigmas[:, None, None]
-    noisy = (1.0 - s) * x0 + s * noise
-    embeds, pooled = data.prompts.take(index)
-    pred = training.transformer(hidden_states=noisy.to(dtype), timestep=sigmas.to(dtype), guidance=None,
-                                pooled_projections=pooled.to(device, dtype), encoder_hidden_states=embeds.to(device, dtype),
-                                txt_ids=data.prompts.text_ids.to(device, dtype), img_ids=data.image_ids.to(device, dtype),
-                                return_dict=False)[0]
-    per_example = ((pred.float() - (noise - x0).float()) ** 2).mean(dim=(1, 2))
-    return (loss_weights(timestep_type, sigmas).to(device) * per_example).mean()
-
-
 def run_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, rows: list[dict[str, Any]],
                        workdir: Path, reporter: Reporter, *, resume_from: Path | None = None,
                        resume_every: ResumeEvery = ResumeEvery(), threads: int = 0) -> ImageResult:
@@ -114,10 +97,11 @@ def run_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
     size = image.resolution or entry.image_size
     training = build_image_training(spec, entry, model_path)
     reporter.event(f"Caching latents and prompt embeddings of {len(rows)} images at {size}x{size}")
-    data = cache_dataset(training.pipe, rows, size=size, max_sequence_length=entry.max_sequence_length)
+    data = cache_dataset(training.family, training.pipe, rows, size=size,
+                         max_sequence_length=entry.max_sequence_length)
     plan = plan_samples(data.captions, count=image.samples, prompts=image.sample_prompts, seeds=image.sample_seeds,
                         job_seed=spec.seed, size=size, steps=image.sample_steps or entry.sample_steps,
-                        max_sequence_length=entry.max_sequence_length)
+                        call_kwargs=call_kwargs(training.family.name, entry))
     sample_at = set(sampling_steps(image, steps))
     checkpoint_at = set(checkpoint_steps(image, steps, hp.n_checkpoints))
     start = 0
@@ -135,13 +119,13 @@ def run_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
     latest: dict[str, float] = {}
     last_resume = (start, time.monotonic())
     began = time.monotonic()
-    training.transformer.train()
+    training.denoiser.train()
     for step in range(start + 1, steps + 1):
         losses = []
         for micro in range((step - 1) * accumulate, step * accumulate):
             generator = torch.Generator().manual_seed(spec.seed * 7919 + micro)
-            with training.accelerator.accumulate(training.transformer):
-                loss = flow_matching_loss(training, data, batches(micro), image.timestep_type, generator)
+            with training.accelerator.accumulate(training.denoiser):
+                loss = training.family.loss(training, data, batches(micro), image.timestep_type, generator)
                 training.accelerator.backward(loss)
                 if training.accelerator.sync_gradients:
                     training.accelerator.clip_grad_norm_(training.params,
@@ -164,11 +148,11 @@ def run_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
         reporter.progress(trained_steps=step, total_steps=steps, trained_tokens=0,
                           estimated_finish=int(time.time() + per_step * (steps - step)))
         if step in sample_at:
-            training.transformer.eval()
+            training.denoiser.eval()
             t0 = time.monotonic()
             files = write_samples(training.pipe, plan, workdir / "samples" / f"step-{step}")
             seconds = time.monotonic() - t0
-            training.transformer.train()
+            training.denoiser.train()
             reporter.samples(step, files, plan.prompts, seconds=seconds)
             samples_done.append(step)
         if step in checkpoint_at and step < steps:

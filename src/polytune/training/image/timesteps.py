@@ -10,6 +10,9 @@ image (fine detail). The three names mean what the widely used trainers behind t
 - `weighted`: σ uniform, each example's loss weighted by a smooth bell over σ that peaks at
   σ = 0.85 and averages 1 over (0, 1): every level is seen, the high-noise ones count most.
 
+UNet models train at discrete timesteps: the same draw u in (0, 1) becomes t = ⌊u·T⌋
+(training/image/unet.py), with the same weights over u.
+
 diffusers' `compute_density_for_timestep_sampling` draws σ ("none" = uniform, "logit_normal");
 the bell is polytune's own curve (see `bell_weight`).
 """
