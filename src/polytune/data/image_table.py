@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .images import image_problem, to_data_url
-from .problems import MAX_REPORTED_PROBLEMS, DatasetError
+from .problems import DatasetError, rows_error
 from .tabular import _blank, _text, load_table
 
 # A repository path -> its bytes; raises FileNotFoundError when there is no such file.
@@ -55,10 +55,7 @@ def image_caption_examples(path: Path, *, filename: str, image_column: str, capt
             continue
         examples.append({"image": to_data_url(data), "caption": _text(caption).strip()})
     if problems:
-        shown = problems[:MAX_REPORTED_PROBLEMS]
-        more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
-        raise DatasetError(f"{filename}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n"
-                           + "\n".join(shown) + more, param=param, problems=shown)
+        raise rows_error(filename, problems, param)
     if not examples:
         raise DatasetError(f"{filename} has no rows.", param=param)
     return examples

@@ -51,6 +51,14 @@ class ProblemLog:
                             param=param, problems=list(self.shown), total=self.total)
 
 
+def rows_error(filename: str, problems: list[str], param: str) -> DatasetError:
+    """Every bad row of a table as one error: the first MAX_REPORTED_PROBLEMS, and how many more."""
+    shown = problems[:MAX_REPORTED_PROBLEMS]
+    more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+    return DatasetError(f"{filename}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n"
+                        + "\n".join(shown) + more, param=param, problems=shown)
+
+
 def json_type(value: Any) -> str:
     """The JSON name of a value's type, as a person who wrote the file thinks of it."""
     if value is None:

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .problems import MAX_REPORTED_PROBLEMS, DatasetError
+from .problems import DatasetError, rows_error
 
 # File suffix -> (datasets builder, builder options).
 TABULAR_FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -54,10 +54,7 @@ def question_answer_examples(path: Path, *, filename: str, question_column: str,
         examples.append({"messages": [{"role": "user", "content": _text(question)},
                                       {"role": "assistant", "content": _text(answer)}]})
     if problems:
-        shown = problems[:MAX_REPORTED_PROBLEMS]
-        more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
-        raise DatasetError(f"{filename}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n"
-                           + "\n".join(shown) + more, param=param, problems=shown)
+        raise rows_error(filename, problems, param)
     if not examples:
         raise DatasetError(f"{filename} has no rows.", param=param)
     return examples

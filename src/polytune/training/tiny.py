@@ -7,13 +7,10 @@ whole service works, end to end, with no network and no downloads.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from polytune.training.builds import built_version, materialise
 
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
@@ -22,7 +19,6 @@ TINY_NAME = "polytune-tiny"
 # Bump when anything here or in tiny_corpus.py changes what gets built: a cached build with another version is
 # rebuilt, so a code change never runs against a stale model folder.
 BUILD_VERSION = "1"
-_BUILD_MARKER = ".polytune-build"
 
 _SEED = 1234
 _VOCAB_SIZE = 4096
@@ -76,39 +72,10 @@ def ensure_tiny(cache_dir: Path) -> Path:
     """
     cache_dir = Path(cache_dir)
     final = cache_dir / TINY_NAME
-    if _built_version(final) == BUILD_VERSION:
+    if built_version(final) == BUILD_VERSION:
         return final
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{TINY_NAME}-build-", dir=cache_dir))
-    try:
-        build_tiny(staging)
-        _move_into_place(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    materialise(final, BUILD_VERSION, build_tiny)
     return final
-
-
-def _built_version(folder: Path) -> str | None:
-    try:
-        return (folder / _BUILD_MARKER).read_text().strip()
-    except OSError:
-        return None
-
-
-def _move_into_place(staging: Path, final: Path) -> None:
-    if final.exists():
-        if _built_version(final) == BUILD_VERSION:
-            return  # another process finished first; its build is identical
-        # A stale or broken build is in the way; renaming it aside first is atomic.
-        aside = final.parent / f".{TINY_NAME}-stale-{uuid.uuid4().hex}"
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(final, aside)
-        shutil.rmtree(aside, ignore_errors=True)
-    try:
-        os.rename(staging, final)
-    except OSError:
-        if _built_version(final) != BUILD_VERSION:
-            raise
 
 
 def build_tiny(out_dir: Path) -> None:
@@ -118,7 +85,6 @@ def build_tiny(out_dir: Path) -> None:
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     # Written last: its presence means the folder is complete.
-    (out_dir / _BUILD_MARKER).write_text(BUILD_VERSION + "\n")
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:

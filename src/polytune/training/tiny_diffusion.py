@@ -18,10 +18,10 @@ import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from polytune.training.builds import built_version, materialise
 
 if TYPE_CHECKING:
     import torch
@@ -30,7 +30,6 @@ TINY_DIFFUSION_NAME = "polytune-tiny-diffusion"
 # Bump on any change to what gets built; the source's own hash is part of the build marker too,
 # so an edited builder never runs against a stale cached folder.
 BUILD_VERSION = "1"
-_BUILD_MARKER = ".polytune-build"
 
 _SEED = 4321
 RESOLUTION = 32          # native image size (pixels per side)
@@ -78,18 +77,18 @@ def ensure_built(models_dir: Path, name: str, version: str, build) -> Path:
     """`models_dir/name`, copied from the shared build cache (where `build(folder)` writes it
     first if need be). Folders appear whole (built or copied aside, then renamed into place)."""
     final = models_dir / name
-    if _built_version(final) == version:
+    if built_version(final) == version:
         return final
     cached = cached_build(name, version, build)
-    _materialise(final, version, lambda out: shutil.copytree(cached, out, dirs_exist_ok=True))
+    materialise(final, version, lambda out: shutil.copytree(cached, out, dirs_exist_ok=True))
     return final
 
 
 def cached_build(name: str, version: str, build) -> Path:
     """The build in the shared cache, built there first if need be."""
     cached = shared_build_cache() / f"{name}-{version}"
-    if _built_version(cached) != version:
-        _materialise(cached, version, build)
+    if built_version(cached) != version:
+        materialise(cached, version, build)
     return cached
 
 
@@ -99,36 +98,6 @@ def tiny_diffusion_build() -> Path:
     return cached_build(TINY_DIFFUSION_NAME, builder_version(), build_tiny_diffusion)
 
 
-def _built_version(folder: Path) -> str | None:
-    try:
-        return (folder / _BUILD_MARKER).read_text().strip()
-    except OSError:
-        return None
-
-
-def _materialise(final: Path, version: str, fill) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-build-", dir=final.parent))
-    try:
-        fill(staging)
-        (staging / _BUILD_MARKER).write_text(version + "\n")  # last: the folder is complete
-        if final.exists():
-            if _built_version(final) == version:
-                return  # another process finished first; its folder is identical
-            aside = final.parent / f".{final.name}-stale-{uuid.uuid4().hex}"
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(final, aside)
-            shutil.rmtree(aside, ignore_errors=True)
-        try:
-            os.rename(staging, final)
-        except OSError:
-            if _built_version(final) != version:
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-# -- the build ------------------------------------------------------------------------------------
 def build_tiny_diffusion(out_dir: Path) -> None:
     """Write the whole pipeline to `out_dir` (a `FluxPipeline` folder)."""
     import torch
