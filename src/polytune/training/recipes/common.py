@@ -100,6 +100,23 @@ def load_policy(model_path: Path | str):
     return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
 
 
+def trainer_inputs(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: list[dict[str, Any]],
+                   val_rows: list[dict[str, Any]] | None, callbacks: list, *, tokenizer=None) -> dict[str, Any]:
+    """What every TRL trainer is built from: the policy, the data, the tokenizer (the one
+    validation counted tokens with, unless the recipe already loaded it), LoRA, callbacks."""
+    from polytune.data.convert import trl_dataset
+    from polytune.data.tokens import load_tokenizer
+
+    return dict(
+        model=load_policy(model_path),
+        train_dataset=trl_dataset(train_rows),
+        eval_dataset=trl_dataset(val_rows) if val_rows else None,
+        processing_class=tokenizer or load_tokenizer(model_path, entry.chat_template),
+        peft_config=lora_config(spec, entry),
+        callbacks=callbacks,
+    )
+
+
 def quiet(trainer: Trainer) -> Trainer:
     """With tqdm off the Trainer prints every log line to stdout; the reporter has them."""
     from transformers import PrinterCallback

@@ -16,11 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polytune.data.convert import trl_dataset
-from polytune.data.tokens import load_tokenizer
 from polytune.domain.spec import JobSpec
 from polytune.training.models import CatalogEntry
-from polytune.training.recipes.common import lora_config, load_policy, quiet, require_resolved, training_args
+from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -50,15 +48,7 @@ def build_dpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
         max_length=hp.context_length or entry.max_length,
     )
     trainer_class = KtoPairDPOTrainer if preference.loss_type == "kto_pair" else DPOTrainer
-    return quiet(trainer_class(
-        model=load_policy(model_path),
-        # None: trl loads a frozen copy from the same path for a full fine-tune, and uses the
-        # adapter-disabled policy for LoRA.
-        ref_model=None,
-        args=config,
-        train_dataset=trl_dataset(train_rows),
-        eval_dataset=trl_dataset(val_rows) if val_rows else None,
-        processing_class=load_tokenizer(model_path, entry.chat_template),
-        peft_config=lora_config(spec, entry),
-        callbacks=callbacks,
-    ))
+    # ref_model None: trl loads a frozen copy from the same path for a full fine-tune, and uses
+    # the adapter-disabled policy for LoRA.
+    return quiet(trainer_class(args=config, ref_model=None,
+                               **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks)))

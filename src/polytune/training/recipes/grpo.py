@@ -28,11 +28,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polytune.data.convert import trl_dataset
-from polytune.data.tokens import load_tokenizer
 from polytune.domain.spec import JobSpec
 from polytune.training.models import CatalogEntry
-from polytune.training.recipes.common import lora_config, load_policy, quiet, require_resolved, training_args
+from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -102,13 +100,5 @@ def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
         "max_completion_length": reward.max_completion_tokens or COMPLETION_TOKENS.get(reward.reasoning_effort, 128),
         "beta": BETA,
     })
-    return quiet(GRPOTrainer(
-        model=load_policy(model_path),
-        reward_funcs=[grader_reward(grader, Grading(config))],
-        args=args,
-        train_dataset=trl_dataset(train_rows),
-        eval_dataset=trl_dataset(val_rows) if val_rows else None,
-        processing_class=load_tokenizer(model_path, entry.chat_template),
-        peft_config=lora_config(spec, entry),
-        callbacks=callbacks,
-    ))
+    return quiet(GRPOTrainer(args=args, reward_funcs=[grader_reward(grader, Grading(config))],
+                             **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks)))

@@ -17,12 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polytune.data.convert import trl_dataset
 from polytune.data.tokens import load_tokenizer
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import JobSpec
 from polytune.training.models import CatalogEntry
-from polytune.training.recipes.common import lora_config, load_policy, quiet, require_resolved, training_args
+from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, TrainerCallback
@@ -58,15 +57,8 @@ def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
         assistant_only_loss=assistant_only,
         completion_only_loss=not is_chat or not assistant_only,
     )
-    return quiet(SFTTrainer(
-        model=load_policy(model_path),
-        args=config,
-        train_dataset=trl_dataset(train_rows),
-        eval_dataset=trl_dataset(val_rows) if val_rows else None,
-        processing_class=tokenizer,
-        peft_config=lora_config(spec, entry),
-        callbacks=callbacks,
-    ))
+    return quiet(SFTTrainer(args=config, **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks,
+                                                           tokenizer=tokenizer)))
 
 
 def template_masks_by_weight(tokenizer: PreTrainedTokenizerBase) -> bool:
