@@ -71,9 +71,9 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
         services, db = build_services(settings)
         app.state.services = services
         scheduler = None
-        if settings.warm_workers:
-            # Dataset validation runs in this process and tokenizes with transformers: import it
-            # now, beside startup, so the first job's validation does not wait for it.
+        if run_scheduler and settings.warm_workers:
+            # The scheduler's dataset validation runs in this process and tokenizes with
+            # transformers: import it now, beside startup, so the first job does not wait for it.
             threading.Thread(target=_import_tokenizers, name="polytune-warm-up", daemon=True).start()
         if run_scheduler:
             scheduler = Scheduler(db, services.jobs, make_executor(settings), slots=settings.worker_slots,
