@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -75,6 +76,12 @@ class Settings(BaseSettings):
     @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or str(self.resolved_data_dir / "blobs")
+
+
+def cpu_threads(configured: int) -> int:
+    """A thread-count setting: 0 means one less than the CPU cores (at least 1), leaving a core
+    to the event loop or the scheduler."""
+    return configured or max(1, (os.cpu_count() or 2) - 1)
 
 
 @lru_cache

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 import torch
 
+from polytune.config import cpu_threads
 from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
 from polytune.inference.model_pool import LoadedModel, ModelPool
 from polytune.inference.running_batch import RunningBatch
@@ -50,7 +50,7 @@ class TransformersBackend:
                  threads: int = 0):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.max_batch = max_batch
-        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
+        self.threads = cpu_threads(threads)
         self._pool = ModelPool(memory_budget_bytes, self.device)
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._sequences: dict[str, _Sequence] = {}

@@ -4,13 +4,12 @@ URL response points at (for an hour, as OpenAI's image URLs last)."""
 from __future__ import annotations
 
 import io
-import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 
-from polytune.config import Settings
+from polytune.config import Settings, cpu_threads
 from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.inference.weights import cache_root, fetch_model_dir
 from polytune.services.models import ModelService
@@ -41,7 +40,7 @@ class ImageService:
             if self._pipelines is None:
                 from polytune.inference.images import ImagePipelines
 
-                threads = self.settings.inference_threads or max(1, (os.cpu_count() or 2) - 1)
+                threads = cpu_threads(self.settings.inference_threads)
                 self._pipelines = ImagePipelines(threads=threads)
             return self._pipelines
 

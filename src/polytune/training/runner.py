@@ -22,7 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from polytune.config import Settings
+from polytune.config import Settings, cpu_threads
 from polytune.domain.ids import new_id
 from polytune.domain.job import IllegalTransition, JobStatus
 from polytune.domain.repos import DEFAULT_BRANCH
@@ -151,8 +151,6 @@ def _train_text(blobs: BlobStore, spec: JobSpec, entry, model_path, work: Path, 
 def _train_images(db: Database, blobs: BlobStore, spec: JobSpec, entry, model_path, job_id: str, work: Path,
                   reporter: Reporter, settings: Settings, *, resume_from: Path | None, every):
     """The image recipe: rows are image/caption lines (validated when the job was queued)."""
-    import os
-
     from polytune.data.jsonl import iter_jsonl
     from polytune.training.image.loop import Stopped, run_image_training
     from polytune.training.train import TrainingResult, TrainingStopped
@@ -160,7 +158,7 @@ def _train_images(db: Database, blobs: BlobStore, spec: JobSpec, entry, model_pa
     rows = []
     for fid in spec.training_files:
         rows.extend(obj for _, obj in iter_jsonl(blobs.get_file(f"files/{fid}", work / "data" / fid)))
-    threads = settings.train_threads or max(1, (os.cpu_count() or 2) - 1)
+    threads = cpu_threads(settings.train_threads)
     try:
         result = run_image_training(spec, entry, model_path, rows, work, reporter, resume_from=resume_from,
                                     resume_every=every, threads=threads)
