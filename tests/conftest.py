@@ -20,6 +20,9 @@ BIN = Path(sys.executable).parent
 PG_URL = os.environ.get("POLYTUNE_TEST_DATABASE_URL")
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+# The live API server runs twice: on one machine as installed (SQLite, local workers), and as
+# scaled out (jobs on a Ray cluster; PostgreSQL when POLYTUNE_TEST_DATABASE_URL is set, as in CI).
+SERVER_BACKENDS = ["sqlite", "postgresql" if PG_URL else "sqlite-ray"]
 
 
 def _pg_schema_url(base: str, schema: str) -> str:
@@ -112,12 +115,79 @@ class LiveServer:
         self.log.close()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+# Ray on loopback only (by default Ray binds the machine's outward address), writing no auth token.
+RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+class RayCluster:
+    """A real Ray head on loopback (`ray start --head --block`), CPU only, with `cpus` logical
+    CPUs; stopped with its whole process group, leaving any other Ray on the machine alone."""
+
+    def __init__(self, cpus: int = 4):
+        import tempfile
+
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.cpus = cpus
+        # Short: Ray's unix sockets live under it (108 characters at most).
+        self.temp_dir = tempfile.mkdtemp(prefix="pt-ray-", dir="/tmp")
+        self.log = open(Path(self.temp_dir) / "head.log", "ab")
+        self.env = {**os.environ, **RAY_ENV}
+        self.proc = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--head", "--block", f"--port={self.port}", f"--num-cpus={cpus}",
+             "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
+             "--object-store-memory=200000000", f"--temp-dir={self.temp_dir}"],
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_up()
+
+    def _wait_up(self) -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ray head exited:\n" + (Path(self.temp_dir) / "head.log").read_text())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    time.sleep(1.0)  # the GCS listens before the raylet has registered
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("ray head did not start")
+
+    def stop(self) -> None:
+        import signal
+        import shutil
+
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=20)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+        self.log.close()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    cluster = RayCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=SERVER_BACKENDS)
 def server(request, tmp_path_factory):
+    """The API server every API test talks to: on SQLite with local workers (one machine, nothing
+    installed), and with its jobs on a Ray cluster (the scale-out setup) on PostgreSQL."""
     tmp = tmp_path_factory.mktemp(f"server-{request.param}")
-    url, drop = make_database_url(request.param, tmp)
-    srv = LiveServer(tmp, url)
+    url, drop = make_database_url("sqlite" if request.param.startswith("sqlite") else "postgresql", tmp)
+    env = {}
+    if request.param != "sqlite":
+        cluster = request.getfixturevalue("ray_cluster")
+        env = {**RAY_ENV, "POLYTUNE_EXECUTOR": "ray", "POLYTUNE_RAY_ADDRESS": cluster.address}
+    srv = LiveServer(tmp, url, **env)
     srv.backend = request.param
+    srv.executor = env.get("POLYTUNE_EXECUTOR", "local")
     srv.key_a = srv.create_key("org-a")
     srv.key_b = srv.create_key("org-b")
     yield srv
@@ -144,11 +214,14 @@ def client_b(server):
 def pytest_collection_modifyitems(config, items):
     """A test marked `sqlite_only` trains a model for real through the live server. What the
     database does for it (jobs, events, checkpoints rows) the API tests already prove on both
-    backends, so the training runs once, on the SQLite server, not again on PostgreSQL."""
+    backends, so the training runs once, on the SQLite server, not again on the Ray one. A test
+    marked `ray_only` is about the Ray executor: it runs on the Ray server only."""
     keep, drop = [], []
     for item in items:
         param = getattr(getattr(item, "callspec", None), "params", {}).get("server")
-        (drop if param == "postgresql" and item.get_closest_marker("sqlite_only") else keep).append(item)
+        skip = (param in SERVER_BACKENDS[1:] and item.get_closest_marker("sqlite_only")) or (
+            param == "sqlite" and item.get_closest_marker("ray_only"))
+        (drop if skip else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

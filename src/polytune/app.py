@@ -76,7 +76,12 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
             # transformers: import it now, beside startup, so the first job does not wait for it.
             threading.Thread(target=_import_tokenizers, name="polytune-warm-up", daemon=True).start()
         if run_scheduler:
-            scheduler = Scheduler(db, services.jobs, make_executor(settings), slots=settings.worker_slots,
+            executor = make_executor(settings)
+            # A job that can never be placed on the executor (a Ray cluster too small for it) is
+            # refused at creation instead of queueing forever.
+            services.jobs.placement_check = getattr(executor, "check", None)
+            slots = settings.worker_slots if settings.executor == "local" else executor.capacity()
+            scheduler = Scheduler(db, services.jobs, executor, slots=slots,
                                   interval=settings.scheduler_interval,
                                   cancel_grace=settings.cancel_grace_seconds,
                                   heartbeat_timeout=settings.heartbeat_timeout,

@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     # (executors/warm.py); off: start each worker as a fresh `python -m polytune.training.runner`.
     warm_workers: bool = Field(default=True, description="fork local workers from a pre-imported process")
     worker_slots: int = Field(default=1, ge=1, description="jobs that train at once")
+    # Ray (executor "ray", docs/scaling.md): the cluster's address ("host:port" of its head, or
+    # "auto"); unset: polytune starts a Ray of its own on this machine, which ends with the server.
+    ray_address: str | None = Field(default=None, description="Ray cluster to run jobs on")
+    ray_namespace: str = Field(default="polytune", description="Ray namespace of polytune's tasks")
+    # On a cluster without accelerators a job runs one CPU worker per requested accelerator,
+    # each taking this many of Ray's CPUs.
+    ray_cpus_per_worker: float = Field(default=1.0, gt=0, description="Ray CPUs per worker without GPUs")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="413 beyond this")
     scheduler_interval: float = Field(default=0.5, description="seconds between scheduler passes")
     cancel_grace_seconds: float = Field(default=10.0, description="then the worker's group is killed")

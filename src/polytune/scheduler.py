@@ -111,8 +111,11 @@ class Scheduler:
             if row.id in mine:
                 continue
             worker = row.worker or {}
-            here = worker.get("host") == self.host and worker.get("pid")
-            if here and not _pid_alive(int(worker["pid"])):
+            # The process whose end means the worker's end: a local worker itself, or the
+            # server that owns a job's Ray task (Ray ends a task whose owner is gone).
+            pid = worker.get("pid") or worker.get("owner_pid")
+            here = worker.get("host") == self.host and pid
+            if here and not _pid_alive(int(pid)):
                 self._recover(row.id, "The training worker is gone (the server restarted or the "
                                       "process was killed).")
             elif row.heartbeat_at and time.time() - row.heartbeat_at > self.heartbeat_timeout:

@@ -1,4 +1,4 @@
-"""Where jobs run: one small interface, a local implementation, a Ray one later."""
+"""Where jobs run: one small interface; workers on this machine, or on a Ray cluster."""
 
 from .base import Executor, WorkerExit
 
@@ -6,8 +6,10 @@ __all__ = ["Executor", "WorkerExit", "make_executor"]
 
 
 def make_executor(settings) -> Executor:
-    if settings.executor == "local":
-        from .local import LocalExecutor
+    if settings.executor == "ray":
+        from .ray import RayExecutor
 
-        return LocalExecutor(settings)
-    raise ValueError(f"POLYTUNE_EXECUTOR={settings.executor!r} is not available yet; use 'local'.")
+        return RayExecutor(settings)
+    from .local import LocalExecutor
+
+    return LocalExecutor(settings)

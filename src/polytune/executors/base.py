@@ -10,8 +10,12 @@ from typing import Any, Protocol
 class WorkerExit:
     job_id: str
     returncode: int
+    # What the executor knows of why (a Ray node lost, a task killed); else said from the code.
+    reason: str | None = None
 
     def describe(self) -> str:
+        if self.reason:
+            return self.reason
         if self.returncode < 0:
             import signal
 

@@ -69,6 +69,9 @@ class JobService:
         self._validating: set[str] = set()
         self._validation_queue: collections.deque[str] = collections.deque()
         self._validation_thread: threading.Thread | None = None
+        # The executor's check that a job's resources can ever be placed (set by the app when
+        # it runs a scheduler; the Ray executor has one): raises InvalidRequest.
+        self.placement_check: Callable[[JobSpec], None] | None = None
 
     # -- create ------------------------------------------------------------------------------
     def check(self, spec: JobSpec) -> None:
@@ -83,6 +86,8 @@ class JobService:
                                  code="model_kind_mismatch")
         if entry.kind == "image":
             check_trainable(self.catalog.pipeline_class(entry), spec.model)
+        if self.placement_check is not None:
+            self.placement_check(spec)
 
     def create(self, org_id: str, spec: JobSpec, *, secrets_: dict[str, str] | None = None,
                project_id: int | None = None, hold: bool = False,

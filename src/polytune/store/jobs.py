@@ -68,3 +68,14 @@ def transition(session: Session, row: t.Job, target: JobStatus, message: str, *,
 
 class StaleTransition(RuntimeError):
     """Another process changed the job first."""
+
+
+def request_preemption(session: Session, job_id: str) -> bool:
+    """Ask a running job's worker, wherever it runs, to save a resume checkpoint and step aside
+    (the worker reads it with its stop requests; the job is queued again). False when the job
+    is not running."""
+    row = get_row(session, job_id, lock=True)
+    if row is None or row.status != JobStatus.RUNNING.value:
+        return False
+    row.worker = {**(row.worker or {}), "preempt": True}
+    return True

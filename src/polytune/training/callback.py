@@ -9,6 +9,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from polytune.training import distributed
 from polytune.training.reporter import PREFERENCE_METRICS, Reporter
 from polytune.training.saving import save_model_dir
 
@@ -82,7 +83,8 @@ class ReporterCallback(TrainerCallback):
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> None:
-        request = self.reporter.stop_request()
+        # With several workers, rank 0's request is every rank's (distributed.py).
+        request = distributed.agree(self.reporter.stop_request())
         if request is not None:
             self.stopped_for = request
             control.should_training_stop = True
@@ -145,7 +147,7 @@ class ReporterCallback(TrainerCallback):
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      model=None, processing_class=None, **kwargs: Any) -> None:
-        if self.stopped_for or self.n_checkpoints <= 0:
+        if self.stopped_for or self.n_checkpoints <= 0 or not state.is_world_process_zero:
             return
         epoch = round(state.epoch)
         if epoch <= args.num_train_epochs - self.n_checkpoints:

@@ -148,8 +148,8 @@ def _train_text(blobs: BlobStore, spec: JobSpec, entry, model_path, work: Path, 
                         resume_from=resume_from, resume_every=every)
 
 
-def _train_images(db: Database, blobs: BlobStore, spec: JobSpec, entry, model_path, job_id: str, work: Path,
-                  reporter: Reporter, settings: Settings, *, resume_from: Path | None, every):
+def _train_images(blobs: BlobStore, spec: JobSpec, entry, model_path, work: Path, reporter: Reporter,
+                  settings: Settings, *, resume_from: Path | None, every):
     """The image recipe: rows are image/caption lines (validated when the job was queued)."""
     from polytune.data.jsonl import iter_jsonl
     from polytune.training.image.loop import Stopped, run_image_training
@@ -168,24 +168,79 @@ def _train_images(db: Database, blobs: BlobStore, spec: JobSpec, entry, model_pa
                           steps=result.steps)
 
 
-def run(job_id: str, settings: Settings) -> int:
+def _load(db: Database, job_id: str):
+    """The running job (domain), its resume point and its organization's name; None when the
+    job is not running (cancelled meanwhile, or taken over)."""
+    with db.session() as s:
+        row = job_store.get_row(s, job_id)
+        if row is None or row.status != JobStatus.RUNNING.value:
+            log.warning("job %s is not running; nothing to do", job_id)
+            return None
+        org_name = s.scalar(sa.select(t.Organization.name).where(t.Organization.id == row.org_id)) or row.org_id
+        return job_store.to_domain(row), row.resume_step, row.resume_key, org_name
+
+
+def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path, job_id: str, work: Path,
+         reporter: Reporter, resume_step: int | None, resume_key: str | None):
+    """Fetch the resume checkpoint, if any, and train with the method's recipe."""
     from polytune.training.callback import ResumeEvery
+
+    resume_from = None
+    if resume_key:
+        resume_from = blobs.get_dir(resume_key, work / "resume" / f"checkpoint-{resume_step}")
+        reporter.event(f"Resuming from the checkpoint at step {resume_step}", data={"step": resume_step})
+    every = ResumeEvery(steps=settings.resume_checkpoint_steps, seconds=settings.resume_checkpoint_minutes * 60)
+    if spec.method in IMAGE_METHODS:
+        return _train_images(blobs, spec, entry, model_path, work, reporter, settings, resume_from=resume_from,
+                             every=every)
+    return _train_text(blobs, spec, entry, model_path, work, reporter, resume_from=resume_from, every=every)
+
+
+def _run_replica(job_id: str, settings: Settings) -> int:
+    """A rank other than 0 of a multi-worker job: train beside rank 0, report nothing."""
+    from polytune.training.distributed import ReplicaReporter
+    from polytune.training.models import Catalog
+    from polytune.training.train import TrainingStopped
+
+    db = Database(settings.resolved_database_url)
+    blobs = BlobStore(settings.resolved_storage_url)
+    try:
+        loaded = _load(db, job_id)
+        if loaded is None:
+            return 0
+        job, resume_step, resume_key, _ = loaded
+        catalog = Catalog(settings.resolved_data_dir)
+        entry = catalog.get(job.spec.model)
+        with tempfile.TemporaryDirectory(prefix=f"polytune-{job_id}-") as tmp:
+            try:
+                _fit(blobs, settings, job.spec, entry, catalog.resolve_path(entry), job_id, Path(tmp),
+                     ReplicaReporter(), resume_step, resume_key)
+            except TrainingStopped:
+                pass  # rank 0 stopped the job and says so
+    finally:
+        db.dispose()
+    return 0
+
+
+def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -> int:
+    """Train the job (rank 0 of a multi-worker job, or its only worker) and record the outcome;
+    `placement_note` says where the executor placed it (an event), when it has something to say."""
+    from polytune.training import distributed
     from polytune.training.device import resources_note
     from polytune.training.models import Catalog
     from polytune.training.store_reporter import StoreReporter
     from polytune.training.train import TrainingStopped
     from polytune.training.wandb_job import start_job_wandb
 
+    if distributed.rank() > 0:
+        return _run_replica(job_id, settings)
     db = Database(settings.resolved_database_url)
     blobs = BlobStore(settings.resolved_storage_url)
-    with db.session() as s:
-        row = job_store.get_row(s, job_id)
-        if row is None or row.status != JobStatus.RUNNING.value:
-            log.warning("job %s is not running; nothing to do", job_id)
-            return 0
-        job = job_store.to_domain(row)
-        resume_step, resume_key = row.resume_step, row.resume_key
-        org_name = s.scalar(sa.select(t.Organization.name).where(t.Organization.id == job.org_id)) or job.org_id
+    loaded = _load(db, job_id)
+    if loaded is None:
+        db.dispose()
+        return 0
+    job, resume_step, resume_key, org_name = loaded
     spec = job.spec
     catalog = Catalog(settings.resolved_data_dir)
     entry = catalog.get(spec.model)
@@ -201,31 +256,24 @@ def run(job_id: str, settings: Settings) -> int:
 
     threading.Thread(target=beat, daemon=True).start()
     # SIGTERM (a server shutting down, a node draining): save where we are, then step aside.
-    signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "preempted", True))
+    # Only a main thread can take signals (a Ray Train worker runs this in another thread; its
+    # stops come through the store), and a reused process gets its handler back afterwards.
+    previous_sigterm = None
+    if threading.current_thread() is threading.main_thread():
+        previous_sigterm = signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "preempted", True))
     wandb = None
     try:
         wandb = start_job_wandb(settings, db, spec, job_id, job.org_id, reporter)
         with tempfile.TemporaryDirectory(prefix=f"polytune-{job_id}-") as tmp:
             work = Path(tmp)
-            if note := resources_note(spec.resources):
+            if note := placement_note or resources_note(spec.resources):
                 reporter.event(note, data=spec.resources.model_dump())
             reporter.event(f"Loading base model {spec.model}")
             model_path = catalog.resolve_path(entry)
-            resume_from = None
-            if resume_key:
-                resume_from = blobs.get_dir(resume_key, work / "resume" / f"checkpoint-{resume_step}")
-                reporter.event(f"Resuming from the checkpoint at step {resume_step}",
-                               data={"step": resume_step})
-            every = ResumeEvery(steps=settings.resume_checkpoint_steps,
-                                seconds=settings.resume_checkpoint_minutes * 60)
             # Every metrics event also goes to the job's W&B run when it has one.
             job_reporter = wandb.reporter(reporter) if wandb else reporter
-            if spec.method in IMAGE_METHODS:
-                result = _train_images(db, blobs, spec, entry, model_path, job_id, work, job_reporter, settings,
-                                       resume_from=resume_from, every=every)
-            else:
-                result = _train_text(blobs, spec, entry, model_path, work, job_reporter, resume_from=resume_from,
-                                     every=every)
+            result = _fit(blobs, settings, spec, entry, model_path, job_id, work, job_reporter, resume_step,
+                          resume_key)
             reporter.event("Saving the fine-tuned model")
             key = f"models/{job_id}/final"
             blobs.put_dir(result.final_dir, key)
@@ -273,11 +321,13 @@ def run(job_id: str, settings: Settings) -> int:
         return 1
     finally:
         stop_beating.set()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         db.dispose()
     return 0
 
 
-def _quiet_progress_bars() -> None:
+def quiet_progress_bars() -> None:
     """Progress bars belong to a terminal; in a worker's log they are pages of noise."""
     import datasets
     from transformers.utils import logging as hf_logging
@@ -288,7 +338,7 @@ def _quiet_progress_bars() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _quiet_progress_bars()
+    quiet_progress_bars()
     args = argv if argv is not None else sys.argv[1:]
     if len(args) != 1:
         print("usage: python -m polytune.training.runner JOB_ID", file=sys.stderr)

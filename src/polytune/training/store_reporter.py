@@ -134,8 +134,13 @@ class StoreReporter:
         if self._request is None and time.monotonic() - self._last_poll >= _STOP_POLL_SECONDS:
             self._last_poll = time.monotonic()
             with self.db.session() as s:
-                status = s.scalar(sa.select(t.Job.status).where(t.Job.id == self.job_id))
-            if status == JobStatus.PAUSING.value:
+                status, worker = s.execute(sa.select(t.Job.status, t.Job.worker).where(
+                    t.Job.id == self.job_id)).one_or_none() or (None, None)
+            if status == JobStatus.RUNNING.value and (worker or {}).get("preempt"):
+                # An executor that can't signal the worker's process (it runs on another
+                # node) asks through the store: store.jobs.request_preemption.
+                self._request = "preempt"
+            elif status == JobStatus.PAUSING.value:
                 self._request = "pause"
             elif status != JobStatus.RUNNING.value:
                 self._request = "cancel"

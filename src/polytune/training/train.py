@@ -29,8 +29,9 @@ TrainingCancelled = TrainingStopped
 
 @dataclass
 class TrainingResult:
-    # The model (or peft adapter) with tokenizer and chat template, ready for inference.
-    final_dir: Path
+    # The model (or peft adapter) with tokenizer and chat template, ready for inference
+    # (None on the ranks other than 0 of a multi-worker job).
+    final_dir: Path | None
     # One row per step: step, train_loss, train_accuracy, valid_loss, valid_mean_token_accuracy.
     metrics_rows: list[dict[str, Any]]
     trained_tokens: int
@@ -82,7 +83,9 @@ def run_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
                    f"{output.metrics['train_runtime']:.1f} s",
                    data={**{k: output.metrics[k] for k in ("train_runtime", "train_steps_per_second")},
                          "input_tokens_seen": int(trainer.state.num_input_tokens_seen)})
-    final_dir = save_model_dir(trainer.model, trainer.processing_class, workdir / "final")
+    # Only rank 0 keeps the result; the other workers of a multi-worker job are done.
+    final_dir = (save_model_dir(trainer.model, trainer.processing_class, workdir / "final")
+                 if trainer.is_world_process_zero() else None)
     return TrainingResult(final_dir=final_dir, metrics_rows=callback.rows,
                           trained_tokens=int(trainer.state.num_input_tokens_seen),
                           steps=trainer.state.global_step)

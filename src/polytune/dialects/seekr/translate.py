@@ -55,6 +55,9 @@ _LOC: dict[str, tuple] = {
     "hyperparameters.lora_r": ("training_config", "lora_config", "r"),
     "hyperparameters.lora_alpha": ("training_config", "lora_config", "alpha"),
     "hyperparameters.lora_dropout": ("training_config", "lora_config", "dropout"),
+    "resources.accel_type": ("infrastructure_config", "accel_type"),
+    "resources.n_accel": ("infrastructure_config", "n_accel"),
+    "resources.n_node": ("infrastructure_config", "n_node"),
     "project_id": ("project_id",),
     "description": ("description",),
 }

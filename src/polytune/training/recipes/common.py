@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polytune.domain.spec import JobSpec
+from polytune.training.distributed import per_device_batch
 from polytune.training.models import CatalogEntry
 
 if TYPE_CHECKING:
@@ -44,8 +45,9 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
         output_dir=str(output_dir),
         num_train_epochs=hp.n_epochs,
         max_steps=hp.max_steps or -1,
-        per_device_train_batch_size=hp.batch_size,
-        per_device_eval_batch_size=hp.batch_size,
+        # batch_size is the job's global batch: split across the workers of a multi-worker job.
+        per_device_train_batch_size=per_device_batch(hp.batch_size),
+        per_device_eval_batch_size=per_device_batch(hp.batch_size),
         gradient_accumulation_steps=hp.gradient_accumulation_steps or 1,
         learning_rate=hp.learning_rate,
         lr_scheduler_type=hp.lr_scheduler or entry.lr_scheduler,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polytune.domain.spec import JobSpec
+from polytune.training.distributed import per_device_batch
 from polytune.training.models import CatalogEntry
 from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
 
@@ -93,8 +94,8 @@ def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
         val_rows = val_rows[:reward.eval_samples]
     args = GRPOConfig(**{
         **training_args(spec, entry, output_dir, has_eval=bool(val_rows)),
-        # A step's batch is batch_size prompts times their generations, generated together.
-        "per_device_train_batch_size": hp.batch_size * generations,
+        # A step's batch is batch_size prompts (split across workers) times their generations.
+        "per_device_train_batch_size": per_device_batch(hp.batch_size) * generations,
         "per_device_eval_batch_size": max(generations, math.ceil(len(val_rows or []) / generations) * generations),
         "num_generations": generations,
         "max_completion_length": reward.max_completion_tokens or COMPLETION_TOKENS.get(reward.reasoning_effort, 128),

@@ -1,0 +1,80 @@
+"""A job trained by several workers at once (Ray Train's TorchTrainer: one process per
+accelerator, torch.distributed set up before the runner starts).
+
+Rank 0 is the job's voice: it alone writes events, metrics, checkpoints and the result to the
+store. Every rank trains. A stop (cancel, pause, preemption) is decided by rank 0 from the store
+and broadcast at each step, so all ranks leave the training loop at the same step; a rank that
+stopped alone would leave the others waiting in their next all-reduce.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+_REQUESTS = [None, "cancel", "pause", "preempt"]
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def rank() -> int:
+    dist = _dist()
+    return dist.get_rank() if dist else 0
+
+
+def world_size() -> int:
+    dist = _dist()
+    return dist.get_world_size() if dist else 1
+
+
+def agree(request: str | None) -> str | None:
+    """Rank 0's stop request, on every rank (one tiny broadcast per step; none when alone)."""
+    dist = _dist()
+    if dist is None or dist.get_world_size() == 1:
+        return request
+    import torch
+
+    flag = torch.tensor([_REQUESTS.index(request) if rank() == 0 else 0], dtype=torch.int64)
+    dist.broadcast(flag, src=0)
+    return _REQUESTS[int(flag.item())]
+
+
+def per_device_batch(global_batch: int) -> int:
+    """The batch each worker takes so that the job's batch_size stays the global batch (rounded
+    up when it does not divide: the effective batch is said in the job's events)."""
+    return max(1, -(-global_batch // world_size()))
+
+
+class ReplicaReporter:
+    """What ranks other than 0 report: nothing. Their stop requests come from rank 0."""
+
+    preempted = False
+
+    def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        pass
+
+    def metrics(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def progress(self, *, trained_steps: int, total_steps: int, trained_tokens: int,
+                 estimated_finish: int | None) -> None:
+        pass
+
+    def checkpoint(self, step: int, local_dir: Path, metrics: dict[str, float]) -> str:
+        return ""
+
+    def stop_request(self) -> str | None:
+        return None
+
+    def samples(self, step: int, files: list[Path], prompts: list[str], *, seconds: float) -> None:
+        pass
+
+    def resume_checkpoint(self, step: int, trainer_dir: Path) -> None:
+        pass
+
+    def heartbeat(self) -> None:
+        pass
