@@ -25,6 +25,21 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.25):
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+def ray_task_pid(job_id: str) -> int | None:
+    """The process a job's Ray task runs in on this machine: Ray titles a worker process after
+    the task it runs (`ray::polytune-<job>`), and back to idle when the task ends."""
+    from pathlib import Path
+
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if f"polytune-{job_id}" in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    return int(proc.name)
+            except OSError:
+                continue
+    return None
+
+
 def group_gone(pid: int) -> bool:
     """True once no process is left in the process group `pid` (a worker and all it started)."""
     try:

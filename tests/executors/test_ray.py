@@ -18,13 +18,12 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import chat_jsonl, wait_for
+from tests.helpers import chat_jsonl, ray_task_pid, wait_for
 
 pytestmark = [pytest.mark.ray_only, pytest.mark.slow]
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -132,25 +131,13 @@ def test_cancel_reaches_every_worker_and_ray_frees_the_job(server, openai_client
     assert httpx.get(f"{server.url}/health").status_code == 200
 
 
-def _ray_worker_pid(job_id: str) -> int | None:
-    """The process Ray runs the job's task in: Ray titles it after the task (`polytune-<job>`)."""
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if f"polytune-{job_id}" in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                    return int(proc.name)
-            except OSError:
-                continue
-    return None
-
-
 def test_a_lost_worker_resumes_the_job_from_its_checkpoint(server, openai_client):
     r = _seekr_create(server, _upload(openai_client, 40), n_accel=1, n_epochs=2, batch_size=1)
     assert r.status_code == 200, r.text
     job_id = r.json()["id"]
     wait_for(lambda: (j := openai_client.fine_tuning.jobs.retrieve(job_id)).status == "running"
              and (j.model_extra.get("trained_steps") or 0) > 0, timeout=240)
-    pid = wait_for(lambda: _ray_worker_pid(job_id), timeout=30)
+    pid = wait_for(lambda: ray_task_pid(job_id), timeout=30)
     os.kill(pid, signal.SIGKILL)
     done = _wait_done(openai_client, job_id)
     assert done.status == "succeeded", done.error
