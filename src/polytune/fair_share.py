@@ -68,9 +68,3 @@ def choose(candidates: Iterable[Candidate], *, free: int, capacity: int, usage: 
             return None  # reserved: the capacity that frees is kept for it
     return None
 
-
-def fifo(candidates: Iterable[Candidate], *, free: int, **_ignored) -> Candidate | None:
-    """Plain first-come first-served: the oldest job, when it fits (the baseline the simulation
-    compares against; same signature as `choose`)."""
-    oldest = min(candidates, key=lambda c: c.seq, default=None)
-    return oldest if oldest is not None and oldest.demand <= free else None
