@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from polytune.fair_share import PER_ORG_WINDOW, Candidate, choose  # noqa: E402
+from polytune.fair_share import PER_ORG_WINDOW, Candidate, choose
 
 DEMANDS, DEMAND_P = (1, 2, 4, 8), (0.50, 0.25, 0.15, 0.10)
 ZIPF_S, PARETO_ALPHA, MIN_MINUTES, MAX_MINUTES, LOAD = 1.2, 1.5, 10.0, 24 * 60.0, 1.2
@@ -127,7 +127,7 @@ def simulate(jobs: list[Job], capacity: int, policy) -> dict:
     usage: dict[str, int] = {}
     active: dict[str, int] = {}
     start = [0.0] * len(jobs)
-    free, busy, waiting = capacity, 0.0, 0
+    free, waiting = capacity, 0
     busy_while_waiting = time_waiting = 0.0
     decisions, decision_s = 0, 0.0
     last = 0.0
