@@ -85,3 +85,48 @@ def test_dead_worker_while_pausing_leaves_the_job_paused(db):
     job = add_job(db, add_org(db), JobStatus.PAUSING, attempts=1)
     Scheduler(db, None, _Exits([WorkerExit(job, -9)]), slots=1)._reap()
     assert _status(db, job) == "paused"
+
+
+class _Accelerators:
+    """An executor with 4 accelerators whose jobs take n_accel x n_node of them, as a cluster
+    executor counts them; its workers run until the test ends them."""
+
+    def __init__(self):
+        self.live: list[str] = []
+
+    def capacity(self) -> int:
+        return 4
+
+    def demand(self, resources) -> int:
+        return resources.n_accel * resources.n_node
+
+    def submit(self, job_id: str) -> dict:
+        self.live.append(job_id)
+        return {"executor": "test"}
+
+    def running(self) -> list[str]:
+        return list(self.live)
+
+
+def _ask(db, job_id: str, n_accel: int) -> str:
+    with db.session() as s:
+        row = s.scalar(sa.select(t.Job).where(t.Job.id == job_id))
+        row.spec = {**row.spec, "resources": {"accel_type": None, "n_accel": n_accel, "n_node": 1}}
+    return job_id
+
+
+def test_dispatch_fills_the_accelerators_by_demand_and_fairness(db):
+    a, b = add_org(db), add_org(db)
+    a2, a4 = _ask(db, add_job(db, a), 2), _ask(db, add_job(db, a), 4)
+    b1 = _ask(db, add_job(db, b), 1)
+    ex = _Accelerators()
+    sch = Scheduler(db, None, ex, slots=1)
+    sch._dispatch()
+    # a's 2 first (oldest), then b's 1 (b uses fewer accelerators); a's 4 does not fit in the 1 left
+    assert ex.live == [a2, b1] and _status(db, a4) == "queued"
+    for job in (a2, b1):
+        with db.session() as s:
+            s.execute(sa.update(t.Job).where(t.Job.id == job).values(status="succeeded"))
+    ex.live.clear()
+    sch._dispatch()
+    assert ex.live == [a4]

@@ -1,5 +1,6 @@
-"""The scheduler: validates new jobs, starts queued ones in free slots, fairly across
-organizations, and brings back the jobs whose worker died.
+"""The scheduler: validates new jobs, starts queued ones in the executor's free accelerators,
+fairly across organizations (the policy is `fair_share.choose`), and brings back the jobs whose
+worker died.
 
 One pass runs every `scheduler_interval` seconds in a thread of the API server. Every change
 it makes goes through the lifecycle in `domain/job.py`, so a pass that loses a race with a
@@ -16,7 +17,9 @@ import time
 
 import sqlalchemy as sa
 
+from polytune import fair_share
 from polytune.domain.job import IllegalTransition, JobStatus
+from polytune.domain.spec import Resources
 from polytune.executors import Executor
 from polytune.services.jobs import JobService
 from polytune.store import jobs as job_store
@@ -25,8 +28,6 @@ from polytune.store.db import Database, now
 
 log = logging.getLogger(__name__)
 _ACTIVE = (JobStatus.RUNNING.value, JobStatus.PAUSING.value)
-# How far down the queue a pass looks for a job whose organization is below its limit.
-_CLAIM_WINDOW = 200
 
 
 def _pid_alive(pid: int) -> bool:
@@ -122,22 +123,64 @@ class Scheduler:
                 self._recover(row.id, f"No heartbeat from the training worker for "
                                       f"{int(time.time() - row.heartbeat_at)} s.")
 
-    def _claim(self) -> str | None:
-        """Take one queued job: from the organization with the fewest active jobs (so one
-        organization's hundred jobs don't starve another's one), oldest first within it, and
-        never beyond the per-organization limit."""
+    # -- starting queued jobs -------------------------------------------------------------------
+    # Executors without capacity()/demand() (the tests' stand-ins) count as `slots` workers that
+    # take one accelerator each, which is what the local executor says too.
+    def _capacity(self) -> int:
+        capacity = getattr(self.executor, "capacity", None)
+        return capacity() if capacity else self.slots
+
+    def _demand(self, spec: dict | None) -> int:
+        demand = getattr(self.executor, "demand", None)
+        if not demand:
+            return 1
+        return demand(Resources.model_validate((spec or {}).get("resources") or {}))
+
+    def _free(self) -> int:
+        """Accelerators not held by the jobs this executor runs."""
+        live = self.executor.running()
+        if not live:
+            return self._capacity()
         with self.db.session() as s:
-            active = dict(s.execute(sa.select(t.Job.org_id, sa.func.count()).where(
-                t.Job.status.in_(_ACTIVE)).group_by(t.Job.org_id)).all())
-            stmt = (sa.select(t.Job).where(t.Job.status == JobStatus.QUEUED.value)
-                    .order_by(t.Job.seq).limit(_CLAIM_WINDOW))
-            if not self.db.is_sqlite:
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = [r for r in s.scalars(stmt)
-                    if not self.max_jobs_per_org or active.get(r.org_id, 0) < self.max_jobs_per_org]
-            if not rows:
-                return None
-            row = min(rows, key=lambda r: (active.get(r.org_id, 0), r.seq))
+            specs = list(s.scalars(sa.select(t.Job.spec).where(t.Job.id.in_(live))))
+        return self._capacity() - sum(self._demand(spec) for spec in specs)
+
+    def _claim(self, free: int | None = None) -> str | None:
+        """Take the queued job `fair_share.choose` picks for `free` accelerators (all of them when
+        not given): organizations using the fewest accelerators first, oldest first within one,
+        never beyond the per-organization limit. Usage counts every active job in the database,
+        so servers sharing it share one notion of fairness."""
+        capacity = self._capacity()
+        free = capacity if free is None else free
+        with self.db.session() as s:
+            usage: dict[str, int] = {}
+            active: dict[str, int] = {}
+            for org, spec in s.execute(sa.select(t.Job.org_id, t.Job.spec).where(t.Job.status.in_(_ACTIVE))):
+                usage[org] = usage.get(org, 0) + self._demand(spec)
+                active[org] = active.get(org, 0) + 1
+            # Each organization's oldest queued jobs: a late job of a small organization is seen
+            # however long the big ones' queue is.
+            rank = sa.func.row_number().over(partition_by=t.Job.org_id, order_by=t.Job.seq).label("rank")
+            # (The specs are read for those rows only: reading them for the whole queue costs more.)
+            queued = (sa.select(t.Job.seq, rank).where(t.Job.status == JobStatus.QUEUED.value).subquery())
+            rows = s.execute(sa.select(t.Job.id, t.Job.org_id, t.Job.seq, t.Job.spec, t.Job.created_at)
+                             .join(queued, queued.c.seq == t.Job.seq)
+                             .where(queued.c.rank <= fair_share.PER_ORG_WINDOW))
+            candidates = {r.id: fair_share.Candidate(r.id, r.org_id, r.seq, self._demand(r.spec), float(r.created_at))
+                          for r in rows}
+            while True:
+                pick = fair_share.choose(candidates.values(), free=free, capacity=capacity, usage=usage,
+                                         active=active, now=time.time(), max_jobs_per_org=self.max_jobs_per_org)
+                if pick is None:
+                    return None
+                lock = sa.select(t.Job).where(t.Job.id == pick.id, t.Job.status == JobStatus.QUEUED.value)
+                if not self.db.is_sqlite:
+                    # Another server may be starting it: pass over it rather than wait for it.
+                    lock = lock.with_for_update(skip_locked=True)
+                row = s.scalar(lock)
+                if row is not None:
+                    break
+                del candidates[pick.id]
             try:
                 job_store.transition(s, row, JobStatus.RUNNING, "Fine-tuning job started",
                                      started_at=row.started_at or now(), heartbeat_at=time.time(),
@@ -147,8 +190,12 @@ class Scheduler:
             return row.id
 
     def _dispatch(self) -> None:
-        while not self._stop.is_set() and len(self.executor.running()) < self.slots:
-            job_id = self._claim()
+        """Start jobs while one fits in the free accelerators."""
+        while not self._stop.is_set():
+            free = self._free()
+            if free <= 0:
+                return
+            job_id = self._claim(free)
             if job_id is None:
                 return
             try:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from polytune.domain.spec import Resources
 
 
 @dataclass
@@ -42,3 +45,9 @@ class Executor(Protocol):
 
     def shutdown(self) -> None:
         """Kill every worker (server exit)."""
+
+    def capacity(self) -> int:
+        """Accelerators this executor can run at once (the scheduler shares them fairly)."""
+
+    def demand(self, resources: Resources) -> int:
+        """How many of those accelerators a job with these resources takes."""

@@ -90,6 +90,14 @@ class LocalExecutor:
             proc = self._procs.get(job_id)
             return proc.pid if proc else None
 
+    def capacity(self) -> int:
+        return self.settings.worker_slots
+
+    def demand(self, resources) -> int:
+        # Every job trains in one process on this machine's devices whatever it asked for
+        # (device.resources_note tells the user), so each takes one slot.
+        return 1
+
     def shutdown(self) -> None:
         with self._lock:
             procs = list(self._procs.values())
