@@ -80,8 +80,7 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
             # A job that can never be placed on the executor (a Ray cluster too small for it) is
             # refused at creation instead of queueing forever.
             services.jobs.placement_check = getattr(executor, "check", None)
-            slots = settings.worker_slots if settings.executor == "local" else executor.capacity()
-            scheduler = Scheduler(db, services.jobs, executor, slots=slots,
+            scheduler = Scheduler(db, services.jobs, executor, slots=settings.worker_slots,
                                   interval=settings.scheduler_interval,
                                   cancel_grace=settings.cancel_grace_seconds,
                                   heartbeat_timeout=settings.heartbeat_timeout,

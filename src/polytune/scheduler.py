@@ -137,12 +137,14 @@ class Scheduler:
         return demand(Resources.model_validate((spec or {}).get("resources") or {}))
 
     def _free(self) -> int:
-        """Accelerators not held by the jobs this executor runs."""
-        live = self.executor.running()
-        if not live:
-            return self._capacity()
+        """Accelerators not held by the jobs this executor runs; on a cluster every server shares
+        (Ray), not held by any active job in the database, whichever server started it."""
         with self.db.session() as s:
-            specs = list(s.scalars(sa.select(t.Job.spec).where(t.Job.id.in_(live))))
+            if getattr(self.executor, "shared", False):
+                specs = list(s.scalars(sa.select(t.Job.spec).where(t.Job.status.in_(_ACTIVE))))
+            else:
+                live = self.executor.running()
+                specs = list(s.scalars(sa.select(t.Job.spec).where(t.Job.id.in_(live)))) if live else []
         return self._capacity() - sum(self._demand(spec) for spec in specs)
 
     def _claim(self, free: int | None = None) -> str | None:

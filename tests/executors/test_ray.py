@@ -105,13 +105,15 @@ def test_two_workers_reach_the_losses_of_one_with_the_same_global_batch(server, 
     notes = [e.message for e in openai_client.fine_tuning.jobs.list_events(done_two.id, limit=100)]
     assert any("runs on 2 CPU worker(s), one per requested accelerator (2 x A100" in m for m in notes)
 
-    # 16 examples, global batch 4, 2 epochs: 8 steps either way. Each step's loss is the mean
-    # over the same 4 examples: with two workers each takes 2 of them (accelerate's sharding of
-    # one shuffled order) and DDP averages their gradients. Measured: equal to 1e-4 relative.
+    # 16 examples, global batch 4, 2 epochs: 8 steps either way, each over the same 4 examples:
+    # with two workers each takes 2 of them (accelerate shards one shuffled order) and DDP
+    # averages their gradients. Each worker's loss is a mean over its own tokens, so the two runs
+    # are not bit-equal: measured at most 1.6% apart at any step (0.3% at the first, 0.04% at the
+    # last). Tolerance: 3% per step.
     a, b = _losses(openai_client, done_one), _losses(openai_client, done_two)
     assert len(a) == len(b) == 8
     assert b[-1] < b[0] - 1.0  # it learned
-    assert b == pytest.approx(a, rel=0.02), (a, b)
+    assert b == pytest.approx(a, rel=0.03), (a, b)
     wait_for(lambda: _freed(server), timeout=60)
 
 
@@ -160,9 +162,11 @@ def test_what_the_cluster_can_never_hold_is_refused_at_creation(server, openai_c
         assert r.status_code == 422, r.text
         (detail,) = r.json()["detail"]
         assert detail["loc"] == ["body", "infrastructure_config", field] and words in detail["msg"], detail
-    with pytest.raises(APIError) as e:  # the SDK a SeekrFlow user has
-        seekrai.SeekrFlow(api_key=server.key_a, base_url=server.url).fine_tuning.create(
-            project_id=None, training_config=TrainingConfig(training_files=[train], model="polytune-tiny"),
+    seekr = seekrai.SeekrFlow(api_key=server.key_a, base_url=server.url)  # the SDK a SeekrFlow user has
+    project = seekr.projects.create(name="Too big", description="More than the cluster has").id
+    with pytest.raises(APIError) as e:
+        seekr.fine_tuning.create(
+            project_id=project, training_config=TrainingConfig(training_files=[train], model="polytune-tiny", n_epochs=1),
             infrastructure_config=InfrastructureConfig(accel_type="H100", n_accel=1, n_node=8))
     assert "8 nodes" in str(e.value)
     assert len(openai_client.fine_tuning.jobs.list(limit=100).data) == before  # nothing was created

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 from polytune.domain.spec import IMAGE_METHODS, JobSpec, Resources
@@ -32,6 +33,12 @@ _PASSED_ENV_PREFIXES = ("POLYTUNE_", "HF_", "TRANSFORMERS_", "WANDB_")
 
 
 class RayExecutor:
+    # One cluster for every server on the database: the scheduler counts its free accelerators
+    # against all active jobs, not only this server's.
+    shared = True
+    # Seconds a read of the cluster's nodes is reused (the scheduler asks at every pass).
+    NODES_TTL = 5.0
+
     def __init__(self, settings):
         try:
             import ray
@@ -59,6 +66,7 @@ class RayExecutor:
         self._drive_job = ray.remote(max_retries=0, num_cpus=0, max_calls=1)(ray_tasks.drive_job)
         self._refs: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._nodes_read: tuple[float, list[ray_placement.Node]] = (-self.NODES_TTL, [])
         # One pooled Ray worker imports the training stack now, so the first job starts warm.
         self._warm = ray.remote(num_cpus=0)(ray_tasks.warm_up).remote()
 
@@ -73,7 +81,10 @@ class RayExecutor:
 
     # -- placement -----------------------------------------------------------------------------
     def _nodes(self) -> list[ray_placement.Node]:
-        return ray_placement.nodes_from_ray(self._ray.nodes())
+        now = time.monotonic()
+        if now - self._nodes_read[0] > self.NODES_TTL:
+            self._nodes_read = (now, ray_placement.nodes_from_ray(self._ray.nodes()))
+        return self._nodes_read[1]
 
     def place(self, resources: Resources, method: str | None = None) -> ray_placement.Placement:
         """Where the job's workers go; InvalidRequest (400 naming the field) when never possible."""
