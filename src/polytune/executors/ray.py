@@ -12,8 +12,10 @@ last resume checkpoint, as it does for a local worker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -30,6 +32,20 @@ log = logging.getLogger(__name__)
 
 # What a job's worker needs of the server's environment, besides every POLYTUNE_* setting.
 _PASSED_ENV_PREFIXES = ("POLYTUNE_", "HF_", "TRANSFORMERS_", "WANDB_")
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept():
+    """ray.init makes SIGTERM exit the process at once (and logs it from C++): in the server
+    that would skip the graceful shutdown (workers checkpoint and requeue) that uvicorn runs."""
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in kept.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
 
 
 class RayExecutor:
@@ -52,11 +68,13 @@ class RayExecutor:
         runtime_env = {"env_vars": self._env()}
         common = dict(namespace=settings.ray_namespace, runtime_env=runtime_env, log_to_driver=False,
                       logging_level=logging.WARNING)
-        if self.started_here:
-            # A Ray of our own on this machine, ending with the server; no dashboard to run.
-            ray.init(include_dashboard=False, **common)
-        else:
-            ray.init(address=settings.ray_address, **common)
+        with _signal_handlers_kept():
+            if self.started_here:
+                # A Ray of our own on this machine, ending with the server; no dashboard to run.
+                # "local": never join a cluster found on the machine (RAY_ADDRESS, a running head).
+                ray.init(address="local", include_dashboard=False, **common)
+            else:
+                ray.init(address=settings.ray_address, **common)
         from . import ray_tasks
 
         self._ray = ray
