@@ -25,6 +25,35 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.25):
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def wait_done(client, job_id: str, timeout: float = 300):
+    """The job (openai SDK) once it has ended."""
+    return wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job_id)).status in TERMINAL and j, timeout)
+
+
+def wait_training(client, job_id: str, timeout: float = 240):
+    """The job once it runs and has trained a step."""
+    return wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job_id)).status == "running"
+                    and (j.model_extra.get("trained_steps") or 0) > 0 and j, timeout)
+
+
+def job_worker(server, job_id: str) -> dict:
+    """Where the job's worker runs, as the executor recorded it (the job row's `worker`)."""
+    import json
+
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(server.env["POLYTUNE_DATABASE_URL"])
+    try:
+        with eng.connect() as c:
+            worker = c.execute(sa.text("SELECT worker FROM jobs WHERE id = :i"), {"i": job_id}).scalar()
+    finally:
+        eng.dispose()
+    return json.loads(worker) if isinstance(worker, str) else worker
+
+
 def ray_task_pid(job_id: str) -> int | None:
     """The process a job's Ray task runs in on this machine: Ray titles a worker process after
     the task it runs (`ray::polytune-<job>`), and back to idle when the task ends."""

@@ -7,42 +7,17 @@ import csv
 import io
 import os
 import signal
-import time
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from tests.helpers import chat_jsonl, group_gone, ray_task_pid, wait_for
+from tests.helpers import chat_jsonl, group_gone, job_worker, ray_task_pid, wait_done, wait_for, wait_training
 
 pytestmark = pytest.mark.slow
-TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-def _worker_pid(server, job_id: str) -> int:
-    eng = sa.create_engine(server.env["POLYTUNE_DATABASE_URL"])
-    try:
-        with eng.connect() as c:
-            worker = c.execute(sa.text("SELECT worker FROM jobs WHERE id = :i"), {"i": job_id}).scalar()
-    finally:
-        eng.dispose()
-    import json
-
-    worker = json.loads(worker) if isinstance(worker, str) else worker
-    return int(worker["pid"])
 
 
 def _upload(client, n: int = 12):
     return client.files.create(file=("train.jsonl", io.BytesIO(chat_jsonl(n))), purpose="fine-tune").id
-
-
-def _wait_done(client, job_id: str, timeout: float = 240):
-    return wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job_id)).status in TERMINAL and j, timeout)
-
-
-def _wait_training(client, job_id: str):
-    return wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job_id)).status == "running"
-                    and (j.model_extra.get("trained_steps") or 0) > 0 and j, timeout=180)
 
 
 def test_supervised_job_trains_to_succeeded(client, client_b):
@@ -50,7 +25,7 @@ def test_supervised_job_trains_to_succeeded(client, client_b):
     job = client.fine_tuning.jobs.create(
         model="polytune-tiny", training_file=train, validation_file=val, suffix="e2e", seed=3,
         method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 4, "batch_size": 4}}})
-    done = _wait_done(client, job.id)
+    done = wait_done(client, job.id)
     assert done.status == "succeeded", done.error
     assert done.fine_tuned_model.startswith("ft:polytune-tiny:org-a:e2e:")
     assert done.trained_tokens and done.trained_tokens > 0
@@ -88,9 +63,9 @@ def test_cancel_running_job_frees_its_process_group(server, client):
     job = client.fine_tuning.jobs.create(
         model="polytune-tiny", training_file=_upload(client, 40),
         hyperparameters={"n_epochs": 100, "batch_size": 1})
-    _wait_training(client, job.id)
+    wait_training(client, job.id)
     if server.executor == "local":
-        pid = _worker_pid(server, job.id)
+        pid = int(job_worker(server, job.id)["pid"])
         assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
         wait_for(lambda: group_gone(pid), timeout=30)
     else:  # the job's Ray task ends (its pooled process goes back to idle)
@@ -107,9 +82,9 @@ def test_worker_killed_is_retried_and_the_server_is_fine(server, client):
     job = client.fine_tuning.jobs.create(
         model="polytune-tiny", training_file=_upload(client, 40),
         hyperparameters={"n_epochs": 2, "batch_size": 1})
-    _wait_training(client, job.id)
-    os.killpg(_worker_pid(server, job.id), signal.SIGKILL)
-    done = _wait_done(client, job.id, timeout=300)
+    wait_training(client, job.id)
+    os.killpg(int(job_worker(server, job.id)["pid"]), signal.SIGKILL)
+    done = wait_done(client, job.id, timeout=300)
     assert done.status == "succeeded", done.error
     retries = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=200) if "Retry 1" in e.message]
     assert retries and "SIGKILL" in retries[0]

@@ -5,7 +5,7 @@ loopback, 4 CPUs, no GPU), through the live server's Ray backend and the SeekrFl
 - two CPU workers (Ray Train, DDP over gloo) reach the losses one worker reaches with the
   same global batch;
 - a cancel reaches every worker, and Ray frees what the job held (placement group, actors);
-- a worker process that dies is brought back from the job's last resume checkpoint;
+- a worker process that dies is retried (from the job's last resume checkpoint, if any);
 - what the cluster can never hold is refused when the job is created, naming the field.
 """
 
@@ -21,12 +21,10 @@ import sys
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from tests.helpers import chat_jsonl, ray_task_pid, wait_for
+from tests.helpers import chat_jsonl, job_worker, ray_task_pid, wait_done, wait_for, wait_training
 
 pytestmark = [pytest.mark.ray_only, pytest.mark.slow]
-TERMINAL = ("succeeded", "failed", "cancelled")
 # What a multi-worker job's Ray Train run starts (besides its placement group).
 TRAIN_ACTORS = {"TrainController", "RayTrainWorker"}
 
@@ -72,23 +70,9 @@ def _upload(client, n: int) -> str:
     return client.files.create(file=("train.jsonl", io.BytesIO(chat_jsonl(n))), purpose="fine-tune").id
 
 
-def _wait_done(client, job_id: str, timeout: float = 300):
-    return wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job_id)).status in TERMINAL and j, timeout)
-
-
 def _losses(client, job) -> list[float]:
     rows = csv.DictReader(io.StringIO(client.files.content(job.result_files[0]).text))
     return [float(r["train_loss"]) for r in rows]
-
-
-def _worker(server, job_id: str) -> dict:
-    eng = sa.create_engine(server.env["POLYTUNE_DATABASE_URL"])
-    try:
-        with eng.connect() as c:
-            worker = c.execute(sa.text("SELECT worker FROM jobs WHERE id = :i"), {"i": job_id}).scalar()
-    finally:
-        eng.dispose()
-    return json.loads(worker) if isinstance(worker, str) else worker
 
 
 def test_two_workers_reach_the_losses_of_one_with_the_same_global_batch(server, openai_client):
@@ -97,11 +81,11 @@ def test_two_workers_reach_the_losses_of_one_with_the_same_global_batch(server, 
     one = _seekr_create(server, train, n_accel=1, **same)
     two = _seekr_create(server, train, n_accel=2, **same)
     assert one.status_code == two.status_code == 200, (one.text, two.text)
-    done_two = _wait_done(openai_client, two.json()["id"])
-    done_one = _wait_done(openai_client, one.json()["id"])
+    done_two = wait_done(openai_client, two.json()["id"])
+    done_one = wait_done(openai_client, one.json()["id"])
     assert done_one.status == done_two.status == "succeeded", (done_one.error, done_two.error)
 
-    assert _worker(server, done_two.id)["workers"] == 2 and _worker(server, done_one.id)["workers"] == 1
+    assert job_worker(server, done_two.id)["workers"] == 2 and job_worker(server, done_one.id)["workers"] == 1
     notes = [e.message for e in openai_client.fine_tuning.jobs.list_events(done_two.id, limit=100)]
     assert any("runs on 2 CPU worker(s), one per requested accelerator (2 x A100" in m for m in notes)
 
@@ -121,8 +105,7 @@ def test_cancel_reaches_every_worker_and_ray_frees_the_job(server, openai_client
     r = _seekr_create(server, _upload(openai_client, 40), n_accel=2, n_epochs=100, batch_size=2)
     assert r.status_code == 200, r.text
     job_id = r.json()["id"]
-    wait_for(lambda: (j := openai_client.fine_tuning.jobs.retrieve(job_id)).status == "running"
-             and (j.model_extra.get("trained_steps") or 0) > 0, timeout=240)
+    wait_training(openai_client, job_id)
     assert TRAIN_ACTORS <= set(ray_state(server)["actors"])  # the run is on Ray Train
     assert openai_client.fine_tuning.jobs.cancel(job_id).status == "cancelled"
     # Both workers leave at the same step (rank 0's decision, broadcast), the run ends, and its
@@ -133,15 +116,14 @@ def test_cancel_reaches_every_worker_and_ray_frees_the_job(server, openai_client
     assert httpx.get(f"{server.url}/health").status_code == 200
 
 
-def test_a_lost_worker_resumes_the_job_from_its_checkpoint(server, openai_client):
+def test_a_lost_worker_is_retried_and_the_job_succeeds(server, openai_client):
     r = _seekr_create(server, _upload(openai_client, 40), n_accel=1, n_epochs=2, batch_size=1)
     assert r.status_code == 200, r.text
     job_id = r.json()["id"]
-    wait_for(lambda: (j := openai_client.fine_tuning.jobs.retrieve(job_id)).status == "running"
-             and (j.model_extra.get("trained_steps") or 0) > 0, timeout=240)
+    wait_training(openai_client, job_id)
     pid = wait_for(lambda: ray_task_pid(job_id), timeout=30)
     os.kill(pid, signal.SIGKILL)
-    done = _wait_done(openai_client, job_id)
+    done = wait_done(openai_client, job_id)
     assert done.status == "succeeded", done.error
     retries = [e.message for e in openai_client.fine_tuning.jobs.list_events(job_id, limit=300) if "Retry 1" in e.message]
     assert retries and "Ray task" in retries[0], retries
