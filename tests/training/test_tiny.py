@@ -8,7 +8,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from polytune.training.tiny import BUILD_VERSION, ensure_tiny
+from polytune.training.tiny import builder_version, ensure_tiny
 
 _BUILD = "import sys; from pathlib import Path; from polytune.training.tiny import ensure_tiny; " \
          "print(ensure_tiny(Path(sys.argv[1])))"
@@ -19,12 +19,14 @@ def _hashes(folder: Path) -> dict[str, str]:
 
 
 def test_builds_are_identical_across_processes_and_racing_builds_share_one_folder(tmp_path):
-    # Different hash seeds, so anything that leans on set or dict ordering would show.
-    jobs = [(tmp_path / "a", "1"), (tmp_path / "b", "2"), (tmp_path / "a", "3")]
+    # Different hash seeds, so anything that leans on set or dict ordering would show. Each
+    # process has a build cache of its own, so each really builds (a and a race on one).
+    jobs = [(tmp_path / "a", "1", "x"), (tmp_path / "b", "2", "y"), (tmp_path / "a", "3", "x")]
     procs = [subprocess.Popen([sys.executable, "-c", _BUILD, str(cache)], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True,
-                              env={**os.environ, "PYTHONHASHSEED": seed})
-             for cache, seed in jobs]
+                              env={**os.environ, "PYTHONHASHSEED": seed,
+                                   "POLYTUNE_BUILD_CACHE": str(tmp_path / f"cache-{shared}")})
+             for cache, seed, shared in jobs]
     outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert outputs == [str(tmp_path / "a" / "polytune-tiny"), str(tmp_path / "b" / "polytune-tiny"),
@@ -48,7 +50,7 @@ def test_a_stale_build_is_replaced(tmp_path):
     stale.mkdir()
     (stale / ".polytune-build").write_text("0\n")
     folder = ensure_tiny(tmp_path)
-    assert (folder / ".polytune-build").read_text().strip() == BUILD_VERSION
+    assert (folder / ".polytune-build").read_text().strip() == builder_version()
     assert (folder / "config.json").is_file()
 
 

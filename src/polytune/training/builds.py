@@ -1,5 +1,8 @@
 """Folders built once and shared: built in a temporary folder, then renamed into place.
 
+The tiny built-in models are built once per machine into a shared build cache, then copied
+into each data dir (every test server, every demo) instead of built again there.
+
 A reader never sees half a build; when processes race, one rename wins and the other build is
 dropped. A marker file written last holds the build's version, so a stale build is replaced.
 """
@@ -46,3 +49,32 @@ def materialise(final: Path, version: str, fill: Callable[[Path], None]) -> None
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def shared_build_cache() -> Path:
+    """Where finished builds are kept across data dirs (every test server, every demo), so the
+    autoencoder is trained once per machine: $POLYTUNE_BUILD_CACHE, else ~/.cache/polytune/builds."""
+    configured = os.environ.get("POLYTUNE_BUILD_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "polytune" / "builds"
+
+
+def ensure_built(models_dir: Path, name: str, version: str, build) -> Path:
+    """`models_dir/name`, copied from the shared build cache (where `build(folder)` writes it
+    first if need be). Folders appear whole (built or copied aside, then renamed into place)."""
+    final = models_dir / name
+    if built_version(final) == version:
+        return final
+    cached = cached_build(name, version, build)
+    materialise(final, version, lambda out: shutil.copytree(cached, out, dirs_exist_ok=True))
+    return final
+
+
+def cached_build(name: str, version: str, build) -> Path:
+    """The build in the shared cache, built there first if need be."""
+    cached = shared_build_cache() / f"{name}-{version}"
+    if built_version(cached) != version:
+        materialise(cached, version, build)
+    return cached

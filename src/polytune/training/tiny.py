@@ -7,17 +7,18 @@ whole service works, end to end, with no network and no downloads.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polytune.training.builds import built_version, materialise
+from polytune.training.builds import ensure_built
 
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 TINY_NAME = "polytune-tiny"
-# Bump when anything here or in tiny_corpus.py changes what gets built: a cached build with another version is
-# rebuilt, so a code change never runs against a stale model folder.
+# Bump to force a rebuild; builder_version() also changes with the source of this file and
+# tiny_corpus.py, so a code change never runs against a stale model folder.
 BUILD_VERSION = "1"
 
 _SEED = 1234
@@ -64,18 +65,19 @@ CHAT_TEMPLATE = r"""
 """.strip()
 
 
-def ensure_tiny(cache_dir: Path) -> Path:
-    """The polytune-tiny folder under `cache_dir`, built on first use and reused afterwards.
+def builder_version() -> str:
+    """BUILD_VERSION and a hash of the code that builds (this file and its corpus): the shared
+    build cache outlives a checkout, so a changed builder must never meet an old build."""
+    source = Path(__file__).read_bytes() + (Path(__file__).parent / "tiny_corpus.py").read_bytes()
+    return f"{BUILD_VERSION}-{hashlib.sha256(source).hexdigest()[:12]}"
 
-    The build goes to a temporary folder that is renamed into place, so a reader never sees
-    half a model; when two processes race, one rename wins and the other build is dropped.
+
+def ensure_tiny(cache_dir: Path) -> Path:
+    """The polytune-tiny folder under `cache_dir`: copied from the machine's shared build cache
+    (builds.py), where it is built on first use. Folders appear whole (built or copied aside,
+    then renamed into place); when processes race, one rename wins.
     """
-    cache_dir = Path(cache_dir)
-    final = cache_dir / TINY_NAME
-    if built_version(final) == BUILD_VERSION:
-        return final
-    materialise(final, BUILD_VERSION, build_tiny)
-    return final
+    return ensure_built(Path(cache_dir), TINY_NAME, builder_version(), build_tiny)
 
 
 def build_tiny(out_dir: Path) -> None:

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polytune.training.builds import built_version, materialise
+from polytune.training.builds import built_version, cached_build, ensure_built, materialise  # noqa: F401
 
 if TYPE_CHECKING:
     import torch
@@ -58,38 +56,9 @@ def builder_version() -> str:
     return f"{BUILD_VERSION}-{hashlib.sha256(source).hexdigest()[:12]}"
 
 
-def shared_build_cache() -> Path:
-    """Where finished builds are kept across data dirs (every test server, every demo), so the
-    autoencoder is trained once per machine: $POLYTUNE_BUILD_CACHE, else ~/.cache/polytune/builds."""
-    configured = os.environ.get("POLYTUNE_BUILD_CACHE")
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "polytune" / "builds"
-
-
 def ensure_tiny_diffusion(models_dir: Path) -> Path:
     """The pipeline folder under `models_dir` (see ensure_built)."""
     return ensure_built(Path(models_dir), TINY_DIFFUSION_NAME, builder_version(), build_tiny_diffusion)
-
-
-def ensure_built(models_dir: Path, name: str, version: str, build) -> Path:
-    """`models_dir/name`, copied from the shared build cache (where `build(folder)` writes it
-    first if need be). Folders appear whole (built or copied aside, then renamed into place)."""
-    final = models_dir / name
-    if built_version(final) == version:
-        return final
-    cached = cached_build(name, version, build)
-    materialise(final, version, lambda out: shutil.copytree(cached, out, dirs_exist_ok=True))
-    return final
-
-
-def cached_build(name: str, version: str, build) -> Path:
-    """The build in the shared cache, built there first if need be."""
-    cached = shared_build_cache() / f"{name}-{version}"
-    if built_version(cached) != version:
-        materialise(cached, version, build)
-    return cached
 
 
 def tiny_diffusion_build() -> Path:
