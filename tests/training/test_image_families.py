@@ -12,6 +12,7 @@ from polytune.domain.spec import AdapterSpec, Hyperparameters, ImageSpec, JobSpe
 from polytune.training.image.family import check_trainable, pipeline_class_name
 from polytune.training.image.loop import run_image_training
 from polytune.training.image.sampling import generate
+from polytune.training.image.sd3 import SD3_LORA_TARGETS
 from polytune.training.models import CatalogEntry
 from tests.training.image_support import one_colour_rows
 from tests.training.support import RecordingReporter
@@ -25,11 +26,19 @@ def _sdxl(models):
     return ensure_tiny_sdxl(models)
 
 
+def _sd3(models):
+    from polytune.training.tiny_sd3 import ensure_tiny_sd3
+
+    return ensure_tiny_sd3(models)
+
+
 # family -> (build, pipeline class, objective reported, what its pipeline's call needs besides
 # size and steps, LoRA target modules reported)
 FAMILIES = {
     "sdxl": (_sdxl, "StableDiffusionXLPipeline", ("UNet", "epsilon"), {"guidance_scale": 1.0},
              ["to_k", "to_out.0", "to_q", "to_v"]),
+    "sd3": (_sd3, "StableDiffusion3Pipeline", ("flow matching", "flow_matching"),
+            {"guidance_scale": 1.0, "max_sequence_length": 16}, sorted(SD3_LORA_TARGETS)),
 }
 
 

@@ -16,8 +16,7 @@ from polytune.data.images import from_data_url
 if TYPE_CHECKING:
     from PIL import Image
 
-    from polytune.training.image.flux import FluxFamily
-    from polytune.training.image.unet import UNetFamily
+    from polytune.training.image.family import Family
 
 
 @dataclass
@@ -61,7 +60,20 @@ def to_tensor(images: list[Image.Image]) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
-def cache_dataset(family: FluxFamily | UNetFamily, pipe, rows: list[dict[str, Any]], *, size: int,
+@torch.no_grad()
+def shifted_latents(vae, images: list[Image.Image], batch: int = 16) -> torch.Tensor:
+    """[n, c, h, w]: the autoencoder's mean latent of each image (the same at every step),
+    shifted and scaled as the flow-matching pipelines (FLUX, SD3, Z-Image) undo it when they
+    decode: (z - shift_factor) · scaling_factor."""
+    shift = vae.config.shift_factor or 0.0
+    out = []
+    for i in range(0, len(images), batch):
+        pixels = to_tensor(images[i:i + batch]).to(vae.device, vae.dtype)
+        out.append((vae.encode(pixels).latent_dist.mode() - shift) * vae.config.scaling_factor)
+    return torch.cat(out)
+
+
+def cache_dataset(family: Family, pipe, rows: list[dict[str, Any]], *, size: int,
                   max_sequence_length: int) -> CachedData:
     captions = [row["caption"] for row in rows]
     latents, image_ids = family.encode_images(pipe, [load_image(row["image"], size) for row in rows])

@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 FLOW_MATCHING_PREFIXES = ("Flux", "QwenImage", "ZImage", "StableDiffusion3")
 UNET_PREFIXES = ("StableDiffusionPipeline", "StableDiffusionXL")
 TRAINED = {"FluxPipeline": "flow matching", "StableDiffusionPipeline": "UNet",
-           "StableDiffusionXLPipeline": "UNet"}
+           "StableDiffusionXLPipeline": "UNet", "StableDiffusion3Pipeline": "flow matching"}
 # The module and class that train each pipeline class of TRAINED.
 _FAMILY_CLASSES = {"FluxPipeline": ("flux", "FluxFamily"), "StableDiffusionPipeline": ("unet", "UNetFamily"),
-                   "StableDiffusionXLPipeline": ("sdxl", "SDXLFamily")}
+                   "StableDiffusionXLPipeline": ("sdxl", "SDXLFamily"),
+                   "StableDiffusion3Pipeline": ("sd3", "SD3Family")}
 
 
 def objective_family(class_name: str) -> str | None:
