@@ -32,6 +32,12 @@ def _sd3(models):
     return ensure_tiny_sd3(models)
 
 
+def _zimage(models):
+    from polytune.training.tiny_zimage import ensure_tiny_zimage
+
+    return ensure_tiny_zimage(models)
+
+
 # family -> (build, pipeline class, objective reported, what its pipeline's call needs besides
 # size and steps, LoRA target modules reported)
 FAMILIES = {
@@ -39,6 +45,8 @@ FAMILIES = {
              ["to_k", "to_out.0", "to_q", "to_v"]),
     "sd3": (_sd3, "StableDiffusion3Pipeline", ("flow matching", "flow_matching"),
             {"guidance_scale": 1.0, "max_sequence_length": 16}, sorted(SD3_LORA_TARGETS)),
+    "zimage": (_zimage, "ZImagePipeline", ("flow matching", "flow_matching"),
+               {"guidance_scale": 1.0, "max_sequence_length": 64}, ["to_k", "to_out.0", "to_q", "to_v"]),
 }
 
 
@@ -48,7 +56,7 @@ def trained(request, tmp_path_factory):
     work = tmp_path_factory.mktemp(f"family-{request.param}")
     path = build(work / "models")  # copied from the machine's build cache (built there once)
     entry = CatalogEntry(name=f"tiny-{request.param}", source=str(path), kind="image", image_size=32,
-                         max_sequence_length=16, sample_steps=SAMPLE_STEPS, guidance_scale=call.get("guidance_scale"))
+                         max_sequence_length=call.get("max_sequence_length", 16), sample_steps=SAMPLE_STEPS, guidance_scale=call.get("guidance_scale"))
     spec = JobSpec(model=entry.name, method="image_generation", training_files=["file-test"], seed=3,
                    hyperparameters=Hyperparameters(max_steps=STEPS, batch_size=2, learning_rate=1e-2, n_epochs=1,
                                                    learning_rate_multiplier=1.0, n_checkpoints=1),

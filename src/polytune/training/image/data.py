@@ -24,12 +24,24 @@ class PromptEmbeddings:
     embeds: torch.Tensor   # [n, tokens, dim]: the sequence the denoiser attends to (T5's, CLIP's)
     pooled: torch.Tensor | None = None    # [n, dim]: CLIP's pooled output (FLUX)
     text_ids: torch.Tensor | None = None  # [tokens, 3]: the positions FLUX gives text tokens
+    # [n, tokens] bool: which tokens are the prompt's, where the denoiser takes prompts of their
+    # own lengths (Qwen-Image's mask, Z-Image's list of unpadded embeddings)
+    mask: torch.Tensor | None = None
 
     def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.embeds[index], None if self.pooled is None else self.pooled[index]
 
     def gather(self, index: torch.Tensor) -> PromptEmbeddings:
-        return PromptEmbeddings(*self.take(index), self.text_ids)
+        return PromptEmbeddings(*self.take(index), self.text_ids, None if self.mask is None else self.mask[index])
+
+    @staticmethod
+    def padded(sequences: list[torch.Tensor]) -> PromptEmbeddings:
+        """Prompts of their own lengths ([tokens_i, dim] each) as one zero-padded batch and its mask."""
+        embeds = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True)
+        mask = torch.zeros(embeds.shape[:2], dtype=torch.bool)
+        for i, seq in enumerate(sequences):
+            mask[i, :len(seq)] = True
+        return PromptEmbeddings(embeds, mask=mask)
 
 
 @dataclass
