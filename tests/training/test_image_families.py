@@ -11,6 +11,7 @@ import pytest
 from polytune.domain.spec import AdapterSpec, Hyperparameters, ImageSpec, JobSpec, LoraSpec
 from polytune.training.image.family import check_trainable, pipeline_class_name
 from polytune.training.image.loop import run_image_training
+from polytune.training.image.qwenimage import QWENIMAGE_LORA_TARGETS
 from polytune.training.image.sampling import generate
 from polytune.training.image.sd3 import SD3_LORA_TARGETS
 from polytune.training.models import CatalogEntry
@@ -38,6 +39,12 @@ def _zimage(models):
     return ensure_tiny_zimage(models)
 
 
+def _qwenimage(models):
+    from polytune.training.tiny_qwenimage import ensure_tiny_qwenimage
+
+    return ensure_tiny_qwenimage(models)
+
+
 # family -> (build, pipeline class, objective reported, what its pipeline's call needs besides
 # size and steps, LoRA target modules reported)
 FAMILIES = {
@@ -47,6 +54,8 @@ FAMILIES = {
             {"guidance_scale": 1.0, "max_sequence_length": 16}, sorted(SD3_LORA_TARGETS)),
     "zimage": (_zimage, "ZImagePipeline", ("flow matching", "flow_matching"),
                {"guidance_scale": 1.0, "max_sequence_length": 64}, ["to_k", "to_out.0", "to_q", "to_v"]),
+    "qwenimage": (_qwenimage, "QwenImagePipeline", ("flow matching", "flow_matching"),
+                  {"max_sequence_length": 64}, sorted(QWENIMAGE_LORA_TARGETS)),
 }
 
 

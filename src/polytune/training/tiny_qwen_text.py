@@ -1,12 +1,17 @@
 """The text side of the tiny Qwen-family pipelines (Z-Image, Qwen-Image, FLUX.2 [klein]): a
-Qwen2-style byte-level BPE tokenizer with a hand-written vocabulary (every byte, and
-polytune-tiny-diffusion's words merged into whole tokens; the space before a word stays a
-token of its own), Qwen's chat markers and a minimal chat template, so the
+Qwen2-style byte-level BPE tokenizer with a hand-written vocabulary (every byte, and the
+known words merged into whole tokens, with their leading space), Qwen's chat markers and a minimal chat template, so the
 pipelines' `apply_chat_template` calls work offline; and random tiny Qwen3 text models."""
 
 from __future__ import annotations
 
 from polytune.training.tiny_diffusion import _WORDS
+
+# The words of polytune-tiny-diffusion's vocabulary, and those of the Qwen chat markers and of
+# Qwen-Image's prompt template: with them whole, the template's system part is 34 tokens, the
+# count QwenImagePipeline drops from the front of the encoded prompt, as with Qwen's tokenizer.
+WORDS = tuple(dict.fromkeys((*_WORDS, "system", "user", "assistant", "Describe", "by", "detailing", "color", "shape",
+                             "size", "texture", "quantity", "text", "spatial", "relationships", "objects")))
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -21,19 +26,32 @@ def build_qwen_tokenizer(model_max_length: int):
     for token in sorted(pre_tokenizers.ByteLevel.alphabet()):
         vocab.setdefault(token, len(vocab))
     merges: list[tuple[str, str]] = []
-    for word in _WORDS:  # merged left to right: r+e, re+d -> "red"
-        left = word[0]
-        for piece in word[1:]:
-            if (left, piece) not in merges:
-                merges.append((left, piece))
-            left += piece
-            vocab.setdefault(left, len(vocab))
+    # Each word after a space ("Ġ" in byte-level BPE: Qwen's pre-tokenizer keeps the space on the
+    # word, " red" is one token in Qwen's vocabulary) and at the start of a text becomes one
+    # token: the pieces the merges so far leave of it are merged left to right by new merges.
+    for spelled in [*("Ġ" + w for w in WORDS), *WORDS]:
+        pieces = _bpe(list(spelled), merges)
+        while len(pieces) > 1:
+            merges.append((pieces[0], pieces[1]))
+            vocab.setdefault(pieces[0] + pieces[1], len(vocab))
+            pieces = [pieces[0] + pieces[1], *pieces[2:]]
     for token in SPECIAL:
         vocab.setdefault(token, len(vocab))
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length,
                                additional_special_tokens=list(SPECIAL[1:]))
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+def _bpe(symbols: list[str], merges: list[tuple[str, str]]) -> list[str]:
+    """What byte-level BPE makes of one pre-token: the best-ranked adjacent pair merged, again."""
+    rank = {pair: i for i, pair in enumerate(merges)}
+    while len(symbols) > 1:
+        best = min(range(len(symbols) - 1), key=lambda i: rank.get((symbols[i], symbols[i + 1]), len(rank)))
+        if (symbols[best], symbols[best + 1]) not in rank:
+            break
+        symbols = [*symbols[:best], symbols[best] + symbols[best + 1], *symbols[best + 2:]]
+    return symbols
 
 
 def qwen3_config(tokenizer, hidden_size: int = 32, layers: int = 2):

@@ -47,7 +47,7 @@ class PromptEmbeddings:
 @dataclass
 class CachedData:
     latents: torch.Tensor   # [n, ...]: as the denoiser reads them (FLUX: packed tokens; UNet: [c, h, w])
-    image_ids: torch.Tensor | None  # FLUX: [image tokens, 3]
+    image_ids: torch.Tensor | None  # FLUX: [image tokens, 3]; Qwen-Image: its patch grid (frames, rows, columns)
     prompts: PromptEmbeddings
     captions: list[str]
 
