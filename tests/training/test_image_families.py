@@ -10,6 +10,7 @@ import pytest
 
 from polytune.domain.spec import AdapterSpec, Hyperparameters, ImageSpec, JobSpec, LoraSpec
 from polytune.training.image.family import check_trainable, pipeline_class_name
+from polytune.training.image.flux2 import FLUX2_LORA_TARGETS
 from polytune.training.image.loop import run_image_training
 from polytune.training.image.qwenimage import QWENIMAGE_LORA_TARGETS
 from polytune.training.image.sampling import generate
@@ -45,6 +46,12 @@ def _qwenimage(models):
     return ensure_tiny_qwenimage(models)
 
 
+def _flux2(models):
+    from polytune.training.tiny_flux2 import ensure_tiny_flux2
+
+    return ensure_tiny_flux2(models)
+
+
 # family -> (build, pipeline class, objective reported, what its pipeline's call needs besides
 # size and steps, LoRA target modules reported)
 FAMILIES = {
@@ -56,6 +63,9 @@ FAMILIES = {
                {"guidance_scale": 1.0, "max_sequence_length": 64}, ["to_k", "to_out.0", "to_q", "to_v"]),
     "qwenimage": (_qwenimage, "QwenImagePipeline", ("flow matching", "flow_matching"),
                   {"max_sequence_length": 64}, sorted(QWENIMAGE_LORA_TARGETS)),
+    # Sampled at the guidance FLUX.2 [dev] is trained with.
+    "flux2": (_flux2, "Flux2Pipeline", ("flow matching", "flow_matching"),
+              {"guidance_scale": 3.5, "max_sequence_length": 64}, sorted(FLUX2_LORA_TARGETS)),
 }
 
 

@@ -1,4 +1,4 @@
-"""The text side of the tiny Qwen-family pipelines (Z-Image, Qwen-Image, FLUX.2 [klein]): a
+"""The text side of the tiny Qwen-family pipelines (Z-Image, Qwen-Image): a
 Qwen2-style byte-level BPE tokenizer with a hand-written vocabulary (every byte, and the
 known words merged into whole tokens, with their leading space), Qwen's chat markers and a minimal chat template, so the
 pipelines' `apply_chat_template` calls work offline; and random tiny Qwen3 text models."""
@@ -19,28 +19,36 @@ SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 
 def build_qwen_tokenizer(model_max_length: int):
-    from tokenizers import pre_tokenizers
     from transformers import Qwen2Tokenizer
 
-    vocab: dict[str, int] = {}
-    for token in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        vocab.setdefault(token, len(vocab))
-    merges: list[tuple[str, str]] = []
-    # Each word after a space ("Ġ" in byte-level BPE: Qwen's pre-tokenizer keeps the space on the
-    # word, " red" is one token in Qwen's vocabulary) and at the start of a text becomes one
-    # token: the pieces the merges so far leave of it are merged left to right by new merges.
-    for spelled in [*("Ġ" + w for w in WORDS), *WORDS]:
-        pieces = _bpe(list(spelled), merges)
-        while len(pieces) > 1:
-            merges.append((pieces[0], pieces[1]))
-            vocab.setdefault(pieces[0] + pieces[1], len(vocab))
-            pieces = [pieces[0] + pieces[1], *pieces[2:]]
+    vocab, merges = byte_level_bpe(WORDS)
     for token in SPECIAL:
         vocab.setdefault(token, len(vocab))
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length,
                                additional_special_tokens=list(SPECIAL[1:]))
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+def byte_level_bpe(words) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A byte-level BPE vocabulary and merges (Qwen's and Mistral's tokenizers are of this kind):
+    every byte, and each of `words` as one token, with and without its leading space."""
+    from tokenizers import pre_tokenizers
+
+    vocab: dict[str, int] = {}
+    for token in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab.setdefault(token, len(vocab))
+    merges: list[tuple[str, str]] = []
+    # Each word after a space ("Ġ" in byte-level BPE: the pre-tokenizer keeps the space on the
+    # word, " red" is one token in Qwen's vocabulary) and at the start of a text becomes one
+    # token: the pieces the merges so far leave of it are merged left to right by new merges.
+    for spelled in [*("Ġ" + w for w in words), *words]:
+        pieces = _bpe(list(spelled), merges)
+        while len(pieces) > 1:
+            merges.append((pieces[0], pieces[1]))
+            vocab.setdefault(pieces[0] + pieces[1], len(vocab))
+            pieces = [pieces[0] + pieces[1], *pieces[2:]]
+    return vocab, merges
 
 
 def _bpe(symbols: list[str], merges: list[tuple[str, str]]) -> list[str]:

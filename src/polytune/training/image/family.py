@@ -32,12 +32,13 @@ FLOW_MATCHING_PREFIXES = ("Flux", "QwenImage", "ZImage", "StableDiffusion3")
 UNET_PREFIXES = ("StableDiffusionPipeline", "StableDiffusionXL")
 TRAINED = {"FluxPipeline": "flow matching", "StableDiffusionPipeline": "UNet",
            "StableDiffusionXLPipeline": "UNet", "StableDiffusion3Pipeline": "flow matching",
-           "ZImagePipeline": "flow matching", "QwenImagePipeline": "flow matching"}
+           "ZImagePipeline": "flow matching", "QwenImagePipeline": "flow matching",
+           "Flux2Pipeline": "flow matching"}
 # The module and class that train each pipeline class of TRAINED.
 _FAMILY_CLASSES = {"FluxPipeline": ("flux", "FluxFamily"), "StableDiffusionPipeline": ("unet", "UNetFamily"),
                    "StableDiffusionXLPipeline": ("sdxl", "SDXLFamily"),
                    "StableDiffusion3Pipeline": ("sd3", "SD3Family"), "ZImagePipeline": ("zimage", "ZImageFamily"),
-                   "QwenImagePipeline": ("qwenimage", "QwenImageFamily")}
+                   "QwenImagePipeline": ("qwenimage", "QwenImageFamily"), "Flux2Pipeline": ("flux2", "Flux2Family")}
 
 
 def objective_family(class_name: str) -> str | None:
