@@ -95,9 +95,9 @@ def test_pipelines_are_sorted_into_families_by_their_class(tiny_unet, tiny_diffu
                                           "StableDiffusionXLPipeline", "KandinskyPipeline")] \
         == ["flow matching"] * 5 + ["UNet"] * 2 + [None]
     for trainable in ("FluxPipeline", "StableDiffusionPipeline", "StableDiffusionXLPipeline",
-                      "StableDiffusion3Pipeline", "QwenImagePipeline", "ZImagePipeline"):
+                      "StableDiffusion3Pipeline", "QwenImagePipeline", "ZImagePipeline", "Flux2Pipeline"):
         check_trainable(trainable, "m")
-    for other, words in [("Flux2Pipeline", "a flow matching pipeline"), ("StableDiffusionXLImg2ImgPipeline", "a UNet"),
+    for other, words in [("FluxImg2ImgPipeline", "a flow matching pipeline"), ("StableDiffusionXLImg2ImgPipeline", "a UNet"),
                          ("KandinskyPipeline", "no family")]:
         with pytest.raises(InvalidRequest) as e:
             check_trainable(other, "m")

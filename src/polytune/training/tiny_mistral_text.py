@@ -67,13 +67,13 @@ def build_mistral3(tokenizer, hidden_size: int = 16, layers: int = 30):
     from transformers import Mistral3Config, Mistral3ForConditionalGeneration
 
     config = Mistral3Config(
-        text_config=dict(model_type="mistral", vocab_size=len(tokenizer), hidden_size=hidden_size,
-                         intermediate_size=2 * hidden_size, num_hidden_layers=layers, num_attention_heads=2,
-                         num_key_value_heads=1, head_dim=hidden_size // 2, max_position_embeddings=1024,
-                         sliding_window=None, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id),
-        vision_config=dict(model_type="pixtral", hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                           num_attention_heads=2, head_dim=8, patch_size=8, image_size=64),  # never run: prompts are text
+        text_config={"model_type": "mistral", "vocab_size": len(tokenizer), "hidden_size": hidden_size,
+                     "intermediate_size": 2 * hidden_size, "num_hidden_layers": layers, "num_attention_heads": 2,
+                     "num_key_value_heads": 1, "head_dim": hidden_size // 2, "max_position_embeddings": 1024,
+                     "sliding_window": None, "pad_token_id": tokenizer.pad_token_id,
+                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id},
+        vision_config={"model_type": "pixtral", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "head_dim": 8, "patch_size": 8, "image_size": 64},  # never run: prompts are text
         image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"), spatial_merge_size=1,
         tie_word_embeddings=False)
     return Mistral3ForConditionalGeneration(config).eval()

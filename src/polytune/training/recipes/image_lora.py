@@ -7,7 +7,7 @@ the whole denoiser trainable when `use_lora` is false), trainable parameters upc
 (`cast_training_params`), an AdamW optimizer, and an `accelerate` Accelerator for gradient
 accumulation and mixed precision (bf16 where the hardware has it). What differs by model
 family (loading, targets, data encoding, objective, LoRA format) is in training/image/ (flux.py,
-unet.py, sdxl.py, sd3.py, qwenimage.py, zimage.py); the loop that drives them is training/image/loop.py.
+unet.py, sdxl.py, sd3.py, qwenimage.py, zimage.py, flux2.py); the loop that drives them is training/image/loop.py.
 """
 
 from __future__ import annotations
