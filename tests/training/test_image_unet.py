@@ -94,9 +94,10 @@ def test_pipelines_are_sorted_into_families_by_their_class(tiny_unet, tiny_diffu
                                           "StableDiffusion3Pipeline", "StableDiffusionPipeline",
                                           "StableDiffusionXLPipeline", "KandinskyPipeline")] \
         == ["flow matching"] * 5 + ["UNet"] * 2 + [None]
-    for trainable in ("FluxPipeline", "StableDiffusionPipeline"):
+    for trainable in ("FluxPipeline", "StableDiffusionPipeline", "StableDiffusionXLPipeline",
+                      "StableDiffusion3Pipeline", "QwenImagePipeline", "ZImagePipeline", "Flux2Pipeline"):
         check_trainable(trainable, "m")
-    for other, words in [("QwenImagePipeline", "a flow matching pipeline"), ("StableDiffusionXLPipeline", "a UNet"),
+    for other, words in [("FluxImg2ImgPipeline", "a flow matching pipeline"), ("StableDiffusionXLImg2ImgPipeline", "a UNet"),
                          ("KandinskyPipeline", "no family")]:
         with pytest.raises(InvalidRequest) as e:
             check_trainable(other, "m")

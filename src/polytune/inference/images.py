@@ -56,7 +56,7 @@ class ImagePipelines:
         with lock:
             torch.set_num_threads(self.threads)
             generators = [torch.Generator().manual_seed(seed + i) for i in range(n)]
-            return pipe(prompt, height=height, width=width, num_inference_steps=steps, num_images_per_prompt=n,
+            return pipe(prompt=prompt, height=height, width=width, num_inference_steps=steps, num_images_per_prompt=n,
                         generator=generators, **call_kwargs).images
 
     def forget(self, model_id: str) -> None:

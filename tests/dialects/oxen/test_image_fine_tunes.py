@@ -109,17 +109,17 @@ def test_seekrflows_api_leaves_image_jobs_out_and_names_them(server, image_repo)
 
 def test_a_unet_model_trains_and_an_untrained_family_is_a_400_on_base_model(server, image_repo):
     """polytune-tiny-unet (Stable Diffusion family) is accepted; a pipeline folder of a family
-    polytune does not train yet (here Qwen-Image's class) is refused at creation, by name."""
+    polytune does not train (here FLUX's image-to-image class) is refused at creation, by name."""
     import json
 
     from polytune.training.models import Catalog
 
-    folder = server.tmp / "qwen-like"
+    folder = server.tmp / "flux-img2img"
     folder.mkdir(exist_ok=True)
-    (folder / "model_index.json").write_text(json.dumps({"_class_name": "QwenImagePipeline"}))
-    Catalog(server.tmp / "data").add("qwen-like", folder, kind="image")
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "FluxImg2ImgPipeline"}))
+    Catalog(server.tmp / "data").add("flux-img2img", folder, kind="image")
     with http(server, server.key_a) as c:
         r = _create(c, image_repo, base_model="polytune-tiny-unet")
         assert r.status_code == 201, r.text
-        err = assert_oxen_error(_create(c, image_repo, base_model="qwen-like"), 400, "base_model")
-    assert "QwenImagePipeline" in err["detail"] and "flow matching" in err["detail"], err["detail"]
+        err = assert_oxen_error(_create(c, image_repo, base_model="flux-img2img"), 400, "base_model")
+    assert "FluxImg2ImgPipeline" in err["detail"] and "flow matching" in err["detail"], err["detail"]

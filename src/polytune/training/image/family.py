@@ -6,8 +6,8 @@
 - UNet: Stable Diffusion 1.x/2.x and SDXL predict the noise (`epsilon`) or the velocity
   (`v_prediction`) at a discrete timestep, whichever their scheduler config names.
 
-polytune trains `FluxPipeline` (training/image/flux.py) and `StableDiffusionPipeline`
-(training/image/unet.py); a pipeline of another class is refused when the job is created.
+polytune trains the classes of TRAINED (one module each in training/image/: flux.py, unet.py,
+sdxl.py, ...); a pipeline of another class is refused when the job is created.
 """
 
 from __future__ import annotations
@@ -23,10 +23,22 @@ if TYPE_CHECKING:
     from polytune.training.image.flux import FluxFamily
     from polytune.training.image.unet import UNetFamily
 
+    # Every family has FluxFamily's shape: name, denoiser, lora_targets, load, frozen,
+    # objective, encode_prompts, encode_images, loss, save_lora.
+    Family = FluxFamily | UNetFamily
+
 # Stable Diffusion 3 is an MMDiT trained by flow matching, not a UNet: its own prefix.
 FLOW_MATCHING_PREFIXES = ("Flux", "QwenImage", "ZImage", "StableDiffusion3")
 UNET_PREFIXES = ("StableDiffusionPipeline", "StableDiffusionXL")
-TRAINED = {"FluxPipeline": "flow matching", "StableDiffusionPipeline": "UNet"}
+TRAINED = {"FluxPipeline": "flow matching", "StableDiffusionPipeline": "UNet",
+           "StableDiffusionXLPipeline": "UNet", "StableDiffusion3Pipeline": "flow matching",
+           "ZImagePipeline": "flow matching", "QwenImagePipeline": "flow matching",
+           "Flux2Pipeline": "flow matching"}
+# The module and class that train each pipeline class of TRAINED.
+_FAMILY_CLASSES = {"FluxPipeline": ("flux", "FluxFamily"), "StableDiffusionPipeline": ("unet", "UNetFamily"),
+                   "StableDiffusionXLPipeline": ("sdxl", "SDXLFamily"),
+                   "StableDiffusion3Pipeline": ("sd3", "SD3Family"), "ZImagePipeline": ("zimage", "ZImageFamily"),
+                   "QwenImagePipeline": ("qwenimage", "QwenImageFamily"), "Flux2Pipeline": ("flux2", "Flux2Family")}
 
 
 def objective_family(class_name: str) -> str | None:
@@ -60,17 +72,14 @@ def check_trainable(class_name: str, model: str) -> None:
         code="model_not_supported")
 
 
-def family_for(model_path: Path | str) -> FluxFamily | UNetFamily:
+def family_for(model_path: Path | str) -> Family:
     """The training code of the pipeline at `model_path`."""
+    import importlib
+
     class_name = pipeline_class_name(model_path)
     check_trainable(class_name, str(model_path))
-    if TRAINED[class_name] == "UNet":
-        from polytune.training.image.unet import UNetFamily
-
-        return UNetFamily()
-    from polytune.training.image.flux import FluxFamily
-
-    return FluxFamily()
+    module, cls = _FAMILY_CLASSES[class_name]
+    return getattr(importlib.import_module(f"polytune.training.image.{module}"), cls)()
 
 
 def call_kwargs(family: str | None, entry: CatalogEntry) -> dict[str, Any]:

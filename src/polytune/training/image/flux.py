@@ -1,6 +1,7 @@
 """The FLUX family's part of image training: a `FluxPipeline`'s transformer learns by flow
-matching (what diffusers' `train_dreambooth_lora_flux.py` does). Each step draws σ,
-mixes `x_t = (1-σ)·x0 + σ·noise`, predicts at timestep σ and regresses on `noise - x0`."""
+matching (what diffusers' `train_dreambooth_lora_flux.py` does; training/image/flow_matching.py):
+each step draws σ, mixes `x_t = (1-σ)·x0 + σ·noise`, predicts at timestep σ from the packed
+latents and regresses on `noise - x0`."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from polytune.training.image.data import CachedData, PromptEmbeddings, to_tensor
-from polytune.training.image.timesteps import loss_weights, sample_sigmas
+from polytune.training.image.data import CachedData, PromptEmbeddings, shifted_latents
+from polytune.training.image.flow_matching import flow_matching_loss
 
 if TYPE_CHECKING:
     from diffusers import FluxPipeline
@@ -53,37 +54,26 @@ class FluxFamily:
         return PromptEmbeddings(torch.cat(embeds), torch.cat(pooled), text_ids)
 
     @torch.no_grad()
-    def encode_images(self, pipe: FluxPipeline, images: list[Image.Image],
-                      batch: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_images(self, pipe: FluxPipeline, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
         """Packed latents (what the FLUX transformer reads) and their position ids."""
-        vae = pipe.vae
-        out = []
-        for i in range(0, len(images), batch):
-            pixels = to_tensor(images[i:i + batch]).to(vae.device, vae.dtype)
-            # The mean of the latent distribution: the same latent for an image at every step.
-            latents = vae.encode(pixels).latent_dist.mode()
-            latents = (latents - vae.config.shift_factor) * vae.config.scaling_factor
-            n, c, h, w = latents.shape
-            out.append(pipe._pack_latents(latents, n, c, h, w))
-        _, c, h, w = latents.shape
-        image_ids = pipe._prepare_latent_image_ids(1, h // 2, w // 2, vae.device, vae.dtype)
-        return torch.cat(out), image_ids
+        latents = shifted_latents(pipe.vae, images)
+        n, c, h, w = latents.shape
+        image_ids = pipe._prepare_latent_image_ids(1, h // 2, w // 2, pipe.vae.device, pipe.vae.dtype)
+        return pipe._pack_latents(latents, n, c, h, w), image_ids
 
     def loss(self, training: ImageTraining, data: CachedData, index: torch.Tensor, timestep_type: str,
              generator: torch.Generator) -> torch.Tensor:
         device, dtype = training.accelerator.device, training.weight_dtype
-        x0 = data.latents[index].to(device)
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(device)
-        sigmas = sample_sigmas(timestep_type, len(index), generator).to(device)
-        s = sigmas[:, None, None]
-        noisy = (1.0 - s) * x0 + s * noise
         embeds, pooled = data.prompts.take(index)
-        pred = training.denoiser(hidden_states=noisy.to(dtype), timestep=sigmas.to(dtype), guidance=None,
-                                 pooled_projections=pooled.to(device, dtype), encoder_hidden_states=embeds.to(device, dtype),
-                                 txt_ids=data.prompts.text_ids.to(device, dtype), img_ids=data.image_ids.to(device, dtype),
-                                 return_dict=False)[0]
-        per_example = ((pred.float() - (noise - x0).float()) ** 2).mean(dim=(1, 2))
-        return (loss_weights(timestep_type, sigmas).to(device) * per_example).mean()
+
+        def predict(noisy: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+            return training.denoiser(hidden_states=noisy, timestep=sigmas.to(dtype), guidance=None,
+                                     pooled_projections=pooled.to(device, dtype),
+                                     encoder_hidden_states=embeds.to(device, dtype),
+                                     txt_ids=data.prompts.text_ids.to(device, dtype),
+                                     img_ids=data.image_ids.to(device, dtype), return_dict=False)[0]
+
+        return flow_matching_loss(training, data.latents[index], timestep_type, generator, predict)
 
     def save_lora(self, out_dir: Path, layers: dict[str, Any], metadata: dict[str, Any]) -> None:
         from diffusers import FluxPipeline

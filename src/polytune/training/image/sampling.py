@@ -43,7 +43,8 @@ def plan_samples(captions: list[str], *, count: int, prompts: list[str], seeds: 
 def generate(pipe: DiffusionPipeline, prompt: str, *, seed: int, size: int, steps: int,
              **call_kwargs: Any) -> Image.Image:
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    return pipe(prompt, height=size, width=size, num_inference_steps=steps, generator=generator,
+    # By name: FLUX.2 takes a conditioning image first.
+    return pipe(prompt=prompt, height=size, width=size, num_inference_steps=steps, generator=generator,
                 **call_kwargs).images[0]
 
 

@@ -40,15 +40,22 @@ class UNetFamily:
         self.noise_scheduler: DDPMScheduler | None = None
 
     def load(self, model_path: Path | str, dtype: torch.dtype) -> StableDiffusionPipeline:
-        from diffusers import DDPMScheduler, StableDiffusionPipeline
+        from diffusers import StableDiffusionPipeline
 
         pipe = StableDiffusionPipeline.from_pretrained(model_path, dtype=dtype, safety_checker=None,
                                                        requires_safety_checker=False)
+        self.use_scheduler_of(pipe)
+        return pipe
+
+    def use_scheduler_of(self, pipe) -> None:
+        """Train with a DDPMScheduler of the pipeline's scheduler config (its betas and
+        prediction_type), as diffusers' examples do."""
+        from diffusers import DDPMScheduler
+
         self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
         prediction = self.noise_scheduler.config.prediction_type
         if prediction not in PREDICTION_TYPES:
             raise ValueError(f"the scheduler's prediction_type is {prediction!r}; polytune trains {PREDICTION_TYPES}")
-        return pipe
 
     def frozen(self, pipe: StableDiffusionPipeline) -> list[torch.nn.Module]:
         return [pipe.vae, pipe.text_encoder, pipe.unet]
@@ -88,11 +95,17 @@ class UNetFamily:
         timesteps = (u * steps).long().clamp(0, steps - 1).to(device)
         noisy = scheduler.add_noise(x0, noise, timesteps)
         target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, timesteps)
-        embeds, _ = data.prompts.take(index)
-        pred = training.denoiser(noisy.to(dtype), timesteps, encoder_hidden_states=embeds.to(device, dtype),
-                                 return_dict=False)[0]
+        pred = self.predict(training, noisy.to(dtype), timesteps, data, index)
         per_example = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3))
         return (loss_weights(timestep_type, u).to(device) * per_example).mean()
+
+    def predict(self, training: ImageTraining, noisy: torch.Tensor, timesteps: torch.Tensor, data: CachedData,
+                index: torch.Tensor) -> torch.Tensor:
+        """The UNet's output for the noisy latents of the examples `index` (SDXL adds its
+        micro-conditioning here)."""
+        device, dtype = training.accelerator.device, training.weight_dtype
+        embeds, _ = data.prompts.take(index)
+        return training.denoiser(noisy, timesteps, encoder_hidden_states=embeds.to(device, dtype), return_dict=False)[0]
 
     def save_lora(self, out_dir: Path, layers: dict[str, Any], metadata: dict[str, Any]) -> None:
         from diffusers import StableDiffusionPipeline

@@ -6,8 +6,8 @@ with everything but the denoiser frozen, peft LoRA layers on the denoiser's proj
 the whole denoiser trainable when `use_lora` is false), trainable parameters upcast to fp32
 (`cast_training_params`), an AdamW optimizer, and an `accelerate` Accelerator for gradient
 accumulation and mixed precision (bf16 where the hardware has it). What differs by model
-family (loading, targets, data encoding, objective, LoRA format) is in training/image/flux.py
-and training/image/unet.py; the loop that drives them is training/image/loop.py.
+family (loading, targets, data encoding, objective, LoRA format) is in training/image/ (flux.py,
+unet.py, sdxl.py, sd3.py, qwenimage.py, zimage.py, flux2.py); the loop that drives them is training/image/loop.py.
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
     from peft import LoraConfig
 
-    from polytune.training.image.flux import FluxFamily
-    from polytune.training.image.unet import UNetFamily
+    from polytune.training.image.family import Family
 
 
 @dataclass
 class ImageTraining:
-    family: FluxFamily | UNetFamily
+    family: Family
     pipe: DiffusionPipeline
     accelerator: Accelerator
     denoiser: torch.nn.Module         # the transformer or UNet, prepared by the accelerator
@@ -58,7 +57,7 @@ class ImageTraining:
         return out
 
 
-def lora_targets(spec: JobSpec, family: FluxFamily | UNetFamily) -> list[str]:
+def lora_targets(spec: JobSpec, family: Family) -> list[str]:
     targets = spec.adapter.lora.target_modules
     return family.lora_targets if targets == "all-linear" else list(targets)
 
