@@ -10,6 +10,7 @@ dropped. A marker file written last holds the build's version, so a stale build 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -78,3 +79,13 @@ def cached_build(name: str, version: str, build) -> Path:
     if built_version(cached) != version:
         materialise(cached, version, build)
     return cached
+
+
+def source_version(version: str, builder: str, *siblings: str, after: str = "") -> str:
+    """A build's version: `version`, a hash of the builder's source and of the sibling modules
+    it builds with, and `after` (the version of a build it takes parts from). The shared build
+    cache outlives a checkout, so a changed builder must never meet an old build."""
+    here = Path(builder)
+    source = b"".join(f.read_bytes() for f in (here, *(here.with_name(n) for n in siblings)))
+    tail = f"-{after}" if after else ""
+    return f"{version}-{hashlib.sha256(source).hexdigest()[:12]}{tail}"

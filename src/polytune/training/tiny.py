@@ -7,11 +7,10 @@ whole service works, end to end, with no network and no downloads.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polytune.training.builds import ensure_built
+from polytune.training.builds import ensure_built, source_version
 
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
@@ -66,10 +65,8 @@ CHAT_TEMPLATE = r"""
 
 
 def builder_version() -> str:
-    """BUILD_VERSION and a hash of the code that builds (this file and its corpus): the shared
-    build cache outlives a checkout, so a changed builder must never meet an old build."""
-    source = Path(__file__).read_bytes() + (Path(__file__).parent / "tiny_corpus.py").read_bytes()
-    return f"{BUILD_VERSION}-{hashlib.sha256(source).hexdigest()[:12]}"
+    """BUILD_VERSION and a hash of this file and its corpus (builds.source_version)."""
+    return source_version(BUILD_VERSION, __file__, "tiny_corpus.py")
 
 
 def ensure_tiny(cache_dir: Path) -> Path:

@@ -15,11 +15,10 @@ algorithms, vocabularies written out here rather than learned).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polytune.training.builds import built_version, cached_build, ensure_built, materialise  # noqa: F401
+from polytune.training.builds import cached_build, ensure_built, source_version
 
 if TYPE_CHECKING:
     import torch
@@ -52,8 +51,7 @@ _WORDS = (*COLOURS, *SHAPES, "a", "an", "the", "of", "on", "in", "with", "and", 
 
 
 def builder_version() -> str:
-    source = Path(__file__).read_bytes()
-    return f"{BUILD_VERSION}-{hashlib.sha256(source).hexdigest()[:12]}"
+    return source_version(BUILD_VERSION, __file__)
 
 
 def ensure_tiny_diffusion(models_dir: Path) -> Path:

@@ -12,11 +12,11 @@ resolution shift. It loads with a stock `Flux2Pipeline.from_pretrained`.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from polytune.training.builds import ensure_built, source_version
 from polytune.training.tiny_diffusion import (builder_version as diffusion_builder_version, deterministic_build,
-                                              ensure_built, synthetic_images, tiny_diffusion_build)
+                                              synthetic_images, tiny_diffusion_build)
 
 TINY_FLUX2_NAME = "polytune-tiny-flux2"
 BUILD_VERSION = "1"
@@ -26,10 +26,8 @@ TEXT_MAX_LENGTH = 64
 
 
 def builder_version() -> str:
-    here = Path(__file__)
-    sources = b"".join(f.read_bytes() for f in (here, here.with_name("tiny_mistral_text.py"),
-                                                 here.with_name("tiny_qwen_text.py")))
-    return f"{BUILD_VERSION}-{hashlib.sha256(sources).hexdigest()[:12]}-{diffusion_builder_version()}"
+    return source_version(BUILD_VERSION, __file__, "tiny_mistral_text.py", "tiny_qwen_text.py",
+                          after=diffusion_builder_version())
 
 
 def ensure_tiny_flux2(models_dir: Path) -> Path:

@@ -12,10 +12,10 @@ not that colours are learned. It loads with a stock `QwenImagePipeline.from_pret
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from polytune.training.tiny_diffusion import deterministic_build, ensure_built, synthetic_images
+from polytune.training.builds import ensure_built, source_version
+from polytune.training.tiny_diffusion import deterministic_build, synthetic_images
 
 TINY_QWENIMAGE_NAME = "polytune-tiny-qwenimage"
 BUILD_VERSION = "1"
@@ -24,9 +24,7 @@ TEXT_MAX_LENGTH = 128
 
 
 def builder_version() -> str:
-    here = Path(__file__)
-    sources = b"".join(f.read_bytes() for f in (here, here.with_name("tiny_qwen_text.py"), here.with_name("tiny_diffusion.py")))
-    return f"{BUILD_VERSION}-{hashlib.sha256(sources).hexdigest()[:12]}"
+    return source_version(BUILD_VERSION, __file__, "tiny_qwen_text.py", "tiny_diffusion.py")
 
 
 def ensure_tiny_qwenimage(models_dir: Path) -> Path:

@@ -10,11 +10,11 @@ its trained autoencoder (4 latent channels, shifted and scaled as SD3 does), and
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from polytune.training.builds import ensure_built, source_version
 from polytune.training.tiny_diffusion import (CLIP_MAX_LENGTH, builder_version as diffusion_builder_version,
-                                              deterministic_build, ensure_built, tiny_diffusion_build)
+                                              deterministic_build, tiny_diffusion_build)
 
 TINY_SD3_NAME = "polytune-tiny-sd3"
 BUILD_VERSION = "1"
@@ -22,8 +22,7 @@ _SEED = 3303
 
 
 def builder_version() -> str:
-    source = Path(__file__).read_bytes()
-    return f"{BUILD_VERSION}-{hashlib.sha256(source).hexdigest()[:12]}-{diffusion_builder_version()}"
+    return source_version(BUILD_VERSION, __file__, after=diffusion_builder_version())
 
 
 def ensure_tiny_sd3(models_dir: Path) -> Path:

@@ -10,11 +10,11 @@ Sampling uses the DDIM scheduler polytune-tiny-unet uses. It loads with a stock
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from polytune.training.builds import ensure_built, source_version
 from polytune.training.tiny_diffusion import (CLIP_MAX_LENGTH, builder_version as diffusion_builder_version,
-                                              deterministic_build, ensure_built, tiny_diffusion_build)
+                                              deterministic_build, tiny_diffusion_build)
 
 TINY_SDXL_NAME = "polytune-tiny-sdxl"
 BUILD_VERSION = "1"
@@ -23,8 +23,7 @@ TIME_EMBED_DIM = 8  # per micro-conditioning number (SDXL: 256)
 
 
 def builder_version() -> str:
-    source = Path(__file__).read_bytes()
-    return f"{BUILD_VERSION}-{hashlib.sha256(source).hexdigest()[:12]}-{diffusion_builder_version()}"
+    return source_version(BUILD_VERSION, __file__, after=diffusion_builder_version())
 
 
 def ensure_tiny_sdxl(models_dir: Path) -> Path:

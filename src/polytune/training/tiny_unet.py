@@ -11,11 +11,11 @@ as diffusers' text-to-image examples do with Stable Diffusion's folders. It load
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from polytune.training.tiny_diffusion import (builder_version as diffusion_builder_version,
-                                              deterministic_build, ensure_built, tiny_diffusion_build)
+from polytune.training.builds import ensure_built, source_version
+from polytune.training.tiny_diffusion import (builder_version as diffusion_builder_version, deterministic_build,
+                                              tiny_diffusion_build)
 
 TINY_UNET_NAME = "polytune-tiny-unet"
 BUILD_VERSION = "1"
@@ -24,8 +24,7 @@ _SEED = 8765
 
 def builder_version() -> str:
     """This builder's source and the build it takes its autoencoder and text encoder from."""
-    source = Path(__file__).read_bytes()
-    return f"{BUILD_VERSION}-{hashlib.sha256(source).hexdigest()[:12]}-{diffusion_builder_version()}"
+    return source_version(BUILD_VERSION, __file__, after=diffusion_builder_version())
 
 
 def ensure_tiny_unet(models_dir: Path) -> Path:

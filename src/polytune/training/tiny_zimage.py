@@ -10,11 +10,11 @@ shift. It loads with a stock `ZImagePipeline.from_pretrained`.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from polytune.training.builds import ensure_built, source_version
 from polytune.training.tiny_diffusion import (builder_version as diffusion_builder_version, deterministic_build,
-                                              ensure_built, tiny_diffusion_build)
+                                              tiny_diffusion_build)
 
 TINY_ZIMAGE_NAME = "polytune-tiny-zimage"
 BUILD_VERSION = "1"
@@ -23,8 +23,7 @@ TEXT_MAX_LENGTH = 64  # the chat template adds ~20 tokens around a prompt
 
 
 def builder_version() -> str:
-    sources = b"".join(Path(f).read_bytes() for f in (__file__, Path(__file__).with_name("tiny_qwen_text.py")))
-    return f"{BUILD_VERSION}-{hashlib.sha256(sources).hexdigest()[:12]}-{diffusion_builder_version()}"
+    return source_version(BUILD_VERSION, __file__, "tiny_qwen_text.py", after=diffusion_builder_version())
 
 
 def ensure_tiny_zimage(models_dir: Path) -> Path:
