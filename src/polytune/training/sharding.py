@@ -26,6 +26,10 @@ DEVICE_BUDGET = 0.8
 GB = 1024**3
 
 
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / GB:.1f} GB" if n_bytes >= GB / 10 else f"{n_bytes / 1024**2:.1f} MB"
+
+
 @dataclass(frozen=True)
 class Strategy:
     fsdp: bool
@@ -50,7 +54,7 @@ def choose_strategy(setting: str, *, workers: int, device_memory: int | None, n_
     if workers <= 1:
         return None
     need = memory_need(n_params, lora=lora)
-    size = f"~{need / GB:.1f} GB of training state per worker with DDP ({n_params / 1e6:.1f}M parameters, " \
+    size = f"~{_size(need)} of training state per worker with DDP ({n_params / 1e6:.1f}M parameters, " \
            f"{'LoRA' if lora else 'full fine-tune'})"
     if setting == "never":
         return Strategy(False, f"POLYTUNE_FSDP=never; {size}")
@@ -58,7 +62,7 @@ def choose_strategy(setting: str, *, workers: int, device_memory: int | None, n_
         # accelerate (1.15) turns FSDP on for accelerator devices only; on CPU workers it would
         # silently run DDP, so say so instead.
         return Strategy(False, f"CPU workers: FSDP shards on accelerators only; {size}")
-    budget = f"{DEVICE_BUDGET:.0%} of one device's {device_memory / GB:.1f} GB"
+    budget = f"{DEVICE_BUDGET:.0%} of one device's {_size(device_memory)}"
     if setting == "always":
         return Strategy(True, f"POLYTUNE_FSDP=always; {size}")
     if need > DEVICE_BUDGET * device_memory:

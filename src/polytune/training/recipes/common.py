@@ -7,6 +7,7 @@ bookkeeping that the reporter callback, not the trainer, does (checkpoints, logg
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,10 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
     strategy = job_strategy(Settings().fsdp, model_path, lora=spec.adapter.kind == "lora")
     fsdp = (fsdp_training_args(model_path, activation_checkpointing=checkpointing)
             if strategy is not None and strategy.fsdp else {})
+    if not fsdp:
+        # accelerate marks a process that once had an FSDP plugin (ACCELERATE_USE_FSDP) and would
+        # shard every later trainer in it with a default FSDP1; Ray reuses worker processes.
+        os.environ.pop("ACCELERATE_USE_FSDP", None)
     return dict(
         output_dir=str(output_dir),
         num_train_epochs=hp.n_epochs,
