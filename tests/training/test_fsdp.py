@@ -193,16 +193,17 @@ def test_fsdp_on_two_ranks_matches_one_process_and_saves_what_reloads(tiny, cata
     alone_lora = run_training(lora, entry, model_path, rows, None, tmp_path / "alone-lora", alone_lora_reporter)
 
     # Steps 1-4 before the pause, 5-8 after resuming from the FSDP checkpoint: the per-step
-    # loss of one process at every step (measured: within 0.1%; DDP's tolerance is 3%).
+    # loss of one process at every step (measured: within 3e-7 relative, LoRA 2e-5).
     fsdp_losses = {int(k): v for k, v in result["full_losses"].items()}
     assert sorted(fsdp_losses) == list(range(1, 9)) and result["full_steps"] == alone.steps == 8
     for row in alone.metrics_rows:
-        assert fsdp_losses[row["step"]] == pytest.approx(row["train_loss"], rel=0.01), row["step"]
+        assert fsdp_losses[row["step"]] == pytest.approx(row["train_loss"], rel=1e-3), row["step"]
     lora_losses = {int(k): v for k, v in result["lora_losses"].items()}
     for step, metrics in alone_lora_reporter.metrics_calls:
-        assert lora_losses[step] == pytest.approx(metrics["train_loss"], rel=0.01), step
+        assert lora_losses[step] == pytest.approx(metrics["train_loss"], rel=1e-3), step
 
-    # Rank 0 wrote whole tensors that from_pretrained loads: the weights one process reaches.
+    # Rank 0 wrote whole tensors that from_pretrained loads: the weights one process reaches
+    # (measured: within 1e-5, the LoRA adapter within 3e-4).
     final = Path(result["full_final"])
     reloaded = AutoModelForCausalLM.from_pretrained(final).state_dict()
     reference = load_file(str(alone.final_dir / "model.safetensors"))
