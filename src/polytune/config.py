@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # On a cluster without accelerators a job runs one CPU worker per requested accelerator,
     # each taking this many of Ray's CPUs.
     ray_cpus_per_worker: float = Field(default=1.0, gt=0, description="Ray CPUs per worker without GPUs")
+    # A multi-worker job shards its model across the workers (FSDP) instead of copying it (DDP):
+    # "auto" when it would not fit one device (training/sharding.py), "always", or "never".
+    fsdp: Literal["auto", "always", "never"] = Field(default="auto", description="FSDP for multi-worker jobs")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="413 beyond this")
     scheduler_interval: float = Field(default=0.5, description="seconds between scheduler passes")
     cancel_grace_seconds: float = Field(default=10.0, description="then the worker's group is killed")

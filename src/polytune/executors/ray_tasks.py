@@ -3,8 +3,8 @@
 - `run_job`: a one-accelerator job, one Ray task that is the job's worker
   (`training/runner.py:run`, as the local executor's subprocess is).
 - `drive_job`: a multi-accelerator job; a task holding no resources that runs Ray Train's
-  `TorchTrainer` with one worker per accelerator (DDP over gloo on CPU, NCCL on GPUs), placed
-  by Ray Train's placement group. Each worker runs the same runner: rank 0 reports, every rank
+  `TorchTrainer` with one worker per accelerator (DDP over gloo on CPU, NCCL on GPUs; FSDP on
+  GPUs when training/sharding.py chooses it), placed by Ray Train's placement group. Each worker runs the same runner: rank 0 reports, every rank
   trains (`training/distributed.py`).
 
 Ray reuses a task's worker process for later tasks of the same server, so the training stack

@@ -11,7 +11,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from polytune.training import distributed
 from polytune.training.reporter import PREFERENCE_METRICS, Reporter
-from polytune.training.saving import save_model_dir
+from polytune.training.saving import save_trained
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,12 @@ class ReporterCallback(TrainerCallback):
         # Saved at an epoch end but reported only once that epoch's evaluation (which the
         # Trainer runs after on_epoch_end) has been logged, so its metrics include it.
         self._pending_checkpoint: tuple[int, Path] | None = None
+        # The trainer this callback serves (attach): epoch checkpoints are saved through it, as
+        # every rank must take part in saving a sharded (FSDP) model.
+        self.trainer = None
+
+    def attach(self, trainer) -> None:
+        self.trainer = trainer
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -146,15 +152,15 @@ class ReporterCallback(TrainerCallback):
         self._report_pending_checkpoint()
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                     model=None, processing_class=None, **kwargs: Any) -> None:
-        if self.stopped_for or self.n_checkpoints <= 0 or not state.is_world_process_zero:
+                     **kwargs: Any) -> None:
+        if self.stopped_for or self.n_checkpoints <= 0:
             return
         epoch = round(state.epoch)
         if epoch <= args.num_train_epochs - self.n_checkpoints:
             return
-        out_dir = save_model_dir(model, processing_class,
-                                 self.checkpoints_dir / f"step-{state.global_step}")
-        self._pending_checkpoint = (state.global_step, out_dir)
+        out_dir = save_trained(self.trainer, self.checkpoints_dir / f"step-{state.global_step}")
+        if out_dir is not None:  # rank 0
+            self._pending_checkpoint = (state.global_step, out_dir)
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      **kwargs: Any) -> None:

@@ -11,7 +11,7 @@ from polytune.training.callback import ReporterCallback, ResumeEvery
 from polytune.training.models import CatalogEntry
 from polytune.training.recipes import get_recipe
 from polytune.training.reporter import Reporter
-from polytune.training.saving import save_model_dir
+from polytune.training.saving import save_trained
 
 
 class TrainingStopped(Exception):
@@ -59,6 +59,23 @@ def trainer_settings(trainer) -> dict[str, Any]:
     return out
 
 
+def multi_worker_strategy(trainer, spec: JobSpec, model_path: Path | str) -> tuple[str, dict[str, Any]] | None:
+    """The event saying how a multi-worker job trains (DDP or FSDP, and why); None alone.
+    What the trainer actually runs decides the name, the setting's reasoning the why."""
+    from polytune.config import Settings
+    from polytune.training.sharding import job_strategy
+
+    strategy = job_strategy(Settings().fsdp, model_path, lora=spec.adapter.kind == "lora")
+    if strategy is None:
+        return None
+    fsdp = bool(getattr(trainer, "is_fsdp_enabled", False))
+    name = "FSDP (the model sharded across the workers)" if fsdp else "DDP (a whole copy of the model per worker)"
+    mismatch = "" if fsdp == strategy.fsdp else f", although {strategy.name} was chosen"
+    return (f"{trainer.args.world_size} workers train with {name}: {strategy.reason}{mismatch}",
+            {"strategy": "fsdp" if fsdp else "ddp", "chosen": strategy.name.lower(), "reason": strategy.reason,
+             "workers": trainer.args.world_size})
+
+
 def run_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
                  train_rows: list[dict[str, Any]], val_rows: list[dict[str, Any]] | None,
                  workdir: Path, reporter: Reporter, *, resume_from: Path | None = None,
@@ -71,6 +88,10 @@ def run_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
                                 resume_every=resume_every)
     trainer = get_recipe(spec.method).build_trainer(
         spec, entry, model_path, train_rows, val_rows, workdir / "trainer", [callback])
+    callback.attach(trainer)
+    if strategy := multi_worker_strategy(trainer, spec, model_path):
+        message, data = strategy
+        reporter.event(message, data=data)
     reporter.event(f"Training started: {trainer.args.num_train_epochs} epochs, "
                    f"{len(trainer.train_dataset)} examples per epoch", data=trainer_settings(trainer))
     # Only the newest resume checkpoint is needed on local disk; the reporter keeps it safe.
@@ -83,9 +104,8 @@ def run_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
                    f"{output.metrics['train_runtime']:.1f} s",
                    data={**{k: output.metrics[k] for k in ("train_runtime", "train_steps_per_second")},
                          "input_tokens_seen": int(trainer.state.num_input_tokens_seen)})
-    # Only rank 0 keeps the result; the other workers of a multi-worker job are done.
-    final_dir = (save_model_dir(trainer.model, trainer.processing_class, workdir / "final")
-                 if trainer.is_world_process_zero() else None)
+    # Only rank 0 keeps the result (the other ranks take part in gathering a sharded model).
+    final_dir = save_trained(trainer, workdir / "final")
     return TrainingResult(final_dir=final_dir, metrics_rows=callback.rows,
                           trained_tokens=int(trainer.state.num_input_tokens_seen),
                           steps=trainer.state.global_step)

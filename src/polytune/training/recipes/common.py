@@ -7,12 +7,14 @@ bookkeeping that the reporter callback, not the trainer, does (checkpoints, logg
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polytune.domain.spec import JobSpec
 from polytune.training.distributed import per_device_batch
 from polytune.training.models import CatalogEntry
+from polytune.training.sharding import fsdp_training_args, job_strategy
 
 if TYPE_CHECKING:
     from peft import LoraConfig
@@ -35,12 +37,24 @@ def require_resolved(spec: JobSpec) -> None:
                          "(run resolve_auto first)")
 
 
-def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_eval: bool) -> dict[str, Any]:
+def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_eval: bool,
+                  model_path: Path | str) -> dict[str, Any]:
     """Keyword arguments every TRL config (a transformers TrainingArguments) takes alike."""
     import torch
 
+    from polytune.config import Settings
+
     hp = spec.hyperparameters
     cuda = torch.cuda.is_available()
+    checkpointing = hp.gradient_checkpointing if hp.gradient_checkpointing is not None else cuda
+    # A multi-worker job shards the model (FSDP) when POLYTUNE_FSDP says so (sharding.py).
+    strategy = job_strategy(Settings().fsdp, model_path, lora=spec.adapter.kind == "lora")
+    fsdp = (fsdp_training_args(model_path, activation_checkpointing=checkpointing)
+            if strategy is not None and strategy.fsdp else {})
+    if not fsdp:
+        # accelerate marks a process that once had an FSDP plugin (ACCELERATE_USE_FSDP) and would
+        # shard every later trainer in it with a default FSDP1; Ray reuses worker processes.
+        os.environ.pop("ACCELERATE_USE_FSDP", None)
     return dict(
         output_dir=str(output_dir),
         num_train_epochs=hp.n_epochs,
@@ -58,7 +72,7 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
         # checkpointing costs ~20-30% of the speed; on a GPU memory is the tighter limit.
         use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
-        activation_checkpointing=hp.gradient_checkpointing if hp.gradient_checkpointing is not None else cuda,
+        activation_checkpointing=checkpointing,
         seed=spec.seed,
         data_seed=spec.seed,
         logging_steps=1,
@@ -69,7 +83,7 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
         include_num_input_tokens_seen="non_padding",
         dataloader_pin_memory=cuda,
         disable_tqdm=True,
-    )
+    ) | fsdp
 
 
 def lora_config(spec: JobSpec, entry: CatalogEntry) -> LoraConfig | None:

@@ -40,7 +40,7 @@ def build_dpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
         raise ValueError("the job spec has no resolved preference settings (run resolve_auto first)")
     hp = spec.hyperparameters
     config = DPOConfig(
-        **training_args(spec, entry, output_dir, has_eval=bool(val_rows)),
+        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path),
         beta=preference.beta,
         loss_type=[preference.loss_type],
         # Validation measured prompt + chosen and prompt + rejected against this length and

@@ -93,7 +93,7 @@ def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
     if val_rows and isinstance(reward.eval_samples, int):
         val_rows = val_rows[:reward.eval_samples]
     args = GRPOConfig(**{
-        **training_args(spec, entry, output_dir, has_eval=bool(val_rows)),
+        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path),
         # A step's batch is batch_size prompts (split across workers) times their generations.
         "per_device_train_batch_size": per_device_batch(hp.batch_size) * generations,
         "per_device_eval_batch_size": max(generations, math.ceil(len(val_rows or []) / generations) * generations),

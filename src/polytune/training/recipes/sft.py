@@ -51,7 +51,7 @@ def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
             val_rows = split_trained_turns(val_rows) if val_rows else val_rows
 
     config = SFTConfig(
-        **training_args(spec, entry, output_dir, has_eval=bool(val_rows)),
+        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path),
         max_length=hp.context_length or entry.max_length,
         packing=bool(hp.packing),
         assistant_only_loss=assistant_only,
