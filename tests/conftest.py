@@ -67,8 +67,6 @@ class LiveServer:
     def __init__(self, tmp: Path, database_url: str, **env: str):
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
             "POLYTUNE_DATA_DIR": str(tmp / "data"),
@@ -81,20 +79,32 @@ class LiveServer:
             **env,
         }
         self.log = open(tmp / "server.log", "ab")
+        # A free port can be taken by another test process between our probe and the server's
+        # bind (tests run in parallel): then the server exits at once, and we try another.
+        for _ in range(3):
+            if self._start():
+                return
+        raise RuntimeError("the server found no free port three times")
+
+    def _start(self) -> bool:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([str(BIN / "polytune"), "serve", "--host", "127.0.0.1", "--port",
                                       str(self.port), "--log-level", "warning"],
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("server exited:\n" + (tmp / "server.log").read_text())
+                log = (self.tmp / "server.log").read_text()
+                if "address already in use" in log.lower().rsplit("started server process", 1)[-1]:
+                    return False
+                raise RuntimeError("server exited:\n" + log)
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    break
+                    return True
             except httpx.HTTPError:
                 time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not become healthy")
+        raise RuntimeError("server did not become healthy")
 
     def create_key(self, org: str) -> str:
         out = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", org], env=self.env,

@@ -188,7 +188,7 @@ def _kill_workers(server) -> None:
 
 
 @pytest.mark.parametrize("backend", ["postgresql"] if PG_URL else ["sqlite"])
-def test_server_killed_with_two_running_and_three_queued(backend, tmp_path):
+def test_server_killed_with_two_running_and_one_queued(backend, tmp_path):
     url, drop = make_database_url(backend, tmp_path)
     env = {"POLYTUNE_WORKER_SLOTS": "2", "POLYTUNE_RESUME_CHECKPOINT_STEPS": RESUME_EVERY}
     server = LiveServer(tmp_path, url, **env)
@@ -196,7 +196,7 @@ def test_server_killed_with_two_running_and_three_queued(backend, tmp_path):
         key = server.create_key("crash")
         client = _client(server, key)
         fid = _upload(client)
-        jobs = [_create(client, fid, n_epochs=2).id for _ in range(5)]
+        jobs = [_create(client, fid, n_epochs=2).id for _ in range(3)]
         wait_for(lambda: sum(client.fine_tuning.jobs.retrieve(j).status == "running"
                              and (client.fine_tuning.jobs.retrieve(j).model_extra.get("trained_steps") or 0) > 5
                              for j in jobs) >= 2, 300)
@@ -206,7 +206,7 @@ def test_server_killed_with_two_running_and_three_queued(backend, tmp_path):
         server = LiveServer(tmp_path, url, **env)
         client = _client(server, key)
         finished = [_done(client, j, 600) for j in jobs]
-        assert [j.status for j in finished] == ["succeeded"] * 5, [j.error for j in finished]
+        assert [j.status for j in finished] == ["succeeded"] * 3, [j.error for j in finished]
         models = [m.id for m in client.models.list().data if m.id.startswith("ft:") and ":ckpt-" not in m.id]
         assert sorted(models) == sorted(j.fine_tuned_model for j in finished)  # one model each
         for j in finished:
@@ -252,7 +252,7 @@ def test_two_servers_on_one_database_run_every_job_once(tmp_path):
         fid = _upload(ca, 10)
         jobs = [(ca if i % 2 else cb).fine_tuning.jobs.create(
             model="polytune-tiny", training_file=fid, hyperparameters={"n_epochs": 1, "batch_size": 5}).id
-            for i in range(6)]
+            for i in range(4)]
         finished = [_done(ca, j, 900) for j in jobs]
         assert all(j.status == "succeeded" for j in finished), [j.error for j in finished]
         for j in jobs:

@@ -300,12 +300,15 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
         log.info("job %s stopped for %s at step %s", job_id, stop.reason, stop.step)
         if wandb:  # paused or preempted: the next attempt's run joins this one in the job's folder
             wandb.end(reporter, attach=stop.reason == "cancel")
+        # trained_steps: the step the resume checkpoint holds (progress is written only while
+        # the job is running, so a pausing job's last step would otherwise be missing).
         if stop.reason == "pause":
             _finish(db, job_id, JobStatus.PAUSED, f"Fine-tuning job paused at step {stop.step}",
-                    from_=(JobStatus.PAUSING,))
+                    from_=(JobStatus.PAUSING,), trained_steps=stop.step)
         elif stop.reason == "preempt":
             _finish(db, job_id, JobStatus.QUEUED, f"The worker was stopped at step {stop.step}; "
-                    "the job is queued and will resume from there", worker=None, heartbeat_at=None)
+                    "the job is queued and will resume from there", worker=None, heartbeat_at=None,
+                    trained_steps=stop.step)
     except Exception as e:
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
         code = getattr(e, "code", None) or "training_error"

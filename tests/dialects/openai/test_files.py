@@ -69,7 +69,9 @@ def test_invalid_purpose_names_param(client):
 def test_too_large_is_413_and_nothing_is_kept(tmp_path):
     from tests.conftest import LiveServer
 
-    small = LiveServer(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", POLYTUNE_MAX_UPLOAD_BYTES="1000")
+    # No job trains here: no warm worker process to start.
+    small = LiveServer(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", POLYTUNE_MAX_UPLOAD_BYTES="1000",
+                       POLYTUNE_WARM_WORKERS="false")
     try:
         key = small.create_key("tiny-limit")
         client = openai.OpenAI(base_url=f"{small.url}/v1", api_key=key, max_retries=0)
