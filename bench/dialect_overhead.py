@@ -73,7 +73,7 @@ def api_latency(tmp: Path, n: int) -> list[tuple[str, str, float, float]]:
 
 def archive_cost(tmp: Path) -> tuple[int, float, int, float]:
     from polytune.store.blobs import BlobStore
-    from polytune.training.tiny import ensure_tiny
+    from polytune.catalog.tiny import ensure_tiny
     from polytune.training.store_reporter import StoreReporter
 
     folder = ensure_tiny(tmp / "models")

@@ -37,7 +37,7 @@ def build_small(folder: Path) -> Path:
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    from polytune.training.tiny import build_tokenizer
+    from polytune.catalog.tiny import build_tokenizer
 
     tokenizer = build_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
@@ -150,7 +150,7 @@ def main() -> int:
     import torch
     from openai import OpenAI
 
-    from polytune.training.models import Catalog
+    from polytune.catalog.models import Catalog
     from tests.conftest import LiveServer
 
     torch.set_num_threads(args.threads)

@@ -90,7 +90,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=4)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from polytune.training.tiny import ensure_tiny
+    from polytune.catalog.tiny import ensure_tiny
 
     data = rows()
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,7 +33,7 @@ from polytune.services.repos import RepoService
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database
 from polytune.store.secret_box import SecretBox
-from polytune.training.models import Catalog
+from polytune.catalog.models import Catalog
 
 log = logging.getLogger("polytune")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from polytune.training.tiny import builder_version, ensure_tiny
+from polytune.catalog.tiny import builder_version, ensure_tiny
 
-_BUILD = "import sys; from pathlib import Path; from polytune.training.tiny import ensure_tiny; " \
+_BUILD = "import sys; from pathlib import Path; from polytune.catalog.tiny import ensure_tiny; " \
          "print(ensure_tiny(Path(sys.argv[1])))"
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Literal
 
 from polytune.domain.errors import InvalidRequest
-from polytune.training.tiny import TINY_NAME, ensure_tiny
-from polytune.training.tiny_diffusion import (RESOLUTION, T5_MAX_LENGTH, TINY_DIFFUSION_NAME,
+from polytune.catalog.tiny import TINY_NAME, ensure_tiny
+from polytune.catalog.tiny_diffusion import (RESOLUTION, T5_MAX_LENGTH, TINY_DIFFUSION_NAME,
                                               ensure_tiny_diffusion)
-from polytune.training.tiny_unet import TINY_UNET_NAME, ensure_tiny_unet
+from polytune.catalog.tiny_unet import TINY_UNET_NAME, ensure_tiny_unet
 
 AdapterKind = Literal["full", "lora"]
 ModelKind = Literal["text", "image"]
@@ -179,7 +179,7 @@ class Catalog:
         a built-in one; a hub id unreachable is a 400 on `model`."""
         if entry.name in BUILT_IN_PIPELINES:
             return BUILT_IN_PIPELINES[entry.name]
-        from polytune.training.image.family import pipeline_class_name
+        from polytune.catalog.pipelines import pipeline_class_name
 
         try:
             return pipeline_class_name(entry.source)

@@ -7,7 +7,9 @@
   (`v_prediction`) at a discrete timestep, whichever their scheduler config names.
 
 polytune trains the classes of TRAINED (one module each in training/image/: flux.py, unet.py,
-sdxl.py, ...); a pipeline of another class is refused when the job is created.
+sdxl.py, ..., picked by training/image/family.py); a pipeline of another class is refused when
+the job is created. Pure recognition lives here, below services and training both: services
+check a job's model with it, the worker picks its training code after it.
 """
 
 from __future__ import annotations
@@ -19,13 +21,7 @@ from typing import TYPE_CHECKING, Any
 from polytune.domain.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from polytune.training.models import CatalogEntry
-    from polytune.training.image.flux import FluxFamily
-    from polytune.training.image.unet import UNetFamily
-
-    # Every family has FluxFamily's shape: name, denoiser, lora_targets, load, frozen,
-    # objective, encode_prompts, encode_images, loss, save_lora.
-    Family = FluxFamily | UNetFamily
+    from polytune.catalog.models import CatalogEntry
 
 # Stable Diffusion 3 is an MMDiT trained by flow matching, not a UNet: its own prefix.
 FLOW_MATCHING_PREFIXES = ("Flux", "QwenImage", "ZImage", "StableDiffusion3")
@@ -34,11 +30,6 @@ TRAINED = {"FluxPipeline": "flow matching", "StableDiffusionPipeline": "UNet",
            "StableDiffusionXLPipeline": "UNet", "StableDiffusion3Pipeline": "flow matching",
            "ZImagePipeline": "flow matching", "QwenImagePipeline": "flow matching",
            "Flux2Pipeline": "flow matching"}
-# The module and class that train each pipeline class of TRAINED.
-_FAMILY_CLASSES = {"FluxPipeline": ("flux", "FluxFamily"), "StableDiffusionPipeline": ("unet", "UNetFamily"),
-                   "StableDiffusionXLPipeline": ("sdxl", "SDXLFamily"),
-                   "StableDiffusion3Pipeline": ("sd3", "SD3Family"), "ZImagePipeline": ("zimage", "ZImageFamily"),
-                   "QwenImagePipeline": ("qwenimage", "QwenImageFamily"), "Flux2Pipeline": ("flux2", "Flux2Family")}
 
 
 def objective_family(class_name: str) -> str | None:
@@ -70,16 +61,6 @@ def check_trainable(class_name: str, model: str) -> None:
         f"The model '{model}' is {kind} ({class_name}); polytune trains "
         f"{', '.join(f'{c} ({f})' for c, f in TRAINED.items())} so far.", param="model",
         code="model_not_supported")
-
-
-def family_for(model_path: Path | str) -> Family:
-    """The training code of the pipeline at `model_path`."""
-    import importlib
-
-    class_name = pipeline_class_name(model_path)
-    check_trainable(class_name, str(model_path))
-    module, cls = _FAMILY_CLASSES[class_name]
-    return getattr(importlib.import_module(f"polytune.training.image.{module}"), cls)()
 
 
 def call_kwargs(family: str | None, entry: CatalogEntry) -> dict[str, Any]:

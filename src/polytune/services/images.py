@@ -14,8 +14,8 @@ from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.inference.weights import cache_root, fetch_model_dir
 from polytune.services.models import ModelService
 from polytune.store.blobs import BlobStore
-from polytune.training.image.family import call_kwargs, objective_family
-from polytune.training.models import Catalog
+from polytune.catalog.pipelines import call_kwargs, objective_family
+from polytune.catalog.models import Catalog
 
 URL_LIFETIME_SECONDS = 3600
 MAX_IMAGES = 10

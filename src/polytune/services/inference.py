@@ -21,7 +21,7 @@ from polytune.inference.model_text import ModelText, encode_prompt, load_model_t
 from polytune.inference.weights import cache_root, drop_model_dir, fetch_model_dir
 from polytune.services.models import ModelService
 from polytune.store.blobs import BlobStore
-from polytune.training.models import Catalog
+from polytune.catalog.models import Catalog
 
 _TEXT_CACHE = 64
 

@@ -28,8 +28,8 @@ from polytune.store.db import Database, now
 from polytune.store.pagination import page
 from polytune.store.secret_box import SecretBox
 from polytune.store.secrets import add_job_secret
-from polytune.training.image.family import check_trainable
-from polytune.training.models import Catalog
+from polytune.catalog.pipelines import check_trainable
+from polytune.catalog.models import Catalog
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,13 @@ import sqlalchemy as sa
 from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.inference import ServedModel
 from polytune.domain.job import JobStatus
+from polytune.domain.naming import model_name
 from polytune.domain.objects import ModelInfo
 from polytune.domain.spec import JobSpec
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
-from polytune.training.models import Catalog
+from polytune.catalog.models import Catalog
 
 BASE_OWNER = "polytune"
 _CHECKPOINT_SUFFIX = re.compile(r":ckpt-step-\d+$")
@@ -99,8 +100,6 @@ class ModelService:
 
     def _job_for(self, s, org_id: str, model_id: str) -> t.Job | None:
         """The job that will produce `model_id` (its id, or the name its model will get)."""
-        from polytune.training.runner import model_name
-
         if model_id.startswith("ftjob-"):
             return s.scalar(sa.select(t.Job).where(t.Job.id == model_id, t.Job.org_id == org_id))
         name = _CHECKPOINT_SUFFIX.sub("", model_id)

@@ -12,7 +12,6 @@ import errno
 import io
 import logging
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 from polytune.config import Settings, cpu_threads
 from polytune.domain.ids import new_id
 from polytune.domain.job import IllegalTransition, JobStatus
+from polytune.domain.naming import model_name
 from polytune.domain.repos import DEFAULT_BRANCH
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.store import jobs as job_store
@@ -42,12 +42,6 @@ REWARD_COLUMNS = ["reward", "reward_std", "reward_min", "reward_max", "kl", "com
                   "valid_reward"]
 EXTRA_RESULT_COLUMNS = [*PREFERENCE_METRICS, *(f"valid_{k}" for k in PREFERENCE_METRICS), *REWARD_COLUMNS]
 _HEARTBEAT_SECONDS = 10.0
-
-
-def model_name(spec: JobSpec, org_name: str, job_id: str) -> str:
-    """OpenAI's shape: ft:{base}:{org}:{suffix}:{id}."""
-    org = re.sub(r"[^a-z0-9_-]+", "-", org_name.lower()).strip("-") or "org"
-    return f"ft:{spec.model}:{org}:{spec.output.suffix or ''}:{job_id.split('-', 1)[-1][:8]}"
 
 
 def metrics_rows(db: Database, job_id: str) -> list[dict]:
@@ -199,7 +193,7 @@ def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path,
 def _run_replica(job_id: str, settings: Settings) -> int:
     """A rank other than 0 of a multi-worker job: train beside rank 0, report nothing."""
     from polytune.training.distributed import ReplicaReporter
-    from polytune.training.models import Catalog
+    from polytune.catalog.models import Catalog
     from polytune.training.train import TrainingStopped
 
     db = Database(settings.resolved_database_url)
@@ -227,7 +221,7 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
     `placement_note` says where the executor placed it (an event), when it has something to say."""
     from polytune.training import distributed
     from polytune.training.device import resources_note
-    from polytune.training.models import Catalog
+    from polytune.catalog.models import Catalog
     from polytune.training.store_reporter import StoreReporter
     from polytune.training.train import TrainingStopped
     from polytune.training.wandb_job import start_job_wandb

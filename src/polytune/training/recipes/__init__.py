@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import JobSpec
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes.dpo import build_dpo_trainer
 from polytune.training.recipes.grpo import build_grpo_trainer
 from polytune.training.recipes.sft import build_sft_trainer

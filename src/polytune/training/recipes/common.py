@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from polytune.domain.spec import JobSpec
 from polytune.training.distributed import per_device_batch
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 from polytune.training.sharding import fsdp_training_args, job_strategy
 
 if TYPE_CHECKING:

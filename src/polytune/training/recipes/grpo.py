@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from polytune.domain.spec import JobSpec
 from polytune.training.distributed import per_device_batch
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
 
 if TYPE_CHECKING:
