@@ -191,8 +191,8 @@ def main() -> int:
     print(f"| plain transformers `generate` | {plain['tokens']} | {plain['seconds']:.2f} | {rate(plain):.1f} | 1.00 |")
     for name, r in (("polytune /v1/chat/completions", whole), ("polytune, stream=true (SSE)", streamed)):
         print(f"| {name} | {r['tokens']} | {r['seconds']:.2f} | {rate(r):.1f} | {rate(r) / rate(plain):.2f} |")
-    print(f"\n| 8 streams across 4 LoRA adapters | tokens | wall s | total tokens/s | per-stream tokens/s | "
-          f"median time to first token |")
+    print("\n| 8 streams across 4 LoRA adapters | tokens | wall s | total tokens/s | per-stream tokens/s | "
+          "median time to first token |")
     print("|---|---|---|---|---|---|")
     print(f"| one after another | {many['sequential_tokens']} | {many['sequential_wall']:.2f} | "
           f"{many['sequential_tokens'] / many['sequential_wall']:.1f} | | |")

@@ -234,6 +234,12 @@ def client_b(server):
                   _strict_response_validation=True)
 
 
+# Fixtures that start processes: a test using one is marked `live` (not in `make test-fast`).
+_LIVE_FIXTURES = {"server", "ray_cluster"}
+# The worker's training code on real (tiny) models, in process: marked `trains`.
+_TRAINING_TESTS = Path(__file__).parent / "training"
+
+
 def pytest_collection_modifyitems(config, items):
     """A test marked `sqlite_only` trains a model for real through the live server. What the
     database does for it (jobs, events, checkpoints rows) the API tests already prove on both
@@ -241,6 +247,11 @@ def pytest_collection_modifyitems(config, items):
     marked `ray_only` is about the Ray executor: it runs on the Ray server only."""
     keep, drop = [], []
     for item in items:
+        # `make test-fast` leaves out what needs a server process, a Ray cluster or a worker.
+        if _LIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
+        if _TRAINING_TESTS in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.trains)
         param = getattr(getattr(item, "callspec", None), "params", {}).get("server")
         skip = (param in SERVER_BACKENDS[1:] and item.get_closest_marker("sqlite_only")) or (
             param == "sqlite" and item.get_closest_marker("ray_only"))

@@ -295,7 +295,7 @@ class JobService:
 
     def _validate_one(self, job_id: str) -> None:
         from polytune.services.hyperparameters import resolve_auto
-        
+
         with self.db.session() as s:
             row = job_store.get_row(s, job_id)
             if row is None or row.status != JobStatus.VALIDATING_FILES.value:

@@ -69,8 +69,9 @@ class ModelService:
             if row is None:
                 raise _not_found(model_id)
             row.deleted_at = now()
-            served = ServedModel(id=row.id, kind=row.kind, base_model=row.base_model, blob_key=row.blob_key)
-        if self.blobs is not None:
+            served = ServedModel(id=row.id, kind=row.kind,  # type: ignore[arg-type]  # the column holds full|lora
+                                 base_model=row.base_model, blob_key=row.blob_key)
+        if self.blobs is not None and served.blob_key:
             self.blobs.delete(served.blob_key)
         return served
 
@@ -81,7 +82,8 @@ class ModelService:
         with self.db.session() as s:
             row = self._row(s, org_id, model_id)
             if row is not None:
-                return ServedModel(id=row.id, kind=row.kind, base_model=row.base_model, blob_key=row.blob_key)
+                return ServedModel(id=row.id, kind=row.kind,  # type: ignore[arg-type]  # the column holds full|lora
+                                   base_model=row.base_model, blob_key=row.blob_key)
             job = self._job_for(s, org_id, model_id)
         if job is not None:
             status = JobStatus(job.status)

@@ -122,7 +122,7 @@ def to_spec(req: FinetuneRequestIn) -> JobSpec:
 
 # -- rendering --------------------------------------------------------------------------------
 def iso(ts: int | None) -> str | None:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat() if ts is not None else None
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat() if ts is not None else None
 
 
 def _number(value: Any) -> Any:
