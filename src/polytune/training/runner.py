@@ -19,19 +19,14 @@ import threading
 import traceback
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from polytune.config import Settings, cpu_threads
-from polytune.domain.ids import new_id
-from polytune.domain.job import IllegalTransition, JobStatus
+from polytune.domain.job import JobStatus
 from polytune.domain.naming import model_name
 from polytune.domain.repos import DEFAULT_BRANCH
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
-from polytune.store import jobs as job_store
-from polytune.store import tables as t
+from polytune.store import worker as worker_store
 from polytune.store.blobs import BlobStore
-from polytune.store.db import Database, now
-from polytune.store.files import add_file
+from polytune.store.db import Database
 from polytune.training.reporter import PREFERENCE_METRICS, Reporter
 
 log = logging.getLogger("polytune.worker")
@@ -49,17 +44,15 @@ def metrics_rows(db: Database, job_id: str) -> list[dict]:
     so steps trained before a crash or a pause are in the results of the run that finishes.
     A step trained twice (after resuming from an earlier checkpoint) keeps its latest values."""
     rows: dict[int, dict] = {}
-    with db.session() as s:
-        for data in s.scalars(sa.select(t.JobEvent.data).where(
-                t.JobEvent.job_id == job_id, t.JobEvent.type == "metrics").order_by(t.JobEvent.seq)):
-            step = int(data["step"])
-            row = rows.setdefault(step, {"step": step})
-            if "train_loss" in data:
-                row.update(train_loss=data["train_loss"], train_accuracy=data.get("train_mean_token_accuracy"))
-            if "valid_loss" in data:
-                row.update(valid_loss=data["valid_loss"],
-                           valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))
-            row.update({k: v for k, v in data.items() if k in EXTRA_RESULT_COLUMNS or k.startswith("sub_reward_")})
+    for data in worker_store.metrics_events(db, job_id):
+        step = int(data["step"])
+        row = rows.setdefault(step, {"step": step})
+        if "train_loss" in data:
+            row.update(train_loss=data["train_loss"], train_accuracy=data.get("train_mean_token_accuracy"))
+        if "valid_loss" in data:
+            row.update(valid_loss=data["valid_loss"],
+                       valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))
+        row.update({k: v for k, v in data.items() if k in EXTRA_RESULT_COLUMNS or k.startswith("sub_reward_")})
     return [rows[k] for k in sorted(rows)]
 
 
@@ -77,15 +70,7 @@ def results_csv(rows: list[dict]) -> bytes:
 
 def _finish(db: Database, job_id: str, target: JobStatus, message: str, *,
             from_: tuple[JobStatus, ...] = (JobStatus.RUNNING, JobStatus.PAUSING), **fields) -> None:
-    with db.session() as s:
-        row = job_store.get_row(s, job_id, lock=True)
-        if row is None or row.status not in {f.value for f in from_}:
-            return  # cancelled (or taken over) meanwhile: the store already says how it ended
-        try:
-            job_store.transition(s, row, target, message, level="error" if target == JobStatus.FAILED else "info",
-                                 **fields)
-        except (IllegalTransition, job_store.StaleTransition):
-            return
+    worker_store.finish(db, job_id, target, message, from_=from_, **fields)
 
 
 def _publish_to_repository(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str, final_dir: Path,
@@ -165,13 +150,10 @@ def _train_images(blobs: BlobStore, spec: JobSpec, entry, model_path, work: Path
 def _load(db: Database, job_id: str):
     """The running job (domain), its resume point and its organization's name; None when the
     job is not running (cancelled meanwhile, or taken over)."""
-    with db.session() as s:
-        row = job_store.get_row(s, job_id)
-        if row is None or row.status != JobStatus.RUNNING.value:
-            log.warning("job %s is not running; nothing to do", job_id)
-            return None
-        org_name = s.scalar(sa.select(t.Organization.name).where(t.Organization.id == row.org_id)) or row.org_id
-        return job_store.to_domain(row), row.resume_step, row.resume_key, org_name
+    loaded = worker_store.load_running(db, job_id)
+    if loaded is None:
+        log.warning("job %s is not running; nothing to do", job_id)
+    return loaded
 
 
 def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path, job_id: str, work: Path,
@@ -222,7 +204,6 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
     from polytune.training import distributed
     from polytune.training.device import resources_note
     from polytune.catalog.models import Catalog
-    from polytune.training.store_reporter import StoreReporter
     from polytune.training.train import TrainingStopped
     from polytune.training.wandb_job import start_job_wandb
 
@@ -239,7 +220,7 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
     catalog = Catalog(settings.resolved_data_dir)
     entry = catalog.get(spec.model)
     name = model_name(spec, org_name, job_id)
-    reporter = StoreReporter(db, blobs, job_id=job_id, org_id=job.org_id, base_model=spec.model,
+    reporter = worker_store.StoreReporter(db, blobs, job_id=job_id, org_id=job.org_id, base_model=spec.model,
                              model_name=name, adapter_kind=spec.adapter.kind,
                              publish_samples=_sample_publisher(db, blobs, spec, job_id))
     stop_beating = threading.Event()
@@ -273,18 +254,12 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
             blobs.put_dir(result.final_dir, key)
             if spec.output.repository:
                 _publish_to_repository(db, blobs, spec, job_id, result.final_dir, work / "checkpoints", reporter)
-            data = results_csv(metrics_rows(db, job_id))
-            results_id = new_id("file")
-            with blobs.writer(f"files/{results_id}") as f:
-                f.write(data)
-            with db.session() as s:
-                add_file(s, file_id=results_id, org_id=job.org_id, filename=f"{job_id}-results.csv",
-                         purpose="fine-tune-results", size=len(data))
+            results_id = worker_store.add_result_file(db, blobs, org_id=job.org_id, filename=f"{job_id}-results.csv",
+                                                      data=results_csv(metrics_rows(db, job_id)))
             wandb_files = wandb.end(reporter, summary={"job_id": job_id, "fine_tuned_model": name}) if wandb else []
             wandb = None
-            with db.session() as s:
-                s.add(t.Model(id=name, org_id=job.org_id, job_id=job_id, base_model=spec.model,
-                              kind=spec.adapter.kind, is_checkpoint=False, blob_key=key, created_at=now()))
+            worker_store.add_model(db, model_id=name, org_id=job.org_id, job_id=job_id, base_model=spec.model,
+                                   kind=spec.adapter.kind, blob_key=key)
             _finish(db, job_id, JobStatus.SUCCEEDED, f"The job has successfully completed: {name}",
                     fine_tuned_model=name, result_files=[results_id, *wandb_files],
                     # What validation billed (tokens x epochs); the trainer's own count is in the event.
