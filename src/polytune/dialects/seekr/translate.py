@@ -14,7 +14,7 @@ from polytune.domain.objects import Event, FileInfo, ModelInfo, ProjectInfo
 from polytune.domain.spec import (TRAINABLE_METHODS, AdapterSpec, Hyperparameters, JobSpec, LoraSpec,
                                   PreferenceSpec, Resources, RewardSpec)
 
-from polytune.graders.seekr import DEFAULT_JUDGE_MODEL, from_reward_components
+from polytune.dialects.seekr.rewards import DEFAULT_JUDGE_MODEL, from_reward_components
 
 from .errors import NotAvailable
 from .protocol import LORA_EXTRAS, FinetuneRequestIn
