@@ -1,7 +1,8 @@
 """The worker entry point: `python -m polytune.training.runner JOB_ID`.
 
-Both executors start this. It loads the job, fetches its data, picks the recipe for the
-method, trains, and records the result. Whatever goes wrong inside fails this job with a clear
+Both executors start this. In four steps: `prepare` loads the job, `fit` trains it with its
+method's recipe, `publish` stores the weights and results, `finish` makes the model servable
+and ends the job. Whatever goes wrong inside fails this job with a clear
 error; it never reaches the server.
 """
 
@@ -17,13 +18,15 @@ import sys
 import tempfile
 import threading
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
-from polytune.config import Settings, cpu_threads
-from polytune.domain.job import JobStatus
+from polytune.config import Settings
+from polytune.catalog.models import Catalog, CatalogEntry
+from polytune.domain.job import Job, JobStatus
 from polytune.domain.naming import model_name
 from polytune.domain.repos import DEFAULT_BRANCH
-from polytune.domain.spec import IMAGE_METHODS, JobSpec
+from polytune.domain.spec import JobSpec
 from polytune.store import worker as worker_store
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database
@@ -105,48 +108,6 @@ def _sample_publisher(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str
     return publish
 
 
-def _train_text(blobs: BlobStore, spec: JobSpec, entry, model_path, work: Path, reporter: Reporter, *,
-                resume_from: Path | None, every):
-    from polytune.data.tokens import TokenCounter, load_tokenizer, measure_file
-    from polytune.training.train import run_training
-
-    # The rows the job's validation counted, with the same long-example policy applied
-    # by the same code and tokenizer, so training drops exactly the lines it reported.
-    counter = TokenCounter(load_tokenizer(model_path, entry.chat_template))
-
-    def rows_of(fid: str, param: str) -> list[dict]:
-        rows: list[dict] = []
-        measure_file(blobs.get_file(f"files/{fid}", work / "data" / fid), counter, method=spec.method,
-                     context_length=spec.hyperparameters.context_length or entry.max_length,
-                     long_examples=spec.hyperparameters.long_examples, param=param, keep=rows)
-        return rows
-
-    train_rows = [row for fid in spec.training_files for row in rows_of(fid, "training_file")]
-    val_rows = rows_of(spec.validation_file, "validation_file") if spec.validation_file else None
-    return run_training(spec, entry, model_path, train_rows, val_rows, work, reporter,
-                        resume_from=resume_from, resume_every=every)
-
-
-def _train_images(blobs: BlobStore, spec: JobSpec, entry, model_path, work: Path, reporter: Reporter,
-                  settings: Settings, *, resume_from: Path | None, every):
-    """The image recipe: rows are image/caption lines (validated when the job was queued)."""
-    from polytune.data.jsonl import iter_jsonl
-    from polytune.training.image.loop import Stopped, run_image_training
-    from polytune.training.train import TrainingResult, TrainingStopped
-
-    rows = []
-    for fid in spec.training_files:
-        rows.extend(obj for _, obj in iter_jsonl(blobs.get_file(f"files/{fid}", work / "data" / fid)))
-    threads = cpu_threads(settings.train_threads)
-    try:
-        result = run_image_training(spec, entry, model_path, rows, work, reporter, resume_from=resume_from,
-                                    resume_every=every, threads=threads)
-    except Stopped as stop:
-        raise TrainingStopped(stop.reason, stop.step) from None
-    return TrainingResult(final_dir=result.final_dir, metrics_rows=result.metrics_rows, trained_tokens=0,
-                          steps=result.steps)
-
-
 def _load(db: Database, job_id: str):
     """The running job (domain), its resume point and its organization's name; None when the
     job is not running (cancelled meanwhile, or taken over)."""
@@ -160,22 +121,20 @@ def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path,
          reporter: Reporter, resume_step: int | None, resume_key: str | None):
     """Fetch the resume checkpoint, if any, and train with the method's recipe."""
     from polytune.training.callback import ResumeEvery
+    from polytune.training.recipes import get_recipe
 
     resume_from = None
     if resume_key:
         resume_from = blobs.get_dir(resume_key, work / "resume" / f"checkpoint-{resume_step}")
         reporter.event(f"Resuming from the checkpoint at step {resume_step}", data={"step": resume_step})
     every = ResumeEvery(steps=settings.resume_checkpoint_steps, seconds=settings.resume_checkpoint_minutes * 60)
-    if spec.method in IMAGE_METHODS:
-        return _train_images(blobs, spec, entry, model_path, work, reporter, settings, resume_from=resume_from,
-                             every=every)
-    return _train_text(blobs, spec, entry, model_path, work, reporter, resume_from=resume_from, every=every)
+    return get_recipe(spec.method).fit(blobs, settings, spec, entry, model_path, work, reporter,
+                                       resume_from=resume_from, every=every)
 
 
 def _run_replica(job_id: str, settings: Settings) -> int:
     """A rank other than 0 of a multi-worker job: train beside rank 0, report nothing."""
     from polytune.training.distributed import ReplicaReporter
-    from polytune.catalog.models import Catalog
     from polytune.training.train import TrainingStopped
 
     db = Database(settings.resolved_database_url)
@@ -198,12 +157,82 @@ def _run_replica(job_id: str, settings: Settings) -> int:
     return 0
 
 
+@dataclass
+class Prepared:
+    """One attempt at a job, ready to train: the job, its base model, the fine-tuned model's
+    name, and the reporter that writes its progress to the store."""
+
+    job: Job
+    catalog: Catalog
+    entry: CatalogEntry
+    name: str
+    reporter: worker_store.StoreReporter
+    resume_step: int | None
+    resume_key: str | None
+
+
+def prepare(db: Database, blobs: BlobStore, settings: Settings, job_id: str) -> Prepared | None:
+    """Load the running job and set up its reporter; None when it is not running any more."""
+    loaded = _load(db, job_id)
+    if loaded is None:
+        return None
+    job, resume_step, resume_key, org_name = loaded
+    spec = job.spec
+    catalog = Catalog(settings.resolved_data_dir)
+    entry = catalog.get(spec.model)
+    name = model_name(spec, org_name, job_id)
+    reporter = worker_store.StoreReporter(db, blobs, job_id=job_id, org_id=job.org_id, base_model=spec.model,
+                                          model_name=name, adapter_kind=spec.adapter.kind,
+                                          publish_samples=_sample_publisher(db, blobs, spec, job_id))
+    return Prepared(job, catalog, entry, name, reporter, resume_step, resume_key)
+
+
+def fit(blobs: BlobStore, settings: Settings, attempt: Prepared, work: Path, reporter: Reporter,
+        placement_note: str | None):
+    """Load the base model and train it with the method's recipe; `reporter` also logs to W&B
+    when the job has a run there."""
+    from polytune.training.device import resources_note
+
+    spec = attempt.job.spec
+    if note := placement_note or resources_note(spec.resources):
+        attempt.reporter.event(note, data=spec.resources.model_dump())
+    attempt.reporter.event(f"Loading base model {spec.model}")
+    model_path = attempt.catalog.resolve_path(attempt.entry)
+    return _fit(blobs, settings, spec, attempt.entry, model_path, attempt.job.id, work, reporter,
+                attempt.resume_step, attempt.resume_key)
+
+
+def publish(db: Database, blobs: BlobStore, attempt: Prepared, result, work: Path) -> tuple[str, str]:
+    """Store the weights (and commit them to the job's repository, when it has one) and the
+    results file; returns (the weights' blob key, the results file's id)."""
+    spec, job_id, reporter = attempt.job.spec, attempt.job.id, attempt.reporter
+    reporter.event("Saving the fine-tuned model")
+    key = f"models/{job_id}/final"
+    blobs.put_dir(result.final_dir, key)
+    if spec.output.repository:
+        _publish_to_repository(db, blobs, spec, job_id, result.final_dir, work / "checkpoints", reporter)
+    results_id = worker_store.add_result_file(db, blobs, org_id=attempt.job.org_id,
+                                              filename=f"{job_id}-results.csv",
+                                              data=results_csv(metrics_rows(db, job_id)))
+    return key, results_id
+
+
+def finish(db: Database, attempt: Prepared, result, key: str, result_files: list[str]) -> None:
+    """Make the model servable and end the job as succeeded."""
+    spec, job_id = attempt.job.spec, attempt.job.id
+    worker_store.add_model(db, model_id=attempt.name, org_id=attempt.job.org_id, job_id=job_id,
+                           base_model=spec.model, kind=spec.adapter.kind, blob_key=key)
+    _finish(db, job_id, JobStatus.SUCCEEDED, f"The job has successfully completed: {attempt.name}",
+            fine_tuned_model=attempt.name, result_files=result_files,
+            # What validation billed (tokens x epochs); the trainer's own count is in the event.
+            trained_tokens=attempt.job.trained_tokens or result.trained_tokens,
+            trained_steps=result.steps, estimated_finish=None)
+
+
 def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -> int:
     """Train the job (rank 0 of a multi-worker job, or its only worker) and record the outcome;
     `placement_note` says where the executor placed it (an event), when it has something to say."""
     from polytune.training import distributed
-    from polytune.training.device import resources_note
-    from polytune.catalog.models import Catalog
     from polytune.training.train import TrainingStopped
     from polytune.training.wandb_job import start_job_wandb
 
@@ -211,18 +240,11 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
         return _run_replica(job_id, settings)
     db = Database(settings.resolved_database_url)
     blobs = BlobStore(settings.resolved_storage_url)
-    loaded = _load(db, job_id)
-    if loaded is None:
+    prepared = prepare(db, blobs, settings, job_id)
+    if prepared is None:
         db.dispose()
         return 0
-    job, resume_step, resume_key, org_name = loaded
-    spec = job.spec
-    catalog = Catalog(settings.resolved_data_dir)
-    entry = catalog.get(spec.model)
-    name = model_name(spec, org_name, job_id)
-    reporter = worker_store.StoreReporter(db, blobs, job_id=job_id, org_id=job.org_id, base_model=spec.model,
-                             model_name=name, adapter_kind=spec.adapter.kind,
-                             publish_samples=_sample_publisher(db, blobs, spec, job_id))
+    job, reporter = prepared.job, prepared.reporter
     stop_beating = threading.Event()
 
     def beat() -> None:
@@ -238,33 +260,17 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
         previous_sigterm = signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "preempted", True))
     wandb = None
     try:
-        wandb = start_job_wandb(settings, db, spec, job_id, job.org_id, reporter)
+        wandb = start_job_wandb(settings, db, job.spec, job_id, job.org_id, reporter)
         with tempfile.TemporaryDirectory(prefix=f"polytune-{job_id}-") as tmp:
             work = Path(tmp)
-            if note := placement_note or resources_note(spec.resources):
-                reporter.event(note, data=spec.resources.model_dump())
-            reporter.event(f"Loading base model {spec.model}")
-            model_path = catalog.resolve_path(entry)
             # Every metrics event also goes to the job's W&B run when it has one.
-            job_reporter = wandb.reporter(reporter) if wandb else reporter
-            result = _fit(blobs, settings, spec, entry, model_path, job_id, work, job_reporter, resume_step,
-                          resume_key)
-            reporter.event("Saving the fine-tuned model")
-            key = f"models/{job_id}/final"
-            blobs.put_dir(result.final_dir, key)
-            if spec.output.repository:
-                _publish_to_repository(db, blobs, spec, job_id, result.final_dir, work / "checkpoints", reporter)
-            results_id = worker_store.add_result_file(db, blobs, org_id=job.org_id, filename=f"{job_id}-results.csv",
-                                                      data=results_csv(metrics_rows(db, job_id)))
-            wandb_files = wandb.end(reporter, summary={"job_id": job_id, "fine_tuned_model": name}) if wandb else []
+            result = fit(blobs, settings, prepared, work, wandb.reporter(reporter) if wandb else reporter,
+                         placement_note)
+            key, results_id = publish(db, blobs, prepared, result, work)
+            summary = {"job_id": job_id, "fine_tuned_model": prepared.name}
+            wandb_files = wandb.end(reporter, summary=summary) if wandb else []
             wandb = None
-            worker_store.add_model(db, model_id=name, org_id=job.org_id, job_id=job_id, base_model=spec.model,
-                                   kind=spec.adapter.kind, blob_key=key)
-            _finish(db, job_id, JobStatus.SUCCEEDED, f"The job has successfully completed: {name}",
-                    fine_tuned_model=name, result_files=[results_id, *wandb_files],
-                    # What validation billed (tokens x epochs); the trainer's own count is in the event.
-                    trained_tokens=job.trained_tokens or result.trained_tokens,
-                    trained_steps=result.steps, estimated_finish=None)
+            finish(db, prepared, result, key, [results_id, *wandb_files])
     except TrainingStopped as stop:
         log.info("job %s stopped for %s at step %s", job_id, stop.reason, stop.step)
         if wandb:  # paused or preempted: the next attempt's run joins this one in the job's folder
