@@ -119,3 +119,23 @@ def test_the_grader_runs_as_nobody_in_its_own_namespaces(live):
     out = run(live, src)
     assert out.reward == 1.0, out.metadata.errors
     assert os.getuid() != 65534  # the test's own process is not the sandbox's user
+
+
+def test_training_rewards_run_inside_the_same_boundary(monkeypatch):
+    """A GRPO worker grades with the reward function built from its own settings: the same
+    boundary, and no python grader at all where it cannot be set up."""
+    from polytune.config import Settings
+    from polytune.graders import Grading, parse_grader
+    from polytune.services.graders import grader_config
+    from polytune.training.recipes.grpo import grader_reward
+
+    source = attack("import os\nassert os.getuid() == 65534\nopen('/etc/passwd').read()")
+    grader = parse_grader({"type": "python", "name": "p", "source": source})
+    completions = [[{"role": "assistant", "content": "x"}]] * 2
+    reward = grader_reward(grader, Grading(grader_config(Settings())))
+    assert reward([[{"role": "user", "content": "q"}]] * 2, completions) == [0.0, 0.0]
+    ok = parse_grader({"type": "python", "name": "ok", "source": attack("import os\nassert os.getuid() == 65534")})
+    assert grader_reward(ok, Grading(grader_config(Settings())))(["q", "q"], ["x", "x"]) == [1.0, 1.0]
+    monkeypatch.setenv("POLYTUNE_GRADER_BWRAP_PATH", "/nonexistent/bwrap")
+    refused = grader_reward(ok, Grading(grader_config(Settings())))
+    assert refused(["q"], ["x"]) == [0.0]
