@@ -139,3 +139,13 @@ def test_training_rewards_run_inside_the_same_boundary(monkeypatch):
     monkeypatch.setenv("POLYTUNE_GRADER_BWRAP_PATH", "/nonexistent/bwrap")
     refused = grader_reward(ok, Grading(grader_config(Settings())))
     assert refused(["q"], ["x"]) == [0.0]
+
+
+def test_the_operators_check_command_passes_here():
+    import subprocess
+    import sys
+
+    out = subprocess.run([str(Path(sys.executable).parent / "polytune"), "graders", "check-sandbox"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "FAIL" not in out.stdout and out.stdout.count("\nok ") >= 6 and "seccomp filter of" in out.stdout

@@ -65,3 +65,15 @@ def test_the_api_answers_400_in_openais_shape(no_bwrap):
         client.fine_tuning.jobs.create(model="polytune-tiny", training_file=f.id,
                                        method={"type": "reinforcement", "reinforcement": {"grader": PYTHON}})
     assert e.value.body["param"] == "method.reinforcement.grader.type"
+
+
+def test_the_operators_check_command_says_python_graders_are_disabled():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([str(Path(sys.executable).parent / "polytune"), "graders", "check-sandbox"],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "POLYTUNE_GRADER_BWRAP_PATH": "/nonexistent/bwrap"})
+    assert out.returncode == 1 and "DISABLED" in out.stdout and "/nonexistent/bwrap" in out.stdout

@@ -35,7 +35,7 @@ class Sandbox:
     bwrap: str = "bwrap"  # the binary, a name on PATH or a path
     # Top-level packages of the server's environment a grader may import (read-only), besides
     # the standard library.
-    packages: tuple[str, ...] = ("numpy", "sympy", "mpmath", "rapidfuzz", "regex")
+    packages: tuple[str, ...] = ("numpy", "rapidfuzz", "regex")
 
 
 @dataclass(frozen=True)
