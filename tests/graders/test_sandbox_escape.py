@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 
-from polytune.graders.boundary import probe
 from polytune.graders.boundary import Sandbox as SandboxSetup
+from polytune.graders.boundary import probe
 from tests.graders.escape import ATTACKS, SIGNALS_INSIDE, attack
 
 pytestmark = pytest.mark.skipif(not probe(SandboxSetup()).ok, reason="no bubblewrap boundary on this machine: "
@@ -146,6 +146,6 @@ def test_the_operators_check_command_passes_here():
     import sys
 
     out = subprocess.run([str(Path(sys.executable).parent / "polytune"), "graders", "check-sandbox"],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "FAIL" not in out.stdout and out.stdout.count("\nok ") >= 6 and "seccomp filter of" in out.stdout

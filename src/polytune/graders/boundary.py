@@ -72,12 +72,12 @@ class Boundary:
     def run(self, python_args: list[str], **kwargs) -> subprocess.CompletedProcess:
         """subprocess.run of the sandbox, its seccomp program passed in a memory file."""
         if self.seccomp is None:
-            return subprocess.run(self.argv(python_args), **kwargs)
+            return subprocess.run(self.argv(python_args), check=False, **kwargs)
         fd = os.memfd_create("polytune-seccomp")
         try:
             os.write(fd, self.seccomp)
             os.lseek(fd, 0, os.SEEK_SET)
-            return subprocess.run(self.argv(python_args, fd), pass_fds=(fd,), **kwargs)
+            return subprocess.run(self.argv(python_args, fd), pass_fds=(fd,), check=False, **kwargs)
         finally:
             os.close(fd)
 
@@ -99,7 +99,7 @@ def _mounts(sandbox: Sandbox) -> tuple[tuple[str, str], ...]:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
             continue  # not installed here: a grader that imports it gets ModuleNotFoundError
-        where = Path(list(spec.submodule_search_locations)[0])
+        where = Path(next(iter(spec.submodule_search_locations)))
         mounts.append((str(where), f"{SITE}/{name}"))
         libs = where.with_name(f"{name}.libs")  # a wheel's vendored shared libraries
         if libs.is_dir():
@@ -110,7 +110,7 @@ def _mounts(sandbox: Sandbox) -> tuple[tuple[str, str], ...]:
 def _seccomp() -> tuple[bytes | None, str]:
     if not os.path.exists(SYSTEM_PYTHON):
         return None, f"no seccomp filter: {SYSTEM_PYTHON} is missing"
-    proc = subprocess.run([SYSTEM_PYTHON, "-I", str(SECCOMP_SCRIPT)], capture_output=True, timeout=30)
+    proc = subprocess.run([SYSTEM_PYTHON, "-I", str(SECCOMP_SCRIPT)], capture_output=True, timeout=30, check=False)
     if proc.returncode != 0 or not proc.stdout:
         last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         return None, f"no seccomp filter (install Debian's python3-seccomp): {last}"
