@@ -53,6 +53,7 @@ ATTACKS = {
     "connect to the server's port": "import socket\nsocket.create_connection(('127.0.0.1', item['port']), 2)",
     "write into the data dir": "open(item['data_dir'] + '/planted', 'w').write('x')",
     "write outside its tmp": "open('/planted', 'w').write('x')",
+    "write into /dev/shm (unbounded memory)": "open('/dev/shm/planted', 'w').write('x')",
     "write into the Python installation": "import sys\nopen(sys.base_prefix + '/planted', 'w').write('x')",
     "signal the server": "import os, signal\nos.kill(item['server_pid'], signal.SIGKILL)",
     "pidfd_send_signal the server": ("import os, signal\nfd = os.pidfd_open(item['server_pid'])\n"

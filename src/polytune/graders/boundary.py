@@ -60,8 +60,10 @@ class Boundary:
                 "--symlink", "usr/bin", "/bin"]
         for host, inside in self.mounts:
             argv += ["--ro-bind", host, inside]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
-                 "--remount-ro", "/", "--chdir", "/tmp"]
+        # /dev is a tmpfs of bwrap's with no size bound: read-only, so a grader can't fill memory
+        # through /dev/shm (device nodes still work). /tmp is bounded.
+        argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev", "--size", str(TMP_BYTES), "--tmpfs",
+                 "/tmp", "--remount-ro", "/", "--chdir", "/tmp"]
         for key, value in {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "TMPDIR": "/tmp",
                            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}.items():
             argv += ["--setenv", key, value]
