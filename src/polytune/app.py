@@ -23,6 +23,7 @@ from polytune.domain.errors import DomainError
 from polytune.executors import make_executor
 from polytune.scheduler import Scheduler
 from polytune.services.files import FileService
+from polytune.services.grader_runs import GraderRuns
 from polytune.services.idempotency import IdempotencyService
 from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
@@ -56,7 +57,21 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     )
     services.repos = RepoService(db, blobs, max_bytes=settings.max_upload_bytes)
     services.repo_jobs = RepoJobService(services.repos, services.files, services.jobs)
+    services.grader_runs = GraderRuns(settings)
     return services, db
+
+
+def _probe_grader_sandbox(settings: Settings) -> None:
+    """Set the python graders' sandbox up once now (cached), so the first grader does not wait
+    for it, and say at start when python graders are refused on this machine."""
+    from polytune.graders.boundary import probe
+    from polytune.services.graders import sandbox
+
+    boundary = probe(sandbox(settings))
+    if not boundary.ok:
+        log.warning("python graders are disabled: %s (docs/graders.md)", boundary.error)
+    elif boundary.seccomp is None:
+        log.warning("python graders run without a seccomp filter: %s", boundary.seccomp_note)
 
 
 def _import_tokenizers() -> None:
@@ -70,6 +85,8 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     async def lifespan(app: FastAPI):
         services, db = build_services(settings)
         app.state.services = services
+        threading.Thread(target=_probe_grader_sandbox, args=(settings,), name="polytune-sandbox-probe",
+                         daemon=True).start()
         scheduler = None
         if run_scheduler and settings.warm_workers:
             # The scheduler's dataset validation runs in this process and tokenizes with
@@ -94,6 +111,7 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
         finally:
             if scheduler:
                 scheduler.stop()
+            services.grader_runs.shutdown()
             db.dispose()
 
     app = FastAPI(title="polytune", version=__version__, lifespan=lifespan)

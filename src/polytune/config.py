@@ -60,6 +60,19 @@ class Settings(BaseSettings):
     grader_python_cpu_seconds: float = Field(default=5.0, gt=0, description="python grader CPU time per sample")
     grader_python_timeout_seconds: float = Field(default=10.0, gt=0, description="... wall-clock time per sample")
     grader_python_memory_mb: int = Field(default=512, ge=64, description="... address space of its process")
+    # The python grader's sandbox (docs/graders.md): bubblewrap's binary, and the packages of
+    # the server's environment a grader may import (comma-separated; read-only in the sandbox).
+    grader_bwrap_path: str = Field(default="bwrap", description="bubblewrap binary for python graders")
+    grader_python_packages: str = Field(default="numpy,rapidfuzz,regex",
+                                        description="packages a python grader may import")
+    # graders/run admission: at most this many at once per organization and in all (the rest
+    # get 429 with Retry-After), and this many per organization per minute.
+    grader_runs_per_org: int = Field(default=2, ge=1, description="concurrent graders/run per organization")
+    grader_runs_total: int = Field(default=8, ge=1, description="concurrent graders/run in all")
+    grader_runs_per_minute: int = Field(default=60, ge=1, description="graders/run per organization per minute")
+    # How this server reaches its own API (model graders' default endpoint), never taken from a
+    # request's Host header; unset: http://<host, or 127.0.0.1 for 0.0.0.0>:<port>/v1.
+    internal_base_url: str | None = Field(default=None, description="this server's own API, from inside")
     # Image jobs (and image serving, through inference_threads) on CPU: measured on a busy
     # 2-core machine, two torch threads ran these small convolutions 5-20x slower than one.
     train_threads: int = Field(default=0, ge=0, description="torch CPU threads of an image job (0: cores - 1)")

@@ -71,3 +71,13 @@ def test_environment_is_scrubbed_and_the_working_dir_is_its_own(monkeypatch):
     r, = run(src)
     assert r.reward == 1.0, r.errors
     assert os.environ["POLYTUNE_DATABASE_URL"]  # the parent's own environment is untouched
+
+
+def test_the_allowed_packages_import_and_the_rest_of_the_environment_does_not():
+    src = ("import numpy, regex, rapidfuzz\n"
+           "def grade(sample, item):\n"
+           "    try:\n        import polytune\n    except ImportError:\n"
+           "        return float(numpy.mean([1, 2, 3]) + len(regex.findall(r'\\p{L}', 'ab1')) + rapidfuzz.fuzz.ratio('a', 'a'))\n"
+           "    return -1.0\n")
+    r, = run(src)
+    assert r.reward == 2.0 + 2 + 100, r.errors

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from polytune.cli import admin, files, jobs, models
+from polytune.cli import admin, files, graders, jobs, models
 from polytune.cli.chat import chat
 
 app = typer.Typer(name="polytune", help="Self-hostable fine-tuning service", no_args_is_help=True,
@@ -26,8 +26,11 @@ def serve(host: Annotated[str | None, typer.Option(help="default: POLYTUNE_HOST"
     from polytune.app import create_app
     from polytune.config import Settings
 
+    # The address it listens on is part of its settings: model graders reach the server's own
+    # API through it (services/graders.py internal_base_url).
     settings = Settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level=log_level)
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
 app.add_typer(admin.keys_app, name="keys")
@@ -35,6 +38,7 @@ app.add_typer(admin.integrations_app, name="integrations")
 app.add_typer(files.app, name="files")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
+app.add_typer(graders.app, name="graders")
 app.command("chat")(chat)
 
 

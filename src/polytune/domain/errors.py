@@ -41,3 +41,14 @@ class TooLarge(DomainError):
 class Conflict(DomainError):
     kind = "conflict"
     code = "conflict"
+
+
+class RateLimited(DomainError):
+    """Too many requests of one kind now: a 429 whose Retry-After says when to try again."""
+
+    kind = "rate_limited"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int, param: str | None = None, code: str | None = None):
+        super().__init__(message, param=param, code=code)
+        self.retry_after = max(1, int(retry_after))

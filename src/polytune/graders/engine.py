@@ -10,6 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from polytune.domain.errors import InvalidRequest
 
+from .boundary import Sandbox, require
 from .formula import FormulaError, evaluate, parse_formula
 from .model_graders import ModelEndpoint, label_model, score_model
 from .models import (GRADER_TYPES, FormatCheckGrader, Grader, LabelModelGrader, MathAccuracyGrader, ModelMessage,
@@ -30,6 +31,7 @@ class GraderConfig:
     # model graders on this server.
     endpoint: ModelEndpoint | None = None
     limits: SandboxLimits = field(default_factory=SandboxLimits)
+    sandbox: Sandbox = field(default_factory=Sandbox)
 
     @property
     def cosine(self) -> bool:
@@ -70,6 +72,7 @@ def _check(g: Any, param: str, config: GraderConfig) -> None:
                              param=f"{param}.evaluation_metric", code="invalid_grader")
     if isinstance(g, PythonGrader):
         check_source(g, param)
+        require(config.sandbox, param)
     if isinstance(g, (ScoreModelGrader, LabelModelGrader)):
         for i, m in enumerate(g.input):
             check_template(_message_text(m), f"{param}.input[{i}].content")
@@ -144,7 +147,8 @@ class Grading:
     def _leaf(self, g: Any, samples: list[tuple[str, dict[str, Any]]]) -> list[tuple[float | GradeFailed, int]]:
         contexts = [{"item": item, "sample": sample_namespace(text)} for text, item in samples]
         if isinstance(g, PythonGrader):
-            return [(r, 0) for r in run_python(g, [(c["sample"], c["item"]) for c in contexts], self.config.limits)]
+            return [(r, 0) for r in run_python(g, [(c["sample"], c["item"]) for c in contexts], self.config.limits,
+                                                self.config.sandbox)]
         out = []
         for context in contexts:
             try:

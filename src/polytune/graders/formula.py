@@ -22,6 +22,11 @@ _COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.
             ast.Eq: operator.eq, ast.NotEq: operator.ne}
 # A power this large already overflows a float; refusing it keeps the formula cheap.
 _MAX_EXPONENT = 1024
+# A formula combines a handful of sub-graders: these bounds are far above any real one, and keep
+# parsing and the recursive evaluation cheap and clear of Python's recursion limit.
+MAX_LENGTH = 4096
+MAX_NODES = 1000
+MAX_DEPTH = 64
 
 
 class FormulaError(ValueError):
@@ -30,12 +35,17 @@ class FormulaError(ValueError):
 
 def parse_formula(text: str, names: Iterable[str]) -> ast.Expression:
     """The formula's tree; FormulaError says what is not allowed or not known."""
+    if len(text) > MAX_LENGTH:
+        raise FormulaError(f"the formula is {len(text)} characters long; at most {MAX_LENGTH} are allowed")
     try:
         # "^" is power in OpenAI's formulas, with power's precedence: rewritten before parsing
         # (Python's ^ would bind looser than + and *).
         tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
     except SyntaxError as e:
         raise FormulaError(f"not a formula ({e.msg})") from None
+    except (RecursionError, MemoryError):
+        raise FormulaError(f"the formula nests deeper than {MAX_DEPTH} levels") from None
+    _check_size(tree)
     known = set(names)
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
@@ -51,6 +61,19 @@ def parse_formula(text: str, names: Iterable[str]) -> ast.Expression:
                                    *_BINARY, *_UNARY, *_COMPARE)):
             raise FormulaError(f"'{type(node).__name__}' is not allowed in a formula")
     return tree
+
+
+def _check_size(tree: ast.Expression) -> None:
+    """Bounds the tree's size and depth without recursing (a deep tree is what is refused)."""
+    nodes, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise FormulaError(f"the formula nests deeper than {MAX_DEPTH} levels")
+        if nodes > MAX_NODES:
+            raise FormulaError(f"the formula has more than {MAX_NODES} parts")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def evaluate(tree: ast.Expression, values: dict[str, float]) -> float:

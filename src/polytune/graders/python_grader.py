@@ -1,13 +1,12 @@
-"""python graders: the user's `grade(sample, item) -> float` run in a separate, confined
-process (sandbox_boot.py), never in the server or the training worker.
+"""python graders: the user's `grade(sample, item) -> float` run in a separate process inside
+an operating-system boundary (boundary.py: bubblewrap namespaces, an unprivileged uid, a
+read-only minimal root, seccomp), never in the server or the training worker.
 
 One process grades a batch of samples (a GRPO step's completions), so the interpreter's start
-is paid once per batch. The process gets a fresh empty temporary working directory, an
-environment with nothing of the server's (no POLYTUNE_* settings, no keys, no database URL),
-`python -I` (no PYTHONPATH, no user site, no script directory on the path), the limits of
-`SandboxLimits`, and an audit hook that keeps it to its working directory (details in
-sandbox_boot.py and docs/graders.md). A case that raises, times out or runs out of memory
-fails alone; a process that outlives every limit is killed as a whole.
+is paid once per batch. Inside, sandbox_boot.py sets the limits of `SandboxLimits` and an audit
+hook (defence in depth only: user code can disarm it; the boundary is what holds). A case that
+raises, times out or runs out of memory fails alone; a process that outlives every limit is
+killed, and with it its whole PID namespace.
 """
 
 from __future__ import annotations
@@ -16,18 +15,15 @@ import ast
 import json
 import secrets
 import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from polytune.domain.errors import InvalidRequest
 
+from .boundary import Sandbox, probe
 from .models import PythonGrader
 from .result import GradeFailed
 
-BOOT = Path(__file__).with_name("sandbox_boot.py")
 MAX_SOURCE_BYTES = 256 * 1024
 
 
@@ -53,23 +49,25 @@ def check_source(grader: PythonGrader, param: str) -> None:
 
 
 def run_python(grader: PythonGrader, cases: list[tuple[dict[str, Any], dict[str, Any]]],
-               limits: SandboxLimits) -> list[float | GradeFailed]:
+               limits: SandboxLimits, sandbox: Sandbox | None = None) -> list[float | GradeFailed]:
     """One reward or failure per (sample, item)."""
+    boundary = probe(sandbox or Sandbox())
+    if not boundary.ok:  # never unconfined
+        return [_server_error("SandboxUnavailable", f"python graders are disabled on this server: {boundary.error}")
+                ] * len(cases)
     marker = f"@@polytune-{secrets.token_hex(8)}@@"
     request = {"source": grader.source, "marker": marker, "limits": vars(limits),
                "cases": [{"sample": s, "item": i} for s, i in cases]}
     # Enough for every case to use its whole allowance, plus the interpreter's start.
     backstop = 5.0 + len(cases) * max(limits.timeout_seconds, limits.cpu_seconds)
-    with tempfile.TemporaryDirectory(prefix="polytune-grader-") as home:
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "TMPDIR": home,
-               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        try:
-            proc = subprocess.run([sys.executable, "-I", str(BOOT)], input=json.dumps(request).encode(),
-                                  capture_output=True, cwd=home, env=env, timeout=backstop,
-                                  start_new_session=True)
-        except subprocess.TimeoutExpired:
-            return [_server_error("TimeoutError", f"the grader process ran past {backstop:.0f} s and was killed")
-                    ] * len(cases)
+    try:
+        # On timeout subprocess kills bwrap; --die-with-parent and the PID namespace take
+        # everything inside with it.
+        proc = boundary.run(["/sandbox/boot.py"], input=json.dumps(request).encode(), capture_output=True,
+                            timeout=backstop, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        return [_server_error("TimeoutError", f"the grader process ran past {backstop:.0f} s and was killed")
+                ] * len(cases)
     line = next((ln for ln in proc.stdout.decode(errors="replace").splitlines() if ln.startswith(marker)), None)
     if line is None:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]

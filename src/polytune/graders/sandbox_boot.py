@@ -1,9 +1,11 @@
-"""Runs inside the python grader's sandbox process (`python -I sandbox_boot.py`); never
-imported by the server. Reads {"source", "cases", "limits"} as JSON from stdin, sets the
-limits, installs an audit hook that confines the process, then calls the user's
+"""Runs inside the python grader's sandbox (bubblewrap, boundary.py) as `python -I -S
+/sandbox/boot.py`; never imported by the server. Reads {"source", "cases", "limits"} as JSON
+from stdin, sets the limits, installs an audit hook, then calls the user's
 `grade(sample, item)` once per case and writes one JSON line of results to stdout.
 
-The confinement (see docs/graders.md):
+The operating-system boundary is what confines the grader; what this file adds (see
+docs/graders.md) is the limits, and an audit hook kept only as defence in depth (user code
+can find and disarm it):
 - resource limits: CPU seconds, address space, file size, open files, no core dumps;
 - per case: a CPU-time and a wall-clock timer that raise GraderTimeout (a BaseException, so
   `except Exception` in user code doesn't swallow it);
@@ -87,7 +89,14 @@ def _timer_handler(signum, frame):
     raise GraderTimeout(f"grade() exceeded its {kind} time limit")
 
 
+# The packages the server lets graders import are mounted here (boundary.py); -S left the
+# interpreter without site-packages.
+SITE = "/sandbox/site"
+
+
 def main():
+    if os.path.isdir(SITE):
+        sys.path.append(SITE)
     request = json.loads(sys.stdin.read())
     limits = request["limits"]
     out = sys.stdout
@@ -122,6 +131,8 @@ def main():
             results.append({"error": _describe(e), "timeout": isinstance(e, GraderTimeout)})
     out.write(request["marker"] + json.dumps(results) + "\n")
     out.flush()
+    # Now, whatever threads the grader left running: the result is out.
+    os._exit(0)
 
 
 def _describe(e):

@@ -1,5 +1,5 @@
 """Graders as a use case: check one, or run one on a sample (graders/validate and graders/run),
-with this server's grader settings (model endpoint, python sandbox limits)."""
+with this server's grader settings (model endpoint, python sandbox and its limits)."""
 
 from __future__ import annotations
 
@@ -8,25 +8,42 @@ from typing import Any
 
 from polytune.config import Settings
 from polytune.domain.errors import InvalidRequest
-from polytune.graders import GraderConfig, GradeResult, Grading, ModelEndpoint, SandboxLimits, parse_grader
+from polytune.graders import (GraderConfig, GradeResult, Grading, ModelEndpoint, Sandbox, SandboxLimits,
+                              parse_grader)
 
 
-def grader_config(settings: Settings, *, own_base_url: str | None = None, api_key: str | None = None) -> GraderConfig:
-    """The engine's configuration. `own_base_url`/`api_key`: this server as the request reached
-    it, used when no other model endpoint is configured."""
-    base = settings.grader_model_base_url or own_base_url or f"http://{settings.host}:{settings.port}/v1"
+def internal_base_url(settings: Settings) -> str:
+    """This server's own API as the server reaches it: configured, or its listening address
+    (a wildcard address becomes loopback). Never derived from a request, whose Host header the
+    caller chooses."""
+    if settings.internal_base_url:
+        return settings.internal_base_url.rstrip("/")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}/v1"
+
+
+def sandbox(settings: Settings) -> Sandbox:
+    packages = tuple(p.strip() for p in settings.grader_python_packages.split(",") if p.strip())
+    return Sandbox(bwrap=settings.grader_bwrap_path, packages=packages)
+
+
+def grader_config(settings: Settings, *, api_key: str | None = None) -> GraderConfig:
+    """The engine's configuration. `api_key`: the caller's, sent to this server's own API when
+    no other model endpoint is configured."""
+    base = settings.grader_model_base_url or internal_base_url(settings)
     key = settings.grader_model_api_key if settings.grader_model_base_url or not api_key else api_key
     return GraderConfig(
         endpoint=ModelEndpoint(base_url=base, api_key=key or settings.grader_model_api_key,
                                embeddings_model=settings.grader_embeddings_model),
         limits=SandboxLimits(cpu_seconds=settings.grader_python_cpu_seconds,
                              timeout_seconds=settings.grader_python_timeout_seconds,
-                             memory_mb=settings.grader_python_memory_mb))
+                             memory_mb=settings.grader_python_memory_mb),
+        sandbox=sandbox(settings))
 
 
 class GraderService:
-    def __init__(self, settings: Settings, *, own_base_url: str | None = None, api_key: str | None = None):
-        self.config = grader_config(settings, own_base_url=own_base_url, api_key=api_key)
+    def __init__(self, settings: Settings, *, api_key: str | None = None):
+        self.config = grader_config(settings, api_key=api_key)
 
     def validate(self, grader: Any, param: str = "grader") -> dict[str, Any]:
         """The grader as the server understood it; InvalidRequest names what is wrong."""

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from polytune.config import Settings
 from polytune.services.files import FileService
+from polytune.services.grader_runs import GraderRuns
 from polytune.services.idempotency import IdempotencyService
 from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
@@ -29,6 +30,7 @@ class Services:
     idempotency: IdempotencyService
     repos: RepoService | None = None
     repo_jobs: RepoJobService | None = None
+    grader_runs: GraderRuns | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -10,10 +10,11 @@ from starlette.exceptions import HTTPException
 from polytune.dialects.common.body import loc_to_param
 from polytune.domain.errors import DomainError
 
-STATUS = {"invalid_request": 400, "not_found": 404, "unauthorized": 401, "too_large": 413, "conflict": 409}
+STATUS = {"invalid_request": 400, "not_found": 404, "unauthorized": 401, "too_large": 413, "conflict": 409,
+          "rate_limited": 429}
 TYPE = {"invalid_request": "invalid_request_error", "not_found": "invalid_request_error",
         "unauthorized": "invalid_request_error", "too_large": "invalid_request_error",
-        "conflict": "invalid_request_error"}
+        "conflict": "invalid_request_error", "rate_limited": "rate_limit_error"}
 
 
 def envelope(status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
@@ -23,8 +24,11 @@ def envelope(status: int, message: str, *, type: str = "invalid_request_error", 
 
 
 def render_domain_error(e: DomainError) -> JSONResponse:
-    return envelope(STATUS.get(e.kind, 400), e.message, type=TYPE.get(e.kind, "invalid_request_error"),
-                    param=e.param, code=e.code)
+    response = envelope(STATUS.get(e.kind, 400), e.message, type=TYPE.get(e.kind, "invalid_request_error"),
+                        param=e.param, code=e.code)
+    if hasattr(e, "retry_after"):
+        response.headers["Retry-After"] = str(e.retry_after)
+    return response
 
 
 async def domain_error_handler(_: Request, e: DomainError) -> JSONResponse:

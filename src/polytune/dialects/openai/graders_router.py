@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
 from polytune.dialects.common.deps import OrgId, Svc, api_key
@@ -15,17 +14,16 @@ from . import translate as tr
 from .protocol import GraderRunRequest, GraderValidateRequest
 
 router = APIRouter()
-_RUN = "/fine_tuning/alpha/graders/run"
 
 
-@router.post(_RUN)
+@router.post("/fine_tuning/alpha/graders/run")
 async def run_grader(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, GraderRunRequest)
-    # Model graders call this same API (the prefix the request came in on) with the caller's
-    # key, unless the server is configured with another endpoint.
-    own = str(request.url).split(_RUN)[0]
-    service = GraderService(svc.settings, own_base_url=own, api_key=api_key(request))
-    grader, result, seconds = await run_in_threadpool(service.run, req.grader, req.model_sample, req.item)
+    # Model graders call this server's own API (its configured internal address, never the
+    # Host header) with the caller's key, unless the server is configured with another endpoint.
+    service = GraderService(svc.settings, api_key=api_key(request))
+    # Bounded per organization and in all, on the graders' own threads (services/grader_runs.py).
+    grader, result, seconds = await svc.grader_runs.run(org, service.run, req.grader, req.model_sample, req.item)
     return tr.grader_run(grader, result, seconds)
 
 

@@ -26,6 +26,7 @@ _KINDS = {
     "unauthorized": (401, "unauthenticated", "Unauthenticated"),
     "too_large": (413, "payload_too_large", "Payload too large"),
     "conflict": (409, "resource_already_exists", "Already exists"),
+    "rate_limited": (429, "too_many_requests", "Too many requests"),
 }
 
 
@@ -40,7 +41,10 @@ def envelope(status: int, status_message: str, title: str, detail: str, *, type:
 
 def render_domain_error(e: DomainError, *, title: str | None = None) -> JSONResponse:
     status, message, default_title = _KINDS.get(e.kind, _KINDS["invalid_request"])
-    return envelope(status, message, title or default_title, e.message, type=e.code or e.kind, param=e.param)
+    response = envelope(status, message, title or default_title, e.message, type=e.code or e.kind, param=e.param)
+    if hasattr(e, "retry_after"):
+        response.headers["Retry-After"] = str(e.retry_after)
+    return response
 
 
 def not_supported(what: str) -> JSONResponse:

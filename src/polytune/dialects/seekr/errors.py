@@ -23,7 +23,8 @@ from fastapi.routing import APIRoute
 
 from polytune.domain.errors import DomainError, InvalidRequest
 
-STATUS = {"invalid_request": 400, "not_found": 404, "unauthorized": 401, "too_large": 413, "conflict": 409}
+STATUS = {"invalid_request": 400, "not_found": 404, "unauthorized": 401, "too_large": 413, "conflict": 409,
+          "rate_limited": 429}
 
 
 class NotAvailable(InvalidRequest):
@@ -44,7 +45,8 @@ def render(e: DomainError) -> JSONResponse:
     if isinstance(e, InvalidField):
         return JSONResponse({"detail": [{"loc": list(e.loc), "msg": e.message, "type": e.code}]},
                             status_code=422)
-    return JSONResponse({"detail": e.message}, status_code=STATUS.get(e.kind, 400))
+    headers = {"Retry-After": str(e.retry_after)} if hasattr(e, "retry_after") else None
+    return JSONResponse({"detail": e.message}, status_code=STATUS.get(e.kind, 400), headers=headers)
 
 
 @contextlib.contextmanager
