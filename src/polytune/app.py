@@ -65,7 +65,7 @@ def _probe_grader_sandbox(settings: Settings) -> None:
     """Set the python graders' sandbox up once now (cached), so the first grader does not wait
     for it, and say at start when python graders are refused on this machine."""
     from polytune.graders.boundary import probe
-    from polytune.services.graders import sandbox
+    from polytune.graders.settings import sandbox
 
     boundary = probe(sandbox(settings))
     if not boundary.ok:

@@ -81,7 +81,7 @@ def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
 
     from polytune.config import Settings
     from polytune.graders import Grading, parse_grader
-    from polytune.services.graders import grader_config
+    from polytune.graders.settings import grader_config
 
     require_resolved(spec)
     if spec.reward is None or not spec.reward.graders:
