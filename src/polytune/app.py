@@ -15,7 +15,10 @@ from polytune import __version__
 from polytune.config import Settings, get_settings
 from polytune.dashboard.router import mount_dashboard
 from polytune.dialects.common.deps import Services
+from polytune.dialects.common.errors import http_handler_by_prefix
 from polytune.dialects.openai import errors as openai_errors
+from polytune.dialects.oxen import errors as oxen_errors
+from polytune.dialects.seekr import errors as seekr_errors
 from polytune.dialects.openai.mount import OPENAI_PREFIXES, mount_openai
 from polytune.dialects.seekr.router import router as seekr_router
 from polytune.dialects.oxen.router import router as oxen_router
@@ -117,7 +120,10 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app = FastAPI(title="polytune", version=__version__, lifespan=lifespan)
     app.add_exception_handler(DomainError, openai_errors.domain_error_handler)
     app.add_exception_handler(RequestValidationError, openai_errors.request_validation_handler)
-    app.add_exception_handler(HTTPException, openai_errors.http_error_handler)
+    # A path or method that does not exist answers in the envelope of the dialect it is under.
+    by_prefix = {seekr_errors.PREFIX: seekr_errors.SeekrErrors(),
+                 **{prefix: oxen_errors.OxenErrors() for prefix in oxen_errors.PREFIXES}}
+    app.add_exception_handler(HTTPException, http_handler_by_prefix(by_prefix, openai_errors.http_error_handler))
     app.add_exception_handler(Exception, openai_errors.unhandled_error_handler)
 
     @app.get("/health")

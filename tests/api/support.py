@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 from openai import AsyncOpenAI
 
 from polytune.app import create_app
@@ -20,6 +21,7 @@ BASE = "http://polytune.test"
 
 @dataclass
 class InProcess:
+    app: FastAPI
     http: httpx.AsyncClient  # no key
     key_a: str
     key_b: str
@@ -41,4 +43,4 @@ async def in_process(tmp: Path, database_url: str) -> AsyncIterator[InProcess]:
         _, key_a = keys.create_key("org-a")
         _, key_b = keys.create_key("org-b")
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-            yield InProcess(http, key_a, key_b)
+            yield InProcess(app, http, key_a, key_b)

@@ -83,3 +83,23 @@ async def test_oxen_routes_answer_in_oxen_shapes(tmp_path, database_url):
         assert made.status_code == 200, made.text
         got = await api.http.get("/api/repos/org-a/data", headers=api.headers())
         assert got.status_code == 200 and got.json()["status"] == "success"
+
+
+async def test_every_error_under_a_dialect_comes_back_in_that_dialects_envelope(tmp_path, database_url):
+    async with in_process(tmp_path, database_url) as api:
+        # A path that does not exist: Seekr's {"detail"}, Oxen's envelope, OpenAI's elsewhere.
+        seekr = await api.http.get("/v1/flow/no-such-thing", headers=api.headers())
+        assert seekr.status_code == 404 and seekr.json() == {"detail": "Not Found"}
+        oxen = await api.http.get("/api/repos/org-a/data/no-such-thing", headers=api.headers())
+        assert oxen.status_code == 404 and oxen.json()["status"] == "error", oxen.text
+        openai_404 = await api.http.get("/v1/no-such-thing", headers=api.headers())
+        assert openai_404.status_code == 404 and openai_404.json()["error"]["code"] == "not_found"
+        # A method a Seekr path does not have.
+        wrong = await api.http.delete("/v1/flow/files", headers=api.headers())
+        assert wrong.status_code == 405 and wrong.json() == {"detail": "Method Not Allowed"}
+        # A server fault inside a Seekr route (its table gone): a 500 in Seekr's shape.
+        engine = api.app.state.services.files.db.engine
+        with engine.begin() as c:
+            c.exec_driver_sql("DROP TABLE files" + (" CASCADE" if engine.dialect.name == "postgresql" else ""))
+        fault = await api.http.get("/v1/flow/files", headers=api.headers())
+        assert fault.status_code == 500 and fault.json() == {"detail": "Internal Server Error"}
