@@ -28,6 +28,8 @@ from polytune.scheduler import Scheduler
 from polytune.services.files import FileService
 from polytune.services.grader_runs import GraderRuns
 from polytune.services.idempotency import IdempotencyService
+from polytune.services.images import ImageService
+from polytune.services.inference import InferenceService
 from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
 from polytune.services.models import ModelService
@@ -61,6 +63,10 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     services.repos = RepoService(db, blobs, max_bytes=settings.max_upload_bytes)
     services.repo_jobs = RepoJobService(services.repos, services.files, services.jobs)
     services.grader_runs = GraderRuns(settings)
+    # Serving and image generation: cheap to make (their backends start with the first request),
+    # closed with the app (lifespan), handed to routers through dialects/common/deps.py.
+    services.inference = InferenceService(settings, services.models, catalog, blobs)
+    services.images = ImageService(settings, services.models, catalog, blobs)
     return services, db
 
 
@@ -115,6 +121,7 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
             if scheduler:
                 scheduler.stop()
             services.grader_runs.shutdown()
+            services.inference.close()
             db.dispose()
 
     app = FastAPI(title="polytune", version=__version__, lifespan=lifespan)

@@ -103,3 +103,17 @@ async def test_every_error_under_a_dialect_comes_back_in_that_dialects_envelope(
             c.exec_driver_sql("DROP TABLE files" + (" CASCADE" if engine.dialect.name == "postgresql" else ""))
         fault = await api.http.get("/v1/flow/files", headers=api.headers())
         assert fault.status_code == 500 and fault.json() == {"detail": "Internal Server Error"}
+
+
+async def test_serving_and_images_come_from_the_apps_services(tmp_path, database_url):
+    async with in_process(tmp_path, database_url) as api:
+        client = api.openai()
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+        assert missing.value.body["param"] == "model"
+        with pytest.raises(openai.BadRequestError) as text_model:
+            await client.images.generate(model="polytune-tiny", prompt="a red square")
+        assert text_model.value.body["param"] == "model"
+        # Built once with the app, the same objects every request gets.
+        services = api.app.state.services
+        assert services.inference is not None and services.images is not None
