@@ -21,6 +21,7 @@ from polytune.dialects.seekr.router import router as seekr_router
 from polytune.dialects.oxen.router import router as oxen_router
 from polytune.domain.errors import DomainError
 from polytune.executors import make_executor
+from polytune.lazy_imports import from_transformers
 from polytune.scheduler import Scheduler
 from polytune.services.files import FileService
 from polytune.services.idempotency import IdempotencyService
@@ -60,7 +61,9 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
 
 
 def _import_tokenizers() -> None:
-    from transformers import AutoTokenizer  # noqa: F401
+    # Under the lock every other import of these names takes (lazy_imports.py): a job validated
+    # while this runs waits for it instead of seeing transformers half imported.
+    from_transformers("AutoTokenizer")
 
 
 def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) -> FastAPI:
