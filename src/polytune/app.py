@@ -50,7 +50,7 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
         keys=KeyService(db),
         files=FileService(db, blobs, max_bytes=settings.max_upload_bytes),
         jobs=JobService(db, blobs, catalog, secret_box=SecretBox.from_settings(settings),
-                        min_examples=settings.min_examples),
+                        min_examples=settings.min_examples, validation_workers=settings.validation_workers),
         models=ModelService(db, catalog, created=int(time.time()), blobs=blobs),
         projects=ProjectService(db),
         idempotency=IdempotencyService(db),

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     scheduler_interval: float = Field(default=0.5, description="seconds between scheduler passes")
     cancel_grace_seconds: float = Field(default=10.0, description="then the worker's group is killed")
     min_examples: int = Field(default=10, ge=1, description="fewer training examples fails the job's validation")
+    # Jobs' data is validated by this many threads, fairly by organization; one organization
+    # takes at most all but one of them (services/validation_queue.py).
+    validation_workers: int = Field(default=2, ge=1, description="threads validating jobs' data")
     max_retries: int = Field(default=3, ge=0, description="times a job whose worker died is resumed")
     heartbeat_timeout: float = Field(default=120.0, description="seconds of worker silence = lost")
     resume_checkpoint_steps: int = Field(default=200, ge=0, description="resume checkpoint every N steps (0: off)")

@@ -5,7 +5,6 @@ did: "ImportError: cannot import name 'AutoTokenizer' from 'transformers'")."""
 from __future__ import annotations
 
 import io
-import os
 
 from tests.conftest import LiveServer
 from tests.helpers import chat_jsonl, wait_for
@@ -16,8 +15,7 @@ def test_job_created_right_after_health_is_validated(tmp_path):
     from openai import OpenAI
 
     url = f"sqlite:///{tmp_path / 'polytune.db'}"
-    key = create_key({**os.environ, "POLYTUNE_DATABASE_URL": url, "POLYTUNE_DATA_DIR": str(tmp_path / "data")},
-                     "org-race")
+    key = create_key(url, "org-race")
     # Once is enough: on the unfixed server this failed every time (the warm-up import takes
     # seconds; the job's validation starts within a scheduler pass of its creation).
     server = LiveServer(tmp_path, url)  # returns as soon as /health answers 200
