@@ -33,6 +33,7 @@ from polytune.services.repo_jobs import RepoJobService
 from polytune.services.repos import RepoService
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database
+from polytune.store.private_files import private_dir
 from polytune.store.secret_box import SecretBox
 from polytune.training.models import Catalog
 
@@ -40,7 +41,7 @@ log = logging.getLogger("polytune")
 
 
 def build_services(settings: Settings) -> tuple[Services, Database]:
-    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.resolved_data_dir)  # and a umask of 077 for all this process writes
     db = Database(settings.resolved_database_url)
     db.migrate()
     blobs = BlobStore(settings.resolved_storage_url)
