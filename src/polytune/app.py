@@ -29,6 +29,7 @@ from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
 from polytune.services.models import ModelService
 from polytune.services.projects import ProjectService
+from polytune.services.quotas import Quotas
 from polytune.services.repo_jobs import RepoJobService
 from polytune.services.repos import RepoService
 from polytune.store.blobs import BlobStore
@@ -46,17 +47,19 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     db.migrate()
     blobs = BlobStore(settings.resolved_storage_url)
     catalog = Catalog(settings.resolved_data_dir)
+    quotas = Quotas.from_settings(settings)
     services = Services(
         settings=settings,
         keys=KeyService(db),
-        files=FileService(db, blobs, max_bytes=settings.max_upload_bytes),
+        files=FileService(db, blobs, max_bytes=settings.max_upload_bytes, quotas=quotas),
         jobs=JobService(db, blobs, catalog, secret_box=SecretBox.from_settings(settings),
-                        min_examples=settings.min_examples, validation_workers=settings.validation_workers),
+                        min_examples=settings.min_examples, validation_workers=settings.validation_workers,
+                        quotas=quotas),
         models=ModelService(db, catalog, created=int(time.time()), blobs=blobs),
         projects=ProjectService(db),
         idempotency=IdempotencyService(db),
     )
-    services.repos = RepoService(db, blobs, max_bytes=settings.max_upload_bytes)
+    services.repos = RepoService(db, blobs, max_bytes=settings.max_upload_bytes, quotas=quotas)
     services.repo_jobs = RepoJobService(services.repos, services.files, services.jobs)
     return services, db
 

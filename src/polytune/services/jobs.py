@@ -19,6 +19,7 @@ from polytune.domain.objects import Checkpoint, Event, Page
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.domain.validation import check_spec
 from polytune.services.job_data import DataCheckFailed, JobDataChecker
+from polytune.services.quotas import Quotas
 from polytune.services.validation_queue import FairValidationQueue
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
@@ -60,9 +61,10 @@ TRAINING_PURPOSES: dict[str, tuple[str, ...]] = {
 
 class JobService:
     def __init__(self, db: Database, blobs: BlobStore, catalog: Catalog, *, secret_box: SecretBox,
-                 min_examples: int = 10, validation_workers: int = 2):
+                 min_examples: int = 10, validation_workers: int = 2, quotas: Quotas | None = None):
         self.db, self.blobs, self.catalog, self.min_examples = db, blobs, catalog, min_examples
         self.secret_box = secret_box
+        self.quotas = quotas or Quotas()
         self.data = JobDataChecker(blobs, catalog, min_examples=min_examples)
         self._validation = FairValidationQueue(self._validate_one, workers=validation_workers)
         # The executor's check that a job's resources can ever be placed (set by the app when
@@ -94,6 +96,7 @@ class JobService:
         job in the same transaction."""
         self.check(spec)
         with self.db.session() as s:
+            self.quotas.check_new_job(s, org_id)
             if project_id is not None and s.scalar(sa.select(t.Project.id).where(
                     t.Project.id == project_id, t.Project.org_id == org_id)) is None:
                 raise InvalidRequest(f"Project {project_id} does not exist.", param="project_id",

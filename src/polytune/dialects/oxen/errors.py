@@ -26,6 +26,7 @@ _KINDS = {
     "unauthorized": (401, "unauthenticated", "Unauthenticated"),
     "too_large": (413, "payload_too_large", "Payload too large"),
     "conflict": (409, "resource_already_exists", "Already exists"),
+    "quota_exceeded": (429, "too_many_requests", "Quota exceeded"),
 }
 
 
