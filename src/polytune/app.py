@@ -23,6 +23,7 @@ from polytune.domain.errors import DomainError
 from polytune.executors import make_executor
 from polytune.lazy_imports import from_transformers
 from polytune.scheduler import Scheduler
+from polytune.services.expiry import ExpirySweeper
 from polytune.services.files import FileService
 from polytune.services.idempotency import IdempotencyService
 from polytune.services.jobs import JobService
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     async def lifespan(app: FastAPI):
         services, db = build_services(settings)
         app.state.services = services
+        sweeper = ExpirySweeper(db, services.files.blobs, interval=settings.expiry_sweep_interval)
+        sweeper.start()
         scheduler = None
         if run_scheduler and settings.warm_workers:
             # The scheduler's dataset validation runs in this process and tokenizes with
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
         try:
             yield
         finally:
+            sweeper.stop()
             if scheduler:
                 scheduler.stop()
             db.dispose()

@@ -30,6 +30,12 @@ def _info(row: t.File) -> FileInfo:
                     data_report=row.data_report)
 
 
+def _live():
+    """Files not deleted and not expired: one past its expires_after is gone at once, before
+    the expiry sweep (services/expiry.py) removes its bytes."""
+    return sa.and_(t.File.deleted_at.is_(None), sa.or_(t.File.expires_at.is_(None), t.File.expires_at > now()))
+
+
 class FileService:
     def __init__(self, db: Database, blobs: BlobStore, *, max_bytes: int, quotas: Quotas | None = None):
         self.db, self.blobs, self.max_bytes = db, blobs, max_bytes
@@ -100,7 +106,7 @@ class FileService:
     # -- reading -----------------------------------------------------------------------------
     def _row(self, s, org_id: str, file_id: str) -> t.File:
         row = s.scalar(sa.select(t.File).where(t.File.id == file_id, t.File.org_id == org_id,
-                                               t.File.deleted_at.is_(None)))
+                                               _live()))
         if row is None:
             raise NotFound(f"No such File object: {file_id}", param="id")
         return row
@@ -114,7 +120,7 @@ class FileService:
         if order not in ("asc", "desc"):
             raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
         with self.db.session() as s:
-            stmt = sa.select(t.File).where(t.File.org_id == org_id, t.File.deleted_at.is_(None))
+            stmt = sa.select(t.File).where(t.File.org_id == org_id, _live())
             if purpose:
                 stmt = stmt.where(t.File.purpose == purpose)
             rows, more = page(s, stmt, t.File, after=after, limit=limit, order=order)  # type: ignore[arg-type]
@@ -135,7 +141,7 @@ class FileService:
         column = columns[sort_by]
         order = [column.asc() if sort_order == "asc" else column.desc(), t.File.seq.desc()]
         with self.db.session() as s:
-            stmt = sa.select(t.File).where(t.File.org_id == org_id, t.File.deleted_at.is_(None))
+            stmt = sa.select(t.File).where(t.File.org_id == org_id, _live())
             if purpose:
                 stmt = stmt.where(t.File.purpose == purpose)
             rows = list(s.scalars(stmt.order_by(*order).offset(offset).limit(limit + 1)))
