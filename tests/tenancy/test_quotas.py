@@ -20,7 +20,7 @@ MIB = 1024 * 1024
 def test_unfinished_jobs_quota_is_a_429_in_openai_and_seekr_shapes(tenancy_server):
     client = openai_client(tenancy_server, "org-jobs")
     file = client.files.create(file=("t.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune").id
-    create = lambda: client.fine_tuning.jobs.create(model="polytune-tiny", training_file=file,  # noqa: E731
+    create = lambda: client.fine_tuning.jobs.create(model="polytune-tiny", training_file=file,
                                                     hyperparameters={"n_epochs": 1}).id
     jobs = [create(), create()]
     try:

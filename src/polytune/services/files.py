@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from polytune.domain.errors import InvalidRequest, NotFound, TooLarge
 from polytune.domain.ids import new_id
 from polytune.domain.objects import FileInfo, Page, UploadInfo, UploadPartInfo
-from polytune.store import tables as t
 from polytune.services.quotas import Quotas
+from polytune.store import tables as t
 from polytune.store.blobs import BlobStore, PendingBlob, local_copy
 from polytune.store.db import Database, now
 from polytune.store.files import add_file
