@@ -38,11 +38,21 @@ class Settings(BaseSettings):
     scheduler_interval: float = Field(default=0.5, description="seconds between scheduler passes")
     cancel_grace_seconds: float = Field(default=10.0, description="then the worker's group is killed")
     min_examples: int = Field(default=10, ge=1, description="fewer training examples fails the job's validation")
+    # Jobs' data is validated by this many threads, fairly by organization; one organization
+    # takes at most all but one of them (services/validation_queue.py).
+    validation_workers: int = Field(default=2, ge=1, description="threads validating jobs' data")
     max_retries: int = Field(default=3, ge=0, description="times a job whose worker died is resumed")
     heartbeat_timeout: float = Field(default=120.0, description="seconds of worker silence = lost")
     resume_checkpoint_steps: int = Field(default=200, ge=0, description="resume checkpoint every N steps (0: off)")
     resume_checkpoint_minutes: float = Field(default=10.0, ge=0, description="... or every M minutes (0: off)")
     max_jobs_per_org: int = Field(default=0, ge=0, description="running jobs per organization (0: no limit)")
+    # Quotas per organization (docs/quotas.md; 0: no limit). Unfinished jobs are created,
+    # validating, queued, running, pausing or paused ones; stored bytes are files, the parts of
+    # unfinished uploads and repository files.
+    max_unfinished_jobs_per_org: int = Field(default=100, ge=0, description="429 for a job beyond it")
+    max_storage_bytes_per_org: int = Field(default=100 * 1024**3, ge=0, description="413 for an upload beyond it")
+    # Expired uploads and files past their expires_after are deleted by a sweep this often.
+    expiry_sweep_interval: float = Field(default=60.0, gt=0, description="seconds between expiry sweeps")
     shutdown_grace_seconds: float = Field(default=60.0, description="on SIGTERM, time for workers to checkpoint")
     # Serving: weights kept in memory (base models, full fine-tunes, LoRA adapters) stay under this;
     # the least recently used idle ones are evicted to make room.

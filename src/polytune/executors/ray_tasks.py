@@ -31,7 +31,9 @@ def _job_log(job_id: str):
     there (the server's own machine, or a shared data dir), as the local executor's do; Ray
     keeps its own worker logs besides."""
     from polytune.config import Settings
+    from polytune.store.private_files import keep_private
 
+    keep_private()  # the log below, and all the job writes, private to this user (private_files.py)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     handler = None

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from polytune.domain.errors import InvalidRequest, NotFound, TooLarge
 from polytune.domain.ids import new_id
 from polytune.domain.objects import FileInfo, Page, UploadInfo, UploadPartInfo
+from polytune.services.quotas import Quotas
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore, PendingBlob, local_copy
 from polytune.store.db import Database, now
@@ -29,9 +30,16 @@ def _info(row: t.File) -> FileInfo:
                     data_report=row.data_report)
 
 
+def _live():
+    """Files not deleted and not expired: one past its expires_after is gone at once, before
+    the expiry sweep (services/expiry.py) removes its bytes."""
+    return sa.and_(t.File.deleted_at.is_(None), sa.or_(t.File.expires_at.is_(None), t.File.expires_at > now()))
+
+
 class FileService:
-    def __init__(self, db: Database, blobs: BlobStore, *, max_bytes: int):
+    def __init__(self, db: Database, blobs: BlobStore, *, max_bytes: int, quotas: Quotas | None = None):
         self.db, self.blobs, self.max_bytes = db, blobs, max_bytes
+        self.quotas = quotas or Quotas()
 
     # -- streaming a new file in -------------------------------------------------------------
     def begin(self) -> tuple[str, PendingBlob]:
@@ -49,9 +57,11 @@ class FileService:
                purposes: tuple[str, ...] = FILE_PURPOSES) -> FileInfo:
         """`purposes`: the ones the caller's API knows (SeekrFlow's differ from OpenAI's)."""
         check_purpose(purpose, purposes)
+        with self.db.session() as s:  # refused before the bytes are kept or read (the caller aborts)
+            self.quotas.check_storage(s, org_id, pending.size, param="file")
         pending.commit()
         return self._record(org_id, file_id, filename=filename, purpose=purpose,
-                            size=pending.size, expires_after=expires_after)
+                            size=pending.size, expires_after=expires_after, charged="file")
 
     def create_bytes(self, org_id: str, *, filename: str, purpose: str, data: bytes) -> FileInfo:
         """A file the service itself makes (a results CSV)."""
@@ -61,9 +71,19 @@ class FileService:
         return self._record(org_id, file_id, filename=filename, purpose=purpose, size=len(data))
 
     def _record(self, org_id: str, file_id: str, *, filename: str, purpose: str, size: int,
-                expires_after: int | None = None) -> FileInfo:
+                expires_after: int | None = None, charged: str | None = None) -> FileInfo:
+        """`charged`: the parameter that carried the bytes, when the storage quota applies (not
+        to the service's own files, nor to a completed upload, whose parts it counted)."""
         status, details, report = self._inspect(file_id, purpose)
         with self.db.session() as s:
+            if charged:
+                # Again, in the transaction that adds the file: another upload may have finished
+                # since the check before the bytes were kept.
+                try:
+                    self.quotas.check_storage(s, org_id, size, param=charged)
+                except TooLarge:
+                    self.blobs.delete(f"files/{file_id}")
+                    raise
             row = add_file(s, file_id=file_id, org_id=org_id, filename=filename, purpose=purpose,
                            size=size, status=status, status_details=details, data_report=report,
                            expires_at=now() + expires_after if expires_after else None)
@@ -86,7 +106,7 @@ class FileService:
     # -- reading -----------------------------------------------------------------------------
     def _row(self, s, org_id: str, file_id: str) -> t.File:
         row = s.scalar(sa.select(t.File).where(t.File.id == file_id, t.File.org_id == org_id,
-                                               t.File.deleted_at.is_(None)))
+                                               _live()))
         if row is None:
             raise NotFound(f"No such File object: {file_id}", param="id")
         return row
@@ -100,7 +120,7 @@ class FileService:
         if order not in ("asc", "desc"):
             raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
         with self.db.session() as s:
-            stmt = sa.select(t.File).where(t.File.org_id == org_id, t.File.deleted_at.is_(None))
+            stmt = sa.select(t.File).where(t.File.org_id == org_id, _live())
             if purpose:
                 stmt = stmt.where(t.File.purpose == purpose)
             rows, more = page(s, stmt, t.File, after=after, limit=limit, order=order)  # type: ignore[arg-type]
@@ -121,7 +141,7 @@ class FileService:
         column = columns[sort_by]
         order = [column.asc() if sort_order == "asc" else column.desc(), t.File.seq.desc()]
         with self.db.session() as s:
-            stmt = sa.select(t.File).where(t.File.org_id == org_id, t.File.deleted_at.is_(None))
+            stmt = sa.select(t.File).where(t.File.org_id == org_id, _live())
             if purpose:
                 stmt = stmt.where(t.File.purpose == purpose)
             rows = list(s.scalars(stmt.order_by(*order).offset(offset).limit(limit + 1)))
@@ -170,6 +190,8 @@ class FileService:
             raise TooLarge(f"Upload of {bytes} bytes is over the limit of {self.max_bytes}.", param="bytes")
         if not filename:
             raise InvalidRequest("filename must not be empty.", param="filename")
+        with self.db.session() as s:
+            self.quotas.check_storage(s, org_id, bytes, param="bytes")
         created = now()
         row = t.Upload(id=new_id("upload"), org_id=org_id, filename=filename, purpose=purpose,
                        bytes=bytes, mime_type=mime_type, status="pending", created_at=created,
@@ -197,9 +219,10 @@ class FileService:
         pending.write(data)
 
     def finish_part(self, org_id: str, upload_id: str, part_id: str, pending: PendingBlob) -> UploadPartInfo:
-        pending.commit()
         with self.db.session() as s:
             self._pending_upload(s, org_id, upload_id)
+            self.quotas.check_storage(s, org_id, pending.size, param="data")  # the caller aborts
+            pending.commit()
             part = t.UploadPart(id=part_id, upload_id=upload_id, bytes=pending.size,
                                 blob_key=pending.key, created_at=now())
             s.add(part)

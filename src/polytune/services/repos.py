@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from polytune.domain.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from polytune.domain.ids import new_id
 from polytune.domain.repos import DEFAULT_BRANCH, BranchInfo, CommitInfo, RepoFileInfo, RepoInfo
+from polytune.services.quotas import Quotas
 from polytune.store import repos as repo_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore, PendingBlob
@@ -53,8 +54,9 @@ class PendingFile:
 
 
 class RepoService:
-    def __init__(self, db: Database, blobs: BlobStore, *, max_bytes: int):
+    def __init__(self, db: Database, blobs: BlobStore, *, max_bytes: int, quotas: Quotas | None = None):
         self.db, self.blobs, self.max_bytes = db, blobs, max_bytes
+        self.quotas = quotas or Quotas()
 
     # -- repositories ------------------------------------------------------------------------
     def _row(self, s, org_id: str, namespace: str, name: str) -> t.Repo:
@@ -145,6 +147,8 @@ class RepoService:
                 p.blob.commit()
             with self.db.session() as s:
                 repo = self._row(s, org_id, namespace, name)
+                # (Counts files this commit replaces too: the quota is never passed, even briefly.)
+                self.quotas.check_storage(s, org_id, sum(p.blob.size for p in pending), param="files[]")
                 row, replaced = repo_store.commit(
                     s, repo.id, branch,
                     [repo_store.NewFile(path=path, blob_key=p.blob.key, size=p.blob.size)

@@ -32,6 +32,7 @@ from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
 from polytune.store.files import add_file
+from polytune.store.private_files import keep_private
 from polytune.training.reporter import PREFERENCE_METRICS, Reporter
 
 log = logging.getLogger("polytune.worker")
@@ -231,6 +232,8 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
     from polytune.training.store_reporter import StoreReporter
     from polytune.training.train import TrainingStopped
     from polytune.training.wandb_job import start_job_wandb
+
+    keep_private()  # a Ray worker was not started by the server: it has not inherited its umask
 
     if distributed.rank() > 0:
         return _run_replica(job_id, settings)
