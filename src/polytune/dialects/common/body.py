@@ -43,10 +43,11 @@ def validation_error(e: ValidationError) -> InvalidRequest:
 
 async def json_body(request: Request, model: type[M]) -> M:
     ctype = request.headers.get("content-type", "")
-    raw = await request.body()
+    # Checked before the body is read: a body of the wrong kind is refused unread.
     if not ctype.split(";")[0].strip().lower().endswith("json"):
         raise InvalidRequest(f"Expected a JSON body with 'Content-Type: application/json', got "
                              f"'{ctype or 'none'}'.", code="invalid_content_type")
+    raw = await request.body()
     try:
         data = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError as e:

@@ -11,9 +11,12 @@ import anyio
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from polytune.dialects.body_limit import allow_upload
 from polytune.domain.errors import InvalidRequest
 
 MAX_FIELD_BYTES = 64 * 1024
+# Room for the multipart framing and text fields around the files' own bytes.
+FORM_OVERHEAD = 1024 * 1024
 
 
 class Sink(Protocol):
@@ -42,6 +45,9 @@ async def read_multipart(request: Request, open_sink: Callable[[str, str], Sink]
     boundary = params.get(b"boundary")
     if ctype != b"multipart/form-data" or not boundary:
         raise InvalidRequest("Expected a multipart/form-data body.", code="invalid_content_type")
+    # Files stream to storage (each sink enforces its own limit), so this request may send more
+    # than a JSON body may; the whole body is still bounded.
+    allow_upload(request, request.app.state.services.settings.max_upload_bytes + FORM_OVERHEAD)
 
     actions: list[tuple[str, _Part, bytes]] = []
     current = _Part()
