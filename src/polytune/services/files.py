@@ -197,6 +197,17 @@ class FileService:
         pending.write(data)
 
     def finish_part(self, org_id: str, upload_id: str, part_id: str, pending: PendingBlob) -> UploadPartInfo:
+        with self.db.session() as s:
+            row = self._pending_upload(s, org_id, upload_id)
+            held = s.scalar(sa.select(sa.func.coalesce(sa.func.sum(t.UploadPart.bytes), 0))
+                            .where(t.UploadPart.upload_id == upload_id))
+        # The upload declared its size: parts beyond it would only be refused at complete, after
+        # they had filled storage.
+        if held + pending.size > row.bytes:
+            pending.abort()
+            raise InvalidRequest(f"This part of {pending.size} bytes would bring upload {upload_id} to "
+                                 f"{held + pending.size} bytes, over the {row.bytes} bytes it was created "
+                                 "for.", param="data", code="upload_too_large")
         pending.commit()
         with self.db.session() as s:
             self._pending_upload(s, org_id, upload_id)
