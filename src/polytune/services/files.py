@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 
 import sqlalchemy as sa
 
@@ -49,6 +50,7 @@ class FileService:
                purposes: tuple[str, ...] = FILE_PURPOSES) -> FileInfo:
         """`purposes`: the ones the caller's API knows (SeekrFlow's differ from OpenAI's)."""
         check_purpose(purpose, purposes)
+        check_filename(filename, "file")
         pending.commit()
         return self._record(org_id, file_id, filename=filename, purpose=purpose,
                             size=pending.size, expires_after=expires_after)
@@ -129,8 +131,9 @@ class FileService:
 
     def rename(self, org_id: str, file_id: str, filename: str) -> FileInfo:
         name = filename.strip()
-        if not name or "/" in name or len(name) > 512:
-            raise InvalidRequest("The new filename must be 1-512 characters with no '/'.", param="new_filename")
+        if "/" in name:
+            raise InvalidRequest("The new filename must have no '/'.", param="new_filename")
+        check_filename(name, "new_filename")
         with self.db.session() as s:
             row = self._row(s, org_id, file_id)
             row.filename = name
@@ -168,8 +171,7 @@ class FileService:
             raise InvalidRequest("bytes must not be negative.", param="bytes")
         if bytes > self.max_bytes:
             raise TooLarge(f"Upload of {bytes} bytes is over the limit of {self.max_bytes}.", param="bytes")
-        if not filename:
-            raise InvalidRequest("filename must not be empty.", param="filename")
+        check_filename(filename, "filename")
         created = now()
         row = t.Upload(id=new_id("upload"), org_id=org_id, filename=filename, purpose=purpose,
                        bytes=bytes, mime_type=mime_type, status="pending", created_at=created,
@@ -265,3 +267,20 @@ def check_purpose(purpose: str, purposes: tuple[str, ...] = FILE_PURPOSES) -> No
     if purpose not in purposes:
         raise InvalidRequest(f"'{purpose}' is not a valid purpose; expected one of "
                              f"{json.dumps(list(purposes))}.", param="purpose")
+
+
+MAX_FILENAME = 512  # the column's width
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_filename(name: str, param: str) -> None:
+    """A file's name is kept exactly as given (any Unicode); it must fit its column and hold no
+    control characters (NUL can't be stored, CR/LF would break the headers it is sent back in)."""
+    if not name:
+        raise InvalidRequest("The file name must not be empty.", param=param)
+    if len(name) > MAX_FILENAME:
+        raise InvalidRequest(f"The file name is {len(name)} characters; at most {MAX_FILENAME} are allowed.",
+                             param=param)
+    if _CONTROL.search(name):
+        raise InvalidRequest("The file name must not contain control characters (NUL, CR, LF, tab, ...).",
+                             param=param)

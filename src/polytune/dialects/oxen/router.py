@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
+from polytune.dialects.common.downloads import content_disposition
 from polytune.dialects.common.deps import OrgId, Svc
 from polytune.dialects.common.multipart import read_multipart
 from polytune.domain.errors import InvalidRequest
@@ -80,7 +81,7 @@ def download_file(namespace: str, name: str, target: str, org: OrgId, svc: Svc) 
     media = mimetypes.guess_type(info.path)[0] or "application/octet-stream"
     return StreamingResponse(chunks, media_type=media, headers={
         "Content-Length": str(info.bytes), "oxen-revision-id": info.commit_id,
-        "Content-Disposition": f'attachment; filename="{info.path.rsplit("/", 1)[-1]}"'})
+        "Content-Disposition": content_disposition(info.path.rsplit("/", 1)[-1])})
 
 
 # -- fine-tunes ---------------------------------------------------------------------------------
