@@ -15,6 +15,7 @@ from polytune import __version__
 from polytune.config import Settings, get_settings
 from polytune.dashboard.router import mount_dashboard
 from polytune.dialects.body_limit import BodyLimitMiddleware, render_for_path
+from polytune.dialects.url_guard import UrlGuardMiddleware
 from polytune.dialects.common.deps import Services
 from polytune.dialects.openai import errors as openai_errors
 from polytune.dialects.openai.mount import OPENAI_PREFIXES, mount_openai
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app.add_exception_handler(HTTPException, openai_errors.http_error_handler)
     app.add_exception_handler(Exception, openai_errors.unhandled_error_handler)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, render=render_for_path)
+    app.add_middleware(UrlGuardMiddleware, render=render_for_path)
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from polytune.domain.errors import TooLarge
+from polytune.domain.errors import DomainError, TooLarge
 
 _SCOPE_KEY = "polytune.body_budget"
 
@@ -57,7 +57,7 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int, render: Callable[[str, TooLarge], Response]):
+    def __init__(self, app: ASGIApp, *, max_bytes: int, render: Callable[[str, DomainError], Response]):
         self.app, self.max_bytes, self.render = app, max_bytes, render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,7 +94,7 @@ class BodyLimitMiddleware:
             await self.render(scope.get("path", ""), error)(scope, receive, send)
 
 
-def render_for_path(path: str, error: TooLarge) -> Response:
+def render_for_path(path: str, error: DomainError) -> Response:
     """The error in the envelope of the dialect that serves `path` (OpenAI's for the rest)."""
     from polytune.dialects.openai import errors as openai_errors
     from polytune.dialects.oxen import errors as oxen_errors

@@ -15,6 +15,7 @@ from polytune.dialects.common.deps import OrgId, Svc
 from polytune.dialects.common.downloads import file_content_response
 from polytune.dialects.common.idempotency import once_per_key
 from polytune.dialects.common.multipart import read_multipart
+from polytune.dialects.common.params import MAX_LIMIT
 from polytune.domain.errors import InvalidRequest, TooLarge
 from polytune.services.graders import GraderService
 
@@ -105,7 +106,7 @@ async def create_file(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/files")
-def list_files(org: OrgId, svc: Svc, after: str | None = None, limit: int = Query(10000),
+def list_files(org: OrgId, svc: Svc, after: str | None = None, limit: int = Query(10000, ge=1, le=MAX_LIMIT),
                order: str = "desc", purpose: str | None = None) -> dict[str, Any]:
     return tr.page(svc.files.list(org, after=after, limit=limit, order=order, purpose=purpose), tr.file)
 
@@ -190,7 +191,7 @@ def _metadata_filter(request: Request) -> dict[str, str]:
 
 @router.get("/fine_tuning/jobs")
 def list_jobs(request: Request, org: OrgId, svc: Svc, after: str | None = None,
-              limit: int = Query(20)) -> dict[str, Any]:
+              limit: int = Query(20, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
     return tr.page(svc.jobs.list(org, after=after, limit=limit, metadata=_metadata_filter(request)), tr.job)
 
 
@@ -216,13 +217,13 @@ def resume_job(job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 @router.get("/fine_tuning/jobs/{job_id}/events")
 def list_events(job_id: str, org: OrgId, svc: Svc, after: str | None = None,
-                limit: int = Query(20)) -> dict[str, Any]:
+                limit: int = Query(20, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
     return tr.page(svc.jobs.events(org, job_id, after=after, limit=limit), tr.event)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints")
 def list_checkpoints(job_id: str, org: OrgId, svc: Svc, after: str | None = None,
-                     limit: int = Query(10)) -> dict[str, Any]:
+                     limit: int = Query(10, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
     return tr.page(svc.jobs.checkpoints(org, job_id, after=after, limit=limit), tr.checkpoint)
 
 

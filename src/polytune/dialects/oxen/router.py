@@ -14,6 +14,7 @@ from polytune.dialects.common.body import json_body
 from polytune.dialects.common.downloads import content_disposition
 from polytune.dialects.common.deps import OrgId, Svc
 from polytune.dialects.common.multipart import read_multipart
+from polytune.dialects.common.params import MAX_PAGE
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job
 
@@ -119,14 +120,15 @@ def _page(svc: Svc, org: str, page: int, page_size: int, status: str | None, sor
 
 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes")
-def list_repo_fine_tunes(namespace: str, name: str, org: OrgId, svc: Svc, page: int = Query(1),
-                         page_size: int = Query(20), status: str | None = None,
+def list_repo_fine_tunes(namespace: str, name: str, org: OrgId, svc: Svc, page: int = Query(1, ge=1, le=MAX_PAGE),
+                         page_size: int = Query(20, ge=1, le=1000), status: str | None = None,
                          sort: str = "newest") -> dict[str, Any]:
     return _page(svc, org, page, page_size, status, sort, namespace=namespace, name=name)
 
 
 @router.get("/api/users/{username}/fine_tunes")
-def list_user_fine_tunes(username: str, org: OrgId, svc: Svc, page: int = Query(1), page_size: int = Query(20),
+def list_user_fine_tunes(username: str, org: OrgId, svc: Svc, page: int = Query(1, ge=1, le=MAX_PAGE),
+                         page_size: int = Query(20, ge=1, le=1000),
                          status: str | None = None, sort: str = "newest") -> dict[str, Any]:
     # polytune's keys belong to organizations: the key, not the username, decides whose
     # fine-tunes these are, and jobs created through any API are listed.
