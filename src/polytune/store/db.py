@@ -37,17 +37,22 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 _INT64 = 2**63
 
 
-def _refuse_unstorable(conn, cursor, statement, parameters, context, executemany) -> None:
+def _refuse_unstorable(conn, cursor, statement, parameters, context, _executemany) -> None:
     """The last line behind every input check: a value no backend can store or compare (a NUL
     in text, which PostgreSQL refuses; an integer beyond 64 bits, which neither takes) is the
     caller's mistake, a 400, whatever route it came through, never a database error."""
-    rows = parameters if executemany else [parameters]
-    for row in rows:
-        for value in (row.values() if isinstance(row, dict) else row or ()):
-            if isinstance(value, str) and "\x00" in value:
-                raise InvalidRequest("Text must not contain NUL (\\u0000) characters.", code="invalid_text")
-            if isinstance(value, int) and not -_INT64 <= value < _INT64:
-                raise InvalidRequest(f"The number {value} is out of range.", code="invalid_value")
+    # Parameters come as a dict, a tuple, or (executemany, batched inserts) lists of either.
+    pending = [parameters]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+        elif isinstance(value, str) and "\x00" in value:
+            raise InvalidRequest("Text must not contain NUL (\\u0000) characters.", code="invalid_text")
+        elif isinstance(value, int) and not -_INT64 <= value < _INT64:
+            raise InvalidRequest(f"The number {value} is out of range.", code="invalid_value")
 
 
 class Database:
