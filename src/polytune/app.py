@@ -15,6 +15,7 @@ from polytune import __version__
 from polytune.config import Settings, get_settings
 from polytune.dashboard.router import mount_dashboard
 from polytune.dialects.body_limit import BodyLimitMiddleware, render_for_path
+from polytune.dialects.common import openapi_doc
 from polytune.dialects.url_guard import UrlGuardMiddleware
 from polytune.dialects.common.deps import Services
 from polytune.dialects.openai import errors as openai_errors
@@ -118,4 +119,5 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app.include_router(oxen_router)
     # The dashboard at `/` (its assets under /dashboard/): static pages over the /v1 API.
     mount_dashboard(app)
+    openapi_doc.install(app)  # the hand-parsed request bodies, in /openapi.json
     return app

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
+from polytune.dialects.common.openapi_doc import json_request
 from polytune.dialects.common.deps import OrgId, Svc, api_key
 from polytune.services.graders import GraderService
 
@@ -18,7 +19,7 @@ router = APIRouter()
 _RUN = "/fine_tuning/alpha/graders/run"
 
 
-@router.post(_RUN)
+@router.post(_RUN, openapi_extra=json_request(GraderRunRequest))
 async def run_grader(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, GraderRunRequest)
     # Model graders call this same API (the prefix the request came in on) with the caller's
@@ -29,7 +30,7 @@ async def run_grader(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     return tr.grader_run(grader, result, seconds)
 
 
-@router.post("/fine_tuning/alpha/graders/validate")
+@router.post("/fine_tuning/alpha/graders/validate", openapi_extra=json_request(GraderValidateRequest))
 async def validate_grader(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, GraderValidateRequest)
     return {"grader": GraderService(svc.settings).validate(req.grader)}

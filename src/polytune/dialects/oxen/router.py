@@ -14,6 +14,7 @@ from polytune.dialects.common.body import json_body
 from polytune.dialects.common.downloads import content_disposition
 from polytune.dialects.common.deps import OrgId, Svc
 from polytune.dialects.common.multipart import read_multipart
+from polytune.dialects.common.openapi_doc import json_request, multipart_request
 from polytune.dialects.common.params import MAX_PAGE
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job
@@ -27,7 +28,7 @@ _FILE_FIELDS = ("files[]", "file")
 
 
 # -- repositories -------------------------------------------------------------------------------
-@router.post("/api/repos")
+@router.post("/api/repos", openapi_extra=json_request(CreateRepoRequest))
 async def create_repo(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, CreateRepoRequest)
     seed = [(f.path, f.contents.encode()) for f in req.files or []]
@@ -50,7 +51,8 @@ def get_branch(namespace: str, name: str, branch: str, org: OrgId, svc: Svc) -> 
 
 
 # -- files --------------------------------------------------------------------------------------
-@router.put("/api/repos/{namespace}/{name}/file/{target:path}")
+@router.put("/api/repos/{namespace}/{name}/file/{target:path}", openapi_extra=multipart_request(
+    ["files[]"], {"message": {"type": "string"}, "name": {"type": "string"}, "email": {"type": "string"}}))
 async def upload_files(namespace: str, name: str, target: str, request: Request, org: OrgId,
                        svc: Svc) -> dict[str, Any]:
     """`RemoteRepo.upload`: multipart `files[]` into `<branch>/<dir>`, one commit."""
@@ -90,7 +92,7 @@ def _fine_tune(svc: Svc, org: str, job: Job, message: str) -> dict[str, Any]:
     return tr.ok(message, fine_tune=tr.fine_tune(job, svc.repo_jobs.repository_of(org, job)))
 
 
-@router.post("/api/repos/{namespace}/{name}/fine_tunes")
+@router.post("/api/repos/{namespace}/{name}/fine_tunes", openapi_extra=json_request(CreateFineTuneRequest))
 async def create_fine_tune(namespace: str, name: str, request: Request, org: OrgId, svc: Svc) -> JSONResponse:
     req = await json_body(request, CreateFineTuneRequest)
     spec, columns = tr.to_spec(req, name)

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from polytune.dialects.common.deps import OrgId, Svc
 from polytune.dialects.common.downloads import file_content_response
 from polytune.dialects.common.multipart import read_multipart
+from polytune.dialects.common.openapi_doc import multipart_request
 from polytune.dialects.common.params import MAX_ID, MAX_LIMIT, MAX_OFFSET
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.objects import Page
@@ -97,13 +98,13 @@ async def _receive_files(request: Request, org: str, svc, *, many: bool) -> list
     return infos
 
 
-@router.put("/files")
+@router.put("/files", openapi_extra=multipart_request(["files"], {"purpose": {"type": "string"}}))
 async def upload_file(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     (info,) = await _receive_files(request, org, svc, many=False)
     return tr.file(info)
 
 
-@router.put("/bulk_files")
+@router.put("/bulk_files", openapi_extra=multipart_request(["files"], {"purpose": {"type": "string"}}))
 async def bulk_upload(request: Request, org: OrgId, svc: Svc) -> list[dict[str, Any]]:
     return [tr.file(info) for info in await _receive_files(request, org, svc, many=True)]
 
