@@ -16,12 +16,12 @@ from polytune.config import Settings, get_settings
 from polytune.dashboard.router import mount_dashboard
 from polytune.dialects.body_limit import BodyLimitMiddleware, render_for_path
 from polytune.dialects.common import openapi_doc
-from polytune.dialects.url_guard import UrlGuardMiddleware
 from polytune.dialects.common.deps import Services
 from polytune.dialects.openai import errors as openai_errors
 from polytune.dialects.openai.mount import OPENAI_PREFIXES, mount_openai
 from polytune.dialects.seekr.router import router as seekr_router
 from polytune.dialects.oxen.router import router as oxen_router
+from polytune.dialects.url_guard import UrlGuardMiddleware
 from polytune.domain.errors import DomainError
 from polytune.executors import make_executor
 from polytune.scheduler import Scheduler
