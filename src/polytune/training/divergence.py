@@ -9,6 +9,8 @@ from collections.abc import Iterable
 
 import torch
 
+from polytune.training import distributed
+
 
 class TrainingDiverged(Exception):
     """The job fails with this `code`, `message` and `param` (runner.py reads the three)."""
@@ -31,8 +33,14 @@ def check_loss(name: str, value: float | None, step: int) -> None:
 
 def check_weights(parameters: Iterable[torch.Tensor], step: int) -> None:
     """Every trainable tensor finite (the last update can break the weights after the last
-    finite loss was logged)."""
+    finite loss was logged). A sharded (FSDP) tensor is checked shard by shard, and the ranks
+    agree, so all of them fail together rather than some waiting in the next collective."""
+    broken = False
     with torch.no_grad():
         for p in parameters:
-            if p.requires_grad and p.numel() and not bool(torch.isfinite(p).all()):
-                raise TrainingDiverged("model's weights became non-finite", step)
+            local = p.to_local() if hasattr(p, "to_local") else p
+            if p.requires_grad and local.numel() and not bool(torch.isfinite(local).all()):
+                broken = True
+                break
+    if distributed.any_rank(broken):
+        raise TrainingDiverged("model's weights became non-finite", step)
