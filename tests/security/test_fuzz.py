@@ -3,7 +3,8 @@
 may be a 5xx, and every answer must fit the schema the document gives for its status.
 
 Bounded in time: a fixed number of derandomized examples per operation and generation mode
-(the same inputs every run, so a failure reproduces). TrueFoundry's /api/llm routes are the
+(the same inputs every run, so a failure reproduces), and for operations with query
+parameters the first boundary cases of schemathesis' coverage phase. TrueFoundry's /api/llm routes are the
 same router objects as /v1 (dialects/openai/mount.py), so only /v1 is fuzzed. Nothing is left
 out for cost: a fuzzed job never names a valid training file, so no training starts, and a
 fuzzed chat request never names a served model.
@@ -11,6 +12,7 @@ fuzzed chat request never names a served model.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -22,6 +24,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 EXAMPLES = 5  # per operation and generation mode
+COVERAGE_CASES = 60  # boundary values (schemathesis' coverage phase) per operation with a query
+CHECKS = [not_a_server_error, response_schema_conformance]
 
 
 def _fuzz(operation, mode, headers: dict[str, str]) -> None:
@@ -29,9 +33,17 @@ def _fuzz(operation, mode, headers: dict[str, str]) -> None:
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case):
-        case.call_and_validate(headers=headers, timeout=30, checks=[not_a_server_error, response_schema_conformance])
+        case.call_and_validate(headers=headers, timeout=30, checks=CHECKS)
 
     run()
+
+
+def _boundaries(schema, operation, headers: dict[str, str]) -> None:
+    """Each query parameter at and just past its bounds, wrong types, missing, duplicated."""
+    cases = schema.iter_coverage_cases(operation, generation_modes=list(GenerationMode),
+                                       generation_config=schema.config.generation_for(operation=operation))
+    for case in itertools.islice(cases, COVERAGE_CASES):
+        case.call_and_validate(headers=headers, timeout=30, checks=CHECKS)
 
 
 def test_no_5xx_and_responses_fit_their_schema(limited_server):
@@ -54,6 +66,11 @@ def test_no_5xx_and_responses_fit_their_schema(limited_server):
                 continue  # no invalid input exists for this operation's schema
             except Exception as e:  # noqa: BLE001 - collect every operation's failure, then report all
                 failures.append(f"{op.label} [{mode.value}]: {str(e)[:1500]}")
+        if len(op.query):
+            try:
+                _boundaries(schema, op, headers)
+            except Exception as e:  # noqa: BLE001
+                failures.append(f"{op.label} [boundaries]: {str(e)[:1500]}")
     elapsed = time.monotonic() - started
     assert not failures, "\n\n".join(failures)
     print(f"fuzzed {len(operations)} operations in {elapsed:.0f}s")
