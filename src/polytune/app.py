@@ -14,11 +14,14 @@ from starlette.exceptions import HTTPException
 from polytune import __version__
 from polytune.config import Settings, get_settings
 from polytune.dashboard.router import mount_dashboard
+from polytune.dialects.body_limit import BodyLimitMiddleware, render_for_path
+from polytune.dialects.common import openapi_doc
 from polytune.dialects.common.deps import Services
 from polytune.dialects.openai import errors as openai_errors
 from polytune.dialects.openai.mount import OPENAI_PREFIXES, mount_openai
 from polytune.dialects.seekr.router import router as seekr_router
 from polytune.dialects.oxen.router import router as oxen_router
+from polytune.dialects.url_guard import UrlGuardMiddleware
 from polytune.domain.errors import DomainError
 from polytune.executors import make_executor
 from polytune.lazy_imports import from_transformers
@@ -130,6 +133,8 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app.add_exception_handler(RequestValidationError, openai_errors.request_validation_handler)
     app.add_exception_handler(HTTPException, openai_errors.http_error_handler)
     app.add_exception_handler(Exception, openai_errors.unhandled_error_handler)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, render=render_for_path)
+    app.add_middleware(UrlGuardMiddleware, render=render_for_path)
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -143,4 +148,5 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app.include_router(oxen_router)
     # The dashboard at `/` (its assets under /dashboard/): static pages over the /v1 API.
     mount_dashboard(app)
+    openapi_doc.install(app)  # the hand-parsed request bodies, in /openapi.json
     return app

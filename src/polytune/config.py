@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # "auto" when it would not fit one device (training/sharding.py), "always", or "never".
     fsdp: Literal["auto", "always", "never"] = Field(default="auto", description="FSDP for multi-worker jobs")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="413 beyond this")
+    # Every other request body (JSON: jobs, chat, graders) is read into memory: keep it small.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="413 beyond this (non-upload bodies)")
     scheduler_interval: float = Field(default=0.5, description="seconds between scheduler passes")
     cancel_grace_seconds: float = Field(default=10.0, description="then the worker's group is killed")
     min_examples: int = Field(default=10, ge=1, description="fewer training examples fails the job's validation")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 
 import sqlalchemy as sa
 
@@ -57,6 +58,7 @@ class FileService:
                purposes: tuple[str, ...] = FILE_PURPOSES) -> FileInfo:
         """`purposes`: the ones the caller's API knows (SeekrFlow's differ from OpenAI's)."""
         check_purpose(purpose, purposes)
+        check_filename(filename, "file")
         with self.db.session() as s:  # refused before the bytes are kept or read (the caller aborts)
             self.quotas.check_storage(s, org_id, pending.size, param="file")
         pending.commit()
@@ -149,8 +151,9 @@ class FileService:
 
     def rename(self, org_id: str, file_id: str, filename: str) -> FileInfo:
         name = filename.strip()
-        if not name or "/" in name or len(name) > 512:
-            raise InvalidRequest("The new filename must be 1-512 characters with no '/'.", param="new_filename")
+        if "/" in name:
+            raise InvalidRequest("The new filename must have no '/'.", param="new_filename")
+        check_filename(name, "new_filename")
         with self.db.session() as s:
             row = self._row(s, org_id, file_id)
             row.filename = name
@@ -188,8 +191,7 @@ class FileService:
             raise InvalidRequest("bytes must not be negative.", param="bytes")
         if bytes > self.max_bytes:
             raise TooLarge(f"Upload of {bytes} bytes is over the limit of {self.max_bytes}.", param="bytes")
-        if not filename:
-            raise InvalidRequest("filename must not be empty.", param="filename")
+        check_filename(filename, "filename")
         with self.db.session() as s:
             self.quotas.check_storage(s, org_id, bytes, param="bytes")
         created = now()
@@ -219,6 +221,16 @@ class FileService:
         pending.write(data)
 
     def finish_part(self, org_id: str, upload_id: str, part_id: str, pending: PendingBlob) -> UploadPartInfo:
+        with self.db.session() as s:
+            row = self._pending_upload(s, org_id, upload_id)
+            held = s.scalar(sa.select(sa.func.coalesce(sa.func.sum(t.UploadPart.bytes), 0))
+                            .where(t.UploadPart.upload_id == upload_id))
+        # The upload declared its size: parts beyond it would only be refused at complete, after
+        # they had filled storage. (The caller aborts the pending blob on any error.)
+        if held + pending.size > row.bytes:
+            raise InvalidRequest(f"This part of {pending.size} bytes would bring upload {upload_id} to "
+                                 f"{held + pending.size} bytes, over the {row.bytes} bytes it was created "
+                                 "for.", param="data", code="upload_too_large")
         with self.db.session() as s:
             self._pending_upload(s, org_id, upload_id)
             self.quotas.check_storage(s, org_id, pending.size, param="data")  # the caller aborts
@@ -277,3 +289,20 @@ def check_purpose(purpose: str, purposes: tuple[str, ...] = FILE_PURPOSES) -> No
     if purpose not in purposes:
         raise InvalidRequest(f"'{purpose}' is not a valid purpose; expected one of "
                              f"{json.dumps(list(purposes))}.", param="purpose")
+
+
+MAX_FILENAME = 512  # the column's width
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_filename(name: str, param: str) -> None:
+    """A file's name is kept exactly as given (any Unicode); it must fit its column and hold no
+    control characters (NUL can't be stored, CR/LF would break the headers it is sent back in)."""
+    if not name:
+        raise InvalidRequest("The file name must not be empty.", param=param)
+    if len(name) > MAX_FILENAME:
+        raise InvalidRequest(f"The file name is {len(name)} characters; at most {MAX_FILENAME} are allowed.",
+                             param=param)
+    if _CONTROL.search(name):
+        raise InvalidRequest("The file name must not contain control characters (NUL, CR, LF, tab, ...).",
+                             param=param)

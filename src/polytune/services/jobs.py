@@ -17,7 +17,7 @@ from polytune.domain.ids import new_id
 from polytune.domain.job import Job, JobError, JobStatus
 from polytune.domain.objects import Checkpoint, Event, Page
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
-from polytune.domain.validation import check_spec
+from polytune.domain.validation import MAX_METADATA_KEYS, check_spec
 from polytune.services.job_data import DataCheckFailed, JobDataChecker
 from polytune.services.quotas import Quotas
 from polytune.services.validation_queue import FairValidationQueue
@@ -162,6 +162,9 @@ class JobService:
 
     def list(self, org_id: str, *, after: str | None = None, limit: int = 20,
              metadata: dict[str, str] | None = None) -> Page:
+        if len(metadata or {}) > MAX_METADATA_KEYS:  # each filter is a join: a job holds no more keys
+            raise InvalidRequest(f"At most {MAX_METADATA_KEYS} metadata filters, got {len(metadata)}.",
+                                 param="metadata")
         with self.db.session() as s:
             stmt = sa.select(t.Job).where(t.Job.org_id == org_id)
             for i, (k, v) in enumerate((metadata or {}).items()):

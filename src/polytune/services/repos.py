@@ -35,7 +35,7 @@ def check_name(value: str, param: str) -> None:
 def clean_path(path: str, param: str) -> str:
     """A relative path inside a repository, with no '..' and no empty or '.' segments."""
     parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
+    if not parts or ".." in parts or any(c < " " or c == "\x7f" for c in path):
         raise InvalidRequest(f"Invalid path '{path}': expected a relative path inside the repository.",
                              param=param)
     return "/".join(parts)

@@ -78,3 +78,16 @@ class ReplicaReporter:
 
     def heartbeat(self) -> None:
         pass
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when it is True on any (one tiny all-reduce; none when alone), so all
+    ranks take the same branch before a collective."""
+    dist = _dist()
+    if dist is None or dist.get_world_size() == 1:
+        return flag
+    import torch
+
+    value = torch.tensor([int(flag)], dtype=torch.int64)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
