@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 
 from polytune.data.formats import LABELS, METHOD_FORMATS, method_formats_text
 from polytune.domain.errors import InvalidRequest, NotFound
-from polytune.services.memory_fit import Capacity, check_fit, check_quantization, read_config
 from polytune.domain.ids import new_id
 from polytune.domain.job import Job, JobError, JobStatus
 from polytune.domain.objects import Checkpoint, Event, Page
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.domain.validation import check_spec
 from polytune.services.job_data import DataCheckFailed, JobDataChecker
+from polytune.services.memory_fit import Capacity, check_fit, check_quantization, read_config
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore

@@ -113,8 +113,8 @@ def _remedies(dims: ModelDims, asked: Shape, devices: int, device_memory: int,
     if fsdp_setting != "never":
         for n in range(asked.devices + 1, devices + 1):
             if est := _try(dims, replace(asked, devices=n), device_memory, fsdp_setting):
-                out.append((PARAM_ACCEL, f"{n} accelerators with FSDP (~{gib(est.total)} each; this server "
-                                         f"has {devices})"))
+                text = f"{n} accelerators with FSDP (~{gib(est.total)} each; this server has {devices})"
+                out.append((PARAM_ACCEL, text))
                 break
     context = asked.context_length // 2
     while context >= 256:
