@@ -125,3 +125,21 @@ def test_jobs_get_their_own_devices_and_fail_at_once_without_cuda(tmp_path):
     finally:
         ex.shutdown()
         db.dispose()
+
+
+def test_an_image_job_takes_one_of_the_devices_it_asked(tmp_path):
+    settings = Settings(data_dir=tmp_path, warm_workers=False, accelerators="0,1,2,3")
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    org = add_org(db)
+    text, image = _ask(db, add_job(db, org), 2), _ask(db, add_job(db, org), 2)
+    with db.session() as s:
+        row = s.scalar(sa.select(t.Job).where(t.Job.id == image))
+        row.spec = {**row.spec, "method": "image_generation"}
+    ex = LocalExecutor(settings)
+    try:
+        # The image recipe is one process (as on Ray): one device; a text job gets all it asked.
+        assert ex._n_accel(image) == 1 and ex._n_accel(text) == 2
+    finally:
+        ex.shutdown()
+        db.dispose()

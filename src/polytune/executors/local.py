@@ -68,7 +68,7 @@ class LocalExecutor:
         accel.check_count(spec.resources.n_accel, spec.resources.n_node, self.accelerators)
 
     def _n_accel(self, job_id: str) -> int:
-        from polytune.domain.spec import Resources
+        from polytune.domain.spec import IMAGE_METHODS, Resources
         from polytune.store import jobs as job_store
         from polytune.store.db import Database
 
@@ -76,8 +76,10 @@ class LocalExecutor:
             self._db = Database(self.settings.resolved_database_url)
         with self._db.session() as s:
             row = job_store.get_row(s, job_id)
-            spec = row.spec if row is not None else {}
-        return self.demand(Resources.model_validate((spec or {}).get("resources") or {}))
+            spec = (row.spec if row is not None else None) or {}
+        if spec.get("method") in IMAGE_METHODS:
+            return 1  # the image recipe is one process: it takes one of the requested devices
+        return self.demand(Resources.model_validate(spec.get("resources") or {}))
 
     def _env(self, devices: tuple[str, ...] = ()) -> dict[str, str]:
         env = dict(os.environ)
