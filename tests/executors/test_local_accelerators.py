@@ -94,8 +94,8 @@ def _job(db: Database, job_id: str) -> t.Job:
         return row
 
 
-def test_jobs_get_their_own_devices_and_fail_at_once_without_cuda(tmp_path):
-    settings = Settings(data_dir=tmp_path, warm_workers=False, accelerators="0,1,2")
+def test_jobs_get_their_own_devices_and_fail_at_once_without_cuda(tmp_path, database_url):
+    settings = Settings(data_dir=tmp_path, database_url=database_url, warm_workers=False, accelerators="0,1,2")
     db = Database(settings.resolved_database_url)
     db.migrate()
     org = add_org(db)
