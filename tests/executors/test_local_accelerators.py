@@ -110,8 +110,9 @@ def test_jobs_get_their_own_devices_and_fail_at_once_without_cuda(tmp_path, data
         assert _job(db, later).status == "queued"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (ex.running() or _job(db, later).status == "queued"):
-            sch._reap()
+            # Dispatch before reaping: a worker that exited but is not reaped yet gives up its devices.
             sch._dispatch()
+            sch._reap()
             time.sleep(0.2)
         for job_id, devices in ((two, "0,1"), (one, "2")):
             row = _job(db, job_id)

@@ -97,6 +97,11 @@ class LocalExecutor:
         return env
 
     def submit(self, job_id: str) -> dict[str, Any]:
+        # The scheduler counts free devices from running() (live workers); a worker that exited
+        # but is not reaped yet must not keep its devices from the job starting in its place.
+        with self._lock:
+            for done in [j for j, p in self._procs.items() if p.poll() is not None]:
+                self._pool.release(done)
         devices = self._pool.take(job_id, self._n_accel(job_id)) if self.accelerators else ()
         where = {"executor": "local", "host": socket.gethostname(), **({"devices": list(devices)} if devices else {})}
         env = self._env(devices)
