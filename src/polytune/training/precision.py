@@ -85,4 +85,6 @@ def load_kwargs(precision: Precision) -> dict[str, Any]:
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=compute)
         kwargs["dtype"] = compute
+        # bitsandbytes quantises while loading, onto this process's device (its rank's under torchrun).
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
     return kwargs

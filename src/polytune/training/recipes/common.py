@@ -120,12 +120,13 @@ def plan_batches(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, 
                  cuda: bool) -> dict[str, int]:
     """Micro-batch and gradient accumulation. On an accelerator the micro-batch is what fits the
     device's token budget (training/memory.py) and accumulation makes up the global batch; a job
-    that set gradient_accumulation_steps, and every CPU job, keeps batch_size / workers per step."""
+    that set gradient_accumulation_steps, and every CPU job, keeps batch_size / workers per step.
+    (Reinforcement sizes its batches by generations per prompt: recipes/grpo.py.)"""
     hp = spec.hyperparameters
     per_device = per_device_batch(hp.batch_size)
     plain = dict(per_device_train_batch_size=per_device, per_device_eval_batch_size=per_device,
                  gradient_accumulation_steps=hp.gradient_accumulation_steps or 1)
-    if not cuda or hp.gradient_accumulation_steps:
+    if not cuda or hp.gradient_accumulation_steps or spec.method not in ("supervised", "dpo"):
         return plain
     from dataclasses import replace
 
