@@ -61,8 +61,8 @@ def detect(configured: str | None, memory_gb: float | None) -> Accelerators:
     count = torch.cuda.device_count()
     if count and memory is None:
         memory = min(torch.cuda.get_device_properties(i).total_memory for i in range(count))
-    # Device ids as this process numbers them; under a CUDA_VISIBLE_DEVICES of the server's own,
-    # the worker's inherit that numbering's physical devices through the ids written back below.
+    # A worker's CUDA_VISIBLE_DEVICES names physical devices: when the server itself runs under a
+    # CUDA_VISIBLE_DEVICES, its ids (not torch's renumbered 0..n-1) are the ones to hand out.
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = tuple(v.strip() for v in visible.split(","))[:count] if visible else tuple(str(i) for i in range(count))
     return Accelerators(ids, memory, "torch.cuda")
