@@ -110,6 +110,9 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
             # A job that can never be placed on the executor (a Ray cluster too small for it) is
             # refused at creation instead of queueing forever.
             services.jobs.placement_check = getattr(executor, "check", None)
+            # The accelerators a job may ever get: the memory planner refuses what cannot fit them.
+            services.jobs.capacity = ((lambda: executor.memory_capacity) if hasattr(type(executor), "memory_capacity")
+                                      else None)
             scheduler = Scheduler(db, services.jobs, executor, slots=settings.worker_slots,
                                   interval=settings.scheduler_interval,
                                   cancel_grace=settings.cancel_grace_seconds,

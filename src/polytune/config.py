@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     # (executors/warm.py); off: start each worker as a fresh `python -m polytune.training.runner`.
     warm_workers: bool = Field(default=True, description="fork local workers from a pre-imported process")
     worker_slots: int = Field(default=1, ge=1, description="jobs that train at once")
+    # The local executor's accelerators (executors/accelerators.py): "0,1,2,3" (device ids) or a
+    # count; "0"/"none": none. Unset: torch.cuda.device_count(). With accelerators, capacity is
+    # counted in them (a job takes resources.n_accel) and worker_slots no longer applies.
+    accelerators: str | None = Field(default=None, description="local accelerators: ids or a count")
+    # One accelerator's memory in GiB for the memory planner; unset: read from the device.
+    accelerator_memory_gb: float | None = Field(default=None, gt=0, description="one accelerator's memory")
     # Ray (executor "ray", docs/scaling.md): the cluster's address ("host:port" of its head, or
     # "auto"); unset: polytune starts a Ray of its own on this machine, which ends with the server.
     ray_address: str | None = Field(default=None, description="Ray cluster to run jobs on")

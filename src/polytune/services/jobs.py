@@ -19,6 +19,7 @@ from polytune.domain.objects import Checkpoint, Event, Page
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.domain.validation import MAX_METADATA_KEYS, check_spec
 from polytune.services.job_data import DataCheckFailed, JobDataChecker
+from polytune.services.memory_fit import Capacity, check_fit, check_quantization, read_config
 from polytune.services.quotas import Quotas
 from polytune.services.validation_queue import FairValidationQueue
 from polytune.store import jobs as job_store
@@ -70,6 +71,9 @@ class JobService:
         # The executor's check that a job's resources can ever be placed (set by the app when
         # it runs a scheduler; the Ray executor has one): raises InvalidRequest.
         self.placement_check: Callable[[JobSpec], None] | None = None
+        # The accelerators a job may ever get (set by the app from its executor): jobs that
+        # cannot fit them are refused at creation (services/memory_fit.py).
+        self.capacity: Callable[[], Capacity | None] | None = None
 
     # -- create ------------------------------------------------------------------------------
     def check(self, spec: JobSpec) -> None:
@@ -86,6 +90,12 @@ class JobService:
             check_trainable(self.catalog.pipeline_class(entry), spec.model)
         if self.placement_check is not None:
             self.placement_check(spec)
+        capacity = self.capacity() if self.capacity is not None else None
+        check_quantization(spec, adapter_default=entry.adapter_default, accelerators=capacity is not None)
+        if capacity is not None and capacity.device_memory and entry.kind == "text":
+            check_fit(spec, read_config(self.catalog.resolve_path(entry)), adapter_default=entry.adapter_default,
+                      max_length=entry.max_length, devices=capacity.devices,
+                      device_memory=capacity.device_memory, fsdp_setting=capacity.fsdp_setting)
 
     def create(self, org_id: str, spec: JobSpec, *, secrets_: dict[str, str] | None = None,
                project_id: int | None = None, hold: bool = False,

@@ -17,7 +17,7 @@ AccelType = Literal["GAUDI2", "GAUDI3", "A100", "A10", "H100", "MI300X"]
 FineTuneType = Literal["STANDARD", "PREFERENCE", "GRPO", "REINFORCEMENT"]
 Weight = Annotated[float, Field(gt=0, le=1)]
 # LoRA `extras` keys with a canonical home; any other key is refused.
-LORA_EXTRAS = ("target_modules",)
+LORA_EXTRAS = ("target_modules", "quantization")
 
 
 class Wire(BaseModel):
