@@ -22,7 +22,7 @@ log = logging.getLogger("polytune.api")
 
 # domain error kind -> HTTP status
 STATUS = {"invalid_request": 400, "not_found": 404, "unauthorized": 401, "too_large": 413, "conflict": 409,
-          "rate_limited": 429}
+          "rate_limited": 429, "quota_exceeded": 429}
 
 
 def status_of(e: DomainError) -> int:

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
 from polytune.dialects.common.deps import Images, OrgId
+from polytune.dialects.common.openapi_doc import json_request
 
 router = APIRouter()
 
@@ -39,7 +40,7 @@ class ImageGenerationRequest(BaseModel):
     user: str | None = None
 
 
-@router.post("/images/generations")
+@router.post("/images/generations", openapi_extra=json_request(ImageGenerationRequest))
 async def generate_images(request: Request, org: OrgId, images: Images) -> dict[str, Any]:
     req = await json_body(request, ImageGenerationRequest)
     url = req.response_format == "url"

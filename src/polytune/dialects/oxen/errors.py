@@ -24,6 +24,7 @@ _KINDS = {
     "too_large": ("payload_too_large", "Payload too large"),
     "conflict": ("resource_already_exists", "Already exists"),
     "rate_limited": ("too_many_requests", "Too many requests"),
+    "quota_exceeded": ("too_many_requests", "Quota exceeded"),
 }
 
 

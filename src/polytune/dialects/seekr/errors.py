@@ -5,8 +5,9 @@
   HTTPValidationError shape, `{"detail": [{"loc", "msg", "type"}]}`, `loc` naming the field.
 - Anything else a caller got wrong: FastAPI's HTTPException shape `{"detail": "..."}` with
   400 (a request this server can't do, such as a method it has no recipe for yet), 401,
-  404, 409 or 413; a path or method under /v1/flow that does not exist, too; and a server
-  fault is a 500 in that shape (FastAPI's own), never OpenAI's envelope. The `seekrai` SDK turns 400/404 into InvalidRequestError and 401 into
+  404, 409, 413 or 429 (an organization's quota, services/quotas.py); a path or method under
+  /v1/flow that does not exist, too; and a server fault is a 500 in that shape (FastAPI's own),
+  never OpenAI's envelope. The `seekrai` SDK turns 400/404 into InvalidRequestError and 401 into
   AuthenticationError; it shows a 5xx as a bare httpx error and never retries it, so an
   expected failure is never a 5xx.
 """
