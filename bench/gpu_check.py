@@ -134,7 +134,7 @@ def run_text(case: Case, work: Path, tokenizer_dir: Path, cuda: bool, peak: floa
     from transformers import TrainerCallback
 
     from polytune.domain.spec import AdapterSpec, Hyperparameters, JobSpec, PreferenceSpec
-    from polytune.training import memory
+    from polytune.catalog import memory
     from polytune.catalog.models import CatalogEntry
     from polytune.training.recipes import get_recipe
     from polytune.training.saving import save_trained
