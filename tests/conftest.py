@@ -237,8 +237,21 @@ def client_b(server):
                   _strict_response_validation=True)
 
 
-# Fixtures that start processes: a test using one is marked `live` (not in `make test-fast`).
-_LIVE_FIXTURES = {"server", "ray_cluster"}
+# Fixtures that start processes: a test using one is marked `live` (not in `make test-fast`), and
+# so is every test of a module that starts a server or a process itself.
+_LIVE_FIXTURES = {"server", "ray_cluster", "limited_server", "tenancy_server"}
+_LIVE_SOURCE = ("LiveServer(", "subprocess.")
+_live_modules: dict[str, bool] = {}
+
+
+def _starts_processes(path: str) -> bool:
+    if path not in _live_modules:
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            text = ""
+        _live_modules[path] = any(mark in text for mark in _LIVE_SOURCE)
+    return _live_modules[path]
 # The worker's training code on real (tiny) models, in process: marked `trains`.
 _TRAINING_TESTS = Path(__file__).parent / "training"
 
@@ -251,7 +264,7 @@ def pytest_collection_modifyitems(config, items):
     keep, drop = [], []
     for item in items:
         # `make test-fast` leaves out what needs a server process, a Ray cluster or a worker.
-        if _LIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        if _LIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())) or _starts_processes(str(item.fspath)):
             item.add_marker(pytest.mark.live)
         if _TRAINING_TESTS in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.trains)
