@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.inference import ServedModel
 from polytune.domain.job import JobStatus
-from polytune.domain.naming import model_name
+from polytune.domain.names import model_name
 from polytune.domain.objects import ModelInfo
 from polytune.domain.spec import JobSpec
 from polytune.store import tables as t

@@ -24,7 +24,7 @@ from pathlib import Path
 from polytune.config import Settings
 from polytune.catalog.models import Catalog, CatalogEntry
 from polytune.domain.job import Job, JobStatus
-from polytune.domain.naming import model_name
+from polytune.domain.names import model_name
 from polytune.domain.repos import DEFAULT_BRANCH
 from polytune.domain.spec import JobSpec
 from polytune.store import worker as worker_store
