@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CLIENTS := .venv-clients
 OXEN_VENV := .venv-oxen
 
-.PHONY: venv demo test test-fast bench clean browser sandbox
+.PHONY: venv demo lint test test-fast bench clean browser sandbox
 
 # torch first, alone and pinned: anything that depends on torch installed before it would pull
 # a multi-GB CUDA build on a CPU machine. Client SDKs whose pins clash with the service's stay
@@ -53,8 +53,20 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP)
+# The habits that keep the layers: ruff (lint), the import contracts (pyproject.toml's
+# [tool.importlinter]: docs/architecture.md lists them), mypy on domain/, services/, store/.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
+
+# Unit and in-process tests (the real app through httpx's ASGI transport, SQLite): no server
+# process, no Ray, no workers, no training (markers live/trains/slow, set in tests/conftest.py).
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not live and not slow and not trains"
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

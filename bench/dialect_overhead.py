@@ -73,8 +73,8 @@ def api_latency(tmp: Path, n: int) -> list[tuple[str, str, float, float]]:
 
 def archive_cost(tmp: Path) -> tuple[int, float, int, float]:
     from polytune.store.blobs import BlobStore
-    from polytune.training.tiny import ensure_tiny
-    from polytune.training.store_reporter import StoreReporter
+    from polytune.catalog.tiny import ensure_tiny
+    from polytune.store.worker import StoreReporter
 
     folder = ensure_tiny(tmp / "models")
     blobs = BlobStore(str(tmp / "blobs"))

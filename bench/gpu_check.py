@@ -134,8 +134,8 @@ def run_text(case: Case, work: Path, tokenizer_dir: Path, cuda: bool, peak: floa
     from transformers import TrainerCallback
 
     from polytune.domain.spec import AdapterSpec, Hyperparameters, JobSpec, PreferenceSpec
-    from polytune.training import memory
-    from polytune.training.models import CatalogEntry
+    from polytune.catalog import memory
+    from polytune.catalog.models import CatalogEntry
     from polytune.training.recipes import get_recipe
     from polytune.training.saving import save_trained
 
@@ -202,8 +202,8 @@ def run_image(work: Path, data_dir: Path, cuda: bool, smoke: bool, peak: float) 
     from polytune.domain.spec import AdapterSpec, Hyperparameters, ImageSpec, JobSpec
     from polytune.training.distributed import ReplicaReporter
     from polytune.training.image.loop import run_image_training
-    from polytune.training.models import Catalog
-    from polytune.training.tiny_diffusion import synthetic_images
+    from polytune.catalog.models import Catalog
+    from polytune.catalog.tiny_diffusion import synthetic_images
 
     catalog = Catalog(data_dir)
     tiny = catalog.get("polytune-tiny-diffusion")
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         print("No CUDA device: run with --smoke for the CPU path.", file=sys.stderr)
         return 2
     from polytune.training.runner import quiet_progress_bars
-    from polytune.training.tiny import ensure_tiny
+    from polytune.catalog.tiny import ensure_tiny
 
     transformers.logging.set_verbosity_error()
     quiet_progress_bars()

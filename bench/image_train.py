@@ -186,8 +186,8 @@ def main() -> int:
     import torch
 
     from polytune.data.images import to_data_url
-    from polytune.training.tiny_diffusion import ensure_tiny_diffusion
-    from polytune.training.tiny_unet import ensure_tiny_unet
+    from polytune.catalog.tiny_diffusion import ensure_tiny_diffusion
+    from polytune.catalog.tiny_unet import ensure_tiny_unet
     from tests.training.image_support import COLOURS, SHAPES, shape_png
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # what the polytune worker uses

@@ -37,7 +37,7 @@ def build_small(folder: Path) -> Path:
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    from polytune.training.tiny import build_tokenizer
+    from polytune.catalog.tiny import build_tokenizer
 
     tokenizer = build_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
@@ -150,7 +150,7 @@ def main() -> int:
     import torch
     from openai import OpenAI
 
-    from polytune.training.models import Catalog
+    from polytune.catalog.models import Catalog
     from tests.conftest import LiveServer
 
     torch.set_num_threads(args.threads)
@@ -191,8 +191,8 @@ def main() -> int:
     print(f"| plain transformers `generate` | {plain['tokens']} | {plain['seconds']:.2f} | {rate(plain):.1f} | 1.00 |")
     for name, r in (("polytune /v1/chat/completions", whole), ("polytune, stream=true (SSE)", streamed)):
         print(f"| {name} | {r['tokens']} | {r['seconds']:.2f} | {rate(r):.1f} | {rate(r) / rate(plain):.2f} |")
-    print(f"\n| 8 streams across 4 LoRA adapters | tokens | wall s | total tokens/s | per-stream tokens/s | "
-          f"median time to first token |")
+    print("\n| 8 streams across 4 LoRA adapters | tokens | wall s | total tokens/s | per-stream tokens/s | "
+          "median time to first token |")
     print("|---|---|---|---|---|---|")
     print(f"| one after another | {many['sequential_tokens']} | {many['sequential_wall']:.2f} | "
           f"{many['sequential_tokens'] / many['sequential_wall']:.1f} | | |")

@@ -90,7 +90,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=4)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from polytune.training.tiny import ensure_tiny
+    from polytune.catalog.tiny import ensure_tiny
 
     data = rows()
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,8 +100,8 @@ def main() -> int:
         ours = polytune_job(tmp / "server", data, args.epochs, args.batch_size)
     ratio = ours["steps_per_s"] / plain["steps_per_s"]
     print(f"\nSFT, polytune-tiny, {len(data)} examples, {args.epochs} epochs, batch {args.batch_size}, seed {SEED}\n")
-    print(f"| run | steps | train s | steps/s | final loss |")
-    print(f"|---|---|---|---|---|")
+    print("| run | steps | train s | steps/s | final loss |")
+    print("|---|---|---|---|---|")
     print(f"| plain TRL script | {plain['steps']} | {plain['runtime']:.2f} | {plain['steps_per_s']:.2f} | {plain['final_loss']:.6f} |")
     print(f"| polytune job | {ours['steps']} | {ours['runtime']:.2f} | {ours['steps_per_s']:.2f} | {ours['final_loss']:.6f} |")
     print(f"\nsteps/s ratio polytune / plain: {ratio:.3f} (target >= 0.95)")

@@ -69,7 +69,7 @@ def measure(phase: str, path: Path, models_dir: Path) -> dict:
     counter = None
     if phase == "tokens":
         from polytune.data.tokens import TokenCounter, load_tokenizer
-        from polytune.training.tiny import ensure_tiny
+        from polytune.catalog.tiny import ensure_tiny
 
         counter = TokenCounter(load_tokenizer(ensure_tiny(models_dir)))
     from polytune.data.tokens import measure_file

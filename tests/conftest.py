@@ -237,6 +237,25 @@ def client_b(server):
                   _strict_response_validation=True)
 
 
+# Fixtures that start processes: a test using one is marked `live` (not in `make test-fast`), and
+# so is every test of a module that starts a server or a process itself.
+_LIVE_FIXTURES = {"server", "ray_cluster", "limited_server", "tenancy_server"}
+_LIVE_SOURCE = ("LiveServer(", "subprocess.")
+_live_modules: dict[str, bool] = {}
+
+
+def _starts_processes(path: str) -> bool:
+    if path not in _live_modules:
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            text = ""
+        _live_modules[path] = any(mark in text for mark in _LIVE_SOURCE)
+    return _live_modules[path]
+# The worker's training code on real (tiny) models, in process: marked `trains`.
+_TRAINING_TESTS = Path(__file__).parent / "training"
+
+
 def pytest_collection_modifyitems(config, items):
     """A test marked `sqlite_only` trains a model for real through the live server. What the
     database does for it (jobs, events, checkpoints rows) the API tests already prove on both
@@ -244,6 +263,11 @@ def pytest_collection_modifyitems(config, items):
     marked `ray_only` is about the Ray executor: it runs on the Ray server only."""
     keep, drop = [], []
     for item in items:
+        # `make test-fast` leaves out what needs a server process, a Ray cluster or a worker.
+        if _LIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())) or _starts_processes(str(item.fspath)):
+            item.add_marker(pytest.mark.live)
+        if _TRAINING_TESTS in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.trains)
         param = getattr(getattr(item, "callspec", None), "params", {}).get("server")
         skip = (param in SERVER_BACKENDS[1:] and item.get_closest_marker("sqlite_only")) or (
             param == "sqlite" and item.get_closest_marker("ray_only"))

@@ -25,6 +25,8 @@ from polytune.store.db import Database
 from tests.conftest import PG_URL, make_database_url
 from tests.rows import add_job, add_org
 
+pytestmark = pytest.mark.live  # two scheduler processes
+
 N_JOBS, SLOTS_EACH = 200, 2
 
 

@@ -17,7 +17,10 @@ from polytune.dashboard.router import mount_dashboard
 from polytune.dialects.body_limit import BodyLimitMiddleware, render_for_path
 from polytune.dialects.common import openapi_doc
 from polytune.dialects.common.deps import Services
+from polytune.dialects.common.errors import http_handler_by_prefix
 from polytune.dialects.openai import errors as openai_errors
+from polytune.dialects.oxen import errors as oxen_errors
+from polytune.dialects.seekr import errors as seekr_errors
 from polytune.dialects.openai.mount import OPENAI_PREFIXES, mount_openai
 from polytune.dialects.seekr.router import router as seekr_router
 from polytune.dialects.oxen.router import router as oxen_router
@@ -30,6 +33,8 @@ from polytune.services.expiry import ExpirySweeper
 from polytune.services.files import FileService
 from polytune.services.grader_runs import GraderRuns
 from polytune.services.idempotency import IdempotencyService
+from polytune.services.images import ImageService
+from polytune.services.inference import InferenceService
 from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
 from polytune.services.models import ModelService
@@ -41,7 +46,7 @@ from polytune.store.blobs import BlobStore
 from polytune.store.db import Database
 from polytune.store.private_files import private_dir
 from polytune.store.secret_box import SecretBox
-from polytune.training.models import Catalog
+from polytune.catalog.models import Catalog
 
 log = logging.getLogger("polytune")
 
@@ -67,6 +72,10 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     services.repos = RepoService(db, blobs, max_bytes=settings.max_upload_bytes, quotas=quotas)
     services.repo_jobs = RepoJobService(services.repos, services.files, services.jobs)
     services.grader_runs = GraderRuns(settings)
+    # Serving and image generation: cheap to make (their backends start with the first request),
+    # closed with the app (lifespan), handed to routers through dialects/common/deps.py.
+    services.inference = InferenceService(settings, services.models, catalog, blobs)
+    services.images = ImageService(settings, services.models, catalog, blobs)
     return services, db
 
 
@@ -74,7 +83,7 @@ def _probe_grader_sandbox(settings: Settings) -> None:
     """Set the python graders' sandbox up once now (cached), so the first grader does not wait
     for it, and say at start when python graders are refused on this machine."""
     from polytune.graders.boundary import probe
-    from polytune.services.graders import sandbox
+    from polytune.graders.settings import sandbox
 
     boundary = probe(sandbox(settings))
     if not boundary.ok:
@@ -129,12 +138,16 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
             if scheduler:
                 scheduler.stop()
             services.grader_runs.shutdown()
+            services.inference.close()
             db.dispose()
 
     app = FastAPI(title="polytune", version=__version__, lifespan=lifespan)
     app.add_exception_handler(DomainError, openai_errors.domain_error_handler)
     app.add_exception_handler(RequestValidationError, openai_errors.request_validation_handler)
-    app.add_exception_handler(HTTPException, openai_errors.http_error_handler)
+    # A path or method that does not exist answers in the envelope of the dialect it is under.
+    by_prefix = {seekr_errors.PREFIX: seekr_errors.SeekrErrors(),
+                 **{prefix: oxen_errors.OxenErrors() for prefix in oxen_errors.PREFIXES}}
+    app.add_exception_handler(HTTPException, http_handler_by_prefix(by_prefix, openai_errors.http_error_handler))
     app.add_exception_handler(Exception, openai_errors.unhandled_error_handler)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, render=render_for_path)
     app.add_middleware(UrlGuardMiddleware, render=render_for_path)

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -21,13 +22,19 @@ from polytune import fair_share
 from polytune.domain.job import IllegalTransition, JobStatus
 from polytune.domain.spec import Resources
 from polytune.executors import Executor
-from polytune.services.jobs import JobService
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.db import Database, now
 
 log = logging.getLogger(__name__)
 _ACTIVE = (JobStatus.RUNNING.value, JobStatus.PAUSING.value)
+
+
+class Validator(Protocol):
+    """What the scheduler asks of the job service (services/jobs.py's JobService): a protocol,
+    so the scheduler, below services, never imports them; the app hands the service in."""
+
+    def validate_pending(self) -> int: ...
 
 
 def _pid_alive(pid: int) -> bool:
@@ -41,7 +48,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Scheduler:
-    def __init__(self, db: Database, jobs: JobService, executor: Executor, *, slots: int,
+    def __init__(self, db: Database, jobs: Validator, executor: Executor, *, slots: int,
                  interval: float = 0.5, cancel_grace: float = 10.0, heartbeat_timeout: float = 120.0,
                  max_retries: int = 3, max_jobs_per_org: int = 0, shutdown_grace: float = 60.0):
         self.db, self.jobs, self.executor = db, jobs, executor

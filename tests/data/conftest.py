@@ -5,7 +5,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_path(tmp_path_factory):
-    from polytune.training.models import Catalog
+    from polytune.catalog.models import Catalog
 
     catalog = Catalog(tmp_path_factory.mktemp("polytune-data"))
     return catalog.resolve_path(catalog.get("polytune-tiny"))

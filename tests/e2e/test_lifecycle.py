@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import uuid
 
 import openai
 import pytest

@@ -13,6 +13,8 @@ from polytune.config import Settings
 from polytune.executors.local import LocalExecutor
 from polytune.store.db import Database
 
+pytestmark = pytest.mark.live  # starts worker processes
+
 
 def _settings(tmp: Path, warm: bool) -> Settings:
     settings = Settings(data_dir=tmp, warm_workers=warm)

@@ -11,7 +11,8 @@ from rouge_score import rouge_scorer
 import sacrebleu
 
 from polytune.domain.errors import InvalidRequest
-from polytune.graders import GraderConfig, Grading, SandboxLimits, from_reward_components, parse_grader
+from polytune.dialects.seekr.rewards import from_reward_components
+from polytune.graders import GraderConfig, Grading, parse_grader
 
 HYP = "the quick brown fox jumps over the lazy dog today"
 REF = "the quick brown fox jumped over the lazy dog"

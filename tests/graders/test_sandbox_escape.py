@@ -126,7 +126,7 @@ def test_training_rewards_run_inside_the_same_boundary(monkeypatch):
     boundary, and no python grader at all where it cannot be set up."""
     from polytune.config import Settings
     from polytune.graders import Grading, parse_grader
-    from polytune.services.graders import grader_config
+    from polytune.graders.settings import grader_config
     from polytune.training.recipes.grpo import grader_reward
 
     source = attack("import os\nassert os.getuid() == 65534\nopen('/etc/passwd').read()")

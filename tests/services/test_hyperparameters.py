@@ -4,7 +4,7 @@ import pytest
 
 from polytune.domain.spec import AdapterSpec, Hyperparameters, JobSpec, PreferenceSpec
 from polytune.services.hyperparameters import resolve_auto
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 
 TINY = CatalogEntry(name="polytune-tiny", source="/models/polytune-tiny", adapter_default="full",
                     base_learning_rate=3e-3, lr_scheduler="constant", min_examples_seen=1200,

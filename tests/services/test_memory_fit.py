@@ -6,8 +6,8 @@ import pytest
 
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import AdapterSpec, Hyperparameters, JobSpec, Resources
-from polytune.services.memory_fit import check_fit, check_quantization
-from polytune.training.memory import GiB
+from polytune.catalog.memory_fit import check_fit, check_quantization
+from polytune.catalog.memory import GiB
 from tests.training.test_memory import LLAMA_8B, LLAMA_70B
 
 

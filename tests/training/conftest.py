@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from polytune.data import to_trl_rows
-from polytune.training.models import Catalog, CatalogEntry
+from polytune.catalog.models import Catalog, CatalogEntry
 from tests.training.support import DEMO_FILE
 
 

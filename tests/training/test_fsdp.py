@@ -121,7 +121,7 @@ def _rank(rank: int, port: int, data_dir: str, out: str) -> None:
     import torch.distributed as dist
 
     from polytune.data import to_trl_rows
-    from polytune.training.models import Catalog
+    from polytune.catalog.models import Catalog
     from polytune.training.train import TrainingStopped, run_training
     from tests.training.support import DEMO_FILE, RecordingReporter
 

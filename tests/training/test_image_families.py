@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from polytune.domain.spec import AdapterSpec, Hyperparameters, ImageSpec, JobSpec, LoraSpec
-from polytune.training.image.family import check_trainable, pipeline_class_name
+from polytune.catalog.pipelines import check_trainable, pipeline_class_name
 from polytune.training.image.flux2 import FLUX2_LORA_TARGETS
 from polytune.training.image.loop import run_image_training
 from polytune.training.image.qwenimage import QWENIMAGE_LORA_TARGETS
 from polytune.training.image.sampling import generate
 from polytune.training.image.sd3 import SD3_LORA_TARGETS
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 from tests.training.image_support import one_colour_rows
 from tests.training.support import RecordingReporter
 
@@ -23,31 +23,31 @@ STEPS, SAMPLE_EVERY, SAMPLE_STEPS = 6, 3, 4
 
 
 def _sdxl(models):
-    from polytune.training.tiny_sdxl import ensure_tiny_sdxl
+    from tests.tiny_builders.tiny_sdxl import ensure_tiny_sdxl
 
     return ensure_tiny_sdxl(models)
 
 
 def _sd3(models):
-    from polytune.training.tiny_sd3 import ensure_tiny_sd3
+    from tests.tiny_builders.tiny_sd3 import ensure_tiny_sd3
 
     return ensure_tiny_sd3(models)
 
 
 def _zimage(models):
-    from polytune.training.tiny_zimage import ensure_tiny_zimage
+    from tests.tiny_builders.tiny_zimage import ensure_tiny_zimage
 
     return ensure_tiny_zimage(models)
 
 
 def _qwenimage(models):
-    from polytune.training.tiny_qwenimage import ensure_tiny_qwenimage
+    from tests.tiny_builders.tiny_qwenimage import ensure_tiny_qwenimage
 
     return ensure_tiny_qwenimage(models)
 
 
 def _flux2(models):
-    from polytune.training.tiny_flux2 import ensure_tiny_flux2
+    from tests.tiny_builders.tiny_flux2 import ensure_tiny_flux2
 
     return ensure_tiny_flux2(models)
 

@@ -13,7 +13,7 @@ import pytest
 
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import AdapterSpec, Hyperparameters, ImageSpec, JobSpec, LoraSpec
-from polytune.training.image.family import check_trainable, objective_family, pipeline_class_name
+from polytune.catalog.pipelines import check_trainable, objective_family, pipeline_class_name
 from polytune.training.image.loop import run_image_training
 from polytune.training.image.sampling import generate
 from tests.training.image_support import one_colour_rows

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from polytune.training import memory
-from polytune.training.memory import GiB, ModelDims, Shape
+from polytune.catalog import memory
+from polytune.catalog.memory import GiB, ModelDims, Shape
 
 LLAMA_8B = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
             "intermediate_size": 14336, "vocab_size": 128256, "tie_word_embeddings": False}

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from polytune.domain.spec import AdapterSpec, Hyperparameters, JobSpec
-from polytune.training import memory, sharding
+from polytune.catalog import memory
+from polytune.training import sharding
 from polytune.training.recipes.common import plan_batches
 
 

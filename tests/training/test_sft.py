@@ -7,6 +7,7 @@ from transformers import AutoTokenizer
 
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import IMAGE_METHODS, TRAINABLE_METHODS
+from polytune.training.fit import fit_images, fit_text
 from polytune.training.recipes import get_recipe
 from polytune.training.recipes.sft import build_sft_trainer, split_trained_turns, template_masks_by_weight
 from tests.training.support import resolved_spec
@@ -99,8 +100,10 @@ def test_unresolved_specs_are_refused(tiny, tmp_path):
 
 def test_recipe_registry():
     assert get_recipe("supervised").build_trainer is build_sft_trainer
-    # every trainable text method has one (image jobs train through training/image/loop.py)
-    assert all(get_recipe(m).method == m for m in TRAINABLE_METHODS if m not in IMAGE_METHODS)
+    # every trainable method has one; the image methods train through the image loop, no trl trainer
+    assert all(get_recipe(m).method == m for m in TRAINABLE_METHODS)
+    assert get_recipe("supervised").fit is fit_text
+    assert all(get_recipe(m).fit is fit_images and get_recipe(m).build_trainer is None for m in IMAGE_METHODS)
     with pytest.raises(InvalidRequest) as caught:
         get_recipe("continued_pretraining")
     assert caught.value.param == "method"

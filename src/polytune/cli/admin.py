@@ -92,7 +92,7 @@ def set_wandb_key(org: Org,
 def models_add(name: Annotated[str, typer.Argument(help="the name jobs and requests use")],
                path: Annotated[str, typer.Argument(help="a local Hugging Face model folder")]) -> None:
     """Add a local Hugging Face model folder to this server's base model catalog."""
-    from polytune.training.models import Catalog
+    from polytune.catalog.models import Catalog
 
     entry = Catalog(Settings().resolved_data_dir).add(name, path)
     out.print(f"Added model '{entry.name}' from {path}")
@@ -100,7 +100,7 @@ def models_add(name: Annotated[str, typer.Argument(help="the name jobs and reque
 
 def catalog_list(json_out: Json = False) -> None:
     """List this server's base model catalog (name and where its weights come from)."""
-    from polytune.training.models import Catalog
+    from polytune.catalog.models import Catalog
 
     entries = Catalog(Settings().resolved_data_dir).list()
     if json_out:

@@ -15,7 +15,7 @@ def check_sandbox() -> None:
     exit status 1 when python graders would be refused here or a check fails."""
     from polytune.graders.boundary import probe
     from polytune.graders.sandbox_check import check
-    from polytune.services.graders import sandbox
+    from polytune.graders.settings import sandbox
 
     settings = Settings()
     boundary = probe(sandbox(settings))

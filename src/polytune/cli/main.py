@@ -27,7 +27,7 @@ def serve(host: Annotated[str | None, typer.Option(help="default: POLYTUNE_HOST"
     from polytune.config import Settings
 
     # The address it listens on is part of its settings: model graders reach the server's own
-    # API through it (services/graders.py internal_base_url).
+    # API through it (graders/settings.py internal_base_url).
     settings = Settings()
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)

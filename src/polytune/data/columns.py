@@ -64,7 +64,7 @@ def tabular_to_jsonl(path: Path | str, out: Path | str, columns: Mapping[str, st
     """Write the mapped rows to `out` as JSON Lines; returns how many rows were written."""
     n = 0
     with open(out, "wb") as f:
-        for n, example in read_tabular(path, columns, file_type=file_type, param=param):
+        for n, example in read_tabular(path, columns, file_type=file_type, param=param):  # noqa: B007 - n is returned
             f.write(orjson.dumps(example, default=_jsonable) + b"\n")
     return n
 

@@ -58,7 +58,7 @@ class LocalExecutor:
     @property
     def memory_capacity(self):
         """What the memory planner checks jobs against (None on CPU: nothing is refused)."""
-        from polytune.services.memory_fit import Capacity
+        from polytune.catalog.memory_fit import Capacity
 
         if not self.accelerators:
             return None

@@ -125,7 +125,7 @@ class RayExecutor:
     def memory_capacity(self):
         """The most GPUs one node has, and one GPU's memory when POLYTUNE_ACCELERATOR_MEMORY_GB
         says it (Ray does not report it): what the memory planner checks jobs against."""
-        from polytune.services.memory_fit import Capacity
+        from polytune.catalog.memory_fit import Capacity
 
         most = max((n.count("GPU") for n in self._nodes()), default=0)
         if not most:

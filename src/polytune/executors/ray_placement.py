@@ -16,18 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from polytune.domain import accelerators as acc
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import Resources
 
-# SeekrFlow's accelerator names -> (Ray resource the device is counted in, Ray accelerator_type
-# labels that are that device; the first one present in the cluster is used).
+# polytune's accelerator types (domain/accelerators.py) -> (Ray resource the device is counted in,
+# Ray accelerator_type labels that are that device; the first one present in the cluster is used).
 ACCELERATORS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "A10": ("GPU", ("A10G", "A10")),
-    "A100": ("GPU", ("A100", "A100-80G", "A100-40G")),
-    "H100": ("GPU", ("H100",)),
-    "MI300X": ("GPU", ("AMD-Instinct-MI300X-OAM", "AMD-Instinct-MI300X-HF")),
-    "GAUDI2": ("HPU", ("Intel-GAUDI",)),
-    "GAUDI3": ("HPU", ("Intel-GAUDI",)),
+    acc.A10: ("GPU", ("A10G", "A10")),
+    acc.A100: ("GPU", ("A100", "A100-80G", "A100-40G")),
+    acc.H100: ("GPU", ("H100",)),
+    acc.MI300X: ("GPU", ("AMD-Instinct-MI300X-OAM", "AMD-Instinct-MI300X-HF")),
+    acc.GAUDI2: ("HPU", ("Intel-GAUDI",)),
+    acc.GAUDI3: ("HPU", ("Intel-GAUDI",)),
 }
 _DEVICE_RESOURCES = ("GPU", "HPU")
 _LABEL = "accelerator_type:"

@@ -6,7 +6,6 @@ from .engine import GraderConfig, Grading, parse_grader
 from .model_graders import ModelEndpoint
 from .python_grader import SandboxLimits
 from .result import ERROR_FLAGS, GradeResult
-from .seekr import from_reward_components
 
 __all__ = ["ERROR_FLAGS", "GradeResult", "GraderConfig", "Grading", "ModelEndpoint", "Sandbox", "SandboxLimits",
-           "from_reward_components", "parse_grader"]
+           "parse_grader"]

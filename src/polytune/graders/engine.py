@@ -17,7 +17,7 @@ from .models import (GRADER_TYPES, FormatCheckGrader, Grader, LabelModelGrader, 
                      MultiGrader, PythonGrader, ScoreModelGrader, StringCheckGrader, TextSimilarityGrader)
 from .python_grader import SandboxLimits, check_source, run_python
 from .result import GradeFailed, GradeResult, failure
-from .seekr import format_check, math_accuracy
+from .reasoning import format_check, math_accuracy
 from .string_check import string_check
 from .template import TemplateVariableError, check_template, render, sample_namespace
 from .text_similarity import similarity

@@ -53,7 +53,7 @@ def _rouge(kind: str, reference: str, text: str) -> float:
     return float(_scorer(kind).score(reference, text)[kind].fmeasure)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scorer(kind: str):
     from rouge_score import rouge_scorer
 

@@ -14,7 +14,7 @@ from polytune.domain.errors import NotFound
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database
-from polytune.training.models import Catalog
+from polytune.catalog.models import Catalog
 
 _COMPLETE = ".complete"
 

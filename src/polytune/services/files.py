@@ -224,7 +224,7 @@ class FileService:
         with self.db.session() as s:
             row = self._pending_upload(s, org_id, upload_id)
             held = s.scalar(sa.select(sa.func.coalesce(sa.func.sum(t.UploadPart.bytes), 0))
-                            .where(t.UploadPart.upload_id == upload_id))
+                            .where(t.UploadPart.upload_id == upload_id)) or 0
         # The upload declared its size: parts beyond it would only be refused at complete, after
         # they had filled storage. (The caller aborts the pending blob on any error.)
         if held + pending.size > row.bytes:

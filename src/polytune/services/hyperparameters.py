@@ -6,7 +6,7 @@ import math
 import secrets
 
 from polytune.domain.spec import JobSpec, PreferenceSpec
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 
 # Batch-size bounds of the "auto" rule; the largest keeps a CPU step to seconds.
 MIN_AUTO_BATCH = 1

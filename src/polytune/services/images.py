@@ -8,14 +8,18 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from polytune.config import Settings, cpu_threads
 from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.inference.weights import cache_root, fetch_model_dir
 from polytune.services.models import ModelService
 from polytune.store.blobs import BlobStore
-from polytune.training.image.family import call_kwargs, objective_family
-from polytune.training.models import Catalog
+from polytune.catalog.pipelines import call_kwargs, objective_family
+from polytune.catalog.models import Catalog
+
+if TYPE_CHECKING:
+    from polytune.inference.images import ImagePipelines
 
 URL_LIFETIME_SECONDS = 3600
 MAX_IMAGES = 10
@@ -31,7 +35,7 @@ class GeneratedImage:
 class ImageService:
     def __init__(self, settings: Settings, models: ModelService, catalog: Catalog, blobs: BlobStore):
         self.settings, self.models, self.catalog, self.blobs = settings, models, catalog, blobs
-        self._pipelines = None
+        self._pipelines: ImagePipelines | None = None
         self._lock = threading.Lock()
 
     @property
@@ -62,7 +66,8 @@ class ImageService:
         weights = None
         if served.kind != "base":
             try:
-                weights = fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key)
+                # A model that is not a base model always has its weights' blob_key.
+                weights = fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key)  # type: ignore[arg-type]
             except FileNotFoundError:
                 raise NotFound(f"The weights of model '{model_id}' are missing from storage.", param="model",
                                code="model_not_found") from None

@@ -21,7 +21,7 @@ from polytune.inference.model_text import ModelText, encode_prompt, load_model_t
 from polytune.inference.weights import cache_root, drop_model_dir, fetch_model_dir
 from polytune.services.models import ModelService
 from polytune.store.blobs import BlobStore
-from polytune.training.models import Catalog
+from polytune.catalog.models import Catalog
 
 _TEXT_CACHE = 64
 
@@ -103,7 +103,8 @@ class InferenceService:
             loaded = ModelTarget(served.id, folder), load_model_text(folder, folder, entry.chat_template)
         else:
             try:
-                folder = fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key)
+                # A model that is not a base model always has its weights' blob_key.
+                folder = fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key)  # type: ignore[arg-type]
             except FileNotFoundError:
                 raise NotFound(f"The weights of model '{served.id}' are missing from storage.", param="model",
                                code="model_not_found") from None

@@ -23,7 +23,7 @@ from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import JobError
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.store.blobs import BlobStore, local_copy
-from polytune.training.models import Catalog, CatalogEntry
+from polytune.catalog.models import Catalog, CatalogEntry
 
 _WHAT = {"training_file": "training", "validation_file": "validation"}
 

@@ -19,7 +19,7 @@ from polytune.domain.objects import Checkpoint, Event, Page
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.domain.validation import MAX_METADATA_KEYS, check_spec
 from polytune.services.job_data import DataCheckFailed, JobDataChecker
-from polytune.services.memory_fit import Capacity, check_fit, check_quantization, read_config
+from polytune.catalog.memory_fit import Capacity, check_fit, check_quantization, read_config
 from polytune.services.quotas import Quotas
 from polytune.services.validation_queue import FairValidationQueue
 from polytune.store import jobs as job_store
@@ -29,8 +29,8 @@ from polytune.store.db import Database, now
 from polytune.store.pagination import page
 from polytune.store.secret_box import SecretBox
 from polytune.store.secrets import add_job_secret
-from polytune.training.image.family import check_trainable
-from polytune.training.models import Catalog
+from polytune.catalog.pipelines import check_trainable
+from polytune.catalog.models import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class JobService:
         # it runs a scheduler; the Ray executor has one): raises InvalidRequest.
         self.placement_check: Callable[[JobSpec], None] | None = None
         # The accelerators a job may ever get (set by the app from its executor): jobs that
-        # cannot fit them are refused at creation (services/memory_fit.py).
+        # cannot fit them are refused at creation (catalog/memory_fit.py).
         self.capacity: Callable[[], Capacity | None] | None = None
 
     # -- create ------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ class JobService:
     def list(self, org_id: str, *, after: str | None = None, limit: int = 20,
              metadata: dict[str, str] | None = None) -> Page:
         if len(metadata or {}) > MAX_METADATA_KEYS:  # each filter is a join: a job holds no more keys
-            raise InvalidRequest(f"At most {MAX_METADATA_KEYS} metadata filters, got {len(metadata)}.",
+            raise InvalidRequest(f"At most {MAX_METADATA_KEYS} metadata filters, got {len(metadata or {})}.",
                                  param="metadata")
         with self.db.session() as s:
             stmt = sa.select(t.Job).where(t.Job.org_id == org_id)

@@ -9,12 +9,13 @@ import sqlalchemy as sa
 from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.inference import ServedModel
 from polytune.domain.job import JobStatus
+from polytune.domain.names import model_name
 from polytune.domain.objects import ModelInfo
 from polytune.domain.spec import JobSpec
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
-from polytune.training.models import Catalog
+from polytune.catalog.models import Catalog
 
 BASE_OWNER = "polytune"
 _CHECKPOINT_SUFFIX = re.compile(r":ckpt-step-\d+$")
@@ -68,8 +69,9 @@ class ModelService:
             if row is None:
                 raise _not_found(model_id)
             row.deleted_at = now()
-            served = ServedModel(id=row.id, kind=row.kind, base_model=row.base_model, blob_key=row.blob_key)
-        if self.blobs is not None:
+            served = ServedModel(id=row.id, kind=row.kind,  # type: ignore[arg-type]  # the column holds full|lora
+                                 base_model=row.base_model, blob_key=row.blob_key)
+        if self.blobs is not None and served.blob_key:
             self.blobs.delete(served.blob_key)
         return served
 
@@ -80,7 +82,8 @@ class ModelService:
         with self.db.session() as s:
             row = self._row(s, org_id, model_id)
             if row is not None:
-                return ServedModel(id=row.id, kind=row.kind, base_model=row.base_model, blob_key=row.blob_key)
+                return ServedModel(id=row.id, kind=row.kind,  # type: ignore[arg-type]  # the column holds full|lora
+                                   base_model=row.base_model, blob_key=row.blob_key)
             job = self._job_for(s, org_id, model_id)
         if job is not None:
             status = JobStatus(job.status)
@@ -99,8 +102,6 @@ class ModelService:
 
     def _job_for(self, s, org_id: str, model_id: str) -> t.Job | None:
         """The job that will produce `model_id` (its id, or the name its model will get)."""
-        from polytune.training.runner import model_name
-
         if model_id.startswith("ftjob-"):
             return s.scalar(sa.select(t.Job).where(t.Job.id == model_id, t.Job.org_id == org_id))
         name = _CHECKPOINT_SUFFIX.sub("", model_id)

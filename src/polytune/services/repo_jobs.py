@@ -69,10 +69,12 @@ class RepoJobService:
             raise InvalidRequest(f"resource: {e.message}", param="resource", code="resource_not_found") from None
         with local_copy(self.repos.blobs, key) as local:
             if spec.method in IMAGE_METHODS:
+                assert isinstance(columns, ImageColumns)  # the dialect reads image columns for image methods
                 examples = image_caption_examples(
                     local, filename=path, image_column=columns.image, caption_column=columns.caption,
                     read_file=lambda p: self._read(org_id, namespace, name, branch, p))
             else:
+                assert isinstance(columns, TableColumns)
                 examples = question_answer_examples(local, filename=path, question_column=columns.question,
                                                     answer_column=columns.answer)
         file_id = self._training_file(org_id, repo, branch, path, examples)

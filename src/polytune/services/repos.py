@@ -100,8 +100,8 @@ class RepoService:
                     repo_store.commit(s, repo_id, DEFAULT_BRANCH, new, message="Initialized repository",
                                       author=author, email=email)
         except BaseException as e:
-            for f in new:
-                self.blobs.delete(f.blob_key)
+            for added in new:
+                self.blobs.delete(added.blob_key)
             if isinstance(e, sa.exc.IntegrityError):  # created by a concurrent request meanwhile
                 raise exists from None
             raise

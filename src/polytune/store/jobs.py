@@ -58,7 +58,7 @@ def transition(session: Session, row: t.Job, target: JobStatus, message: str, *,
         values.setdefault("finished_at", now())
     done = session.execute(
         sa.update(t.Job).where(t.Job.id == row.id, t.Job.status == current.value).values(**values)
-    ).rowcount
+    ).rowcount  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult, which counts rows
     if done != 1:
         raise StaleTransition(f"job {row.id} changed status while moving to {target.value}")
     session.refresh(row)

@@ -26,5 +26,5 @@ import polytune.training.recipes.dpo  # noqa: F401
 import polytune.training.recipes.grpo  # noqa: F401
 import polytune.training.recipes.sft  # noqa: F401
 import polytune.training.runner  # noqa: F401
-import polytune.training.store_reporter  # noqa: F401
+import polytune.store.worker  # noqa: F401
 import polytune.training.train  # noqa: F401

@@ -1,7 +1,8 @@
 """The worker entry point: `python -m polytune.training.runner JOB_ID`.
 
-Both executors start this. It loads the job, fetches its data, picks the recipe for the
-method, trains, and records the result. Whatever goes wrong inside fails this job with a clear
+Both executors start this. In four steps: `prepare` loads the job, `fit` trains it with its
+method's recipe, `publish` stores the weights and results, `finish` makes the model servable
+and ends the job. Whatever goes wrong inside fails this job with a clear
 error; it never reaches the server.
 """
 
@@ -12,26 +13,23 @@ import errno
 import io
 import logging
 import os
-import re
 import signal
 import sys
 import tempfile
 import threading
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from polytune.config import Settings, cpu_threads
-from polytune.domain.ids import new_id
-from polytune.domain.job import IllegalTransition, JobStatus
+from polytune.config import Settings
+from polytune.catalog.models import Catalog, CatalogEntry
+from polytune.domain.job import Job, JobStatus
+from polytune.domain.names import model_name
 from polytune.domain.repos import DEFAULT_BRANCH
-from polytune.domain.spec import IMAGE_METHODS, JobSpec
-from polytune.store import jobs as job_store
-from polytune.store import tables as t
+from polytune.domain.spec import JobSpec
+from polytune.store import worker as worker_store
 from polytune.store.blobs import BlobStore
-from polytune.store.db import Database, now
-from polytune.store.files import add_file
+from polytune.store.db import Database
 from polytune.store.private_files import keep_private
 from polytune.training.reporter import PREFERENCE_METRICS, Reporter
 
@@ -45,28 +43,20 @@ EXTRA_RESULT_COLUMNS = [*PREFERENCE_METRICS, *(f"valid_{k}" for k in PREFERENCE_
 _HEARTBEAT_SECONDS = 10.0
 
 
-def model_name(spec: JobSpec, org_name: str, job_id: str) -> str:
-    """OpenAI's shape: ft:{base}:{org}:{suffix}:{id}."""
-    org = re.sub(r"[^a-z0-9_-]+", "-", org_name.lower()).strip("-") or "org"
-    return f"ft:{spec.model}:{org}:{spec.output.suffix or ''}:{job_id.split('-', 1)[-1][:8]}"
-
-
 def metrics_rows(db: Database, job_id: str) -> list[dict]:
     """One row per step from the job's metrics events: the store, not the worker's memory,
     so steps trained before a crash or a pause are in the results of the run that finishes.
     A step trained twice (after resuming from an earlier checkpoint) keeps its latest values."""
     rows: dict[int, dict] = {}
-    with db.session() as s:
-        for data in s.scalars(sa.select(t.JobEvent.data).where(
-                t.JobEvent.job_id == job_id, t.JobEvent.type == "metrics").order_by(t.JobEvent.seq)):
-            step = int(data["step"])
-            row = rows.setdefault(step, {"step": step})
-            if "train_loss" in data:
-                row.update(train_loss=data["train_loss"], train_accuracy=data.get("train_mean_token_accuracy"))
-            if "valid_loss" in data:
-                row.update(valid_loss=data["valid_loss"],
-                           valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))
-            row.update({k: v for k, v in data.items() if k in EXTRA_RESULT_COLUMNS or k.startswith("sub_reward_")})
+    for data in worker_store.metrics_events(db, job_id):
+        step = int(data["step"])
+        row = rows.setdefault(step, {"step": step})
+        if "train_loss" in data:
+            row.update(train_loss=data["train_loss"], train_accuracy=data.get("train_mean_token_accuracy"))
+        if "valid_loss" in data:
+            row.update(valid_loss=data["valid_loss"],
+                       valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))
+        row.update({k: v for k, v in data.items() if k in EXTRA_RESULT_COLUMNS or k.startswith("sub_reward_")})
     return [rows[k] for k in sorted(rows)]
 
 
@@ -84,15 +74,7 @@ def results_csv(rows: list[dict]) -> bytes:
 
 def _finish(db: Database, job_id: str, target: JobStatus, message: str, *,
             from_: tuple[JobStatus, ...] = (JobStatus.RUNNING, JobStatus.PAUSING), **fields) -> None:
-    with db.session() as s:
-        row = job_store.get_row(s, job_id, lock=True)
-        if row is None or row.status not in {f.value for f in from_}:
-            return  # cancelled (or taken over) meanwhile: the store already says how it ended
-        try:
-            job_store.transition(s, row, target, message, level="error" if target == JobStatus.FAILED else "info",
-                                 **fields)
-        except (IllegalTransition, job_store.StaleTransition):
-            return
+    worker_store.finish(db, job_id, target, message, from_=from_, **fields)
 
 
 def _publish_to_repository(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str, final_dir: Path,
@@ -127,81 +109,34 @@ def _sample_publisher(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str
     return publish
 
 
-def _train_text(blobs: BlobStore, spec: JobSpec, entry, model_path, work: Path, reporter: Reporter, *,
-                resume_from: Path | None, every):
-    from polytune.data.tokens import TokenCounter, load_tokenizer, measure_file
-    from polytune.training.train import run_training
-
-    # The rows the job's validation counted, with the same long-example policy applied
-    # by the same code and tokenizer, so training drops exactly the lines it reported.
-    counter = TokenCounter(load_tokenizer(model_path, entry.chat_template))
-
-    def rows_of(fid: str, param: str) -> list[dict]:
-        rows: list[dict] = []
-        measure_file(blobs.get_file(f"files/{fid}", work / "data" / fid), counter, method=spec.method,
-                     context_length=spec.hyperparameters.context_length or entry.max_length,
-                     long_examples=spec.hyperparameters.long_examples, param=param, keep=rows)
-        return rows
-
-    train_rows = [row for fid in spec.training_files for row in rows_of(fid, "training_file")]
-    val_rows = rows_of(spec.validation_file, "validation_file") if spec.validation_file else None
-    return run_training(spec, entry, model_path, train_rows, val_rows, work, reporter,
-                        resume_from=resume_from, resume_every=every)
-
-
-def _train_images(blobs: BlobStore, spec: JobSpec, entry, model_path, work: Path, reporter: Reporter,
-                  settings: Settings, *, resume_from: Path | None, every):
-    """The image recipe: rows are image/caption lines (validated when the job was queued)."""
-    from polytune.data.jsonl import iter_jsonl
-    from polytune.training.image.loop import Stopped, run_image_training
-    from polytune.training.train import TrainingResult, TrainingStopped
-
-    rows = []
-    for fid in spec.training_files:
-        rows.extend(obj for _, obj in iter_jsonl(blobs.get_file(f"files/{fid}", work / "data" / fid)))
-    threads = cpu_threads(settings.train_threads)
-    try:
-        result = run_image_training(spec, entry, model_path, rows, work, reporter, resume_from=resume_from,
-                                    resume_every=every, threads=threads)
-    except Stopped as stop:
-        raise TrainingStopped(stop.reason, stop.step) from None
-    return TrainingResult(final_dir=result.final_dir, metrics_rows=result.metrics_rows, trained_tokens=0,
-                          steps=result.steps)
-
-
 def _load(db: Database, job_id: str):
     """The running job (domain), its resume point and its organization's name; None when the
     job is not running (cancelled meanwhile, or taken over)."""
-    with db.session() as s:
-        row = job_store.get_row(s, job_id)
-        if row is None or row.status != JobStatus.RUNNING.value:
-            log.warning("job %s is not running; nothing to do", job_id)
-            return None
-        org_name = s.scalar(sa.select(t.Organization.name).where(t.Organization.id == row.org_id)) or row.org_id
-        return job_store.to_domain(row), row.resume_step, row.resume_key, org_name
+    loaded = worker_store.load_running(db, job_id)
+    if loaded is None:
+        log.warning("job %s is not running; nothing to do", job_id)
+    return loaded
 
 
 def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path, job_id: str, work: Path,
          reporter: Reporter, resume_step: int | None, resume_key: str | None):
     """Fetch the resume checkpoint, if any, and train with the method's recipe."""
     from polytune.training.callback import ResumeEvery
+    from polytune.training.recipes import get_recipe
 
     resume_from = None
     if resume_key:
         resume_from = blobs.get_dir(resume_key, work / "resume" / f"checkpoint-{resume_step}")
         reporter.event(f"Resuming from the checkpoint at step {resume_step}", data={"step": resume_step})
     every = ResumeEvery(steps=settings.resume_checkpoint_steps, seconds=settings.resume_checkpoint_minutes * 60)
-    if spec.method in IMAGE_METHODS:
-        return _train_images(blobs, spec, entry, model_path, work, reporter, settings, resume_from=resume_from,
-                             every=every)
-    return _train_text(blobs, spec, entry, model_path, work, reporter, resume_from=resume_from, every=every)
+    return get_recipe(spec.method).fit(blobs, settings, spec, entry, model_path, work, reporter,
+                                       resume_from=resume_from, every=every)
 
 
 def _run_replica(job_id: str, settings: Settings) -> int:
     """A rank other than 0 of a multi-worker job: train beside rank 0, report nothing."""
     from polytune.training.distributed import ReplicaReporter
     from polytune.training.failures import AcceleratorUnavailable, require_accelerator
-    from polytune.training.models import Catalog
     from polytune.training.train import TrainingStopped
 
     try:
@@ -230,6 +165,78 @@ def _run_replica(job_id: str, settings: Settings) -> int:
     return 0
 
 
+@dataclass
+class Prepared:
+    """One attempt at a job, ready to train: the job, its base model, the fine-tuned model's
+    name, and the reporter that writes its progress to the store."""
+
+    job: Job
+    catalog: Catalog
+    entry: CatalogEntry
+    name: str
+    reporter: worker_store.StoreReporter
+    resume_step: int | None
+    resume_key: str | None
+
+
+def prepare(db: Database, blobs: BlobStore, settings: Settings, job_id: str) -> Prepared | None:
+    """Load the running job and set up its reporter; None when it is not running any more."""
+    loaded = _load(db, job_id)
+    if loaded is None:
+        return None
+    job, resume_step, resume_key, org_name = loaded
+    spec = job.spec
+    catalog = Catalog(settings.resolved_data_dir)
+    entry = catalog.get(spec.model)
+    name = model_name(spec, org_name, job_id)
+    reporter = worker_store.StoreReporter(db, blobs, job_id=job_id, org_id=job.org_id, base_model=spec.model,
+                                          model_name=name, adapter_kind=spec.adapter.kind,
+                                          publish_samples=_sample_publisher(db, blobs, spec, job_id))
+    return Prepared(job, catalog, entry, name, reporter, resume_step, resume_key)
+
+
+def fit(blobs: BlobStore, settings: Settings, attempt: Prepared, work: Path, reporter: Reporter,
+        placement_note: str | None):
+    """Load the base model and train it with the method's recipe; `reporter` also logs to W&B
+    when the job has a run there."""
+    from polytune.training.device import resources_note
+
+    spec = attempt.job.spec
+    if note := placement_note or resources_note(spec.resources):
+        attempt.reporter.event(note, data=spec.resources.model_dump())
+    attempt.reporter.event(f"Loading base model {spec.model}")
+    model_path = attempt.catalog.resolve_path(attempt.entry)
+    return _fit(blobs, settings, spec, attempt.entry, model_path, attempt.job.id, work, reporter,
+                attempt.resume_step, attempt.resume_key)
+
+
+def publish(db: Database, blobs: BlobStore, attempt: Prepared, result, work: Path) -> tuple[str, str]:
+    """Store the weights (and commit them to the job's repository, when it has one) and the
+    results file; returns (the weights' blob key, the results file's id)."""
+    spec, job_id, reporter = attempt.job.spec, attempt.job.id, attempt.reporter
+    reporter.event("Saving the fine-tuned model")
+    key = f"models/{job_id}/final"
+    blobs.put_dir(result.final_dir, key)
+    if spec.output.repository:
+        _publish_to_repository(db, blobs, spec, job_id, result.final_dir, work / "checkpoints", reporter)
+    results_id = worker_store.add_result_file(db, blobs, org_id=attempt.job.org_id,
+                                              filename=f"{job_id}-results.csv",
+                                              data=results_csv(metrics_rows(db, job_id)))
+    return key, results_id
+
+
+def finish(db: Database, attempt: Prepared, result, key: str, result_files: list[str]) -> None:
+    """Make the model servable and end the job as succeeded."""
+    spec, job_id = attempt.job.spec, attempt.job.id
+    worker_store.add_model(db, model_id=attempt.name, org_id=attempt.job.org_id, job_id=job_id,
+                           base_model=spec.model, kind=spec.adapter.kind, blob_key=key)
+    _finish(db, job_id, JobStatus.SUCCEEDED, f"The job has successfully completed: {attempt.name}",
+            fine_tuned_model=attempt.name, result_files=result_files,
+            # What validation billed (tokens x epochs); the trainer's own count is in the event.
+            trained_tokens=attempt.job.trained_tokens or result.trained_tokens,
+            trained_steps=result.steps, estimated_finish=None)
+
+
 def _fail_without_accelerator(job_id: str, settings: Settings) -> int | None:
     """Fail the job at once, before the training stack is imported, when the executor gave it
     accelerators that this worker's torch cannot use (training/failures.py); None otherwise."""
@@ -253,9 +260,6 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
     """Train the job (rank 0 of a multi-worker job, or its only worker) and record the outcome;
     `placement_note` says where the executor placed it (an event), when it has something to say."""
     from polytune.training import distributed
-    from polytune.training.device import resources_note
-    from polytune.training.models import Catalog
-    from polytune.training.store_reporter import StoreReporter
     from polytune.training.train import TrainingStopped
     from polytune.training.wandb_job import start_job_wandb
 
@@ -267,18 +271,11 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
         return failed
     db = Database(settings.resolved_database_url)
     blobs = BlobStore(settings.resolved_storage_url)
-    loaded = _load(db, job_id)
-    if loaded is None:
+    prepared = prepare(db, blobs, settings, job_id)
+    if prepared is None:
         db.dispose()
         return 0
-    job, resume_step, resume_key, org_name = loaded
-    spec = job.spec
-    catalog = Catalog(settings.resolved_data_dir)
-    entry = catalog.get(spec.model)
-    name = model_name(spec, org_name, job_id)
-    reporter = StoreReporter(db, blobs, job_id=job_id, org_id=job.org_id, base_model=spec.model,
-                             model_name=name, adapter_kind=spec.adapter.kind,
-                             publish_samples=_sample_publisher(db, blobs, spec, job_id))
+    job, reporter = prepared.job, prepared.reporter
     stop_beating = threading.Event()
 
     def beat() -> None:
@@ -294,39 +291,17 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
         previous_sigterm = signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "preempted", True))
     wandb = None
     try:
-        wandb = start_job_wandb(settings, db, spec, job_id, job.org_id, reporter)
+        wandb = start_job_wandb(settings, db, job.spec, job_id, job.org_id, reporter)
         with tempfile.TemporaryDirectory(prefix=f"polytune-{job_id}-") as tmp:
             work = Path(tmp)
-            if note := placement_note or resources_note(spec.resources):
-                reporter.event(note, data=spec.resources.model_dump())
-            reporter.event(f"Loading base model {spec.model}")
-            model_path = catalog.resolve_path(entry)
             # Every metrics event also goes to the job's W&B run when it has one.
-            job_reporter = wandb.reporter(reporter) if wandb else reporter
-            result = _fit(blobs, settings, spec, entry, model_path, job_id, work, job_reporter, resume_step,
-                          resume_key)
-            reporter.event("Saving the fine-tuned model")
-            key = f"models/{job_id}/final"
-            blobs.put_dir(result.final_dir, key)
-            if spec.output.repository:
-                _publish_to_repository(db, blobs, spec, job_id, result.final_dir, work / "checkpoints", reporter)
-            data = results_csv(metrics_rows(db, job_id))
-            results_id = new_id("file")
-            with blobs.writer(f"files/{results_id}") as f:
-                f.write(data)
-            with db.session() as s:
-                add_file(s, file_id=results_id, org_id=job.org_id, filename=f"{job_id}-results.csv",
-                         purpose="fine-tune-results", size=len(data))
-            wandb_files = wandb.end(reporter, summary={"job_id": job_id, "fine_tuned_model": name}) if wandb else []
+            result = fit(blobs, settings, prepared, work, wandb.reporter(reporter) if wandb else reporter,
+                         placement_note)
+            key, results_id = publish(db, blobs, prepared, result, work)
+            summary = {"job_id": job_id, "fine_tuned_model": prepared.name}
+            wandb_files = wandb.end(reporter, summary=summary) if wandb else []
             wandb = None
-            with db.session() as s:
-                s.add(t.Model(id=name, org_id=job.org_id, job_id=job_id, base_model=spec.model,
-                              kind=spec.adapter.kind, is_checkpoint=False, blob_key=key, created_at=now()))
-            _finish(db, job_id, JobStatus.SUCCEEDED, f"The job has successfully completed: {name}",
-                    fine_tuned_model=name, result_files=[results_id, *wandb_files],
-                    # What validation billed (tokens x epochs); the trainer's own count is in the event.
-                    trained_tokens=job.trained_tokens or result.trained_tokens,
-                    trained_steps=result.steps, estimated_finish=None)
+            finish(db, prepared, result, key, [results_id, *wandb_files])
     except TrainingStopped as stop:
         log.info("job %s stopped for %s at step %s", job_id, stop.reason, stop.step)
         if wandb:  # paused or preempted: the next attempt's run joins this one in the job's folder

@@ -8,7 +8,7 @@ from typing import Any
 
 from polytune.domain.spec import JobSpec
 from polytune.training.callback import ReporterCallback, ResumeEvery
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes import get_recipe
 from polytune.training.reporter import Reporter
 from polytune.training.saving import save_trained

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from polytune.config import Settings
-from polytune.domain.spec import JobSpec, wandb_key_secret
+from polytune.domain.spec import JobSpec
+from polytune.store import worker as worker_store
 from polytune.store.db import Database
-from polytune.store.secret_box import SecretBox
-from polytune.store.secrets import WANDB_API_KEY, job_secret, org_secret
 from polytune.training.reporter import Reporter
 from polytune.training.wandb_run import WandbReporter, WandbRun, start_run, warn
 
@@ -49,12 +48,7 @@ def start_job_wandb(settings: Settings, db: Database, spec: JobSpec, job_id: str
                     reporter: Reporter) -> JobWandb | None:
     if not spec.integrations:
         return None
-    box = SecretBox.from_settings(settings)
-    with db.session() as s:
-        # The key given with the job (Nebius) wins over the organization's (OpenAI's style).
-        key, source = job_secret(s, box, job_id, wandb_key_secret(0)), "job"
-        if key is None:
-            key, source = org_secret(s, box, org_id, WANDB_API_KEY), "organization"
+    key, source = worker_store.wandb_api_key(db, settings, job_id, org_id)
     folder = settings.resolved_data_dir / "jobs" / job_id
     run = start_run(spec, job_id, folder, reporter, api_key=key, key_source=source if key else None,
                     mode=settings.wandb_mode, init_timeout=settings.wandb_init_timeout)

@@ -66,6 +66,7 @@ def test_invalid_purpose_names_param(client):
     assert e.value.body["param"] == "purpose"
 
 
+@pytest.mark.live  # a server of its own
 def test_too_large_is_413_and_nothing_is_kept(tmp_path):
     from tests.conftest import LiveServer
 

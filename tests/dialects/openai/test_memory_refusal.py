@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from polytune.training.models import Catalog
+from polytune.catalog.models import Catalog
 from tests.conftest import LiveServer
 from tests.helpers import chat_jsonl
 

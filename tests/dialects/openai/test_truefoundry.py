@@ -29,8 +29,8 @@ def tfy(server):
 @pytest.fixture
 def slash_model(server) -> str:
     """A catalog model whose name holds a '/', as TrueFoundry's model ids always do."""
-    from polytune.training.models import Catalog
-    from polytune.training.tiny import ensure_tiny
+    from polytune.catalog.models import Catalog
+    from polytune.catalog.tiny import ensure_tiny
 
     data_dir = server.tmp / "data"
     catalog = Catalog(data_dir)

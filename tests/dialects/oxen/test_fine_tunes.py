@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import openai
 import pytest
 
 from tests.helpers import chat_jsonl, wait_for

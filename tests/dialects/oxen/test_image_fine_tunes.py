@@ -112,7 +112,7 @@ def test_a_unet_model_trains_and_an_untrained_family_is_a_400_on_base_model(serv
     polytune does not train (here FLUX's image-to-image class) is refused at creation, by name."""
     import json
 
-    from polytune.training.models import Catalog
+    from polytune.catalog.models import Catalog
 
     folder = server.tmp / "flux-img2img"
     folder.mkdir(exist_ok=True)

@@ -11,6 +11,8 @@ from polytune.config import Settings
 from polytune.services.files import FileService
 from polytune.services.grader_runs import GraderRuns
 from polytune.services.idempotency import IdempotencyService
+from polytune.services.images import ImageService
+from polytune.services.inference import InferenceService
 from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
 from polytune.services.models import ModelService
@@ -31,6 +33,8 @@ class Services:
     repos: RepoService | None = None
     repo_jobs: RepoJobService | None = None
     grader_runs: GraderRuns | None = None
+    inference: InferenceService | None = None
+    images: ImageService | None = None
 
 
 def get_services(request: Request) -> Services:
@@ -52,3 +56,17 @@ def current_org(request: Request, services: Annotated[Services, Depends(get_serv
 
 Svc = Annotated[Services, Depends(get_services)]
 OrgId = Annotated[str, Depends(current_org)]
+
+
+def get_inference(services: Svc) -> InferenceService:
+    assert services.inference is not None  # built with the others (app.py:build_services)
+    return services.inference
+
+
+def get_images(services: Svc) -> ImageService:
+    assert services.images is not None  # built with the others (app.py:build_services)
+    return services.images
+
+
+Inference = Annotated[InferenceService, Depends(get_inference)]
+Images = Annotated[ImageService, Depends(get_images)]

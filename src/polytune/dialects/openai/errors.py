@@ -1,4 +1,6 @@
-"""OpenAI's error envelope: {"error": {"message", "type", "param", "code"}}."""
+"""OpenAI's error envelope: {"error": {"message", "type", "param", "code"}}. The OpenAI family's
+routes (/v1, /api/llm) answer through the app-wide handlers below, which are also what any path
+no dialect claims gets; the statuses and params come from dialects/common/errors.py."""
 
 from __future__ import annotations
 
@@ -7,11 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from polytune.dialects.common.body import loc_to_param
+from polytune.dialects.common.errors import request_param, retry_headers, status_of
 from polytune.domain.errors import DomainError
 
-STATUS = {"invalid_request": 400, "not_found": 404, "unauthorized": 401, "too_large": 413, "conflict": 409,
-          "rate_limited": 429, "quota_exceeded": 429}
 TYPE = {"invalid_request": "invalid_request_error", "not_found": "invalid_request_error",
         "unauthorized": "invalid_request_error", "too_large": "invalid_request_error",
         "conflict": "invalid_request_error", "rate_limited": "rate_limit_error",
@@ -28,10 +28,9 @@ def envelope(status: int, message: str, *, type: str = "invalid_request_error", 
 
 
 def render_domain_error(e: DomainError) -> JSONResponse:
-    response = envelope(STATUS.get(e.kind, 400), e.message, type=TYPE.get(e.kind, "invalid_request_error"),
+    response = envelope(status_of(e), e.message, type=TYPE.get(e.kind, "invalid_request_error"),
                         param=e.param, code=e.code, headers=NO_RETRY.get(e.kind))
-    if hasattr(e, "retry_after"):
-        response.headers["Retry-After"] = str(e.retry_after)
+    response.headers.update(retry_headers(e) or {})
     return response
 
 
@@ -40,8 +39,7 @@ async def domain_error_handler(_: Request, e: DomainError) -> JSONResponse:
 
 
 async def request_validation_handler(_: Request, e: RequestValidationError) -> JSONResponse:
-    err = e.errors()[0]
-    param = loc_to_param(tuple(p for p in err.get("loc", ()) if p not in ("body", "query", "path")))
+    param, err = request_param(e)
     return envelope(400, f"Invalid value for '{param}': {err.get('msg')}.", param=param, code="invalid_value")
 
 

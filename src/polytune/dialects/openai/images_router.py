@@ -5,22 +5,19 @@ URLs it answers with. Thin: parse, generate in a worker thread, render."""
 from __future__ import annotations
 
 import base64
-import threading
 import time
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
+from polytune.dialects.common.deps import Images, OrgId
 from polytune.dialects.common.openapi_doc import json_request
-from polytune.dialects.common.deps import OrgId
-from polytune.services.images import ImageService
 
 router = APIRouter()
-_start_lock = threading.Lock()
 
 
 class ImageGenerationRequest(BaseModel):
@@ -41,18 +38,6 @@ class ImageGenerationRequest(BaseModel):
     moderation: str | None = None
     output_compression: StrictInt | None = None
     user: str | None = None
-
-
-def get_images(request: Request) -> ImageService:
-    state = request.app.state
-    with _start_lock:
-        if getattr(state, "images", None) is None:
-            s = state.services
-            state.images = ImageService(s.settings, s.models, s.models.catalog, s.files.blobs)
-    return state.images
-
-
-Images = Annotated[ImageService, Depends(get_images)]
 
 
 @router.post("/images/generations", openapi_extra=json_request(ImageGenerationRequest))

@@ -7,12 +7,11 @@ import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
 from polytune.dialects.common.deps import OrgId, Svc
-from polytune.dialects.common.downloads import file_content_response
+from polytune.dialects.common.file_routes import add_file_routes
 from polytune.dialects.common.idempotency import once_per_key
 from polytune.dialects.common.multipart import read_multipart
 from polytune.dialects.common.openapi_doc import json_request, multipart_request
@@ -113,20 +112,7 @@ def list_files(org: OrgId, svc: Svc, after: str | None = None, limit: int = Quer
     return tr.page(svc.files.list(org, after=after, limit=limit, order=order, purpose=purpose), tr.file)
 
 
-@router.get("/files/{file_id}")
-def retrieve_file(file_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.file(svc.files.get(org, file_id))
-
-
-@router.get("/files/{file_id}/content")
-def file_content(file_id: str, org: OrgId, svc: Svc) -> StreamingResponse:
-    return file_content_response(svc.files, org, file_id)
-
-
-@router.delete("/files/{file_id}")
-def delete_file(file_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    svc.files.delete(org, file_id)
-    return {"id": file_id, "object": "file", "deleted": True}
+add_file_routes(router, tr.file)  # retrieve, content, delete (dialects/common/file_routes.py)
 
 
 # -- uploads ----------------------------------------------------------------------------------

@@ -4,45 +4,26 @@ reusable under any prefix (TrueFoundry's /api/llm speaks the same shapes)."""
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
+from polytune.dialects.common.deps import Inference, OrgId
 from polytune.dialects.common.openapi_doc import json_request
-from polytune.dialects.common.deps import OrgId
 from polytune.domain.errors import DomainError
 from polytune.domain.inference import ChoiceDelta, Usage
-from polytune.services.inference import InferenceService
 
 from . import serving_translate as tr
 from .errors import TYPE
 from .serving_protocol import ChatCompletionRequest, CompletionRequest
 
 router = APIRouter()
-_start_lock = threading.Lock()
-
-
-def get_inference(request: Request) -> InferenceService:
-    """The app's inference service, made on first use (its backend starts with the first request)."""
-    state = request.app.state
-    with _start_lock:
-        if getattr(state, "inference", None) is None:
-            services = state.services
-            state.inference = InferenceService(services.settings, services.models, services.models.catalog,
-                                               services.files.blobs)
-            atexit.register(state.inference.close)
-    return state.inference
-
-
-Inference = Annotated[InferenceService, Depends(get_inference)]
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -4,30 +4,27 @@ handlers speak OpenAI's envelope)."""
 
 from __future__ import annotations
 
-import logging
-
-from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from polytune.dialects.common.body import loc_to_param
+from polytune.dialects.common.errors import request_param, retry_headers, route_class, status_of
 from polytune.domain.errors import DomainError
 
 from .protocol import OXEN_VERSION
 
-log = logging.getLogger("polytune.api.oxen")
+# Where Oxen's routes live (its client builds <host>/api/repos/... itself).
+PREFIXES = ("/api/repos", "/api/users")
 
-# domain error kind -> (HTTP status, Oxen's status_message, error title)
+# domain error kind -> (Oxen's status_message, error title); the HTTP status is the common one.
 _KINDS = {
-    "invalid_request": (400, "bad_request", "Invalid parameters"),
-    "not_found": (404, "resource_not_found", "Not found"),
-    "unauthorized": (401, "unauthenticated", "Unauthenticated"),
-    "too_large": (413, "payload_too_large", "Payload too large"),
-    "conflict": (409, "resource_already_exists", "Already exists"),
-    "rate_limited": (429, "too_many_requests", "Too many requests"),
-    "quota_exceeded": (429, "too_many_requests", "Quota exceeded"),
+    "invalid_request": ("bad_request", "Invalid parameters"),
+    "not_found": ("resource_not_found", "Not found"),
+    "unauthorized": ("unauthenticated", "Unauthenticated"),
+    "too_large": ("payload_too_large", "Payload too large"),
+    "conflict": ("resource_already_exists", "Already exists"),
+    "rate_limited": ("too_many_requests", "Too many requests"),
+    "quota_exceeded": ("too_many_requests", "Quota exceeded"),
 }
 
 
@@ -41,10 +38,10 @@ def envelope(status: int, status_message: str, title: str, detail: str, *, type:
 
 
 def render_domain_error(e: DomainError, *, title: str | None = None) -> JSONResponse:
-    status, message, default_title = _KINDS.get(e.kind, _KINDS["invalid_request"])
-    response = envelope(status, message, title or default_title, e.message, type=e.code or e.kind, param=e.param)
-    if hasattr(e, "retry_after"):
-        response.headers["Retry-After"] = str(e.retry_after)
+    message, default_title = _KINDS.get(e.kind, _KINDS["invalid_request"])
+    response = envelope(status_of(e), message, title or default_title, e.message, type=e.code or e.kind,
+                        param=e.param)
+    response.headers.update(retry_headers(e) or {})
     return response
 
 
@@ -57,27 +54,24 @@ def not_supported(what: str) -> JSONResponse:
                     "sync protocol are not available.", type="not_supported")
 
 
-class OxenRoute(APIRoute):
-    """Renders errors raised anywhere in an Oxen route (auth, parsing, services) as Oxen does."""
+class OxenErrors:
+    """Oxen's envelope for each kind of error (dialects/common/errors.py catches them)."""
 
-    def get_route_handler(self):
-        handler = super().get_route_handler()
+    def domain(self, e: DomainError) -> JSONResponse:
+        return render_domain_error(e)
 
-        async def handle(request: Request):
-            try:
-                return await handler(request)
-            except DomainError as e:
-                return render_domain_error(e)
-            except RequestValidationError as e:
-                err = e.errors()[0]
-                param = loc_to_param(tuple(p for p in err.get("loc", ()) if p not in ("body", "query", "path")))
-                return envelope(400, "bad_request", "Invalid parameters",
-                                f"Invalid value for '{param}': {err.get('msg')}.", type="invalid_value", param=param)
-            except HTTPException as e:
-                return envelope(e.status_code, "error", "Error", str(e.detail), type="http_error")
-            except Exception:
-                log.exception("unhandled error in %s %s", request.method, request.url.path)
-                return envelope(500, "internal_server_error", "Internal server error",
-                                "The server had an error while processing your request.", type="server_error")
+    def validation(self, e: RequestValidationError) -> JSONResponse:
+        param, err = request_param(e)
+        return envelope(400, "bad_request", "Invalid parameters", f"Invalid value for '{param}': {err.get('msg')}.",
+                        type="invalid_value", param=param)
 
-        return handle
+    def http(self, e: HTTPException) -> JSONResponse:
+        return envelope(e.status_code, "error", "Error", str(e.detail), type="http_error")
+
+    def unhandled(self) -> JSONResponse:
+        return envelope(500, "internal_server_error", "Internal server error",
+                        "The server had an error while processing your request.", type="server_error")
+
+
+# Renders errors raised anywhere in an Oxen route (auth, parsing, services) as Oxen does.
+OxenRoute = route_class(OxenErrors())

@@ -197,7 +197,7 @@ def _image_spec(req: CreateFineTuneRequest, output: OutputSpec) -> tuple[JobSpec
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def ok(message: str, **body: Any) -> dict[str, Any]:

@@ -5,7 +5,9 @@
   HTTPValidationError shape, `{"detail": [{"loc", "msg", "type"}]}`, `loc` naming the field.
 - Anything else a caller got wrong: FastAPI's HTTPException shape `{"detail": "..."}` with
   400 (a request this server can't do, such as a method it has no recipe for yet), 401,
-  404, 409, 413 or 429 (an organization's quota, services/quotas.py). The `seekrai` SDK turns 400/404 into InvalidRequestError and 401 into
+  404, 409, 413 or 429 (an organization's quota, services/quotas.py); a path or method under
+  /v1/flow that does not exist, too; and a server fault is a 500 in that shape (FastAPI's own),
+  never OpenAI's envelope. The `seekrai` SDK turns 400/404 into InvalidRequestError and 401 into
   AuthenticationError; it shows a 5xx as a bare httpx error and never retries it, so an
   expected failure is never a 5xx.
 """
@@ -15,16 +17,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
+from polytune.dialects.common.errors import retry_headers, route_class, status_of
 from polytune.domain.errors import DomainError, InvalidRequest
 
-STATUS = {"invalid_request": 400, "not_found": 404, "unauthorized": 401, "too_large": 413, "conflict": 409,
-          "rate_limited": 429, "quota_exceeded": 429}
+PREFIX = "/v1/flow"
 
 
 class NotAvailable(InvalidRequest):
@@ -45,8 +46,7 @@ def render(e: DomainError) -> JSONResponse:
     if isinstance(e, InvalidField):
         return JSONResponse({"detail": [{"loc": list(e.loc), "msg": e.message, "type": e.code}]},
                             status_code=422)
-    headers = {"Retry-After": str(e.retry_after)} if hasattr(e, "retry_after") else None
-    return JSONResponse({"detail": e.message}, status_code=STATUS.get(e.kind, 400), headers=headers)
+    return JSONResponse({"detail": e.message}, status_code=status_of(e), headers=retry_headers(e))
 
 
 @contextlib.contextmanager
@@ -64,18 +64,21 @@ def body_fields(loc_of: Callable[[str], tuple | None]) -> Iterator[None]:
         raise InvalidField(("body", *loc), e.message, type=e.code) from None
 
 
-class SeekrRoute(APIRoute):
-    """Routes whose errors come out in Seekr's shapes."""
+class SeekrErrors:
+    """Seekr's shapes for each kind of error (dialects/common/errors.py catches them)."""
 
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
+    def domain(self, e: DomainError) -> JSONResponse:
+        return render(e)
 
-        async def route(request: Request):
-            try:
-                return await handler(request)
-            except RequestValidationError as e:
-                return JSONResponse({"detail": jsonable_encoder(e.errors())}, status_code=422)
-            except DomainError as e:
-                return render(e)
+    def validation(self, e: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": jsonable_encoder(e.errors())}, status_code=422)
 
-        return route
+    def http(self, e: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": e.detail}, status_code=e.status_code, headers=e.headers)
+
+    def unhandled(self) -> JSONResponse:
+        return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+
+
+# Routes whose errors come out in Seekr's shapes.
+SeekrRoute = route_class(SeekrErrors())

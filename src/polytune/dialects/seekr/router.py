@@ -7,11 +7,10 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.deps import OrgId, Svc
-from polytune.dialects.common.downloads import file_content_response
+from polytune.dialects.common.file_routes import add_file_routes
 from polytune.dialects.common.multipart import read_multipart
 from polytune.dialects.common.openapi_doc import multipart_request
 from polytune.dialects.common.params import MAX_ID, MAX_LIMIT, MAX_OFFSET
@@ -132,20 +131,7 @@ def list_files(org: OrgId, svc: Svc, limit: int = Query(100, ge=1, le=MAX_LIMIT)
     return {"object": "list", "data": [tr.file(f) for f in page.data], "has_more": page.has_more}
 
 
-@router.get("/files/{file_id}")
-def retrieve_file(file_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.file(svc.files.get(org, file_id))
-
-
-@router.get("/files/{file_id}/content")
-def file_content(file_id: str, org: OrgId, svc: Svc) -> StreamingResponse:
-    return file_content_response(svc.files, org, file_id)
-
-
-@router.delete("/files/{file_id}")
-def delete_file(file_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    svc.files.delete(org, file_id)
-    return {"id": file_id, "object": "file", "deleted": True}
+add_file_routes(router, tr.file)  # retrieve, content, delete (dialects/common/file_routes.py)
 
 
 @router.put("/files/{file_id}/rename")

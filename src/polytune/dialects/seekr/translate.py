@@ -8,13 +8,14 @@ import datetime as dt
 from pathlib import PurePosixPath
 from typing import Any
 
+from polytune.domain import accelerators as acc
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Event, FileInfo, ModelInfo, ProjectInfo
 from polytune.domain.spec import (TRAINABLE_METHODS, AdapterSpec, Hyperparameters, JobSpec, LoraSpec,
                                   PreferenceSpec, Resources, RewardSpec)
 
-from polytune.graders.seekr import DEFAULT_JUDGE_MODEL, from_reward_components
+from polytune.dialects.seekr.rewards import DEFAULT_JUDGE_MODEL, from_reward_components
 
 from .errors import NotAvailable
 from .protocol import LORA_EXTRAS, FinetuneRequestIn
@@ -36,6 +37,11 @@ STATUS = {
     JobStatus.FAILED: "failed",
     JobStatus.CANCELLED: "cancelled",
 }
+# SeekrFlow's accel_type names -> polytune's canonical accelerator types (domain/accelerators.py),
+# and back. They are spelled alike today; the map is where they would part.
+ACCELERATORS = {"A10": acc.A10, "A100": acc.A100, "H100": acc.H100, "MI300X": acc.MI300X, "GAUDI2": acc.GAUDI2,
+                "GAUDI3": acc.GAUDI3}
+_SEEKR_NAME = {canonical: name for name, canonical in ACCELERATORS.items()}
 # The SDK requires accel_type to be one of its six on every job. A job created through another
 # API asked for no accelerator; it is shown as the smallest of the six (docs/dialects.md).
 DEFAULT_ACCEL = "A10"
@@ -119,7 +125,7 @@ def to_spec(req: FinetuneRequestIn) -> JobSpec:
         model=tc.model, method=method, training_files=tc.training_files,
         validation_file=(tc.validation_files or [None])[0], hyperparameters=hp, adapter=adapter,
         preference=preference, reward=reward,
-        resources=Resources(accel_type=infra.accel_type, n_accel=infra.n_accel, n_node=infra.n_node),
+        resources=Resources(accel_type=ACCELERATORS[infra.accel_type], n_accel=infra.n_accel, n_node=infra.n_node),
         description=req.description,
         extras={**extras, **({"experiment_name": tc.experiment_name} if tc.experiment_name else {})},
     )
@@ -127,7 +133,7 @@ def to_spec(req: FinetuneRequestIn) -> JobSpec:
 
 # -- rendering --------------------------------------------------------------------------------
 def iso(ts: int | None) -> str | None:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat() if ts is not None else None
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat() if ts is not None else None
 
 
 def _number(value: Any) -> Any:
@@ -153,7 +159,7 @@ def job(j: Job) -> dict[str, Any]:
         "training_files": spec.training_files,
         "validation_files": [spec.validation_file] if spec.validation_file else [],
         "model": spec.model,
-        "accel_type": res.accel_type or DEFAULT_ACCEL,
+        "accel_type": _SEEKR_NAME.get(res.accel_type, res.accel_type) if res.accel_type else DEFAULT_ACCEL,
         "n_accel": res.n_accel,
         "n_node": res.n_node,
         "n_epochs": _number(hp.n_epochs),

@@ -1,25 +1,15 @@
-"""Which model family a diffusers pipeline belongs to, read from its `model_index.json`
-(`_class_name`), and so which training objective it learns with.
-
-- flow matching: the transformer (DiT) pipelines Oxen lists — FLUX.1/FLUX.2, Qwen-Image,
-  Z-Image — and Stable Diffusion 3 regress the velocity `noise - x0` at a continuous σ;
-- UNet: Stable Diffusion 1.x/2.x and SDXL predict the noise (`epsilon`) or the velocity
-  (`v_prediction`) at a discrete timestep, whichever their scheduler config names.
-
-polytune trains the classes of TRAINED (one module each in training/image/: flux.py, unet.py,
-sdxl.py, ...); a pipeline of another class is refused when the job is created.
-"""
+"""The training code of each pipeline class polytune trains (catalog/pipelines.py's TRAINED):
+one module per family in training/image/, imported only when a job of that family runs."""
 
 from __future__ import annotations
 
-import json
+import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from polytune.domain.errors import InvalidRequest
+from polytune.catalog.pipelines import check_trainable, pipeline_class_name
 
 if TYPE_CHECKING:
-    from polytune.training.models import CatalogEntry
     from polytune.training.image.flux import FluxFamily
     from polytune.training.image.unet import UNetFamily
 
@@ -27,13 +17,6 @@ if TYPE_CHECKING:
     # objective, encode_prompts, encode_images, loss, save_lora.
     Family = FluxFamily | UNetFamily
 
-# Stable Diffusion 3 is an MMDiT trained by flow matching, not a UNet: its own prefix.
-FLOW_MATCHING_PREFIXES = ("Flux", "QwenImage", "ZImage", "StableDiffusion3")
-UNET_PREFIXES = ("StableDiffusionPipeline", "StableDiffusionXL")
-TRAINED = {"FluxPipeline": "flow matching", "StableDiffusionPipeline": "UNet",
-           "StableDiffusionXLPipeline": "UNet", "StableDiffusion3Pipeline": "flow matching",
-           "ZImagePipeline": "flow matching", "QwenImagePipeline": "flow matching",
-           "Flux2Pipeline": "flow matching"}
 # The module and class that train each pipeline class of TRAINED.
 _FAMILY_CLASSES = {"FluxPipeline": ("flux", "FluxFamily"), "StableDiffusionPipeline": ("unet", "UNetFamily"),
                    "StableDiffusionXLPipeline": ("sdxl", "SDXLFamily"),
@@ -41,53 +24,9 @@ _FAMILY_CLASSES = {"FluxPipeline": ("flux", "FluxFamily"), "StableDiffusionPipel
                    "QwenImagePipeline": ("qwenimage", "QwenImageFamily"), "Flux2Pipeline": ("flux2", "Flux2Family")}
 
 
-def objective_family(class_name: str) -> str | None:
-    """"flow matching", "UNet", or None for a pipeline class of neither family."""
-    if class_name.startswith(FLOW_MATCHING_PREFIXES):
-        return "flow matching"
-    if class_name.startswith(UNET_PREFIXES):
-        return "UNet"
-    return None
-
-
-def pipeline_class_name(source: Path | str) -> str:
-    """`_class_name` of a pipeline folder or hub id's model_index.json."""
-    folder = Path(source)
-    if folder.is_dir():
-        return json.loads((folder / "model_index.json").read_text())["_class_name"]
-    from diffusers import DiffusionPipeline
-
-    return DiffusionPipeline.load_config(str(source))["_class_name"]
-
-
-def check_trainable(class_name: str, model: str) -> None:
-    """400 on `model` for a pipeline polytune does not train (yet), naming its family."""
-    if class_name in TRAINED:
-        return
-    family = objective_family(class_name)
-    kind = f"a {family} pipeline" if family else "a pipeline of no family polytune knows"
-    raise InvalidRequest(
-        f"The model '{model}' is {kind} ({class_name}); polytune trains "
-        f"{', '.join(f'{c} ({f})' for c, f in TRAINED.items())} so far.", param="model",
-        code="model_not_supported")
-
-
 def family_for(model_path: Path | str) -> Family:
     """The training code of the pipeline at `model_path`."""
-    import importlib
-
     class_name = pipeline_class_name(model_path)
     check_trainable(class_name, str(model_path))
     module, cls = _FAMILY_CLASSES[class_name]
     return getattr(importlib.import_module(f"polytune.training.image.{module}"), cls)()
-
-
-def call_kwargs(family: str | None, entry: CatalogEntry) -> dict[str, Any]:
-    """What a pipeline of this family takes besides prompt, size, steps and generator, from the
-    catalog entry: FLUX's text length; the guidance scale where the entry sets one."""
-    out: dict[str, Any] = {}
-    if family == "flow matching":
-        out["max_sequence_length"] = entry.max_sequence_length
-    if entry.guidance_scale is not None:
-        out["guidance_scale"] = entry.guidance_scale
-    return out

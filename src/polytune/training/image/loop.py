@@ -23,9 +23,9 @@ from polytune.domain.spec import ImageSpec, JobSpec
 from polytune.training.callback import ResumeEvery
 from polytune.training.divergence import check_loss
 from polytune.training.image.data import cache_dataset
-from polytune.training.image.family import call_kwargs
-from polytune.training.image.sampling import SamplePlan, plan_samples, write_samples
-from polytune.training.models import CatalogEntry
+from polytune.catalog.pipelines import call_kwargs
+from polytune.training.image.sampling import plan_samples, write_samples
+from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes.image_lora import ImageTraining, build_image_training, save_weights
 from polytune.training.reporter import Reporter
 

@@ -1,4 +1,5 @@
-"""One recipe per training method; each builds the matching trl trainer from a JobSpec."""
+"""One recipe per training method: how its rows reach training (`fit`: training/fit.py) and,
+for the text methods, the trl trainer it builds from a JobSpec."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import JobSpec
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes.dpo import build_dpo_trainer
 from polytune.training.recipes.grpo import build_grpo_trainer
+from polytune.training.fit import fit_images, fit_text
 from polytune.training.recipes.sft import build_sft_trainer
 
 if TYPE_CHECKING:
@@ -31,13 +33,17 @@ class Recipe:
     method: str
     # Dataset formats (see polytune.data.formats.detect_format) the recipe trains on.
     formats: tuple[str, ...]
-    build_trainer: TrainerBuilder
+    # None: the method trains without a trl trainer (the image loop).
+    build_trainer: TrainerBuilder | None
+    # (blobs, settings, spec, entry, model path, work dir, reporter; resume_from, every) -> TrainingResult
+    fit: Callable[..., Any] = fit_text
 
 
 RECIPES: dict[str, Recipe] = {
     "supervised": Recipe("supervised", ("chat", "prompt_completion"), build_sft_trainer),
     "dpo": Recipe("dpo", ("preference",), build_dpo_trainer),
     "reinforcement": Recipe("reinforcement", ("reinforcement",), build_grpo_trainer),
+    "image_generation": Recipe("image_generation", ("image_caption",), None, fit=fit_images),
 }
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from polytune.domain.spec import JobSpec
 from polytune.training.distributed import per_device_batch
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 from polytune.training.precision import Precision, load_kwargs
 from polytune.training.precision import for_this_device as precision_for_device
 from polytune.training.sharding import fsdp_training_args, job_strategy
@@ -119,7 +119,7 @@ def job_precision(spec: JobSpec) -> Precision:
 def plan_batches(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, fsdp: bool,
                  cuda: bool) -> dict[str, int]:
     """Micro-batch and gradient accumulation. On an accelerator the micro-batch is what fits the
-    device's token budget (training/memory.py) and accumulation makes up the global batch; a job
+    device's token budget (catalog/memory.py) and accumulation makes up the global batch; a job
     that set gradient_accumulation_steps, and every CPU job, keeps batch_size / workers per step.
     (Reinforcement sizes its batches by generations per prompt: recipes/grpo.py.)"""
     hp = spec.hyperparameters
@@ -130,7 +130,7 @@ def plan_batches(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, 
         return plain
     from dataclasses import replace
 
-    from polytune.training import memory
+    from polytune.catalog import memory
     from polytune.training.distributed import world_size
     from polytune.training.sharding import device_memory
 

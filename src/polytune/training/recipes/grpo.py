@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from polytune.domain.spec import JobSpec
 from polytune.training.distributed import per_device_batch
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
 
     from polytune.config import Settings
     from polytune.graders import Grading, parse_grader
-    from polytune.services.graders import grader_config
+    from polytune.graders.settings import grader_config
 
     require_resolved(spec)
     if spec.reward is None or not spec.reward.graders:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polytune.domain.spec import JobSpec
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 
 from polytune.training.image.family import family_for
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from polytune.data.tokens import load_tokenizer
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import JobSpec
-from polytune.training.models import CatalogEntry
+from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
 
 if TYPE_CHECKING:

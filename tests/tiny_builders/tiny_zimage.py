@@ -3,7 +3,7 @@
 Z-Image's shape at toy size: a `ZImageTransformer2DModel` (single-stream DiT: 2 layers and one
 noise and one context refiner, 4 heads × 16), a random tiny `Qwen3Model` text encoder (its
 penultimate hidden states are the prompt) with the hand-written Qwen tokenizer of
-training/tiny_qwen_text.py, polytune-tiny-diffusion's trained autoencoder (4 latent channels,
+tests/tiny_builders/tiny_qwen_text.py, polytune-tiny-diffusion's trained autoencoder (4 latent channels,
 shifted and scaled as Z-Image does) and a `FlowMatchEulerDiscreteScheduler` without resolution
 shift. It loads with a stock `ZImagePipeline.from_pretrained`.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polytune.training.builds import ensure_built, source_version
-from polytune.training.tiny_diffusion import (builder_version as diffusion_builder_version, deterministic_build,
+from polytune.catalog.builds import ensure_built, source_version
+from polytune.catalog.tiny_diffusion import (builder_version as diffusion_builder_version, deterministic_build,
                                               tiny_diffusion_build)
 
 TINY_ZIMAGE_NAME = "polytune-tiny-zimage"
@@ -36,7 +36,7 @@ def build_tiny_zimage(out_dir: Path) -> None:
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
     from transformers import Qwen3Model
 
-    from polytune.training.tiny_qwen_text import build_qwen_tokenizer, qwen3_config
+    from tests.tiny_builders.tiny_qwen_text import build_qwen_tokenizer, qwen3_config
 
     shared = tiny_diffusion_build()
     with deterministic_build():

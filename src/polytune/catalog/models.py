@@ -8,19 +8,20 @@ fails cleanly when the hub is unreachable.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.names import check_model_name
-from polytune.training.tiny import TINY_NAME, ensure_tiny
-from polytune.training.tiny_diffusion import (RESOLUTION, T5_MAX_LENGTH, TINY_DIFFUSION_NAME,
+from polytune.catalog.tiny import TINY_NAME, ensure_tiny
+from polytune.catalog.tiny_diffusion import (RESOLUTION, T5_MAX_LENGTH, TINY_DIFFUSION_NAME,
                                               ensure_tiny_diffusion)
-from polytune.training.tiny_unet import TINY_UNET_NAME, ensure_tiny_unet
+from polytune.catalog.tiny_unet import TINY_UNET_NAME, ensure_tiny_unet
 
 AdapterKind = Literal["full", "lora"]
 ModelKind = Literal["text", "image"]
@@ -68,7 +69,7 @@ class CatalogEntry:
 # with a constant schedule at 3e-3 (batch 8) or 2e-3 (batch 4) learns them; 5e-3 does not,
 # and linear or cosine decay learns less in the same steps. A random-init model must see
 # each example ~50 times (40 epochs left some seeds at 20/25), hence min_examples_seen.
-_TINY_DEFAULTS = dict(
+_TINY_DEFAULTS: dict[str, Any] = dict(
     adapter_default="full",
     base_learning_rate=3e-3,
     lr_scheduler="constant",
@@ -81,7 +82,7 @@ _TINY_DEFAULTS = dict(
 
 # Measured on 2 CPU cores: LoRA at 1e-3, batch 4 turns generated colours to the training
 # colour within a few hundred steps (docs/images.md); 20 denoising steps give clean samples.
-_TINY_DIFFUSION_DEFAULTS = dict(
+_TINY_DIFFUSION_DEFAULTS: dict[str, Any] = dict(
     kind="image",
     adapter_default="lora",
     base_learning_rate=1e-3,
@@ -92,7 +93,7 @@ _TINY_DIFFUSION_DEFAULTS = dict(
 )
 # The UNet counterpart, same autoencoder and text encoder: it trains without dropping captions,
 # so it generates without classifier-free guidance (scale 1), as its samples while training do.
-_TINY_UNET_DEFAULTS = dict(_TINY_DIFFUSION_DEFAULTS, guidance_scale=1.0)
+_TINY_UNET_DEFAULTS: dict[str, Any] = dict(_TINY_DIFFUSION_DEFAULTS, guidance_scale=1.0)
 # The pipeline class of each built-in image model, known before it is built.
 BUILT_IN_PIPELINES = {TINY_DIFFUSION_NAME: "FluxPipeline", TINY_UNET_NAME: "StableDiffusionPipeline"}
 
@@ -181,7 +182,7 @@ class Catalog:
         a built-in one; a hub id unreachable is a 400 on `model`."""
         if entry.name in BUILT_IN_PIPELINES:
             return BUILT_IN_PIPELINES[entry.name]
-        from polytune.training.image.family import pipeline_class_name
+        from polytune.catalog.pipelines import pipeline_class_name
 
         try:
             return pipeline_class_name(entry.source)
@@ -189,7 +190,7 @@ class Catalog:
             raise InvalidRequest(f"The model '{entry.name}' ({entry.source}) has no readable model_index.json: {e}",
                                  param="model") from e
 
-    def _load_added(self) -> list[CatalogEntry]:
+    def _load_added(self) -> builtins.list[CatalogEntry]:
         try:
             raw = json.loads(self._file.read_text())
         except FileNotFoundError:
@@ -198,7 +199,7 @@ class Catalog:
         # Unknown keys are dropped so a file written by a newer polytune still loads.
         return [CatalogEntry(**{k: v for k, v in item.items() if k in known}) for item in raw]
 
-    def _save_added(self, entries: list[CatalogEntry]) -> None:
+    def _save_added(self, entries: builtins.list[CatalogEntry]) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=self.data_dir)
         with os.fdopen(fd, "w") as f:

@@ -2,7 +2,7 @@
 
 Qwen-Image's shape at toy size: a `QwenImageTransformer2DModel` (MMDiT, 2 blocks of 4 heads ×
 16), a random tiny `Qwen2_5_VLForConditionalGeneration` text encoder (a one-block vision tower
-it never uses for text) with the hand-written Qwen tokenizer of training/tiny_qwen_text.py (on
+it never uses for text) with the hand-written Qwen tokenizer of tests/tiny_builders/tiny_qwen_text.py (on
 which Qwen-Image's prompt template's system part is 34 tokens, the count the pipeline drops),
 a random `AutoencoderKLQwenImage` (4 latent channels, 2× down-sampling) whose `latents_mean`/
 `latents_std` are measured on generated shapes, and a `FlowMatchEulerDiscreteScheduler` without
@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polytune.training.builds import ensure_built, source_version
-from polytune.training.tiny_diffusion import deterministic_build, synthetic_images
+from polytune.catalog.builds import ensure_built, source_version
+from polytune.catalog.tiny_diffusion import builder_version as diffusion_builder_version
+from polytune.catalog.tiny_diffusion import deterministic_build, synthetic_images
 
 TINY_QWENIMAGE_NAME = "polytune-tiny-qwenimage"
 BUILD_VERSION = "1"
@@ -24,7 +25,8 @@ TEXT_MAX_LENGTH = 128
 
 
 def builder_version() -> str:
-    return source_version(BUILD_VERSION, __file__, "tiny_qwen_text.py", "tiny_diffusion.py")
+    # tiny_diffusion.py is no sibling here (it lives in polytune/catalog/): its version stands in.
+    return source_version(BUILD_VERSION, __file__, "tiny_qwen_text.py", after=diffusion_builder_version())
 
 
 def ensure_tiny_qwenimage(models_dir: Path) -> Path:
@@ -38,7 +40,7 @@ def build_tiny_qwenimage(out_dir: Path) -> None:
                            QwenImageTransformer2DModel)
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from polytune.training.tiny_qwen_text import build_qwen_tokenizer
+    from tests.tiny_builders.tiny_qwen_text import build_qwen_tokenizer
 
     with deterministic_build():
         tokenizer = build_qwen_tokenizer(TEXT_MAX_LENGTH)

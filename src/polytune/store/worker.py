@@ -1,4 +1,7 @@
-"""The Reporter a worker uses: writes events, metrics, progress and checkpoints to the store."""
+"""The worker's store: every read and write a training worker makes, as named operations
+(training/ imports no table). StoreReporter is the Reporter a worker trains with: it writes
+events, metrics, progress and checkpoints; the functions below load the job, record its results
+and end it."""
 
 from __future__ import annotations
 
@@ -10,15 +13,81 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from polytune.config import Settings
 from polytune.domain.ids import new_id
-from polytune.domain.job import JobStatus
+from polytune.domain.job import IllegalTransition, Job, JobStatus
+from polytune.domain.spec import wandb_key_secret
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
 from polytune.store.files import add_file
+from polytune.store.secret_box import SecretBox
+from polytune.store.secrets import WANDB_API_KEY, job_secret, org_secret
 
 _STOP_POLL_SECONDS = 1.0
+
+
+def load_running(db: Database, job_id: str) -> tuple[Job, int | None, str | None, str] | None:
+    """The running job (domain), its resume step and checkpoint key, and its organization's name;
+    None when the job is not running (cancelled meanwhile, or taken over)."""
+    with db.session() as s:
+        row = job_store.get_row(s, job_id)
+        if row is None or row.status != JobStatus.RUNNING.value:
+            return None
+        org_name = s.scalar(sa.select(t.Organization.name).where(t.Organization.id == row.org_id)) or row.org_id
+        return job_store.to_domain(row), row.resume_step, row.resume_key, org_name
+
+
+def finish(db: Database, job_id: str, target: JobStatus, message: str, *,
+           from_: tuple[JobStatus, ...] = (JobStatus.RUNNING, JobStatus.PAUSING), **fields: Any) -> None:
+    """Move the job to `target` if it is still in one of `from_`; otherwise (cancelled or taken
+    over meanwhile) the store already says how it ended, and nothing changes."""
+    with db.session() as s:
+        row = job_store.get_row(s, job_id, lock=True)
+        if row is None or row.status not in {f.value for f in from_}:
+            return
+        try:
+            job_store.transition(s, row, target, message, level="error" if target == JobStatus.FAILED else "info",
+                                 **fields)
+        except (IllegalTransition, job_store.StaleTransition):
+            return
+
+
+def metrics_events(db: Database, job_id: str) -> list[dict[str, Any]]:
+    """The data of the job's metrics events, oldest first (every attempt's)."""
+    with db.session() as s:
+        return list(s.scalars(sa.select(t.JobEvent.data).where(
+            t.JobEvent.job_id == job_id, t.JobEvent.type == "metrics").order_by(t.JobEvent.seq)))
+
+
+def add_result_file(db: Database, blobs: BlobStore, *, org_id: str, filename: str, data: bytes) -> str:
+    """A result file of the organization holding `data`; returns its id."""
+    file_id = new_id("file")
+    with blobs.writer(f"files/{file_id}") as f:
+        f.write(data)
+    with db.session() as s:
+        add_file(s, file_id=file_id, org_id=org_id, filename=filename, purpose="fine-tune-results", size=len(data))
+    return file_id
+
+
+def add_model(db: Database, *, model_id: str, org_id: str, job_id: str, base_model: str, kind: str,
+              blob_key: str) -> None:
+    """The job's fine-tuned model, servable from `blob_key`."""
+    with db.session() as s:
+        s.add(t.Model(id=model_id, org_id=org_id, job_id=job_id, base_model=base_model, kind=kind,
+                      is_checkpoint=False, blob_key=blob_key, created_at=now()))
+
+
+def wandb_api_key(db: Database, settings: Settings, job_id: str, org_id: str) -> tuple[str | None, str]:
+    """The W&B key a job logs with, and where it came from: the key given with the job (Nebius)
+    wins over the organization's (OpenAI's style)."""
+    box = SecretBox.from_settings(settings)
+    with db.session() as s:
+        key, source = job_secret(s, box, job_id, wandb_key_secret(0)), "job"
+        if key is None:
+            key, source = org_secret(s, box, org_id, WANDB_API_KEY), "organization"
+    return key, source
 
 
 def _fmt(v: Any) -> str:

@@ -5,7 +5,7 @@ pipelines' `apply_chat_template` calls work offline; and random tiny Qwen3 text 
 
 from __future__ import annotations
 
-from polytune.training.tiny_diffusion import _WORDS
+from polytune.catalog.tiny_diffusion import _WORDS
 
 # The words of polytune-tiny-diffusion's vocabulary, and those of the Qwen chat markers and of
 # Qwen-Image's prompt template: with them whole, the template's system part is 34 tokens, the

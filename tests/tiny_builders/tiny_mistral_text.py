@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from polytune.training.tiny_diffusion import _WORDS
+from polytune.catalog.tiny_diffusion import _WORDS
 
 # Mistral's control tokens (the tekken tokenizer's names), and Pixtral's image markers, which
 # the processor looks up by name.
@@ -48,7 +48,7 @@ def build_mistral_tokenizer(model_max_length: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from polytune.training.tiny_qwen_text import byte_level_bpe
+    from tests.tiny_builders.tiny_qwen_text import byte_level_bpe
 
     vocab, merges = byte_level_bpe(vocabulary_words())
     backend = Tokenizer(models.BPE(vocab=vocab, merges=merges))

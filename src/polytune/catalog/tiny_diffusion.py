@@ -18,7 +18,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polytune.training.builds import cached_build, ensure_built, source_version
+from polytune.catalog.builds import cached_build, ensure_built, source_version
 
 if TYPE_CHECKING:
     import torch

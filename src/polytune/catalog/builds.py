@@ -30,7 +30,7 @@ def built_version(folder: Path) -> str | None:
         return None
 
 
-def materialise(final: Path, version: str, fill: Callable[[Path], None]) -> None:
+def materialise(final: Path, version: str, fill: Callable[[Path], object]) -> None:
     """Build `final` with `fill(staging_folder)` unless a build of `version` is already there."""
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-build-", dir=final.parent))

@@ -1,6 +1,6 @@
 """Refuse, when it is created, a job that cannot fit the accelerators the executor can ever give.
 
-The estimate is training/memory.py's, from the model's config.json alone. When the job does not
+The estimate is catalog/memory.py's, from the model's config.json alone. When the job does not
 fit, the error names the first change that would make it fit, in this order: gradient
 checkpointing (if the job turned it off), LoRA (for a full fine-tune), QLoRA (for LoRA), more
 accelerators (FSDP), a shorter context; and says what each of them would need.
@@ -17,8 +17,8 @@ from typing import Any
 
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
-from polytune.training import memory
-from polytune.training.memory import ModelDims, Shape, gib, job_shape, read_config  # noqa: F401
+from polytune.catalog import memory
+from polytune.catalog.memory import ModelDims, Shape, gib, job_shape, read_config  # noqa: F401
 
 # The domain parameter each remedy changes (dialects map them to their own field names).
 PARAM_LORA = "hyperparameters.lora"

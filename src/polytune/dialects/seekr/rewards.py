@@ -1,8 +1,5 @@
-"""SeekrFlow's graders on the same engine.
-
-Scoring: `format_check` is TRL's `think_format_reward` (reasoning in <think>…</think>, then
-the answer); `math_accuracy` is TRL's `accuracy_reward`, which verifies the answer against the
-reference with math-verify (a reference math-verify can't parse scores 0).
+"""SeekrFlow's reward components on polytune's grader engine (graders/; its `format_check` and
+`math_accuracy` graders are graders/reasoning.py).
 
 Mapping: SeekrFlow's `reward_components` {format_reward_weight, graders: [{type, weight, …}]}
 become one weighted `multi` grader. Each Seekr grader compares the completion
@@ -23,8 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import FormatCheckGrader, MathAccuracyGrader
-
 OUTPUT = "{{sample.output_text}}"
 REFERENCE = "{{item.reference_answer}}"
 STRING_OPS = {"equals": "eq", "not_equals": "ne", "contains": "like", "case_insensitive_contains": "ilike"}
@@ -34,19 +29,6 @@ SIMILARITY_OPS = {"bleu": "bleu", "rouge": "rouge_l"}
 DEFAULT_JUDGE_MODEL = "polytune-tiny"
 JUDGE_PROMPT = ("You grade an answer against a reference answer. Reply with only a number from 0 to 1: "
                 "1 when the answer is correct and complete, 0 when it is wrong.")
-
-
-def format_check(grader: FormatCheckGrader, text: str) -> float:
-    from trl.rewards import think_format_reward
-
-    return float(think_format_reward([[{"role": "assistant", "content": text}]])[0])
-
-
-def math_accuracy(grader: MathAccuracyGrader, text: str, reference: str) -> float:
-    from trl.rewards import accuracy_reward
-
-    reward = accuracy_reward([[{"role": "assistant", "content": text}]], [reference])[0]
-    return float(reward or 0.0)
 
 
 def from_reward_components(components: dict[str, Any], *, judge_model: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 FLUX.2 [dev]'s shape at toy size: a `Flux2Transformer2DModel` (2 double-stream and 2
 single-stream blocks of 4 heads × 16, with FLUX.2 [dev]'s guidance embedding), a random tiny
 `Mistral3ForConditionalGeneration` text encoder of 30 layers (the pipeline stacks layers 10, 20
-and 30 into the prompt) with the hand-written tokenizer of training/tiny_mistral_text.py, an
+and 30 into the prompt) with the hand-written tokenizer of tests/tiny_builders/tiny_mistral_text.py, an
 `AutoencoderKLFlux2` carrying polytune-tiny-diffusion's trained autoencoder (the same encoder
 and decoder) whose batch-norm statistics of 2×2-patchified latents — what FLUX.2 normalises
 latents by — are measured on generated shapes, and a `FlowMatchEulerDiscreteScheduler` without
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polytune.training.builds import ensure_built, source_version
-from polytune.training.tiny_diffusion import (builder_version as diffusion_builder_version, deterministic_build,
+from polytune.catalog.builds import ensure_built, source_version
+from polytune.catalog.tiny_diffusion import (builder_version as diffusion_builder_version, deterministic_build,
                                               synthetic_images, tiny_diffusion_build)
 
 TINY_FLUX2_NAME = "polytune-tiny-flux2"
@@ -39,7 +39,7 @@ def build_tiny_flux2(out_dir: Path) -> None:
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, Flux2Pipeline, Flux2Transformer2DModel
 
-    from polytune.training.tiny_mistral_text import build_mistral3, build_mistral_tokenizer
+    from tests.tiny_builders.tiny_mistral_text import build_mistral3, build_mistral_tokenizer
 
     shared = tiny_diffusion_build()
     with deterministic_build():

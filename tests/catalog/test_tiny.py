@@ -6,11 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from transformers import AutoTokenizer
 
-from polytune.training.tiny import builder_version, ensure_tiny
+from polytune.catalog.tiny import builder_version, ensure_tiny
 
-_BUILD = "import sys; from pathlib import Path; from polytune.training.tiny import ensure_tiny; " \
+_BUILD = "import sys; from pathlib import Path; from polytune.catalog.tiny import ensure_tiny; " \
          "print(ensure_tiny(Path(sys.argv[1])))"
 
 
@@ -18,6 +19,7 @@ def _hashes(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.live  # builds in three processes
 def test_builds_are_identical_across_processes_and_racing_builds_share_one_folder(tmp_path):
     # Different hash seeds, so anything that leans on set or dict ordering would show. Each
     # process has a build cache of its own, so each really builds (a and a race on one).

@@ -7,7 +7,7 @@ import huggingface_hub.constants
 import pytest
 
 from polytune.domain.errors import InvalidRequest
-from polytune.training.models import Catalog, CatalogEntry
+from polytune.catalog.models import Catalog, CatalogEntry
 
 
 def test_polytune_tiny_is_always_listed_with_its_measured_defaults(tmp_path):

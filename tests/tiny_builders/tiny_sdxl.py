@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polytune.training.builds import ensure_built, source_version
-from polytune.training.tiny_diffusion import (CLIP_MAX_LENGTH, builder_version as diffusion_builder_version,
+from polytune.catalog.builds import ensure_built, source_version
+from polytune.catalog.tiny_diffusion import (CLIP_MAX_LENGTH, builder_version as diffusion_builder_version,
                                               deterministic_build, tiny_diffusion_build)
 
 TINY_SDXL_NAME = "polytune-tiny-sdxl"

@@ -1,0 +1,5 @@
+"""The catalog's tests use the training tests' tiny-model fixtures (one build per session)."""
+
+from __future__ import annotations
+
+from tests.training.conftest import catalog, tiny  # noqa: F401 - fixtures shared with the training tests
