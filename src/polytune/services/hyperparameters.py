@@ -21,8 +21,9 @@ MAX_EXAMPLES_SEEN = 25_000
 MAX_AUTO_BATCH_TOKENS = 32_768
 MAX_AUTO_TOKENS_SEEN = 20_000_000
 DEFAULT_BETA = 0.1
-# Reinforcement: validation prompts sampled at each evaluation when eval_samples is "auto".
-AUTO_EVAL_SAMPLES = 16
+# Reinforcement: completions sampled per validation prompt at each evaluation when eval_samples
+# is "auto": as many as a training prompt gets at compute_multiplier 1 (recipes/grpo.py).
+AUTO_EVAL_SAMPLES = 4
 
 
 def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_tokens: int | None = None) -> JobSpec:
@@ -51,7 +52,7 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
       a dpo job that sent no preference settings gets them (beta 0.1, loss_type sigmoid).
     - reinforcement: n_epochs at most 3 (the small-dataset rule above is for memorising
       answers); reward.compute_multiplier 1.0 (4 generations per prompt, see recipes/grpo.py);
-      reward.eval_samples 16.
+      reward.eval_samples 4 (completions per validation prompt at each evaluation).
     - seed: a random one, reported back so the run can be repeated.
     """
     if n_examples < 1:
