@@ -79,6 +79,17 @@ def test_warmup_applies_on_a_constant_schedule_and_each_steps_rate_is_reported(t
     assert rates[0] < rates[1] <= rates[2] == rates[3] == pytest.approx(2e-3)
 
 
+def test_lora_dropout_one_trains_without_crashing(tiny, demo_rows, tmp_path):
+    # SeekrFlow's bounds allow dropout 1: every input of the LoRA update is dropped while
+    # training (the job warns that the adapter learns nothing), and training still runs.
+    entry, model_path = tiny
+    spec = resolved_spec(n_epochs=1, batch_size=4, kind="lora", n_checkpoints=0)
+    spec = spec.model_copy(update={"adapter": spec.adapter.model_copy(update={
+        "lora": spec.adapter.lora.model_copy(update={"dropout": 1.0})})})
+    result = run_training(spec, entry, model_path, demo_rows[:4], None, tmp_path, RecordingReporter())
+    assert result.steps == 1 and (result.final_dir / "adapter_config.json").is_file()
+
+
 def test_lora_saves_an_adapter_folder_that_generates(tiny, demo_rows, tmp_path):
     entry, model_path = tiny
     spec = resolved_spec(n_epochs=1, batch_size=4, kind="lora", n_checkpoints=1)

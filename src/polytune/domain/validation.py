@@ -63,8 +63,9 @@ def check_spec(spec: JobSpec) -> None:
     lora = spec.adapter.lora
     _positive(lora.r, "hyperparameters.lora_r", integer=True)
     _positive(lora.alpha, "hyperparameters.lora_alpha", integer=True)
-    if not 0 <= lora.dropout < 1:
-        raise InvalidRequest("lora_dropout must be in [0, 1).", param="hyperparameters.lora_dropout")
+    # 1 is allowed (SeekrFlow's bounds are [0, 1]): it trains, with nothing reaching the adapter.
+    if not 0 <= lora.dropout <= 1:
+        raise InvalidRequest("lora_dropout must be in [0, 1].", param="hyperparameters.lora_dropout")
     suffix = spec.output.suffix
     if suffix is not None and len(suffix) > MAX_SUFFIX:
         raise InvalidRequest(f"suffix must be at most {MAX_SUFFIX} characters, got {len(suffix)}.", param="suffix")

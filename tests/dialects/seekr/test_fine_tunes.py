@@ -151,14 +151,16 @@ BAD_BODIES = [
     (lambda f: _body(f, batch_size=2048), ["body", "training_config", "batch_size"]),
     (lambda f: _body(f, n_epochs="many"), ["body", "training_config", "n_epochs"]),
     (lambda f: _body(f, lora_config={"r": 0}), ["body", "training_config", "lora_config", "r"]),
-    (lambda f: _body(f, lora_config={"extras": {"colour": 1}}), ["body", "training_config", "lora_config"]),
-    (lambda f: _body(f, colour="blue"), ["body", "training_config", "colour"]),
+    (lambda f: _body(f, lora_config={"extras": {"target_modules": 7}}), ["body", "training_config", "lora_config"]),
     (lambda f: _body(f, beta=0.1), ["body", "training_config"]),
     (lambda f: _body(f, validation_files=[f, f]), ["body", "training_config"]),
     (lambda f: _body(f, model="no-such-model"), ["body", "training_config", "model"]),
     (lambda f: _body("file-nope"), ["body", "training_config", "training_files"]),
     (lambda f: _body(f, n_epochs=500), ["body", "training_config", "n_epochs"]),
-    (lambda f: _body(f, lora_config={"dropout": 1.0}), ["body", "training_config", "lora_config", "dropout"]),
+    (lambda f: _body(f, lora_config={"dropout": 1.01}), ["body", "training_config", "lora_config", "dropout"]),
+    (lambda f: _body(f, lora_config={"dropout": -0.01}), ["body", "training_config", "lora_config", "dropout"]),
+    (lambda f: _body(f, max_length=0), ["body", "training_config", "max_length"]),
+    (lambda f: {**_body(f), "colour": "blue"}, ["body", "colour"]),  # RequestConfig itself is closed
     (lambda f: {**_body(f), "project_id": 987654}, ["body", "project_id"]),
 ]
 

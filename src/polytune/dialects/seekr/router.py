@@ -177,8 +177,9 @@ def list_models(org: OrgId, svc: Svc) -> dict[str, Any]:
 # -- fine-tunes -------------------------------------------------------------------------------
 def _create(body: FinetuneRequestIn, org: str, svc) -> dict[str, Any]:
     with body_fields(tr.create_loc):
-        spec = tr.to_spec(body)
-        job = svc.jobs.create(org, spec, project_id=body.project_id)
+        context = svc.jobs.catalog.get(body.training_config.model).max_length
+        spec = tr.to_spec(body, model_max_length=context)
+        job = svc.jobs.create(org, spec, project_id=body.project_id, warnings=tr.warnings(body))
     return tr.job(job)
 
 

@@ -1,0 +1,81 @@
+"""SeekrFlow's own request shapes through the `seekrai` SDK (issue 18): unknown keys in the
+document's open objects (TrainingConfig, InfrastructureConfig, LoRAConfig and its extras,
+RewardComponents) are accepted, ignored and named in a warning event; max_length defaults to
+2500 bounded by the model's context and is echoed; GRPO reads back as GRPO; dropout 1 is
+inside the document's bounds."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.helpers import chat_jsonl
+
+seekrai = pytest.importorskip("seekrai", reason="`make venv` installs it into .venv-clients")
+from seekrai.types import InfrastructureConfig, LoRAConfig, TrainingConfig  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+TINY_CONTEXT = 1024  # polytune-tiny's catalog max_length
+
+
+@pytest.fixture
+def train_file(seekr, tmp_path) -> str:
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(chat_jsonl(10))
+    return seekr.files.upload(path, purpose="fine-tune").id
+
+
+@pytest.fixture
+def project(seekr) -> int:
+    return seekr.projects.create(name="Provider shapes", description="Seekr's own request shapes").id
+
+
+def _warnings(seekr, job_id: str) -> list[str]:
+    return [e.model_extra["message"] for e in seekr.fine_tuning.list_events(job_id).data
+            if e.model_extra.get("level") == "warn"]
+
+
+def test_unknown_keys_in_open_objects_are_ignored_with_a_warning(seekr, train_file, project):
+    job = seekr.fine_tuning.create(
+        project_id=project,
+        training_config=TrainingConfig(
+            training_files=[train_file], model="polytune-tiny", n_epochs=1, batch_size=2, learning_rate=1e-3,
+            warmup_stepz=5, lora_config=LoRAConfig(r=4, dropout=1.0, rank_pattern={}, extras={"use_dora": True})),
+        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1, zone="eu"))
+    assert job.lora_config.dropout == 1.0 and job.lora_config.r == 4
+    # Left out: the document's 2500, bounded by polytune-tiny's context.
+    assert job.max_length == min(2500, TINY_CONTEXT)
+    warned = _warnings(seekr, job.id)
+    (ignored,) = [w for w in warned if w.startswith("Ignored unknown keys")]
+    for key in ("training_config.warmup_stepz", "infrastructure_config.zone", "training_config.lora_config.rank_pattern",
+                "training_config.lora_config.extras.use_dora"):
+        assert key in ignored
+    assert any("dropout is 1" in w for w in warned)
+    seekr.fine_tuning.cancel(job.id)
+
+
+def test_max_length_sent_is_echoed(seekr, train_file, project):
+    job = seekr.fine_tuning.create(
+        project_id=project,
+        training_config=TrainingConfig(training_files=[train_file], model="polytune-tiny", n_epochs=1,
+                                       batch_size=2, learning_rate=1e-3, max_length=300),
+        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1))
+    assert job.max_length == 300 and seekr.fine_tuning.retrieve(job.id).max_length == 300
+    assert not _warnings(seekr, job.id)
+    seekr.fine_tuning.cancel(job.id)
+
+
+def test_reward_components_extras_and_grpo_reads_back_as_grpo(server, seekr, train_file):
+    body = {"training_config": {
+        "training_files": [train_file], "model": "polytune-tiny", "n_epochs": 1, "batch_size": 2,
+        "learning_rate": 1e-3, "fine_tune_type": "GRPO",
+        "reward_components": {"format_reward_weight": 0.2, "graders": [{"type": "math_accuracy", "weight": 0.8}],
+                              "normalise": True}},
+        "infrastructure_config": {"accel_type": "A100", "n_accel": 1}}
+    r = httpx.post(f"{server.url}/v1/flow/fine-tune", json=body, headers={"Authorization": server.key_a})
+    assert r.status_code == 200, r.text
+    job = seekr.fine_tuning.retrieve(r.json()["id"])
+    assert job.fine_tune_type.value == "GRPO"
+    assert "normalise" not in (job.reward_components.model_dump() if job.reward_components else {})
+    assert any("training_config.reward_components.normalise" in w for w in _warnings(seekr, job.id))
+    seekr.fine_tuning.cancel(job.id)
