@@ -54,13 +54,16 @@ def test_unknown_keys_in_open_objects_are_ignored_with_a_warning(seekr, train_fi
     seekr.fine_tuning.cancel(job.id)
 
 
-def test_max_length_sent_is_echoed(seekr, train_file, project):
+def test_max_length_and_experiment_name_are_echoed(seekr, client, train_file, project):
     job = seekr.fine_tuning.create(
         project_id=project,
         training_config=TrainingConfig(training_files=[train_file], model="polytune-tiny", n_epochs=1,
-                                       batch_size=2, learning_rate=1e-3, max_length=300),
+                                       batch_size=2, learning_rate=1e-3, max_length=300, experiment_name="exp-1"),
         infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1))
     assert job.max_length == 300 and seekr.fine_tuning.retrieve(job.id).max_length == 300
+    # The dashboard reads jobs through /v1: the experiment name is there (and names the W&B run,
+    # tests/training/test_wandb_run.py).
+    assert client.fine_tuning.jobs.retrieve(job.id).model_extra["experiment_name"] == "exp-1"
     assert not _warnings(seekr, job.id)
     seekr.fine_tuning.cancel(job.id)
 

@@ -333,6 +333,8 @@ def job(j: Job, flavor: str = "openai") -> dict[str, Any]:
         "trained_steps": j.trained_steps,
         "total_steps": j.total_steps,
         "tags": spec.tags,
+        # SeekrFlow's experiment_name of a job made there (the dashboard shows it); else null.
+        "experiment_name": spec.extras.get("experiment_name"),
         # What validation found in the data: examples, tokens, long examples, billable tokens.
         "data_report": j.data_report,
     }
