@@ -117,7 +117,6 @@ def _counts(client) -> tuple[int, int]:
     ({"training_params": {"lora_rank": 0}}, "training_params.lora_rank"),
     ({"training_params": {"use_lora": "yes"}}, "training_params.use_lora"),
     ({"training_params": {"neftune_noise_alpha": 5}}, "training_params.neftune_noise_alpha"),
-    ({"training_params": {"warmup": 3}}, "training_params.warmup"),
     ({"training_params": {"question_column": "prompt"}}, "training_params.question_column"),
     ({"training_params": {"answer_column": ""}}, "training_params.answer_column"),
     ({"resource": "main/data/missing.csv"}, "resource"),
