@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.helpers import chat_jsonl
+from tests.helpers import chat_jsonl, wait_for
 
 seekrai = pytest.importorskip("seekrai", reason="`make venv` installs it into .venv-clients")
 from seekrai.types import InfrastructureConfig, LoRAConfig, TrainingConfig  # noqa: E402
@@ -82,3 +82,45 @@ def test_reward_components_extras_and_grpo_reads_back_as_grpo(server, seekr, tra
     assert "normalise" not in (job.reward_components.model_dump() if job.reward_components else {})
     assert any("training_config.reward_components.normalise" in w for w in _warnings(seekr, job.id))
     seekr.fine_tuning.cancel(job.id)
+
+
+BOOK = "\n\n".join(f"Chapter {i}. The lighthouse keeper counted {i} ships before the storm." for i in range(24))
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only
+def test_pre_train_on_a_raw_text_file_trains_to_completed(seekr, client, project, tmp_path):
+    path = tmp_path / "book.txt"
+    path.write_text(BOOK)
+    raw = seekr.files.upload(path, purpose="pre-train").id
+    job = seekr.fine_tuning.create(
+        project_id=project,
+        training_config=TrainingConfig(training_files=[raw], model="polytune-tiny", n_epochs=1, batch_size=2,
+                                       learning_rate=1e-3, max_length=64, pre_train=True),
+        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1))
+    assert job.pre_train is True and job.training_files == [raw] and job.fine_tune_type.value == "STANDARD"
+    # Trains on a {"text"} file made from the book: one document per paragraph, packed.
+    trained = client.fine_tuning.jobs.retrieve(job.id)
+    assert trained.training_file != raw and trained.hyperparameters.to_dict()["packing"] is True
+    rows = client.files.content(trained.training_file).text.splitlines()
+    assert len(rows) == 24 and rows[0] == '{"text":"Chapter 0. The lighthouse keeper counted 0 ships before the storm."}'
+    done = wait_for(lambda: (j := seekr.fine_tuning.retrieve(job.id)).status.value in
+                    ("completed", "failed", "cancelled") and j, 300)
+    assert done.status.value == "completed", done.error_analysis
+    assert [e for e in seekr.fine_tuning.list_events(job.id).data if e.loss is not None]
+
+
+def test_pre_train_refuses_other_types_and_non_text_files(server, seekr, project, train_file, tmp_path):
+    headers = {"Authorization": server.key_a}
+    body = {"training_config": {"training_files": [train_file], "model": "polytune-tiny", "n_epochs": 1,
+                                "batch_size": 2, "learning_rate": 1e-3, "pre_train": True},
+            "infrastructure_config": {"accel_type": "A100", "n_accel": 1}}
+    before = len(seekr.files.list().data), len(seekr.fine_tuning.list().data)
+    grpo = {**body, "training_config": {**body["training_config"], "fine_tune_type": "GRPO"}}
+    r = httpx.post(f"{server.url}/v1/flow/fine-tune", json=grpo, headers=headers)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "training_config", "fine_tune_type"]
+    # A chat file is not raw text: refused at the training file, and nothing is left behind.
+    r = httpx.post(f"{server.url}/v1/flow/fine-tune", json=body, headers=headers)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "training_config", "training_files"]
+    assert "raw text" in r.json()["detail"][0]["msg"]
+    assert (len(seekr.files.list().data), len(seekr.fine_tuning.list().data)) == before

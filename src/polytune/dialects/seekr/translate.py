@@ -92,12 +92,31 @@ def warnings(req: FinetuneRequestIn) -> list[str]:
     return out
 
 
-def to_spec(req: FinetuneRequestIn, *, model_max_length: int) -> JobSpec:
-    """The canonical spec; `model_max_length` (the model's context) bounds the default max_length."""
+def _check_pre_train(req: FinetuneRequestIn) -> None:
+    tc = req.training_config
+    if tc.pre_train and tc.fine_tune_type != "STANDARD":
+        raise InvalidRequest(f"training_config.pre_train is continued pre-training on raw text, a STANDARD "
+                             f"fine-tune; fine_tune_type is {tc.fine_tune_type}.", param="method.type")
+
+
+def with_text_files(req: FinetuneRequestIn, convert) -> tuple[FinetuneRequestIn, dict[str, list[str]]]:
+    """A pre_train request training on the `{"text"}` files `convert(file_id, param)` made from
+    its raw-text files, and the files as sent (to_spec keeps them to echo)."""
+    _check_pre_train(req)  # before any file is made
+    tc = req.training_config
+    sent = {"training_files": tc.training_files, "validation_files": tc.validation_files or []}
+    made = tc.model_copy(update={
+        "training_files": [convert(f, "training_file") for f in tc.training_files],
+        "validation_files": [convert(f, "validation_file") for f in tc.validation_files or []] or None})
+    return req.model_copy(update={"training_config": made}), sent
+
+
+def to_spec(req: FinetuneRequestIn, *, model_max_length: int,
+            sent_files: dict[str, list[str]] | None = None) -> JobSpec:
+    """The canonical spec; `model_max_length` (the model's context) bounds the default max_length;
+    `sent_files`: a pre_train job's raw-text files as sent (with_text_files)."""
     tc, infra = req.training_config, req.infrastructure_config
-    if tc.pre_train:
-        raise NotAvailable("training_config.pre_train: continued pre-training is not available on this "
-                           "server yet; send pre_train false for supervised fine-tuning.", param="pre_train")
+    _check_pre_train(req)
     method = METHOD_OF_TYPE[tc.fine_tune_type]
     if method not in TRAINABLE_METHODS:
         available = [TYPE_OF_METHOD[m] for m in TRAINABLE_METHODS if m in TYPE_OF_METHOD]
@@ -109,6 +128,8 @@ def to_spec(req: FinetuneRequestIn, *, model_max_length: int) -> JobSpec:
         learning_rate=tc.learning_rate,
         context_length=tc.max_length if tc.max_length is not None else min(DEFAULT_MAX_LENGTH, model_max_length),
         gradient_checkpointing=tc.gradient_checkpointing,
+        # Continued pre-training packs its documents into full-length sequences.
+        **({"packing": True} if tc.pre_train else {}),
         **({"n_checkpoints": tc.n_checkpoints} if tc.n_checkpoints is not None else {}),
     )
     # No lora_config means a full fine-tune in SeekrFlow.
@@ -138,7 +159,8 @@ def to_spec(req: FinetuneRequestIn, *, model_max_length: int) -> JobSpec:
         description=req.description,
         extras={**extras, **({"experiment_name": tc.experiment_name} if tc.experiment_name else {}),
                 # GRPO and REINFORCEMENT train alike; the job reads back the name that was sent.
-                **({"fine_tune_type": tc.fine_tune_type} if tc.fine_tune_type == "GRPO" else {})},
+                **({"fine_tune_type": tc.fine_tune_type} if tc.fine_tune_type == "GRPO" else {}),
+                **({"pre_train": True, "sent_files": sent_files} if tc.pre_train else {})},
     )
 
 
@@ -167,8 +189,11 @@ def job(j: Job) -> dict[str, Any]:
         "id": j.id,
         "object": "fine-tune",
         "fine_tune_type": spec.extras.get("fine_tune_type") or TYPE_OF_METHOD[spec.method],
-        "training_files": spec.training_files,
-        "validation_files": [spec.validation_file] if spec.validation_file else [],
+        # A pre_train job trains on {"text"} files made from the raw text sent; it shows those sent.
+        "training_files": spec.extras.get("sent_files", {}).get("training_files", spec.training_files),
+        "validation_files": spec.extras.get("sent_files", {}).get(
+            "validation_files", [spec.validation_file] if spec.validation_file else []),
+        "pre_train": bool(spec.extras.get("pre_train")),
         "model": spec.model,
         "accel_type": res.accel_type or DEFAULT_ACCEL,
         "n_accel": res.n_accel,
