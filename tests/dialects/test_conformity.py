@@ -40,7 +40,7 @@ def _seekr(training: dict[str, Any] | None = None, infra: dict[str, Any] | None 
     ({"max_length": 3000}, 4096, 3000),  # sent: kept as sent
 ])
 def test_seekr_max_length(training, context, expect):
-    req, spec = _seekr(training, context=context)
+    _, spec = _seekr(training, context=context)
     assert spec.hyperparameters.context_length == expect
 
 
@@ -155,6 +155,7 @@ def test_oxen_accumulation_name_and_default(params, name):
 
 def test_oxen_unknown_training_params_are_ignored_and_listed():
     req, spec = _oxen(epochs=1, warmup=3, scheduler="cosine")
-    assert oxen_tr.warnings(req) == ["Ignored unknown training_params (Oxen's schema allows any key; polytune has "
-                                     "no use for them): scheduler, warmup"]
+    expected = ("Ignored unknown training_params (Oxen's schema allows any key; polytune has no use for them): "
+                "scheduler, warmup")
+    assert oxen_tr.warnings(req) == [expected]
     assert "warmup" not in spec.extras["training_params"]
