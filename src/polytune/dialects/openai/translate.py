@@ -8,13 +8,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from polytune.domain.errors import InvalidRequest
-from polytune.domain.job import Job, JobStatus
+from polytune.domain.job import Job
 from polytune.domain.objects import Checkpoint, Event, FileInfo, ModelInfo, Page, UploadInfo, UploadPartInfo
 from polytune.domain.spec import (IMAGE_METHODS, METHODS, AdapterSpec, Hyperparameters, Integration, JobSpec,
                                   LoraSpec, OutputSpec, PreferenceSpec, RewardSpec, WandbIntegration,
                                   wandb_key_secret)
 
 from .protocol import CreateJobRequest, DpoHyperparameters, SupervisedHyperparameters
+from .statuses import STATUS
 
 # Hyperparameters beyond OpenAI's three that map straight onto the canonical ones (Nebius's
 # extras, which the SDK passes through unchanged).
@@ -282,18 +283,6 @@ def _sdk_grader(grader: Any) -> bool:
         return True
     sub = grader.get("graders")
     return isinstance(sub, dict) and sub.get("type") in (*_SDK_GRADERS[:-1], "label_model")
-
-
-# polytune's statuses in each flavor's enum (docs/dialects.md, "Statuses"). A job being paused
-# still runs until its checkpoint is saved; a paused one waits to be resumed, as a queued one
-# waits for a worker. "created" (held until an explicit start, Oxen's way) has not been queued:
-# OpenAI's nearest is validating_files, TrueFoundry (no validating_files) calls it queued.
-_OPENAI_STATUS = {s: s.value for s in JobStatus} | {
-    JobStatus.CREATED: "validating_files", JobStatus.PAUSING: "running", JobStatus.PAUSED: "queued"}
-STATUS: dict[str, dict[JobStatus, str]] = {
-    "openai": _OPENAI_STATUS,
-    "truefoundry": _OPENAI_STATUS | {JobStatus.CREATED: "queued", JobStatus.VALIDATING_FILES: "queued"},
-}
 
 
 def job(j: Job, flavor: str = "openai") -> dict[str, Any]:
