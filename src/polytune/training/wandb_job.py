@@ -34,8 +34,7 @@ class JobWandb:
             run.finish(summary or {}, exit_code=exit_code)
         if not attach:
             return []
-        if len(self.runs) > 1:
-            _flush_all(reporter)
+        _flush_all(reporter)
         files: list[str] = []
         runs = self.folder / "wandb"
         try:
@@ -49,8 +48,9 @@ class JobWandb:
 
 
 def _flush_all(reporter) -> None:
-    """With several runs open at once, a finished run's file may still be being written by
-    wandb's service; stopping the service waits until every run is on disk."""
+    """A finished run's file may still be being written by wandb's service (runs started with
+    reinit="create_new", several open at once); stopping the service waits until every run is
+    on disk, before the folder is archived."""
     try:
         import wandb
 
