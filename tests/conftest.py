@@ -19,6 +19,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PG_URL = os.environ.get("POLYTUNE_TEST_DATABASE_URL")
+# The suite is a CPU suite: on a GPU machine it must give the same results, so neither the tests
+# nor the servers and workers they start see an accelerator (tests fake them by setting).
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # The live API server runs twice: on one machine as installed (SQLite, local workers), and as

@@ -14,14 +14,19 @@ from starlette.exceptions import HTTPException
 from polytune import __version__
 from polytune.config import Settings, get_settings
 from polytune.dashboard.router import mount_dashboard
+from polytune.dialects.body_limit import BodyLimitMiddleware, render_for_path
+from polytune.dialects.common import openapi_doc
 from polytune.dialects.common.deps import Services
 from polytune.dialects.openai import errors as openai_errors
 from polytune.dialects.openai.mount import OPENAI_PREFIXES, mount_openai
 from polytune.dialects.seekr.router import router as seekr_router
 from polytune.dialects.oxen.router import router as oxen_router
+from polytune.dialects.url_guard import UrlGuardMiddleware
 from polytune.domain.errors import DomainError
 from polytune.executors import make_executor
+from polytune.lazy_imports import from_transformers
 from polytune.scheduler import Scheduler
+from polytune.services.expiry import ExpirySweeper
 from polytune.services.files import FileService
 from polytune.services.grader_runs import GraderRuns
 from polytune.services.idempotency import IdempotencyService
@@ -29,10 +34,12 @@ from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
 from polytune.services.models import ModelService
 from polytune.services.projects import ProjectService
+from polytune.services.quotas import Quotas
 from polytune.services.repo_jobs import RepoJobService
 from polytune.services.repos import RepoService
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database
+from polytune.store.private_files import private_dir
 from polytune.store.secret_box import SecretBox
 from polytune.training.models import Catalog
 
@@ -40,22 +47,24 @@ log = logging.getLogger("polytune")
 
 
 def build_services(settings: Settings) -> tuple[Services, Database]:
-    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.resolved_data_dir)  # and a umask of 077 for all this process writes
     db = Database(settings.resolved_database_url)
     db.migrate()
     blobs = BlobStore(settings.resolved_storage_url)
     catalog = Catalog(settings.resolved_data_dir)
+    quotas = Quotas.from_settings(settings)
     services = Services(
         settings=settings,
         keys=KeyService(db),
-        files=FileService(db, blobs, max_bytes=settings.max_upload_bytes),
+        files=FileService(db, blobs, max_bytes=settings.max_upload_bytes, quotas=quotas),
         jobs=JobService(db, blobs, catalog, secret_box=SecretBox.from_settings(settings),
-                        min_examples=settings.min_examples),
+                        min_examples=settings.min_examples, validation_workers=settings.validation_workers,
+                        quotas=quotas),
         models=ModelService(db, catalog, created=int(time.time()), blobs=blobs),
         projects=ProjectService(db),
         idempotency=IdempotencyService(db),
     )
-    services.repos = RepoService(db, blobs, max_bytes=settings.max_upload_bytes)
+    services.repos = RepoService(db, blobs, max_bytes=settings.max_upload_bytes, quotas=quotas)
     services.repo_jobs = RepoJobService(services.repos, services.files, services.jobs)
     services.grader_runs = GraderRuns(settings)
     return services, db
@@ -75,7 +84,9 @@ def _probe_grader_sandbox(settings: Settings) -> None:
 
 
 def _import_tokenizers() -> None:
-    from transformers import AutoTokenizer  # noqa: F401
+    # Under the lock every other import of these names takes (lazy_imports.py): a job validated
+    # while this runs waits for it instead of seeing transformers half imported.
+    from_transformers("AutoTokenizer")
 
 
 def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) -> FastAPI:
@@ -87,6 +98,8 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
         app.state.services = services
         threading.Thread(target=_probe_grader_sandbox, args=(settings,), name="polytune-sandbox-probe",
                          daemon=True).start()
+        sweeper = ExpirySweeper(db, services.files.blobs, interval=settings.expiry_sweep_interval)
+        sweeper.start()
         scheduler = None
         if run_scheduler and settings.warm_workers:
             # The scheduler's dataset validation runs in this process and tokenizes with
@@ -97,6 +110,9 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
             # A job that can never be placed on the executor (a Ray cluster too small for it) is
             # refused at creation instead of queueing forever.
             services.jobs.placement_check = getattr(executor, "check", None)
+            # The accelerators a job may ever get: the memory planner refuses what cannot fit them.
+            services.jobs.capacity = ((lambda: executor.memory_capacity) if hasattr(type(executor), "memory_capacity")
+                                      else None)
             scheduler = Scheduler(db, services.jobs, executor, slots=settings.worker_slots,
                                   interval=settings.scheduler_interval,
                                   cancel_grace=settings.cancel_grace_seconds,
@@ -109,6 +125,7 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
         try:
             yield
         finally:
+            sweeper.stop()
             if scheduler:
                 scheduler.stop()
             services.grader_runs.shutdown()
@@ -119,6 +136,8 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app.add_exception_handler(RequestValidationError, openai_errors.request_validation_handler)
     app.add_exception_handler(HTTPException, openai_errors.http_error_handler)
     app.add_exception_handler(Exception, openai_errors.unhandled_error_handler)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, render=render_for_path)
+    app.add_middleware(UrlGuardMiddleware, render=render_for_path)
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -132,4 +151,5 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app.include_router(oxen_router)
     # The dashboard at `/` (its assets under /dashboard/): static pages over the /v1 API.
     mount_dashboard(app)
+    openapi_doc.install(app)  # the hand-parsed request bodies, in /openapi.json
     return app

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     # (executors/warm.py); off: start each worker as a fresh `python -m polytune.training.runner`.
     warm_workers: bool = Field(default=True, description="fork local workers from a pre-imported process")
     worker_slots: int = Field(default=1, ge=1, description="jobs that train at once")
+    # The local executor's accelerators (executors/accelerators.py): "0,1,2,3" (device ids) or a
+    # count; "0"/"none": none. Unset: torch.cuda.device_count(). With accelerators, capacity is
+    # counted in them (a job takes resources.n_accel) and worker_slots no longer applies.
+    accelerators: str | None = Field(default=None, description="local accelerators: ids or a count")
+    # One accelerator's memory in GiB for the memory planner; unset: read from the device.
+    accelerator_memory_gb: float | None = Field(default=None, gt=0, description="one accelerator's memory")
     # Ray (executor "ray", docs/scaling.md): the cluster's address ("host:port" of its head, or
     # "auto"); unset: polytune starts a Ray of its own on this machine, which ends with the server.
     ray_address: str | None = Field(default=None, description="Ray cluster to run jobs on")
@@ -35,14 +41,26 @@ class Settings(BaseSettings):
     # "auto" when it would not fit one device (training/sharding.py), "always", or "never".
     fsdp: Literal["auto", "always", "never"] = Field(default="auto", description="FSDP for multi-worker jobs")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="413 beyond this")
+    # Every other request body (JSON: jobs, chat, graders) is read into memory: keep it small.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="413 beyond this (non-upload bodies)")
     scheduler_interval: float = Field(default=0.5, description="seconds between scheduler passes")
     cancel_grace_seconds: float = Field(default=10.0, description="then the worker's group is killed")
     min_examples: int = Field(default=10, ge=1, description="fewer training examples fails the job's validation")
+    # Jobs' data is validated by this many threads, fairly by organization; one organization
+    # takes at most all but one of them (services/validation_queue.py).
+    validation_workers: int = Field(default=2, ge=1, description="threads validating jobs' data")
     max_retries: int = Field(default=3, ge=0, description="times a job whose worker died is resumed")
     heartbeat_timeout: float = Field(default=120.0, description="seconds of worker silence = lost")
     resume_checkpoint_steps: int = Field(default=200, ge=0, description="resume checkpoint every N steps (0: off)")
     resume_checkpoint_minutes: float = Field(default=10.0, ge=0, description="... or every M minutes (0: off)")
     max_jobs_per_org: int = Field(default=0, ge=0, description="running jobs per organization (0: no limit)")
+    # Quotas per organization (docs/quotas.md; 0: no limit). Unfinished jobs are created,
+    # validating, queued, running, pausing or paused ones; stored bytes are files, the parts of
+    # unfinished uploads and repository files.
+    max_unfinished_jobs_per_org: int = Field(default=100, ge=0, description="429 for a job beyond it")
+    max_storage_bytes_per_org: int = Field(default=100 * 1024**3, ge=0, description="413 for an upload beyond it")
+    # Expired uploads and files past their expires_after are deleted by a sweep this often.
+    expiry_sweep_interval: float = Field(default=60.0, gt=0, description="seconds between expiry sweeps")
     shutdown_grace_seconds: float = Field(default=60.0, description="on SIGTERM, time for workers to checkpoint")
     # Serving: weights kept in memory (base models, full fine-tunes, LoRA adapters) stay under this;
     # the least recently used idle ones are evicted to make room.

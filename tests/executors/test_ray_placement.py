@@ -71,3 +71,10 @@ def test_capacity_counts_accelerators_or_cpu_workers_of_alive_nodes():
     assert capacity(nodes) == 12
     assert capacity([CPU_NODE, Node({"CPU": 3.0})], cpus_per_worker=2.0) == 3
     assert _refused(Resources(), []).param == "resources.n_node"
+
+
+def test_a_job_on_accelerators_gets_a_fresh_ray_worker_process():
+    # max_calls=1 for accelerator tasks: a reused process would carry the last job's CUDA state.
+    assert plan(Resources(accel_type="A100"), [A100_NODE]).fresh_process
+    assert plan(Resources(accel_type="GAUDI2"), [GAUDI_NODE]).fresh_process
+    assert not plan(Resources(), [CPU_NODE]).fresh_process

@@ -36,9 +36,10 @@ _BATCH = 256
 
 def load_tokenizer(model_path: Path | str, chat_template: str | None = None) -> PreTrainedTokenizerBase:
     """The tokenizer training uses: the model folder's, with the catalog's template if it sets one."""
-    from transformers import AutoTokenizer
+    from polytune.lazy_imports import from_transformers
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    (auto_tokenizer,) = from_transformers("AutoTokenizer")
+    tokenizer = auto_tokenizer.from_pretrained(model_path)
     if chat_template is not None:
         tokenizer.chat_template = chat_template
     return tokenizer

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 
 class DomainError(Exception):
-    kind = "invalid_request"  # invalid_request | not_found | unauthorized | too_large | conflict
+    # invalid_request | not_found | unauthorized | too_large | conflict | quota_exceeded
+    kind = "invalid_request"
     code: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
@@ -52,3 +53,10 @@ class RateLimited(DomainError):
     def __init__(self, message: str, *, retry_after: int, param: str | None = None, code: str | None = None):
         super().__init__(message, param=param, code=code)
         self.retry_after = max(1, int(retry_after))
+
+
+class QuotaExceeded(DomainError):
+    """The organization holds all a quota allows (services/quotas.py): a 429 until it holds less."""
+
+    kind = "quota_exceeded"
+    code = "quota_exceeded"

@@ -64,6 +64,8 @@ class AdapterSpec(_Frozenish):
     # "auto": the catalog entry's default for this base model.
     kind: Literal["auto", "full", "lora"] = "auto"
     lora: LoraSpec = Field(default_factory=LoraSpec)
+    # QLoRA: "nf4" trains the LoRA on a base quantised to 4-bit NF4 (bitsandbytes), which needs CUDA.
+    quantization: Literal["nf4"] | None = None
 
 
 class PreferenceSpec(_Frozenish):

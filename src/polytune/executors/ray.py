@@ -79,6 +79,8 @@ class RayExecutor:
 
         self._ray = ray
         self._run_job = ray.remote(max_retries=0)(ray_tasks.run_job)
+        # The same task for a job on accelerators: max_calls can only be given here, not in options().
+        self._run_job_fresh = ray.remote(max_retries=0, max_calls=1)(ray_tasks.run_job)
         # max_calls=1: the process ends with the job, and with it (Ray's ownership) every actor and
         # placement group Ray Train made for it, which would otherwise outlive the run.
         self._drive_job = ray.remote(max_retries=0, num_cpus=0, max_calls=1)(ray_tasks.drive_job)
@@ -119,6 +121,18 @@ class RayExecutor:
     def check(self, spec: JobSpec) -> None:
         self.place(spec.resources, spec.method)
 
+    @property
+    def memory_capacity(self):
+        """The most GPUs one node has, and one GPU's memory when POLYTUNE_ACCELERATOR_MEMORY_GB
+        says it (Ray does not report it): what the memory planner checks jobs against."""
+        from polytune.services.memory_fit import Capacity
+
+        most = max((n.count("GPU") for n in self._nodes()), default=0)
+        if not most:
+            return None
+        gb = self.settings.accelerator_memory_gb
+        return Capacity(int(most), int(gb * 1024**3) if gb else None, self.settings.fsdp)
+
     def capacity(self) -> int:
         return ray_placement.capacity(self._nodes(), cpus_per_worker=self.settings.ray_cpus_per_worker)
 
@@ -137,7 +151,8 @@ class RayExecutor:
                 "workers": placement.workers, "per_worker": placement.per_worker, "strategy": placement.strategy,
                 "accelerator_type": placement.accelerator_type, "device": placement.device}, placement.note)
         else:
-            ref = self._run_job.options(name=name, **placement.task_options()).remote(job_id, placement.note)
+            task = self._run_job_fresh if placement.fresh_process else self._run_job
+            ref = task.options(name=name, **placement.task_options()).remote(job_id, placement.note)
         with self._lock:
             self._refs[job_id] = ref
         # The tasks live as long as this server (their owner): its pid stands for them.

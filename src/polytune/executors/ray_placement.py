@@ -68,6 +68,12 @@ class Placement:
     def distributed(self) -> bool:
         return self.workers > 1
 
+    @property
+    def fresh_process(self) -> bool:
+        """A job on accelerators runs in a process of its own (Ray max_calls=1): a reused worker
+        would keep the last job's CUDA context, allocator cache and NCCL communicators."""
+        return self.device != "CPU"
+
     def task_options(self) -> dict[str, Any]:
         """ray.remote options of a one-worker job's task."""
         opts: dict[str, Any] = {"num_cpus": self.per_worker.get("CPU", 0)}

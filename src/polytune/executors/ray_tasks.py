@@ -31,7 +31,9 @@ def _job_log(job_id: str):
     there (the server's own machine, or a shared data dir), as the local executor's do; Ray
     keeps its own worker logs besides."""
     from polytune.config import Settings
+    from polytune.store.private_files import keep_private
 
+    keep_private()  # the log below, and all the job writes, private to this user (private_files.py)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     handler = None
@@ -57,6 +59,15 @@ def warm_up() -> bool:
     return True
 
 
+def _expect_gpus() -> None:
+    """A worker Ray gave GPUs expects CUDA: the runner fails the job at once when torch cannot
+    use them (training/failures.py), as the local executor's workers do."""
+    import ray
+
+    if ids := ray.get_gpu_ids():
+        os.environ["POLYTUNE_JOB_ACCELERATORS"] = ",".join(str(i) for i in ids)
+
+
 def run_job(job_id: str, placement_note: str | None = None) -> int:
     from polytune.config import Settings
     from polytune.training.runner import quiet_progress_bars, run
@@ -67,6 +78,7 @@ def run_job(job_id: str, placement_note: str | None = None) -> int:
 
         log.info("ray worker pid=%d on node %s for job %s", os.getpid(), ray.get_runtime_context().get_node_id(),
                  job_id)
+        _expect_gpus()
         return run(job_id, Settings(), placement_note=placement_note)
 
 
@@ -79,6 +91,7 @@ def train_worker(config: dict[str, Any]) -> None:
     job_id = config["job_id"]
     quiet_progress_bars()
     log.info("ray train worker rank %d of %d for job %s", distributed.rank(), distributed.world_size(), job_id)
+    _expect_gpus()
     code = run(job_id, Settings(), placement_note=config.get("placement_note"))
     if code != 0:
         # Rank 0 recorded the failure; raising ends the whole worker group (the other ranks

@@ -34,7 +34,7 @@ def warm_up() -> None:
 def run_worker(job_id: str, env: dict[str, str], log_path: str) -> None:
     """The forked child's entry: become what `python -m polytune.training.runner` would be."""
     os.setsid()  # its own process group, so a stop or a crash takes everything it started
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)

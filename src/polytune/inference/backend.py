@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from polytune.domain.errors import InvalidRequest
+
 
 @dataclass(frozen=True)
 class ModelTarget:
@@ -78,3 +80,16 @@ class InferenceBackend(Protocol):
 
     def close(self) -> None:
         ...
+
+
+class NonFiniteModel(InvalidRequest):
+    """The model computes NaN or infinite scores (its weights are not finite: the training that
+    made it diverged). A 400 naming the model, not a server error: nothing can be served from it."""
+
+    code = "model_not_finite"
+
+    def __init__(self, target: ModelTarget):
+        name = target.adapter_key or target.base_key
+        super().__init__(f"The model '{name}' produces non-finite values (its weights are NaN or infinite, "
+                         "so the training that made it diverged); it cannot be served. Fine-tune it again with "
+                         "a lower learning_rate_multiplier.", param="model")

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from polytune.config import cpu_threads
-from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
+from polytune.inference.backend import ModelTarget, NonFiniteModel, SamplingParams, TokenEvent
 from polytune.inference.model_pool import LoadedModel, ModelPool
 from polytune.inference.running_batch import RunningBatch
 from polytune.inference.sampling import RowSampler, choose
@@ -192,6 +192,18 @@ class TransformersBackend:
             self._drop_finished(model)
 
     def _emit_next(self, rows: list[_Sequence], logits: torch.Tensor) -> None:
+        # A model whose weights are not finite (a diverged training) gives NaN logits: its
+        # requests fail with a clear error, and rows of other models in the batch go on.
+        finite = torch.isfinite(logits).all(dim=-1).tolist()
+        if not all(finite):
+            for seq, ok in zip(rows, finite, strict=True):
+                if not ok and not seq.done:
+                    seq.emit(NonFiniteModel(seq.target))
+                    seq.done = True
+            keep = [i for i, ok in enumerate(finite) if ok]
+            rows, logits = [rows[i] for i in keep], logits[keep]
+            if not rows:
+                return
         for seq, choice in zip(rows, choose(logits, [s.sampler for s in rows]), strict=True):
             if seq.done:
                 continue

@@ -204,10 +204,11 @@ class ModelPool:
 
     # -- memory ------------------------------------------------------------------------------
     def _load_weights(self, folder: Path | str):
-        from transformers import AutoModelForCausalLM
+        from polytune.lazy_imports import from_transformers
 
+        (auto_model,) = from_transformers("AutoModelForCausalLM")
         dtype = torch.float32 if self.device.type == "cpu" else "auto"
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        model = auto_model.from_pretrained(folder, dtype=dtype)
         return model.to(self.device).eval()
 
     def _evictable(self, keep: LoadedModel | None) -> list[tuple[float, LoadedModel, LoadedAdapter | None]]:

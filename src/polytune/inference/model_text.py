@@ -31,7 +31,10 @@ class ModelText:
 
 def load_model_text(weights_dir: Path | str, config_dir: Path | str, chat_template: str | None = None) -> ModelText:
     """`weights_dir` holds the tokenizer (a model or adapter folder); `config_dir` the model config."""
-    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+    from polytune.lazy_imports import from_transformers
+
+    AutoConfig, AutoTokenizer, GenerationConfig = from_transformers(  # noqa: N806
+        "AutoConfig", "AutoTokenizer", "GenerationConfig")
 
     tokenizer = AutoTokenizer.from_pretrained(weights_dir)
     if chat_template is not None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 
 import sqlalchemy as sa
 
 from polytune.domain.errors import InvalidRequest, NotFound, TooLarge
 from polytune.domain.ids import new_id
 from polytune.domain.objects import FileInfo, Page, UploadInfo, UploadPartInfo
+from polytune.services.quotas import Quotas
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore, PendingBlob, local_copy
 from polytune.store.db import Database, now
@@ -29,9 +31,16 @@ def _info(row: t.File) -> FileInfo:
                     data_report=row.data_report)
 
 
+def _live():
+    """Files not deleted and not expired: one past its expires_after is gone at once, before
+    the expiry sweep (services/expiry.py) removes its bytes."""
+    return sa.and_(t.File.deleted_at.is_(None), sa.or_(t.File.expires_at.is_(None), t.File.expires_at > now()))
+
+
 class FileService:
-    def __init__(self, db: Database, blobs: BlobStore, *, max_bytes: int):
+    def __init__(self, db: Database, blobs: BlobStore, *, max_bytes: int, quotas: Quotas | None = None):
         self.db, self.blobs, self.max_bytes = db, blobs, max_bytes
+        self.quotas = quotas or Quotas()
 
     # -- streaming a new file in -------------------------------------------------------------
     def begin(self) -> tuple[str, PendingBlob]:
@@ -49,9 +58,12 @@ class FileService:
                purposes: tuple[str, ...] = FILE_PURPOSES) -> FileInfo:
         """`purposes`: the ones the caller's API knows (SeekrFlow's differ from OpenAI's)."""
         check_purpose(purpose, purposes)
+        check_filename(filename, "file")
+        with self.db.session() as s:  # refused before the bytes are kept or read (the caller aborts)
+            self.quotas.check_storage(s, org_id, pending.size, param="file")
         pending.commit()
         return self._record(org_id, file_id, filename=filename, purpose=purpose,
-                            size=pending.size, expires_after=expires_after)
+                            size=pending.size, expires_after=expires_after, charged="file")
 
     def create_bytes(self, org_id: str, *, filename: str, purpose: str, data: bytes) -> FileInfo:
         """A file the service itself makes (a results CSV)."""
@@ -61,9 +73,19 @@ class FileService:
         return self._record(org_id, file_id, filename=filename, purpose=purpose, size=len(data))
 
     def _record(self, org_id: str, file_id: str, *, filename: str, purpose: str, size: int,
-                expires_after: int | None = None) -> FileInfo:
+                expires_after: int | None = None, charged: str | None = None) -> FileInfo:
+        """`charged`: the parameter that carried the bytes, when the storage quota applies (not
+        to the service's own files, nor to a completed upload, whose parts it counted)."""
         status, details, report = self._inspect(file_id, purpose)
         with self.db.session() as s:
+            if charged:
+                # Again, in the transaction that adds the file: another upload may have finished
+                # since the check before the bytes were kept.
+                try:
+                    self.quotas.check_storage(s, org_id, size, param=charged)
+                except TooLarge:
+                    self.blobs.delete(f"files/{file_id}")
+                    raise
             row = add_file(s, file_id=file_id, org_id=org_id, filename=filename, purpose=purpose,
                            size=size, status=status, status_details=details, data_report=report,
                            expires_at=now() + expires_after if expires_after else None)
@@ -86,7 +108,7 @@ class FileService:
     # -- reading -----------------------------------------------------------------------------
     def _row(self, s, org_id: str, file_id: str) -> t.File:
         row = s.scalar(sa.select(t.File).where(t.File.id == file_id, t.File.org_id == org_id,
-                                               t.File.deleted_at.is_(None)))
+                                               _live()))
         if row is None:
             raise NotFound(f"No such File object: {file_id}", param="id")
         return row
@@ -100,7 +122,7 @@ class FileService:
         if order not in ("asc", "desc"):
             raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
         with self.db.session() as s:
-            stmt = sa.select(t.File).where(t.File.org_id == org_id, t.File.deleted_at.is_(None))
+            stmt = sa.select(t.File).where(t.File.org_id == org_id, _live())
             if purpose:
                 stmt = stmt.where(t.File.purpose == purpose)
             rows, more = page(s, stmt, t.File, after=after, limit=limit, order=order)  # type: ignore[arg-type]
@@ -121,7 +143,7 @@ class FileService:
         column = columns[sort_by]
         order = [column.asc() if sort_order == "asc" else column.desc(), t.File.seq.desc()]
         with self.db.session() as s:
-            stmt = sa.select(t.File).where(t.File.org_id == org_id, t.File.deleted_at.is_(None))
+            stmt = sa.select(t.File).where(t.File.org_id == org_id, _live())
             if purpose:
                 stmt = stmt.where(t.File.purpose == purpose)
             rows = list(s.scalars(stmt.order_by(*order).offset(offset).limit(limit + 1)))
@@ -129,8 +151,9 @@ class FileService:
 
     def rename(self, org_id: str, file_id: str, filename: str) -> FileInfo:
         name = filename.strip()
-        if not name or "/" in name or len(name) > 512:
-            raise InvalidRequest("The new filename must be 1-512 characters with no '/'.", param="new_filename")
+        if "/" in name:
+            raise InvalidRequest("The new filename must have no '/'.", param="new_filename")
+        check_filename(name, "new_filename")
         with self.db.session() as s:
             row = self._row(s, org_id, file_id)
             row.filename = name
@@ -168,8 +191,9 @@ class FileService:
             raise InvalidRequest("bytes must not be negative.", param="bytes")
         if bytes > self.max_bytes:
             raise TooLarge(f"Upload of {bytes} bytes is over the limit of {self.max_bytes}.", param="bytes")
-        if not filename:
-            raise InvalidRequest("filename must not be empty.", param="filename")
+        check_filename(filename, "filename")
+        with self.db.session() as s:
+            self.quotas.check_storage(s, org_id, bytes, param="bytes")
         created = now()
         row = t.Upload(id=new_id("upload"), org_id=org_id, filename=filename, purpose=purpose,
                        bytes=bytes, mime_type=mime_type, status="pending", created_at=created,
@@ -197,9 +221,20 @@ class FileService:
         pending.write(data)
 
     def finish_part(self, org_id: str, upload_id: str, part_id: str, pending: PendingBlob) -> UploadPartInfo:
-        pending.commit()
+        with self.db.session() as s:
+            row = self._pending_upload(s, org_id, upload_id)
+            held = s.scalar(sa.select(sa.func.coalesce(sa.func.sum(t.UploadPart.bytes), 0))
+                            .where(t.UploadPart.upload_id == upload_id))
+        # The upload declared its size: parts beyond it would only be refused at complete, after
+        # they had filled storage. (The caller aborts the pending blob on any error.)
+        if held + pending.size > row.bytes:
+            raise InvalidRequest(f"This part of {pending.size} bytes would bring upload {upload_id} to "
+                                 f"{held + pending.size} bytes, over the {row.bytes} bytes it was created "
+                                 "for.", param="data", code="upload_too_large")
         with self.db.session() as s:
             self._pending_upload(s, org_id, upload_id)
+            self.quotas.check_storage(s, org_id, pending.size, param="data")  # the caller aborts
+            pending.commit()
             part = t.UploadPart(id=part_id, upload_id=upload_id, bytes=pending.size,
                                 blob_key=pending.key, created_at=now())
             s.add(part)
@@ -254,3 +289,20 @@ def check_purpose(purpose: str, purposes: tuple[str, ...] = FILE_PURPOSES) -> No
     if purpose not in purposes:
         raise InvalidRequest(f"'{purpose}' is not a valid purpose; expected one of "
                              f"{json.dumps(list(purposes))}.", param="purpose")
+
+
+MAX_FILENAME = 512  # the column's width
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_filename(name: str, param: str) -> None:
+    """A file's name is kept exactly as given (any Unicode); it must fit its column and hold no
+    control characters (NUL can't be stored, CR/LF would break the headers it is sent back in)."""
+    if not name:
+        raise InvalidRequest("The file name must not be empty.", param=param)
+    if len(name) > MAX_FILENAME:
+        raise InvalidRequest(f"The file name is {len(name)} characters; at most {MAX_FILENAME} are allowed.",
+                             param=param)
+    if _CONTROL.search(name):
+        raise InvalidRequest("The file name must not contain control characters (NUL, CR, LF, tab, ...).",
+                             param=param)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import collections
 import functools
 import logging
 import secrets
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +17,11 @@ from polytune.domain.ids import new_id
 from polytune.domain.job import Job, JobError, JobStatus
 from polytune.domain.objects import Checkpoint, Event, Page
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
-from polytune.domain.validation import check_spec
+from polytune.domain.validation import MAX_METADATA_KEYS, check_spec
 from polytune.services.job_data import DataCheckFailed, JobDataChecker
+from polytune.services.memory_fit import Capacity, check_fit, check_quantization, read_config
+from polytune.services.quotas import Quotas
+from polytune.services.validation_queue import FairValidationQueue
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
@@ -61,17 +62,18 @@ TRAINING_PURPOSES: dict[str, tuple[str, ...]] = {
 
 class JobService:
     def __init__(self, db: Database, blobs: BlobStore, catalog: Catalog, *, secret_box: SecretBox,
-                 min_examples: int = 10):
+                 min_examples: int = 10, validation_workers: int = 2, quotas: Quotas | None = None):
         self.db, self.blobs, self.catalog, self.min_examples = db, blobs, catalog, min_examples
         self.secret_box = secret_box
+        self.quotas = quotas or Quotas()
         self.data = JobDataChecker(blobs, catalog, min_examples=min_examples)
-        self._validation_lock = threading.Lock()
-        self._validating: set[str] = set()
-        self._validation_queue: collections.deque[str] = collections.deque()
-        self._validation_thread: threading.Thread | None = None
+        self._validation = FairValidationQueue(self._validate_one, workers=validation_workers)
         # The executor's check that a job's resources can ever be placed (set by the app when
         # it runs a scheduler; the Ray executor has one): raises InvalidRequest.
         self.placement_check: Callable[[JobSpec], None] | None = None
+        # The accelerators a job may ever get (set by the app from its executor): jobs that
+        # cannot fit them are refused at creation (services/memory_fit.py).
+        self.capacity: Callable[[], Capacity | None] | None = None
 
     # -- create ------------------------------------------------------------------------------
     def check(self, spec: JobSpec) -> None:
@@ -88,6 +90,12 @@ class JobService:
             check_trainable(self.catalog.pipeline_class(entry), spec.model)
         if self.placement_check is not None:
             self.placement_check(spec)
+        capacity = self.capacity() if self.capacity is not None else None
+        check_quantization(spec, adapter_default=entry.adapter_default, accelerators=capacity is not None)
+        if capacity is not None and capacity.device_memory and entry.kind == "text":
+            check_fit(spec, read_config(self.catalog.resolve_path(entry)), adapter_default=entry.adapter_default,
+                      max_length=entry.max_length, devices=capacity.devices,
+                      device_memory=capacity.device_memory, fsdp_setting=capacity.fsdp_setting)
 
     def create(self, org_id: str, spec: JobSpec, *, secrets_: dict[str, str] | None = None,
                project_id: int | None = None, hold: bool = False,
@@ -99,6 +107,7 @@ class JobService:
         job in the same transaction."""
         self.check(spec)
         with self.db.session() as s:
+            self.quotas.check_new_job(s, org_id)
             if project_id is not None and s.scalar(sa.select(t.Project.id).where(
                     t.Project.id == project_id, t.Project.org_id == org_id)) is None:
                 raise InvalidRequest(f"Project {project_id} does not exist.", param="project_id",
@@ -166,6 +175,9 @@ class JobService:
 
     def list(self, org_id: str, *, after: str | None = None, limit: int = 20,
              metadata: dict[str, str] | None = None) -> Page:
+        if len(metadata or {}) > MAX_METADATA_KEYS:  # each filter is a join: a job holds no more keys
+            raise InvalidRequest(f"At most {MAX_METADATA_KEYS} metadata filters, got {len(metadata)}.",
+                                 param="metadata")
         with self.db.session() as s:
             stmt = sa.select(t.Job).where(t.Job.org_id == org_id)
             for i, (k, v) in enumerate((metadata or {}).items()):
@@ -263,42 +275,21 @@ class JobService:
             return job_store.to_domain(row)
 
     def validate_pending(self) -> int:
-        """Hand every job in `validating_files` to the validation thread, which reads its data
-        and queues it with "auto" resolved, or fails it with an error that names the file and
-        the line. A thread of its own, because checking and counting the tokens of a big file
-        takes minutes and the scheduler must go on dispatching and cancelling meanwhile (a
-        job interrupted by a restart is simply validated again). Returns how many it handed over."""
+        """Hand every job in `validating_files` to the validation threads, which read its data
+        and queue it with "auto" resolved, or fail it with an error that names the file and
+        the line. Threads of their own, because checking and counting the tokens of a big file
+        takes minutes and the scheduler must go on dispatching and cancelling meanwhile; a few,
+        taken fairly by organization (validation_queue.py), so one organization's big files do
+        not hold another's small job (a job interrupted by a restart is simply validated
+        again). Returns how many it handed over."""
         with self.db.session() as s:
-            ids = list(s.scalars(sa.select(t.Job.id).where(
-                t.Job.status == JobStatus.VALIDATING_FILES.value).order_by(t.Job.seq)))
-        with self._validation_lock:
-            new = [job_id for job_id in ids if job_id not in self._validating]
-            self._validating.update(new)
-            self._validation_queue.extend(new)
-            if new and self._validation_thread is None:
-                self._validation_thread = threading.Thread(target=self._validate_queued, daemon=True,
-                                                           name="polytune-validation")
-                self._validation_thread.start()
-        return len(new)
-
-    def _validate_queued(self) -> None:
-        while True:
-            with self._validation_lock:
-                if not self._validation_queue:
-                    self._validation_thread = None
-                    return
-                job_id = self._validation_queue.popleft()
-            try:
-                self._validate_one(job_id)
-            except Exception:  # the store failed us: the job stays validating_files and comes back
-                log.exception("validating job %s failed; will retry", job_id)
-            finally:
-                with self._validation_lock:
-                    self._validating.discard(job_id)
+            rows = s.execute(sa.select(t.Job.id, t.Job.org_id).where(
+                t.Job.status == JobStatus.VALIDATING_FILES.value).order_by(t.Job.seq)).all()
+        return self._validation.add((job_id, org_id) for job_id, org_id in rows)
 
     def _validate_one(self, job_id: str) -> None:
         from polytune.services.hyperparameters import resolve_auto
-        
+
         with self.db.session() as s:
             row = job_store.get_row(s, job_id)
             if row is None or row.status != JobStatus.VALIDATING_FILES.value:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from polytune.domain.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from polytune.domain.ids import new_id
 from polytune.domain.repos import DEFAULT_BRANCH, BranchInfo, CommitInfo, RepoFileInfo, RepoInfo
+from polytune.services.quotas import Quotas
 from polytune.store import repos as repo_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore, PendingBlob
@@ -34,7 +35,7 @@ def check_name(value: str, param: str) -> None:
 def clean_path(path: str, param: str) -> str:
     """A relative path inside a repository, with no '..' and no empty or '.' segments."""
     parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
+    if not parts or ".." in parts or any(c < " " or c == "\x7f" for c in path):
         raise InvalidRequest(f"Invalid path '{path}': expected a relative path inside the repository.",
                              param=param)
     return "/".join(parts)
@@ -53,8 +54,9 @@ class PendingFile:
 
 
 class RepoService:
-    def __init__(self, db: Database, blobs: BlobStore, *, max_bytes: int):
+    def __init__(self, db: Database, blobs: BlobStore, *, max_bytes: int, quotas: Quotas | None = None):
         self.db, self.blobs, self.max_bytes = db, blobs, max_bytes
+        self.quotas = quotas or Quotas()
 
     # -- repositories ------------------------------------------------------------------------
     def _row(self, s, org_id: str, namespace: str, name: str) -> t.Repo:
@@ -160,6 +162,8 @@ class RepoService:
                 p.blob.commit()
             with self.db.session() as s:
                 repo = self._row(s, org_id, namespace, name)
+                # (Counts files this commit replaces too: the quota is never passed, even briefly.)
+                self.quotas.check_storage(s, org_id, sum(p.blob.size for p in pending), param="files[]")
                 row, replaced = repo_store.commit(
                     s, repo.id, branch,
                     [repo_store.NewFile(path=path, blob_key=p.blob.key, size=p.blob.size)

@@ -12,6 +12,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.orm import Session, sessionmaker
 
+from polytune.domain.errors import InvalidRequest
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant: two servers starting together on one PostgreSQL take turns migrating.
 _MIGRATION_LOCK = 7_406_113
@@ -32,6 +34,27 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+_INT64 = 2**63
+
+
+def _refuse_unstorable(conn, cursor, statement, parameters, context, _executemany) -> None:
+    """The last line behind every input check: a value no backend can store or compare (a NUL
+    in text, which PostgreSQL refuses; an integer beyond 64 bits, which neither takes) is the
+    caller's mistake, a 400, whatever route it came through, never a database error."""
+    # Parameters come as a dict, a tuple, or (executemany, batched inserts) lists of either.
+    pending = [parameters]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+        elif isinstance(value, str) and "\x00" in value:
+            raise InvalidRequest("Text must not contain NUL (\\u0000) characters.", code="invalid_text")
+        elif isinstance(value, int) and not -_INT64 <= value < _INT64:
+            raise InvalidRequest(f"The number {value} is out of range.", code="invalid_value")
+
+
 class Database:
     def __init__(self, url: str):
         self.url = url
@@ -44,6 +67,7 @@ class Database:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        sa.event.listen(self.engine, "before_cursor_execute", _refuse_unstorable)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager

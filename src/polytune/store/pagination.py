@@ -16,7 +16,10 @@ def page(session: Session, stmt: sa.Select, table: Any, *, after: str | None, li
     if not 1 <= limit <= 10_000:
         raise InvalidRequest("limit must be between 1 and 10000.", param="limit")
     if after:
-        cursor = session.scalar(sa.select(table.seq).where(table.id == after))
+        # The cursor is looked up inside the list itself (the caller's organization, job, filters):
+        # an id of another organization is as unknown as one that never existed, so the answer
+        # can't tell whether it exists.
+        cursor = session.scalar(stmt.with_only_columns(table.seq).where(table.id == after).limit(1))
         if cursor is None:
             raise InvalidRequest(f"No object with id '{after}' to page after.", param="after")
         stmt = stmt.where(table.seq < cursor if order == "desc" else table.seq > cursor)

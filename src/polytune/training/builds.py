@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from polytune.store.private_files import strip_group_other
+
 BUILD_MARKER = ".polytune-build"
 
 
@@ -69,8 +71,15 @@ def ensure_built(models_dir: Path, name: str, version: str, build) -> Path:
     if built_version(final) == version:
         return final
     cached = cached_build(name, version, build)
-    materialise(final, version, lambda out: shutil.copytree(cached, out, dirs_exist_ok=True))
+    materialise(final, version, lambda out: _copy_private(cached, out))
     return final
+
+
+def _copy_private(cached: Path, out: Path) -> None:
+    """The data dir's copy is private to the service (store/private_files.py); the shared cache's
+    modes are whatever built it."""
+    shutil.copytree(cached, out, dirs_exist_ok=True)
+    strip_group_other(out)
 
 
 def cached_build(name: str, version: str, build) -> Path:

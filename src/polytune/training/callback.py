@@ -10,6 +10,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from polytune.training import distributed
+from polytune.training.divergence import check_loss, check_weights
 from polytune.training.reporter import PREFERENCE_METRICS, Reporter
 from polytune.training.saving import save_trained
 
@@ -126,6 +127,8 @@ class ReporterCallback(TrainerCallback):
             return  # the end-of-training summary repeats what was already reported
         metrics = {k: v for k, v in metrics.items() if v is not None}
         self.reporter.metrics(state.global_step, metrics)
+        for name in ("train_loss", "valid_loss"):
+            check_loss(name.replace("_", " "), metrics.get(name), state.global_step)
         self._latest.update(metrics)
         row = self._rows.setdefault(state.global_step, {
             "step": state.global_step, "train_loss": None, "train_accuracy": None,
@@ -166,6 +169,9 @@ class ReporterCallback(TrainerCallback):
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      **kwargs: Any) -> None:
         if self.stopped_for is None:
+            model = kwargs.get("model")
+            if model is not None:
+                check_weights(model.parameters(), state.global_step)
             self._report_pending_checkpoint()
 
     def _report_pending_checkpoint(self) -> None:

@@ -31,6 +31,20 @@ def world_size() -> int:
     return dist.get_world_size() if dist else 1
 
 
+def flag_device(backend: str, current_cuda: int | None) -> str:
+    """Where a tensor broadcast on a group of this backend must live. NCCL carries only CUDA
+    tensors: a CPU tensor on a plain `nccl` group fails at the first broadcast, so the flag goes to
+    the rank's own device there. A group that maps devices (`cpu:gloo,cuda:nccl`) or gloo/mpi
+    carries CPU tensors, the cheapest for one integer."""
+    parts = {p.split(":", 1)[0] if ":" in p else "": p.rsplit(":", 1)[-1] for p in backend.lower().split(",")}
+    if "cpu" in parts or parts.get("") in ("gloo", "mpi"):
+        return "cpu"
+    if current_cuda is None:
+        raise RuntimeError(f"the process group's backend {backend!r} carries no CPU tensors and this rank has "
+                           "no CUDA device")
+    return f"cuda:{current_cuda}"
+
+
 def agree(request: str | None) -> str | None:
     """Rank 0's stop request, on every rank (one tiny broadcast per step; none when alone)."""
     dist = _dist()
@@ -38,9 +52,35 @@ def agree(request: str | None) -> str | None:
         return request
     import torch
 
-    flag = torch.tensor([_REQUESTS.index(request) if rank() == 0 else 0], dtype=torch.int64)
+    device = flag_device(str(dist.get_backend()),
+                         torch.cuda.current_device() if torch.cuda.is_available() else None)
+    flag = torch.tensor([_REQUESTS.index(request) if rank() == 0 else 0], dtype=torch.int64, device=device)
     dist.broadcast(flag, src=0)
     return _REQUESTS[int(flag.item())]
+
+
+def init_backend(cuda: bool) -> str:
+    """The backend a worker of a torchrun launch joins with: both CPU and CUDA tensors travel."""
+    return "cpu:gloo,cuda:nccl" if cuda else "gloo"
+
+
+def init_from_env() -> bool:
+    """Join the process group a launcher (torchrun) describes in WORLD_SIZE/RANK/LOCAL_RANK, once;
+    False when this process is alone (or the group exists already, as under Ray Train)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return False
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=init_backend(cuda))
+    return True
 
 
 def per_device_batch(global_batch: int) -> int:
@@ -78,3 +118,16 @@ class ReplicaReporter:
 
     def heartbeat(self) -> None:
         pass
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when it is True on any (one tiny all-reduce; none when alone), so all
+    ranks take the same branch before a collective."""
+    dist = _dist()
+    if dist is None or dist.get_world_size() == 1:
+        return flag
+    import torch
+
+    value = torch.tensor([int(flag)], dtype=torch.int64)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

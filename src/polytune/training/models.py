@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from polytune.domain.errors import InvalidRequest
+from polytune.domain.names import check_model_name
 from polytune.training.tiny import TINY_NAME, ensure_tiny
 from polytune.training.tiny_diffusion import (RESOLUTION, T5_MAX_LENGTH, TINY_DIFFUSION_NAME,
                                               ensure_tiny_diffusion)
@@ -124,6 +125,7 @@ class Catalog:
 
         `defaults` are CatalogEntry fields (adapter_default, base_learning_rate, ...).
         """
+        check_model_name(name)
         folder = Path(path).expanduser().resolve()
         if defaults.get("kind") == "image":
             if not (folder / "model_index.json").is_file():

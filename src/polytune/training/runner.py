@@ -32,6 +32,7 @@ from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
 from polytune.store.files import add_file
+from polytune.store.private_files import keep_private
 from polytune.training.reporter import PREFERENCE_METRICS, Reporter
 
 log = logging.getLogger("polytune.worker")
@@ -201,9 +202,16 @@ def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path,
 def _run_replica(job_id: str, settings: Settings) -> int:
     """A rank other than 0 of a multi-worker job: train beside rank 0, report nothing."""
     from polytune.training.distributed import ReplicaReporter
+    from polytune.training.failures import AcceleratorUnavailable, require_accelerator
     from polytune.training.models import Catalog
     from polytune.training.train import TrainingStopped
 
+    try:
+        require_accelerator()
+    except AcceleratorUnavailable as e:
+        # Rank 0 fails the job with the same reason; exiting 0 lets torchrun wait for it.
+        log.error("%s", e.message)
+        return 0
     db = Database(settings.resolved_database_url)
     blobs = BlobStore(settings.resolved_storage_url)
     try:
@@ -224,6 +232,25 @@ def _run_replica(job_id: str, settings: Settings) -> int:
     return 0
 
 
+def _fail_without_accelerator(job_id: str, settings: Settings) -> int | None:
+    """Fail the job at once, before the training stack is imported, when the executor gave it
+    accelerators that this worker's torch cannot use (training/failures.py); None otherwise."""
+    from polytune.training.failures import AcceleratorUnavailable, require_accelerator
+
+    try:
+        require_accelerator()
+        return None
+    except AcceleratorUnavailable as e:
+        log.error("job %s: %s", job_id, e.message)
+        db = Database(settings.resolved_database_url)
+        try:
+            _finish(db, job_id, JobStatus.FAILED, f"Training failed: {e.message}",
+                    error={"code": e.code, "message": e.message, "param": None})
+        finally:
+            db.dispose()
+        return 1
+
+
 def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -> int:
     """Train the job (rank 0 of a multi-worker job, or its only worker) and record the outcome;
     `placement_note` says where the executor placed it (an event), when it has something to say."""
@@ -234,8 +261,12 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
     from polytune.training.train import TrainingStopped
     from polytune.training.wandb_job import start_job_wandb
 
+    keep_private()  # a Ray worker was not started by the server: it has not inherited its umask
+
     if distributed.rank() > 0:
         return _run_replica(job_id, settings)
+    if (failed := _fail_without_accelerator(job_id, settings)) is not None:
+        return failed
     db = Database(settings.resolved_database_url)
     blobs = BlobStore(settings.resolved_storage_url)
     loaded = _load(db, job_id)
@@ -315,7 +346,12 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
         code = getattr(e, "code", None) or "training_error"
         message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        from polytune.training.failures import is_out_of_memory, out_of_memory_message
+
+        if is_out_of_memory(e):
+            # Not retried (the job is failed here, not left to the scheduler's dead-worker resume).
+            code, message = "out_of_memory", out_of_memory_message(e)
+        elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
             code = "storage_full"
             message = (f"Storage ran out of space while saving ({e.strerror}). The last complete "
                        f"checkpoint is intact; free space and create the job again.")
@@ -351,8 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     # Who this worker is, in its log: what an operator checks when a job starts slowly or a
     # stop does not reach it.
     pid = os.getpid()
-    log.info("worker pid=%d pgid=%d ppid=%d for job %s; training stack %s", pid, os.getpgid(pid), os.getppid(),
-             args[0], "preloaded (warm start)" if "trl" in sys.modules else "not imported yet (cold start)")
+    log.info("worker pid=%d pgid=%d ppid=%d for job %s; training stack %s; devices %s", pid, os.getpgid(pid),
+             os.getppid(), args[0], "preloaded (warm start)" if "trl" in sys.modules else "not imported yet (cold start)",
+             os.environ.get("POLYTUNE_JOB_ACCELERATORS") or "CPU")
+    from polytune.training.distributed import init_from_env
+
+    init_from_env()  # a process of a torchrun launch (several accelerators on this node)
     return run(args[0], Settings())
 
 

@@ -91,6 +91,11 @@ BAD_BODIES = [
     ({"method": {"type": "distillation"}}, "method.type"),
     ({"method": {"type": "reinforcement"}}, "method.reinforcement.grader"),
     ({"hyperparameters": {"n_epochs": "lots"}}, "hyperparameters.n_epochs"),
+    # QLoRA (a polytune extension): no accelerator on the test servers, and an unknown scheme.
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"quantization": "nf4"}}}},
+     "method.supervised.hyperparameters.quantization"),
+    ({"hyperparameters": {"quantization": "int3"}}, "hyperparameters.quantization"),
+    ({"hyperparameters": {"quantization": "nf4", "lora": False}}, "hyperparameters.quantization"),
 ]
 
 
@@ -104,6 +109,15 @@ def test_bad_input_is_400_with_param_and_creates_nothing(client, training_file, 
     assert err["param"] == param, err
     assert err["message"]
     assert _count_jobs(client) == before
+
+
+def test_qlora_without_an_accelerator_is_refused_saying_why(client, training_file):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training_file,
+                                       method={"type": "supervised", "supervised": {
+                                           "hyperparameters": {"quantization": "nf4"}}})
+    assert e.value.body["code"] == "unsupported_hardware"
+    assert "needs a CUDA accelerator" in e.value.body["message"]
 
 
 def test_validation_file_equal_to_training_file(client, training_file):

@@ -116,6 +116,9 @@ def _counts(client) -> tuple[int, int]:
     ({"training_params": {"seq_length": 0}}, "training_params.seq_length"),
     ({"training_params": {"lora_rank": 0}}, "training_params.lora_rank"),
     ({"training_params": {"use_lora": "yes"}}, "training_params.use_lora"),
+    # QLoRA (a polytune extension): the test servers have no accelerator; an unknown scheme.
+    ({"training_params": {"quantization": "nf4"}}, "training_params.quantization"),
+    ({"training_params": {"quantization": "int3"}}, "training_params.quantization"),
     ({"training_params": {"neftune_noise_alpha": 5}}, "training_params.neftune_noise_alpha"),
     ({"training_params": {"question_column": "prompt"}}, "training_params.question_column"),
     ({"training_params": {"answer_column": ""}}, "training_params.answer_column"),

@@ -162,6 +162,11 @@ BAD_BODIES = [
     (lambda f: _body(f, max_length=0), ["body", "training_config", "max_length"]),
     (lambda f: {**_body(f), "colour": "blue"}, ["body", "colour"]),  # RequestConfig itself is closed
     (lambda f: {**_body(f), "project_id": 987654}, ["body", "project_id"]),
+    # QLoRA (a polytune extension in lora_config.extras): the test servers have no accelerator.
+    (lambda f: _body(f, lora_config={"extras": {"quantization": "nf4"}}),
+     ["body", "training_config", "lora_config", "extras", "quantization"]),
+    (lambda f: _body(f, lora_config={"extras": {"quantization": "int3"}}),
+     ["body", "training_config", "lora_config", "extras", "quantization"]),
 ]
 
 

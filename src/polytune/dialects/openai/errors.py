@@ -11,21 +11,25 @@ from polytune.dialects.common.body import loc_to_param
 from polytune.domain.errors import DomainError
 
 STATUS = {"invalid_request": 400, "not_found": 404, "unauthorized": 401, "too_large": 413, "conflict": 409,
-          "rate_limited": 429}
+          "rate_limited": 429, "quota_exceeded": 429}
 TYPE = {"invalid_request": "invalid_request_error", "not_found": "invalid_request_error",
         "unauthorized": "invalid_request_error", "too_large": "invalid_request_error",
-        "conflict": "invalid_request_error", "rate_limited": "rate_limit_error"}
+        "conflict": "invalid_request_error", "rate_limited": "rate_limit_error",
+        "quota_exceeded": "rate_limit_error"}
+# A quota is not freed by waiting a second: the SDK's automatic retries of a 429 would only
+# repeat the refusal (openai-python honours this header).
+NO_RETRY = {"quota_exceeded": {"x-should-retry": "false"}}
 
 
 def envelope(status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-             code: str | None = None) -> JSONResponse:
+             code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}},
-                        status_code=status)
+                        status_code=status, headers=headers)
 
 
 def render_domain_error(e: DomainError) -> JSONResponse:
     response = envelope(STATUS.get(e.kind, 400), e.message, type=TYPE.get(e.kind, "invalid_request_error"),
-                        param=e.param, code=e.code)
+                        param=e.param, code=e.code, headers=NO_RETRY.get(e.kind))
     if hasattr(e, "retry_after"):
         response.headers["Retry-After"] = str(e.retry_after)
     return response

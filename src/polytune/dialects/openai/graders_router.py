@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from polytune.dialects.common.body import json_body
+from polytune.dialects.common.openapi_doc import json_request
 from polytune.dialects.common.deps import OrgId, Svc, api_key
 from polytune.services.graders import GraderService
 
@@ -16,7 +17,7 @@ from .protocol import GraderRunRequest, GraderValidateRequest
 router = APIRouter()
 
 
-@router.post("/fine_tuning/alpha/graders/run")
+@router.post("/fine_tuning/alpha/graders/run", openapi_extra=json_request(GraderRunRequest))
 async def run_grader(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, GraderRunRequest)
     # Model graders call this server's own API (its configured internal address, never the
@@ -27,7 +28,7 @@ async def run_grader(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     return tr.grader_run(grader, result, seconds)
 
 
-@router.post("/fine_tuning/alpha/graders/validate")
+@router.post("/fine_tuning/alpha/graders/validate", openapi_extra=json_request(GraderValidateRequest))
 async def validate_grader(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, GraderValidateRequest)
     return {"grader": GraderService(svc.settings).validate(req.grader)}

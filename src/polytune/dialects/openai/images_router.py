@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
+from polytune.dialects.common.openapi_doc import json_request
 from polytune.dialects.common.deps import OrgId
 from polytune.services.images import ImageService
 
@@ -54,7 +55,7 @@ def get_images(request: Request) -> ImageService:
 Images = Annotated[ImageService, Depends(get_images)]
 
 
-@router.post("/images/generations")
+@router.post("/images/generations", openapi_extra=json_request(ImageGenerationRequest))
 async def generate_images(request: Request, org: OrgId, images: Images) -> dict[str, Any]:
     req = await json_body(request, ImageGenerationRequest)
     url = req.response_format == "url"

@@ -15,6 +15,8 @@ from polytune.dialects.common.deps import OrgId, Svc
 from polytune.dialects.common.downloads import file_content_response
 from polytune.dialects.common.idempotency import once_per_key
 from polytune.dialects.common.multipart import read_multipart
+from polytune.dialects.common.openapi_doc import json_request, multipart_request
+from polytune.dialects.common.params import MAX_LIMIT
 from polytune.domain.errors import InvalidRequest, TooLarge
 from polytune.services.graders import GraderService
 
@@ -81,7 +83,8 @@ async def _receive_one_file(request: Request, begin, write, field: str):
 
 
 # -- files ------------------------------------------------------------------------------------
-@router.post("/files")
+@router.post("/files", openapi_extra=multipart_request(
+    ["file"], {"purpose": {"type": "string"}, "expires_after[seconds]": {"type": "string"}}, ["file", "purpose"]))
 async def create_file(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     _too_large_early(request, svc.files.max_bytes)
     form, file_id, blob, filename, digest = await _receive_one_file(request, svc.files.begin,
@@ -113,7 +116,7 @@ async def create_file(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/files")
-def list_files(org: OrgId, svc: Svc, after: str | None = None, limit: int = Query(10000),
+def list_files(org: OrgId, svc: Svc, after: str | None = None, limit: int = Query(10000, ge=1, le=MAX_LIMIT),
                order: str = "desc", purpose: str | None = None) -> dict[str, Any]:
     return tr.page(svc.files.list(org, after=after, limit=limit, order=order, purpose=purpose), tr.file)
 
@@ -135,7 +138,7 @@ def delete_file(file_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 
 # -- uploads ----------------------------------------------------------------------------------
-@router.post("/uploads")
+@router.post("/uploads", openapi_extra=json_request(CreateUploadRequest))
 async def create_upload(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, CreateUploadRequest)
     info = await run_in_threadpool(svc.files.create_upload, org, filename=req.filename,
@@ -143,7 +146,7 @@ async def create_upload(request: Request, org: OrgId, svc: Svc) -> dict[str, Any
     return tr.upload(info)
 
 
-@router.post("/uploads/{upload_id}/parts")
+@router.post("/uploads/{upload_id}/parts", openapi_extra=multipart_request(["data"]))
 async def add_upload_part(upload_id: str, request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     begin = lambda: svc.files.begin_part(org, upload_id)  # noqa: E731
     _, part_id, blob, _, _ = await _receive_one_file(request, begin, svc.files.write_part, "data")
@@ -156,7 +159,7 @@ async def add_upload_part(upload_id: str, request: Request, org: OrgId, svc: Svc
     return tr.upload_part(info)
 
 
-@router.post("/uploads/{upload_id}/complete")
+@router.post("/uploads/{upload_id}/complete", openapi_extra=json_request(CompleteUploadRequest))
 async def complete_upload(upload_id: str, request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, CompleteUploadRequest)
     info = await run_in_threadpool(svc.files.complete_upload, org, upload_id, req.part_ids, req.md5)
@@ -169,7 +172,7 @@ def cancel_upload(upload_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 
 # -- fine-tuning jobs -------------------------------------------------------------------------
-@router.post("/fine_tuning/jobs")
+@router.post("/fine_tuning/jobs", openapi_extra=json_request(CreateJobRequest))
 async def create_job(request: Request, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, Any]:
     req = await json_body(request, CreateJobRequest)
     spec, secrets = tr.to_spec(req)
@@ -198,7 +201,7 @@ def _metadata_filter(request: Request) -> dict[str, str]:
 
 @router.get("/fine_tuning/jobs")
 def list_jobs(request: Request, org: OrgId, svc: Svc, flavor: Flavor, after: str | None = None,
-              limit: int = Query(20)) -> dict[str, Any]:
+              limit: int = Query(20, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
     return tr.page(svc.jobs.list(org, after=after, limit=limit, metadata=_metadata_filter(request)),
                    lambda j: tr.job(j, flavor))
 
@@ -225,13 +228,13 @@ def resume_job(job_id: str, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, A
 
 @router.get("/fine_tuning/jobs/{job_id}/events")
 def list_events(job_id: str, org: OrgId, svc: Svc, after: str | None = None,
-                limit: int = Query(20)) -> dict[str, Any]:
+                limit: int = Query(20, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
     return tr.page(svc.jobs.events(org, job_id, after=after, limit=limit), tr.event)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints")
 def list_checkpoints(job_id: str, org: OrgId, svc: Svc, after: str | None = None,
-                     limit: int = Query(10)) -> dict[str, Any]:
+                     limit: int = Query(10, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
     return tr.page(svc.jobs.checkpoints(org, job_id, after=after, limit=limit), tr.checkpoint)
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
+from polytune.dialects.common.openapi_doc import json_request
 from polytune.dialects.common.deps import OrgId
 from polytune.domain.errors import DomainError
 from polytune.domain.inference import ChoiceDelta, Usage
@@ -103,7 +104,7 @@ def _include_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:
 
 
 # -- routes -----------------------------------------------------------------------------------
-@router.post("/chat/completions")
+@router.post("/chat/completions", openapi_extra=json_request(ChatCompletionRequest))
 async def chat_completions(request: Request, org: OrgId, inference: Inference):
     req = await json_body(request, ChatCompletionRequest)
     messages, params = tr.chat_request(req)
@@ -111,7 +112,7 @@ async def chat_completions(request: Request, org: OrgId, inference: Inference):
     return await _respond(req.stream, inference.run(prepared), tr.ChatRenderer(req.model, _include_usage(req)))
 
 
-@router.post("/completions")
+@router.post("/completions", openapi_extra=json_request(CompletionRequest))
 async def completions(request: Request, org: OrgId, inference: Inference):
     req = await json_body(request, CompletionRequest)
     prompts, params = tr.completion_request(req)

@@ -25,7 +25,8 @@ _LORA = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout"}
 _LORA_BACK = {v: k for k, v in _LORA.items()}
 _KNOWN = set(_PASSTHROUGH) | set(_LORA.values()) | {"n_epochs", "batch_size", "learning_rate_multiplier"}
 # What a Nebius `extra_body` may hold: any hyperparameter, by its wire name.
-_EXTRA_BODY_KEYS = ("n_epochs", "batch_size", "learning_rate_multiplier", *_PASSTHROUGH, "lora", *_LORA)
+_EXTRA_BODY_KEYS = ("n_epochs", "batch_size", "learning_rate_multiplier", *_PASSTHROUGH, "lora", *_LORA,
+                    "quantization")
 # File purposes the openai SDK's FileObject accepts; files uploaded through another API with
 # another purpose are shown under the nearest of these.
 _OPENAI_PURPOSES = ("assistants", "assistants_output", "batch", "batch_output", "fine-tune",
@@ -39,6 +40,7 @@ def _hyperparameters(hp: SupervisedHyperparameters | None, where: str) -> tuple[
                               ("learning_rate_multiplier", hp.learning_rate_multiplier)) if v is not None}
     lora: dict[str, Any] = {}
     kind = "auto"
+    quantization = None
     for key, value in (hp.model_extra or {}).items():
         if key in _PASSTHROUGH:
             values[key] = value
@@ -48,15 +50,21 @@ def _hyperparameters(hp: SupervisedHyperparameters | None, where: str) -> tuple[
             if not isinstance(value, bool):
                 raise InvalidRequest(f"{where}.lora must be true or false.", param=f"{where}.lora")
             kind = "lora" if value else "full"
+        elif key == "quantization":
+            # A polytune extension: "nf4" trains a QLoRA (LoRA on a 4-bit base).
+            if value not in ("nf4", None):
+                raise InvalidRequest(f"{where}.quantization must be \"nf4\" (QLoRA) or null.",
+                                     param=f"{where}.quantization", code="invalid_value")
+            quantization = value
         elif key in ("beta", "loss_type"):
             raise InvalidRequest(f"{where}.{key} applies to method 'dpo' only.", param=f"{where}.{key}")
         else:
             raise InvalidRequest(f"Unknown hyperparameter '{key}'.", param=f"{where}.{key}",
                                  code="unknown_parameter")
-    if lora and kind == "auto":
+    if (lora or quantization) and kind == "auto":
         kind = "lora"
     try:
-        return Hyperparameters(**values), AdapterSpec(kind=kind, lora=LoraSpec(**lora))
+        return Hyperparameters(**values), AdapterSpec(kind=kind, lora=LoraSpec(**lora), quantization=quantization)
     except ValidationError as e:
         err = e.errors()[0]
         key = next((_LORA_BACK.get(str(p), str(p)) for p in err["loc"] if str(p) in _KNOWN), str(err["loc"][0]))
@@ -251,6 +259,8 @@ def _hp_out(spec: JobSpec) -> dict[str, Any]:
         out["lora"] = spec.adapter.kind == "lora"
     if spec.adapter.kind == "lora":
         out.update({wire: getattr(spec.adapter.lora, field) for wire, field in _LORA.items()})
+    if spec.adapter.quantization:
+        out["quantization"] = spec.adapter.quantization
     if spec.preference is not None:
         out.update(beta=spec.preference.beta, loss_type=spec.preference.loss_type)
     return out

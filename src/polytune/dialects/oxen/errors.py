@@ -27,6 +27,7 @@ _KINDS = {
     "too_large": (413, "payload_too_large", "Payload too large"),
     "conflict": (409, "resource_already_exists", "Already exists"),
     "rate_limited": (429, "too_many_requests", "Too many requests"),
+    "quota_exceeded": (429, "too_many_requests", "Quota exceeded"),
 }
 
 

@@ -3,7 +3,7 @@ Responses are rendered in translate.py."""
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
@@ -66,6 +66,8 @@ class TrainingParams(BaseModel):
     gradient_accumulation: StrictInt | None = None  # the API reference's name for grad_accum
     seq_length: StrictInt | None = None
     use_lora: StrictBool | None = None
+    # A polytune extension: "nf4" trains a QLoRA (LoRA on a 4-bit base).
+    quantization: Literal["nf4"] | None = None
     lora_rank: StrictInt | None = None
     lora_alpha: StrictInt | None = None
     # Accepted and echoed: polytune logs every step and has no "thinking" templates to switch.
@@ -103,4 +105,4 @@ def set_params(params: TrainingParams, names: set[str]) -> list[str]:
 IMAGE_PARAMS = {"image_column", "caption_column", "timestep_type", "samples", "sample_every"}
 # Parameters only text_generation reads.
 TEXT_PARAMS = {"question_column", "answer_column", "epochs", "seq_length", "logging_steps", "enable_thinking",
-               "neftune_noise_alpha"}
+               "neftune_noise_alpha", "quantization"}

@@ -15,8 +15,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
+from polytune.dialects.common.downloads import content_disposition
 from polytune.dialects.common.deps import OrgId, Svc
 from polytune.dialects.common.multipart import read_multipart
+from polytune.dialects.common.openapi_doc import json_request, multipart_request
+from polytune.dialects.common.params import MAX_PAGE
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job
 
@@ -29,7 +32,7 @@ _FILE_FIELDS = ("files[]", "file")
 
 
 # -- repositories -------------------------------------------------------------------------------
-@router.post("/api/repos")
+@router.post("/api/repos", openapi_extra=json_request(CreateRepoRequest))
 async def create_repo(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, CreateRepoRequest)
     seed = [(f.path, f.contents.encode()) for f in req.files or []]
@@ -54,7 +57,8 @@ def get_branch(namespace: str, name: str, branch: str, org: OrgId, svc: Svc) -> 
 
 
 # -- files --------------------------------------------------------------------------------------
-@router.put("/api/repos/{namespace}/{name}/file/{target:path}")
+@router.put("/api/repos/{namespace}/{name}/file/{target:path}", openapi_extra=multipart_request(
+    ["files[]"], {"message": {"type": "string"}, "name": {"type": "string"}, "email": {"type": "string"}}))
 async def upload_files(namespace: str, name: str, target: str, request: Request, org: OrgId,
                        svc: Svc) -> dict[str, Any]:
     """`RemoteRepo.upload`: multipart `files[]` into `<branch>/<dir>`, one commit."""
@@ -86,7 +90,7 @@ def download_file(namespace: str, name: str, target: str, org: OrgId, svc: Svc) 
     media = mimetypes.guess_type(info.path)[0] or "application/octet-stream"
     return StreamingResponse(chunks, media_type=media, headers={
         "Content-Length": str(info.bytes), "oxen-revision-id": info.commit_id,
-        "Content-Disposition": f'attachment; filename="{info.path.rsplit("/", 1)[-1]}"'})
+        "Content-Disposition": content_disposition(info.path.rsplit("/", 1)[-1])})
 
 
 # -- fine-tunes ---------------------------------------------------------------------------------
@@ -94,7 +98,7 @@ def _fine_tune(svc: Svc, org: str, job: Job, message: str) -> dict[str, Any]:
     return tr.ok(message, fine_tune=tr.fine_tune(job, svc.repo_jobs.repository_of(org, job)))
 
 
-@router.post("/api/repos/{namespace}/{name}/fine_tunes")
+@router.post("/api/repos/{namespace}/{name}/fine_tunes", openapi_extra=json_request(CreateFineTuneRequest))
 async def create_fine_tune(namespace: str, name: str, request: Request, org: OrgId, svc: Svc) -> JSONResponse:
     req = await json_body(request, CreateFineTuneRequest)
     spec, columns = tr.to_spec(req, name)
@@ -124,15 +128,16 @@ def _page(svc: Svc, org: str, page: int, page_size: int, status: str | None, sor
 
 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes")
-def list_repo_fine_tunes(namespace: str, name: str, org: OrgId, svc: Svc, page: int = Query(1),
-                         page_size: int = Query(20), status: str | None = None,
+def list_repo_fine_tunes(namespace: str, name: str, org: OrgId, svc: Svc, page: int = Query(1, ge=1, le=MAX_PAGE),
+                         page_size: int = Query(20, ge=1, le=1000), status: str | None = None,
                          sort: str = "newest") -> dict[str, Any]:
     owner = svc.repos.readable_owner(org, namespace, name)
     return _page(svc, owner, page, page_size, status, sort, namespace=namespace, name=name)
 
 
 @router.get("/api/users/{username}/fine_tunes")
-def list_user_fine_tunes(username: str, org: OrgId, svc: Svc, page: int = Query(1), page_size: int = Query(20),
+def list_user_fine_tunes(username: str, org: OrgId, svc: Svc, page: int = Query(1, ge=1, le=MAX_PAGE),
+                         page_size: int = Query(20, ge=1, le=1000),
                          status: str | None = None, sort: str = "newest") -> dict[str, Any]:
     # polytune's keys belong to organizations: the key, not the username, decides whose
     # fine-tunes these are, and jobs created through any API are listed.

@@ -52,6 +52,8 @@ _WIRE_PARAM = {
     "hyperparameters.learning_rate": "training_params.learning_rate",
     "hyperparameters.gradient_accumulation_steps": "training_params.grad_accum",
     "hyperparameters.context_length": "training_params.seq_length",
+    "hyperparameters.lora": "training_params.use_lora",
+    "hyperparameters.quantization": "training_params.quantization",
     "hyperparameters.lora_r": "training_params.lora_rank",
     "hyperparameters.lora_alpha": "training_params.lora_alpha",
     "image.sample_every": "training_params.sample_every",
@@ -152,7 +154,8 @@ def to_spec(req: CreateFineTuneRequest, repo_name: str) -> tuple[JobSpec, TableC
     )
     lora = {k: v for k, v in (("r", p.lora_rank), ("alpha", p.lora_alpha)) if v is not None}
     # Oxen's documented default is LoRA.
-    adapter = AdapterSpec(kind="full" if p.use_lora is False else "lora", lora=LoraSpec(**lora))
+    adapter = AdapterSpec(kind="full" if p.use_lora is False else "lora", lora=LoraSpec(**lora),
+                          quantization=p.quantization)
     model_path = clean_path(req.oxen_model_path, "oxen_model_path") if req.oxen_model_path is not None else None
     spec = JobSpec(
         model=req.base_model, method="supervised", training_files=[req.resource], hyperparameters=hyper,
@@ -257,6 +260,7 @@ def _training_params(spec: JobSpec) -> dict[str, Any]:
         "seq_length": hp.context_length,
         "use_lora": None if adapter.kind == "auto" else adapter.kind == "lora",
         "lora_rank": adapter.lora.r, "lora_alpha": adapter.lora.alpha,
+        **({"quantization": adapter.quantization} if adapter.quantization else {}),
         **echoed,
     }
 

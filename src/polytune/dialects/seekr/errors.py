@@ -5,7 +5,7 @@
   HTTPValidationError shape, `{"detail": [{"loc", "msg", "type"}]}`, `loc` naming the field.
 - Anything else a caller got wrong: FastAPI's HTTPException shape `{"detail": "..."}` with
   400 (a request this server can't do, such as a method it has no recipe for yet), 401,
-  404, 409 or 413. The `seekrai` SDK turns 400/404 into InvalidRequestError and 401 into
+  404, 409, 413 or 429 (an organization's quota, services/quotas.py). The `seekrai` SDK turns 400/404 into InvalidRequestError and 401 into
   AuthenticationError; it shows a 5xx as a bare httpx error and never retries it, so an
   expected failure is never a 5xx.
 """
@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from polytune.domain.errors import DomainError, InvalidRequest
 
 STATUS = {"invalid_request": 400, "not_found": 404, "unauthorized": 401, "too_large": 413, "conflict": 409,
-          "rate_limited": 429}
+          "rate_limited": 429, "quota_exceeded": 429}
 
 
 class NotAvailable(InvalidRequest):

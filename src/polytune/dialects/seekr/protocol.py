@@ -14,11 +14,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from polytune.dialects.common.params import MAX_ID
+
 AccelType = Literal["GAUDI2", "GAUDI3", "A100", "A10", "H100", "MI300X"]
 FineTuneType = Literal["STANDARD", "PREFERENCE", "GRPO", "REINFORCEMENT"]
 Weight = Annotated[float, Field(gt=0, le=1)]
 # LoRA `extras` keys with a canonical home; any other key is ignored with a warning.
-LORA_EXTRAS = ("target_modules",)
+LORA_EXTRAS = ("target_modules", "quantization")
 
 
 class Wire(BaseModel):
@@ -126,7 +128,7 @@ class InfrastructureConfigIn(Open):
 
 
 class FinetuneRequestIn(Wire):
-    project_id: int | None = None
+    project_id: int | None = Field(None, ge=1, le=MAX_ID)
     description: str | None = None
     training_config: TrainingConfigIn
     infrastructure_config: InfrastructureConfigIn

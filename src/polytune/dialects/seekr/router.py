@@ -4,15 +4,17 @@ trailing /vN from its base URL and asks for v1/flow/... on it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.deps import OrgId, Svc
 from polytune.dialects.common.downloads import file_content_response
 from polytune.dialects.common.multipart import read_multipart
+from polytune.dialects.common.openapi_doc import multipart_request
+from polytune.dialects.common.params import MAX_ID, MAX_LIMIT, MAX_OFFSET
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.objects import Page
 from polytune.services.files import check_purpose
@@ -97,13 +99,13 @@ async def _receive_files(request: Request, org: str, svc, *, many: bool) -> list
     return infos
 
 
-@router.put("/files")
+@router.put("/files", openapi_extra=multipart_request(["files"], {"purpose": {"type": "string"}}))
 async def upload_file(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     (info,) = await _receive_files(request, org, svc, many=False)
     return tr.file(info)
 
 
-@router.put("/bulk_files")
+@router.put("/bulk_files", openapi_extra=multipart_request(["files"], {"purpose": {"type": "string"}}))
 async def bulk_upload(request: Request, org: OrgId, svc: Svc) -> list[dict[str, Any]]:
     return [tr.file(info) for info in await _receive_files(request, org, svc, many=True)]
 
@@ -122,7 +124,8 @@ def validate_metadata(body: ValidateMetadataIn, org: OrgId, svc: Svc) -> dict[st
 
 
 @router.get("/files")
-def list_files(org: OrgId, svc: Svc, limit: int = Query(100), offset: int = Query(0),
+def list_files(org: OrgId, svc: Svc, limit: int = Query(100, ge=1, le=MAX_LIMIT),
+               offset: int = Query(0, ge=0, le=MAX_OFFSET),
                sort_by: str = "created_at", sort_order: str = "desc",
                purpose: str | None = None) -> dict[str, Any]:
     page = svc.files.list_offset(org, offset=offset, limit=limit, sort_by=sort_by, sort_order=sort_order,
@@ -160,12 +163,13 @@ def create_project(body: ProjectIn, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/projects")
-def list_projects(org: OrgId, svc: Svc, skip: int = Query(0), limit: int = Query(100)) -> dict[str, Any]:
+def list_projects(org: OrgId, svc: Svc, skip: int = Query(0, ge=0, le=MAX_OFFSET),
+                  limit: int = Query(100, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
     return {"data": [tr.project(p, with_runs=True) for p in svc.projects.list(org, skip=skip, limit=limit)]}
 
 
 @router.get("/projects/{project_id}")
-def retrieve_project(project_id: int, org: OrgId, svc: Svc) -> dict[str, Any]:
+def retrieve_project(project_id: Annotated[int, Path(ge=1, le=MAX_ID)], org: OrgId, svc: Svc) -> dict[str, Any]:
     return tr.project(svc.projects.get(org, project_id))
 
 

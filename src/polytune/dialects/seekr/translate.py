@@ -52,6 +52,8 @@ _LOC: dict[str, tuple] = {
     "hyperparameters.n_checkpoints": ("training_config", "n_checkpoints"),
     "hyperparameters.context_length": ("training_config", "max_length"),
     "hyperparameters.gradient_checkpointing": ("training_config", "gradient_checkpointing"),
+    "hyperparameters.lora": ("training_config", "lora_config"),
+    "hyperparameters.quantization": ("training_config", "lora_config", "extras", "quantization"),
     "hyperparameters.lora_r": ("training_config", "lora_config", "r"),
     "hyperparameters.lora_alpha": ("training_config", "lora_config", "alpha"),
     "hyperparameters.lora_dropout": ("training_config", "lora_config", "dropout"),
@@ -136,9 +138,12 @@ def to_spec(req: FinetuneRequestIn, *, model_max_length: int,
     adapter = AdapterSpec(kind="full")
     if tc.lora_config is not None:
         lc = tc.lora_config
-        adapter = AdapterSpec(kind="lora", lora=LoraSpec(
+        if lc.extras.get("quantization") not in (None, "nf4"):
+            raise InvalidRequest("training_config.lora_config.extras.quantization must be \"nf4\" (QLoRA) or null.",
+                                 param="hyperparameters.quantization", code="invalid_value")
+        adapter = AdapterSpec(kind="lora", quantization=lc.extras.get("quantization"), lora=LoraSpec(
             r=lc.r, alpha=lc.alpha, dropout=lc.dropout, bias=lc.bias,
-            **{k: lc.extras[k] for k in LORA_EXTRAS if k in lc.extras}))
+            **{k: lc.extras[k] for k in LORA_EXTRAS if k in lc.extras and k != "quantization"}))
     preference = (PreferenceSpec(beta=tc.beta if tc.beta is not None else "auto",
                                  loss_type=(tc.loss_type or "SIGMOID").lower())
                   if method == "dpo" else None)
@@ -204,7 +209,9 @@ def job(j: Job) -> dict[str, Any]:
         "n_checkpoints": hp.n_checkpoints,
         "max_length": hp.context_length,
         "lora_config": ({"r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout, "bias": lora.bias,
-                         "extras": {"target_modules": lora.target_modules}}
+                         "extras": {"target_modules": lora.target_modules,
+                                    **({"quantization": spec.adapter.quantization}
+                                       if spec.adapter.quantization else {})}}
                         if spec.adapter.kind == "lora" else None),
         "beta": _number(spec.preference.beta) if spec.preference else None,
         "loss_type": spec.preference.loss_type.upper() if spec.preference else None,

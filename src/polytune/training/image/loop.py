@@ -12,7 +12,6 @@ the step, so a run resumed from a checkpoint continues exactly as it would have.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 
 from polytune.domain.spec import ImageSpec, JobSpec
 from polytune.training.callback import ResumeEvery
+from polytune.training.divergence import check_loss
 from polytune.training.image.data import cache_dataset
 from polytune.training.image.family import call_kwargs
 from polytune.training.image.sampling import SamplePlan, plan_samples, write_samples
@@ -134,8 +134,7 @@ def run_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
                 training.optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
         train_loss = sum(losses) / len(losses)
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"the training loss is {train_loss} at step {step}; lower the learning rate")
+        check_loss("train loss", train_loss, step)
         latest = {"train_loss": train_loss}
         reporter.metrics(step, latest)
         rows_out.append({"step": step, "train_loss": train_loss})

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from polytune.domain.spec import JobSpec
 from polytune.training.distributed import per_device_batch
 from polytune.training.models import CatalogEntry
+from polytune.training.precision import Precision, load_kwargs
+from polytune.training.precision import for_this_device as precision_for_device
 from polytune.training.sharding import fsdp_training_args, job_strategy
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
 
     hp = spec.hyperparameters
     cuda = torch.cuda.is_available()
+    precision = job_precision(spec)
     checkpointing = hp.gradient_checkpointing if hp.gradient_checkpointing is not None else cuda
     # A multi-worker job shards the model (FSDP) when POLYTUNE_FSDP says so (sharding.py).
     strategy = job_strategy(Settings().fsdp, model_path, lora=spec.adapter.kind == "lora")
@@ -65,10 +68,9 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
         output_dir=str(output_dir),
         num_train_epochs=hp.n_epochs,
         max_steps=hp.max_steps or -1,
-        # batch_size is the job's global batch: split across the workers of a multi-worker job.
-        per_device_train_batch_size=per_device_batch(hp.batch_size),
-        per_device_eval_batch_size=per_device_batch(hp.batch_size),
-        gradient_accumulation_steps=hp.gradient_accumulation_steps or 1,
+        # batch_size is the job's global batch: split across the workers of a multi-worker job,
+        # and on an accelerator into micro-batches that fit its memory (plan_batches).
+        **plan_batches(spec, entry, model_path, fsdp=bool(fsdp), cuda=cuda),
         learning_rate=hp.learning_rate,
         lr_scheduler_type=scheduler_type(hp.lr_scheduler or entry.lr_scheduler, hp.warmup_ratio),
         warmup_steps=hp.warmup_ratio or 0.0,  # a float below 1 is a ratio of all steps
@@ -77,7 +79,8 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
         # Measured on CPU: bf16 autocast is slower than fp32 for small models, and gradient
         # checkpointing costs ~20-30% of the speed; on a GPU memory is the tighter limit.
         use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        bf16=precision.bf16,
+        fp16=precision.fp16,
         activation_checkpointing=checkpointing,
         seed=spec.seed,
         data_seed=spec.seed,
@@ -114,12 +117,58 @@ def lora_config(spec: JobSpec, entry: CatalogEntry) -> LoraConfig | None:
     )
 
 
-def load_policy(model_path: Path | str):
-    """The model to train, in fp32 (see training_args on CPU precision)."""
+def job_precision(spec: JobSpec) -> Precision:
+    """The dtypes this job trains in on this worker's device (training/precision.py)."""
+    return precision_for_device("full" if spec.adapter.kind == "full" else "lora", spec.adapter.quantization)
+
+
+def plan_batches(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, fsdp: bool,
+                 cuda: bool) -> dict[str, int]:
+    """Micro-batch and gradient accumulation. On an accelerator the micro-batch is what fits the
+    device's token budget (training/memory.py) and accumulation makes up the global batch; a job
+    that set gradient_accumulation_steps, and every CPU job, keeps batch_size / workers per step.
+    (Reinforcement sizes its batches by generations per prompt: recipes/grpo.py.)"""
+    hp = spec.hyperparameters
+    per_device = per_device_batch(hp.batch_size)
+    plain = dict(per_device_train_batch_size=per_device, per_device_eval_batch_size=per_device,
+                 gradient_accumulation_steps=hp.gradient_accumulation_steps or 1)
+    if not cuda or hp.gradient_accumulation_steps or spec.method not in ("supervised", "dpo"):
+        return plain
+    from dataclasses import replace
+
+    from polytune.training import memory
+    from polytune.training.distributed import world_size
+    from polytune.training.sharding import device_memory
+
+    dims = memory.ModelDims.from_config(memory.read_config(model_path) or {})
+    capacity = device_memory()
+    if dims is None or not capacity:
+        return plain
+    shape = replace(memory.job_shape(spec, adapter_default=entry.adapter_default, max_length=entry.max_length),
+                    devices=world_size(), fsdp=fsdp)
+    plan = memory.batching(dims, shape, capacity, global_batch=int(hp.batch_size))
+    return dict(per_device_train_batch_size=plan.micro_batch, per_device_eval_batch_size=plan.micro_batch,
+                gradient_accumulation_steps=plan.accumulation)
+
+
+def load_policy(model_path: Path | str, precision: Precision | None = None):
+    """The model to train, in the job's precision (fp32 on CPU: see training/precision.py)."""
+    from transformers import AutoModelForCausalLM
+
+    precision = precision or precision_for_device("full")
+    return AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs(precision))
+
+
+def load_reference(spec: JobSpec, model_path: Path | str):
+    """A full-fine-tune DPO's frozen reference model in the compute dtype, when that differs from
+    the policy's (an accelerator: fp32 master weights, bf16 reference); None: trl's own copy."""
+    precision = job_precision(spec)
+    if spec.adapter.kind != "full" or precision.reference_dtype == precision.load_dtype:
+        return None
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, precision.reference_dtype))
 
 
 def trainer_inputs(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: list[dict[str, Any]],
@@ -130,7 +179,7 @@ def trainer_inputs(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, t
     from polytune.data.tokens import load_tokenizer
 
     return dict(
-        model=load_policy(model_path),
+        model=load_policy(model_path, job_precision(spec)),
         train_dataset=trl_dataset(train_rows),
         eval_dataset=trl_dataset(val_rows) if val_rows else None,
         processing_class=tokenizer or load_tokenizer(model_path, entry.chat_template),

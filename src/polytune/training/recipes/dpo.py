@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from polytune.domain.spec import JobSpec
 from polytune.training.models import CatalogEntry
-from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
+from polytune.training.recipes.common import (load_reference, quiet, require_resolved, trainer_inputs,
+                                              training_args)
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -48,7 +49,8 @@ def build_dpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
         max_length=hp.context_length or entry.max_length,
     )
     trainer_class = KtoPairDPOTrainer if preference.loss_type == "kto_pair" else DPOTrainer
-    # ref_model None: trl loads a frozen copy from the same path for a full fine-tune, and uses
-    # the adapter-disabled policy for LoRA.
-    return quiet(trainer_class(args=config, ref_model=None,
+    # ref_model None: trl loads a frozen copy from the same path for a full fine-tune (in the
+    # policy's dtype), and uses the adapter-disabled policy for LoRA. On an accelerator a full
+    # fine-tune's reference is loaded here in bf16/fp16 instead (training/precision.py).
+    return quiet(trainer_class(args=config, ref_model=load_reference(spec, model_path),
                                **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks)))

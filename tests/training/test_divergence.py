@@ -1,0 +1,63 @@
+"""A run whose loss stops being finite fails with an error naming the loss, the step and the
+fix, instead of saving a NaN model; and a model with non-finite weights is refused by the
+serving backend with a clear 400-kind error, never a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from polytune.inference.backend import ModelTarget, NonFiniteModel, SamplingParams
+from polytune.inference.hf_backend import TransformersBackend
+from polytune.training.divergence import TrainingDiverged, check_weights
+from polytune.training.train import run_training
+from tests.training.support import RecordingReporter, resolved_spec
+
+
+def test_a_diverging_run_fails_naming_the_loss_and_step(tiny, demo_rows, tmp_path):
+    entry, model_path = tiny
+    # Far above what the API accepts (domain/bounds.py): the training layer must still cope.
+    spec = resolved_spec(n_epochs=2, batch_size=4, learning_rate=1e30)
+    with pytest.raises(TrainingDiverged) as e:
+        run_training(spec, entry, model_path, demo_rows[:8], None, tmp_path, RecordingReporter())
+    assert e.value.code == "training_diverged" and e.value.step >= 1
+    assert "train loss became nan" in e.value.message.lower() or "weights" in e.value.message
+    assert f"step {e.value.step}" in e.value.message and "lower learning_rate_multiplier" in e.value.message
+    assert not (tmp_path / "final").exists() or not any((tmp_path / "final").iterdir())
+
+
+def test_non_finite_weights_are_caught():
+    ok, bad = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.tensor([1.0, float("inf")]))
+    check_weights([ok], step=3)
+    with pytest.raises(TrainingDiverged, match="step 3"):
+        check_weights([ok, bad], step=3)
+
+
+def test_serving_a_nan_model_is_a_clear_error_and_others_keep_working(tiny, tmp_path):
+    _, base_dir = tiny
+    broken = tmp_path / "broken"
+    shutil.copytree(base_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in weights.items()}
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    backend = TransformersBackend(memory_budget_bytes=1 << 30, max_batch=4)
+    params = SamplingParams(max_tokens=3, temperature=1.0, logprobs=2)
+
+    async def run(target, rid):
+        return [ev async for ev in backend.generate(rid, target, [1, 2, 3], params)]
+
+    async def main():
+        return await asyncio.gather(run(ModelTarget("broken", broken), "b"),
+                                    run(ModelTarget("polytune-tiny", base_dir), "ok"), return_exceptions=True)
+
+    try:
+        broken_result, ok_result = asyncio.run(main())
+    finally:
+        backend.close()
+    assert isinstance(broken_result, NonFiniteModel), broken_result
+    assert broken_result.param == "model" and "broken" in broken_result.message
+    assert len(ok_result) == 3 and all(ev.logprob is not None for ev in ok_result)

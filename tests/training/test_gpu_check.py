@@ -1,0 +1,29 @@
+"""bench/gpu_check.py's CPU path: the same code the GPU check runs, on tiny shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_gpu_check_runs_on_cpu_with_tiny_shapes(tmp_path):
+    out = tmp_path / "rows.json"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--smoke", "--json", str(out)],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert set(rows) == {"tiny-lora", "tiny-full", "tiny-dpo", "tiny-flux-lora"}
+    for name in ("tiny-lora", "tiny-full", "tiny-dpo"):
+        row = rows[name]
+        assert row["tokens_per_s"] > 0 and 0 < row["mfu"] < 1 and row["estimate_gib"] > 0, row
+        assert row["checkpoint_mib"] > 0 and row["micro_batch"] >= 1
+    # A full fine-tune saves the whole model, LoRA only its adapter.
+    assert rows["tiny-full"]["checkpoint_mib"] > rows["tiny-lora"]["checkpoint_mib"]
+    assert rows["tiny-flux-lora"]["images_per_s"] > 0
+    assert "| tiny-full |" in proc.stdout and "matmul peak" in proc.stdout
