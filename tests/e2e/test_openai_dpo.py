@@ -45,7 +45,7 @@ def test_dpo_job_trains_to_succeeded(server, client):
 
     rows = list(csv.DictReader(io.StringIO(client.files.content(done.result_files[0]).text)))
     assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
-                             *PREFERENCE_METRICS, *(f"valid_{k}" for k in PREFERENCE_METRICS)]
+                             "learning_rate", *PREFERENCE_METRICS, *(f"valid_{k}" for k in PREFERENCE_METRICS)]
     assert [int(r["step"]) for r in rows] == list(range(1, 10))
     assert float(rows[0]["rewards/accuracies"]) == 0.0  # step 1: the policy is still the reference
     assert rows[-1]["valid_rewards/accuracies"] != ""

@@ -49,7 +49,9 @@ def test_supervised_job_trains_to_succeeded(client, client_b):
     meta = client.files.retrieve(results_id)
     assert meta.purpose == "fine-tune-results"
     rows = list(csv.DictReader(io.StringIO(client.files.content(results_id).text)))
-    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
+                             "learning_rate"]
+    assert all(float(r["learning_rate"]) > 0 for r in rows)
     assert [int(r["step"]) for r in rows] == list(range(1, 17))
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
 

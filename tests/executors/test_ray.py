@@ -118,7 +118,7 @@ def test_pause_and_cancel_reach_every_worker_and_ray_frees_the_job(server, opena
     # cancelled one stop; the runs end, and their placement groups and actors go with them.
     openai_client.fine_tuning.jobs.pause(paused_id)
     assert openai_client.fine_tuning.jobs.cancel(cancelled_id).status == "cancelled"
-    paused = wait_for(lambda: (j := openai_client.fine_tuning.jobs.retrieve(paused_id)).status == "paused" and j,
+    paused = wait_for(lambda: (j := openai_client.fine_tuning.jobs.retrieve(paused_id)).model_extra["polytune_status"] == "paused" and j,
                       120)
     wait_for(lambda: _freed(server), timeout=90)
     step = paused.model_extra["trained_steps"]

@@ -10,7 +10,7 @@ from polytune.training.generate import generate_answers
 from polytune.training.train import TrainingCancelled, run_training
 from tests.training.support import RecordingReporter, resolved_spec
 
-ROW_KEYS = {"step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"}
+ROW_KEYS = {"step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy", "learning_rate"}
 
 
 def _questions_and_answers(rows):
@@ -63,6 +63,31 @@ def test_checkpoints_metrics_and_progress(tiny, demo_rows, tmp_path):
     tokens = [p["trained_tokens"] for p in reporter.progress_calls]
     assert tokens == sorted(tokens) and tokens[-1] == result.trained_tokens
     assert all(p["estimated_finish"] >= time.time() - 60 for p in reporter.progress_calls)
+
+
+def test_warmup_applies_on_a_constant_schedule_and_each_steps_rate_is_reported(tiny, demo_rows, tmp_path):
+    # polytune-tiny's scheduler is constant, which transformers runs without warm-up; a
+    # warmup_ratio makes it constant_with_warmup: the rate climbs, then stays at learning_rate.
+    entry, model_path = tiny
+    spec = resolved_spec(n_epochs=2, batch_size=4, warmup_ratio=0.5, lr_scheduler="constant", n_checkpoints=0)
+    reporter = RecordingReporter()
+    result = run_training(spec, entry, model_path, demo_rows[:8], None, tmp_path, reporter)
+    (started,) = [d for m, d in zip(reporter.events, reporter.event_data) if m.startswith("Training started")]
+    assert started["lr_scheduler_type"] == "constant_with_warmup" and started["warmup_steps"] == 0.5
+    rates = [m["learning_rate"] for _, m in reporter.metrics_calls if "train_loss" in m]
+    assert rates == [row["learning_rate"] for row in result.metrics_rows] and len(rates) == 4
+    assert rates[0] < rates[1] <= rates[2] == rates[3] == pytest.approx(2e-3)
+
+
+def test_lora_dropout_one_trains_without_crashing(tiny, demo_rows, tmp_path):
+    # SeekrFlow's bounds allow dropout 1: every input of the LoRA update is dropped while
+    # training (the job warns that the adapter learns nothing), and training still runs.
+    entry, model_path = tiny
+    spec = resolved_spec(n_epochs=1, batch_size=4, kind="lora", n_checkpoints=0)
+    spec = spec.model_copy(update={"adapter": spec.adapter.model_copy(update={
+        "lora": spec.adapter.lora.model_copy(update={"dropout": 1.0})})})
+    result = run_training(spec, entry, model_path, demo_rows[:4], None, tmp_path, RecordingReporter())
+    assert result.steps == 1 and (result.final_dir / "adapter_config.json").is_file()
 
 
 def test_lora_saves_an_adapter_folder_that_generates(tiny, demo_rows, tmp_path):

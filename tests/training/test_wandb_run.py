@@ -69,3 +69,32 @@ def test_unreachable_wandb_is_a_warning_and_the_run_goes_offline(tmp_path, monke
     (run_file,) = (tmp_path / "job").glob("wandb/offline-run-*/run-*.wandb")
     logged = read_run(run_file)
     assert [h["train_loss"] for h in logged["history"]] == [2.5] and logged["summary"]["job_id"] == "ftjob-down"
+
+
+def test_every_integration_gets_its_own_run_with_the_same_metrics(tmp_path, monkeypatch):
+    # Two W&B integrations: two runs open at once, each logged every metrics event. The second
+    # has no name: SeekrFlow's experiment_name names it (else the job id would).
+    for var in ("WANDB_API_KEY", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_MODE"):
+        monkeypatch.delenv(var, raising=False)
+    spec = JobSpec(model="polytune-tiny", training_files=["file-x"], seed=1, extras={"experiment_name": "exp-7"},
+                   integrations=[Integration(wandb=WandbIntegration(project="p1", name="first", tags=["a"])),
+                                 Integration(wandb=WandbIntegration(project="p2"))])
+    reporter = Events()
+    runs = [start_run(spec, "ftjob-two", tmp_path / "job", reporter, api_key=None, mode="offline",
+                      init_timeout=10, index=i) for i in range(2)]
+    assert all(runs)
+    both = WandbReporter(reporter, runs)
+    both.metrics(1, {"train_loss": 2.5, "learning_rate": 1e-3})
+    both.metrics(2, {"train_loss": 2.0, "learning_rate": 2e-3})
+    for run in runs:
+        run.finish({"job_id": "ftjob-two"})
+    import wandb
+    wandb.teardown()  # the service has written every run file out
+    assert reporter.metric_steps == [1, 2] and not [m for level, m in reporter.events if level == "warn"]
+    logged = {r["project"]: r for r in map(read_run, (tmp_path / "job").glob("wandb/offline-run-*/run-*.wandb"))}
+    assert set(logged) == {"p1", "p2"}
+    assert (logged["p1"]["name"], logged["p1"]["id"]) == ("first", "ftjob-two")
+    assert (logged["p2"]["name"], logged["p2"]["id"]) == ("exp-7", "ftjob-two-1")
+    for run in logged.values():
+        assert [h["train_loss"] for h in run["history"]] == [2.5, 2.0]
+        assert [h["learning_rate"] for h in run["history"]] == [1e-3, 2e-3]

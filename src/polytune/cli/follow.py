@@ -12,6 +12,12 @@ from polytune.cli.api import EXIT_REQUEST_FAILED, err, out, requesting, when
 
 # The job's outcome as the process's exit code (2 is a usage error, 5 a failed request).
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3, "paused": 4}
+
+
+def status_of(job) -> str:
+    """polytune's own status: `status` is mapped into OpenAI's enum (a paused job reads
+    "queued" there), `polytune_status` keeps pausing and paused apart."""
+    return (job.model_extra or {}).get("polytune_status") or job.status
 LEVEL_STYLE = {"warn": "yellow", "error": "red"}
 
 
@@ -77,13 +83,13 @@ def follow(api, job_id: str, *, interval: float = 1.0) -> int:
             (t0, s0), (t1, s1) = seen_steps[0], seen_steps[-1]
             if total and job.trained_tokens and s1 > s0 and t1 > t0:
                 speed = f"{job.trained_tokens / total * (s1 - s0) / (t1 - t0):,.0f} tok/s"
-            bar.update(task, description=f"{job_id} {job.status}", total=total, completed=steps, epoch=epoch,
+            bar.update(task, description=f"{job_id} {status_of(job)}", total=total, completed=steps, epoch=epoch,
                        loss="-" if events.loss is None else f"{events.loss:.4f}", speed=speed)
-            if job.status in EXIT_CODES:
+            if status_of(job) in EXIT_CODES:
                 break
             time.sleep(interval)
     if job.status == "failed" and job.error:
         err.print(f"[red]failed: {job.error.message}[/red]")
     elif job.status == "succeeded":
         out.print(f"fine-tuned model: {job.fine_tuned_model}")
-    return EXIT_CODES.get(job.status, EXIT_REQUEST_FAILED)
+    return EXIT_CODES.get(status_of(job), EXIT_REQUEST_FAILED)

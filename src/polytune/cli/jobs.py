@@ -13,7 +13,7 @@ from polytune.cli.api import ApiKey, BaseUrl, Json, client, out, print_json, req
 app = typer.Typer(help="fine-tuning jobs", no_args_is_help=True)
 
 JobId = Annotated[str, typer.Argument(help="a job id (ftjob-…)")]
-COLUMNS = [("id", lambda j: j.id), ("status", lambda j: j.status), ("model", lambda j: j.model),
+COLUMNS = [("id", lambda j: j.id), ("status", lambda j: following.status_of(j)), ("model", lambda j: j.model),
            ("method", lambda j: j.method.type if j.method else "supervised"),
            ("created", lambda j: when(j.created_at)),
            ("duration", lambda j: following.duration(j)), ("fine-tuned model", lambda j: j.fine_tuned_model)]
@@ -98,7 +98,7 @@ def list_(status: Annotated[str | None, typer.Option(help="only jobs in this sta
         rows = []
         # Filtering by status is the CLI's: page on until `limit` jobs match.
         for job in api.fine_tuning.jobs.list(limit=min(100, limit) if not status else 100):
-            if status is None or job.status == status:
+            if status is None or following.status_of(job) == status:
                 rows.append(job)
             if len(rows) >= limit:
                 break
@@ -145,7 +145,7 @@ def _change(verb: str, job_id: str, base_url: str | None, api_key: str | None, j
     if json_out:
         print_json(job)
     else:
-        out.print(f"{job.id}: {job.status}")
+        out.print(f"{job.id}: {following.status_of(job)}")
 
 
 @app.command()

@@ -53,7 +53,8 @@ BOUNDS: tuple[Bound, ...] = (
     _int(f"{_HP}.eval_interval", f"{_HP}.eval_interval", 1, 1_000_000),
     _int("adapter.lora.r", f"{_HP}.lora_r", 1, 1024),
     _int("adapter.lora.alpha", f"{_HP}.lora_alpha", 1, 65_536),
-    _float("adapter.lora.dropout", f"{_HP}.lora_dropout", 0, 1, high_open=True),
+    # 1 included: SeekrFlow's document bounds dropout to [0, 1]; it trains (nothing reaches the adapter).
+    _float("adapter.lora.dropout", f"{_HP}.lora_dropout", 0, 1),
     _float("preference.beta", f"{_HP}.beta", 0, 100, low_open=True),
     _float("reward.format_reward_weight", "reward.format_reward_weight", 0, 100),
     _float("reward.compute_multiplier", f"{_HP}.compute_multiplier", 0, 10, low_open=True),

@@ -21,8 +21,9 @@ MAX_EXAMPLES_SEEN = 25_000
 MAX_AUTO_BATCH_TOKENS = 32_768
 MAX_AUTO_TOKENS_SEEN = 20_000_000
 DEFAULT_BETA = 0.1
-# Reinforcement: validation prompts sampled at each evaluation when eval_samples is "auto".
-AUTO_EVAL_SAMPLES = 16
+# Reinforcement: completions sampled per validation prompt at each evaluation when eval_samples
+# is "auto": as many as a training prompt gets at compute_multiplier 1 (recipes/grpo.py).
+AUTO_EVAL_SAMPLES = 4
 
 
 def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_tokens: int | None = None) -> JobSpec:
@@ -44,11 +45,14 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
     - learning_rate: entry.base_learning_rate × multiplier, unless an absolute learning_rate
       was given (then the multiplier reported is the ratio of the two).
     - adapter kind: the entry's default; lr_scheduler: the entry's default.
+    - warmup_ratio 0, weight_decay 0, max_grad_norm 1.0 and context_length (the entry's
+      max_length) when left out: the values the trainer uses then (recipes/common.py), so a
+      job reports every setting it trained with; packing false for supervised jobs.
     - preference.beta (dpo jobs): 0.1, trl's default and the value the DPO paper uses most;
       a dpo job that sent no preference settings gets them (beta 0.1, loss_type sigmoid).
     - reinforcement: n_epochs at most 3 (the small-dataset rule above is for memorising
       answers); reward.compute_multiplier 1.0 (4 generations per prompt, see recipes/grpo.py);
-      reward.eval_samples 16.
+      reward.eval_samples 4 (completions per validation prompt at each evaluation).
     - seed: a random one, reported back so the run can be repeated.
     """
     if n_examples < 1:
@@ -78,6 +82,11 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
         "learning_rate_multiplier": multiplier,
         "learning_rate": learning_rate,
         "lr_scheduler": hp.lr_scheduler or entry.lr_scheduler,
+        "warmup_ratio": hp.warmup_ratio if hp.warmup_ratio is not None else 0.0,
+        "weight_decay": hp.weight_decay if hp.weight_decay is not None else 0.0,
+        "max_grad_norm": hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
+        "context_length": hp.context_length or entry.max_length,
+        "packing": hp.packing if hp.packing is not None or spec.method != "supervised" else False,
     })
     update: dict = {
         "hyperparameters": resolved_hp,

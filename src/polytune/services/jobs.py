@@ -99,7 +99,8 @@ class JobService:
 
     def create(self, org_id: str, spec: JobSpec, *, secrets_: dict[str, str] | None = None,
                project_id: int | None = None, hold: bool = False,
-               on_create: Callable[[Session, str], None] | None = None) -> Job:
+               on_create: Callable[[Session, str], None] | None = None,
+               warnings: list[str] | None = None) -> Job:
         """Check what can be checked at once (400 on failure, nothing created); then the job
         waits in `validating_files` while the scheduler reads its data — or, with `hold`, in
         `created` until start(). `on_create(session, job_id)` adds rows that belong with the
@@ -129,6 +130,8 @@ class JobService:
             if on_create is not None:
                 on_create(s, row.id)
             job_store.add_event(s, row.id, f"Created fine-tuning job: {row.id}")
+            for message in warnings or []:  # what the dialect noticed in the request (ignored keys)
+                job_store.add_event(s, row.id, message, level="warn")
             job_store.add_event(s, row.id, "Waiting for a start" if hold else
                                 f"Validating training file: {spec.training_file}")
             return job_store.to_domain(row)

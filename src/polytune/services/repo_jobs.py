@@ -55,7 +55,7 @@ class RepoJobService:
         self.repos, self.files, self.jobs = repos, files, jobs
 
     def create(self, org_id: str, namespace: str, name: str, spec: JobSpec, *, resource: str,
-               columns: TableColumns | ImageColumns) -> Job:
+               columns: TableColumns | ImageColumns, warnings: list[str] | None = None) -> Job:
         """A held job training on `resource` (`<branch>/<path>`); nothing is left behind on error."""
         self.jobs.check(spec)
         repo = self.repos.get(org_id, namespace, name)
@@ -84,7 +84,7 @@ class RepoJobService:
             "extras": {**spec.extras, "resource": {"branch": branch, "path": path, "version": info.commit_id}},
         })
         try:
-            return self.jobs.create(org_id, spec, hold=True,
+            return self.jobs.create(org_id, spec, hold=True, warnings=warnings,
                                     on_create=lambda s, job_id: repo_store.link_job(s, repo.id, job_id))
         except BaseException:
             self.files.delete(org_id, file_id)

@@ -67,6 +67,21 @@ class RepoService:
                            code="repository_not_found")
         return row
 
+    def readable_owner(self, org_id: str, namespace: str, name: str) -> str:
+        """The organization whose repository `namespace/name` a read by `org_id` is served from:
+        its own of that name, else another organization's public one (read-only: only the read
+        routes ask this), else its own (which then answers not found). Of several public ones
+        of that name, the oldest."""
+        with self.db.session() as s:
+            own = s.scalar(sa.select(t.Repo.id).where(t.Repo.org_id == org_id, t.Repo.namespace == namespace,
+                                                      t.Repo.name == name))
+            if own is not None:
+                return org_id
+            public = s.scalar(sa.select(t.Repo.org_id).where(
+                t.Repo.namespace == namespace, t.Repo.name == name, t.Repo.is_public.is_(True))
+                .order_by(t.Repo.created_at, t.Repo.id).limit(1))
+            return public or org_id
+
     def get(self, org_id: str, namespace: str, name: str) -> RepoInfo:
         with self.db.session() as s:
             row = self._row(s, org_id, namespace, name)

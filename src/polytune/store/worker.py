@@ -79,15 +79,15 @@ def add_model(db: Database, *, model_id: str, org_id: str, job_id: str, base_mod
                       is_checkpoint=False, blob_key=blob_key, created_at=now()))
 
 
-def wandb_api_key(db: Database, settings: Settings, job_id: str, org_id: str) -> tuple[str | None, str]:
-    """The W&B key a job logs with, and where it came from: the key given with the job (Nebius)
-    wins over the organization's (OpenAI's style)."""
+def wandb_api_keys(db: Database, settings: Settings, job_id: str, org_id: str,
+                   n: int) -> tuple[str | None, list[str | None]]:
+    """The organization's W&B key, and the key given with each of the job's `n` integrations
+    (Nebius) or None: an integration's own key wins over the organization's (OpenAI's style)."""
     box = SecretBox.from_settings(settings)
     with db.session() as s:
-        key, source = job_secret(s, box, job_id, wandb_key_secret(0)), "job"
-        if key is None:
-            key, source = org_secret(s, box, org_id, WANDB_API_KEY), "organization"
-    return key, source
+        org_key = org_secret(s, box, org_id, WANDB_API_KEY)
+        keys = [job_secret(s, box, job_id, wandb_key_secret(i)) for i in range(n)]
+    return org_key, keys
 
 
 def _fmt(v: Any) -> str:

@@ -27,7 +27,7 @@ class ResumeEvery:
 # GRPO's logged values (TRL's names and the grader reward function's) -> metrics event names.
 _REWARD_LOGS = {"loss": "train_loss", "reward": "reward", "reward_std": "reward_std", "reward_min": "reward_min",
                 "reward_max": "reward_max", "kl": "kl", "completions/mean_length": "completion_length",
-                "grader_errors": "grader_errors"}
+                "grader_errors": "grader_errors", "learning_rate": "learning_rate"}
 
 
 def reward_metrics(logs: dict[str, float]) -> dict[str, float]:
@@ -115,7 +115,8 @@ class ReporterCallback(TrainerCallback):
         if "reward" in logs or "eval_reward" in logs:
             metrics = reward_metrics(logs)
         elif "loss" in logs:
-            metrics = {"train_loss": logs["loss"],
+            # The scheduler's rate for this step (warm-up and decay visible step by step).
+            metrics = {"train_loss": logs["loss"], "learning_rate": logs.get("learning_rate"),
                        "train_mean_token_accuracy": logs.get("mean_token_accuracy"),
                        **{k: logs.get(k) for k in PREFERENCE_METRICS}}
         elif "eval_loss" in logs:
@@ -131,7 +132,7 @@ class ReporterCallback(TrainerCallback):
         self._latest.update(metrics)
         row = self._rows.setdefault(state.global_step, {
             "step": state.global_step, "train_loss": None, "train_accuracy": None,
-            "valid_loss": None, "valid_mean_token_accuracy": None})
+            "valid_loss": None, "valid_mean_token_accuracy": None, "learning_rate": None})
         row.update({("train_accuracy" if k == "train_mean_token_accuracy" else k): v
                     for k, v in metrics.items()})
 

@@ -34,7 +34,8 @@ from polytune.store.private_files import keep_private
 from polytune.training.reporter import PREFERENCE_METRICS, Reporter
 
 log = logging.getLogger("polytune.worker")
-RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
+                  "learning_rate"]
 # Columns after those, present when a job logged them: a dpo job's implicit rewards; a
 # reinforcement job's rewards (and one sub_reward_<grader> column per sub-grader).
 REWARD_COLUMNS = ["reward", "reward_std", "reward_min", "reward_max", "kl", "completion_length", "grader_errors",
@@ -52,7 +53,8 @@ def metrics_rows(db: Database, job_id: str) -> list[dict]:
         step = int(data["step"])
         row = rows.setdefault(step, {"step": step})
         if "train_loss" in data:
-            row.update(train_loss=data["train_loss"], train_accuracy=data.get("train_mean_token_accuracy"))
+            row.update(train_loss=data["train_loss"], train_accuracy=data.get("train_mean_token_accuracy"),
+                       learning_rate=data.get("learning_rate"))
         if "valid_loss" in data:
             row.update(valid_loss=data["valid_loss"],
                        valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))

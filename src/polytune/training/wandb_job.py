@@ -18,20 +18,22 @@ from polytune.training.wandb_run import WandbReporter, WandbRun, start_run, warn
 
 @dataclass
 class JobWandb:
-    run: WandbRun
-    folder: Path  # the job's folder; the run directory is folder/wandb
+    runs: list[WandbRun]  # one per W&B integration of the job that could start
+    folder: Path  # the job's folder; the run directories are in folder/wandb
 
     def reporter(self, inner: Reporter) -> Reporter:
-        return WandbReporter(inner, self.run)
+        return WandbReporter(inner, self.runs)
 
     def end(self, reporter, *, summary: dict[str, Any] | None = None, exit_code: int = 0,
             attach: bool = True) -> list[str]:
         """Finish the run; with `attach`, store the run directory as a result file of the job
         (its file id is returned) and clear the job's folder. Without it (a pause), the folder
         stays for the next attempt's run to join it."""
-        self.run.finish(summary or {}, exit_code=exit_code)
+        for run in self.runs:
+            run.finish(summary or {}, exit_code=exit_code)
         if not attach:
             return []
+        _flush_all(reporter)
         files: list[str] = []
         runs = self.folder / "wandb"
         try:
@@ -44,12 +46,29 @@ class JobWandb:
         return files
 
 
+def _flush_all(reporter) -> None:
+    """A finished run's file may still be being written by wandb's service (runs started with
+    reinit="create_new", several open at once); stopping the service waits until every run is
+    on disk, before the folder is archived."""
+    try:
+        import wandb
+
+        wandb.teardown()
+    except Exception as e:  # noqa: BLE001 - W&B must never fail the job
+        warn(reporter, f"W&B could not be shut down cleanly: {type(e).__name__}: {e}")
+
+
 def start_job_wandb(settings: Settings, db: Database, spec: JobSpec, job_id: str, org_id: str,
                     reporter: Reporter) -> JobWandb | None:
     if not spec.integrations:
         return None
-    key, source = worker_store.wandb_api_key(db, settings, job_id, org_id)
+    org_key, keys = worker_store.wandb_api_keys(db, settings, job_id, org_id, len(spec.integrations))
     folder = settings.resolved_data_dir / "jobs" / job_id
-    run = start_run(spec, job_id, folder, reporter, api_key=key, key_source=source if key else None,
-                    mode=settings.wandb_mode, init_timeout=settings.wandb_init_timeout)
-    return JobWandb(run, folder) if run is not None else None
+    runs = []
+    for i, key in enumerate(keys):
+        key, source = (key, "job") if key is not None else (org_key, "organization")
+        run = start_run(spec, job_id, folder, reporter, api_key=key, key_source=source if key else None,
+                        mode=settings.wandb_mode, init_timeout=settings.wandb_init_timeout, index=i)
+        if run is not None:
+            runs.append(run)
+    return JobWandb(runs, folder) if runs else None

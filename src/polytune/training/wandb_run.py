@@ -61,28 +61,37 @@ class WandbRun:
 
 
 class WandbReporter:
-    """The job's Reporter, with every metrics event also logged to the W&B run."""
+    """The job's Reporter, with every metrics event also logged to each of the job's W&B runs
+    (one per integration)."""
 
-    def __init__(self, inner: Reporter, run: WandbRun):
-        self._inner, self._run = inner, run
+    def __init__(self, inner: Reporter, run: WandbRun | list[WandbRun]):
+        self._inner, self._runs = inner, run if isinstance(run, list) else [run]
 
     def metrics(self, step: int, metrics: dict[str, float]) -> None:
         self._inner.metrics(step, metrics)
-        self._run.log(step, {k: v for k, v in metrics.items() if v is not None})
+        for run in self._runs:
+            run.log(step, {k: v for k, v in metrics.items() if v is not None})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
 
+def run_name(spec: JobSpec, integration: WandbIntegration, job_id: str) -> str:
+    """The W&B run's display name: the integration's, else SeekrFlow's experiment_name, else the job id."""
+    return integration.name or spec.extras.get("experiment_name") or job_id
+
+
+def run_id(job_id: str, index: int) -> str:
+    """The run id of the job's `index`-th integration; stable, so a resumed job continues it."""
+    return job_id if index == 0 else f"{job_id}-{index}"
+
+
 def start_run(spec: JobSpec, job_id: str, folder: Path, reporter: Reporter, *, api_key: str | None,
-              mode: str, init_timeout: float, key_source: str | None = None) -> WandbRun | None:
-    """Start the run of the job's first W&B integration under `folder`/wandb; None (after a
+              mode: str, init_timeout: float, key_source: str | None = None, index: int = 0) -> WandbRun | None:
+    """Start the run of the job's `index`-th W&B integration under `folder`/wandb; None (after a
     warning event) when it can't start at all. `key_source` ("job", "organization") says in
     the start event where the key came from, the only thing about the key ever shown."""
-    integration = spec.integrations[0].wandb
-    if len(spec.integrations) > 1:
-        warn(reporter, f"The job has {len(spec.integrations)} W&B integrations; it logs to the first "
-             f"(project '{integration.project}') only")
+    integration = spec.integrations[index].wandb
     try:
         import wandb
     except ImportError:
@@ -94,39 +103,43 @@ def start_run(spec: JobSpec, job_id: str, folder: Path, reporter: Reporter, *, a
         os.environ[var] = str(folder / sub)
     # wandb reports its own errors to its authors' error tracker; nothing leaves but the run.
     os.environ["WANDB_ERROR_REPORTING"] = "false"
-    if api_key:
-        os.environ["WANDB_API_KEY"] = api_key
+    if api_key and index == 0:
+        os.environ["WANDB_API_KEY"] = api_key  # each run also gets its own key in its settings
     if mode == "online" and not api_key:
         warn(reporter, "No W&B API key: neither the job nor its organization has one "
              "(`polytune integrations set-wandb-key --org NAME`); logging offline instead")
         mode = "offline"
-    run = _init(wandb, spec, integration, job_id, folder, mode, init_timeout, reporter, api_key)
+    run = _init(wandb, spec, index, job_id, folder, mode, init_timeout, reporter, api_key)
     if run is None and mode == "online":
         # The failed attempt still holds the run id in wandb's service: start afresh.
         try:
             wandb.teardown()
         except Exception:  # noqa: BLE001
             pass
-        run = _init(wandb, spec, integration, job_id, folder, "offline", init_timeout, reporter, api_key)
+        run = _init(wandb, spec, index, job_id, folder, "offline", init_timeout, reporter, api_key)
     if run is None:
         return None
     where = (f"project '{integration.project}'" if run.settings.mode == "online"
              else "offline, in the run directory attached to the job when it ends")
     reporter.event(f"Logging to W&B: {where}", data={"project": integration.project, "run_id": run.id,
-                                                      "mode": run.settings.mode, "api_key_from": key_source})
+                                                      "name": run.name, "mode": run.settings.mode,
+                                                      "api_key_from": key_source})
     return WandbRun(run, reporter, api_key)
 
 
-def _init(wandb, spec: JobSpec, integration: WandbIntegration, job_id: str, folder: Path, mode: str,
+def _init(wandb, spec: JobSpec, index: int, job_id: str, folder: Path, mode: str,
           init_timeout: float, reporter: Reporter, api_key: str | None):
+    integration = spec.integrations[index].wandb
     try:
         return wandb.init(
-            project=integration.project, entity=integration.entity, name=integration.name or job_id,
+            project=integration.project, entity=integration.entity, name=run_name(spec, integration, job_id),
             tags=integration.tags or None, config=run_config(spec), dir=str(folder), mode=mode,
             # Online, a resumed job (after a pause or a lost worker) continues the same run.
-            id=job_id, resume="allow" if mode == "online" else None, job_type="fine-tune",
+            id=run_id(job_id, index), resume="allow" if mode == "online" else None, job_type="fine-tune",
+            # One run per integration, all open at once in this process.
+            reinit="create_new",
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True,
-                                    init_timeout=init_timeout))
+                                    init_timeout=init_timeout, **({"api_key": api_key} if api_key else {})))
     except Exception as e:  # noqa: BLE001 - W&B must never fail the job
         then = "; logging offline instead" if mode == "online" else "; the job goes on without it"
         warn(reporter, f"W&B could not start a run ({mode}): {scrub(str(e), api_key)}{then}")

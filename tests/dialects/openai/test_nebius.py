@@ -78,7 +78,7 @@ def test_nebius_extras_reach_the_trainer_and_checkpoints_carry_weights(server, c
 BAD_BODIES = [
     ({"hyperparameters": {"lora_r": 0}}, "hyperparameters.lora_r"),
     ({"hyperparameters": {"lora": "yes"}}, "hyperparameters.lora"),
-    ({"hyperparameters": {"lora_dropout": 1.0}}, "hyperparameters.lora_dropout"),
+    ({"hyperparameters": {"lora_dropout": 1.01}}, "hyperparameters.lora_dropout"),  # 1 itself trains
     ({"hyperparameters": {"warmup_ratio": 1.5}}, "hyperparameters.warmup_ratio"),
     ({"hyperparameters": {"packing": "sometimes"}}, "hyperparameters.packing"),
     ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"context_length": 0}}}},

@@ -119,7 +119,6 @@ def _counts(client) -> tuple[int, int]:
     ({"training_params": {"quantization": "nf4"}}, "training_params.quantization"),
     ({"training_params": {"quantization": "int3"}}, "training_params.quantization"),
     ({"training_params": {"neftune_noise_alpha": 5}}, "training_params.neftune_noise_alpha"),
-    ({"training_params": {"warmup": 3}}, "training_params.warmup"),
     ({"training_params": {"question_column": "prompt"}}, "training_params.question_column"),
     ({"training_params": {"answer_column": ""}}, "training_params.answer_column"),
     ({"resource": "main/data/missing.csv"}, "resource"),

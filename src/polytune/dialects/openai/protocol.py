@@ -36,14 +36,16 @@ class DpoMethod(Wire):
     hyperparameters: DpoHyperparameters | None = None
 
 
-class ReinforcementMethod(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class ReinforcementMethod(Wire):
+    # Only these two keys: a hyperparameter misplaced beside them is a 400 naming it, not a
+    # silently ignored setting.
     grader: dict[str, Any] | None = None
     hyperparameters: dict[str, Any] | None = None
 
 
 class MethodIn(Wire):
-    type: str
+    # TrueFoundry's document shows `method: {}`: no type means supervised with defaults.
+    type: str | None = None
     supervised: SupervisedMethod | None = None
     dpo: DpoMethod | None = None
     reinforcement: ReinforcementMethod | None = None
@@ -58,8 +60,10 @@ class WandbIn(Wire):
 
 
 class IntegrationIn(Wire):
-    type: Literal["wandb"]
-    wandb: WandbIn
+    # Both optional only so that TrueFoundry's `integrations: [{}]` (its document's example)
+    # parses; an empty object is ignored, a half-filled one is refused in translate.py.
+    type: Literal["wandb"] | None = None
+    wandb: WandbIn | None = None
 
 
 class CreateJobRequest(Wire):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.body import json_body
@@ -23,6 +23,14 @@ from . import translate as tr
 from .protocol import CompleteUploadRequest, CreateJobRequest, CreateUploadRequest
 
 router = APIRouter()
+
+
+def _flavor(request: Request) -> str:
+    """Whose enum a job is shown in: TrueFoundry's under /api/llm, OpenAI's (and Nebius's) under /v1."""
+    return "truefoundry" if request.scope["path"].startswith("/api/llm/") else "openai"
+
+
+Flavor = Annotated[str, Depends(_flavor)]
 # Room for the multipart framing around the file's own bytes.
 _FORM_OVERHEAD = 64 * 1024
 
@@ -151,7 +159,7 @@ def cancel_upload(upload_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 # -- fine-tuning jobs -------------------------------------------------------------------------
 @router.post("/fine_tuning/jobs", openapi_extra=json_request(CreateJobRequest))
-async def create_job(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
+async def create_job(request: Request, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, Any]:
     req = await json_body(request, CreateJobRequest)
     spec, secrets = tr.to_spec(req)
     if spec.reward is not None:
@@ -163,7 +171,7 @@ async def create_job(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
         except InvalidRequest as e:
             e.param = tr.wire_param(e.param, req)
             raise
-        return tr.job(job)
+        return tr.job(job, flavor)
 
     request_hash = hashlib.sha256(await request.body()).hexdigest()
     return await once_per_key(request, svc, org, "fine_tuning.jobs", request_hash, create)
@@ -178,29 +186,30 @@ def _metadata_filter(request: Request) -> dict[str, str]:
 
 
 @router.get("/fine_tuning/jobs")
-def list_jobs(request: Request, org: OrgId, svc: Svc, after: str | None = None,
+def list_jobs(request: Request, org: OrgId, svc: Svc, flavor: Flavor, after: str | None = None,
               limit: int = Query(20, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
-    return tr.page(svc.jobs.list(org, after=after, limit=limit, metadata=_metadata_filter(request)), tr.job)
+    return tr.page(svc.jobs.list(org, after=after, limit=limit, metadata=_metadata_filter(request)),
+                   lambda j: tr.job(j, flavor))
 
 
 @router.get("/fine_tuning/jobs/{job_id}")
-def retrieve_job(job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.job(svc.jobs.get(org, job_id))
+def retrieve_job(job_id: str, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, Any]:
+    return tr.job(svc.jobs.get(org, job_id), flavor)
 
 
 @router.post("/fine_tuning/jobs/{job_id}/cancel")
-def cancel_job(job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.job(svc.jobs.cancel(org, job_id))
+def cancel_job(job_id: str, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, Any]:
+    return tr.job(svc.jobs.cancel(org, job_id), flavor)
 
 
 @router.post("/fine_tuning/jobs/{job_id}/pause")
-def pause_job(job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.job(svc.jobs.pause(org, job_id))
+def pause_job(job_id: str, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, Any]:
+    return tr.job(svc.jobs.pause(org, job_id), flavor)
 
 
 @router.post("/fine_tuning/jobs/{job_id}/resume")
-def resume_job(job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.job(svc.jobs.resume(org, job_id))
+def resume_job(job_id: str, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, Any]:
+    return tr.job(svc.jobs.resume(org, job_id), flavor)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/events")

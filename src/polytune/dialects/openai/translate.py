@@ -8,13 +8,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from polytune.domain.errors import InvalidRequest
-from polytune.domain.job import Job, JobStatus
+from polytune.domain.job import Job
 from polytune.domain.objects import Checkpoint, Event, FileInfo, ModelInfo, Page, UploadInfo, UploadPartInfo
 from polytune.domain.spec import (IMAGE_METHODS, METHODS, AdapterSpec, Hyperparameters, Integration, JobSpec,
                                   LoraSpec, OutputSpec, PreferenceSpec, RewardSpec, WandbIntegration,
                                   wandb_key_secret)
 
-from .protocol import CreateJobRequest, SupervisedHyperparameters
+from .protocol import CreateJobRequest, DpoHyperparameters, SupervisedHyperparameters
+from .statuses import STATUS
 
 # Hyperparameters beyond OpenAI's three that map straight onto the canonical ones (Nebius's
 # extras, which the SDK passes through unchanged).
@@ -125,23 +126,73 @@ def _tags(tags: list[str] | str | None) -> list[str]:
     return [tags] if isinstance(tags, str) else list(tags or [])
 
 
+def _method_type(req: CreateJobRequest) -> str:
+    m = req.method
+    if m is None or m.type is not None:
+        return m.type if m else "supervised"
+    given = [k for k in ("supervised", "dpo", "reinforcement") if getattr(m, k) is not None]
+    if given:  # settings for a method, but which one trains is left unsaid
+        raise InvalidRequest(f"Missing required parameter: 'method.type' (method.{given[0]} was given).",
+                             param="method.type", code="missing_required_parameter")
+    return "supervised"  # TrueFoundry's `method: {}`: supervised with defaults
+
+
+def _method_hyperparameters(req: CreateJobRequest, where: str) -> dict[str, Any] | None:
+    """The hyperparameters under method.<type>, with the top-level (deprecated) ones joined in;
+    a key given in both places must agree, so neither silently wins."""
+    m = req.method
+    own: dict[str, Any] | None = {
+        "hyperparameters": None,
+        "method.supervised.hyperparameters": m and m.supervised and m.supervised.hyperparameters
+        and m.supervised.hyperparameters.model_dump(exclude_none=True),
+        "method.dpo.hyperparameters": m and m.dpo and m.dpo.hyperparameters
+        and m.dpo.hyperparameters.model_dump(exclude_none=True),
+        "method.reinforcement.hyperparameters": m and m.reinforcement and m.reinforcement.hyperparameters,
+    }[where] or None
+    top = req.hyperparameters.model_dump(exclude_none=True) if req.hyperparameters else None
+    if own is None or top is None:
+        return own if own is not None else top
+    for key in sorted(set(own) & set(top)):
+        if own[key] != top[key]:
+            raise InvalidRequest(f"hyperparameters.{key} is {top[key]!r} but {where}.{key} is {own[key]!r}; "
+                                 f"send it once (under {where}).", param=f"hyperparameters.{key}",
+                                 code="conflicting_parameters")
+    return {**top, **own}
+
+
+def _integrations(req: CreateJobRequest) -> tuple[list[Integration], dict[str, str]]:
+    secrets: dict[str, str] = {}
+    integrations: list[Integration] = []
+    for i, integ in enumerate(req.integrations or []):
+        if integ.type is None and integ.wandb is None:
+            continue  # TrueFoundry's document shows `integrations: [{}]`: nothing to enable
+        if integ.type is None or integ.wandb is None:
+            missing = "type" if integ.type is None else "wandb"
+            raise InvalidRequest(f"Missing required parameter: 'integrations[{i}].{missing}'.",
+                                 param=f"integrations[{i}].{missing}", code="missing_required_parameter")
+        if integ.wandb.api_key:
+            secrets[wandb_key_secret(len(integrations))] = integ.wandb.api_key
+        integrations.append(Integration(type="wandb", wandb=WandbIntegration(
+            project=integ.wandb.project, name=integ.wandb.name, entity=integ.wandb.entity,
+            tags=integ.wandb.tags or [])))
+    return integrations, secrets
+
+
 def to_spec(req: CreateJobRequest) -> tuple[JobSpec, dict[str, str]]:
     """The canonical spec, and the secrets that travel apart from it (never rendered)."""
-    method = req.method.type if req.method else "supervised"
+    method = _method_type(req)
     if method not in METHODS or method in IMAGE_METHODS:  # image fine-tuning speaks Oxen's API
         known = [m for m in METHODS if m not in IMAGE_METHODS]
         raise InvalidRequest(f"Unknown method type '{method}'; expected one of {known}.",
                              param="method.type")
     where = hyperparameters_path(req)
-    hp_source = {"hyperparameters": req.hyperparameters,
-                 "method.supervised.hyperparameters": req.method and req.method.supervised
-                 and req.method.supervised.hyperparameters,
-                 "method.dpo.hyperparameters": req.method and req.method.dpo and req.method.dpo.hyperparameters,
-                 "method.reinforcement.hyperparameters": None,
-                 }[where]
+    merged = _method_hyperparameters(req, where)
     reward, eval_interval = None, None
     if method == "reinforcement":
-        hp_source, reward, eval_interval = _reinforcement(req, where)
+        hp_source, reward, eval_interval = _reinforcement(req, where, merged or {})
+    else:
+        hp_type = DpoHyperparameters if method == "dpo" else SupervisedHyperparameters
+        hp_source = hp_type.model_validate(merged) if merged is not None else None
     if req.extra_body:
         hp_source = _with_extra_body(hp_source or None, req.extra_body, where)
     preference = None
@@ -150,14 +201,7 @@ def to_spec(req: CreateJobRequest) -> tuple[JobSpec, dict[str, str]]:
     hyper, adapter = _hyperparameters(hp_source or None, where)
     if eval_interval is not None:
         hyper = hyper.model_copy(update={"eval_interval": eval_interval})
-    secrets: dict[str, str] = {}
-    integrations = []
-    for i, integ in enumerate(req.integrations or []):
-        if integ.wandb.api_key:
-            secrets[wandb_key_secret(i)] = integ.wandb.api_key
-        integrations.append(Integration(type="wandb", wandb=WandbIntegration(
-            project=integ.wandb.project, name=integ.wandb.name, entity=integ.wandb.entity,
-            tags=integ.wandb.tags or [])))
+    integrations, secrets = _integrations(req)
     spec = JobSpec(
         model=req.model, method=method, training_files=[req.training_file],
         validation_file=req.validation_file or None, hyperparameters=hyper, adapter=adapter,
@@ -172,14 +216,15 @@ _REWARD_HP = ("compute_multiplier", "eval_samples", "reasoning_effort", "max_com
 REASONING_EFFORTS = ("default", "low", "medium", "high")
 
 
-def _reinforcement(req: CreateJobRequest, where: str) -> tuple[SupervisedHyperparameters, RewardSpec, int | None]:
+def _reinforcement(req: CreateJobRequest, where: str,
+                   given: dict[str, Any]) -> tuple[SupervisedHyperparameters, RewardSpec, int | None]:
     """method.reinforcement: the grader (checked by the router with the server's grader
     settings) and the hyperparameters, split into the usual ones and the reward's."""
     rl = req.method.reinforcement if req.method else None
     if rl is None or rl.grader is None:
         raise InvalidRequest("Missing required parameter: 'method.reinforcement.grader'.",
                              param="method.reinforcement.grader", code="missing_required_parameter")
-    given = dict(rl.hyperparameters or {})
+    given = dict(given)
     own = {k: given.pop(k) for k in _REWARD_HP if k in given}
 
     def number(key: str, integer: bool) -> Any:
@@ -250,7 +295,8 @@ def _sdk_grader(grader: Any) -> bool:
     return isinstance(sub, dict) and sub.get("type") in (*_SDK_GRADERS[:-1], "label_model")
 
 
-def job(j: Job) -> dict[str, Any]:
+def job(j: Job, flavor: str = "openai") -> dict[str, Any]:
+    """The job as `flavor` ("openai": OpenAI and Nebius at /v1; "truefoundry": /api/llm) shows it."""
     spec = j.spec
     hp = _hp_out(spec)
     return {
@@ -266,23 +312,28 @@ def job(j: Job) -> dict[str, Any]:
         "organization_id": j.org_id,
         "result_files": j.result_files,
         "seed": spec.seed if spec.seed is not None else 0,
-        # "created" (held until an explicit start, as Oxen's API does) is not in OpenAI's
-        # vocabulary; the nearest is a job that has not been queued yet.
-        "status": "validating_files" if j.status is JobStatus.CREATED else j.status.value,
+        # Inside the provider's enum (a strict client fails on any other value); polytune's own
+        # status, which tells paused from queued, is polytune_status.
+        "status": STATUS[flavor][j.status],
+        "polytune_status": j.status.value,
         "trained_tokens": j.trained_tokens,
         "training_file": spec.training_file,
         "validation_file": spec.validation_file,
         "integrations": [{"type": i.type, "wandb": i.wandb.model_dump(exclude_none=True)}
                          for i in spec.integrations] or None,
-        "metadata": spec.metadata or None,
+        # TrueFoundry types metadata as an object; OpenAI's SDK takes null for none.
+        "metadata": spec.metadata if flavor == "truefoundry" else (spec.metadata or None),
         # OpenAI's method types are text ones; an image job (made through Oxen's API) has none here.
         "method": None if spec.method in IMAGE_METHODS else _method_out(spec, hp),
         "estimated_finish": j.estimated_finish,
         "user_provided_suffix": spec.output.suffix,
+        "suffix": spec.output.suffix,  # Nebius's name for it
         # Nebius's progress fields; extra fields are fine for the SDK, strict or not.
         "trained_steps": j.trained_steps,
         "total_steps": j.total_steps,
         "tags": spec.tags,
+        # SeekrFlow's experiment_name of a job made there (the dashboard shows it); else null.
+        "experiment_name": spec.extras.get("experiment_name"),
         # What validation found in the data: examples, tokens, long examples, billable tokens.
         "data_report": j.data_report,
     }

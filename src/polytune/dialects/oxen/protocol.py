@@ -48,8 +48,12 @@ class SampleRequest(Strict):
     seed: StrictInt | None = None
 
 
-class TrainingParams(Strict):
-    """Oxen's training_params for every script type; unknown keys are a 400 that names them."""
+class TrainingParams(BaseModel):
+    """Oxen's training_params for every script type. The document marks the object
+    `additionalProperties: true`: an unknown key is accepted, ignored, and listed in a warning
+    event of the job (`ignored_params`)."""
+
+    model_config = ConfigDict(extra="allow")
 
     # text: which table columns hold the prompt and the reply
     question_column: str | None = None
@@ -86,6 +90,11 @@ class CreateFineTuneRequest(Strict):
     training_params: TrainingParams = Field(default_factory=TrainingParams)
     is_public: StrictBool = False
     oxen_model_path: str | None = None
+
+
+def ignored_params(params: TrainingParams) -> list[str]:
+    """The unknown keys of training_params, sorted."""
+    return sorted(params.model_extra or {})
 
 
 def set_params(params: TrainingParams, names: set[str]) -> list[str]:

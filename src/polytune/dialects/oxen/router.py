@@ -1,5 +1,9 @@
 """Oxen.ai routes at the server root (the `oxenai` client builds `<scheme>://<host>/api/repos/...`
-and can't take a path prefix): thin. Parse, call a service, render in Oxen's envelope."""
+and can't take a path prefix): thin. Parse, call a service, render in Oxen's envelope.
+
+The read routes (GET) serve another organization's repository of that name when it is public
+(`RepoService.readable_owner`): its fine-tunes, their progress and checkpoints, its files. Every
+write (upload, create, run) acts on the caller's own repositories only."""
 
 from __future__ import annotations
 
@@ -42,12 +46,14 @@ async def create_repo(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 @router.get("/api/repos/{namespace}/{name}")
 def get_repo(namespace: str, name: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.ok("resource_found", repository=tr.repository(svc.repos.get(org, namespace, name)))
+    owner = svc.repos.readable_owner(org, namespace, name)
+    return tr.ok("resource_found", repository=tr.repository(svc.repos.get(owner, namespace, name)))
 
 
 @router.get("/api/repos/{namespace}/{name}/branches/{branch:path}")
 def get_branch(namespace: str, name: str, branch: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.ok("resource_found", branch=tr.branch(svc.repos.branch(org, namespace, name, branch)))
+    owner = svc.repos.readable_owner(org, namespace, name)
+    return tr.ok("resource_found", branch=tr.branch(svc.repos.branch(owner, namespace, name, branch)))
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -80,7 +86,7 @@ async def upload_files(namespace: str, name: str, target: str, request: Request,
 
 @router.get("/api/repos/{namespace}/{name}/file/{target:path}")
 def download_file(namespace: str, name: str, target: str, org: OrgId, svc: Svc) -> StreamingResponse:
-    info, chunks = svc.repos.read(org, namespace, name, target)
+    info, chunks = svc.repos.read(svc.repos.readable_owner(org, namespace, name), namespace, name, target)
     media = mimetypes.guess_type(info.path)[0] or "application/octet-stream"
     return StreamingResponse(chunks, media_type=media, headers={
         "Content-Length": str(info.bytes), "oxen-revision-id": info.commit_id,
@@ -98,7 +104,7 @@ async def create_fine_tune(namespace: str, name: str, request: Request, org: Org
     spec, columns = tr.to_spec(req, name)
     try:
         job = await run_in_threadpool(svc.repo_jobs.create, org, namespace, name, spec,
-                                      resource=req.resource, columns=columns)
+                                      resource=req.resource, columns=columns, warnings=tr.warnings(req))
     except InvalidRequest as e:
         raise tr.to_wire(e) from None
     body = await run_in_threadpool(_fine_tune, svc, org, job, "resource_created")
@@ -125,7 +131,8 @@ def _page(svc: Svc, org: str, page: int, page_size: int, status: str | None, sor
 def list_repo_fine_tunes(namespace: str, name: str, org: OrgId, svc: Svc, page: int = Query(1, ge=1, le=MAX_PAGE),
                          page_size: int = Query(20, ge=1, le=1000), status: str | None = None,
                          sort: str = "newest") -> dict[str, Any]:
-    return _page(svc, org, page, page_size, status, sort, namespace=namespace, name=name)
+    owner = svc.repos.readable_owner(org, namespace, name)
+    return _page(svc, owner, page, page_size, status, sort, namespace=namespace, name=name)
 
 
 @router.get("/api/users/{username}/fine_tunes")
@@ -139,12 +146,14 @@ def list_user_fine_tunes(username: str, org: OrgId, svc: Svc, page: int = Query(
 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes/{job_id}")
 def get_fine_tune(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return _fine_tune(svc, org, svc.repo_jobs.get(org, namespace, name, job_id), "resource_found")
+    owner = svc.repos.readable_owner(org, namespace, name)
+    return _fine_tune(svc, owner, svc.repo_jobs.get(owner, namespace, name, job_id), "resource_found")
 
 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes/{job_id}/train_status")
 def train_status(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.ok("resource_found", train_status=tr.train_status(svc.repo_jobs.get(org, namespace, name, job_id)))
+    owner = svc.repos.readable_owner(org, namespace, name)
+    return tr.ok("resource_found", train_status=tr.train_status(svc.repo_jobs.get(owner, namespace, name, job_id)))
 
 
 @router.post("/api/repos/{namespace}/{name}/fine_tunes/{job_id}/actions/run")
@@ -154,7 +163,7 @@ def run_fine_tune(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) 
 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes/{job_id}/checkpoints")
 def list_checkpoints(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    job, found = svc.repo_jobs.checkpoints(org, namespace, name, job_id)
+    job, found = svc.repo_jobs.checkpoints(svc.repos.readable_owner(org, namespace, name), namespace, name, job_id)
     return tr.ok("resource_found", fine_tune_id=job.id, branch=job.spec.output.branch,
                  checkpoints=[tr.checkpoint(c, path, size) for c, path, size in found],
                  total_checkpoints=len(found))

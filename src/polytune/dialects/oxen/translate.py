@@ -14,7 +14,8 @@ from polytune.domain.spec import AdapterSpec, Hyperparameters, ImageSpec, JobSpe
 from polytune.services.repo_jobs import ImageColumns, TableColumns
 from polytune.services.repos import clean_path
 
-from .protocol import IMAGE_PARAMS, OXEN_VERSION, TEXT_PARAMS, CreateFineTuneRequest, TrainingParams, set_params
+from .protocol import (IMAGE_PARAMS, OXEN_VERSION, TEXT_PARAMS, CreateFineTuneRequest, TrainingParams,
+                       ignored_params, set_params)
 
 TEXT_SCRIPTS = ("text_generation",)
 IMAGE_SCRIPTS = ("image_generation",)
@@ -108,6 +109,18 @@ def _column(value: str | None, default: str, key: str) -> str:
     return value
 
 
+def _known(p: TrainingParams) -> dict[str, Any]:
+    """The training_params the request set, without the unknown ones (which are ignored)."""
+    return {k: v for k, v in p.model_dump(exclude_none=True).items() if k in TrainingParams.model_fields}
+
+
+def warnings(req: CreateFineTuneRequest) -> list[str]:
+    """The job's warning events about its request: the training_params it ignored."""
+    ignored = ignored_params(req.training_params)
+    return [f"Ignored unknown training_params (Oxen's schema allows any key; polytune has no use for "
+            f"them): {', '.join(ignored)}"] if ignored else []
+
+
 def to_spec(req: CreateFineTuneRequest, repo_name: str) -> tuple[JobSpec, TableColumns | ImageColumns]:
     """The canonical spec (its training file is still the resource) and the table's columns."""
     p = req.training_params
@@ -148,7 +161,7 @@ def to_spec(req: CreateFineTuneRequest, repo_name: str) -> tuple[JobSpec, TableC
         model=req.base_model, method="supervised", training_files=[req.resource], hyperparameters=hyper,
         adapter=adapter, output=output,
         extras={"script_type": req.script_type,
-                "training_params": p.model_dump(exclude_none=True),
+                "training_params": _known(p),
                 "columns": {"question_column": columns.question, "answer_column": columns.answer}},
     )
     return spec, columns
@@ -187,7 +200,7 @@ def _image_spec(req: CreateFineTuneRequest, output: OutputSpec) -> tuple[JobSpec
     spec = JobSpec(
         model=req.base_model, method="image_generation", training_files=[req.resource], hyperparameters=hyper,
         adapter=adapter, image=image, output=output,
-        extras={"script_type": req.script_type, "training_params": p.model_dump(exclude_none=True),
+        extras={"script_type": req.script_type, "training_params": _known(p),
                 "columns": {"image_column": columns.image, "caption_column": columns.caption}},
     )
     return spec, columns
@@ -227,17 +240,23 @@ def _training_params(spec: JobSpec) -> dict[str, Any]:
         return {
             **spec.extras.get("columns", {}),
             "steps": hp.max_steps, "batch_size": hp.batch_size, "learning_rate": hp.learning_rate,
-            "gradient_accumulation": hp.gradient_accumulation_steps or 1,
+            ("grad_accum" if "grad_accum" in spec.extras.get("training_params", {})
+             and "gradient_accumulation" not in spec.extras.get("training_params", {})
+             else "gradient_accumulation"): hp.gradient_accumulation_steps or 1,
             "use_lora": adapter.kind == "lora", "lora_rank": adapter.lora.r, "lora_alpha": adapter.lora.alpha,
             "timestep_type": image.timestep_type, "sample_every": image.sample_every,
             "samples": given if given is not None else image.samples,
         }
-    echoed = {k: v for k, v in spec.extras.get("training_params", {}).items()
-              if k in ("logging_steps", "enable_thinking")}
+    sent = spec.extras.get("training_params", {})
+    echoed = {k: v for k, v in sent.items() if k in ("logging_steps", "enable_thinking")}
+    # Gradient accumulation under the name the request used (Oxen's reference says
+    # gradient_accumulation, its client grad_accum); grad_accum when neither was sent.
+    accumulation = "gradient_accumulation" if "gradient_accumulation" in sent and "grad_accum" not in sent \
+        else "grad_accum"
     return {
         **spec.extras.get("columns", {}),
         "epochs": hp.n_epochs, "steps": hp.max_steps, "batch_size": hp.batch_size,
-        "learning_rate": hp.learning_rate, "grad_accum": hp.gradient_accumulation_steps or 1,
+        "learning_rate": hp.learning_rate, accumulation: hp.gradient_accumulation_steps or 1,
         "seq_length": hp.context_length,
         "use_lora": None if adapter.kind == "auto" else adapter.kind == "lora",
         "lora_rank": adapter.lora.r, "lora_alpha": adapter.lora.alpha,

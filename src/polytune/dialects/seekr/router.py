@@ -17,6 +17,7 @@ from polytune.dialects.common.params import MAX_ID, MAX_LIMIT, MAX_OFFSET
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.objects import Page
 from polytune.services.files import check_purpose
+from polytune.services.pretrain import text_training_file
 
 from . import translate as tr
 from .errors import SeekrRoute, body_fields
@@ -167,8 +168,22 @@ def list_models(org: OrgId, svc: Svc) -> dict[str, Any]:
 # -- fine-tunes -------------------------------------------------------------------------------
 def _create(body: FinetuneRequestIn, org: str, svc) -> dict[str, Any]:
     with body_fields(tr.create_loc):
-        spec = tr.to_spec(body)
-        job = svc.jobs.create(org, spec, project_id=body.project_id)
+        context = svc.jobs.catalog.get(body.training_config.model).max_length
+        made: list[str] = []  # a pre_train job's {"text"} files, removed again if creation fails
+        try:
+            sent = None
+            if body.training_config.pre_train:
+                def convert(file_id: str, param: str) -> str:
+                    made.append(text_training_file(svc.files, org, file_id, param))
+                    return made[-1]
+
+                body, sent = tr.with_text_files(body, convert)
+            spec = tr.to_spec(body, model_max_length=context, sent_files=sent)
+            job = svc.jobs.create(org, spec, project_id=body.project_id, warnings=tr.warnings(body))
+        except BaseException:
+            for file_id in made:
+                svc.files.delete(org, file_id)
+            raise
     return tr.job(job)
 
 

@@ -18,7 +18,7 @@ from polytune.domain.spec import (TRAINABLE_METHODS, AdapterSpec, Hyperparameter
 from polytune.dialects.seekr.rewards import DEFAULT_JUDGE_MODEL, from_reward_components
 
 from .errors import NotAvailable
-from .protocol import LORA_EXTRAS, FinetuneRequestIn
+from .protocol import LORA_EXTRAS, FinetuneRequestIn, ignored_keys
 
 PURPOSES = ("fine-tune", "preference-fine-tune", "reinforcement-fine-tune", "pre-train", "alignment")
 FILE_TYPES = ("jsonl", "parquet", "pt", "html", "md", "rst", "rtf", "txt", "xml", "json", "csv", "doc",
@@ -82,11 +82,49 @@ def upload_loc(param: str) -> tuple | None:
     return (param,) if param in ("purpose", "files", "filename", "new_filename") else None
 
 
-def to_spec(req: FinetuneRequestIn) -> JobSpec:
+# SeekrFlow's TrainingConfig.max_length default (its document).
+DEFAULT_MAX_LENGTH = 2500
+
+
+def warnings(req: FinetuneRequestIn) -> list[str]:
+    """What the job's events say about the request at once: keys it ignored (the document's
+    open objects take any key) and settings that train, but not as one might expect."""
+    out = []
+    if ignored := ignored_keys(req):
+        out.append(f"Ignored unknown keys (SeekrFlow's schema allows them; polytune has no use for them): "
+                   f"{', '.join(ignored)}")
+    lc = req.training_config.lora_config
+    if lc is not None and lc.dropout == 1:
+        out.append("lora_config.dropout is 1: every input of the LoRA update is dropped while training, so "
+                   "the adapter learns nothing; a value below 1 (the default is 0.1) trains it")
+    return out
+
+
+def _check_pre_train(req: FinetuneRequestIn) -> None:
+    tc = req.training_config
+    if tc.pre_train and tc.fine_tune_type != "STANDARD":
+        raise InvalidRequest(f"training_config.pre_train is continued pre-training on raw text, a STANDARD "
+                             f"fine-tune; fine_tune_type is {tc.fine_tune_type}.", param="method.type")
+
+
+def with_text_files(req: FinetuneRequestIn, convert) -> tuple[FinetuneRequestIn, dict[str, list[str]]]:
+    """A pre_train request training on the `{"text"}` files `convert(file_id, param)` made from
+    its raw-text files, and the files as sent (to_spec keeps them to echo)."""
+    _check_pre_train(req)  # before any file is made
+    tc = req.training_config
+    sent = {"training_files": tc.training_files, "validation_files": tc.validation_files or []}
+    made = tc.model_copy(update={
+        "training_files": [convert(f, "training_file") for f in tc.training_files],
+        "validation_files": [convert(f, "validation_file") for f in tc.validation_files or []] or None})
+    return req.model_copy(update={"training_config": made}), sent
+
+
+def to_spec(req: FinetuneRequestIn, *, model_max_length: int,
+            sent_files: dict[str, list[str]] | None = None) -> JobSpec:
+    """The canonical spec; `model_max_length` (the model's context) bounds the default max_length;
+    `sent_files`: a pre_train job's raw-text files as sent (with_text_files)."""
     tc, infra = req.training_config, req.infrastructure_config
-    if tc.pre_train:
-        raise NotAvailable("training_config.pre_train: continued pre-training is not available on this "
-                           "server yet; send pre_train false for supervised fine-tuning.", param="pre_train")
+    _check_pre_train(req)
     method = METHOD_OF_TYPE[tc.fine_tune_type]
     if method not in TRAINABLE_METHODS:
         available = [TYPE_OF_METHOD[m] for m in TRAINABLE_METHODS if m in TYPE_OF_METHOD]
@@ -96,8 +134,10 @@ def to_spec(req: FinetuneRequestIn) -> JobSpec:
         n_epochs=tc.n_epochs,
         batch_size=tc.batch_size if tc.batch_size is not None else "auto",
         learning_rate=tc.learning_rate,
-        context_length=tc.max_length,
+        context_length=tc.max_length if tc.max_length is not None else min(DEFAULT_MAX_LENGTH, model_max_length),
         gradient_checkpointing=tc.gradient_checkpointing,
+        # Continued pre-training packs its documents into full-length sequences.
+        **({"packing": True} if tc.pre_train else {}),
         **({"n_checkpoints": tc.n_checkpoints} if tc.n_checkpoints is not None else {}),
     )
     # No lora_config means a full fine-tune in SeekrFlow.
@@ -116,7 +156,8 @@ def to_spec(req: FinetuneRequestIn) -> JobSpec:
     reward, extras = None, {}
     if method == "reinforcement":
         # The SDK sends these defaults itself when the user gives none.
-        components = (tc.reward_components.model_dump(exclude_none=True) if tc.reward_components is not None
+        components = (tc.reward_components.model_dump(exclude_none=True, exclude=set(tc.reward_components.model_extra or {}))
+                      if tc.reward_components is not None
                       else {"format_reward_weight": 0.1, "graders": [{"type": "math_accuracy", "weight": 0.9}]})
         reward = RewardSpec(graders=[from_reward_components(components, judge_model=DEFAULT_JUDGE_MODEL)],
                             format_reward_weight=components["format_reward_weight"])
@@ -127,7 +168,10 @@ def to_spec(req: FinetuneRequestIn) -> JobSpec:
         preference=preference, reward=reward,
         resources=Resources(accel_type=ACCELERATORS[infra.accel_type], n_accel=infra.n_accel, n_node=infra.n_node),
         description=req.description,
-        extras={**extras, **({"experiment_name": tc.experiment_name} if tc.experiment_name else {})},
+        extras={**extras, **({"experiment_name": tc.experiment_name} if tc.experiment_name else {}),
+                # GRPO and REINFORCEMENT train alike; the job reads back the name that was sent.
+                **({"fine_tune_type": tc.fine_tune_type} if tc.fine_tune_type == "GRPO" else {}),
+                **({"pre_train": True, "sent_files": sent_files} if tc.pre_train else {})},
     )
 
 
@@ -155,9 +199,12 @@ def job(j: Job) -> dict[str, Any]:
     return {
         "id": j.id,
         "object": "fine-tune",
-        "fine_tune_type": TYPE_OF_METHOD[spec.method],
-        "training_files": spec.training_files,
-        "validation_files": [spec.validation_file] if spec.validation_file else [],
+        "fine_tune_type": spec.extras.get("fine_tune_type") or TYPE_OF_METHOD[spec.method],
+        # A pre_train job trains on {"text"} files made from the raw text sent; it shows those sent.
+        "training_files": spec.extras.get("sent_files", {}).get("training_files", spec.training_files),
+        "validation_files": spec.extras.get("sent_files", {}).get(
+            "validation_files", [spec.validation_file] if spec.validation_file else []),
+        "pre_train": bool(spec.extras.get("pre_train")),
         "model": spec.model,
         "accel_type": _SEEKR_NAME.get(res.accel_type, res.accel_type) if res.accel_type else DEFAULT_ACCEL,
         "n_accel": res.n_accel,

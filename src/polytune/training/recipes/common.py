@@ -39,6 +39,12 @@ def require_resolved(spec: JobSpec) -> None:
                          "(run resolve_auto first)")
 
 
+def scheduler_type(scheduler: str, warmup_ratio: float | None) -> str:
+    """transformers' scheduler name: its "constant" ignores warm-up, so a constant schedule
+    with warm-up is its "constant_with_warmup" (linear and cosine warm up by themselves)."""
+    return "constant_with_warmup" if scheduler == "constant" and warmup_ratio else scheduler
+
+
 def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_eval: bool,
                   model_path: Path | str) -> dict[str, Any]:
     """Keyword arguments every TRL config (a transformers TrainingArguments) takes alike."""
@@ -66,7 +72,7 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
         # and on an accelerator into micro-batches that fit its memory (plan_batches).
         **plan_batches(spec, entry, model_path, fsdp=bool(fsdp), cuda=cuda),
         learning_rate=hp.learning_rate,
-        lr_scheduler_type=hp.lr_scheduler or entry.lr_scheduler,
+        lr_scheduler_type=scheduler_type(hp.lr_scheduler or entry.lr_scheduler, hp.warmup_ratio),
         warmup_steps=hp.warmup_ratio or 0.0,  # a float below 1 is a ratio of all steps
         weight_decay=hp.weight_decay or 0.0,
         max_grad_norm=hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,

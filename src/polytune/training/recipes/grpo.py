@@ -9,8 +9,10 @@ How the job's settings reach GRPOConfig (docs/graders.md has the table):
   2: completions sampled per prompt, the group GRPO compares to compute each advantage;
 - n_epochs, learning_rate (learning_rate_multiplier × the model's base rate), lr_scheduler:
   as for supervised jobs;
-- eval_interval → eval_steps (else one evaluation per epoch) on the validation file, of which
-  eval_samples prompts are used;
+- eval_interval → eval_steps (else one evaluation per epoch) on every prompt of the validation
+  file; eval_samples → num_generations_eval, the completions sampled for each validation prompt
+  at each evaluation (OpenAI: "number of evaluation samples to generate per training step"),
+  whose rewards the evaluation averages;
 - reasoning_effort → max_completion_length, the tokens a completion may use
   (COMPLETION_TOKENS: low 64, medium/default 128, high 256), unless the job sets
   max_completion_tokens (a polytune extension of the hyperparameters);
@@ -24,7 +26,6 @@ whose grading failed (grader_errors), completion length, and KL.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ Rows = list[dict[str, Any]]
 BASE_GENERATIONS = 4
 COMPLETION_TOKENS = {"low": 64, "medium": 128, "default": 128, "high": 256}
 BETA = 0.04
+# Validation prompts generated for together at an evaluation (each with its eval_samples).
+EVAL_PROMPTS_PER_BATCH = 8
 # Columns TRL passes to reward functions that are not the dataset row's own fields.
 _TRL_KWARGS = ("trainer_state", "log_extra", "log_metric", "completion_ids", "environments")
 
@@ -90,14 +93,15 @@ def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
     config = grader_config(Settings())
     grader = parse_grader(reward.graders[0], "method.reinforcement.grader", config)
     generations = num_generations(float(reward.compute_multiplier))
-    if val_rows and isinstance(reward.eval_samples, int):
-        val_rows = val_rows[:reward.eval_samples]
+    eval_samples = reward.eval_samples if isinstance(reward.eval_samples, int) else generations
     args = GRPOConfig(**{
         **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path),
         # A step's batch is batch_size prompts (split across workers) times their generations.
         "per_device_train_batch_size": per_device_batch(hp.batch_size) * generations,
-        "per_device_eval_batch_size": max(generations, math.ceil(len(val_rows or []) / generations) * generations),
+        # Whole groups of a prompt's eval samples per batch (TRL requires a multiple).
+        "per_device_eval_batch_size": eval_samples * max(1, min(len(val_rows or []), EVAL_PROMPTS_PER_BATCH)),
         "num_generations": generations,
+        "num_generations_eval": eval_samples,
         "max_completion_length": reward.max_completion_tokens or COMPLETION_TOKENS.get(reward.reasoning_effort, 128),
         "beta": BETA,
     })

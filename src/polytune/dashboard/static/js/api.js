@@ -18,6 +18,12 @@ export class ApiError extends Error {
   }
 }
 
+// A job with polytune's own status: /v1 maps `status` into OpenAI's enum (a paused job reads
+// "queued" there); the pages tell paused from queued, so they read polytune_status.
+export function ownStatus(job) {
+  return { ...job, status: job.polytune_status || job.status };
+}
+
 async function send(path, init) {
   const headers = { Authorization: `Bearer ${session.key}`, ...(init.headers || {}) };
   const res = await fetch(`/v1${path}`, { ...init, headers });

@@ -1,7 +1,7 @@
 // One job: status and actions, live loss (and reward) curves from its metrics events, the
 // events, checkpoints and hyperparameters. Polls once a second until the job has finished.
 
-import { get, post, query } from "../api.js";
+import { get, ownStatus, post, query } from "../api.js";
 import { Curve } from "../chart.js";
 import { badge, errorBox, facts, h, table, when } from "../dom.js";
 import { jobDuration, method } from "./jobs.js";
@@ -106,6 +106,7 @@ export async function jobView(root, { args: [id], ctx }) {
     const progress = job.total_steps ? `${job.trained_steps || 0} / ${job.total_steps}` : "";
     summary.replaceChildren(facts({
       model: job.model,
+      experiment: job.experiment_name,
       method: method(job),
       "fine-tuned model": job.fine_tuned_model,
       created: when(job.created_at),
@@ -151,7 +152,7 @@ export async function jobView(root, { args: [id], ctx }) {
   let version = 0;
   async function refresh() {
     const asked = version;
-    const fetched = await get(`/fine_tuning/jobs/${id}`);
+    const fetched = ownStatus(await get(`/fine_tuning/jobs/${id}`));
     if (asked === version) {
       job = fetched;
       drawJob();
@@ -176,7 +177,7 @@ export async function jobView(root, { args: [id], ctx }) {
     actionError.replaceChildren();
     try {
       version += 1;
-      job = await post(`/fine_tuning/jobs/${id}/${action}`);
+      job = ownStatus(await post(`/fine_tuning/jobs/${id}/${action}`));
       drawJob();
       poll();
     } catch (err) {

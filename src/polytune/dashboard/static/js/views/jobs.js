@@ -1,6 +1,6 @@
 // The jobs table, newest first, refreshed every few seconds, with a filter by status.
 
-import { get, query } from "../api.js";
+import { get, ownStatus, query } from "../api.js";
 import { badge, duration, h, table, when } from "../dom.js";
 
 const STATUSES = ["validating_files", "queued", "running", "pausing", "paused", "succeeded", "failed", "cancelled"];
@@ -35,7 +35,7 @@ export async function jobsView(root, { params, ctx }) {
     // The newest page again; older pages the user loaded are kept.
     const page = await get(`/fine_tuning/jobs${query({ limit: PAGE })}`);
     const known = new Map(jobs.map((j) => [j.id, j]));
-    page.data.forEach((j) => known.set(j.id, j));
+    page.data.map(ownStatus).forEach((j) => known.set(j.id, j));
     jobs = [...known.values()].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : -1));
     if (!loadedOlder) hasMore = page.has_more;
     draw();
@@ -44,7 +44,7 @@ export async function jobsView(root, { params, ctx }) {
   async function loadMore() {
     const last = jobs[jobs.length - 1];
     const page = await get(`/fine_tuning/jobs${query({ limit: PAGE, after: last && last.id })}`);
-    jobs = jobs.concat(page.data.filter((j) => !jobs.some((k) => k.id === j.id)));
+    jobs = jobs.concat(page.data.map(ownStatus).filter((j) => !jobs.some((k) => k.id === j.id)));
     hasMore = page.has_more;
     loadedOlder = true;
     draw();
@@ -54,6 +54,7 @@ export async function jobsView(root, { params, ctx }) {
     const shown = status ? jobs.filter((j) => j.status === status) : jobs;
     holder.replaceChildren(table([
       { label: "Job", cell: (j) => h("a", { href: `#/jobs/${j.id}` }, j.id) },
+      { label: "Experiment", cell: (j) => j.experiment_name || "" },
       { label: "Status", cell: (j) => badge(j.status) },
       { label: "Model", cell: (j) => j.model },
       { label: "Method", cell: method },
