@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
+from tests.helpers import chat_jsonl
 
 CLIENTS = ROOT / ".venv-clients"
 if CLIENTS.is_dir() and str(CLIENTS) not in sys.path:
@@ -43,3 +44,11 @@ def seekr_async(server):
 def headers(server) -> dict[str, str]:
     """What the SDK sends: the bare key, no 'Bearer'."""
     return {"Authorization": server.key_a}
+
+
+@pytest.fixture
+def train_file(seekr, tmp_path) -> str:
+    """A 10-example chat file uploaded as org A's fine-tune data."""
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(chat_jsonl(10))
+    return seekr.files.upload(path, purpose="fine-tune").id

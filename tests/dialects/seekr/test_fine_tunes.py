@@ -21,13 +21,6 @@ SEEKR_STATUSES = {"pending", "queued", "running", "completed", "failed", "cancel
 
 
 @pytest.fixture
-def train_file(seekr, tmp_path) -> str:
-    path = tmp_path / "train.jsonl"
-    path.write_bytes(chat_jsonl(10))
-    return seekr.files.upload(path, purpose="fine-tune").id
-
-
-@pytest.fixture
 def project(seekr) -> int:
     return seekr.projects.create(name="Tiny fine-tunes", description="Tests of the Seekr dialect").id
 

@@ -9,20 +9,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.helpers import chat_jsonl, wait_for
+from tests.helpers import wait_for
 
 seekrai = pytest.importorskip("seekrai", reason="`make venv` installs it into .venv-clients")
 from seekrai.types import InfrastructureConfig, LoRAConfig, TrainingConfig  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 TINY_CONTEXT = 1024  # polytune-tiny's catalog max_length
-
-
-@pytest.fixture
-def train_file(seekr, tmp_path) -> str:
-    path = tmp_path / "train.jsonl"
-    path.write_bytes(chat_jsonl(10))
-    return seekr.files.upload(path, purpose="fine-tune").id
 
 
 @pytest.fixture
