@@ -117,3 +117,24 @@ async def test_serving_and_images_come_from_the_apps_services(tmp_path, database
         # Built once with the app, the same objects every request gets.
         services = api.app.state.services
         assert services.inference is not None and services.images is not None
+
+
+async def test_every_openai_error_carries_a_code(tmp_path, database_url):
+    """Clients branch on `code`: none may be null (a suffix too long, n_epochs 0, an unknown
+    route, a bad key, a malformed body)."""
+    async with in_process(tmp_path, database_url) as api:
+        client = api.openai()
+        f = await client.files.create(file=("train.jsonl", chat_jsonl(12)), purpose="fine-tune")
+        bodies = []
+        for kwargs in ({"suffix": "x" * 100}, {"hyperparameters": {"n_epochs": 0}}):
+            with pytest.raises(openai.BadRequestError) as bad:
+                await client.fine_tuning.jobs.create(model="polytune-tiny", training_file=f.id, **kwargs)
+            bodies.append(bad.value.body)
+        for response in (await api.http.get("/v1/no-such-route", headers=api.headers()),
+                         await api.http.get("/v1/models"),
+                         await api.http.post("/v1/fine_tuning/jobs", headers=api.headers(), content=b"{not json",
+                                             )):
+            assert response.status_code in (400, 401, 404), response.text
+            bodies.append(response.json()["error"])
+        assert all(isinstance(b["code"], str) and b["code"] for b in bodies), bodies
+        assert bodies[0]["param"] == "suffix" and "n_epochs" in bodies[1]["param"]

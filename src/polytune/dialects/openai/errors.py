@@ -44,7 +44,8 @@ async def request_validation_handler(_: Request, e: RequestValidationError) -> J
 
 
 async def http_error_handler(_: Request, e: HTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code)
+    code = {401: "invalid_api_key", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
+            429: "rate_limit_exceeded"}.get(e.status_code, "server_error" if e.status_code >= 500 else "invalid_request")
     return envelope(e.status_code, str(e.detail), code=code)
 
 

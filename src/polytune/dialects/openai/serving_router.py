@@ -66,7 +66,7 @@ def _sse(deltas: AsyncIterator[ChoiceDelta | Usage],
 
             logging.getLogger("polytune.api").exception("streaming failed")
             yield _event({"error": {"message": "The server had an error while generating.", "type": "server_error",
-                                    "param": None, "code": None}})
+                                    "param": None, "code": "server_error"}})
             return
         yield b"data: [DONE]\n\n"
 
