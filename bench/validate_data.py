@@ -12,7 +12,9 @@ included in neither), and validate's rate as a fraction of the bare parse's.
 Targets: validate >= 0.5 x bare parse, peak RSS < 200 MB. The files are generated into a
 temporary folder and deleted afterwards.
 
-    .venv/bin/python bench/validate_data.py [--sizes-mb 100 1000] [--no-tokens-over-mb 0]
+    .venv/bin/python bench/validate_data.py [--sizes-mb 100 1000] [--no-tokens-over-mb 0] [--smoke]
+
+--smoke: one 1 MB file (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -112,7 +114,10 @@ def main() -> int:
     parser.add_argument("--phase")
     parser.add_argument("--file")
     parser.add_argument("--models")
+    parser.add_argument("--smoke", action="store_true", help="one 1 MB file (for the tests)")
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes_mb = [1]
     if args.phase:
         print(json.dumps(measure(args.phase, Path(args.file), Path(args.models))))
         return 0
