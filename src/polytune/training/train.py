@@ -45,7 +45,9 @@ def trainer_settings(trainer) -> dict[str, Any]:
     out: dict[str, Any] = {k: getattr(args, k, None) for k in (
         "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
         "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "max_length", "packing",
-        "seed")}
+        "seed", "bf16")}
+    # SFT only: a batch flattened into one row with restarting position ids (cpu_path.py).
+    out["padding_free"] = bool(getattr(args, "padding_free", False) or getattr(trainer, "padding_free", False))
     # A preference trainer's own settings (DPOConfig has them, SFTConfig does not).
     out.update({k: getattr(args, k) for k in ("beta", "loss_type") if hasattr(args, k)})
     out["gradient_checkpointing"] = getattr(args, "activation_checkpointing", None)
