@@ -29,8 +29,8 @@ printed beside it.
     .venv/bin/python bench/train_throughput.py [--methods lora,full] [--repeats 2]
         [--runs plain,polytune-same,polytune,plain-bf16] [--smoke]
 
---smoke: a 2-layer hidden-64 model and 16 examples: the smallest run through every part (the
-test suite runs it).
+--smoke: a 2-layer hidden-64 model, 16 examples, LoRA, plain against both polytune runs: the
+smallest run through every part (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ def plain_trl(model_dir: Path, data: list[dict], method: str, out: Path, *, bf16
                          peft_config=lora)
     result = trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {"seconds": result.metrics["train_runtime"], "tokens": int(trainer.state.num_input_tokens_seen),
+    return {"threads": torch.get_num_threads(), "padding_free": False,
+            "seconds": result.metrics["train_runtime"], "tokens": int(trainer.state.num_input_tokens_seen),
             "first_loss": losses[0], "final_loss": losses[-1], "dtype": "bf16" if bf16 else "fp32"}
 
 
@@ -143,7 +144,7 @@ class PolytuneServer:
 
     def run(self, method: str, **extra) -> dict:
         hp = {"n_epochs": 1, "batch_size": BATCH, "learning_rate": LR, "lr_scheduler": "constant",
-              "lora": method == "lora", "n_checkpoints": 0, **extra}
+              "lora": method == "lora", **extra}
         if method == "lora":
             hp.update(lora_r=RANK, lora_alpha=2 * RANK)
         job = self.client.fine_tuning.jobs.create(model=MODEL, training_file=self.file, seed=SEED,
@@ -160,7 +161,8 @@ class PolytuneServer:
         results = list(csv.DictReader(io.StringIO(self.client.files.content(job.result_files[0]).text)))
         return {"seconds": finished["train_runtime"], "tokens": finished["input_tokens_seen"],
                 "first_loss": float(results[0]["train_loss"]), "final_loss": float(results[-1]["train_loss"]),
-                "dtype": "bf16" if started.get("bf16") else "fp32"}
+                "dtype": "bf16" if started.get("bf16") else "fp32", "threads": started.get("torch_threads"),
+                "padding_free": started.get("padding_free")}
 
     def stop(self) -> None:
         self.server.stop()
@@ -181,6 +183,7 @@ def main() -> int:
     size = dict(hidden=512, layers=8, intermediate=1536)
     if args.smoke:
         args.repeats, args.examples, size = 1, 16, dict(hidden=64, layers=2, intermediate=128)
+        args.methods, args.runs = "lora", "plain,polytune-same,polytune"
     methods = [m for m in args.methods.split(",") if m]
     runs = [r for r in args.runs.split(",") if r]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -215,7 +218,7 @@ def main() -> int:
                         r["load"] = f"{before}/{load()}"
                         results.setdefault((method, run), []).append(r)
                         print(f"round {round_ + 1} {method} {run}: {r['seconds']:.2f} s, {r['tokens']} tokens, "
-                              f"first loss {r['first_loss']:.4f}, load {r['load']}", flush=True)
+                              f"first loss {r['first_loss']:.6f}, load {r['load']}", flush=True)
         finally:
             for server in servers.values():
                 server.stop()
@@ -226,8 +229,8 @@ def main() -> int:
     print(f"matmul peak (torch.mm 2048², this process): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s\n")
     print("| method | run | train s | tokens/s | × plain | first-step loss | final loss | GFLOP/s | MFU | "
-          "load (1-min, before/after) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "torch threads | padding-free | load (1-min, before/after) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for method in methods:
         base = min(results[(method, "plain")], key=lambda r: r["seconds"]) if (method, "plain") in results else None
         per_token = model_flops_per_token(params, lora_params if method == "lora" else 0)
@@ -236,9 +239,9 @@ def main() -> int:
             rate = r["tokens"] / r["seconds"]
             speedup = f"{(base['seconds'] / r['seconds']):.2f}" if base else ""
             flops = per_token * rate
-            print(f"| {method} | {run} | {r['seconds']:.2f} | {rate:.0f} | {speedup} | {r['first_loss']:.4f} | "
-                  f"{r['final_loss']:.4f} | {flops / 1e9:.1f} | {flops / peaks[r['dtype']]:.1%} ({r['dtype']}) | "
-                  f"{r['load']} |")
+            print(f"| {method} | {run} | {r['seconds']:.2f} | {rate:.0f} | {speedup} | {r['first_loss']:.6f} | "
+                  f"{r['final_loss']:.6f} | {flops / 1e9:.1f} | {flops / peaks[r['dtype']]:.1%} ({r['dtype']}) | "
+                  f"{r['threads']} | {'yes' if r['padding_free'] else 'no'} | {r['load']} |")
     print("\ngoals: polytune-same >= 0.97 x plain with the same first-step loss; polytune >= 1.4 x plain, final "
           "loss within 3% of plain's")
     return 0
