@@ -27,7 +27,7 @@ side's fastest run (the least disturbed by other work on the machine), with `upt
 printed beside it.
 
     .venv/bin/python bench/train_throughput.py [--methods lora,full] [--repeats 2]
-        [--runs plain,polytune-same,polytune,plain-bf16] [--smoke]
+        [--runs plain,polytune-same,polytune,plain-bf16] [--model 512x8x1536] [--smoke]
 
 --smoke: a 2-layer hidden-64 model, 16 examples, LoRA, plain against both polytune runs: the
 smallest run through every part (the test suite runs it).
@@ -178,11 +178,13 @@ def main() -> int:
     ap.add_argument("--runs", default="plain,polytune-same,polytune,plain-bf16")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--examples", type=int, default=96)
+    ap.add_argument("--model", default="512x8x1536", help="hidden x layers x MLP size of the Llama built here")
     ap.add_argument("--smoke", action="store_true", help="smallest run through every part (for the tests)")
     args = ap.parse_args()
-    size = dict(hidden=512, layers=8, intermediate=1536)
+    hidden, layers, intermediate = (int(v) for v in args.model.split("x"))
+    size = {"hidden": hidden, "layers": layers, "intermediate": intermediate}
     if args.smoke:
-        args.repeats, args.examples, size = 1, 16, dict(hidden=64, layers=2, intermediate=128)
+        args.repeats, args.examples, size = 1, 16, {"hidden": 64, "layers": 2, "intermediate": 128}
         args.methods, args.runs = "lora", "plain,polytune-same,polytune"
     methods = [m for m in args.methods.split(",") if m]
     runs = [r for r in args.runs.split(",") if r]

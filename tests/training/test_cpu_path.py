@@ -7,8 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from polytune.training.cpu_path import (BF16_CPU_MIN_PARAMS, choose_bf16, choose_cpu_path, choose_padding_free,
-                                        count_parameters, cpu_flags)
+from polytune.training.cpu_path import (
+    BF16_CPU_MIN_PARAMS,
+    choose_bf16,
+    choose_cpu_path,
+    choose_padding_free,
+    count_parameters,
+    cpu_flags,
+)
 from polytune.training.recipes.sft import build_sft_trainer
 from tests.training.support import resolved_spec
 
