@@ -137,7 +137,8 @@ class PolytuneServer:
 
         Catalog(tmp / "data").add(MODEL, model_dir, adapter_default="lora", base_learning_rate=LR,
                                   lr_scheduler="constant")
-        self.server = LiveServer(tmp, f"sqlite:///{tmp / 'polytune.db'}", POLYTUNE_SCHEDULER_INTERVAL="0.2", **env)
+        # The scheduler's own default interval (the test servers poll faster).
+        self.server = LiveServer(tmp, f"sqlite:///{tmp / 'polytune.db'}", POLYTUNE_SCHEDULER_INTERVAL="0.5", **env)
         self.client = OpenAI(base_url=f"{self.server.url}/v1", api_key=self.server.create_key("bench"))
         body = "\n".join(json.dumps(r) for r in data).encode()
         self.file = self.client.files.create(file=("mixed.jsonl", io.BytesIO(body)), purpose="fine-tune").id
