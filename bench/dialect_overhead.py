@@ -7,7 +7,9 @@
 2. In-process: time and size of the tar written for each checkpoint (Nebius's
    `result_files`) beside copying the folder itself, for polytune-tiny.
 
-    .venv/bin/python bench/dialect_overhead.py [--requests 40]
+    .venv/bin/python bench/dialect_overhead.py [--requests 40] [--smoke]
+
+--smoke: 3 requests each, the smallest run through every part (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -93,7 +95,10 @@ def archive_cost(tmp: Path) -> tuple[int, float, int, float]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--smoke", action="store_true", help="smallest run through every part (for the tests)")
     args = parser.parse_args()
+    if args.smoke:
+        args.requests = 3
     with tempfile.TemporaryDirectory(prefix="polytune-bench-") as d:
         tmp = Path(d)
         rows = api_latency(tmp / "server", args.requests)

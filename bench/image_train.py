@@ -14,7 +14,10 @@ polytune, ... (`--repeats` rounds per model) — so both see the same machine lo
 loop's own timing of its steps, start-up and samples excluded) and the ratio of the medians.
 Target: ratio >= 0.95.
 
-    .venv/bin/python bench/image_train.py [--steps 150] [--batch-size 4] [--repeats 3] [--models flux,unet]
+    .venv/bin/python bench/image_train.py [--steps 150] [--batch-size 4] [--repeats 3] [--models flux,unet] [--smoke]
+
+--smoke: 3 steps at batch 2, one round, no separate warm-up: the smallest run through every part (the
+test suite runs it).
 """
 
 from __future__ import annotations
@@ -180,7 +183,10 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds (plain, polytune) per model")
     ap.add_argument("--models", default="flux,unet", help="comma-separated: flux, unet")
+    ap.add_argument("--smoke", action="store_true", help="smallest run through every part (for the tests)")
     args = ap.parse_args()
+    if args.smoke:
+        args.steps, args.repeats, args.batch_size = 3, 1, 2
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -201,7 +207,7 @@ def main() -> int:
         try:
             # Untimed warm-up: the server's warm worker finishes preloading, both sides build or
             # copy the pipelines, so no timed run overlaps another's start-up.
-            for m in models:
+            for m in models if not args.smoke else ():
                 plain_loops[m][0](plain_loops[m][1](tmp / "models"), rows, 5, args.batch_size)
                 jobs.run(MODELS[m], 5, args.batch_size)
             for round_ in range(args.repeats):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +23,11 @@ def _table(n: int) -> pa.Table:
 
 
 def main() -> None:
+    # --smoke: the smallest size only (the test suite runs it).
+    sizes = SIZES[:1] if "--smoke" in sys.argv[1:] else SIZES
     print(f"{'format':<8} {'rows':>8} {'seconds':>8} {'rows/s':>10}")
     with tempfile.TemporaryDirectory() as d:
-        for n in SIZES:
+        for n in sizes:
             table = _table(n)
             paths = {"csv": Path(d) / f"t{n}.csv", "parquet": Path(d) / f"t{n}.parquet"}
             pacsv.write_csv(table, paths["csv"])

@@ -11,7 +11,10 @@ Both servers use SQLite on this machine; the Ray one runs its jobs on a local Ra
 started here (`ray start --head` on loopback, 4 CPUs), as the tests do. Measurements alternate
 between the two servers, so load from elsewhere on the machine falls on both alike.
 
-    .venv/bin/python bench/ray_overhead.py
+    .venv/bin/python bench/ray_overhead.py [--smoke]
+
+--smoke: one measured run of each kind, the "long" job 1 epoch: the smallest run through every
+part (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class Side:
 def main() -> int:
     from tests.conftest import RAY_ENV, RayCluster
 
+    smoke = "--smoke" in sys.argv[1:]
+    starts_n, steps_n, long_hp = (1, 1, SHORT) if smoke else (3, 2, LONG)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.update(RAY_ENV)
     cluster = RayCluster(cpus=4)
@@ -91,12 +96,12 @@ def main() -> int:
                     side.run(SHORT)  # builds polytune-tiny, warms the workers: "idle", not "new"
                 starts = {name: [] for name in sides}
                 steps = {name: [] for name in sides}
-                for _ in range(3):
+                for _ in range(starts_n):
                     for name, side in sides.items():
                         starts[name].append(side.run(SHORT)[0])
-                for _ in range(2):
+                for _ in range(steps_n):
                     for name, side in sides.items():
-                        steps[name].append(side.run(LONG)[1])
+                        steps[name].append(side.run(long_hp)[1])
                 two_first, two_step = sides["ray"].run(SHORT, n_accel=2)
             finally:
                 for side in sides.values():
@@ -106,9 +111,10 @@ def main() -> int:
     start = {k: statistics.median(v) for k, v in starts.items()}
     step = {k: statistics.median(v) for k, v in steps.items()}
     print("\n| measure | local (warm workers) | Ray, 1 worker | Ray / local |\n|---|---|---|---|")
-    print(f"| POST -> first step (median of 3) | {start['local']:.2f} s | {start['ray']:.2f} s | "
+    print(f"| POST -> first step (median of {starts_n}) | {start['local']:.2f} s | {start['ray']:.2f} s | "
           f"{start['ray'] / start['local']:.2f} |")
-    print(f"| trainer seconds per step (80 steps, median of 2) | {step['local'] * 1000:.1f} ms | "
+    print(f"| trainer seconds per step ({long_hp['n_epochs'] * 8} steps, median of {steps_n}) | "
+          f"{step['local'] * 1000:.1f} ms | "
           f"{step['ray'] * 1000:.1f} ms | {step['ray'] / step['local']:.2f} |")
     print(f"\nRay Train, 2 CPU workers (DDP over gloo): POST -> first step {two_first:.2f} s, "
           f"{two_step * 1000:.1f} ms per step.")

@@ -6,11 +6,18 @@ the catalog) on the same prompts, greedy, with the same number of torch CPU thre
 1. one stream: tokens/s of plain `model.generate` in this process, and of polytune's
    /v1/chat/completions through the real server (non-streaming and streaming SSE), and their
    ratio (target >= 0.9);
-2. 8 concurrent streams across 4 LoRA adapters of the same base (4 tiny LoRA fine-tunes made
+2. 1, 4 and 16 concurrent streams on the base model: total tokens/s and median time to first
+   token, against plain `generate` looped over the same requests one after another (its time
+   to first token counts the wait behind the requests before it, as a user of that loop sees
+   it). Targets: >= 1.0x at 1 stream, >= 2x at 16 (the server batches concurrent requests);
+3. 8 concurrent streams across 4 LoRA adapters of the same base (4 LoRA fine-tunes made
    through the API first): total tokens/s, per-stream tokens/s and time to first token, next
    to the same 8 requests one after another.
 
     .venv/bin/python bench/serving.py [--size tiny|small] [--tokens 128] [--threads 1] [--rounds 3]
+                                      [--streams 1 4 16] [--adapters 4] [--smoke]
+
+--smoke: the smallest run that still goes through every part (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -32,16 +39,17 @@ PROMPTS = ["Tell me about the river and the king.", "What is the capital of Zorb
            "Describe a morning in the mountains.", "Who founded the city of Ostrava Nine?"]
 
 
-def build_small(folder: Path) -> Path:
-    """A random-init Llama with polytune-tiny's tokenizer, ~30 M parameters."""
+def build_small(folder: Path, hidden: int = 512, layers: int = 8, intermediate: int = 1536) -> Path:
+    """A random-init Llama with polytune-tiny's tokenizer, ~29 M parameters at the defaults."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     from polytune.catalog.tiny import build_tokenizer
 
     tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
-                         num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=2048,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
+                         num_hidden_layers=layers, num_attention_heads=hidden // 64,
+                         num_key_value_heads=hidden // 64, max_position_embeddings=2048,
                          tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
@@ -51,6 +59,22 @@ def build_small(folder: Path) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+class FirstToken:
+    """A transformers streamer that notes when `generate` hands out its first new token
+    (its first `put` is the prompt)."""
+
+    def __init__(self):
+        self.puts, self.at = 0, None
+
+    def put(self, value) -> None:
+        self.puts += 1
+        if self.puts == 2 and self.at is None:
+            self.at = time.perf_counter()
+
+    def end(self) -> None:
+        pass
 
 
 class PlainGenerate:
@@ -65,21 +89,25 @@ class PlainGenerate:
         self.parameters = sum(p.numel() for p in self.model.parameters())
         self.run(4)  # warm-up
 
-    def run(self, tokens: int) -> dict:
+    def run(self, tokens: int, prompts: list[str] = PROMPTS) -> dict:
+        """The prompts one after another; tokens, seconds, and each request's time to its first
+        token counted from the start of the loop."""
         import torch
 
-        generated, seconds = 0, 0.0
+        generated, ttfts = 0, []
+        loop_start = time.perf_counter()
         with torch.inference_mode():
-            for text in PROMPTS:
+            for text in prompts:
                 inputs = self.tokenizer.apply_chat_template([{"role": "user", "content": text}],
                                                             add_generation_prompt=True, tokenize=True,
                                                             return_dict=True, return_tensors="pt")
-                start = time.perf_counter()
-                out = self.model.generate(**inputs, do_sample=False, max_new_tokens=tokens,
+                first = FirstToken()
+                out = self.model.generate(**inputs, do_sample=False, max_new_tokens=tokens, streamer=first,
                                           pad_token_id=self.tokenizer.pad_token_id)
-                seconds += time.perf_counter() - start
+                ttfts.append((first.at or time.perf_counter()) - loop_start)
                 generated += out.shape[1] - inputs["input_ids"].shape[1]
-        return {"tokens": generated, "seconds": seconds}
+        return {"tokens": generated, "seconds": time.perf_counter() - loop_start,
+                "ttft": sorted(ttfts)[len(ttfts) // 2]}
 
 
 def ask(client, model: str, text: str, tokens: int, stream: bool) -> dict:
@@ -104,9 +132,10 @@ def one_stream(client, model: str, tokens: int, stream: bool) -> dict:
 
 
 def make_adapters(client, base: str, n: int) -> list[str]:
-    """n small LoRA fine-tunes of `base` through the API (1 epoch of 8 examples each)."""
+    """n small LoRA fine-tunes of `base` through the API (1 epoch of 12 examples each; a job
+    needs at least POLYTUNE_MIN_EXAMPLES, 10 by default)."""
     rows = [{"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": "Yes."}]}
-            for i in range(8)]
+            for i in range(12)]
     data = ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
     f = client.files.create(file=("lora.jsonl", io.BytesIO(data)), purpose="fine-tune")
     jobs = [client.fine_tuning.jobs.create(model=base, training_file=f.id, suffix=f"bench{i}", seed=i,
@@ -122,6 +151,19 @@ def make_adapters(client, base: str, n: int) -> list[str]:
     return models
 
 
+def base_streams(client, plain: PlainGenerate, model: str, streams: int, tokens: int) -> dict:
+    """`streams` requests at once on the base model, and the same requests through plain
+    `generate` one after another."""
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(streams)]
+    looped = plain.run(tokens, prompts)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(streams) as pool:
+        runs = list(pool.map(lambda text: ask(client, model, text, tokens, True), prompts))
+    wall = time.perf_counter() - start
+    return {"streams": streams, "tokens": sum(r["tokens"] for r in runs), "wall": wall,
+            "ttft": sorted(r["ttft"] or r["seconds"] for r in runs)[len(runs) // 2], "plain": looped}
+
+
 def concurrent(client, models: list[str], streams: int, tokens: int) -> dict:
     plan = [(models[i % len(models)], PROMPTS[i % len(PROMPTS)]) for i in range(streams)]
     for model in models:
@@ -135,7 +177,7 @@ def concurrent(client, models: list[str], streams: int, tokens: int) -> dict:
     wall = time.perf_counter() - start
     return {"tokens": sum(r["tokens"] for r in runs), "wall": wall,
             "per_stream": sum(r["tokens"] / r["seconds"] for r in runs) / len(runs),
-            "ttft": sorted(r["ttft"] for r in runs)[len(runs) // 2],
+            "ttft": sorted(r["ttft"] or r["seconds"] for r in runs)[len(runs) // 2],
             "sequential_tokens": sum(r["tokens"] for r in sequential), "sequential_wall": sequential_seconds}
 
 
@@ -145,7 +187,12 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, for both sides")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--streams", type=int, nargs="+", default=[1, 4, 16], help="concurrent streams to measure")
+    ap.add_argument("--adapters", type=int, default=4, help="LoRA fine-tunes for the multi-adapter row")
+    ap.add_argument("--smoke", action="store_true", help="smallest run through every part (for the tests)")
     args = ap.parse_args()
+    if args.smoke:
+        args.size, args.tokens, args.rounds, args.streams, args.adapters = "tiny", 4, 1, [1, 4], 1
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from openai import OpenAI
@@ -175,8 +222,9 @@ def main() -> int:
                 rounds["plain"].append(plain.run(args.tokens))
                 rounds["whole"].append(one_stream(client, model, args.tokens, stream=False))
                 rounds["streamed"].append(one_stream(client, model, args.tokens, stream=True))
-            adapters = make_adapters(client, model, 4)
-            many = concurrent(client, adapters, 8, args.tokens)
+            levels = [base_streams(client, plain, model, n, args.tokens) for n in args.streams]
+            adapters = make_adapters(client, model, args.adapters)
+            many = concurrent(client, adapters, 2 * args.adapters, args.tokens)
         finally:
             server.stop()
 
@@ -191,14 +239,23 @@ def main() -> int:
     print(f"| plain transformers `generate` | {plain['tokens']} | {plain['seconds']:.2f} | {rate(plain):.1f} | 1.00 |")
     for name, r in (("polytune /v1/chat/completions", whole), ("polytune, stream=true (SSE)", streamed)):
         print(f"| {name} | {r['tokens']} | {r['seconds']:.2f} | {rate(r):.1f} | {rate(r) / rate(plain):.2f} |")
-    print("\n| 8 streams across 4 LoRA adapters | tokens | wall s | total tokens/s | per-stream tokens/s | "
-          "median time to first token |")
+    print("\n| concurrent streams, base model | tokens | polytune tokens/s | plain loop tokens/s | ratio | "
+          "polytune median TTFT | plain loop median TTFT |")
+    print("|---|---|---|---|---|---|---|")
+    for level in levels:
+        looped, ours = level["plain"], level["tokens"] / level["wall"]
+        print(f"| {level['streams']} | {level['tokens']} | {ours:.1f} | {rate(looped):.1f} | "
+              f"{ours / rate(looped):.2f} | {level['ttft'] * 1000:.0f} ms | {looped['ttft'] * 1000:.0f} ms |")
+    print(f"\n| {2 * args.adapters} streams across {args.adapters} LoRA adapter(s) | tokens | wall s | total tokens/s "
+          f"| per-stream tokens/s | "
+          f"median time to first token |")
     print("|---|---|---|---|---|---|")
     print(f"| one after another | {many['sequential_tokens']} | {many['sequential_wall']:.2f} | "
           f"{many['sequential_tokens'] / many['sequential_wall']:.1f} | | |")
     print(f"| all at once | {many['tokens']} | {many['wall']:.2f} | {many['tokens'] / many['wall']:.1f} | "
           f"{many['per_stream']:.1f} | {many['ttft'] * 1000:.0f} ms |")
-    print(f"\none-stream ratio polytune / plain: {rate(whole) / rate(plain):.2f} (target >= 0.9)")
+    print(f"\none-stream ratio polytune / plain: {rate(whole) / rate(plain):.2f} (target >= 0.9); "
+          "concurrent streams: target >= 1.0x at 1, >= 2x at 16")
     return 0
 
 

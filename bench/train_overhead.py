@@ -6,7 +6,9 @@ scheduler, worker process, recipe and reporter (a store write per step). Printed
 each (from the trainer's own train_runtime) and their ratio, and the loss at the last step.
 Target: ratio >= 0.95 and equal final loss.
 
-    .venv/bin/python bench/train_overhead.py [--epochs 3] [--batch-size 4]
+    .venv/bin/python bench/train_overhead.py [--epochs 3] [--batch-size 4] [--smoke]
+
+--smoke: one epoch at batch 8, the smallest run through every part (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -88,7 +90,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--smoke", action="store_true", help="smallest run through every part (for the tests)")
     args = ap.parse_args()
+    if args.smoke:
+        args.epochs, args.batch_size = 1, 8
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from polytune.catalog.tiny import ensure_tiny
 

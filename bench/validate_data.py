@@ -5,7 +5,11 @@ For each file, in one run, each measure in its own fresh process (so peak RSS is
 - bare parse: `orjson.loads` of every line, nothing else — the floor to compare with;
 - validate: polytune's validation without token counting (parse + schema of every row);
 - validate + tokens: validation, then the token count with polytune-tiny's tokenizer and
-  chat template (what a job's `validating_files` step does).
+  chat template (what a job's `validating_files` step does);
+- validate + reference tokens: the same count done the straightforward way (every
+  conversation rendered by the template, then transformers' tokenizer `__call__` on batches of
+  256), which polytune did before templates were rendered once per shape; the two counts must
+  be equal, and `tokens` should run >= 10x faster.
 
 Printed: MB/s, examples/s, peak RSS, RSS growth over the process's own start (imports
 included in neither), and validate's rate as a fraction of the bare parse's.
@@ -13,6 +17,9 @@ Targets: validate >= 0.5 x bare parse, peak RSS < 200 MB. The files are generate
 temporary folder and deleted afterwards.
 
     .venv/bin/python bench/validate_data.py [--sizes-mb 100 1000] [--no-tokens-over-mb 0]
+                                          [--no-reference-over-mb 0] [--smoke]
+
+--smoke: one 1 MB file (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -62,16 +69,32 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+class ReferenceCounter:
+    """Chat rows counted the straightforward way: render each, tokenize with __call__."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def lengths(self, rows: list[dict]) -> list[list[int]]:
+        out = []
+        for i in range(0, len(rows), 256):
+            texts = [self.tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows[i:i + 256]]
+            out += [[len(ids)] for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return out
+
+
 def measure(phase: str, path: Path, models_dir: Path) -> dict:
     """One phase, in this process: returns seconds, examples, peak and start RSS."""
     import orjson
 
     counter = None
-    if phase == "tokens":
+    if phase in ("tokens", "reference"):
         from polytune.data.tokens import TokenCounter, load_tokenizer
         from polytune.catalog.tiny import ensure_tiny
 
         counter = TokenCounter(load_tokenizer(ensure_tiny(models_dir)))
+        if phase == "reference":
+            counter = ReferenceCounter(counter.tokenizer)
     from polytune.data.tokens import measure_file
     from polytune.data.validate import validate_file
 
@@ -109,15 +132,20 @@ def main() -> int:
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--no-tokens-over-mb", type=int, default=0,
                         help="skip token counting for files larger than this (0: count every file)")
+    parser.add_argument("--no-reference-over-mb", type=int, default=0,
+                        help="skip the reference token count for files larger than this (0: every file)")
     parser.add_argument("--phase")
     parser.add_argument("--file")
     parser.add_argument("--models")
+    parser.add_argument("--smoke", action="store_true", help="one 1 MB file (for the tests)")
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes_mb = [1]
     if args.phase:
         print(json.dumps(measure(args.phase, Path(args.file), Path(args.models))))
         return 0
 
-    rows = []
+    rows, speedups = [], []
     with tempfile.TemporaryDirectory(prefix="polytune-bench-") as tmp:
         models = Path(tmp) / "models"
         for size in args.sizes_mb:
@@ -127,6 +155,8 @@ def main() -> int:
             phases = ["bare", "validate"]
             if not args.no_tokens_over_mb or size <= args.no_tokens_over_mb:
                 phases.append("tokens")
+                if not args.no_reference_over_mb or size <= args.no_reference_over_mb:
+                    phases.append("reference")
             results = {p: run_phase(p, path, models) for p in phases}
             bare_rate = mb / results["bare"]["seconds"]
             for p, r in results.items():
@@ -135,11 +165,16 @@ def main() -> int:
                              f"{r['peak_rss_mb']:,.0f}", f"{r['growth_mb']:,.0f}",
                              f"{rate / bare_rate:.2f}", f"{r.get('tokens', ''):,}" if "tokens" in r else ""))
             assert results["validate"]["examples"] == n
+            if "reference" in results:
+                assert results["tokens"]["tokens"] == results["reference"]["tokens"], "token counts differ"
+                speedups.append((f"{size} MB", results["reference"]["seconds"] / results["tokens"]["seconds"]))
             path.unlink()
     header = ("file", "measure", "MB/s", "examples/s", "peak RSS MB", "RSS growth MB", "x bare parse", "tokens")
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     for line in (header, *rows):
         print("  ".join(str(c).rjust(w) for c, w in zip(line, widths)))
+    for size, speedup in speedups:
+        print(f"token counting, {size}: {speedup:.1f}x the reference's speed, same counts (target >= 10x)")
     return 0
 
 

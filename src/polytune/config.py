@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # Image jobs (and image serving, through inference_threads) on CPU: measured on a busy
     # 2-core machine, two torch threads ran these small convolutions 5-20x slower than one.
     train_threads: int = Field(default=0, ge=0, description="torch CPU threads of an image job (0: cores - 1)")
+    # Text jobs on CPU: "auto" trains under bf16 autocast where the CPU has bf16 matrix
+    # instructions and the model is large enough for it to win (training/cpu_path.py).
+    train_precision: Literal["auto", "fp32", "bf16"] = "auto"
 
     # Seals secrets at rest (W&B keys): a Fernet key. Unset: one is generated into
     # <data dir>/secret.key (0600). Set it on every machine when workers run elsewhere.

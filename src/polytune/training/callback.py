@@ -67,6 +67,9 @@ class ReporterCallback(TrainerCallback):
         # Saved at an epoch end but reported only once that epoch's evaluation (which the
         # Trainer runs after on_epoch_end) has been logged, so its metrics include it.
         self._pending_checkpoint: tuple[int, Path] | None = None
+        # The last epoch's checkpoint is the final model: saved once, after training (save_final),
+        # not inside the training loop and then again as the final model.
+        self._final_epoch_step: int | None = None
         # The trainer this callback serves (attach): epoch checkpoints are saved through it, as
         # every rank must take part in saving a sharded (FSDP) model.
         self.trainer = None
@@ -162,6 +165,9 @@ class ReporterCallback(TrainerCallback):
         epoch = round(state.epoch)
         if epoch <= args.num_train_epochs - self.n_checkpoints:
             return
+        if state.global_step >= state.max_steps:
+            self._final_epoch_step = state.global_step
+            return
         out_dir = save_trained(self.trainer, self.checkpoints_dir / f"step-{state.global_step}")
         if out_dir is not None:  # rank 0
             self._pending_checkpoint = (state.global_step, out_dir)
@@ -173,6 +179,18 @@ class ReporterCallback(TrainerCallback):
             if model is not None:
                 check_weights(model.parameters(), state.global_step)
             self._report_pending_checkpoint()
+
+    def save_final(self, trainer, final_dir: Path) -> Path | None:
+        """Save the trained model once (every rank calls this): as the last epoch's checkpoint
+        when that epoch asked for one, reported as such, else into final_dir. Returns the folder
+        (None on the ranks other than 0)."""
+        step = self._final_epoch_step
+        if step is None or step != trainer.state.global_step:
+            return save_trained(trainer, final_dir)
+        out_dir = save_trained(trainer, self.checkpoints_dir / f"step-{step}")
+        if out_dir is not None:
+            self.reporter.checkpoint(step, out_dir, dict(self._latest))
+        return out_dir
 
     def _report_pending_checkpoint(self) -> None:
         if self._pending_checkpoint is None:

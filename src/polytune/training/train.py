@@ -11,7 +11,6 @@ from polytune.training.callback import ReporterCallback, ResumeEvery
 from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes import get_recipe
 from polytune.training.reporter import Reporter
-from polytune.training.saving import save_trained
 
 
 class TrainingStopped(Exception):
@@ -45,7 +44,13 @@ def trainer_settings(trainer) -> dict[str, Any]:
     out: dict[str, Any] = {k: getattr(args, k, None) for k in (
         "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
         "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "max_length", "packing",
-        "seed")}
+        "seed", "bf16")}
+    # The threads the worker's torch kernels really run on (a benchmark compares them with plain TRL's).
+    import torch
+
+    out["torch_threads"] = torch.get_num_threads()
+    # SFT only: a batch flattened into one row with restarting position ids (cpu_path.py).
+    out["padding_free"] = bool(getattr(args, "padding_free", False) or getattr(trainer, "padding_free", False))
     # A preference trainer's own settings (DPOConfig has them, SFTConfig does not).
     out.update({k: getattr(args, k) for k in ("beta", "loss_type") if hasattr(args, k)})
     out["gradient_checkpointing"] = getattr(args, "activation_checkpointing", None)
@@ -99,13 +104,13 @@ def run_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if callback.stopped_for:
         raise TrainingStopped(callback.stopped_for, trainer.state.global_step)
+    # Only rank 0 keeps the result (the other ranks take part in gathering a sharded model).
+    final_dir = callback.save_final(trainer, workdir / "final")
     # The trainer's own timing, so a benchmark compares like with like against plain TRL.
     reporter.event(f"Training finished: {trainer.state.global_step} steps in "
                    f"{output.metrics['train_runtime']:.1f} s",
                    data={**{k: output.metrics[k] for k in ("train_runtime", "train_steps_per_second")},
                          "input_tokens_seen": int(trainer.state.num_input_tokens_seen)})
-    # Only rank 0 keeps the result (the other ranks take part in gathering a sharded model).
-    final_dir = save_trained(trainer, workdir / "final")
     return TrainingResult(final_dir=final_dir, metrics_rows=callback.rows,
                           trained_tokens=int(trainer.state.num_input_tokens_seen),
                           steps=trainer.state.global_step)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polytune.domain.spec import JobSpec
+from polytune.training.cpu_path import choose_bf16, count_parameters, cpu_flags
 from polytune.training.distributed import per_device_batch
 from polytune.catalog.models import CatalogEntry
 from polytune.training.precision import Precision, load_kwargs
@@ -76,10 +77,12 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
         warmup_steps=hp.warmup_ratio or 0.0,  # a float below 1 is a ratio of all steps
         weight_decay=hp.weight_decay or 0.0,
         max_grad_norm=hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
-        # Measured on CPU: bf16 autocast is slower than fp32 for small models, and gradient
-        # checkpointing costs ~20-30% of the speed; on a GPU memory is the tighter limit.
+        # Measured on CPU: bf16 autocast wins only for models large enough to be matmul-bound,
+        # on CPUs with bf16 matrix instructions (cpu_path.py); gradient checkpointing costs
+        # ~20-30% of the speed; on a GPU memory is the tighter limit.
         use_cpu=not cuda,
-        bf16=precision.bf16,
+        # Accelerators: the precision rule (precision.py); a CPU: bf16 autocast by cpu_path.py's rule.
+        bf16=precision.bf16 if cuda else cpu_bf16(model_path),
         fp16=precision.fp16,
         activation_checkpointing=checkpointing,
         seed=spec.seed,
@@ -93,6 +96,13 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
         dataloader_pin_memory=cuda,
         disable_tqdm=True,
     ) | fsdp
+
+
+def cpu_bf16(model_path: Path | str) -> bool:
+    """Whether a CPU job trains under bf16 autocast (cpu_path.py's rule, the setting first)."""
+    from polytune.config import Settings
+
+    return choose_bf16(count_parameters(model_path), cpu_flags(), Settings().train_precision)[0]
 
 
 def lora_config(spec: JobSpec, entry: CatalogEntry) -> LoraConfig | None:

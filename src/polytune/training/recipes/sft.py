@@ -21,6 +21,7 @@ from polytune.data.tokens import load_tokenizer
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import JobSpec
 from polytune.catalog.models import CatalogEntry
+from polytune.training.cpu_path import choose_padding_free
 from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
 
 if TYPE_CHECKING:
@@ -50,9 +51,14 @@ def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
             train_rows = split_trained_turns(train_rows)
             val_rows = split_trained_turns(val_rows) if val_rows else val_rows
 
+    # Padding-free batches by default where they are exact (cpu_path.py); the job's `packing`
+    # switch (True or False) overrides it. trl enforces no max_length in that mode, and needs
+    # none: validation already dropped every example longer than the context.
+    padding_free, _ = choose_padding_free(long_examples=hp.long_examples, packing=hp.packing)
     config = SFTConfig(
         **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path),
-        max_length=hp.context_length or entry.max_length,
+        max_length=None if padding_free else hp.context_length or entry.max_length,
+        padding_free=padding_free,
         packing=bool(hp.packing),
         assistant_only_loss=assistant_only,
         completion_only_loss=not is_chat or not assistant_only,
