@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CLIENTS := .venv-clients
 OXEN_VENV := .venv-oxen
 
-.PHONY: venv demo lint test test-fast bench clean browser sandbox
+.PHONY: venv demo lint test test-fast bench bench-smoke clean browser sandbox
 
 # torch first, alone and pinned: anything that depends on torch installed before it would pull
 # a multi-GB CUDA build on a CPU machine. Client SDKs whose pins clash with the service's stay
@@ -61,7 +61,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not bench" --durations=15
+
+# Every bench/ script at its smallest setting (tests/bench): minutes, so apart from `make test`;
+# CI runs it after the suite.
+bench-smoke: $(STAMP)
+	$(BIN)/python -m pytest -q -m bench tests/bench
 
 # Unit and in-process tests (the real app through httpx's ASGI transport, SQLite): no server
 # process, no Ray, no workers, no training (markers live/trains/slow, set in tests/conftest.py).

@@ -1,6 +1,10 @@
 """Every script in bench/ still runs: each at its smallest setting (`--smoke`), as a real
 subprocess, so a benchmark broken by a change elsewhere fails here instead of on the day
-someone wants its numbers. `make bench` runs them at full size."""
+someone wants its numbers. `make bench` runs them at full size.
+
+The smoke runs take minutes (a Ray start, cold worker starts), so they are marked `bench`:
+`make test` leaves them to `make bench-smoke`, which CI (.ci/run) runs after it. gpu_check.py's
+CPU path is tests/training/test_gpu_check.py, in the suite itself."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if p.name != "run.py")
+SMOKED = [p for p in SCRIPTS if p.name != "gpu_check.py"]
 
 
 def test_every_benchmark_has_a_smoke_setting():
@@ -21,7 +26,8 @@ def test_every_benchmark_has_a_smoke_setting():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+@pytest.mark.bench
+@pytest.mark.parametrize("script", SMOKED, ids=lambda p: p.stem)
 def test_benchmark_runs_at_smoke_size(script: Path, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path)}
     out = subprocess.run([sys.executable, str(script), "--smoke"], check=False, cwd=ROOT, env=env,
