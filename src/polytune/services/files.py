@@ -221,19 +221,19 @@ class FileService:
         pending.write(data)
 
     def finish_part(self, org_id: str, upload_id: str, part_id: str, pending: PendingBlob) -> UploadPartInfo:
+        # One transaction: the upload looked up once, and the declared-size and quota checks made
+        # against the same state the part is added to. (The caller aborts the pending blob on any error.)
         with self.db.session() as s:
             row = self._pending_upload(s, org_id, upload_id)
             held = s.scalar(sa.select(sa.func.coalesce(sa.func.sum(t.UploadPart.bytes), 0))
                             .where(t.UploadPart.upload_id == upload_id)) or 0
-        # The upload declared its size: parts beyond it would only be refused at complete, after
-        # they had filled storage. (The caller aborts the pending blob on any error.)
-        if held + pending.size > row.bytes:
-            raise InvalidRequest(f"This part of {pending.size} bytes would bring upload {upload_id} to "
-                                 f"{held + pending.size} bytes, over the {row.bytes} bytes it was created "
-                                 "for.", param="data", code="upload_too_large")
-        with self.db.session() as s:
-            self._pending_upload(s, org_id, upload_id)
-            self.quotas.check_storage(s, org_id, pending.size, param="data")  # the caller aborts
+            # The upload declared its size: parts beyond it would only be refused at complete,
+            # after they had filled storage.
+            if held + pending.size > row.bytes:
+                raise InvalidRequest(f"This part of {pending.size} bytes would bring upload {upload_id} to "
+                                     f"{held + pending.size} bytes, over the {row.bytes} bytes it was created "
+                                     "for.", param="data", code="upload_too_large")
+            self.quotas.check_storage(s, org_id, pending.size, param="data")
             pending.commit()
             part = t.UploadPart(id=part_id, upload_id=upload_id, bytes=pending.size,
                                 blob_key=pending.key, created_at=now())
