@@ -201,6 +201,21 @@ def ray_cluster():
     cluster.stop()
 
 
+@contextlib.contextmanager
+def two_org_server(tmp: Path, url: str, drop, backend: str, **env: str):
+    """A live server on `url` with a key for org-a and org-b; stopped, and its database dropped,
+    after the block."""
+    srv = LiveServer(tmp, url, **env)
+    srv.backend = backend
+    srv.key_a = srv.create_key("org-a")
+    srv.key_b = srv.create_key("org-b")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        drop()
+
+
 @pytest.fixture(scope="session", params=SERVER_BACKENDS)
 def server(request, tmp_path_factory):
     """The API server every API test talks to: on SQLite with local workers (one machine, nothing
@@ -211,14 +226,9 @@ def server(request, tmp_path_factory):
     if request.param != "sqlite":
         cluster = request.getfixturevalue("ray_cluster")
         env = {**RAY_ENV, "POLYTUNE_EXECUTOR": "ray", "POLYTUNE_RAY_ADDRESS": cluster.address}
-    srv = LiveServer(tmp, url, **env)
-    srv.backend = request.param
-    srv.executor = env.get("POLYTUNE_EXECUTOR", "local")
-    srv.key_a = srv.create_key("org-a")
-    srv.key_b = srv.create_key("org-b")
-    yield srv
-    srv.stop()
-    drop()
+    with two_org_server(tmp, url, drop, request.param, **env) as srv:
+        srv.executor = env.get("POLYTUNE_EXECUTOR", "local")
+        yield srv
 
 
 @pytest.fixture

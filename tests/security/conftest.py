@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import BACKENDS, LiveServer, make_database_url
+from tests.conftest import BACKENDS, make_database_url, two_org_server
 
 BODY_LIMIT = 16 * 1024
 UPLOAD_LIMIT = 256 * 1024
@@ -15,14 +15,9 @@ UPLOAD_LIMIT = 256 * 1024
 def limited_server(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"limited-{request.param}")
     url, drop = make_database_url(request.param, tmp)
-    srv = LiveServer(tmp, url, POLYTUNE_MAX_BODY_BYTES=str(BODY_LIMIT),
-                     POLYTUNE_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT))
-    srv.backend = request.param
-    srv.key_a = srv.create_key("org-a")
-    srv.key_b = srv.create_key("org-b")
-    yield srv
-    srv.stop()
-    drop()
+    with two_org_server(tmp, url, drop, request.param, POLYTUNE_MAX_BODY_BYTES=str(BODY_LIMIT),
+                        POLYTUNE_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT)) as srv:
+        yield srv
 
 
 @pytest.fixture
