@@ -375,7 +375,9 @@ def upload_part(p: UploadPartInfo) -> dict[str, Any]:
 
 
 def model(m: ModelInfo) -> dict[str, Any]:
-    return {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
+    # polytune's extras (kept by the SDK): chat or image model, its base, the job that made it.
+    return {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by,
+            "model_type": m.model_type, "base_model": m.base_model, "fine_tuning_job_id": m.job_id}
 
 
 def page(p: Page, render) -> dict[str, Any]:
