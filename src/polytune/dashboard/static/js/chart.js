@@ -36,11 +36,14 @@ export class Curve {
       if (this.plot) this.plot.destroy();
       this.container.replaceChildren();
       this.keys = keys;
+      const axes = this.axes(shown);
+      // uPlot draws axes on its canvas: their labels are written out here too, for tests.
+      this.container.dataset.axes = axes.map((a) => a.label).filter(Boolean).join(",");
       this.plot = new window.uPlot({
         title: this.title,
         ...this.size(),
         scales: { x: { time: false }, ratio: { range: [0, 1] } },
-        axes: this.axes(shown),
+        axes,
         series: [{ label: "step" }, ...shown.map((s, i) => ({
           label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: 2, spanGaps: true,
           scale: s.scale || "y", dash: s.dash, points: { show: steps.length < 60 },
