@@ -28,10 +28,11 @@ def visible_actions(driver) -> list[str]:
 
 
 def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client, browser, tmp_path):
-    # Beside it, made through the SDK: a run to compare with (one epoch, not two), and a job that
-    # fails (a reinforcement job needs prompts with a reference, not chat examples).
+    # Beside it, made through the SDK: a run to compare with (one epoch, not two; a validation
+    # file), and a job that fails (a reinforcement job needs prompts with a reference, not chat).
     other_file = client.files.create(file=("other.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune").id
-    other = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=other_file, method={
+    valid_file = client.files.create(file=("valid.jsonl", io.BytesIO(chat_jsonl(4))), purpose="fine-tune").id
+    other = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=other_file, validation_file=valid_file, method={
         "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4}}})
     grader = {"type": "string_check", "name": "g", "input": "{{sample.output_text}}",
               "reference": "{{item.answer}}", "operation": "eq"}
@@ -80,6 +81,7 @@ def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client
     job = client.fine_tuning.jobs.retrieve(job_id)
     assert (job.user_provided_suffix, job.training_file, job.hyperparameters.n_epochs) == ("dash", train, 2)
     wait_for(lambda: status_on_page(browser) == "succeeded", timeout=240)
+    done = client.fine_tuning.jobs.retrieve(job_id)
     assert visible_actions(browser) == []  # a finished job offers no Cancel / Pause / Resume
     wait_for(lambda: points(browser, "#loss-chart") >= 6, timeout=30)
     axes = find(browser, "#loss-chart").get_attribute("data-axes")
@@ -91,7 +93,7 @@ def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client
     shot(browser, "11-new-job-succeeded")
 
     # Its result file downloads through the page (the key goes in a header, not the link).
-    results = client.fine_tuning.jobs.retrieve(job_id).result_files[0]
+    results = done.result_files[0]
     find(browser, "#job-summary button.download").click()
     saved = browser.downloads / f"{job_id}-results.csv"
     wait_for(lambda: saved.exists() and saved.stat().st_size > 0, timeout=30)
@@ -101,7 +103,8 @@ def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client
     failed_error = wait_for(lambda: client.fine_tuning.jobs.retrieve(failed.id).error, timeout=120).message
     browser.get(f"{server.url}/#/jobs/{failed.id}")
     wait_for(lambda: status_on_page(browser) == "failed")
-    assert failed_error.splitlines()[0] in text_of(browser, "#job-summary")
+    # The error keeps its line breaks: a data error names one bad line a line.
+    assert "\n".join(failed_error.splitlines()[:3]) in text_of(browser, "#job-summary")
     assert not browser.find_element(By.ID, "loss-chart").is_displayed()
     assert visible_actions(browser) == []
     shot(browser, "12-job-failed")
@@ -123,14 +126,14 @@ def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client
     browser.find_element(By.ID, "compare-jobs").click()
     wait_for(lambda: points(browser, "#compare-loss") >= 6, timeout=30)
     legend = text_of(browser, "#compare-loss")
-    assert f"{job_id} train" in legend and f"{other.id} train" in legend
+    assert f"{job_id} train" in legend and f"{other.id} train" in legend and f"{other.id} validation" in legend
     assert "differs" in find(browser, '#compare-settings tr[data-key="n_epochs"]').get_attribute("class")
     assert "differs" not in find(browser, '#compare-settings tr[data-key="batch_size"]').get_attribute("class")
     shot(browser, "14-compare")
 
     # Models: the fine-tuned model links to the job that made it, owned by org-a (its name).
     browser.get(f"{server.url}/#/models")
-    model_row = find(browser, f'#models-table tr[data-id="{job.fine_tuned_model or client.fine_tuning.jobs.retrieve(job_id).fine_tuned_model}"]')
+    model_row = find(browser, f'#models-table tr[data-id="{done.fine_tuned_model}"]')
     assert model_row.find_element(By.CSS_SELECTOR, f'a[href="#/jobs/{job_id}"]')
     assert "org-a" in model_row.text and job.organization_id not in model_row.text
     assert text_of(browser, "#org-name") == "org-a"

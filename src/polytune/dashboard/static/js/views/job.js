@@ -47,6 +47,7 @@ export async function jobView(root, { args: [id], ctx }) {
   const showMetrics = h("input", { type: "checkbox", id: "show-metrics", onchange: () => drawEvents() });
   const eventsBox = h("div", { id: "job-events" });
   const checkpointsBox = h("div", { id: "job-checkpoints" });
+  const checkpointsSection = h("section", {}, h("h2", {}, "Checkpoints"), checkpointsBox);
   const hyperBox = h("div", { id: "job-hyperparameters" });
 
   root.append(
@@ -56,7 +57,7 @@ export async function jobView(root, { args: [id], ctx }) {
     actionError, summary,
     lossSection,
     rewardSection,
-    h("section", {}, h("h2", {}, "Checkpoints"), checkpointsBox),
+    checkpointsSection,
     h("section", {}, h("h2", {}, "Hyperparameters"), hyperBox),
     h("section", {}, h("div", { class: "page-head" }, h("h2", {}, "Events"),
       h("label", {}, showMetrics, " show metrics events")), eventsBox),
@@ -108,7 +109,7 @@ export async function jobView(root, { args: [id], ctx }) {
     status.dataset.status = job.status;
     // Only the actions the status allows are shown: a finished job has none.
     for (const [action, button] of Object.entries(buttons)) button.hidden = !ACTIONS[action].has(job.status);
-    const progress = job.total_steps ? `${job.trained_steps || 0} / ${job.total_steps}` : "";
+    const progress = job.total_steps ? `${job.trained_steps || 0} / ${job.total_steps}` : null;
     summary.replaceChildren(facts({
       model: job.model,
       experiment: job.experiment_name,
@@ -150,6 +151,8 @@ export async function jobView(root, { args: [id], ctx }) {
       { label: "Validation loss", cell: (c) => fixed(c.metrics.valid_loss) },
       { label: "Created", cell: (c) => when(c.created_at) },
     ], page.data, { id: "checkpoints-table" }));
+    // A job that ended with none (failed or cancelled early) will never have one.
+    checkpointsSection.hidden = !page.data.length && TERMINAL.has(job.status);
   }
 
   let checkpointsSeen = -1;

@@ -96,7 +96,9 @@ export async function jobsView(root, { params, ctx }) {
 
   function outcome(job) {
     if (job.fine_tuned_model) return modelLink(job.fine_tuned_model);
-    if (job.error) return h("span", { class: "job-error" }, job.error.message);
+    // The error's first line (a data error lists every bad line after it); all of it on hover
+    // and on the job's page.
+    if (job.error) return h("span", { class: "job-error", title: job.error.message }, job.error.message.split("\n")[0]);
     return "";
   }
 
@@ -115,7 +117,7 @@ export async function jobsView(root, { params, ctx }) {
       { label: "Loss", class: "num loss", cell: (j) => (typeof losses.get(j.id) === "number" ? losses.get(j.id).toFixed(4) : "") },
       { label: "Created", cell: (j) => when(j.created_at) },
       { label: "Duration", cell: jobDuration },
-      { label: "Fine-tuned model / error", class: "outcome", cell: outcome },
+      { label: "Result", class: "outcome", cell: outcome },
     ].filter(Boolean), shown, { id: "jobs-table" }));
     compare.disabled = selected.size < 2;
     more.hidden = !hasMore;
