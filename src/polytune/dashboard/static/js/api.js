@@ -64,7 +64,10 @@ export function query(params) {
 // signed-in key: the pages show its name where the API's objects carry its id.
 let org = null;
 export function organization() {
-  if (!org || org.key !== session.key) org = { key: session.key, answer: get("/organization") };
+  if (!org || org.key !== session.key) {
+    // A failed answer is not kept: the next page asks again.
+    org = { key: session.key, answer: get("/organization").catch((err) => { org = null; throw err; }) };
+  }
   return org.answer;
 }
 

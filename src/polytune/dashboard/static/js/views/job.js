@@ -123,7 +123,7 @@ export async function jobView(root, { args: [id], ctx }) {
       "training file": job.training_file,
       "validation file": job.validation_file,
       "result files": job.result_files && job.result_files.length
-        ? job.result_files.map((f) => downloadButton(f, `/files/${f}/content`, `${id}-results.csv`)) : null,
+        ? job.result_files.map((f) => downloadButton(`${f} ⤓`, `/files/${f}/content`, `${id}-results.csv`)) : null,
       error: job.error ? `${job.error.message}${job.error.param ? ` (param: ${job.error.param})` : ""}` : null,
     }));
     if (job.fine_tuned_model) {

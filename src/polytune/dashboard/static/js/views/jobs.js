@@ -111,12 +111,10 @@ export async function jobsView(root, { params, ctx }) {
       // SeekrFlow's experiment names: a column only when some job has one.
       shown.some((j) => j.experiment_name) && { label: "Experiment", cell: (j) => j.experiment_name || "" },
       { label: "Status", cell: (j) => badge(j.status) },
-      { label: "Model", cell: (j) => j.model },
-      { label: "Method", cell: method },
+      { label: "Model · method", cell: (j) => [j.model, h("div", { class: "muted" }, method(j))] },
       { label: "Training file", cell: (j) => j.training_file },
       { label: "Loss", class: "num loss", cell: (j) => (typeof losses.get(j.id) === "number" ? losses.get(j.id).toFixed(4) : "") },
-      { label: "Created", cell: (j) => when(j.created_at) },
-      { label: "Duration", cell: jobDuration },
+      { label: "Created · took", class: "when", cell: (j) => [when(j.created_at), h("div", { class: "muted" }, jobDuration(j))] },
       { label: "Result", class: "outcome", cell: outcome },
     ].filter(Boolean), shown, { id: "jobs-table" }));
     compare.disabled = selected.size < 2;
