@@ -130,7 +130,8 @@ export async function jobView(root, { args: [id], ctx }) {
       summary.append(h("p", {}, h("a", { href: `#/models?model=${encodeURIComponent(job.fine_tuned_model)}` },
         "Chat with the fine-tuned model")));
     }
-    const m = job.method && job.method[method(job)];
+    // A grader the SDK's types can't hold comes under polytune_reinforcement (translate.py).
+    const m = job.method && (job.method[method(job)] || job.method.polytune_reinforcement);
     hyperBox.replaceChildren(facts({
       ...(job.hyperparameters || {}),
       ...((m && m.hyperparameters) || {}),
