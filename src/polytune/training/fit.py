@@ -37,7 +37,7 @@ def fit_text(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: Catalog
     train_rows = [row for fid in spec.training_files for row in rows_of(fid, "training_file")]
     val_rows = rows_of(spec.validation_file, "validation_file") if spec.validation_file else None
     return run_training(spec, entry, model_path, train_rows, val_rows, work, reporter,
-                        resume_from=resume_from, resume_every=every)
+                        resume_from=resume_from, resume_every=every, settings=settings)
 
 
 def fit_images(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
