@@ -21,6 +21,7 @@ from polytune.services.pretrain import text_training_file
 
 from . import translate as tr
 from .errors import SeekrRoute, body_fields
+from .listing import file_window
 from .protocol import FinetuneRequestIn, ProjectIn, RenameIn, ValidateMetadataIn
 
 router = APIRouter(prefix="/v1/flow", route_class=SeekrRoute)
@@ -127,8 +128,8 @@ def list_files(org: OrgId, svc: Svc, limit: int = Query(100, ge=1, le=MAX_LIMIT)
                offset: int = Query(0, ge=0, le=MAX_OFFSET),
                sort_by: str = "created_at", sort_order: str = "desc",
                purpose: str | None = None) -> dict[str, Any]:
-    page = svc.files.list_offset(org, offset=offset, limit=limit, sort_by=sort_by, sort_order=sort_order,
-                                 purpose=purpose)
+    page = file_window(svc.files, org, offset=offset, limit=limit, sort_by=sort_by, sort_order=sort_order,
+                       purpose=purpose)
     return {"object": "list", "data": [tr.file(f) for f in page.data], "has_more": page.has_more}
 
 
