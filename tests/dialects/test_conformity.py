@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from polytune.dialects.common.body import validation_error
 from polytune.dialects.openai import translate as openai_tr
 from polytune.dialects.openai.protocol import CreateJobRequest
+from polytune.dialects.oxen import render as oxen_render
 from polytune.dialects.oxen import translate as oxen_tr
 from polytune.dialects.oxen.protocol import CreateFineTuneRequest
 from polytune.dialects.seekr import translate as seekr_tr
@@ -148,7 +149,7 @@ def _oxen(**params: Any):
                                          ({"grad_accum": 2}, "grad_accum")])
 def test_oxen_accumulation_name_and_default(params, name):
     _, spec = _oxen(**params)
-    shown = oxen_tr._training_params(spec)
+    shown = oxen_render._training_params(spec)
     assert shown[name] == params.get(name, 1)
     assert {"grad_accum", "gradient_accumulation"} - {name} & set(shown) == set()
 
