@@ -72,7 +72,7 @@ def test_seekr_batch_size_bounds_inside_and_open_objects():
         assert _seekr({"batch_size": size})[1].hyperparameters.batch_size == size
     req, spec = _seekr({"fine_tune_type": "GRPO", "typo": 1, "lora_config": {"x": 1, "extras": {"y": 2}},
                         "reward_components": {"graders": [{"type": "math_accuracy"}], "z": 3}}, {"zone": "eu"})
-    assert spec.extras["fine_tune_type"] == "GRPO" and spec.method == "reinforcement"
+    assert spec.extras["fine_tune_type"] == "GRPO" and spec.method.type == "reinforcement"
     (warning,) = [w for w in seekr_tr.warnings(req) if w.startswith("Ignored")]
     for key in ("training_config.typo", "infrastructure_config.zone", "training_config.lora_config.x",
                 "training_config.lora_config.extras.y", "training_config.reward_components.z"):
@@ -100,7 +100,7 @@ def _openai_error(**body: Any) -> str:
 
 def test_openai_defaults_when_left_out():
     spec = _openai(method={}, integrations=[{}], hyperparameters={}, metadata={})
-    assert spec.method == "supervised" and spec.integrations == [] and spec.hyperparameters.n_epochs == "auto"
+    assert spec.method.type == "supervised" and spec.integrations == [] and spec.hyperparameters.n_epochs == "auto"
     rl = _openai(method={"type": "reinforcement", "reinforcement": {"grader": GRADER}})
     assert rl.reward.eval_samples == "auto" and rl.reward.compute_multiplier == "auto"
 

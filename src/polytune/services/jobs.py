@@ -77,10 +77,10 @@ class JobService:
         """The checks that need no data: the spec's rules and the model's presence in the catalog."""
         check_spec(spec)
         entry = self.catalog.get(spec.model)
-        if (entry.kind == "image") != (spec.method in IMAGE_METHODS):
-            fits = [e.name for e in self.catalog.list() if (e.kind == "image") == (spec.method in IMAGE_METHODS)]
+        if (entry.kind == "image") != (spec.method.type in IMAGE_METHODS):
+            fits = [e.name for e in self.catalog.list() if (e.kind == "image") == (spec.method.type in IMAGE_METHODS)]
             raise InvalidRequest(f"The model '{spec.model}' is {'an image' if entry.kind == 'image' else 'a text'} "
-                                 f"model; method '{spec.method}' trains {'image' if spec.method in IMAGE_METHODS else 'text'} "
+                                 f"model; method '{spec.method.type}' trains {'image' if spec.method.type in IMAGE_METHODS else 'text'} "
                                  f"models (in the catalog: {', '.join(fits) or 'none'}).", param="model",
                                  code="model_kind_mismatch")
         if entry.kind == "image":
@@ -111,7 +111,7 @@ class JobService:
                                      code="project_not_found")
             for param, fid in [("training_file", f) for f in spec.training_files] + (
                     [("validation_file", spec.validation_file)] if spec.validation_file else []):
-                _check_format(self._check_file(s, org_id, fid, param, spec.method), spec.method, param)
+                _check_format(self._check_file(s, org_id, fid, param, spec.method.type), spec.method.type, param)
             if spec.seed is None:
                 spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
             status = JobStatus.CREATED if hold else JobStatus.VALIDATING_FILES

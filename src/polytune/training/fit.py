@@ -29,7 +29,7 @@ def fit_text(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: Catalog
 
     def rows_of(fid: str, param: str) -> list[dict]:
         rows: list[dict] = []
-        measure_file(blobs.get_file(f"files/{fid}", work / "data" / fid), counter, method=spec.method,
+        measure_file(blobs.get_file(f"files/{fid}", work / "data" / fid), counter, method=spec.method.type,
                      context_length=spec.hyperparameters.context_length or entry.max_length,
                      long_examples=spec.hyperparameters.long_examples, param=param, keep=rows)
         return rows

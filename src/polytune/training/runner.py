@@ -60,7 +60,7 @@ def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path,
         resume_from = blobs.get_dir(resume_key, work / "resume" / f"checkpoint-{resume_step}")
         reporter.event(f"Resuming from the checkpoint at step {resume_step}", data={"step": resume_step})
     every = ResumeEvery(steps=settings.resume_checkpoint_steps, seconds=settings.resume_checkpoint_minutes * 60)
-    return get_recipe(spec.method).fit(blobs, settings, spec, entry, model_path, work, reporter,
+    return get_recipe(spec.method.type).fit(blobs, settings, spec, entry, model_path, work, reporter,
                                        resume_from=resume_from, every=every)
 
 

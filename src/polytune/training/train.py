@@ -94,7 +94,7 @@ def run_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
     callback = ReporterCallback(reporter, checkpoints_dir=workdir / "checkpoints",
                                 n_checkpoints=spec.hyperparameters.n_checkpoints,
                                 resume_every=resume_every)
-    trainer = get_recipe(spec.method).build_trainer(
+    trainer = get_recipe(spec.method.type).build_trainer(
         spec, entry, model_path, train_rows, val_rows, workdir / "trainer", [callback], settings=settings)
     callback.attach(trainer)
     if strategy := multi_worker_strategy(trainer, spec, model_path, settings.fsdp):

@@ -36,8 +36,8 @@ def _hp_out(spec: JobSpec) -> dict[str, Any]:
 
 
 def _method_out(spec: JobSpec, hp: dict[str, Any]) -> dict[str, Any]:
-    if spec.method != "reinforcement" or spec.reward is None:
-        return {"type": spec.method, spec.method: {"hyperparameters": hp}}
+    if spec.method.type != "reinforcement" or spec.reward is None:
+        return {"type": spec.method.type, spec.method.type: {"hyperparameters": hp}}
     r = spec.reward
     rl_hp = {**hp, "compute_multiplier": r.compute_multiplier, "eval_samples": r.eval_samples,
              "eval_interval": spec.hyperparameters.eval_interval or "auto", "reasoning_effort": r.reasoning_effort}
@@ -93,7 +93,7 @@ def job(j: Job, flavor: str = "openai") -> dict[str, Any]:
         # TrueFoundry types metadata as an object; OpenAI's SDK takes null for none.
         "metadata": spec.metadata if flavor == "truefoundry" else (spec.metadata or None),
         # OpenAI's method types are text ones; an image job (made through Oxen's API) has none here.
-        "method": None if spec.method in IMAGE_METHODS else _method_out(spec, hp),
+        "method": None if spec.method.type in IMAGE_METHODS else _method_out(spec, hp),
         "estimated_finish": j.estimated_finish,
         "user_provided_suffix": spec.output.suffix,
         "suffix": spec.output.suffix,  # Nebius's name for it

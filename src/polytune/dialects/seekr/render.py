@@ -42,19 +42,19 @@ def _number(value: Any) -> Any:
 def speaks(j: Job) -> bool:
     """Whether SeekrFlow's API has a fine_tune_type for the job (an image job made through
     Oxen's API has none: SeekrFlow's list leaves it out, its own id answers a clear 400)."""
-    return j.spec.method in TYPE_OF_METHOD
+    return j.spec.method.type in TYPE_OF_METHOD
 
 
 def job(j: Job) -> dict[str, Any]:
     if not speaks(j):
-        raise InvalidRequest(f"Fine-tune {j.id} is a {j.spec.method} job, which SeekrFlow's API has no "
+        raise InvalidRequest(f"Fine-tune {j.id} is a {j.spec.method.type} job, which SeekrFlow's API has no "
                              "fine_tune_type for; read it through the Oxen.ai or OpenAI API.", param="fine_tune_id")
     spec, hp, res = j.spec, j.spec.hyperparameters, j.spec.resources
     lora = spec.adapter.lora
     return {
         "id": j.id,
         "object": "fine-tune",
-        "fine_tune_type": spec.extras.get("fine_tune_type") or TYPE_OF_METHOD[spec.method],
+        "fine_tune_type": spec.extras.get("fine_tune_type") or TYPE_OF_METHOD[spec.method.type],
         # A pre_train job trains on {"text"} files made from the raw text sent; it shows those sent.
         "training_files": spec.extras.get("sent_files", {}).get("training_files", spec.training_files),
         "validation_files": spec.extras.get("sent_files", {}).get(

@@ -145,7 +145,7 @@ def plan_batches(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, 
     per_device = per_device_batch(hp.batch_size)
     plain = dict(per_device_train_batch_size=per_device, per_device_eval_batch_size=per_device,
                  gradient_accumulation_steps=hp.gradient_accumulation_steps or 1)
-    if not cuda or hp.gradient_accumulation_steps or spec.method not in ("supervised", "dpo"):
+    if not cuda or hp.gradient_accumulation_steps or spec.method.type not in ("supervised", "dpo"):
         return plain
     from dataclasses import replace
 

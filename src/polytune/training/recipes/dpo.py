@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polytune.config import Settings
-from polytune.domain.spec import JobSpec
+from polytune.domain.spec import DpoMethod, JobSpec
 from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes.common import (load_reference, quiet, require_resolved, trainer_inputs,
                                               training_args, worker_settings)
@@ -38,8 +38,10 @@ def build_dpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
 
     require_resolved(spec)
     settings = worker_settings(settings)
-    preference = spec.preference
-    if preference is None or preference.beta == "auto":
+    if not isinstance(spec.method, DpoMethod):
+        raise ValueError(f"the dpo recipe got a {spec.method.type} job")
+    preference = spec.method.preference
+    if preference.beta == "auto":
         raise ValueError("the job spec has no resolved preference settings (run resolve_auto first)")
     hp = spec.hyperparameters
     config = DPOConfig(

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polytune.config import Settings
-from polytune.domain.spec import JobSpec
+from polytune.domain.spec import JobSpec, ReinforcementMethod
 from polytune.training.distributed import per_device_batch
 from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args, worker_settings
@@ -88,9 +88,10 @@ def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
 
     require_resolved(spec)
     settings = worker_settings(settings)
-    if spec.reward is None or not spec.reward.graders:
-        raise ValueError("a reinforcement job needs a grader")
-    hp, reward = spec.hyperparameters, spec.reward
+    if not isinstance(spec.method, ReinforcementMethod):
+        raise ValueError(f"the reinforcement recipe got a {spec.method.type} job")
+    # Its reward has a grader: the spec was refused at creation otherwise (domain/spec.py).
+    hp, reward = spec.hyperparameters, spec.method.reward
     config = grader_config(settings)
     grader = parse_grader(reward.graders[0], "method.reinforcement.grader", config)
     generations = num_generations(float(reward.compute_multiplier))
