@@ -84,8 +84,30 @@ Grader = Annotated[Union[FormatCheckGrader, MathAccuracyGrader, StringCheckGrade
 
 
 class RewardComponentsIn(Open):
-    format_reward_weight: Weight = 0.1
+    # Below 1, where the document allows 1: every grader's weight must stay above 0 (the
+    # SDK's rules below), and 1 would leave them nothing.
+    format_reward_weight: float = Field(0.1, gt=0, lt=1)
     graders: list[Grader] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _weights(self) -> RewardComponentsIn:
+        """The seekrai SDK's weight rules (its RewardComponents), so that the job's echo of
+        them is what the SDK itself would have sent and parses back: weights on all graders
+        or on none; all given with format_reward_weight must sum to 1; otherwise the graders'
+        weights are scaled (none given: shared equally) to fill 1 - format_reward_weight."""
+        given = [g.weight for g in self.graders if g.weight is not None]
+        if given and len(given) != len(self.graders):
+            raise ValueError("either every grader has a weight or none has")
+        rest = 1.0 - self.format_reward_weight
+        if given and "format_reward_weight" in self.model_fields_set:
+            if abs(sum(given) + self.format_reward_weight - 1.0) > 1e-9:
+                raise ValueError(f"format_reward_weight and the graders' weights must sum to 1, got "
+                                 f"{self.format_reward_weight} + {' + '.join(map(str, given))}")
+            return self
+        weights = given or [1.0] * len(self.graders)
+        for g, w in zip(self.graders, weights):
+            g.weight = w * rest / sum(weights)
+        return self
 
 
 class TrainingConfigIn(Open):
