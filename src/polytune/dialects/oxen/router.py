@@ -106,7 +106,7 @@ async def create_fine_tune(namespace: str, name: str, request: Request, org: Org
         job = await run_in_threadpool(svc.repo_jobs.create, org, namespace, name, spec,
                                       resource=req.resource, columns=columns, warnings=tr.warnings(req))
     except InvalidRequest as e:
-        raise tr.to_wire(e) from None
+        raise tr.to_wire(e, req) from None
     body = await run_in_threadpool(_fine_tune, svc, org, job, "resource_created")
     return JSONResponse(body, status_code=201)
 

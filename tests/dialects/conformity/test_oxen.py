@@ -1,0 +1,101 @@
+"""Conformity walk of Oxen.ai's create-fine-tune document over plain HTTP (Oxen has no
+fine-tune SDK): every field of oxen_fields.py, each refusal a 400 in Oxen's envelope naming
+the field as sent, every response field present and typed (created_at and updated_at are
+date-times), in every polytune status. In process; no job trains (each is held in
+`created`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from tests.training.image_support import COLOURS, shape_png
+
+from .oxen_fields import IMAGE, OXEN_REQUEST, OXEN_RESPONSE, OXEN_STATUSES, TEXT
+from .support import App, Field, app_in_process, case_id, cases, check_response_fields, drop, get, matches, \
+    merge, put
+
+REPO = "ada/data"
+QA = "question,answer\n" + "".join(f"What is {i} times 7?,It is {i * 7}\n" for i in range(12))
+IMAGES = "image,caption\nimages/red.png,a red circle\nimages/blue.png,a blue circle\n"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    with app_in_process(tmp_path_factory.mktemp("oxen-conformity")) as app:
+        made = app.http.post("/api/repos", json={"namespace": "ada", "name": "data"}, headers=app.headers())
+        assert made.status_code == 200, made.text
+        for path, data in (("data/qa.csv", QA.encode()), ("data/images.csv", IMAGES.encode()),
+                           ("images/red.png", shape_png(COLOURS["red"], "circle")),
+                           ("images/blue.png", shape_png(COLOURS["blue"], "circle"))):
+            upload(app, REPO, path, data)
+        yield app
+
+
+def upload(api: App, repo: str, path: str, data: bytes, key: str | None = None) -> None:
+    """What RemoteRepo.upload sends: multipart files[], name, email, message."""
+    directory, _, filename = path.rpartition("/")
+    r = api.http.put(f"/api/repos/{repo}/file/main/{directory}", files={"files[]": (filename, data)},
+                     data={"name": "Ada", "email": "ada@example.com", "message": f"add {path}"},
+                     headers=api.headers(key))
+    assert r.status_code == 200, r.text
+
+
+def create(api: App, body: dict[str, Any], key: str | None = None, repo: str = REPO):
+    return api.http.post(f"/api/repos/{repo}/fine_tunes", json=body, headers=api.headers(key))
+
+
+@pytest.mark.parametrize("case", cases(OXEN_REQUEST), ids=case_id)
+def test_oxen_request_field(api, case):
+    f, kind, value = case
+    body: dict[str, Any] = merge(TEXT, f.base)
+    body = drop(body, f.path) if kind in ("default", "required") else put(body, f.path, value)
+    r = create(api, body)
+    if kind in ("outside", "required"):
+        assert r.status_code == 400, (r.status_code, r.text)
+        out = r.json()
+        assert out["status"] == "error" and out["status_message"], out
+        param = out["error"].get("param") or ""
+        assert param == f.named or param.startswith((f.named + ".", f.named + "[")), (f.named, out)
+        if param.startswith("training_params."):  # the message names the field as sent, too
+            assert param.split(".", 1)[1] in out["error"]["detail"], out
+        return
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert check_response_fields(out, OXEN_RESPONSE) == [], out
+    if f.echo != "":
+        shown = get(out, f.shown_at)
+        assert matches(value, shown) if kind == "default" else shown == value, (f.shown_at, shown)
+
+
+def test_training_params_take_any_key_and_the_job_warns(api):
+    r = create(api, merge(TEXT, {"training_params": {"epochs": 1, "warmup": 3, "scheduler": "cosine"}}))
+    assert r.status_code == 201, r.text
+    ft = r.json()["fine_tune"]
+    assert "warmup" not in ft["training_params"]
+    events = api.http.get(f"/v1/fine_tuning/jobs/{ft['id']}/events", headers=api.headers()).json()["data"]
+    assert any("scheduler, warmup" in e["message"] for e in events), events
+
+
+def _datetime(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_every_response_field_in_every_status(api):
+    from polytune.domain.job import JobStatus
+
+    ids = [create(api, TEXT).json()["fine_tune"]["id"], create(api, IMAGE).json()["fine_tune"]["id"]]
+    for job_id in ids:
+        for status in JobStatus:
+            api.set_status(job_id, status.value)
+            for path in (f"/api/repos/{REPO}/fine_tunes/{job_id}", f"/api/repos/{REPO}/fine_tunes"):
+                out = api.http.get(path, headers=api.headers()).json()
+                ft = out["fine_tune"] if "fine_tune" in out else next(x for x in out["fine_tunes"] if x["id"] == job_id)
+                assert check_response_fields({**out, "fine_tune": ft}, OXEN_RESPONSE) == [], out
+                assert ft["status"] in OXEN_STATUSES and out["status"] == "success", ft
+                _datetime(ft["created_at"]), _datetime(ft["updated_at"])
+            listed = api.http.get(f"/api/repos/{REPO}/fine_tunes", params={"status": get(ft, "status")},
+                                  headers=api.headers()).json()
+            assert job_id in [x["id"] for x in listed["fine_tunes"]]
