@@ -99,3 +99,39 @@ def test_every_response_field_in_every_status(api):
             listed = api.http.get(f"/api/repos/{REPO}/fine_tunes", params={"status": get(ft, "status")},
                                   headers=api.headers()).json()
             assert job_id in [x["id"] for x in listed["fine_tunes"]]
+
+
+def test_a_public_fine_tune_of_a_private_repository_is_readable_by_other_organizations(api):
+    """The document's `is_public` (the fine-tune's own, beside the repository's): another
+    organization reads a public fine-tune of a private repository (its record, progress,
+    checkpoints, and the folder its weights are published to), read-only; nothing else of it."""
+    repo = "ada/models"
+    assert api.http.post("/api/repos", json={"namespace": "ada", "name": "models"},
+                         headers=api.headers()).status_code == 200
+    upload(api, repo, "data/qa.csv", QA.encode())
+    public = create(api, {**TEXT, "is_public": True}, repo=repo).json()["fine_tune"]
+    private = create(api, TEXT, repo=repo).json()["fine_tune"]
+    assert public["is_public"] is True and private["is_public"] is False
+    for job in (public, private):  # what the worker publishes when the job succeeds, in place
+        upload(api, repo, f"models/{job['id']}/adapter_config.json", b"{}")
+    b = api.headers(api.key_b)
+
+    def read(path: str) -> int:
+        return api.http.get(f"/api/repos/{repo}{path}", headers=b).status_code
+
+    assert read("") == 404 and read("/file/main/data/qa.csv") == 404
+    listed = api.http.get(f"/api/repos/{repo}/fine_tunes", headers=b).json()
+    assert [ft["id"] for ft in listed["fine_tunes"]] == [public["id"]] and listed["total_entries"] == 1
+    for suffix in ("", "/train_status", "/checkpoints"):
+        assert read(f"/fine_tunes/{public['id']}{suffix}") == 200, suffix
+        assert read(f"/fine_tunes/{private['id']}{suffix}") == 404, suffix
+    got = api.http.get(f"/api/repos/{repo}/fine_tunes/{public['id']}", headers=b).json()["fine_tune"]
+    assert got["is_public"] is True and got["repository"] == repo
+    assert read(f"/file/main/models/{public['id']}/adapter_config.json") == 200
+    assert read(f"/file/main/models/{private['id']}/adapter_config.json") == 404
+    # Read-only: org B can't run it, nor create in (or upload to) the repository.
+    run = api.http.post(f"/api/repos/{repo}/fine_tunes/{public['id']}/actions/run", headers=b)
+    assert run.status_code == 404 and create(api, TEXT, key=api.key_b, repo=repo).status_code == 404
+    # Org A, the owner, still sees every one of its fine-tunes.
+    mine = api.http.get(f"/api/repos/{repo}/fine_tunes", params={"page_size": 1000}, headers=api.headers()).json()
+    assert {public["id"], private["id"]} <= {ft["id"] for ft in mine["fine_tunes"]}
