@@ -14,8 +14,8 @@ import pytest
 from tests.training.image_support import COLOURS, shape_png
 
 from .oxen_fields import IMAGE, OXEN_REQUEST, OXEN_RESPONSE, OXEN_STATUSES, TEXT
-from .support import App, Field, app_in_process, case_id, cases, check_response_fields, drop, get, matches, \
-    merge, put
+from .support import (App, app_in_process, case_id, cases, check_response_fields, drop, get, matches, merge,
+                      put)
 
 REPO = "ada/data"
 QA = "question,answer\n" + "".join(f"What is {i} times 7?,It is {i * 7}\n" for i in range(12))
