@@ -66,6 +66,7 @@ OPENAI_REQUEST: list[Field] = [
           default="auto"),
     Field(f"{_RL_HP}.eval_samples", valid=("auto",), inside=(1, 1000), outside=(0, 1001, "x"), base=RL,
           default="auto"),
+    Field(f"{_RL_HP}.max_completion_tokens", inside=(1, 131_072), outside=(0, 131_073, "x"), base=RL),
     Field(f"{_RL_HP}.batch_size", inside=(1, 1024), outside=(0, 1025), base=RL),
     Field(f"{_RL_HP}.learning_rate_multiplier", inside=(1e-9, 100), outside=(0, 100.5), base=RL),
     Field("method.reinforcement.grader", valid=(GRADER,), outside=({"type": "nope", "name": "x"}, "x"),
