@@ -128,3 +128,11 @@ TRUEFOUNDRY_REQUEST: list[Field] = [
     Field("integrations", valid=([{}], []), echo="", outside=([{"type": "wandb"}],), param="integrations"),
     Field("hyperparameters", valid=({},), echo=""),
 ]
+
+# Nebius's response `hyperparameters`, once the job is validated: every setting it trains with.
+NEBIUS_HYPERPARAMETERS = {
+    "batch_size": "integer", "learning_rate": "number", "n_epochs": "integer", "warmup_ratio": "number",
+    "weight_decay": "number", "lora": "boolean", "packing": "boolean", "max_grad_norm": "number",
+    "context_length": "integer",
+}
+NEBIUS_LORA = {"lora_r": "integer", "lora_alpha": "integer", "lora_dropout": "number"}

@@ -14,8 +14,11 @@ from openai.types.fine_tuning import FineTuningJob
 
 from tests.helpers import chat_jsonl, preference_jsonl
 
-from .openai_fields import (MODEL, NEBIUS_JOB, NEBIUS_REQUEST, OPENAI_JOB, OPENAI_REQUEST, OPENAI_STATUSES, RL,
-                            TRUEFOUNDRY_JOB, TRUEFOUNDRY_REQUEST, TRUEFOUNDRY_STATUSES)
+from tests.helpers import wait_for
+
+from .openai_fields import (MODEL, NEBIUS_HYPERPARAMETERS, NEBIUS_JOB, NEBIUS_LORA, NEBIUS_REQUEST, OPENAI_JOB,
+                            OPENAI_REQUEST, OPENAI_STATUSES, RL, TRUEFOUNDRY_JOB, TRUEFOUNDRY_REQUEST,
+                            TRUEFOUNDRY_STATUSES)
 from .support import (BASE, App, Field, app_in_process, case_id, cases, check_response_fields, drop, get,
                       matches, merge, put)
 
@@ -136,3 +139,26 @@ def test_every_response_field_in_every_status(api, files, prefix, schema, status
     assert {j["id"] for j in jobs} <= set(listed)
     api.set_status(jobs[0]["id"], "queued")
     assert client.fine_tuning.jobs.cancel(jobs[0]["id"]).status == "cancelled"
+
+
+@pytest.mark.parametrize("hyperparameters", [{}, {"lora": False}, {"lora": True}, {"lora": True, "lora_r": 4}],
+                         ids=["left-out", "full", "lora", "lora-r4"])
+def test_nebius_validated_job_shows_every_setting_it_trains_with(api, files, hyperparameters):
+    """Left out, each Nebius hyperparameter is resolved when the job's files are validated (the
+    validation threads, as the scheduler starts them; nothing trains), and shown by its name
+    and type, with LoRA or without."""
+    made = api.http.post("/v1/fine_tuning/jobs", json={"model": MODEL, "training_file": files["chat"],
+                                                         "hyperparameters": hyperparameters},
+                         headers=api.headers()).json()
+    api.app.state.services.jobs.validate_pending()
+    job = wait_for(lambda: (j := sdk(api).fine_tuning.jobs.retrieve(made["id"])).status != "validating_files" and j,
+                   timeout=120)
+    assert job.status == "queued", job.error
+    raw = api.http.get(f"/v1/fine_tuning/jobs/{made['id']}", headers=api.headers()).json()
+    lora = hyperparameters.get("lora", raw["hyperparameters"].get("lora"))
+    schema = {**NEBIUS_HYPERPARAMETERS, **(NEBIUS_LORA if lora else {})}
+    assert check_response_fields(raw["hyperparameters"], schema) == [], raw["hyperparameters"]
+    assert raw["hyperparameters"]["lora"] == lora and isinstance(raw["seed"], int)
+    for key, value in hyperparameters.items():
+        assert raw["hyperparameters"][key] == value
+    api.http.post(f"/v1/fine_tuning/jobs/{made['id']}/cancel", headers=api.headers())
