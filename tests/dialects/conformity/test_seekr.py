@@ -140,3 +140,26 @@ def test_every_response_field_in_every_status(api, made):
     assert set(ids) | {other["id"]} <= listed
     api.set_status(ids[0], "queued")
     assert client.fine_tuning.cancel(ids[0]).status.value == "cancelled"
+
+
+@pytest.mark.parametrize("training", [{}, {"fine_tune_type": "PREFERENCE"}, {"lora_config": {}}],
+                         ids=["standard", "preference", "lora"])
+def test_a_validated_job_shows_the_values_it_trains_with(api, made, training):
+    """What was left to polytune (batch_size, learning_rate; beta for PREFERENCE) is resolved
+    when the files are validated (the validation threads; nothing trains) and shown as numbers
+    seekrai's model takes."""
+    from tests.helpers import wait_for
+
+    body = _preference(merge(_body(Field("x"), made), {"training_config": training}), made)
+    job_id = api.http.post("/v1/flow/fine-tune", json=body, headers=api.headers(bearer=False)).json()["id"]
+    api.app.state.services.jobs.validate_pending()
+    wait_for(lambda: sdk(api).fine_tuning.retrieve(job_id).status.value != "pending", timeout=120)
+    raw = api.http.get(f"/v1/flow/fine-tunes/{job_id}", headers=api.headers(bearer=False)).json()
+    assert raw["status"] == "queued", raw
+    FinetuneResponse(**copy.deepcopy(raw))
+    schema = {"batch_size": "integer", "learning_rate": "number", "n_epochs": "integer", "max_length": "integer"}
+    assert check_response_fields(raw, schema) == [], raw
+    if training.get("fine_tune_type") == "PREFERENCE":
+        assert raw["beta"] == 0.1 and raw["loss_type"] == "SIGMOID"
+    if "lora_config" in training:
+        assert raw["lora_config"]["r"] == 8 and raw["lora_config"]["alpha"] == 32
