@@ -135,3 +135,26 @@ def test_a_public_fine_tune_of_a_private_repository_is_readable_by_other_organiz
     # Org A, the owner, still sees every one of its fine-tunes.
     mine = api.http.get(f"/api/repos/{repo}/fine_tunes", params={"page_size": 1000}, headers=api.headers()).json()
     assert {public["id"], private["id"]} <= {ft["id"] for ft in mine["fine_tunes"]}
+
+
+@pytest.mark.parametrize("params", [{}, {"use_lora": False}, {"gradient_accumulation": 2}],
+                         ids=["left-out", "full", "gradient_accumulation"])
+def test_a_run_and_validated_fine_tune_shows_the_values_it_trains_with(api, params):
+    """Run, then validated (the validation threads; nothing trains): what was left to polytune
+    reads back as numbers, under the names sent."""
+    from tests.helpers import wait_for
+
+    ft = create(api, {**TEXT, "training_params": params}).json()["fine_tune"]
+    path = f"/api/repos/{REPO}/fine_tunes/{ft['id']}"
+    assert api.http.post(f"{path}/actions/run", headers=api.headers()).json()["fine_tune"]["status"] == "tokenizing"
+    api.app.state.services.jobs.validate_pending()
+    got = wait_for(lambda: (f := api.http.get(path, headers=api.headers()).json()["fine_tune"])["status"]
+                   != "tokenizing" and f, timeout=120)
+    assert got["status"] == "enqueued", got
+    accumulation = "gradient_accumulation" if "gradient_accumulation" in params else "grad_accum"
+    schema = {"epochs": "integer", "batch_size": "integer", "learning_rate": "number", accumulation: "integer",
+              "seq_length": "integer", "use_lora": "boolean", "lora_rank": "integer", "lora_alpha": "integer"}
+    assert check_response_fields(got["training_params"], schema) == [], got["training_params"]
+    assert got["training_params"]["use_lora"] is params.get("use_lora", True)
+    for key, value in params.items():
+        assert got["training_params"][key] == value
