@@ -69,6 +69,10 @@ OPENAI_REQUEST: list[Field] = [
     Field(f"{_RL_HP}.max_completion_tokens", inside=(1, 131_072), outside=(0, 131_073, "x"), base=RL),
     Field(f"{_RL_HP}.batch_size", inside=(1, 1024), outside=(0, 1025), base=RL),
     Field(f"{_RL_HP}.learning_rate_multiplier", inside=(1e-9, 100), outside=(0, 100.5), base=RL),
+    Field("method.supervised.typo", outside=(1,), base=SFT),
+    Field(f"{_DPO_HP}.typo", outside=(1,), base=DPO),
+    Field("method.reinforcement.typo", outside=(1,), base=RL),
+    Field("typo", outside=(1,)),
     Field("method.reinforcement.grader", valid=(GRADER,), outside=({"type": "nope", "name": "x"}, "x"),
           base=RL, echo="method.reinforcement.grader"),
 ]
