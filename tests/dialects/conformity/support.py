@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -40,12 +41,14 @@ class App:
         """Put a job in `status` directly (nothing trains here), to read it in every status."""
         engine = self.app.state.services.files.db.engine
         with engine.begin() as c:
-            c.exec_driver_sql("UPDATE jobs SET status = ? WHERE id = ?", (status, job_id))
+            c.execute(sa.text("UPDATE jobs SET status = :status WHERE id = :id"), {"status": status, "id": job_id})
 
 
 @contextlib.contextmanager
-def app_in_process(tmp: Path) -> Iterator[App]:
-    settings = Settings(data_dir=tmp / "data", database_url=f"sqlite:///{tmp / 'polytune.db'}")
+def app_in_process(tmp: Path, database_url: str | None = None) -> Iterator[App]:
+    """The app on `database_url` (the `database_url` fixture's, to run on PostgreSQL too), or on
+    a SQLite file of its own."""
+    settings = Settings(data_dir=tmp / "data", database_url=database_url or f"sqlite:///{tmp / 'polytune.db'}")
     app = create_app(settings, run_scheduler=False)
     # raise_server_exceptions: a 5xx anywhere in a walk fails the test with its traceback.
     with TestClient(app, base_url=BASE, raise_server_exceptions=True) as http:
