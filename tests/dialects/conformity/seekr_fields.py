@@ -72,6 +72,12 @@ SEEKR_REQUEST: list[Field] = [
                                                     [{"type": "math_accuracy", "weight": 1.01}],
                                                     [{"type": "text_similarity", "operation": "gleu"}]),
           base=RL, echo=""),  # echoed with the weights the SDK's rules give them (the row below)
+    # The llm grader's own bounds (the document's), one grader at a time.
+    *[Field(f"{_RC}.graders", valid=tuple([{"type": "llm", key: v}] for v in inside),
+            outside=tuple([{"type": "llm", key: v}] for v in outside), base=RL, echo="")
+      for key, inside, outside in (("seed", (0, 2**31 - 1), (-1,)), ("top_p", (0, 1), (-0.01, 1.01)),
+                                   ("temperature", (0, 1.5), (-0.01, 1.51)),
+                                   ("max_completion_tokens", (1, 4096), (0,)))],
     # Left out or null: the SDK's own defaults (it sends them itself when the user gives none).
     Field(_RC, base=RL, echo="reward_components",
           default={"format_reward_weight": 0.1, "graders": [{"type": "math_accuracy", "weight": 0.9}]}),
