@@ -73,8 +73,17 @@ OPENAI_REQUEST: list[Field] = [
     Field(f"{_DPO_HP}.typo", outside=(1,), base=DPO),
     Field("method.reinforcement.typo", outside=(1,), base=RL),
     Field("typo", outside=(1,)),
-    Field("method.reinforcement.grader", valid=(GRADER,), outside=({"type": "nope", "name": "x"}, "x"),
-          base=RL, echo="method.reinforcement.grader"),
+    Field("method.reinforcement.grader", valid=(
+        GRADER, {**GRADER, "operation": "ilike"},
+        {"type": "text_similarity", "name": "sim", "input": "{{sample.output_text}}", "reference": "{{item.answer}}",
+         "evaluation_metric": "fuzzy_match"},
+        {"type": "score_model", "name": "judge", "model": MODEL, "range": [0.0, 1.0],
+         "input": [{"role": "user", "content": "Grade {{sample.output_text}} against {{item.answer}}"}]},
+        {"type": "multi", "name": "m", "calculate_output": "exact", "graders": GRADER},
+    ), outside=({"type": "nope", "name": "x"}, "x", {**GRADER, "operation": "like_not"},
+                {"type": "text_similarity", "name": "sim", "input": "{{sample.output_text}}",
+                 "reference": "{{item.answer}}", "evaluation_metric": "rouge_9"}),
+        base=RL, echo="method.reinforcement.grader"),
 ]
 
 # -- Nebius's document: its hyperparameters (top level, or in extra_body), tags, extra_body ------
