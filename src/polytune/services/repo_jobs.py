@@ -29,7 +29,7 @@ from polytune.store.blobs import local_copy
 
 from .files import FileService
 from .jobs import JobService
-from .repos import RepoService
+from .repos import RepoService, clean_path
 
 
 # A job whose fine-tune was created public (Oxen's `is_public`), read from its spec in SQL.
@@ -142,6 +142,7 @@ class RepoJobService:
         private repository."""
         repo = self.repos.get(org_id, namespace, name)
         branch, path = self.repos.split_revision(repo.id, target)
+        path = clean_path(path, "path")  # as the read itself sees it ('..' is refused there too)
         for job in self.list(org_id, namespace=namespace, name=name, page_size=1000, public_only=True).jobs:
             out = job.spec.output
             if out.branch == branch and (path + "/").startswith(out.repository_path(job.id) + "/"):

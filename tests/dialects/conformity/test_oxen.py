@@ -138,6 +138,7 @@ def test_a_public_fine_tune_of_a_private_repository_is_readable_by_other_organiz
     assert got["is_public"] is True and got["repository"] == repo
     assert read(f"/file/main/models/{public['id']}/adapter_config.json") == 200
     assert read(f"/file/main/models/{private['id']}/adapter_config.json") == 404
+    assert read(f"/file/main/models/{public['id']}/%2E%2E/%2E%2E/data/qa.csv") in (400, 404)
     # Read-only: org B can't run it, nor create in (or upload to) the repository.
     run = api.http.post(f"/api/repos/{repo}/fine_tunes/{public['id']}/actions/run", headers=b)
     assert run.status_code == 404 and create(api, TEXT, key=api.key_b, repo=repo).status_code == 404
