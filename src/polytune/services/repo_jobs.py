@@ -29,7 +29,11 @@ from polytune.store.blobs import local_copy
 
 from .files import FileService
 from .jobs import JobService
-from .repos import RepoService
+from .repos import RepoService, clean_path
+
+
+# A job whose fine-tune was created public (Oxen's `is_public`), read from its spec in SQL.
+_PUBLIC = t.Job.spec["output"]["public"].as_boolean().is_(True)
 
 
 @dataclass
@@ -113,29 +117,63 @@ class RepoJobService:
             raise InvalidRequest(f"{path}: {info.status_details}", param="resource")
         return file_id
 
+    # -- who reads what ---------------------------------------------------------------------
+    def reader(self, org_id: str, namespace: str, name: str) -> tuple[str, bool]:
+        """Whose repository `namespace/name` a read by `org_id` is served from, and whether that
+        read sees only the repository's public fine-tunes: the caller's own, else another
+        organization's public repository (everything in it), else another organization's
+        private repository that holds fine-tunes created with `is_public: true` (those only,
+        read-only). Otherwise the caller's own, which then answers not found."""
+        owner = self.repos.readable_owner(org_id, namespace, name)
+        with self.repos.db.session() as s:
+            if s.scalar(sa.select(t.Repo.id).where(t.Repo.org_id == owner, t.Repo.namespace == namespace,
+                                                   t.Repo.name == name)) is not None:
+                return owner, False
+            other = s.scalar(
+                sa.select(t.Repo.org_id).join(t.RepoJob, t.RepoJob.repo_id == t.Repo.id)
+                .join(t.Job, t.Job.id == t.RepoJob.job_id)
+                .where(t.Repo.namespace == namespace, t.Repo.name == name, _PUBLIC)
+                .order_by(t.Repo.created_at, t.Repo.id).limit(1))
+        return (other, True) if other is not None else (org_id, False)
+
+    def public_folder(self, org_id: str, namespace: str, name: str, target: str) -> None:
+        """NotFound unless `target` (`<branch>/<path>`) lies in the folder a public fine-tune of
+        the repository published its weights to: all another organization may read of a
+        private repository."""
+        repo = self.repos.get(org_id, namespace, name)
+        branch, path = self.repos.split_revision(repo.id, target)
+        path = clean_path(path, "path")  # as the read itself sees it ('..' is refused there too)
+        for job in self.list(org_id, namespace=namespace, name=name, page_size=1000, public_only=True).jobs:
+            out = job.spec.output
+            if out.branch == branch and (path + "/").startswith(out.repository_path(job.id) + "/"):
+                return
+        raise NotFound(f"Repository '{namespace}/{name}' not found.", param="repository",
+                       code="repository_not_found")
+
     # -- a repository's jobs -----------------------------------------------------------------
-    def _job(self, org_id: str, namespace: str, name: str, job_id: str) -> Job:
+    def _job(self, org_id: str, namespace: str, name: str, job_id: str, public_only: bool = False) -> Job:
         repo = self.repos.get(org_id, namespace, name)
         with self.repos.db.session() as s:
             linked = s.scalar(sa.select(t.RepoJob.job_id).where(t.RepoJob.repo_id == repo.id,
                                                                 t.RepoJob.job_id == job_id))
-        if linked is None:
+        job = self.jobs.get(org_id, job_id) if linked is not None else None
+        if job is None or (public_only and not job.spec.output.public):
             raise NotFound(f"No fine-tune '{job_id}' in '{namespace}/{name}'.", param="id",
                            code="fine_tune_not_found")
-        return self.jobs.get(org_id, job_id)
+        return job
 
-    def get(self, org_id: str, namespace: str, name: str, job_id: str) -> Job:
-        return self._job(org_id, namespace, name, job_id)
+    def get(self, org_id: str, namespace: str, name: str, job_id: str, *, public_only: bool = False) -> Job:
+        return self._job(org_id, namespace, name, job_id, public_only)
 
     def start(self, org_id: str, namespace: str, name: str, job_id: str) -> Job:
         self._job(org_id, namespace, name, job_id)
         return self.jobs.start(org_id, job_id)
 
-    def checkpoints(self, org_id: str, namespace: str, name: str,
-                    job_id: str) -> tuple[Job, list[tuple[Checkpoint, str, int | None]]]:
+    def checkpoints(self, org_id: str, namespace: str, name: str, job_id: str, *,
+                    public_only: bool = False) -> tuple[Job, list[tuple[Checkpoint, str, int | None]]]:
         """The job and its checkpoints by step: each with its folder in the repository and the
         bytes published there (None until the job succeeds and publishes them)."""
-        job = self._job(org_id, namespace, name, job_id)
+        job = self._job(org_id, namespace, name, job_id, public_only)
         out = job.spec.output
         found = []
         with self.repos.db.session() as s:
@@ -149,8 +187,9 @@ class RepoJobService:
 
     def list(self, org_id: str, *, namespace: str | None = None, name: str | None = None,
              statuses: list[JobStatus] | None = None, page: int = 1, page_size: int = 20,
-             newest_first: bool = True) -> JobsPage:
-        """One page (numbered from 1) of the organization's jobs, or of one repository's."""
+             newest_first: bool = True, public_only: bool = False) -> JobsPage:
+        """One page (numbered from 1) of the organization's jobs, or of one repository's
+        (`public_only`: its fine-tunes created with `is_public: true`)."""
         if page < 1:
             raise InvalidRequest("page must be at least 1.", param="page")
         if not 1 <= page_size <= 1000:
@@ -161,6 +200,8 @@ class RepoJobService:
             stmt = stmt.join(t.RepoJob, t.RepoJob.job_id == t.Job.id).where(t.RepoJob.repo_id == repo.id)
         if statuses:
             stmt = stmt.where(t.Job.status.in_([st.value for st in statuses]))
+        if public_only:
+            stmt = stmt.where(_PUBLIC)
         with self.repos.db.session() as s:
             total = s.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
             rows = s.scalars(stmt.order_by(t.Job.seq.desc() if newest_first else t.Job.seq.asc())

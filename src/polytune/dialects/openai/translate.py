@@ -56,7 +56,10 @@ def _hyperparameters(hp: SupervisedHyperparameters | None, where: str) -> tuple[
     if (lora or quantization) and kind == "auto":
         kind = "lora"
     try:
-        return Hyperparameters(**values), AdapterSpec(kind=kind, lora=LoraSpec(**lora), quantization=quantization)
+        # Strict: "8" is not 8 and "yes" not true (Nebius's document types each; a lax parse
+        # would train on a value the user never wrote).
+        return (Hyperparameters.model_validate(values, strict=True),
+                AdapterSpec(kind=kind, lora=LoraSpec.model_validate(lora, strict=True), quantization=quantization))
     except ValidationError as e:
         err = e.errors()[0]
         key = next((_LORA_BACK.get(str(p), str(p)) for p in err["loc"] if str(p) in _KNOWN), str(err["loc"][0]))

@@ -2,8 +2,9 @@
 and can't take a path prefix): thin. Parse, call a service, render in Oxen's envelope.
 
 The read routes (GET) serve another organization's repository of that name when it is public
-(`RepoService.readable_owner`): its fine-tunes, their progress and checkpoints, its files. Every
-write (upload, create, run) acts on the caller's own repositories only."""
+(`RepoJobService.reader`): its fine-tunes, their progress and checkpoints, its files; of a
+private one, only its fine-tunes created with `is_public: true`, and the folders they published
+their weights to. Every write (upload, create, run) acts on the caller's own repositories only."""
 
 from __future__ import annotations
 
@@ -87,7 +88,10 @@ async def upload_files(namespace: str, name: str, target: str, request: Request,
 
 @router.get("/api/repos/{namespace}/{name}/file/{target:path}")
 def download_file(namespace: str, name: str, target: str, org: OrgId, svc: Svc) -> StreamingResponse:
-    info, chunks = svc.repos.read(svc.repos.readable_owner(org, namespace, name), namespace, name, target)
+    owner, public_only = svc.repo_jobs.reader(org, namespace, name)
+    if public_only:  # another organization's private repository: a public fine-tune's weights only
+        svc.repo_jobs.public_folder(owner, namespace, name, target)
+    info, chunks = svc.repos.read(owner, namespace, name, target)
     media = mimetypes.guess_type(info.path)[0] or "application/octet-stream"
     return StreamingResponse(chunks, media_type=media, headers={
         "Content-Length": str(info.bytes), "oxen-revision-id": info.commit_id,
@@ -107,17 +111,17 @@ async def create_fine_tune(namespace: str, name: str, request: Request, org: Org
         job = await run_in_threadpool(svc.repo_jobs.create, org, namespace, name, spec,
                                       resource=req.resource, columns=columns, warnings=tr.warnings(req))
     except InvalidRequest as e:
-        raise tr.to_wire(e) from None
+        raise tr.to_wire(e, req) from None
     body = await run_in_threadpool(_fine_tune, svc, org, job, "resource_created")
     return JSONResponse(body, status_code=201)
 
 
 def _page(svc: Svc, org: str, page: int, page_size: int, status: str | None, sort: str,
-          **repo: str) -> dict[str, Any]:
+          public_only: bool = False, **repo: str) -> dict[str, Any]:
     if sort not in ("newest", "oldest"):
         raise InvalidRequest(f"sort must be 'newest' or 'oldest', got '{sort}'.", param="sort")
     found = svc.repo_jobs.list(org, statuses=tr.statuses(status), page=page, page_size=page_size,
-                               newest_first=sort == "newest", **repo)
+                               newest_first=sort == "newest", public_only=public_only, **repo)
     repos: dict[str | None, Any] = {}  # one lookup per repository on the page
     for j in found.jobs:
         if j.spec.output.repository not in repos:
@@ -132,8 +136,8 @@ def _page(svc: Svc, org: str, page: int, page_size: int, status: str | None, sor
 def list_repo_fine_tunes(namespace: str, name: str, org: OrgId, svc: Svc, page: int = Query(1, ge=1, le=MAX_PAGE),
                          page_size: int = Query(20, ge=1, le=1000), status: str | None = None,
                          sort: str = "newest") -> dict[str, Any]:
-    owner = svc.repos.readable_owner(org, namespace, name)
-    return _page(svc, owner, page, page_size, status, sort, namespace=namespace, name=name)
+    owner, public_only = svc.repo_jobs.reader(org, namespace, name)
+    return _page(svc, owner, page, page_size, status, sort, public_only, namespace=namespace, name=name)
 
 
 @router.get("/api/users/{username}/fine_tunes")
@@ -147,14 +151,16 @@ def list_user_fine_tunes(username: str, org: OrgId, svc: Svc, page: int = Query(
 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes/{job_id}")
 def get_fine_tune(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    owner = svc.repos.readable_owner(org, namespace, name)
-    return _fine_tune(svc, owner, svc.repo_jobs.get(owner, namespace, name, job_id), "resource_found")
+    owner, public_only = svc.repo_jobs.reader(org, namespace, name)
+    return _fine_tune(svc, owner, svc.repo_jobs.get(owner, namespace, name, job_id, public_only=public_only),
+                      "resource_found")
 
 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes/{job_id}/train_status")
 def train_status(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    owner = svc.repos.readable_owner(org, namespace, name)
-    return render.ok("resource_found", train_status=render.train_status(svc.repo_jobs.get(owner, namespace, name, job_id)))
+    owner, public_only = svc.repo_jobs.reader(org, namespace, name)
+    job = svc.repo_jobs.get(owner, namespace, name, job_id, public_only=public_only)
+    return render.ok("resource_found", train_status=render.train_status(job))
 
 
 @router.post("/api/repos/{namespace}/{name}/fine_tunes/{job_id}/actions/run")
@@ -164,7 +170,8 @@ def run_fine_tune(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) 
 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes/{job_id}/checkpoints")
 def list_checkpoints(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    job, found = svc.repo_jobs.checkpoints(svc.repos.readable_owner(org, namespace, name), namespace, name, job_id)
+    owner, public_only = svc.repo_jobs.reader(org, namespace, name)
+    job, found = svc.repo_jobs.checkpoints(owner, namespace, name, job_id, public_only=public_only)
     return render.ok("resource_found", fine_tune_id=job.id, branch=job.spec.output.branch,
                  checkpoints=[render.checkpoint(c, path, size) for c, path, size in found],
                  total_checkpoints=len(found))

@@ -58,9 +58,14 @@ _WIRE_PARAM = {
 }
 
 
-def to_wire(e: InvalidRequest) -> InvalidRequest:
-    """The same error, naming the Oxen field (in `param` and in the message) for a canonical one."""
+def to_wire(e: InvalidRequest, req: CreateFineTuneRequest) -> InvalidRequest:
+    """The same error, naming the Oxen field (in `param` and in the message) for a canonical one:
+    gradient accumulation by the name the request used (the document's gradient_accumulation,
+    or the client's grad_accum)."""
     wire = _WIRE_PARAM.get(e.param or "")
+    p = req.training_params
+    if wire == "training_params.grad_accum" and p.grad_accum is None and p.gradient_accumulation is not None:
+        wire = "training_params.gradient_accumulation"
     if wire:
         if e.param.startswith("hyperparameters."):
             e.message = e.message.replace(e.param, wire)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from polytune.dialects.common.params import MAX_ID
 
@@ -84,8 +84,30 @@ Grader = Annotated[Union[FormatCheckGrader, MathAccuracyGrader, StringCheckGrade
 
 
 class RewardComponentsIn(Open):
-    format_reward_weight: Weight = 0.1
+    # Below 1, where the document allows 1: every grader's weight must stay above 0 (the
+    # SDK's rules below), and 1 would leave them nothing.
+    format_reward_weight: float = Field(0.1, gt=0, lt=1)
     graders: list[Grader] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _weights(self) -> RewardComponentsIn:
+        """The seekrai SDK's weight rules (its RewardComponents), so that the job's echo of
+        them is what the SDK itself would have sent and parses back: weights on all graders
+        or on none; all given with format_reward_weight must sum to 1; otherwise the graders'
+        weights are scaled (none given: shared equally) to fill 1 - format_reward_weight."""
+        given = [g.weight for g in self.graders if g.weight is not None]
+        if given and len(given) != len(self.graders):
+            raise ValueError("either every grader has a weight or none has")
+        rest = 1.0 - self.format_reward_weight
+        if given and "format_reward_weight" in self.model_fields_set:
+            if abs(sum(given) + self.format_reward_weight - 1.0) > 1e-9:
+                raise ValueError(f"format_reward_weight and the graders' weights must sum to 1, got "
+                                 f"{self.format_reward_weight} + {' + '.join(map(str, given))}")
+            return self
+        weights = given or [1.0] * len(self.graders)
+        for g, w in zip(self.graders, weights):
+            g.weight = w * rest / sum(weights)
+        return self
 
 
 class TrainingConfigIn(Open):
@@ -103,22 +125,29 @@ class TrainingConfigIn(Open):
     pre_train: bool = False
     fine_tune_type: FineTuneType = "STANDARD"
     lora_config: LoraConfigIn | None = None
-    validation_files: list[str] | None = None
+    validation_files: list[str] | None = Field(None, max_length=1)  # at most one: polytune evaluates on one
     reward_components: RewardComponentsIn | None = None
     beta: float | None = Field(None, gt=0)
     loss_type: Literal["SIGMOID", "HINGE", "IPO", "KTO_PAIR"] | None = None
     gradient_checkpointing: bool | None = None
 
-    @model_validator(mode="after")
-    def _method_fields(self) -> TrainingConfigIn:
-        rl = self.fine_tune_type in ("GRPO", "REINFORCEMENT")
-        if self.reward_components is not None and not rl:
-            raise ValueError(f"reward_components apply to REINFORCEMENT fine-tuning, not {self.fine_tune_type}")
-        if (self.beta is not None or self.loss_type is not None) and self.fine_tune_type != "PREFERENCE":
-            raise ValueError(f"beta and loss_type apply to PREFERENCE fine-tuning, not {self.fine_tune_type}")
-        if self.validation_files is not None and len(self.validation_files) > 1:
-            raise ValueError("at most one validation file is supported")
-        return self
+    # Field validators (fine_tune_type is validated before these fields), so a refusal's
+    # `loc` names the field sent, not the whole training_config.
+    @field_validator("reward_components")
+    @classmethod
+    def _reinforcement_only(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = info.data.get("fine_tune_type", "STANDARD")
+        if value is not None and kind not in ("GRPO", "REINFORCEMENT"):
+            raise ValueError(f"reward_components apply to REINFORCEMENT fine-tuning, not {kind}")
+        return value
+
+    @field_validator("beta", "loss_type")
+    @classmethod
+    def _preference_only(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = info.data.get("fine_tune_type", "STANDARD")
+        if value is not None and kind != "PREFERENCE":
+            raise ValueError(f"{info.field_name} applies to PREFERENCE fine-tuning, not {kind}")
+        return value
 
 
 class InfrastructureConfigIn(Open):

@@ -1,7 +1,7 @@
-"""A compact, table-driven walk over the request fields issue 18 touched, per provider document
-(../shared/seeds/): each field's default when left out, and its bounds just inside (accepted)
-and just outside (refused, naming the field). The translation layer is called directly, as
-the routes call it; the live tests beside each dialect send the same shapes through the SDKs."""
+"""The translation layer itself, called as the routes call it, for what the walks beside this
+file (test_openai.py, test_seekr.py, test_oxen.py, driven by the field tables) can't see from
+outside: the exact default max_length for a model's context, which keys a warning names, the
+spec a request becomes."""
 
 from __future__ import annotations
 
