@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 # Exit codes; `jobs follow` also exits with its job's outcome (cli/follow.py).
@@ -24,6 +25,9 @@ BaseUrl = Annotated[str | None, typer.Option("--base-url", envvar="POLYTUNE_BASE
 ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="POLYTUNE_API_KEY", show_envvar=True,
                                             help="an API key (`polytune keys create --org NAME` makes one)")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+# Columns that hold an id (or a model name used as one), printed whole on one line.
+ID_COLUMNS = frozenset({"id", "model", "fine-tuned model", "training file", "organization"})
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -91,11 +95,22 @@ def show(rows: Sequence[Any], columns: Sequence[tuple[str, Callable[[Any], Any]]
     if json_out:
         print_json(list(rows))
         return
+    cells = [["" if (v := get(row)) is None else str(v) for _, get in columns] for row in rows]
     table = Table(title=title, show_edge=False, header_style="bold")
     for header, _ in columns:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if (v := get(row)) is None else str(v) for _, get in columns))
+        # An id is copied whole into the next command: never wrapped; the other columns give way.
+        whole = header in ID_COLUMNS
+        table.add_column(header, no_wrap=whole, overflow="ignore" if whole else "fold")
+    for row in cells:
+        table.add_row(*row)
+    if cells and Measurement.get(out, out.options, table).minimum > out.width:
+        # Too narrow for the ids side by side with the rest: one block per object instead.
+        for row in cells:
+            for (header, _), value in zip(columns, row, strict=True):
+                if value:
+                    out.print(f"[bold]{header}[/bold]: {value}", overflow="ignore", crop=False)
+            out.print()
+        return
     out.print(table)
 
 
