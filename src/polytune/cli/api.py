@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 
 # Exit codes; `jobs follow` also exits with its job's outcome (cli/follow.py).
@@ -30,7 +29,7 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a tabl
 ID_COLUMNS = frozenset({"id", "model", "fine-tuned model", "training file", "organization"})
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line, however long
 
 
 def openai_base_url(base_url: str | None) -> str:
@@ -69,7 +68,9 @@ def requesting() -> Iterator[None]:
         err.print(f"error: {message}" + (f" (param: {param})" if param and param not in message else ""))
         raise typer.Exit(EXIT_REQUEST_FAILED) from None
     except openai.APIConnectionError as e:
-        err.print(f"error: cannot reach the server: {e.__cause__ or e}")
+        url = getattr(e.request, "url", None)
+        where = f" at {url.scheme}://{url.netloc.decode()}" if url is not None else ""
+        err.print(f"error: cannot reach the server{where}: {e.__cause__ or e}")
         raise typer.Exit(EXIT_REQUEST_FAILED) from None
 
 
@@ -96,21 +97,24 @@ def show(rows: Sequence[Any], columns: Sequence[tuple[str, Callable[[Any], Any]]
         print_json(list(rows))
         return
     cells = [["" if (v := get(row)) is None else str(v) for _, get in columns] for row in rows]
-    table = Table(title=title, show_edge=False, header_style="bold")
-    for header, _ in columns:
-        # An id is copied whole into the next command: never wrapped; the other columns give way.
-        whole = header in ID_COLUMNS
-        table.add_column(header, no_wrap=whole, overflow="ignore" if whole else "fold")
-    for row in cells:
-        table.add_row(*row)
-    if cells and Measurement.get(out, out.options, table).minimum > out.width:
-        # Too narrow for the ids side by side with the rest: one block per object instead.
+    widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, (header, _) in enumerate(columns)]
+    # An id is copied whole into the next command: never wrapped; the other columns give way,
+    # down to a few characters each (3 for the separator and padding around every column).
+    whole = [header in ID_COLUMNS for header, _ in columns]
+    need = sum(w if keep else min(w, 8) for w, keep in zip(widths, whole, strict=True)) + 3 * len(columns)
+    if cells and need > out.width:
+        # Too narrow for the ids side by side with the rest: one block of lines per object.
         for row in cells:
             for (header, _), value in zip(columns, row, strict=True):
                 if value:
                     out.print(f"[bold]{header}[/bold]: {value}", overflow="ignore", crop=False)
             out.print()
         return
+    table = Table(title=title, show_edge=False, header_style="bold")
+    for (header, _), width, keep in zip(columns, widths, whole, strict=True):
+        table.add_column(header, no_wrap=keep, min_width=width if keep else None, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     out.print(table)
 
 
