@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from tests.conftest import BIN
 from tests.helpers import wait_for
-from tests.training.conftest import catalog, tiny  # noqa: F401 - the base model, for loading adapters
+from tests.training.conftest import catalog, tiny  # noqa: F401,F811 - the base model, for loading adapters
 
 pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
 QUESTION = [{"role": "user", "content": "Question number 3?"}]
@@ -73,7 +75,7 @@ def _greedy(model, tokenizer) -> str:
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-def test_lora_adapter_merged_and_gguf_answer_as_served(server, client, jobs, tiny, tmp_path):
+def test_lora_adapter_merged_and_gguf_answer_as_served(server, client, jobs, tiny, tmp_path):  # noqa: F811
     from gguf import GGUFReader
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -158,3 +160,46 @@ def test_range_resumes_and_other_orgs_and_bad_formats_are_refused(server, jobs):
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "format" and "onnx" in bad.text
     base = _download(server, "polytune-tiny")
     assert base.status_code == 400 and base.json()["error"]["param"] == "model"
+
+
+def _cli(server, *args: str) -> subprocess.CompletedProcess:
+    env = {**server.env, "POLYTUNE_BASE_URL": server.url, "POLYTUNE_API_KEY": server.key_a, "COLUMNS": "80"}
+    return subprocess.run([str(BIN / "polytune"), *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_cli_downloads_models_checkpoints_and_files_and_resumes(server, client, jobs, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    job = jobs["lora"]
+    model = job.fine_tuned_model
+    got = _cli(server, "models", "download", model, "-o", str(tmp_path / "merged"), "--format", "merged")
+    assert got.returncode == 0, got.stderr
+    folder = tmp_path / "merged"
+    assert _greedy(AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)) \
+        == _served(client, model)
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no download leftovers
+
+    # An interrupted GGUF download resumes: the bytes already there are kept, the rest fetched.
+    whole = _download(server, model, "gguf").content
+    short = model.replace(":", "-")
+    part = tmp_path / "gguf" / f".{short}-gguf.download.part"
+    part.parent.mkdir()
+    part.write_bytes(b"\0" * 1000)
+    got = _cli(server, "models", "download", model, "-o", str(tmp_path / "gguf"), "--format", "gguf")
+    assert got.returncode == 0, got.stderr
+    (saved,) = (tmp_path / "gguf").glob("*.gguf")
+    data = saved.read_bytes()
+    assert len(data) == len(whole) and data[:1000] == b"\0" * 1000 and data[1000:] == whole[1000:]
+
+    listed = _cli(server, "jobs", "checkpoints", job.id)
+    (checkpoint,) = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert listed.returncode == 0 and checkpoint.fine_tuned_model_checkpoint in listed.stdout
+    assert all(len(line) <= 80 for line in listed.stdout.splitlines())
+
+    results = job.result_files[0]
+    got = _cli(server, "files", "download", results, "-o", str(tmp_path / "results.csv"))
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "results.csv").read_bytes() == client.files.content(results).content
+
+    other = _cli(server, "models", "download", "ft:polytune-tiny:nobody:x:abc", "-o", str(tmp_path / "x"))
+    assert other.returncode == 5 and other.stderr.startswith("error: ") and other.stderr.count("\n") == 1
