@@ -64,7 +64,7 @@ def download(model: Annotated[str, typer.Argument(help="a fine-tuned model or ch
     short = re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-")
     folder = output or Path(f"{short}-{fmt or 'download'}")
     staging = folder / f".{short}-{fmt or 'default'}.download"
-    headers = fetch(f"{api.base_url}models/{quote(model, safe=':')}/content", api.api_key, staging,
+    headers = fetch(f"{api.base_url}models/{quote(model, safe=':/')}/content", api.api_key, staging,
                     params={"format": fmt} if fmt else None)
     name = attachment_name(headers) or f"{short}.bin"
     if name.endswith(".tar"):
