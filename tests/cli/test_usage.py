@@ -63,3 +63,17 @@ def test_tables_keep_ids_whole_in_80_columns():
         text = console.export_text()
         assert text.count(long_id) == 2, text
         assert all(len(line) <= width for line in text.splitlines() if long_id not in line), text
+
+
+def test_keys_create_in_an_empty_data_dir_says_where_it_wrote(tmp_path):
+    env = {**os.environ, "POLYTUNE_DATA_DIR": str(tmp_path / "new")}
+    env.pop("POLYTUNE_DATABASE_URL", None)
+    first = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", "o"], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().splitlines()[-1].startswith("pt-")  # the key stays the last line
+    assert str(tmp_path / "new") in first.stderr and "POLYTUNE_DATA_DIR" in first.stderr
+    second = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", "o"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert second.returncode == 0 and "POLYTUNE_DATA_DIR" not in second.stderr
+    assert str(tmp_path / "new" / "polytune.db") in second.stderr

@@ -51,6 +51,6 @@ def test_a_job_that_did_not_fit_says_so_and_what_to_try(client, ten_examples):
     events = _events(client, job.id)
     (warning,) = [e for e in events if NOT_FITTED in e.message]
     assert warning.level == "warn"
-    assert "n_epochs was 1" in warning.message and "learning_rate_multiplier (was 0.1)" in warning.message
+    assert "n_epochs was 1" in warning.message and "learning_rate_multiplier (was 0.1, a learning rate of 0.0003)" in warning.message
     # The last word before the job's success.
     assert events.index(warning) == len(events) - 2 and "successfully completed" in events[-1].message

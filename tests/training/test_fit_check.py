@@ -30,7 +30,7 @@ def test_the_last_epochs_accuracy_decides():
 def test_the_loss_stands_in_without_accuracy():
     assert underfit_note(rows([3.0, 2.0, 0.5, 0.6], [None] * 4), spec()) is None
     message, _ = underfit_note(rows([3.0, 2.0, 0.9, 0.8], [None] * 4), spec(learning_rate=1e-4))
-    assert "above ln 2" in message and "a higher learning_rate (was 0.0001)" in message
+    assert "above ln 2" in message and "learning_rate_multiplier (was 1, a learning rate of 0.0001)" in message
 
 
 def test_only_supervised_jobs_with_losses_are_judged():

@@ -42,13 +42,15 @@ def underfit_note(rows: list[dict[str, Any]], spec: JobSpec) -> tuple[str, dict[
                 f"(training loss {loss:.3f}, from {first:.3f} at the first step)" if accuracy is not None else
                 f"its training loss is {loss:.3f} (from {first:.3f} at the first step), above ln 2 = 0.693")
     multiplier = hp.learning_rate_multiplier
-    if hp.learning_rate is not None:
-        knob, was = "learning_rate", f"{hp.learning_rate:g}"
+    # Both are resolved when the job is queued; the multiplier is the knob every dialect has.
+    if isinstance(multiplier, (int, float)):
+        knob = f"learning_rate_multiplier (was {multiplier:g}" + (
+            f", a learning rate of {hp.learning_rate:g})" if hp.learning_rate is not None else ")")
     else:
-        knob, was = "learning_rate_multiplier", f"{multiplier:g}" if isinstance(multiplier, (int, float)) else "auto"
+        knob = f"learning_rate (was {hp.learning_rate:g})" if hp.learning_rate is not None else "learning rate"
     message = (f"The model has not fitted its training data: in the last epoch {measured}, so its answers "
                f"at temperature 0 will mostly not follow the examples. Try more epochs (n_epochs was "
-               f"{hp.n_epochs}), a higher {knob} (was {was}), or more examples.")
+               f"{hp.n_epochs}), a higher {knob}, or more examples.")
     return message, {"train_loss": loss, "train_accuracy": accuracy, "first_train_loss": first,
                      "n_epochs": hp.n_epochs, "learning_rate_multiplier": multiplier,
                      "learning_rate": hp.learning_rate}
