@@ -1,6 +1,7 @@
 """Downloading to a file with a progress bar, resuming where an interrupted download stopped:
 the bytes go to `<target>.part`, and a later run asks for the rest with `Range`
-(`GET /v1/models/{id}/content` and the servers' files content answer it)."""
+(`GET /v1/models/{id}/content` answers it; a server that answers 200 instead, as the files
+content route does, sends it all again and the .part starts over)."""
 
 from __future__ import annotations
 
