@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CLIENTS := .venv-clients
 OXEN_VENV := .venv-oxen
 
-.PHONY: venv demo lint test test-fast bench bench-smoke clean browser sandbox
+.PHONY: venv demo lint format test test-fast bench bench-smoke clean browser sandbox
 
 # torch first, alone and pinned: anything that depends on torch installed before it would pull
 # a multi-GB CUDA build on a CPU machine. Client SDKs whose pins clash with the service's stay
@@ -59,6 +59,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+
+# ruff's formatter, settings in pyproject.toml's [tool.ruff.format]. Not yet in `lint`: it is
+# applied once, after the parallel branches are merged, and then checked there (`ruff format --check`).
+format: $(STAMP)
+	$(BIN)/ruff format .
 
 test: lint
 	$(BIN)/python -m pytest -q -m "not bench" --durations=15

@@ -1,67 +1,28 @@
 """The dashboard in a real headless Chromium (Debian's `chromium` and `chromium-driver`, driven
 by Selenium): sign in, watch a running job's loss curve gain points, cancel the job from its
 page, see the status change; the files and models pages, with a chat in the playground; a
-reinforcement job's reward curve and its pause / resume / cancel buttons. A screenshot of each page is saved under test-artifacts/dashboard/."""
+reinforcement job's reward curve and its pause / resume / cancel buttons. A screenshot of each
+page is saved under test-artifacts/dashboard/. One browser for the module (conftest.py)."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from polytune.services.keys import KEY_PREFIX
+from tests.dashboard.browser import find, find_all, points, shot, sign_in_as, text_of
 from tests.helpers import chat_jsonl, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip("no headless browser: install Debian's packages `chromium` and `chromium-driver` "
-                "(`make venv` does as root)", allow_module_level=True)
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the `test` extra")
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
-
 pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
-ARTIFACTS = Path(os.environ.get("POLYTUNE_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "dashboard"
-
-
-@pytest.fixture
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1100"):
-        options.add_argument(arg)
-    # Both paths given: Selenium Manager has nothing to look up or download.
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)),
-                              options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
-
-
-def shot(driver, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-
-
-def find(driver, css: str, timeout: float = 30):
-    return wait_for(lambda: next(iter(driver.find_elements(By.CSS_SELECTOR, css)), None), timeout=timeout)
-
-
-def text_of(driver, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+By = pytest.importorskip("selenium.webdriver.common.by").By
+Select = pytest.importorskip("selenium.webdriver.support.ui").Select
 
 
 def chart_points(driver) -> int:
     # What the page's loss chart holds: the steps in uPlot's data, as the chart writes them out.
-    return int(driver.execute_script("const c = document.querySelector('#loss-chart');"
-                                     " return c ? Number(c.dataset.points) : 0;"))
+    return points(driver, "#loss-chart")
 
 
 def upload(client, n: int) -> str:
@@ -74,9 +35,15 @@ def test_dashboard_signs_in_follows_a_job_and_cancels_it(server, client, browser
         model="polytune-tiny", training_file=train, validation_file=valid,
         method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 30, "batch_size": 2}}})
 
-    # Signed out, every page leads to the sign-in form; a wrong key is refused there.
+    # Signed out, every page leads to the sign-in form; a wrong key is refused there. The form
+    # shows the prefix real keys have, and no navigation (none of it works signed out).
+    browser.get(f"{server.url}/")
+    browser.execute_script("sessionStorage.clear();")
     browser.get(f"{server.url}/#/jobs/{job.id}")
     key = find(browser, "#api-key")
+    assert key.get_attribute("placeholder").startswith(KEY_PREFIX)
+    assert not browser.find_element(By.ID, "nav").is_displayed()
+    assert not browser.find_element(By.ID, "sign-out").is_displayed()
     shot(browser, "01-sign-in")
     key.send_keys("sk-wrong")
     browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
@@ -106,12 +73,17 @@ def test_dashboard_signs_in_follows_a_job_and_cancels_it(server, client, browser
     assert find(browser, "#job-status").get_attribute("data-status") == "running"
     shot(browser, "03-job-running")
 
-    # Cancel from the page: the status changes there and in the API, and the buttons follow.
+    # The loss axis is labelled; only the actions a running job allows are shown.
+    assert find(browser, "#loss-chart").get_attribute("data-axes").startswith("step,loss")
+    assert browser.find_element(By.ID, "pause-job").is_displayed()
+    assert not browser.find_element(By.ID, "resume-job").is_displayed()
+
+    # Cancel from the page: the status changes there and in the API, and the buttons follow:
+    # a finished job shows none.
     browser.find_element(By.ID, "cancel-job").click()
     wait_for(lambda: browser.find_element(By.ID, "job-status").get_attribute("data-status") == "cancelled")
     assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
-    assert not browser.find_element(By.ID, "cancel-job").is_enabled()
-    assert not browser.find_element(By.ID, "pause-job").is_enabled()
+    assert not [b for b in find_all(browser, ".page-head .actions button") if b.is_displayed()]
     wait_for(lambda: "cancelled by request" in text_of(browser, "#job-events"))
     shot(browser, "04-job-cancelled")
 
@@ -122,9 +94,15 @@ def test_dashboard_signs_in_follows_a_job_and_cancels_it(server, client, browser
     assert "processed" in file_row.text and details and details in file_row.text
     shot(browser, "05-files")
 
-    # Models and the playground: a chat with the base model through /v1/chat/completions.
+    # Models and the playground: a chat with the base model through /v1/chat/completions. The
+    # playground offers chat models only (the image models are in the table, not the picker).
     browser.find_element(By.CSS_SELECTOR, '#nav a[data-page="models"]').click()
-    Select(find(browser, "#chat-model")).select_by_value("polytune-tiny")
+    picker = Select(find(browser, "#chat-model"))
+    offered = {o.get_attribute("value") for o in picker.options}
+    assert "polytune-tiny" in offered and "polytune-tiny-diffusion" not in offered
+    assert "polytune-tiny-diffusion" in text_of(browser, "#models-table")
+    assert "Chat models only" in text_of(browser, "#chat-note")
+    picker.select_by_value("polytune-tiny")
     browser.find_element(By.ID, "chat-max-tokens").clear()
     browser.find_element(By.ID, "chat-max-tokens").send_keys("8")
     browser.find_element(By.ID, "chat-input").send_keys("Question number 3?")
@@ -134,10 +112,24 @@ def test_dashboard_signs_in_follows_a_job_and_cancels_it(server, client, browser
     assert not browser.find_elements(By.CSS_SELECTOR, "#chat-log .error")
     shot(browser, "06-models-playground")
 
+    # A reply with no text says so. The server's reply is real; the page's fetch blanks its
+    # content on the way in, since the tiny model's sampled reply is empty only by chance.
+    browser.execute_script("""
+      const real = window.fetch;
+      window.fetch = async (url, init) => {
+        const res = await real(url, init);
+        if (!String(url).endsWith('/chat/completions')) return res;
+        const body = await res.json();
+        body.choices[0].message.content = '';
+        return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
+      };""")
+    browser.find_element(By.ID, "chat-input").send_keys("Say nothing.")
+    browser.find_element(By.ID, "chat-send").click()
+    assert "empty reply" in find(browser, "#chat-log .empty-reply", timeout=120).text
+
 
 def reward_points(driver) -> int:
-    return int(driver.execute_script("const c = document.querySelector('#reward-chart');"
-                                     " return c ? Number(c.dataset.points) : 0;"))
+    return points(driver, "#reward-chart")
 
 
 def status_on_page(driver) -> str:
@@ -157,8 +149,7 @@ def test_reinforcement_job_page_draws_rewards_and_pauses_resumes_cancels(server,
             "n_epochs": 10, "batch_size": 2, "compute_multiplier": 2, "max_completion_tokens": 8}}})
 
     # Signed in already (the sign-in form has its own test): the key put where the page keeps it.
-    browser.get(f"{server.url}/")
-    browser.execute_script("sessionStorage.setItem('polytune.apiKey', arguments[0]);", server.key_a)
+    sign_in_as(browser, server.url, server.key_a)
     browser.get(f"{server.url}/#/jobs/{job.id}")
     first = wait_for(lambda: reward_points(browser), timeout=90)
     wait_for(lambda: reward_points(browser) > first, timeout=60)
@@ -169,8 +160,8 @@ def test_reinforcement_job_page_draws_rewards_and_pauses_resumes_cancels(server,
     # Pause: the worker saves a checkpoint and stops; Resume queues it again; then Cancel.
     browser.find_element(By.ID, "pause-job").click()
     wait_for(lambda: status_on_page(browser) == "paused", timeout=60)
-    assert browser.find_element(By.ID, "resume-job").is_enabled()
-    assert not browser.find_element(By.ID, "pause-job").is_enabled()
+    assert browser.find_element(By.ID, "resume-job").is_displayed()
+    assert not browser.find_element(By.ID, "pause-job").is_displayed()
     browser.find_element(By.ID, "resume-job").click()
     wait_for(lambda: status_on_page(browser) in ("queued", "running"))
     browser.find_element(By.ID, "cancel-job").click()

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from polytune.dialects.common.body import validation_error
 from polytune.dialects.openai import translate as openai_tr
 from polytune.dialects.openai.protocol import CreateJobRequest
+from polytune.dialects.oxen import render as oxen_render
 from polytune.dialects.oxen import translate as oxen_tr
 from polytune.dialects.oxen.protocol import CreateFineTuneRequest
 from polytune.dialects.seekr import translate as seekr_tr
@@ -71,7 +72,7 @@ def test_seekr_batch_size_bounds_inside_and_open_objects():
         assert _seekr({"batch_size": size})[1].hyperparameters.batch_size == size
     req, spec = _seekr({"fine_tune_type": "GRPO", "typo": 1, "lora_config": {"x": 1, "extras": {"y": 2}},
                         "reward_components": {"graders": [{"type": "math_accuracy"}], "z": 3}}, {"zone": "eu"})
-    assert spec.extras["fine_tune_type"] == "GRPO" and spec.method == "reinforcement"
+    assert spec.extras["fine_tune_type"] == "GRPO" and spec.method.type == "reinforcement"
     (warning,) = [w for w in seekr_tr.warnings(req) if w.startswith("Ignored")]
     for key in ("training_config.typo", "infrastructure_config.zone", "training_config.lora_config.x",
                 "training_config.lora_config.extras.y", "training_config.reward_components.z"):
@@ -99,7 +100,7 @@ def _openai_error(**body: Any) -> str:
 
 def test_openai_defaults_when_left_out():
     spec = _openai(method={}, integrations=[{}], hyperparameters={}, metadata={})
-    assert spec.method == "supervised" and spec.integrations == [] and spec.hyperparameters.n_epochs == "auto"
+    assert spec.method.type == "supervised" and spec.integrations == [] and spec.hyperparameters.n_epochs == "auto"
     rl = _openai(method={"type": "reinforcement", "reinforcement": {"grader": GRADER}})
     assert rl.reward.eval_samples == "auto" and rl.reward.compute_multiplier == "auto"
 
@@ -148,7 +149,7 @@ def _oxen(**params: Any):
                                          ({"grad_accum": 2}, "grad_accum")])
 def test_oxen_accumulation_name_and_default(params, name):
     _, spec = _oxen(**params)
-    shown = oxen_tr._training_params(spec)
+    shown = oxen_render._training_params(spec)
     assert shown[name] == params.get(name, 1)
     assert {"grad_accum", "gradient_accumulation"} - {name} & set(shown) == set()
 

@@ -57,7 +57,9 @@ def test_supervised_job_trains_to_succeeded(client, client_b):
 
     ids = {m.id for m in client.models.list().data}
     assert done.fine_tuned_model in ids and ckpts[0].fine_tuned_model_checkpoint in ids
-    assert client.models.retrieve(done.fine_tuned_model).owned_by == done.organization_id
+    made = client.models.retrieve(done.fine_tuned_model).model_dump()
+    assert made["owned_by"] == done.organization_id and made["fine_tuning_job_id"] == done.id
+    assert (made["model_type"], made["base_model"]) == ("chat", "polytune-tiny")
     assert done.fine_tuned_model not in {m.id for m in client_b.models.list().data}
 
 

@@ -17,7 +17,7 @@ def _spec(**kwargs) -> JobSpec:
 
 
 def test_nothing_auto_is_left():
-    resolved = resolve_auto(_spec(preference=PreferenceSpec()), n_examples=25, entry=TINY)
+    resolved = resolve_auto(_spec(method="dpo", preference=PreferenceSpec()), n_examples=25, entry=TINY)
     hp = resolved.hyperparameters
     assert "auto" not in (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier, resolved.adapter.kind,
                           resolved.preference.beta)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from polytune.data.preference import preference_to_canonical
-from polytune.domain.spec import PreferenceSpec
+from polytune.domain.spec import DpoMethod, PreferenceSpec
 from polytune.training.recipes import get_recipe
 from polytune.training.recipes.dpo import build_dpo_trainer
 from polytune.training.recipes.kto_pair import kto_pair_loss
@@ -28,7 +28,7 @@ def _pairs(n: int) -> list[dict]:
 
 def _dpo_spec(loss_type: str = "sigmoid", *, beta: float = BETA, **kwargs):
     spec = resolved_spec(**kwargs)
-    return spec.model_copy(update={"method": "dpo", "preference": PreferenceSpec(beta=beta, loss_type=loss_type)})
+    return spec.model_copy(update={"method": DpoMethod(preference=PreferenceSpec(beta=beta, loss_type=loss_type))})
 
 
 def test_the_recipe_is_registered_for_preference_data():
@@ -193,6 +193,6 @@ def test_kto_pair_loss_on_known_log_ratios():
 
 def test_unresolved_preference_is_refused(tiny, tmp_path):
     entry, model_path = tiny
-    spec = _dpo_spec(n_epochs=1).model_copy(update={"preference": PreferenceSpec()})  # beta "auto"
+    spec = _dpo_spec(n_epochs=1).model_copy(update={"method": DpoMethod(preference=PreferenceSpec())})  # beta "auto"
     with pytest.raises(ValueError, match="preference"):
         build_dpo_trainer(spec, entry, model_path, _pairs(2), None, tmp_path, [])

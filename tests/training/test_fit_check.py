@@ -8,7 +8,7 @@ from polytune.training.fit_check import underfit_note
 
 
 def spec(method: str = "supervised", **hp) -> JobSpec:
-    return JobSpec.model_validate({"model": "polytune-tiny", "method": method, "training_files": ["file-x"],
+    return JobSpec.model_validate({"model": "polytune-tiny", "method": {"type": method}, "training_files": ["file-x"],
                                    "hyperparameters": {"n_epochs": 2, "learning_rate_multiplier": 1.0, **hp}})
 
 

@@ -248,7 +248,7 @@ def job_shape(spec: JobSpec, *, adapter_default: str, max_length: int) -> Shape:
     if kind == "lora" and spec.adapter.quantization == "nf4":
         kind = "qlora"
     return Shape(adapter=kind, lora_r=spec.adapter.lora.r, lora_targets=spec.adapter.lora.target_modules,
-                 method=spec.method, context_length=hp.context_length or max_length, micro_batch=1,
+                 method=spec.method.type, context_length=hp.context_length or max_length, micro_batch=1,
                  gradient_checkpointing=hp.gradient_checkpointing is not False,
                  devices=spec.resources.n_accel * spec.resources.n_node)  # FSDP shards across all workers
 

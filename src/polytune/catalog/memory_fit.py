@@ -43,7 +43,7 @@ def check_quantization(spec: JobSpec, *, adapter_default: str, accelerators: boo
     if not spec.adapter.quantization:
         return
     kind = spec.adapter.kind if spec.adapter.kind != "auto" else adapter_default
-    if spec.method in IMAGE_METHODS or kind != "lora":
+    if spec.method.type in IMAGE_METHODS or kind != "lora":
         raise InvalidRequest("quantization nf4 (QLoRA) trains a LoRA on a 4-bit base model; it applies to text "
                              "LoRA jobs only (set lora on, or leave quantization out).", param=PARAM_QLORA)
     if not accelerators:
@@ -62,7 +62,7 @@ def check_fit(spec: JobSpec, config: dict[str, Any] | None, *, adapter_default: 
               devices: int, device_memory: int | None, fsdp_setting: str = "auto") -> Shape | None:
     """The shape the job trains with (DDP/FSDP chosen); InvalidRequest when nothing of the
     job's own choices fits. None when there is nothing to check (CPU, image, unknown model)."""
-    if spec.method in IMAGE_METHODS or not device_memory or not devices:
+    if spec.method.type in IMAGE_METHODS or not device_memory or not devices:
         return None
     dims = ModelDims.from_config(config or {})
     if dims is None:

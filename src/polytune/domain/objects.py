@@ -89,6 +89,9 @@ class ModelInfo:
     job_id: str | None = None
     kind: str = "base"  # base | full | lora
     is_checkpoint: bool = False
+    # What it serves: "chat" (a text model: /chat/completions, /completions) or "image"
+    # (/images/generations); a fine-tuned model's is its base model's.
+    model_type: str = "chat"
     extras: dict[str, Any] = field(default_factory=dict)
 
 

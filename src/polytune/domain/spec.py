@@ -3,13 +3,19 @@
 Values a user left to the service are the string "auto"; `resolve_auto` (in
 services/hyperparameters.py) replaces them once, when the job is queued, and the resolved
 spec is what the job reports afterwards.
+
+`JobSpec.method` is a union discriminated by `type`: each method carries its own options (a
+dpo job its preference settings, a reinforcement job its reward, an image job its image
+settings), so a spec that lacks them, or has another method's, is refused when it is made.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .errors import InvalidRequest
 
 Auto = Literal["auto"]
 Method = Literal["supervised", "dpo", "reinforcement", "image_generation"]
@@ -102,6 +108,44 @@ class ImageSpec(_Frozenish):
     resolution: int | None = None
 
 
+class SupervisedMethod(_Frozenish):
+    type: Literal["supervised"] = "supervised"
+
+
+class DpoMethod(_Frozenish):
+    type: Literal["dpo"] = "dpo"
+    preference: PreferenceSpec = Field(default_factory=PreferenceSpec)
+
+
+class ReinforcementMethod(_Frozenish):
+    type: Literal["reinforcement"] = "reinforcement"
+    reward: RewardSpec
+
+    @model_validator(mode="after")
+    def _has_grader(self) -> ReinforcementMethod:
+        if not self.reward.graders:
+            raise InvalidRequest("A reinforcement job needs a grader.", param="method.reinforcement.grader")
+        return self
+
+
+class ImageGenerationMethod(_Frozenish):
+    type: Literal["image_generation"] = "image_generation"
+    image: ImageSpec
+
+
+MethodSpec = Annotated[Union[SupervisedMethod, DpoMethod, ReinforcementMethod, ImageGenerationMethod],
+                       Field(discriminator="type")]
+# Each method's own options, by the name the flat form (a method name with the block beside it,
+# as specs were stored before the union) gives them.
+_OPTIONS = {"dpo": "preference", "reinforcement": "reward", "image_generation": "image"}
+
+
+def method_type(spec: dict[str, Any]) -> str:
+    """The method of a spec as stored (a JSON column read without building a JobSpec), in either form."""
+    method = spec.get("method") or "supervised"
+    return method.get("type", "supervised") if isinstance(method, dict) else method
+
+
 class Resources(_Frozenish):
     accel_type: str | None = None
     n_accel: int = 1
@@ -142,14 +186,11 @@ class OutputSpec(_Frozenish):
 
 class JobSpec(_Frozenish):
     model: str
-    method: Method = "supervised"
+    method: MethodSpec = Field(default_factory=SupervisedMethod)
     training_files: list[str]
     validation_file: str | None = None
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     adapter: AdapterSpec = Field(default_factory=AdapterSpec)
-    preference: PreferenceSpec | None = None
-    reward: RewardSpec | None = None
-    image: ImageSpec | None = None
     resources: Resources = Field(default_factory=Resources)
     integrations: list[Integration] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
@@ -159,6 +200,46 @@ class JobSpec(_Frozenish):
     description: str | None = None
     # Anything a dialect accepted that has no canonical home yet, echoed back by that dialect.
     extras: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_flat_form(cls, data: Any) -> Any:
+        """`method` given as a name, its options (`preference`, `reward`, `image`) beside it: the
+        form dialects build and jobs stored before the union were written in. A block that
+        belongs to another method, or a method without the block it needs, is a 400 here."""
+        if not isinstance(data, dict):
+            return data
+        blocks = {k: data[k] for k in ("preference", "reward", "image") if data.get(k) is not None}
+        method = data.get("method", "supervised")
+        if not isinstance(method, str):
+            if blocks:
+                raise InvalidRequest(f"{', '.join(blocks)} belongs under method.", param="method")
+            return {k: v for k, v in data.items() if k not in ("preference", "reward", "image")}
+        own = _OPTIONS.get(method)
+        for key in blocks:
+            if key != own:
+                raise InvalidRequest(f"Method '{method}' takes no {key} settings.",
+                                     param="method.type" if key == "image" else f"method.{method}")
+        if method == "reinforcement" and "reward" not in blocks:
+            raise InvalidRequest("A reinforcement job needs a grader.", param="method.reinforcement.grader")
+        if method == "image_generation" and "image" not in blocks:
+            raise InvalidRequest(f"Method '{method}' needs image settings.", param="method.type")
+        rest = {k: v for k, v in data.items() if k not in ("preference", "reward", "image")}
+        return {**rest, "method": {"type": method, **blocks}}
+
+    # The method's options, read where a caller does not narrow `method` first; None when the
+    # job's method has none of that kind.
+    @property
+    def preference(self) -> PreferenceSpec | None:
+        return self.method.preference if isinstance(self.method, DpoMethod) else None
+
+    @property
+    def reward(self) -> RewardSpec | None:
+        return self.method.reward if isinstance(self.method, ReinforcementMethod) else None
+
+    @property
+    def image(self) -> ImageSpec | None:
+        return self.method.image if isinstance(self.method, ImageGenerationMethod) else None
 
     @property
     def training_file(self) -> str:

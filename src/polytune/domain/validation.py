@@ -4,26 +4,23 @@ from __future__ import annotations
 
 from .bounds import check_bounds
 from .errors import InvalidRequest
-from .spec import IMAGE_METHODS, METHODS, PREFERENCE_LOSS_TYPES, TRAINABLE_METHODS, JobSpec
+from .spec import METHODS, PREFERENCE_LOSS_TYPES, TRAINABLE_METHODS, ImageSpec, JobSpec
 
 MAX_SUFFIX = 64
 MAX_METADATA_KEYS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
 
 
 def check_spec(spec: JobSpec) -> None:
-    if spec.method not in METHODS:
-        raise InvalidRequest(f"Unknown method '{spec.method}'; expected one of {list(METHODS)}.",
+    if spec.method.type not in METHODS:
+        raise InvalidRequest(f"Unknown method '{spec.method.type}'; expected one of {list(METHODS)}.",
                              param="method.type")
-    if spec.method not in TRAINABLE_METHODS:
-        raise InvalidRequest(f"Method '{spec.method}' is not available on this server yet; "
+    if spec.method.type not in TRAINABLE_METHODS:
+        raise InvalidRequest(f"Method '{spec.method.type}' is not available on this server yet; "
                              f"available: {list(TRAINABLE_METHODS)}.", param="method.type")
-    if spec.method == "reinforcement" and (spec.reward is None or not spec.reward.graders):
-        raise InvalidRequest("A reinforcement job needs a grader.", param="method.reinforcement.grader")
-    if (spec.method in IMAGE_METHODS) != (spec.image is not None):
-        raise InvalidRequest(f"Method '{spec.method}' {'needs' if spec.image is None else 'takes no'} image "
-                             "settings.", param="method.type")
+    # A method's own options (a reinforcement job's grader, an image job's settings) are there:
+    # JobSpec refuses a spec without them when it is made (domain/spec.py).
     if spec.image is not None:
-        _check_image(spec)
+        _check_image(spec.image)
     if not spec.training_files or not all(spec.training_files):
         raise InvalidRequest("training_file is required.", param="training_file")
     if spec.validation_file and spec.validation_file in spec.training_files:
@@ -50,8 +47,8 @@ def check_spec(spec: JobSpec) -> None:
             raise InvalidRequest(f"metadata['{k}'] is over {MAX_METADATA_VALUE} characters.", param="metadata")
 
 
-def _check_image(spec: JobSpec) -> None:
-    image = spec.image  # its numbers are bounded with the others (domain/bounds.py)
+def _check_image(image: ImageSpec) -> None:
+    # Its numbers are bounded with the others (domain/bounds.py).
     if image.sample_prompts and len(image.sample_prompts) != image.samples:
         raise InvalidRequest("samples must equal the number of sample prompts given.", param="image.samples")
     for i, prompt in enumerate(image.sample_prompts):

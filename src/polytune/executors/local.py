@@ -68,7 +68,7 @@ class LocalExecutor:
         accel.check_count(spec.resources.n_accel, spec.resources.n_node, self.accelerators)
 
     def _n_accel(self, job_id: str) -> int:
-        from polytune.domain.spec import IMAGE_METHODS, Resources
+        from polytune.domain.spec import IMAGE_METHODS, Resources, method_type
         from polytune.store import jobs as job_store
         from polytune.store.db import Database
 
@@ -77,7 +77,7 @@ class LocalExecutor:
         with self._db.session() as s:
             row = job_store.get_row(s, job_id)
             spec = (row.spec if row is not None else None) or {}
-        if spec.get("method") in IMAGE_METHODS:
+        if method_type(spec) in IMAGE_METHODS:
             return 1  # the image recipe is one process: it takes one of the requested devices
         return self.demand(Resources.model_validate(spec.get("resources") or {}))
 

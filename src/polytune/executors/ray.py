@@ -119,7 +119,7 @@ class RayExecutor:
         return placement
 
     def check(self, spec: JobSpec) -> None:
-        self.place(spec.resources, spec.method)
+        self.place(spec.resources, spec.method.type)
 
     @property
     def memory_capacity(self):
@@ -144,7 +144,7 @@ class RayExecutor:
         with self.db.session() as s:
             row = job_store.get_row(s, job_id)
             spec = JobSpec.model_validate(row.spec)
-        placement = self.place(spec.resources, spec.method)
+        placement = self.place(spec.resources, spec.method.type)
         name = f"polytune-{job_id}"
         if placement.distributed:
             ref = self._drive_job.options(name=name).remote(job_id, {

@@ -20,17 +20,19 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from polytune.config import Settings
 
 log = logging.getLogger("polytune.worker")
 
 
 @contextlib.contextmanager
-def _job_log(job_id: str):
+def _job_log(job_id: str, settings: Settings):
     """The worker's log lines also go to <data dir>/logs/<job>.log when this node can write
     there (the server's own machine, or a shared data dir), as the local executor's do; Ray
     keeps its own worker logs besides."""
-    from polytune.config import Settings
     from polytune.store.private_files import keep_private
 
     keep_private()  # the log below, and all the job writes, private to this user (private_files.py)
@@ -38,7 +40,7 @@ def _job_log(job_id: str):
     root.setLevel(logging.INFO)
     handler = None
     with contextlib.suppress(OSError):
-        folder = Settings().resolved_data_dir / "logs"
+        folder = settings.resolved_data_dir / "logs"
         folder.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(folder / f"{job_id}.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -72,14 +74,16 @@ def run_job(job_id: str, placement_note: str | None = None) -> int:
     from polytune.config import Settings
     from polytune.training.runner import quiet_progress_bars, run
 
-    with _job_log(job_id):
+    # This Ray task's one Settings: its log folder and the job's run read the same.
+    settings = Settings()
+    with _job_log(job_id, settings):
         quiet_progress_bars()
         import ray
 
         log.info("ray worker pid=%d on node %s for job %s", os.getpid(), ray.get_runtime_context().get_node_id(),
                  job_id)
         _expect_gpus()
-        return run(job_id, Settings(), placement_note=placement_note)
+        return run(job_id, settings, placement_note=placement_note)
 
 
 def train_worker(config: dict[str, Any]) -> None:
@@ -103,7 +107,9 @@ def drive_job(job_id: str, placement: dict[str, Any], placement_note: str | None
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    with _job_log(job_id):
+    from polytune.config import Settings
+
+    with _job_log(job_id, Settings()):
         gpu = placement["device"] == "GPU"
         trainer = TorchTrainer(
             train_worker,

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import re
+from typing import Literal
 
 import sqlalchemy as sa
 
@@ -22,6 +23,8 @@ from polytune.store.pagination import page
 FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 UPLOAD_TTL = 3600
 MAX_PART_BYTES = 64 * 1024 * 1024
+# The orders a window of files (list_window) can be taken in: upload time, name, size.
+FileSort = Literal["created", "name", "size"]
 
 
 def _info(row: t.File) -> FileInfo:
@@ -128,20 +131,17 @@ class FileService:
             rows, more = page(s, stmt, t.File, after=after, limit=limit, order=order)  # type: ignore[arg-type]
             return Page([_info(r) for r in rows], more)
 
-    def list_offset(self, org_id: str, *, offset: int = 0, limit: int = 100, sort_by: str = "created_at",
-                    sort_order: str = "desc", purpose: str | None = None) -> Page:
-        """Offset pagination with a choice of sort column (SeekrFlow's file list)."""
-        columns = {"created_at": t.File.seq, "filename": t.File.filename, "size": t.File.bytes}
-        if sort_by not in columns:
-            raise InvalidRequest(f"sort_by must be one of {list(columns)}, got '{sort_by}'.", param="sort_by")
-        if sort_order not in ("asc", "desc"):
-            raise InvalidRequest("sort_order must be 'asc' or 'desc'.", param="sort_order")
+    def list_window(self, org_id: str, *, sort: FileSort = "created", descending: bool = True, offset: int = 0,
+                    limit: int = 100, purpose: str | None = None) -> Page:
+        """A window of the organization's files, `offset` files into their order by `sort` (ties:
+        newest first), for the APIs that page by offset; which sort names and parameters they
+        take is their dialect's (dialects/seekr/listing.py)."""
         if offset < 0:
             raise InvalidRequest("offset must not be negative.", param="offset")
         if not 1 <= limit <= 10_000:
             raise InvalidRequest("limit must be between 1 and 10000.", param="limit")
-        column = columns[sort_by]
-        order = [column.asc() if sort_order == "asc" else column.desc(), t.File.seq.desc()]
+        column = {"created": t.File.seq, "name": t.File.filename, "size": t.File.bytes}[sort]
+        order = [column.desc() if descending else column.asc(), t.File.seq.desc()]
         with self.db.session() as s:
             stmt = sa.select(t.File).where(t.File.org_id == org_id, _live())
             if purpose:

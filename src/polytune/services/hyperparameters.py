@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 
-from polytune.domain.spec import JobSpec, PreferenceSpec
+from polytune.domain.spec import DpoMethod, JobSpec, ReinforcementMethod
 from polytune.catalog.models import CatalogEntry
 
 # Batch-size bounds of the "auto" rule; the largest keeps a CPU step to seconds.
@@ -60,7 +60,7 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
     hp = spec.hyperparameters
     batch_size = hp.batch_size if hp.batch_size != "auto" else auto_batch_size(n_examples, n_tokens)
     n_epochs = hp.n_epochs if hp.n_epochs != "auto" else auto_epochs(n_examples, entry, n_tokens)
-    if spec.method == "reinforcement" and hp.n_epochs == "auto":
+    if spec.method.type == "reinforcement" and hp.n_epochs == "auto":
         # Each prompt is sampled num_generations times per epoch; the supervised rule's extra
         # epochs for small datasets (memorising answers) don't apply.
         n_epochs = min(n_epochs, DEFAULT_EPOCHS)
@@ -86,7 +86,7 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
         "weight_decay": hp.weight_decay if hp.weight_decay is not None else 0.0,
         "max_grad_norm": hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
         "context_length": hp.context_length or entry.max_length,
-        "packing": hp.packing if hp.packing is not None or spec.method != "supervised" else False,
+        "packing": hp.packing if hp.packing is not None or spec.method.type != "supervised" else False,
     })
     update: dict = {
         "hyperparameters": resolved_hp,
@@ -94,16 +94,15 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
             "kind": entry.adapter_default if spec.adapter.kind == "auto" else spec.adapter.kind}),
         "seed": spec.seed if spec.seed is not None else secrets.randbelow(2**31),
     }
-    if spec.reward is not None:
-        r = spec.reward
-        update["reward"] = r.model_copy(update={
+    method = spec.method
+    if isinstance(method, ReinforcementMethod):
+        r = method.reward
+        update["method"] = method.model_copy(update={"reward": r.model_copy(update={
             "compute_multiplier": 1.0 if r.compute_multiplier == "auto" else r.compute_multiplier,
-            "eval_samples": AUTO_EVAL_SAMPLES if r.eval_samples == "auto" else r.eval_samples})
-    if spec.method == "dpo" or spec.preference is not None:
-        preference = spec.preference or PreferenceSpec()
-        if preference.beta == "auto":
-            preference = preference.model_copy(update={"beta": DEFAULT_BETA})
-        update["preference"] = preference
+            "eval_samples": AUTO_EVAL_SAMPLES if r.eval_samples == "auto" else r.eval_samples})})
+    if isinstance(method, DpoMethod) and method.preference.beta == "auto":
+        update["method"] = method.model_copy(update={
+            "preference": method.preference.model_copy(update={"beta": DEFAULT_BETA})})
     return spec.model_copy(update=update)
 
 

@@ -64,7 +64,7 @@ class JobDataChecker:
 
     def check(self, spec: JobSpec) -> DataCheck:
         """Raises DataCheckFailed with the error the job fails with."""
-        if spec.method in IMAGE_METHODS:
+        if spec.method.type in IMAGE_METHODS:
             return self._check_images(spec)
         entry = self.catalog.get(spec.model)
         hp = spec.hyperparameters
@@ -75,7 +75,7 @@ class JobDataChecker:
             files.append(("validation_file", spec.validation_file))
         summaries = []
         for param, fid in files:
-            summaries.append(self._validate(fid, param, spec.method, fields))
+            summaries.append(self._validate(fid, param, spec.method.type, fields))
         n_raw = sum(s.n_examples for (param, _), s in zip(files, summaries) if param == "training_file")
         if n_raw < self.min_examples:
             raise DataCheckFailed(JobError(
@@ -88,11 +88,11 @@ class JobDataChecker:
             raise DataCheckFailed(JobError(code=e.code or "invalid_model", message=e.message,
                                            param=e.param or "model")) from e
         check = DataCheck(n_examples=0, n_tokens=0, report={
-            "method": spec.method, "context_length": context_length, "long_examples": hp.long_examples,
+            "method": spec.method.type, "context_length": context_length, "long_examples": hp.long_examples,
             "files": []})
         totals = {"training_file": [0, 0], "validation_file": [0, 0]}
         for (param, fid), summary in zip(files, summaries):
-            tokens = self._measure(fid, param, spec.method, counter, context_length, hp.long_examples)
+            tokens = self._measure(fid, param, spec.method.type, counter, context_length, hp.long_examples)
             what = _WHAT[param]
             check.report["files"].append({"param": param, "file": fid, "format": summary.format,
                                           "shape": summary.shape, "n_lines": summary.n_examples,
@@ -130,9 +130,9 @@ class JobDataChecker:
         """Image/caption files: every image decodes, every caption is text. Nothing is counted
         in tokens (an image job trains for its steps, not over tokens)."""
         n_train = 0
-        check = DataCheck(n_examples=0, n_tokens=0, report={"method": spec.method, "files": []})
+        check = DataCheck(n_examples=0, n_tokens=0, report={"method": spec.method.type, "files": []})
         for fid in spec.training_files:
-            summary = self._validate(fid, "training_file", spec.method, ())
+            summary = self._validate(fid, "training_file", spec.method.type, ())
             n_train += summary.n_examples
             check.report["files"].append({"param": "training_file", "file": fid, "format": summary.format,
                                           "n_lines": summary.n_examples})

@@ -6,7 +6,6 @@ import functools
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -14,14 +13,13 @@ from sqlalchemy.orm import Session
 from polytune.data.formats import LABELS, METHOD_FORMATS, method_formats_text
 from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.ids import new_id
-from polytune.domain.job import Job, JobError, JobStatus
+from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint, Event, Page
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
 from polytune.domain.validation import MAX_METADATA_KEYS, check_spec
-from polytune.services.job_data import DataCheckFailed, JobDataChecker
+from polytune.services.job_validation import JobValidation
 from polytune.catalog.memory_fit import Capacity, check_fit, check_quantization, read_config
 from polytune.services.quotas import Quotas
-from polytune.services.validation_queue import FairValidationQueue
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
@@ -66,8 +64,7 @@ class JobService:
         self.db, self.blobs, self.catalog, self.min_examples = db, blobs, catalog, min_examples
         self.secret_box = secret_box
         self.quotas = quotas or Quotas()
-        self.data = JobDataChecker(blobs, catalog, min_examples=min_examples)
-        self._validation = FairValidationQueue(self._validate_one, workers=validation_workers)
+        self.validation = JobValidation(db, blobs, catalog, min_examples=min_examples, workers=validation_workers)
         # The executor's check that a job's resources can ever be placed (set by the app when
         # it runs a scheduler; the Ray executor has one): raises InvalidRequest.
         self.placement_check: Callable[[JobSpec], None] | None = None
@@ -80,10 +77,10 @@ class JobService:
         """The checks that need no data: the spec's rules and the model's presence in the catalog."""
         check_spec(spec)
         entry = self.catalog.get(spec.model)
-        if (entry.kind == "image") != (spec.method in IMAGE_METHODS):
-            fits = [e.name for e in self.catalog.list() if (e.kind == "image") == (spec.method in IMAGE_METHODS)]
+        if (entry.kind == "image") != (spec.method.type in IMAGE_METHODS):
+            fits = [e.name for e in self.catalog.list() if (e.kind == "image") == (spec.method.type in IMAGE_METHODS)]
             raise InvalidRequest(f"The model '{spec.model}' is {'an image' if entry.kind == 'image' else 'a text'} "
-                                 f"model; method '{spec.method}' trains {'image' if spec.method in IMAGE_METHODS else 'text'} "
+                                 f"model; method '{spec.method.type}' trains {'image' if spec.method.type in IMAGE_METHODS else 'text'} "
                                  f"models (in the catalog: {', '.join(fits) or 'none'}).", param="model",
                                  code="model_kind_mismatch")
         if entry.kind == "image":
@@ -114,7 +111,7 @@ class JobService:
                                      code="project_not_found")
             for param, fid in [("training_file", f) for f in spec.training_files] + (
                     [("validation_file", spec.validation_file)] if spec.validation_file else []):
-                _check_format(self._check_file(s, org_id, fid, param, spec.method), spec.method, param)
+                _check_format(self._check_file(s, org_id, fid, param, spec.method.type), spec.method.type, param)
             if spec.seed is None:
                 spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
             status = JobStatus.CREATED if hold else JobStatus.VALIDATING_FILES
@@ -275,59 +272,9 @@ class JobService:
             return job_store.to_domain(row)
 
     def validate_pending(self) -> int:
-        """Hand every job in `validating_files` to the validation threads, which read its data
-        and queue it with "auto" resolved, or fail it with an error that names the file and
-        the line. Threads of their own, because checking and counting the tokens of a big file
-        takes minutes and the scheduler must go on dispatching and cancelling meanwhile; a few,
-        taken fairly by organization (validation_queue.py), so one organization's big files do
-        not hold another's small job (a job interrupted by a restart is simply validated
-        again). Returns how many it handed over."""
-        with self.db.session() as s:
-            rows = s.execute(sa.select(t.Job.id, t.Job.org_id).where(
-                t.Job.status == JobStatus.VALIDATING_FILES.value).order_by(t.Job.seq)).all()
-        return self._validation.add((job_id, org_id) for job_id, org_id in rows)
-
-    def _validate_one(self, job_id: str) -> None:
-        from polytune.services.hyperparameters import resolve_auto
-
-        with self.db.session() as s:
-            row = job_store.get_row(s, job_id)
-            if row is None or row.status != JobStatus.VALIDATING_FILES.value:
-                return
-            spec = JobSpec.model_validate(row.spec)
-        error: JobError | None = None
-        resolved = check = None
-        try:
-            check = self.data.check(spec)
-            resolved = resolve_auto(spec, n_examples=check.n_examples, n_tokens=check.n_tokens,
-                                    entry=self.catalog.get(spec.model))
-            check.finish(int(resolved.hyperparameters.n_epochs))
-        except DataCheckFailed as e:
-            error = e.error
-        except InvalidRequest as e:
-            error = JobError(code="invalid_hyperparameters", message=e.message, param=e.param)
-        except Exception as e:  # a bug must fail this job, not stall every scheduler pass after it
-            log.exception("validating job %s failed", job_id)
-            error = JobError(code="validation_error", message=f"Validation failed unexpectedly: "
-                                                              f"{type(e).__name__}: {e}")
-        with self.db.session() as s:
-            row = job_store.get_row(s, job_id, lock=True)
-            if row is None or row.status != JobStatus.VALIDATING_FILES.value:
-                return  # cancelled meanwhile
-            if error is not None:
-                job_store.transition(s, row, JobStatus.FAILED, f"Validation failed: {error.message}",
-                                     level="error", error=_error_dict(error))
-                return
-            assert resolved is not None and check is not None
-            for level, message, data in check.events:
-                job_store.add_event(s, job_id, message, level=level, data=data)
-            report = check.report
-            job_store.transition(
-                s, row, JobStatus.QUEUED,
-                f"Files validated: {check.n_examples:,} training examples, {check.n_tokens:,} tokens; "
-                f"{report['n_epochs']} epochs make {report['billable_tokens']:,} billable tokens; job queued",
-                spec=resolved.model_dump(mode="json"), data_report=report,
-                trained_tokens=report["billable_tokens"])
+        """Hand every job in `validating_files` to the validation threads (job_validation.py);
+        returns how many it handed over."""
+        return self.validation.pending()
 
 
 def _event(r: t.JobEvent) -> Event:
@@ -346,10 +293,6 @@ def _locked(s: Session, org_id: str, job_id: str) -> t.Job:
     if row is None:
         raise NotFound(f"No fine-tuning job found with id '{job_id}'.", param="fine_tuning_job_id")
     return row
-
-
-def _error_dict(e: JobError) -> dict[str, Any]:
-    return {"code": e.code, "message": e.message, "param": e.param}
 
 
 def _check_format(row: t.File, method: str, param: str) -> None:

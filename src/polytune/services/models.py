@@ -21,9 +21,15 @@ BASE_OWNER = "polytune"
 _CHECKPOINT_SUFFIX = re.compile(r":ckpt-step-\d+$")
 
 
-def _info(row: t.Model) -> ModelInfo:
+def _info(row: t.Model, types: dict[str, str]) -> ModelInfo:
     return ModelInfo(id=row.id, created=row.created_at, owned_by=row.org_id, base_model=row.base_model,
-                     job_id=row.job_id, kind=row.kind, is_checkpoint=row.is_checkpoint)
+                     job_id=row.job_id, kind=row.kind, is_checkpoint=row.is_checkpoint,
+                     model_type=types.get(row.base_model or "", "chat"))
+
+
+def _model_type(kind: str) -> str:
+    """The catalog's kind of model (text | image) as the API names what it serves."""
+    return "image" if kind == "image" else "chat"
 
 
 def _not_found(model_id: str) -> NotFound:
@@ -36,7 +42,12 @@ class ModelService:
         self.db, self.catalog, self.created, self.blobs = db, catalog, created, blobs
 
     def _base(self) -> list[ModelInfo]:
-        return [ModelInfo(id=e.name, created=self.created, owned_by=BASE_OWNER) for e in self.catalog.list()]
+        return [ModelInfo(id=e.name, created=self.created, owned_by=BASE_OWNER, model_type=_model_type(e.kind))
+                for e in self.catalog.list()]
+
+    def _types(self) -> dict[str, str]:
+        # A base model taken out of the catalog leaves its fine-tunes "chat": text is the default.
+        return {e.name: _model_type(e.kind) for e in self.catalog.list()}
 
     def _row(self, s, org_id: str, model_id: str) -> t.Model | None:
         return s.scalar(sa.select(t.Model).where(t.Model.id == model_id, t.Model.org_id == org_id,
@@ -46,7 +57,8 @@ class ModelService:
         with self.db.session() as s:
             rows = s.scalars(sa.select(t.Model).where(t.Model.org_id == org_id, t.Model.deleted_at.is_(None))
                              .order_by(t.Model.seq))
-            return self._base() + [_info(r) for r in rows]
+            types = self._types()
+            return self._base() + [_info(r, types) for r in rows]
 
     def get(self, org_id: str, model_id: str) -> ModelInfo:
         for base in self._base():
@@ -56,7 +68,7 @@ class ModelService:
             row = self._row(s, org_id, model_id)
         if row is None:
             raise _not_found(model_id)
-        return _info(row)
+        return _info(row, self._types())
 
     def delete(self, org_id: str, model_id: str) -> ServedModel:
         """Delete a fine-tuned model or checkpoint: its weights leave storage; its job keeps its

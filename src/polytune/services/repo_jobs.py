@@ -68,7 +68,7 @@ class RepoJobService:
         except NotFound as e:  # a parameter of this request, not the URL, names the file
             raise InvalidRequest(f"resource: {e.message}", param="resource", code="resource_not_found") from None
         with local_copy(self.repos.blobs, key) as local:
-            if spec.method in IMAGE_METHODS:
+            if spec.method.type in IMAGE_METHODS:
                 assert isinstance(columns, ImageColumns)  # the dialect reads image columns for image methods
                 examples = image_caption_examples(
                     local, filename=path, image_column=columns.image, caption_column=columns.caption,

@@ -29,7 +29,7 @@ def fit_text(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: Catalog
 
     def rows_of(fid: str, param: str) -> list[dict]:
         rows: list[dict] = []
-        measure_file(blobs.get_file(f"files/{fid}", work / "data" / fid), counter, method=spec.method,
+        measure_file(blobs.get_file(f"files/{fid}", work / "data" / fid), counter, method=spec.method.type,
                      context_length=spec.hyperparameters.context_length or entry.max_length,
                      long_examples=spec.hyperparameters.long_examples, param=param, keep=rows)
         return rows
@@ -37,7 +37,7 @@ def fit_text(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: Catalog
     train_rows = [row for fid in spec.training_files for row in rows_of(fid, "training_file")]
     val_rows = rows_of(spec.validation_file, "validation_file") if spec.validation_file else None
     return run_training(spec, entry, model_path, train_rows, val_rows, work, reporter,
-                        resume_from=resume_from, resume_every=every)
+                        resume_from=resume_from, resume_every=every, settings=settings)
 
 
 def fit_images(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: CatalogEntry, model_path: Path | str,

@@ -23,7 +23,7 @@ GREEDY_LOSS = math.log(2)
 def underfit_note(rows: list[dict[str, Any]], spec: JobSpec) -> tuple[str, dict[str, Any]] | None:
     """(message, data) for the warning event when the job did not fit; None when it did, or when
     the test does not apply (not a supervised text job, no losses logged)."""
-    if spec.method != "supervised":
+    if spec.method.type != "supervised":
         return None
     train = [r for r in rows if r.get("train_loss") is not None]
     if not train:

@@ -1,16 +1,14 @@
 """The worker entry point: `python -m polytune.training.runner JOB_ID`.
 
 Both executors start this. In four steps: `prepare` loads the job, `fit` trains it with its
-method's recipe, `publish` stores the weights and results, `finish` makes the model servable
-and ends the job. Whatever goes wrong inside fails this job with a clear
-error; it never reaches the server.
+method's recipe, `publish` stores the weights and results (publish.py, results.py), `finish`
+makes the model servable and ends the job. Whatever goes wrong inside fails this job with a
+clear error; it never reaches the server.
 """
 
 from __future__ import annotations
 
-import csv
 import errno
-import io
 import logging
 import os
 import signal
@@ -25,91 +23,23 @@ from polytune.config import Settings
 from polytune.catalog.models import Catalog, CatalogEntry
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.names import model_name
-from polytune.domain.repos import DEFAULT_BRANCH
 from polytune.domain.spec import JobSpec
 from polytune.store import worker as worker_store
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database
 from polytune.store.private_files import keep_private
 from polytune.training.fit_check import underfit_note
-from polytune.training.reporter import PREFERENCE_METRICS, Reporter
+from polytune.training.publish import publish, sample_publisher
+from polytune.training.results import metrics_rows
+from polytune.training.reporter import Reporter
 
 log = logging.getLogger("polytune.worker")
-RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
-                  "learning_rate"]
-# Columns after those, present when a job logged them: a dpo job's implicit rewards; a
-# reinforcement job's rewards (and one sub_reward_<grader> column per sub-grader).
-REWARD_COLUMNS = ["reward", "reward_std", "reward_min", "reward_max", "kl", "completion_length", "grader_errors",
-                  "valid_reward"]
-EXTRA_RESULT_COLUMNS = [*PREFERENCE_METRICS, *(f"valid_{k}" for k in PREFERENCE_METRICS), *REWARD_COLUMNS]
 _HEARTBEAT_SECONDS = 10.0
-
-
-def metrics_rows(db: Database, job_id: str) -> list[dict]:
-    """One row per step from the job's metrics events: the store, not the worker's memory,
-    so steps trained before a crash or a pause are in the results of the run that finishes.
-    A step trained twice (after resuming from an earlier checkpoint) keeps its latest values."""
-    rows: dict[int, dict] = {}
-    for data in worker_store.metrics_events(db, job_id):
-        step = int(data["step"])
-        row = rows.setdefault(step, {"step": step})
-        if "train_loss" in data:
-            row.update(train_loss=data["train_loss"], train_accuracy=data.get("train_mean_token_accuracy"),
-                       learning_rate=data.get("learning_rate"))
-        if "valid_loss" in data:
-            row.update(valid_loss=data["valid_loss"],
-                       valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))
-        row.update({k: v for k, v in data.items() if k in EXTRA_RESULT_COLUMNS or k.startswith("sub_reward_")})
-    return [rows[k] for k in sorted(rows)]
-
-
-def results_csv(rows: list[dict]) -> bytes:
-    out = io.StringIO()
-    present = {k for r in rows for k in r}
-    columns = RESULT_COLUMNS + [k for k in EXTRA_RESULT_COLUMNS if k in present] + sorted(
-        k for k in present if k.startswith("sub_reward_"))
-    w = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
-    return out.getvalue().encode()
 
 
 def _finish(db: Database, job_id: str, target: JobStatus, message: str, *,
             from_: tuple[JobStatus, ...] = (JobStatus.RUNNING, JobStatus.PAUSING), **fields) -> None:
     worker_store.finish(db, job_id, target, message, from_=from_, **fields)
-
-
-def _publish_to_repository(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str, final_dir: Path,
-                           checkpoints_dir: Path, reporter: Reporter) -> None:
-    """Commit the weights (and the checkpoints under checkpoints/) into the job's repository."""
-    from polytune.store.repos import publish_folder
-
-    out = spec.output
-    branch, path = out.branch or DEFAULT_BRANCH, out.repository_path(job_id)
-    folders = {"": final_dir, **({"checkpoints": checkpoints_dir} if checkpoints_dir.is_dir() else {})}
-    commit_id = publish_folder(db, blobs, repo_id=out.repository, branch=branch, path=path,
-                               folders=folders, message=f"Fine-tuned weights of {job_id}")
-    reporter.event(f"Published the weights to branch {branch} at {path}/ (commit {commit_id})",
-                   data={"branch": branch, "path": path, "commit_id": commit_id})
-
-
-def _sample_publisher(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str):
-    """Samples go into the job's repository as they are made (beside where the weights will
-    be), so the user sees the model change while it trains; None without a repository."""
-    from polytune.store.repos import publish_folder
-
-    out = spec.output
-    if not out.repository:
-        return None
-
-    def publish(step: int, folder: Path) -> str:
-        path = f"{out.repository_path(job_id)}/samples/step-{step}"
-        publish_folder(db, blobs, repo_id=out.repository, branch=out.branch or DEFAULT_BRANCH, path=path,
-                       folders={"": folder}, message=f"Samples of {job_id} at step {step}")
-        return path
-
-    return publish
 
 
 def _load(db: Database, job_id: str):
@@ -132,7 +62,7 @@ def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path,
         resume_from = blobs.get_dir(resume_key, work / "resume" / f"checkpoint-{resume_step}")
         reporter.event(f"Resuming from the checkpoint at step {resume_step}", data={"step": resume_step})
     every = ResumeEvery(steps=settings.resume_checkpoint_steps, seconds=settings.resume_checkpoint_minutes * 60)
-    return get_recipe(spec.method).fit(blobs, settings, spec, entry, model_path, work, reporter,
+    return get_recipe(spec.method.type).fit(blobs, settings, spec, entry, model_path, work, reporter,
                                        resume_from=resume_from, every=every)
 
 
@@ -194,7 +124,7 @@ def prepare(db: Database, blobs: BlobStore, settings: Settings, job_id: str) -> 
     name = model_name(spec, org_name, job_id)
     reporter = worker_store.StoreReporter(db, blobs, job_id=job_id, org_id=job.org_id, base_model=spec.model,
                                           model_name=name, adapter_kind=spec.adapter.kind,
-                                          publish_samples=_sample_publisher(db, blobs, spec, job_id))
+                                          publish_samples=sample_publisher(db, blobs, spec, job_id))
     return Prepared(job, catalog, entry, name, reporter, resume_step, resume_key)
 
 
@@ -211,21 +141,6 @@ def fit(blobs: BlobStore, settings: Settings, attempt: Prepared, work: Path, rep
     model_path = attempt.catalog.resolve_path(attempt.entry)
     return _fit(blobs, settings, spec, attempt.entry, model_path, attempt.job.id, work, reporter,
                 attempt.resume_step, attempt.resume_key)
-
-
-def publish(db: Database, blobs: BlobStore, attempt: Prepared, result, work: Path) -> tuple[str, str]:
-    """Store the weights (and commit them to the job's repository, when it has one) and the
-    results file; returns (the weights' blob key, the results file's id)."""
-    spec, job_id, reporter = attempt.job.spec, attempt.job.id, attempt.reporter
-    reporter.event("Saving the fine-tuned model")
-    key = f"models/{job_id}/final"
-    blobs.put_dir(result.final_dir, key)
-    if spec.output.repository:
-        _publish_to_repository(db, blobs, spec, job_id, result.final_dir, work / "checkpoints", reporter)
-    results_id = worker_store.add_result_file(db, blobs, org_id=attempt.job.org_id,
-                                              filename=f"{job_id}-results.csv",
-                                              data=results_csv(metrics_rows(db, job_id)))
-    return key, results_id
 
 
 def finish(db: Database, attempt: Prepared, result, key: str, result_files: list[str]) -> None:
@@ -302,7 +217,7 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
             # Every metrics event also goes to the job's W&B run when it has one.
             result = fit(blobs, settings, prepared, work, wandb.reporter(reporter) if wandb else reporter,
                          placement_note)
-            key, results_id = publish(db, blobs, prepared, result, work)
+            key, results_id = publish(db, blobs, prepared.job, prepared.reporter, result, work)
             summary = {"job_id": job_id, "fine_tuned_model": prepared.name}
             wandb_files = wandb.end(reporter, summary=summary) if wandb else []
             wandb = None

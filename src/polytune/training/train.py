@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from polytune.config import Settings
 from polytune.domain.spec import JobSpec
 from polytune.training.callback import ReporterCallback, ResumeEvery
 from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes import get_recipe
+from polytune.training.recipes.common import worker_settings
 from polytune.training.reporter import Reporter
 
 
@@ -64,13 +66,13 @@ def trainer_settings(trainer) -> dict[str, Any]:
     return out
 
 
-def multi_worker_strategy(trainer, spec: JobSpec, model_path: Path | str) -> tuple[str, dict[str, Any]] | None:
+def multi_worker_strategy(trainer, spec: JobSpec, model_path: Path | str,
+                          fsdp_setting: str) -> tuple[str, dict[str, Any]] | None:
     """The event saying how a multi-worker job trains (DDP or FSDP, and why); None alone.
     What the trainer actually runs decides the name, the setting's reasoning the why."""
-    from polytune.config import Settings
     from polytune.training.sharding import job_strategy
 
-    strategy = job_strategy(Settings().fsdp, model_path, lora=spec.adapter.kind == "lora")
+    strategy = job_strategy(fsdp_setting, model_path, lora=spec.adapter.kind == "lora")
     if strategy is None:
         return None
     fsdp = bool(getattr(trainer, "is_fsdp_enabled", False))
@@ -84,17 +86,18 @@ def multi_worker_strategy(trainer, spec: JobSpec, model_path: Path | str) -> tup
 def run_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
                  train_rows: list[dict[str, Any]], val_rows: list[dict[str, Any]] | None,
                  workdir: Path, reporter: Reporter, *, resume_from: Path | None = None,
-                 resume_every: ResumeEvery = ResumeEvery()) -> TrainingResult:
+                 resume_every: ResumeEvery = ResumeEvery(), settings: Settings | None = None) -> TrainingResult:
     """Train `spec` (no "auto" left) from `model_path`, or continue from the trainer checkpoint
     `resume_from` (same optimizer, scheduler, RNG and data position); user-visible checkpoints
-    go to workdir/checkpoints."""
+    go to workdir/checkpoints. `settings`: the worker's (the runner's), else the process's."""
+    settings = worker_settings(settings)
     callback = ReporterCallback(reporter, checkpoints_dir=workdir / "checkpoints",
                                 n_checkpoints=spec.hyperparameters.n_checkpoints,
                                 resume_every=resume_every)
-    trainer = get_recipe(spec.method).build_trainer(
-        spec, entry, model_path, train_rows, val_rows, workdir / "trainer", [callback])
+    trainer = get_recipe(spec.method.type).build_trainer(
+        spec, entry, model_path, train_rows, val_rows, workdir / "trainer", [callback], settings=settings)
     callback.attach(trainer)
-    if strategy := multi_worker_strategy(trainer, spec, model_path):
+    if strategy := multi_worker_strategy(trainer, spec, model_path, settings.fsdp):
         message, data = strategy
         reporter.event(message, data=data)
     reporter.event(f"Training started: {trainer.args.num_train_epochs} epochs, "

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def run_config(spec: JobSpec) -> dict[str, Any]:
     """What the run is logged with: the resolved hyperparameters at the top level, and what
     else decides the training (base model, method, adapter, seed, data)."""
-    return {**spec.hyperparameters.model_dump(mode="json"), "model": spec.model, "method": spec.method,
+    return {**spec.hyperparameters.model_dump(mode="json"), "model": spec.model, "method": spec.method.type,
             "adapter": spec.adapter.kind, "lora": spec.adapter.lora.model_dump(mode="json")
             if spec.adapter.kind == "lora" else None, "seed": spec.seed,
             "training_files": spec.training_files, "validation_file": spec.validation_file}

@@ -14,7 +14,7 @@ import openai
 import pytest
 from openai.types.fine_tuning import FineTuningJob
 
-from polytune.dialects.openai import translate as tr
+from polytune.dialects.openai import render
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.spec import JobSpec
 from tests.helpers import chat_jsonl, wait_for
@@ -48,10 +48,10 @@ def test_every_status_is_inside_each_providers_enum_and_parses_strictly(status):
     job = Job(id="ftjob-x", org_id="org-a", spec=JobSpec(model="m", training_files=["file-x"]), status=status,
               created_at=1)
     for flavor, enum in (("openai", OPENAI_STATUSES), ("truefoundry", TRUEFOUNDRY_STATUSES)):
-        body = tr.job(job, flavor)
+        body = render.job(job, flavor)
         assert body["status"] in enum and body["polytune_status"] == status.value
         FineTuningJob.model_validate(body)  # the SDK's Literal: a value outside it fails here
-    assert tr.job(job, "truefoundry")["metadata"] == {}
+    assert render.job(job, "truefoundry")["metadata"] == {}
 
 
 def test_truefoundry_document_body_is_supervised_with_defaults(server, tfy, training_file):

@@ -11,7 +11,7 @@ from polytune.dialects.common.openapi_doc import json_request
 from polytune.dialects.common.deps import OrgId, Svc, api_key
 from polytune.services.graders import GraderService
 
-from . import translate as tr
+from . import render
 from .protocol import GraderRunRequest, GraderValidateRequest
 
 router = APIRouter()
@@ -25,7 +25,7 @@ async def run_grader(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     service = GraderService(svc.settings, api_key=api_key(request))
     # Bounded per organization and in all, on the graders' own threads (services/grader_runs.py).
     grader, result, seconds = await svc.grader_runs.run(org, service.run, req.grader, req.model_sample, req.item)
-    return tr.grader_run(grader, result, seconds)
+    return render.grader_run(grader, result, seconds)
 
 
 @router.post("/fine_tuning/alpha/graders/validate", openapi_extra=json_request(GraderValidateRequest))

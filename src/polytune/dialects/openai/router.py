@@ -19,6 +19,7 @@ from polytune.dialects.common.params import MAX_LIMIT
 from polytune.domain.errors import InvalidRequest, TooLarge
 from polytune.services.graders import GraderService
 
+from . import render
 from . import translate as tr
 from .protocol import CompleteUploadRequest, CreateJobRequest, CreateUploadRequest
 
@@ -105,7 +106,7 @@ async def create_file(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
         async def create() -> dict[str, Any]:
             info = await run_in_threadpool(svc.files.finish, org, file_id, blob, filename=filename,
                                            purpose=purpose, expires_after=expires_after)
-            return tr.file(info)
+            return render.file(info)
 
         request_hash = hashlib.sha256(f"{purpose}\0{filename}\0{expires_after}\0{digest}".encode()).hexdigest()
         return await once_per_key(request, svc, org, "files", request_hash, create, on_replay=blob.abort)
@@ -117,10 +118,10 @@ async def create_file(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
 @router.get("/files")
 def list_files(org: OrgId, svc: Svc, after: str | None = None, limit: int = Query(10000, ge=1, le=MAX_LIMIT),
                order: str = "desc", purpose: str | None = None) -> dict[str, Any]:
-    return tr.page(svc.files.list(org, after=after, limit=limit, order=order, purpose=purpose), tr.file)
+    return render.page(svc.files.list(org, after=after, limit=limit, order=order, purpose=purpose), render.file)
 
 
-add_file_routes(router, tr.file)  # retrieve, content, delete (dialects/common/file_routes.py)
+add_file_routes(router, render.file)  # retrieve, content, delete (dialects/common/file_routes.py)
 
 
 # -- uploads ----------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ async def create_upload(request: Request, org: OrgId, svc: Svc) -> dict[str, Any
     req = await json_body(request, CreateUploadRequest)
     info = await run_in_threadpool(svc.files.create_upload, org, filename=req.filename,
                                    purpose=req.purpose, bytes=req.bytes, mime_type=req.mime_type)
-    return tr.upload(info)
+    return render.upload(info)
 
 
 @router.post("/uploads/{upload_id}/parts", openapi_extra=multipart_request(["data"]))
@@ -142,19 +143,19 @@ async def add_upload_part(upload_id: str, request: Request, org: OrgId, svc: Svc
         with contextlib.suppress(Exception):
             blob.abort()
         raise
-    return tr.upload_part(info)
+    return render.upload_part(info)
 
 
 @router.post("/uploads/{upload_id}/complete", openapi_extra=json_request(CompleteUploadRequest))
 async def complete_upload(upload_id: str, request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, CompleteUploadRequest)
     info = await run_in_threadpool(svc.files.complete_upload, org, upload_id, req.part_ids, req.md5)
-    return tr.upload(info)
+    return render.upload(info)
 
 
 @router.post("/uploads/{upload_id}/cancel")
 def cancel_upload(upload_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.upload(svc.files.cancel_upload(org, upload_id))
+    return render.upload(svc.files.cancel_upload(org, upload_id))
 
 
 # -- fine-tuning jobs -------------------------------------------------------------------------
@@ -171,7 +172,7 @@ async def create_job(request: Request, org: OrgId, svc: Svc, flavor: Flavor) -> 
         except InvalidRequest as e:
             e.param = tr.wire_param(e.param, req)
             raise
-        return tr.job(job, flavor)
+        return render.job(job, flavor)
 
     request_hash = hashlib.sha256(await request.body()).hexdigest()
     return await once_per_key(request, svc, org, "fine_tuning.jobs", request_hash, create)
@@ -188,54 +189,54 @@ def _metadata_filter(request: Request) -> dict[str, str]:
 @router.get("/fine_tuning/jobs")
 def list_jobs(request: Request, org: OrgId, svc: Svc, flavor: Flavor, after: str | None = None,
               limit: int = Query(20, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
-    return tr.page(svc.jobs.list(org, after=after, limit=limit, metadata=_metadata_filter(request)),
-                   lambda j: tr.job(j, flavor))
+    return render.page(svc.jobs.list(org, after=after, limit=limit, metadata=_metadata_filter(request)),
+                   lambda j: render.job(j, flavor))
 
 
 @router.get("/fine_tuning/jobs/{job_id}")
 def retrieve_job(job_id: str, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, Any]:
-    return tr.job(svc.jobs.get(org, job_id), flavor)
+    return render.job(svc.jobs.get(org, job_id), flavor)
 
 
 @router.post("/fine_tuning/jobs/{job_id}/cancel")
 def cancel_job(job_id: str, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, Any]:
-    return tr.job(svc.jobs.cancel(org, job_id), flavor)
+    return render.job(svc.jobs.cancel(org, job_id), flavor)
 
 
 @router.post("/fine_tuning/jobs/{job_id}/pause")
 def pause_job(job_id: str, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, Any]:
-    return tr.job(svc.jobs.pause(org, job_id), flavor)
+    return render.job(svc.jobs.pause(org, job_id), flavor)
 
 
 @router.post("/fine_tuning/jobs/{job_id}/resume")
 def resume_job(job_id: str, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, Any]:
-    return tr.job(svc.jobs.resume(org, job_id), flavor)
+    return render.job(svc.jobs.resume(org, job_id), flavor)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/events")
 def list_events(job_id: str, org: OrgId, svc: Svc, after: str | None = None,
                 limit: int = Query(20, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
-    return tr.page(svc.jobs.events(org, job_id, after=after, limit=limit), tr.event)
+    return render.page(svc.jobs.events(org, job_id, after=after, limit=limit), render.event)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints")
 def list_checkpoints(job_id: str, org: OrgId, svc: Svc, after: str | None = None,
                      limit: int = Query(10, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
-    return tr.page(svc.jobs.checkpoints(org, job_id, after=after, limit=limit), tr.checkpoint)
+    return render.page(svc.jobs.checkpoints(org, job_id, after=after, limit=limit), render.checkpoint)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints/{checkpoint_id}")
 def retrieve_checkpoint(job_id: str, checkpoint_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
     """Nebius's extra route (raw HTTP in its docs): one checkpoint with its result_files."""
-    return tr.checkpoint(svc.jobs.checkpoint(org, job_id, checkpoint_id))
+    return render.checkpoint(svc.jobs.checkpoint(org, job_id, checkpoint_id))
 
 
 # -- models -----------------------------------------------------------------------------------
 @router.get("/models")
 def list_models(org: OrgId, svc: Svc) -> dict[str, Any]:
-    return {"object": "list", "data": [tr.model(m) for m in svc.models.list(org)]}
+    return {"object": "list", "data": [render.model(m) for m in svc.models.list(org)]}
 
 
 @router.get("/models/{model_id:path}")
 def retrieve_model(model_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.model(svc.models.get(org, model_id))
+    return render.model(svc.models.get(org, model_id))

@@ -1,6 +1,6 @@
 """polytune's job statuses in the enum of each provider that speaks OpenAI's API: a strict
 client (the openai SDK's Literal) fails on any value outside it. polytune's own status is
-rendered beside it as `polytune_status` (translate.job)."""
+rendered beside it as `polytune_status` (render.job)."""
 
 from __future__ import annotations
 

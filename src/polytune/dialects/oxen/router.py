@@ -23,6 +23,7 @@ from polytune.dialects.common.params import MAX_PAGE
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import Job
 
+from . import render
 from . import translate as tr
 from .errors import OxenRoute, not_supported
 from .protocol import CreateFineTuneRequest, CreateRepoRequest
@@ -41,19 +42,19 @@ async def create_repo(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
         svc.repos.create, org, req.namespace, req.name, description=req.description or "",
         is_public=bool(req.is_public), files=seed,
         **({"author": author.name, "email": author.email} if author else {}))
-    return tr.ok("resource_created", repository=tr.repository(repo))
+    return render.ok("resource_created", repository=render.repository(repo))
 
 
 @router.get("/api/repos/{namespace}/{name}")
 def get_repo(namespace: str, name: str, org: OrgId, svc: Svc) -> dict[str, Any]:
     owner = svc.repos.readable_owner(org, namespace, name)
-    return tr.ok("resource_found", repository=tr.repository(svc.repos.get(owner, namespace, name)))
+    return render.ok("resource_found", repository=render.repository(svc.repos.get(owner, namespace, name)))
 
 
 @router.get("/api/repos/{namespace}/{name}/branches/{branch:path}")
 def get_branch(namespace: str, name: str, branch: str, org: OrgId, svc: Svc) -> dict[str, Any]:
     owner = svc.repos.readable_owner(org, namespace, name)
-    return tr.ok("resource_found", branch=tr.branch(svc.repos.branch(owner, namespace, name, branch)))
+    return render.ok("resource_found", branch=render.branch(svc.repos.branch(owner, namespace, name, branch)))
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ async def upload_files(namespace: str, name: str, target: str, request: Request,
     commit = await run_in_threadpool(
         svc.repos.commit_files, org, namespace, name, branch, pending, message=form.fields.get("message", ""),
         author=form.fields.get("name", ""), email=form.fields.get("email", ""))
-    return tr.ok("resource_created", commit=tr.commit(commit))
+    return render.ok("resource_created", commit=render.commit(commit))
 
 
 @router.get("/api/repos/{namespace}/{name}/file/{target:path}")
@@ -95,7 +96,7 @@ def download_file(namespace: str, name: str, target: str, org: OrgId, svc: Svc) 
 
 # -- fine-tunes ---------------------------------------------------------------------------------
 def _fine_tune(svc: Svc, org: str, job: Job, message: str) -> dict[str, Any]:
-    return tr.ok(message, fine_tune=tr.fine_tune(job, svc.repo_jobs.repository_of(org, job)))
+    return render.ok(message, fine_tune=render.fine_tune(job, svc.repo_jobs.repository_of(org, job)))
 
 
 @router.post("/api/repos/{namespace}/{name}/fine_tunes", openapi_extra=json_request(CreateFineTuneRequest))
@@ -121,7 +122,7 @@ def _page(svc: Svc, org: str, page: int, page_size: int, status: str | None, sor
     for j in found.jobs:
         if j.spec.output.repository not in repos:
             repos[j.spec.output.repository] = svc.repo_jobs.repository_of(org, j)
-    return tr.ok("resource_found", fine_tunes=[tr.fine_tune(j, repos[j.spec.output.repository])
+    return render.ok("resource_found", fine_tunes=[render.fine_tune(j, repos[j.spec.output.repository])
                                                for j in found.jobs],
                  page_number=page, page_size=page_size, total_entries=found.total,
                  total_pages=(found.total + page_size - 1) // page_size)
@@ -153,7 +154,7 @@ def get_fine_tune(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes/{job_id}/train_status")
 def train_status(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
     owner = svc.repos.readable_owner(org, namespace, name)
-    return tr.ok("resource_found", train_status=tr.train_status(svc.repo_jobs.get(owner, namespace, name, job_id)))
+    return render.ok("resource_found", train_status=render.train_status(svc.repo_jobs.get(owner, namespace, name, job_id)))
 
 
 @router.post("/api/repos/{namespace}/{name}/fine_tunes/{job_id}/actions/run")
@@ -164,8 +165,8 @@ def run_fine_tune(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes/{job_id}/checkpoints")
 def list_checkpoints(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
     job, found = svc.repo_jobs.checkpoints(svc.repos.readable_owner(org, namespace, name), namespace, name, job_id)
-    return tr.ok("resource_found", fine_tune_id=job.id, branch=job.spec.output.branch,
-                 checkpoints=[tr.checkpoint(c, path, size) for c, path, size in found],
+    return render.ok("resource_found", fine_tune_id=job.id, branch=job.spec.output.branch,
+                 checkpoints=[render.checkpoint(c, path, size) for c, path, size in found],
                  total_checkpoints=len(found))
 
 

@@ -19,8 +19,10 @@ from polytune.domain.objects import Page
 from polytune.services.files import check_purpose
 from polytune.services.pretrain import text_training_file
 
+from . import render
 from . import translate as tr
 from .errors import SeekrRoute, body_fields
+from .listing import file_window
 from .protocol import FinetuneRequestIn, ProjectIn, RenameIn, ValidateMetadataIn
 
 router = APIRouter(prefix="/v1/flow", route_class=SeekrRoute)
@@ -101,12 +103,12 @@ async def _receive_files(request: Request, org: str, svc, *, many: bool) -> list
 @router.put("/files", openapi_extra=multipart_request(["files"], {"purpose": {"type": "string"}}))
 async def upload_file(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     (info,) = await _receive_files(request, org, svc, many=False)
-    return tr.file(info)
+    return render.file(info)
 
 
 @router.put("/bulk_files", openapi_extra=multipart_request(["files"], {"purpose": {"type": "string"}}))
 async def bulk_upload(request: Request, org: OrgId, svc: Svc) -> list[dict[str, Any]]:
-    return [tr.file(info) for info in await _receive_files(request, org, svc, many=True)]
+    return [render.file(info) for info in await _receive_files(request, org, svc, many=True)]
 
 
 @router.post("/files/validate_metadata")
@@ -127,42 +129,42 @@ def list_files(org: OrgId, svc: Svc, limit: int = Query(100, ge=1, le=MAX_LIMIT)
                offset: int = Query(0, ge=0, le=MAX_OFFSET),
                sort_by: str = "created_at", sort_order: str = "desc",
                purpose: str | None = None) -> dict[str, Any]:
-    page = svc.files.list_offset(org, offset=offset, limit=limit, sort_by=sort_by, sort_order=sort_order,
-                                 purpose=purpose)
-    return {"object": "list", "data": [tr.file(f) for f in page.data], "has_more": page.has_more}
+    page = file_window(svc.files, org, offset=offset, limit=limit, sort_by=sort_by, sort_order=sort_order,
+                       purpose=purpose)
+    return {"object": "list", "data": [render.file(f) for f in page.data], "has_more": page.has_more}
 
 
-add_file_routes(router, tr.file)  # retrieve, content, delete (dialects/common/file_routes.py)
+add_file_routes(router, render.file)  # retrieve, content, delete (dialects/common/file_routes.py)
 
 
 @router.put("/files/{file_id}/rename")
 def rename_file(file_id: str, body: RenameIn, org: OrgId, svc: Svc) -> dict[str, Any]:
     with body_fields(tr.upload_loc):
-        return tr.file(svc.files.rename(org, file_id, body.new_filename))
+        return render.file(svc.files.rename(org, file_id, body.new_filename))
 
 
 # -- projects ---------------------------------------------------------------------------------
 @router.post("/projects")
 def create_project(body: ProjectIn, org: OrgId, svc: Svc) -> dict[str, Any]:
     with body_fields(lambda p: (p,) if p in ("name", "description") else None):
-        return tr.project(svc.projects.create(org, name=body.name, description=body.description))
+        return render.project(svc.projects.create(org, name=body.name, description=body.description))
 
 
 @router.get("/projects")
 def list_projects(org: OrgId, svc: Svc, skip: int = Query(0, ge=0, le=MAX_OFFSET),
                   limit: int = Query(100, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
-    return {"data": [tr.project(p, with_runs=True) for p in svc.projects.list(org, skip=skip, limit=limit)]}
+    return {"data": [render.project(p, with_runs=True) for p in svc.projects.list(org, skip=skip, limit=limit)]}
 
 
 @router.get("/projects/{project_id}")
 def retrieve_project(project_id: Annotated[int, Path(ge=1, le=MAX_ID)], org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.project(svc.projects.get(org, project_id))
+    return render.project(svc.projects.get(org, project_id))
 
 
 # -- models -----------------------------------------------------------------------------------
 @router.get("/models")
 def list_models(org: OrgId, svc: Svc) -> dict[str, Any]:
-    return {"object": "list", "data": [tr.model(m) for m in svc.models.list(org)]}
+    return {"object": "list", "data": [render.model(m) for m in svc.models.list(org)]}
 
 
 # -- fine-tunes -------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def _create(body: FinetuneRequestIn, org: str, svc) -> dict[str, Any]:
             for file_id in made:
                 svc.files.delete(org, file_id)
             raise
-    return tr.job(job)
+    return render.job(job)
 
 
 # The sync client posts to /fine-tune, the async client to /fine-tunes.
@@ -201,35 +203,35 @@ def create_fine_tunes(body: FinetuneRequestIn, org: OrgId, svc: Svc) -> dict[str
 @router.get("/fine-tunes")
 def list_fine_tunes(org: OrgId, svc: Svc) -> dict[str, Any]:
     jobs = _every(lambda after: svc.jobs.list(org, after=after, limit=1000))
-    return {"object": "list", "data": [tr.job(j) for j in jobs if tr.speaks(j)]}
+    return {"object": "list", "data": [render.job(j) for j in jobs if render.speaks(j)]}
 
 
 @router.get("/fine-tunes/{job_id}")
 def retrieve_fine_tune(job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.job(svc.jobs.get(org, job_id))
+    return render.job(svc.jobs.get(org, job_id))
 
 
 # The sync client cancels with PUT, the async client with POST.
 @router.put("/fine-tunes/{job_id}/cancel")
 @router.post("/fine-tunes/{job_id}/cancel")
 def cancel_fine_tune(job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
-    return tr.job(svc.jobs.cancel(org, job_id))
+    return render.job(svc.jobs.cancel(org, job_id))
 
 
 @router.get("/fine-tunes/{job_id}/events")
 def list_events(job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
     job = svc.jobs.get(org, job_id)
     items = list(_every(lambda after: svc.jobs.events(org, job_id, after=after, limit=1000)))
-    return tr.events(items[::-1], job)  # oldest first, as a log reads
+    return render.events(items[::-1], job)  # oldest first, as a log reads
 
 
 @router.get("/fine-tunes/{job_id}/promote-model")
 def promote_model(job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
     event = svc.jobs.record_promotion(org, job_id, promoted=True)
-    return tr.events([event], svc.jobs.get(org, job_id))
+    return render.events([event], svc.jobs.get(org, job_id))
 
 
 @router.get("/fine-tunes/{job_id}/demote-model")
 def demote_model(job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
     event = svc.jobs.record_promotion(org, job_id, promoted=False)
-    return tr.events([event], svc.jobs.get(org, job_id))
+    return render.events([event], svc.jobs.get(org, job_id))

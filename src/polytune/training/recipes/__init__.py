@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from polytune.config import Settings
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import JobSpec
 from polytune.catalog.models import CatalogEntry
@@ -19,13 +20,14 @@ from polytune.training.recipes.sft import build_sft_trainer
 if TYPE_CHECKING:
     from transformers import Trainer, TrainerCallback
 
-# (resolved spec, catalog entry, model path, train rows, validation rows or None,
-#  trainer output dir, extra callbacks) -> a trainer ready to .train()
-TrainerBuilder = Callable[
-    [JobSpec, CatalogEntry, "Path | str", "list[dict[str, Any]]", "list[dict[str, Any]] | None", Path,
-     "list[TrainerCallback]"],
-    "Trainer",
-]
+
+class TrainerBuilder(Protocol):
+    """(resolved spec, catalog entry, model path, train rows, validation rows or None, trainer
+    output dir, extra callbacks; the worker's settings) -> a trainer ready to .train()"""
+
+    def __call__(self, spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: list[dict[str, Any]],
+                 val_rows: list[dict[str, Any]] | None, output_dir: Path, callbacks: list[TrainerCallback], *,
+                 settings: Settings | None = None) -> Trainer: ...
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polytune.config import Settings, get_settings
 from polytune.domain.spec import JobSpec
 from polytune.training.cpu_path import choose_bf16, count_parameters, cpu_flags
 from polytune.training.distributed import per_device_batch
@@ -46,19 +47,23 @@ def scheduler_type(scheduler: str, warmup_ratio: float | None) -> str:
     return "constant_with_warmup" if scheduler == "constant" and warmup_ratio else scheduler
 
 
+def worker_settings(settings: Settings | None) -> Settings:
+    """The settings a recipe reads: the ones the runner was handed (one per worker process);
+    a direct caller (a test, a benchmark) that passes none gets the process's own."""
+    return settings if settings is not None else get_settings()
+
+
 def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_eval: bool,
-                  model_path: Path | str) -> dict[str, Any]:
+                  model_path: Path | str, settings: Settings) -> dict[str, Any]:
     """Keyword arguments every TRL config (a transformers TrainingArguments) takes alike."""
     import torch
-
-    from polytune.config import Settings
 
     hp = spec.hyperparameters
     cuda = torch.cuda.is_available()
     precision = job_precision(spec)
     checkpointing = hp.gradient_checkpointing if hp.gradient_checkpointing is not None else cuda
     # A multi-worker job shards the model (FSDP) when POLYTUNE_FSDP says so (sharding.py).
-    strategy = job_strategy(Settings().fsdp, model_path, lora=spec.adapter.kind == "lora")
+    strategy = job_strategy(settings.fsdp, model_path, lora=spec.adapter.kind == "lora")
     fsdp = (fsdp_training_args(model_path, activation_checkpointing=checkpointing)
             if strategy is not None and strategy.fsdp else {})
     if not fsdp:
@@ -82,7 +87,7 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
         # ~20-30% of the speed; on a GPU memory is the tighter limit.
         use_cpu=not cuda,
         # Accelerators: the precision rule (precision.py); a CPU: bf16 autocast by cpu_path.py's rule.
-        bf16=precision.bf16 if cuda else cpu_bf16(model_path),
+        bf16=precision.bf16 if cuda else cpu_bf16(model_path, settings),
         fp16=precision.fp16,
         activation_checkpointing=checkpointing,
         seed=spec.seed,
@@ -98,11 +103,9 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
     ) | fsdp
 
 
-def cpu_bf16(model_path: Path | str) -> bool:
+def cpu_bf16(model_path: Path | str, settings: Settings) -> bool:
     """Whether a CPU job trains under bf16 autocast (cpu_path.py's rule, the setting first)."""
-    from polytune.config import Settings
-
-    return choose_bf16(count_parameters(model_path), cpu_flags(), Settings().train_precision)[0]
+    return choose_bf16(count_parameters(model_path), cpu_flags(), settings.train_precision)[0]
 
 
 def lora_config(spec: JobSpec, entry: CatalogEntry) -> LoraConfig | None:
@@ -142,7 +145,7 @@ def plan_batches(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, 
     per_device = per_device_batch(hp.batch_size)
     plain = dict(per_device_train_batch_size=per_device, per_device_eval_batch_size=per_device,
                  gradient_accumulation_steps=hp.gradient_accumulation_steps or 1)
-    if not cuda or hp.gradient_accumulation_steps or spec.method not in ("supervised", "dpo"):
+    if not cuda or hp.gradient_accumulation_steps or spec.method.type not in ("supervised", "dpo"):
         return plain
     from dataclasses import replace
 

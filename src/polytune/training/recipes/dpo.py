@@ -16,10 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polytune.domain.spec import JobSpec
+from polytune.config import Settings
+from polytune.domain.spec import DpoMethod, JobSpec
 from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes.common import (load_reference, quiet, require_resolved, trainer_inputs,
-                                              training_args)
+                                              training_args, worker_settings)
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -30,18 +31,22 @@ Rows = list[dict[str, Any]]
 
 def build_dpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: Rows,
                       val_rows: Rows | None, output_dir: Path,
-                      callbacks: list[TrainerCallback]) -> DPOTrainer:
+                      callbacks: list[TrainerCallback], *, settings: Settings | None = None) -> DPOTrainer:
     from trl import DPOConfig, DPOTrainer
 
     from polytune.training.recipes.kto_pair import KtoPairDPOTrainer
 
     require_resolved(spec)
-    preference = spec.preference
-    if preference is None or preference.beta == "auto":
+    settings = worker_settings(settings)
+    if not isinstance(spec.method, DpoMethod):
+        raise ValueError(f"the dpo recipe got a {spec.method.type} job")
+    preference = spec.method.preference
+    if preference.beta == "auto":
         raise ValueError("the job spec has no resolved preference settings (run resolve_auto first)")
     hp = spec.hyperparameters
     config = DPOConfig(
-        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path),
+        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path,
+                        settings=settings),
         beta=preference.beta,
         loss_type=[preference.loss_type],
         # Validation measured prompt + chosen and prompt + rejected against this length and

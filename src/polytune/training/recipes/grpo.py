@@ -29,10 +29,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polytune.domain.spec import JobSpec
+from polytune.config import Settings
+from polytune.domain.spec import JobSpec, ReinforcementMethod
 from polytune.training.distributed import per_device_batch
 from polytune.catalog.models import CatalogEntry
-from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
+from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args, worker_settings
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -79,23 +80,25 @@ def grader_reward(grader: Any, grading: Grading):
 
 def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: Rows,
                        val_rows: Rows | None, output_dir: Path,
-                       callbacks: list[TrainerCallback]) -> GRPOTrainer:
+                       callbacks: list[TrainerCallback], *, settings: Settings | None = None) -> GRPOTrainer:
     from trl import GRPOConfig, GRPOTrainer
 
-    from polytune.config import Settings
     from polytune.graders import Grading, parse_grader
     from polytune.graders.settings import grader_config
 
     require_resolved(spec)
-    if spec.reward is None or not spec.reward.graders:
-        raise ValueError("a reinforcement job needs a grader")
-    hp, reward = spec.hyperparameters, spec.reward
-    config = grader_config(Settings())
+    settings = worker_settings(settings)
+    if not isinstance(spec.method, ReinforcementMethod):
+        raise ValueError(f"the reinforcement recipe got a {spec.method.type} job")
+    # Its reward has a grader: the spec was refused at creation otherwise (domain/spec.py).
+    hp, reward = spec.hyperparameters, spec.method.reward
+    config = grader_config(settings)
     grader = parse_grader(reward.graders[0], "method.reinforcement.grader", config)
     generations = num_generations(float(reward.compute_multiplier))
     eval_samples = reward.eval_samples if isinstance(reward.eval_samples, int) else generations
     args = GRPOConfig(**{
-        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path),
+        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path,
+                        settings=settings),
         # A step's batch is batch_size prompts (split across workers) times their generations.
         "per_device_train_batch_size": per_device_batch(hp.batch_size) * generations,
         # Whole groups of a prompt's eval samples per batch (TRL requires a multiple).

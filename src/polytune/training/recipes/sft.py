@@ -17,12 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polytune.config import Settings
 from polytune.data.tokens import load_tokenizer
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.spec import JobSpec
 from polytune.catalog.models import CatalogEntry
 from polytune.training.cpu_path import choose_padding_free
-from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args
+from polytune.training.recipes.common import quiet, require_resolved, trainer_inputs, training_args, worker_settings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, TrainerCallback
@@ -33,10 +34,11 @@ Rows = list[dict[str, Any]]
 
 def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: Rows,
                       val_rows: Rows | None, output_dir: Path,
-                      callbacks: list[TrainerCallback]) -> SFTTrainer:
+                      callbacks: list[TrainerCallback], *, settings: Settings | None = None) -> SFTTrainer:
     from trl import SFTConfig, SFTTrainer
 
     require_resolved(spec)
+    settings = worker_settings(settings)
     hp = spec.hyperparameters
     # The tokenizer and template validation counted tokens with (data/tokens.py).
     tokenizer = load_tokenizer(model_path, entry.chat_template)
@@ -56,7 +58,8 @@ def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
     # none: validation already dropped every example longer than the context.
     padding_free, _ = choose_padding_free(long_examples=hp.long_examples, packing=hp.packing)
     config = SFTConfig(
-        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path),
+        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path,
+                        settings=settings),
         max_length=None if padding_free else hp.context_length or entry.max_length,
         padding_free=padding_free,
         packing=bool(hp.packing),

@@ -59,3 +59,53 @@ export function query(params) {
   const s = q.toString();
   return s ? `?${s}` : "";
 }
+
+// The key's own organization ({id, name}; polytune's GET /v1/organization), asked once per
+// signed-in key: the pages show its name where the API's objects carry its id.
+let org = null;
+export function organization() {
+  if (!org || org.key !== session.key) {
+    // A failed answer is not kept: the next page asks again.
+    org = { key: session.key, answer: get("/organization").catch((err) => { org = null; throw err; }) };
+  }
+  return org.answer;
+}
+
+// A multipart upload through XMLHttpRequest, which (unlike fetch) reports the bytes sent:
+// onProgress(fraction) while the body goes up, then the server validates the file before it
+// answers; the answer or the API's error as `send` gives them.
+export function uploadWithProgress(path, body, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/v1${path}`);
+    xhr.setRequestHeader("Authorization", `Bearer ${session.key}`);
+    xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); });
+    xhr.upload.addEventListener("load", () => onProgress(1));
+    xhr.addEventListener("error", () => reject(new ApiError(0, "The upload failed: the server could not be reached.")));
+    xhr.addEventListener("load", () => {
+      let data = null;
+      try { data = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { data = null; }
+      if (xhr.status >= 200 && xhr.status < 300) { resolve(data); return; }
+      const err = data && data.error;
+      reject(new ApiError(xhr.status, (err && err.message) || xhr.statusText, err && err.param));
+    });
+    xhr.send(body);
+  });
+}
+
+// A download needs the key in a header, which a plain link cannot send: fetch the bytes, then
+// hand them to the browser as a file. For result files (small CSVs), not for weights.
+export async function download(path, filename) {
+  const res = await fetch(`/v1${path}`, { headers: { Authorization: `Bearer ${session.key}` } });
+  if (!res.ok) {
+    let err = null;
+    try { err = (await res.json()).error; } catch { err = null; }
+    throw new ApiError(res.status, (err && err.message) || res.statusText, err && err.param);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = Object.assign(document.createElement("a"), { href: url, download: filename });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}

@@ -1,16 +1,20 @@
 // The page router: the part of the URL after '#' names the view (#/jobs, #/jobs/<id>,
 // #/files, #/models, #/signin), so the server only ever serves one page.
 
-import { session } from "./api.js";
+import { organization, session } from "./api.js";
 import { errorBox } from "./dom.js";
+import { compareView } from "./views/compare.js";
 import { filesView } from "./views/files.js";
 import { jobView } from "./views/job.js";
+import { newJobView } from "./views/new_job.js";
 import { jobsView } from "./views/jobs.js";
 import { modelsView } from "./views/models.js";
 import { signInView } from "./views/signin.js";
 
 const ROUTES = [
+  [/^\/jobs\/new$/, "new", newJobView],
   [/^\/jobs\/([^/]+)$/, "jobs", jobView],
+  [/^\/compare$/, "jobs", compareView],
   [/^\/jobs$/, "jobs", jobsView],
   [/^\/files$/, "files", filesView],
   [/^\/models$/, "models", modelsView],
@@ -74,8 +78,11 @@ async function route() {
   const found = ROUTES.map(([re, page, view]) => [path.match(re), page, view]).find(([m]) => m);
   const view = document.getElementById("view");
   view.replaceChildren();
-  document.getElementById("nav").hidden = !session.key;
-  document.getElementById("sign-out").hidden = !session.key;
+  // The sign-in page shows no navigation: none of it works without a key.
+  const signedIn = Boolean(session.key) && path !== "/signin";
+  document.getElementById("nav").hidden = !signedIn;
+  document.getElementById("sign-out").hidden = !signedIn;
+  showOrganization(signedIn);
   if (!found) {
     view.append(errorBox(`No page at ${path}.`));
     return;
@@ -90,6 +97,14 @@ async function route() {
   } catch (err) {
     handleError(err);
   }
+}
+
+// Which organization the key signs in to, by name, beside "Sign out".
+function showOrganization(signedIn) {
+  const slot = document.getElementById("org-name");
+  slot.hidden = !signedIn;
+  if (!signedIn) return;
+  organization().then((org) => { slot.textContent = org.name; slot.title = org.id; }, () => {});
 }
 
 document.getElementById("sign-out").addEventListener("click", () => {

@@ -1,15 +1,19 @@
 // Line charts over training steps, drawn with the vendored uPlot (window.uPlot). A curve is
 // given the job's metrics (one object per step) and the names of the series to draw; steps a
-// series has no value for (validation runs every few steps) are gaps it spans.
+// series has no value for (validation runs every few steps) are gaps it spans. A series with
+// `scale: "ratio"` (token accuracy, 0 to 1) is read on a second axis, on the right: on the
+// loss axis it would be a flat line.
 
 // Steps are whole numbers: the step axis ticks at these spacings, never at 1.5.
 const STEP_INCREMENTS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000];
-const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
+export const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
 
 export class Curve {
-  constructor(container, { title, series }) {
+  constructor(container, { title, series, yLabel = "", ratioLabel = "accuracy" }) {
     this.container = container;
-    this.series = series; // [{key, label}]
+    this.series = series; // [{key, label, scale?, dash?, color?}]
+    this.yLabel = yLabel;
+    this.ratioLabel = ratioLabel;
     this.plot = null;
     this.title = title;
     this.points = 0;
@@ -32,14 +36,17 @@ export class Curve {
       if (this.plot) this.plot.destroy();
       this.container.replaceChildren();
       this.keys = keys;
+      const axes = this.axes(shown);
+      // uPlot draws axes on its canvas: their labels are written out here too, for tests.
+      this.container.dataset.axes = axes.map((a) => a.label).filter(Boolean).join(",");
       this.plot = new window.uPlot({
         title: this.title,
         ...this.size(),
-        scales: { x: { time: false } },
-        axes: [{ label: "step", incrs: STEP_INCREMENTS }, {}],
+        scales: { x: { time: false }, ratio: { range: [0, 1] } },
+        axes,
         series: [{ label: "step" }, ...shown.map((s, i) => ({
-          label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
-          points: { show: steps.length < 60 },
+          label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: 2, spanGaps: true,
+          scale: s.scale || "y", dash: s.dash, points: { show: steps.length < 60 },
         }))],
       }, data, this.container);
     } else {
@@ -48,6 +55,14 @@ export class Curve {
     // How many steps the chart holds, where a test or a curious user can read it.
     this.points = steps.length;
     this.container.dataset.points = String(this.points);
+  }
+
+  axes(shown) {
+    const axes = [{ label: "step", incrs: STEP_INCREMENTS }, { label: this.yLabel, scale: "y" }];
+    if (shown.some((s) => s.scale === "ratio")) {
+      axes.push({ label: this.ratioLabel, scale: "ratio", side: 1, grid: { show: false } });
+    }
+    return axes;
   }
 
   destroy() {

@@ -1,6 +1,8 @@
 // Small DOM and formatting helpers. Text always goes in as text nodes, never as HTML: job
 // names, file names and model replies are user data.
 
+import { download } from "./api.js";
+
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -32,11 +34,18 @@ function c0(row) {
   return row && row.id ? { "data-id": row.id } : {};
 }
 
-// A two-column table of names and values (hyperparameters, a data report).
+// A two-column table of names and values (hyperparameters, a data report). A value may be
+// an element (a link) or a list of them.
 export function facts(obj) {
   const rows = Object.entries(obj || {}).filter(([, v]) => v !== undefined && v !== null);
   return h("table", { class: "facts" }, h("tbody", {}, rows.map(([k, v]) =>
-    h("tr", {}, h("th", {}, k), h("td", {}, typeof v === "object" ? JSON.stringify(v) : String(v))))));
+    h("tr", {}, h("th", {}, k), h("td", {}, factValue(v))))));
+}
+
+export function factValue(v) {
+  if (v instanceof Node) return v;
+  if (Array.isArray(v) && v.length && v.every((x) => x instanceof Node)) return v.flatMap((x, i) => (i ? [" ", x] : [x]));
+  return typeof v === "object" ? JSON.stringify(v) : String(v);
 }
 
 export function badge(status) {
@@ -66,4 +75,21 @@ export function bytes(n) {
 
 export function errorBox(err) {
   return h("p", { class: "error", role: "alert" }, err && err.message ? err.message : String(err));
+}
+
+// A result file's download: a button (the key goes in a header, see api.js download); a
+// refused download shows the API's error beside it.
+export function downloadButton(label, path, filename) {
+  const button = h("button", { type: "button", class: "link download", "data-path": path });
+  button.append(label);
+  button.addEventListener("click", async () => {
+    const old = button.parentNode && button.parentNode.querySelector(".error");
+    if (old) old.remove();
+    try {
+      await download(path, filename);
+    } catch (err) {
+      button.after(errorBox(err));
+    }
+  });
+  return button;
 }

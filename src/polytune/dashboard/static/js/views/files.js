@@ -1,36 +1,16 @@
-// Files: upload, list with each file's validation status and what validation found
-// (status_details: the data report, or the first bad row's line and field), delete.
+// Files: upload (the validation report shown as it comes), list with each file's validation
+// status and what validation found (status_details: the data report, or the lines and fields
+// that are wrong, one a line), download, delete.
 
-import { del, get, post, query } from "../api.js";
-import { badge, bytes, errorBox, h, table, when } from "../dom.js";
-
-const PURPOSES = ["fine-tune", "user_data", "vision"];
+import { del, get, query } from "../api.js";
+import { badge, bytes, downloadButton, errorBox, h, table, when } from "../dom.js";
+import { uploadForm } from "./upload.js";
 
 export async function filesView(root, { ctx }) {
   const holder = h("div");
   const message = h("div");
-  const chooser = h("input", { type: "file", id: "upload-file", required: true });
-  const purpose = h("select", { id: "upload-purpose" }, PURPOSES.map((p) => h("option", { value: p }, p)));
-  const form = h("form", { id: "upload-form", class: "inline", onsubmit: upload },
-    chooser, h("label", {}, "purpose ", purpose), h("button", { type: "submit" }, "Upload"));
-  root.append(h("div", { class: "page-head" }, h("h1", {}, "Files")), form, message, holder);
-
-  async function upload(event) {
-    event.preventDefault();
-    message.replaceChildren();
-    const body = new FormData();
-    body.append("purpose", purpose.value);
-    body.append("file", chooser.files[0]);
-    try {
-      const f = await post("/files", body);
-      message.append(h("p", { class: f.status === "error" ? "error" : "ok" },
-        `${f.filename}: ${f.status}${f.status_details ? ` — ${f.status_details}` : ""}`));
-      form.reset();
-      await refresh();
-    } catch (err) {
-      message.append(errorBox(err));
-    }
-  }
+  root.append(h("div", { class: "page-head" }, h("h1", {}, "Files")),
+    uploadForm({ id: "upload-form", onDone: () => refresh() }), message, holder);
 
   async function remove(file) {
     if (!confirm(`Delete ${file.filename} (${file.id})?`)) return;
@@ -51,8 +31,10 @@ export async function filesView(root, { ctx }) {
       { label: "Size", cell: (f) => bytes(f.bytes) },
       { label: "Created", cell: (f) => when(f.created_at) },
       { label: "Validation", cell: (f) => badge(f.status) },
-      { label: "Details", class: "details", cell: (f) => f.status_details || "" },
-      { label: "", cell: (f) => h("button", { type: "button", class: "link", onclick: () => remove(f) }, "delete") },
+      { label: "Details", class: "details report", cell: (f) => f.status_details || "" },
+      { label: "", cell: (f) => h("span", { class: "row-actions" },
+        downloadButton("download", `/files/${f.id}/content`, f.filename), " ",
+        h("button", { type: "button", class: "link", onclick: () => remove(f) }, "delete")) },
     ], page.data, { id: "files-table" }));
   }
 

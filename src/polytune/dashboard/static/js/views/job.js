@@ -3,10 +3,9 @@
 
 import { get, ownStatus, post, query } from "../api.js";
 import { Curve } from "../chart.js";
-import { badge, errorBox, facts, h, table, when } from "../dom.js";
-import { jobDuration, method } from "./jobs.js";
+import { badge, downloadButton, errorBox, facts, h, table, when } from "../dom.js";
+import { TERMINAL, jobDuration, method, modelLink } from "./jobs.js";
 
-const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 // Which action each status allows (domain/job.py's transitions, as the API enforces them).
 const ACTIONS = {
   cancel: new Set(["validating_files", "queued", "running", "pausing", "paused"]),
@@ -17,6 +16,9 @@ const LOSS_SERIES = [
   { key: "train_loss", label: "train loss" },
   { key: "valid_loss", label: "validation loss" },
   { key: "full_valid_loss", label: "full validation loss" },
+  // Token accuracy, when the trainer logs it (supervised jobs), on its own 0-1 axis.
+  { key: "train_mean_token_accuracy", label: "train accuracy", scale: "ratio", dash: [6, 4] },
+  { key: "valid_mean_token_accuracy", label: "validation accuracy", scale: "ratio", dash: [2, 3] },
 ];
 const REWARD_SERIES = [
   { key: "reward", label: "reward" },
@@ -38,11 +40,14 @@ export async function jobView(root, { args: [id], ctx }) {
   const actionError = h("div");
   const summary = h("div", { id: "job-summary" });
   const lossBox = h("div", { id: "loss-chart", class: "chart", dataset: { points: "0" } });
+  // Shown once a step is logged: a job that failed before training has no chart to show.
+  const lossSection = h("section", { hidden: true }, h("h2", {}, "Loss"), lossBox);
   const rewardBox = h("div", { id: "reward-chart", class: "chart", dataset: { points: "0" } });
   const rewardSection = h("section", { hidden: true }, h("h2", {}, "Reward"), rewardBox);
   const showMetrics = h("input", { type: "checkbox", id: "show-metrics", onchange: () => drawEvents() });
   const eventsBox = h("div", { id: "job-events" });
   const checkpointsBox = h("div", { id: "job-checkpoints" });
+  const checkpointsSection = h("section", {}, h("h2", {}, "Checkpoints"), checkpointsBox);
   const hyperBox = h("div", { id: "job-hyperparameters" });
 
   root.append(
@@ -50,15 +55,15 @@ export async function jobView(root, { args: [id], ctx }) {
     h("div", { class: "page-head" }, h("h1", {}, id), status,
       h("div", { class: "actions" }, Object.values(buttons))),
     actionError, summary,
-    h("section", {}, h("h2", {}, "Loss"), lossBox),
+    lossSection,
     rewardSection,
-    h("section", {}, h("h2", {}, "Checkpoints"), checkpointsBox),
+    checkpointsSection,
     h("section", {}, h("h2", {}, "Hyperparameters"), hyperBox),
     h("section", {}, h("div", { class: "page-head" }, h("h2", {}, "Events"),
       h("label", {}, showMetrics, " show metrics events")), eventsBox),
   );
-  const loss = new Curve(lossBox, { title: "", series: LOSS_SERIES });
-  const reward = new Curve(rewardBox, { title: "", series: REWARD_SERIES });
+  const loss = new Curve(lossBox, { title: "", series: LOSS_SERIES, yLabel: "loss" });
+  const reward = new Curve(rewardBox, { title: "", series: REWARD_SERIES, yLabel: "reward" });
   ctx.onStop(() => { loss.destroy(); reward.destroy(); });
 
   // Events come newest first: read pages until one we already hold, then add them in order.
@@ -102,13 +107,14 @@ export async function jobView(root, { args: [id], ctx }) {
   function drawJob() {
     status.replaceChildren(badge(job.status));
     status.dataset.status = job.status;
-    for (const [action, button] of Object.entries(buttons)) button.disabled = !ACTIONS[action].has(job.status);
-    const progress = job.total_steps ? `${job.trained_steps || 0} / ${job.total_steps}` : "";
+    // Only the actions the status allows are shown: a finished job has none.
+    for (const [action, button] of Object.entries(buttons)) button.hidden = !ACTIONS[action].has(job.status);
+    const progress = job.total_steps ? `${job.trained_steps || 0} / ${job.total_steps}` : null;
     summary.replaceChildren(facts({
       model: job.model,
       experiment: job.experiment_name,
       method: method(job),
-      "fine-tuned model": job.fine_tuned_model,
+      "fine-tuned model": job.fine_tuned_model && modelLink(job.fine_tuned_model),
       created: when(job.created_at),
       finished: when(job.finished_at),
       duration: jobDuration(job),
@@ -116,14 +122,16 @@ export async function jobView(root, { args: [id], ctx }) {
       "trained tokens": job.trained_tokens,
       "training file": job.training_file,
       "validation file": job.validation_file,
-      "result files": job.result_files && job.result_files.length ? job.result_files.join(", ") : null,
+      "result files": job.result_files && job.result_files.length
+        ? job.result_files.map((f) => downloadButton(`${f} ⤓`, `/files/${f}/content`, `${id}-results.csv`)) : null,
       error: job.error ? `${job.error.message}${job.error.param ? ` (param: ${job.error.param})` : ""}` : null,
     }));
     if (job.fine_tuned_model) {
       summary.append(h("p", {}, h("a", { href: `#/models?model=${encodeURIComponent(job.fine_tuned_model)}` },
         "Chat with the fine-tuned model")));
     }
-    const m = job.method && job.method[method(job)];
+    // A grader the SDK's types can't hold comes under polytune_reinforcement (translate.py).
+    const m = job.method && (job.method[method(job)] || job.method.polytune_reinforcement);
     hyperBox.replaceChildren(facts({
       ...(job.hyperparameters || {}),
       ...((m && m.hyperparameters) || {}),
@@ -144,6 +152,8 @@ export async function jobView(root, { args: [id], ctx }) {
       { label: "Validation loss", cell: (c) => fixed(c.metrics.valid_loss) },
       { label: "Created", cell: (c) => when(c.created_at) },
     ], page.data, { id: "checkpoints-table" }));
+    // A job that ended with none (failed or cancelled early) will never have one.
+    checkpointsSection.hidden = !page.data.length && TERMINAL.has(job.status);
   }
 
   let checkpointsSeen = -1;
@@ -159,7 +169,9 @@ export async function jobView(root, { args: [id], ctx }) {
     }
     if (await newEvents()) {
       const rows = metrics();
+      lossSection.hidden = false; // laid out before uPlot measures its width
       loss.update(rows);
+      lossSection.hidden = !loss.points;
       const rewarded = rows.some((r) => typeof r.reward === "number");
       rewardSection.hidden = !rewarded;
       if (rewarded) reward.update(rows);

@@ -4,8 +4,11 @@
 import { ApiError, get, session } from "../api.js";
 import { errorBox, h } from "../dom.js";
 
+// What every polytune key starts with (services/keys.py KEY_PREFIX; a test holds them equal).
+export const KEY_PREFIX = "pt-";
+
 export async function signInView(root) {
-  const input = h("input", { id: "api-key", type: "password", autocomplete: "off", placeholder: "sk-…", required: true });
+  const input = h("input", { id: "api-key", type: "password", autocomplete: "off", placeholder: `${KEY_PREFIX}…`, required: true });
   const status = h("div", { class: "form-status" });
   const form = h("form", { id: "sign-in", class: "card narrow", onsubmit: submit },
     h("h1", {}, "Sign in"),
