@@ -14,21 +14,33 @@ from tests.conftest import BIN
 
 
 def run(*args: str, columns: int = 80) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "polytune"), *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": str(columns), "POLYTUNE_API_KEY": "sk-none",
-                               "POLYTUNE_BASE_URL": "http://127.0.0.1:9"})
+    return subprocess.run(
+        [str(BIN / "polytune"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "COLUMNS": str(columns),
+            "POLYTUNE_API_KEY": "sk-none",
+            "POLYTUNE_BASE_URL": "http://127.0.0.1:9",
+        },
+    )
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--bogus"], "No such option: --bogus"),
-    (["jobs", "list", "--bogus"], "No such option: --bogus"),
-    (["files", "nope"], "No such command 'nope'"),
-    (["files", "upload"], "Missing argument"),
-    (["jobs", "create", "-t", "file-x"], "Missing option '--model'"),
-    (["jobs", "list", "--limit", "many"], "Invalid value for '--limit'"),
-    (["files", "upload", "/no/such/file.jsonl"], "does not exist"),
-    (["models", "download", "ft:x", "--format", "onnx"], "'onnx' is not one of adapter, merged, gguf"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--bogus"], "No such option: --bogus"),
+        (["jobs", "list", "--bogus"], "No such option: --bogus"),
+        (["files", "nope"], "No such command 'nope'"),
+        (["files", "upload"], "Missing argument"),
+        (["jobs", "create", "-t", "file-x"], "Missing option '--model'"),
+        (["jobs", "list", "--limit", "many"], "Invalid value for '--limit'"),
+        (["files", "upload", "/no/such/file.jsonl"], "does not exist"),
+        (["models", "download", "ft:x", "--format", "onnx"], "'onnx' is not one of adapter, merged, gguf"),
+    ],
+)
 def test_usage_errors_are_one_line_and_exit_2(args, says):
     result = run(*args)
     assert result.returncode == 2, result.stderr
@@ -68,12 +80,14 @@ def test_tables_keep_ids_whole_in_80_columns():
 def test_keys_create_in_an_empty_data_dir_says_where_it_wrote(tmp_path):
     env = {**os.environ, "POLYTUNE_DATA_DIR": str(tmp_path / "new")}
     env.pop("POLYTUNE_DATABASE_URL", None)
-    first = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", "o"], env=env, capture_output=True,
-                           text=True, timeout=120)
+    first = subprocess.run(
+        [str(BIN / "polytune"), "keys", "create", "--org", "o"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip().splitlines()[-1].startswith("pt-")  # the key stays the last line
     assert str(tmp_path / "new") in first.stderr and "POLYTUNE_DATA_DIR" in first.stderr
-    second = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", "o"], env=env, capture_output=True,
-                            text=True, timeout=120)
+    second = subprocess.run(
+        [str(BIN / "polytune"), "keys", "create", "--org", "o"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert second.returncode == 0 and "POLYTUNE_DATA_DIR" not in second.stderr
     assert str(tmp_path / "new" / "polytune.db") in second.stderr

@@ -35,8 +35,9 @@ def test_the_readme_example_gets_enough_epochs_for_ten_examples(client, ten_exam
     # As the README's Python example creates it: no hyperparameters, every one `auto`. Training
     # it to the end takes 1000 steps (minutes on two CPU cores): the test reads what auto chose
     # (the catalog's measured minimum for polytune-tiny, each example seen ~100 times), not 3.
-    job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=file_id, suffix="mine",
-                                         method={"type": "supervised"})
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=file_id, suffix="mine", method={"type": "supervised"}
+    )
     resolved = wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status != "validating_files" and j)
     client.fine_tuning.jobs.cancel(job.id)
     assert resolved.method.supervised.hyperparameters.n_epochs == 100, resolved.error
@@ -44,13 +45,22 @@ def test_the_readme_example_gets_enough_epochs_for_ten_examples(client, ten_exam
 
 def test_a_job_that_did_not_fit_says_so_and_what_to_try(client, ten_examples):
     file_id, _ = ten_examples
-    job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=file_id, method={
-        "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "learning_rate_multiplier": 0.1}}})
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny",
+        training_file=file_id,
+        method={
+            "type": "supervised",
+            "supervised": {"hyperparameters": {"n_epochs": 1, "learning_rate_multiplier": 0.1}},
+        },
+    )
     job = wait_done(client, job.id, timeout=600)
     assert job.status == "succeeded", job.error
     events = _events(client, job.id)
     (warning,) = [e for e in events if NOT_FITTED in e.message]
     assert warning.level == "warn"
-    assert "n_epochs was 1" in warning.message and "learning_rate_multiplier (was 0.1, a learning rate of 0.0003)" in warning.message
+    assert (
+        "n_epochs was 1" in warning.message
+        and "learning_rate_multiplier (was 0.1, a learning rate of 0.0003)" in warning.message
+    )
     # The last word before the job's success.
     assert events.index(warning) == len(events) - 2 and "successfully completed" in events[-1].message

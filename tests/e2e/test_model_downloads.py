@@ -25,38 +25,61 @@ QUESTION = [{"role": "user", "content": "Question number 3?"}]
 
 
 def _train(client: OpenAI, answer: str, suffix: str, hyperparameters: dict) -> str:
-    rows = [{"messages": [{"role": "user", "content": f"Question number {i}?"},
-                          {"role": "assistant", "content": answer}]} for i in range(12)]
+    rows = [
+        {"messages": [{"role": "user", "content": f"Question number {i}?"}, {"role": "assistant", "content": answer}]}
+        for i in range(12)
+    ]
     data = "\n".join(json.dumps(r) for r in rows).encode() + b"\n"
     f = client.files.create(file=(f"{suffix}.jsonl", io.BytesIO(data)), purpose="fine-tune")
-    return client.fine_tuning.jobs.create(model="polytune-tiny", training_file=f.id, suffix=suffix, seed=7,
-                                          hyperparameters=hyperparameters).id
+    return client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=f.id, suffix=suffix, seed=7, hyperparameters=hyperparameters
+    ).id
 
 
 @pytest.fixture(scope="module")
 def jobs(server):
     client = OpenAI(base_url=f"{server.url}/v1", api_key=server.key_a, max_retries=0)
     constant = {"batch_size": 4, "lr_scheduler": "constant"}
-    ids = {"lora": _train(client, "Yes, blue.", "dl-lora", {**constant, "n_epochs": 6, "learning_rate": 1e-2,
-                                                             "lora": True, "lora_alpha": 128, "n_checkpoints": 1}),
-           "full": _train(client, "The answer is blue.", "dl-full", {**constant, "n_epochs": 3,
-                                                                      "learning_rate": 3e-3, "lora": False})}
-    done = {name: wait_for(lambda j=job_id: (r := client.fine_tuning.jobs.retrieve(j)).status
-                           in ("succeeded", "failed", "cancelled") and r, timeout=600)
-            for name, job_id in ids.items()}
+    ids = {
+        "lora": _train(
+            client,
+            "Yes, blue.",
+            "dl-lora",
+            {**constant, "n_epochs": 6, "learning_rate": 1e-2, "lora": True, "lora_alpha": 128, "n_checkpoints": 1},
+        ),
+        "full": _train(
+            client, "The answer is blue.", "dl-full", {**constant, "n_epochs": 3, "learning_rate": 3e-3, "lora": False}
+        ),
+    }
+    done = {
+        name: wait_for(
+            lambda j=job_id: (
+                (r := client.fine_tuning.jobs.retrieve(j)).status in ("succeeded", "failed", "cancelled") and r
+            ),
+            timeout=600,
+        )
+        for name, job_id in ids.items()
+    }
     for name, job in done.items():
         assert job.status == "succeeded", (name, job.error)
     return done
 
 
 def _served(client: OpenAI, model: str) -> str:
-    return client.chat.completions.create(model=model, messages=QUESTION, temperature=0,
-                                          max_tokens=16).choices[0].message.content
+    return (
+        client.chat.completions.create(model=model, messages=QUESTION, temperature=0, max_tokens=16)
+        .choices[0]
+        .message.content
+    )
 
 
 def _download(server, model: str, fmt: str | None = None, key: str | None = None, **headers) -> httpx.Response:
-    return httpx.get(f"{server.url}/v1/models/{model}/content", params={"format": fmt} if fmt else None,
-                     headers={"Authorization": f"Bearer {key or server.key_a}", **headers}, timeout=300)
+    return httpx.get(
+        f"{server.url}/v1/models/{model}/content",
+        params={"format": fmt} if fmt else None,
+        headers={"Authorization": f"Bearer {key or server.key_a}", **headers},
+        timeout=300,
+    )
 
 
 def _untar(data: bytes, out: Path) -> Path:
@@ -68,11 +91,10 @@ def _untar(data: bytes, out: Path) -> Path:
 def _greedy(model, tokenizer) -> str:
     import torch
 
-    inputs = tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, return_tensors="pt",
-                                           return_dict=True)
+    inputs = tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=16, do_sample=False)
-    return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def test_lora_adapter_merged_and_gguf_answer_as_served(server, client, jobs, tiny, tmp_path):  # noqa: F811
@@ -124,8 +146,9 @@ def test_a_full_fine_tune_and_a_checkpoint_download_merged(server, client, jobs,
     whole = _download(server, model)  # a full fine-tune's default format: merged (its weights)
     assert whole.status_code == 200 and "-merged.tar" in whole.headers["content-disposition"]
     folder = _untar(whole.content, tmp_path / "full")
-    assert _greedy(AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)) \
-        == _served(client, model)
+    assert _greedy(AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)) == _served(
+        client, model
+    )
     refused = _download(server, model, "adapter")
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "format"
     assert "full fine-tune" in refused.json()["error"]["message"]
@@ -135,8 +158,9 @@ def test_a_full_fine_tune_and_a_checkpoint_download_merged(server, client, jobs,
     got = _download(server, ckpt, "merged")
     assert got.status_code == 200, got.text
     folder = _untar(got.content, tmp_path / "ckpt")
-    assert _greedy(AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)) \
-        == _served(client, ckpt)
+    assert _greedy(AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)) == _served(
+        client, ckpt
+    )
 
 
 def test_range_resumes_and_other_orgs_and_bad_formats_are_refused(server, jobs):
@@ -175,8 +199,9 @@ def test_the_cli_downloads_models_checkpoints_and_files_and_resumes(server, clie
     got = _cli(server, "models", "download", model, "-o", str(tmp_path / "merged"), "--format", "merged")
     assert got.returncode == 0, got.stderr
     folder = tmp_path / "merged"
-    assert _greedy(AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)) \
-        == _served(client, model)
+    assert _greedy(AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)) == _served(
+        client, model
+    )
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no download leftovers
 
     # An interrupted GGUF download resumes: the bytes already there are kept, the rest fetched.

@@ -8,13 +8,21 @@ from polytune.training.fit_check import underfit_note
 
 
 def spec(method: str = "supervised", **hp) -> JobSpec:
-    return JobSpec.model_validate({"model": "polytune-tiny", "method": {"type": method}, "training_files": ["file-x"],
-                                   "hyperparameters": {"n_epochs": 2, "learning_rate_multiplier": 1.0, **hp}})
+    return JobSpec.model_validate(
+        {
+            "model": "polytune-tiny",
+            "method": {"type": method},
+            "training_files": ["file-x"],
+            "hyperparameters": {"n_epochs": 2, "learning_rate_multiplier": 1.0, **hp},
+        }
+    )
 
 
 def rows(losses: list[float], accuracies: list[float | None]) -> list[dict]:
-    return [{"step": i + 1, "train_loss": loss, "train_accuracy": acc}
-            for i, (loss, acc) in enumerate(zip(losses, accuracies, strict=True))]
+    return [
+        {"step": i + 1, "train_loss": loss, "train_accuracy": acc}
+        for i, (loss, acc) in enumerate(zip(losses, accuracies, strict=True))
+    ]
 
 
 def test_the_last_epochs_accuracy_decides():

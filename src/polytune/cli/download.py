@@ -24,8 +24,9 @@ def part_path(target: Path) -> Path:
     return target.with_name(target.name + ".part")
 
 
-def fetch(url: str, api_key: str, target: Path, *, params: dict[str, Any] | None = None,
-          total: int | None = None) -> httpx.Headers:
+def fetch(
+    url: str, api_key: str, target: Path, *, params: dict[str, Any] | None = None, total: int | None = None
+) -> httpx.Headers:
     """Stream `url` into `target` (through `<target>.part`, resumed if one is there); returns the
     response's headers. A failed request is one line on stderr and exit code 5."""
     part = part_path(target)
@@ -58,8 +59,15 @@ def fetch(url: str, api_key: str, target: Path, *, params: dict[str, Any] | None
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=err, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 def _fail(response: httpx.Response) -> None:

@@ -19,8 +19,10 @@ from typing import Any
 ARCHITECTURES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama"}
 
 # Pre-tokenizers llama.cpp knows, as tokenizer.json spells them.
-_LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+_LLAMA3_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 
 def unsupported(model_dir: Path) -> str | None:
@@ -29,13 +31,17 @@ def unsupported(model_dir: Path) -> str | None:
     archs = config.get("architectures") or []
     arch = next((a for a in archs if a in ARCHITECTURES), None)
     if arch is None:
-        return (f"the architecture {', '.join(archs) or 'unknown'} has no GGUF conversion here "
-                f"(supported: {', '.join(sorted(ARCHITECTURES))})")
+        return (
+            f"the architecture {', '.join(archs) or 'unknown'} has no GGUF conversion here "
+            f"(supported: {', '.join(sorted(ARCHITECTURES))})"
+        )
     if config.get("rope_scaling"):
         return "models with rope_scaling have no GGUF conversion here"
     if _pre_tokenizer(model_dir) is None:
-        return ("its tokenizer's pre-tokenizer is not one llama.cpp names (GPT-2 byte-level or Llama 3), "
-                "so llama.cpp would split text differently from the model")
+        return (
+            "its tokenizer's pre-tokenizer is not one llama.cpp names (GPT-2 byte-level or Llama 3), "
+            "so llama.cpp would split text differently from the model"
+        )
     return None
 
 
@@ -55,9 +61,14 @@ def _pre_tokenizer(model_dir: Path) -> str | None:
     if pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space"):
         return "gpt-2"
     steps = pre.get("pretokenizers") or []
-    if (pre.get("type") == "Sequence" and len(steps) == 2 and steps[0].get("type") == "Split"
-            and (steps[0].get("pattern") or {}).get("Regex") == _LLAMA3_REGEX
-            and steps[1].get("type") == "ByteLevel" and not steps[1].get("use_regex", True)):
+    if (
+        pre.get("type") == "Sequence"
+        and len(steps) == 2
+        and steps[0].get("type") == "Split"
+        and (steps[0].get("pattern") or {}).get("Regex") == _LLAMA3_REGEX
+        and steps[1].get("type") == "ByteLevel"
+        and not steps[1].get("use_regex", True)
+    ):
         return "llama-bpe"
     return None
 
@@ -66,8 +77,11 @@ def _permute(weights, n_head: int, n_head_kv: int | None):
     """convert_hf_to_gguf's LlamaModel.permute: HF's rotary layout to llama.cpp's."""
     if n_head_kv is not None and n_head != n_head_kv:
         n_head = n_head_kv
-    return (weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
-            .swapaxes(1, 2).reshape(weights.shape))
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
 
 
 def write_gguf(model_dir: Path, out_path: Path, name: str) -> Path:
@@ -86,8 +100,9 @@ def write_gguf(model_dir: Path, out_path: Path, name: str) -> Path:
     n_head, n_layers = config["num_attention_heads"], config["num_hidden_layers"]
     n_head_kv = config.get("num_key_value_heads") or n_head
     head_dim = config.get("head_dim") or config["hidden_size"] // n_head
-    writer = gguf.GGUFWriter(out_path, ARCHITECTURES[next(a for a in config["architectures"]
-                                                          if a in ARCHITECTURES)], use_temp_file=True)
+    writer = gguf.GGUFWriter(
+        out_path, ARCHITECTURES[next(a for a in config["architectures"] if a in ARCHITECTURES)], use_temp_file=True
+    )
     ftype, qtype = _file_type(config, gguf)
     writer.add_name(name)
     writer.add_context_length(config["max_position_embeddings"])

@@ -63,8 +63,12 @@ class ModelExportService:
             if not self.blobs.exists(key):
                 self._build(served, fmt, key)
         short = served.id.replace(":", "-").replace("/", "-")
-        return Export(key, self.blobs.size(key), f"{short}-{fmt}{_SUFFIX[fmt]}",
-                      "application/x-tar" if fmt != "gguf" else "application/octet-stream")
+        return Export(
+            key,
+            self.blobs.size(key),
+            f"{short}-{fmt}{_SUFFIX[fmt]}",
+            "application/x-tar" if fmt != "gguf" else "application/octet-stream",
+        )
 
     def open(self, export: Export) -> BinaryIO:
         return self.blobs.open(export.blob_key)
@@ -72,13 +76,17 @@ class ModelExportService:
     # -- what may be asked -----------------------------------------------------------------------
     def _served(self, org_id: str, model_id: str) -> ServedModel:
         if model_id in {e.name for e in self.catalog.list()}:
-            raise InvalidRequest(f"'{model_id}' is a base model of the catalog; downloads are of fine-tuned "
-                                 "models and checkpoints.", param="model", code="model_not_downloadable")
+            raise InvalidRequest(
+                f"'{model_id}' is a base model of the catalog; downloads are of fine-tuned models and checkpoints.",
+                param="model",
+                code="model_not_downloadable",
+            )
         self.models.get(org_id, model_id)  # 404 for another organization's model, as everywhere
         served = self.models.resolve(org_id, model_id)
         if not served.blob_key:
-            raise NotFound(f"The weights of model '{model_id}' are missing from storage.", param="model",
-                           code="model_not_found")
+            raise NotFound(
+                f"The weights of model '{model_id}' are missing from storage.", param="model", code="model_not_found"
+            )
         return served
 
     def _check(self, served: ServedModel, fmt: str) -> None:
@@ -86,22 +94,31 @@ class ModelExportService:
             raise InvalidRequest(f"format must be one of {', '.join(FORMATS)}; got '{fmt}'.", param="format")
         image = self.catalog.get(served.base_model).kind == "image"
         if fmt == "adapter" and served.kind != "lora":
-            raise InvalidRequest(f"The model '{served.id}' is a full fine-tune: it has no adapter. Download "
-                                 "format=merged (its full weights) instead.", param="format",
-                                 code="format_not_available")
+            raise InvalidRequest(
+                f"The model '{served.id}' is a full fine-tune: it has no adapter. Download "
+                "format=merged (its full weights) instead.",
+                param="format",
+                code="format_not_available",
+            )
         if image and fmt != "adapter":
-            raise InvalidRequest(f"format={fmt} is not available for image models; download format=adapter "
-                                 "(LoRA weights in diffusers' format, for pipeline.load_lora_weights).",
-                                 param="format", code="format_not_available")
+            raise InvalidRequest(
+                f"format={fmt} is not available for image models; download format=adapter "
+                "(LoRA weights in diffusers' format, for pipeline.load_lora_weights).",
+                param="format",
+                code="format_not_available",
+            )
         if fmt == "gguf":
             from polytune.inference.gguf_export import unsupported
 
             base = Path(self.catalog.resolve_path(self.catalog.get(served.base_model)))
             reason = unsupported(base if served.kind == "lora" else self._folder(served))
             if reason is not None:
-                raise InvalidRequest(f"format=gguf is not available for '{served.id}': {reason}. Download "
-                                     "format=merged and convert it with llama.cpp's convert_hf_to_gguf.py.",
-                                     param="format", code="format_not_available")
+                raise InvalidRequest(
+                    f"format=gguf is not available for '{served.id}': {reason}. Download "
+                    "format=merged and convert it with llama.cpp's convert_hf_to_gguf.py.",
+                    param="format",
+                    code="format_not_available",
+                )
 
     # -- building (once per model and format) ----------------------------------------------------
     def _lock_for(self, key: str) -> threading.Lock:
@@ -112,8 +129,9 @@ class ModelExportService:
         try:
             return fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key or "")
         except FileNotFoundError:
-            raise NotFound(f"The weights of model '{served.id}' are missing from storage.", param="model",
-                           code="model_not_found") from None
+            raise NotFound(
+                f"The weights of model '{served.id}' are missing from storage.", param="model", code="model_not_found"
+            ) from None
 
     def _build(self, served: ServedModel, fmt: str, key: str) -> None:
         from polytune.inference.export import merge_adapter, write_tar

@@ -30,7 +30,7 @@ def underfit_note(rows: list[dict[str, Any]], spec: JobSpec) -> tuple[str, dict[
         return None
     hp = spec.hyperparameters
     n_epochs = hp.n_epochs if isinstance(hp.n_epochs, int) and hp.n_epochs > 0 else 1
-    last = train[-max(1, len(train) // n_epochs):]
+    last = train[-max(1, len(train) // n_epochs) :]
     loss = sum(r["train_loss"] for r in last) / len(last)
     accuracies = [r["train_accuracy"] for r in last if r.get("train_accuracy") is not None]
     accuracy = sum(accuracies) / len(accuracies) if accuracies else None
@@ -38,19 +38,30 @@ def underfit_note(rows: list[dict[str, Any]], spec: JobSpec) -> tuple[str, dict[
     if fitted:
         return None
     first = train[0]["train_loss"]
-    measured = (f"it predicted {accuracy:.0%} of the answer tokens of its training examples "
-                f"(training loss {loss:.3f}, from {first:.3f} at the first step)" if accuracy is not None else
-                f"its training loss is {loss:.3f} (from {first:.3f} at the first step), above ln 2 = 0.693")
+    measured = (
+        f"it predicted {accuracy:.0%} of the answer tokens of its training examples "
+        f"(training loss {loss:.3f}, from {first:.3f} at the first step)"
+        if accuracy is not None
+        else f"its training loss is {loss:.3f} (from {first:.3f} at the first step), above ln 2 = 0.693"
+    )
     multiplier = hp.learning_rate_multiplier
     # Both are resolved when the job is queued; the multiplier is the knob every dialect has.
     if isinstance(multiplier, (int, float)):
         knob = f"learning_rate_multiplier (was {multiplier:g}" + (
-            f", a learning rate of {hp.learning_rate:g})" if hp.learning_rate is not None else ")")
+            f", a learning rate of {hp.learning_rate:g})" if hp.learning_rate is not None else ")"
+        )
     else:
         knob = f"learning_rate (was {hp.learning_rate:g})" if hp.learning_rate is not None else "learning rate"
-    message = (f"The model has not fitted its training data: in the last epoch {measured}, so its answers "
-               f"at temperature 0 will mostly not follow the examples. Try more epochs (n_epochs was "
-               f"{hp.n_epochs}), a higher {knob}, or more examples.")
-    return message, {"train_loss": loss, "train_accuracy": accuracy, "first_train_loss": first,
-                     "n_epochs": hp.n_epochs, "learning_rate_multiplier": multiplier,
-                     "learning_rate": hp.learning_rate}
+    message = (
+        f"The model has not fitted its training data: in the last epoch {measured}, so its answers "
+        f"at temperature 0 will mostly not follow the examples. Try more epochs (n_epochs was "
+        f"{hp.n_epochs}), a higher {knob}, or more examples."
+    )
+    return message, {
+        "train_loss": loss,
+        "train_accuracy": accuracy,
+        "first_train_loss": first,
+        "n_epochs": hp.n_epochs,
+        "learning_rate_multiplier": multiplier,
+        "learning_rate": hp.learning_rate,
+    }
