@@ -37,6 +37,7 @@ from polytune.services.images import ImageService
 from polytune.services.inference import InferenceService
 from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
+from polytune.services.model_export import ModelExportService
 from polytune.services.models import ModelService
 from polytune.services.projects import ProjectService
 from polytune.services.quotas import Quotas
@@ -76,6 +77,7 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     # closed with the app (lifespan), handed to routers through dialects/common/deps.py.
     services.inference = InferenceService(settings, services.models, catalog, blobs)
     services.images = ImageService(settings, services.models, catalog, blobs)
+    services.exports = ModelExportService(settings, services.models, catalog, blobs)
     return services, db
 
 

@@ -101,3 +101,24 @@ def test_a_job_from_create_to_pause_resume_and_success(server, tmp_path, client)
     assert model in {m["id"] for m in ok_json(cli(server, "models", "list", "--json"))}
     assert cli(server, "models", "rm", model).returncode == 0
     assert model not in {m["id"] for m in ok_json(cli(server, "models", "list", "--json"))}
+
+
+def test_upload_of_a_bad_file_exits_1_and_quiet_prints_the_id(server, tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(chat_jsonl(12))
+    quiet = cli(server, "files", "upload", str(good), "-q")
+    assert quiet.returncode == 0 and quiet.stdout.strip().startswith("file-") and len(quiet.stdout.split()) == 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
+    failed = cli(server, "files", "upload", str(bad))
+    assert failed.returncode == 1 and "file-" in failed.stdout
+    assert failed.stderr.startswith("error: bad.jsonl failed validation:") and "line" in failed.stderr
+
+
+def test_chat_refuses_a_model_it_cannot_chat_with_before_the_first_prompt(server):
+    for model in ("ft:polytune-tiny:nobody:x:abc", "polytune-tiny-diffusion"):
+        refused = cli(server, "chat", model, input="hello\n")
+        assert refused.returncode == 5 and refused.stderr.startswith("error: ") and not refused.stdout, model
+    # /help and /reset are answered here, never sent to the model.
+    local = cli(server, "chat", "polytune-tiny", input="/help\n/reset\n")
+    assert local.returncode == 0 and "/reset starts a new conversation" in local.stderr and not local.stdout

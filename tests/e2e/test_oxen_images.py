@@ -121,7 +121,8 @@ def test_a_unet_model_fine_tunes_and_serves_the_same_way(server, client):
         for step in (3, 6):
             r = c.get(f"/api/repos/{repo}/file/main/{path}/samples/step-{step}/0.png")
             assert r.status_code == 200 and r.content.startswith(b"\x89PNG"), step
-        assert c.get(f"/api/repos/{repo}/file/main/{path}/pytorch_lora_weights.safetensors").status_code == 200
+        weights = c.get(f"/api/repos/{repo}/file/main/{path}/pytorch_lora_weights.safetensors")
+        assert weights.status_code == 200
 
     started = next(e for e in client.fine_tuning.jobs.list_events(ft["id"], limit=100).data
                    if e.message.startswith("Training started"))
@@ -131,3 +132,19 @@ def test_a_unet_model_fine_tunes_and_serves_the_same_way(server, client):
                                           extra_body={"seed": 2}).data[0].b64_json
                    for m in (job.fine_tuned_model, "polytune-tiny-unet"))
     assert base64.b64decode(tuned).startswith(b"\x89PNG") and tuned != base  # the LoRA acts
+
+    # Its download (docs/export.md) is the LoRA in diffusers' format, the bytes the repository holds;
+    # an image model has no merged or GGUF form.
+    import io
+    import tarfile
+
+    import httpx
+
+    url, auth = f"{server.url}/v1/models/{job.fine_tuned_model}/content", {"Authorization": f"Bearer {server.key_a}"}
+    adapter = httpx.get(url, headers=auth, timeout=120)
+    assert adapter.status_code == 200, adapter.text
+    with tarfile.open(fileobj=io.BytesIO(adapter.content)) as tar:
+        assert tar.extractfile("pytorch_lora_weights.safetensors").read() == weights.content
+    for fmt in ("merged", "gguf"):
+        refused = httpx.get(url, params={"format": fmt}, headers=auth, timeout=60)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "format", refused.text

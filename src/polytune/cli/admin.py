@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from polytune.cli.api import Json, out, print_json, show, when
+from polytune.cli.api import Json, err, out, print_json, show, when
 from polytune.config import Settings
 
 keys_app = typer.Typer(help="API keys (on this server's database)", no_args_is_help=True)
@@ -27,14 +27,33 @@ def _services():
 
 @keys_app.command("create")
 def keys_create(org: Org) -> None:
-    """Create an API key for an organization (created if new). The key is printed once, on the last line."""
+    """Create an API key for an organization (created if new). The key is printed once, on the
+    last line; where it was written goes to stderr (a server with another data dir never sees it)."""
+    settings = Settings()
+    database = settings.resolved_database_url
+    local = None if settings.database_url else settings.resolved_data_dir / "polytune.db"
+    fresh = local is not None and not local.exists()
     services, db = _services()
     try:
         org_id, key = services.keys.create_key(org)
     finally:
         db.dispose()
+    if fresh:
+        err.print(f"note: {settings.resolved_data_dir} held no polytune data: this made a new database there "
+                  f"({local}), and only a server started with this data dir accepts the key. If your server "
+                  "uses another one, run this again with POLYTUNE_DATA_DIR set to the server's (or "
+                  "POLYTUNE_DATABASE_URL to its database).")
+    else:
+        err.print(f"Wrote the key to {local or _redacted(database)}.")
     print(f"Created an API key for organization '{org}' ({org_id}). It is shown only once:")
     print(key)
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @keys_app.command("list")

@@ -25,8 +25,11 @@ ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="POLYTUNE_API_KE
                                             help="an API key (`polytune keys create --org NAME` makes one)")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
+# Columns that hold an id (or a model name used as one), printed whole on one line.
+ID_COLUMNS = frozenset({"id", "model", "fine-tuned model", "training file", "organization"})
+
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line, however long
 
 
 def openai_base_url(base_url: str | None) -> str:
@@ -65,7 +68,9 @@ def requesting() -> Iterator[None]:
         err.print(f"error: {message}" + (f" (param: {param})" if param and param not in message else ""))
         raise typer.Exit(EXIT_REQUEST_FAILED) from None
     except openai.APIConnectionError as e:
-        err.print(f"error: cannot reach the server: {e.__cause__ or e}")
+        url = getattr(e.request, "url", None)
+        where = f" at {url.scheme}://{url.netloc.decode()}" if url is not None else ""
+        err.print(f"error: cannot reach the server{where}: {e.__cause__ or e}")
         raise typer.Exit(EXIT_REQUEST_FAILED) from None
 
 
@@ -91,11 +96,25 @@ def show(rows: Sequence[Any], columns: Sequence[tuple[str, Callable[[Any], Any]]
     if json_out:
         print_json(list(rows))
         return
+    cells = [["" if (v := get(row)) is None else str(v) for _, get in columns] for row in rows]
+    widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, (header, _) in enumerate(columns)]
+    # An id is copied whole into the next command: never wrapped; the other columns give way,
+    # down to a few characters each (3 for the separator and padding around every column).
+    whole = [header in ID_COLUMNS for header, _ in columns]
+    need = sum(w if keep else min(w, 8) for w, keep in zip(widths, whole, strict=True)) + 3 * len(columns)
+    if cells and need > out.width:
+        # Too narrow for the ids side by side with the rest: one block of lines per object.
+        for row in cells:
+            for (header, _), value in zip(columns, row, strict=True):
+                if value:
+                    out.print(f"[bold]{header}[/bold]: {value}", overflow="ignore", crop=False)
+            out.print()
+        return
     table = Table(title=title, show_edge=False, header_style="bold")
-    for header, _ in columns:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if (v := get(row)) is None else str(v) for _, get in columns))
+    for (header, _), width, keep in zip(columns, widths, whole, strict=True):
+        table.add_column(header, no_wrap=keep, min_width=width if keep else None, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     out.print(table)
 
 

@@ -1,4 +1,4 @@
-"""`polytune jobs create|list|show|events|follow|cancel|pause|resume`."""
+"""`polytune jobs create|list|show|events|checkpoints|follow|cancel|pause|resume`."""
 
 from __future__ import annotations
 
@@ -129,6 +129,22 @@ def events(job_id: JobId, limit: Annotated[int, typer.Option(help="the newest th
         rows = list(reversed(client(base_url, api_key).fine_tuning.jobs.list_events(job_id, limit=limit).data))
     show(rows, [("time", lambda e: when(e.created_at)), ("level", lambda e: e.level),
                 ("message", lambda e: e.message)], json_out=json_out)
+
+
+@app.command()
+def checkpoints(job_id: JobId, base_url: BaseUrl = None, api_key: ApiKey = None, json_out: Json = False) -> None:
+    """A job's checkpoints, oldest first: step, train loss, and the model id to chat with or
+    download (`polytune models download ID`)."""
+    with requesting():
+        rows = sorted(client(base_url, api_key).fine_tuning.jobs.checkpoints.list(job_id, limit=100).data,
+                      key=lambda c: c.step_number)
+    show(rows, [("step", lambda c: c.step_number),
+                ("train loss", lambda c: _loss(c.metrics.train_loss if c.metrics else None)),
+                ("model", lambda c: c.fine_tuned_model_checkpoint)], json_out=json_out)
+
+
+def _loss(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 @app.command()

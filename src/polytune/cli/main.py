@@ -33,6 +33,20 @@ def serve(host: Annotated[str | None, typer.Option(help="default: POLYTUNE_HOST"
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from polytune import __version__
+
+        print(f"polytune {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="print polytune's version and exit")] = False) -> None:
+    """Self-hostable fine-tuning service"""
+
+
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.integrations_app, name="integrations")
 app.add_typer(files.app, name="files")
@@ -40,6 +54,17 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
 app.add_typer(graders.app, name="graders")
 app.command("chat")(chat)
+
+
+EXIT_USAGE = 2
+
+
+def usage_error(e: Exception) -> str:
+    """One line: what was wrong, and where the command's help is."""
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    ctx = getattr(e, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return f"error: {' '.join(message.split())}{hint}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,13 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     except DomainError as e:  # a person reads this: one line, not a traceback
         print(f"error: {e.message}", file=sys.stderr)
         return 1
-    except Exception as e:
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        raise
+    except typer.TyperException as e:
+        # A usage error (unknown option or command, missing argument, bad value): typer raises
+        # its own copy of click's exceptions, so catch its base class, not click's.
+        print(usage_error(e), file=sys.stderr)
+        return int(getattr(e, "exit_code", EXIT_USAGE))
     return code if isinstance(code, int) else 0
 
 

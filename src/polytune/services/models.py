@@ -85,6 +85,7 @@ class ModelService:
                                  base_model=row.base_model, blob_key=row.blob_key)
         if self.blobs is not None and served.blob_key:
             self.blobs.delete(served.blob_key)
+            self.blobs.delete(f"exports/{served.blob_key}")  # its downloads (services/model_export.py)
         return served
 
     def resolve(self, org_id: str, model_id: str) -> ServedModel:

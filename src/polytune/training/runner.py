@@ -28,7 +28,9 @@ from polytune.store import worker as worker_store
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database
 from polytune.store.private_files import keep_private
+from polytune.training.fit_check import underfit_note
 from polytune.training.publish import publish, sample_publisher
+from polytune.training.results import metrics_rows
 from polytune.training.reporter import Reporter
 
 log = logging.getLogger("polytune.worker")
@@ -144,6 +146,8 @@ def fit(blobs: BlobStore, settings: Settings, attempt: Prepared, work: Path, rep
 def finish(db: Database, attempt: Prepared, result, key: str, result_files: list[str]) -> None:
     """Make the model servable and end the job as succeeded."""
     spec, job_id = attempt.job.spec, attempt.job.id
+    if (underfit := underfit_note(metrics_rows(db, job_id), spec)) is not None:
+        attempt.reporter.event(underfit[0], level="warn", data=underfit[1])
     worker_store.add_model(db, model_id=attempt.name, org_id=attempt.job.org_id, job_id=job_id,
                            base_model=spec.model, kind=spec.adapter.kind, blob_key=key)
     _finish(db, job_id, JobStatus.SUCCEEDED, f"The job has successfully completed: {attempt.name}",

@@ -15,6 +15,7 @@ from polytune.services.images import ImageService
 from polytune.services.inference import InferenceService
 from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
+from polytune.services.model_export import ModelExportService
 from polytune.services.models import ModelService
 from polytune.services.projects import ProjectService
 from polytune.services.repo_jobs import RepoJobService
@@ -35,6 +36,7 @@ class Services:
     grader_runs: GraderRuns | None = None
     inference: InferenceService | None = None
     images: ImageService | None = None
+    exports: ModelExportService | None = None
 
 
 def get_services(request: Request) -> Services:

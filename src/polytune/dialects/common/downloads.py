@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 from urllib.parse import quote
 
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from polytune.services.files import FileService
+
+CHUNK = 1 << 20
 
 # What may stand inside the quoted ASCII fallback: printable ASCII but the quote, backslash and
 # ';' (a '"' there would end the value and start parameters of the caller's choosing; naive
@@ -31,3 +35,49 @@ def file_content_response(files: FileService, org_id: str, file_id: str) -> Stre
     return StreamingResponse(chunks, media_type="application/octet-stream",
                              headers={"Content-Length": str(info.bytes),
                                       "Content-Disposition": content_disposition(info.filename)})
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The (first, last) bytes a `Range: bytes=…` header asks for (RFC 9110 14.1.2), None for the
+    whole content (no header, several ranges, another unit: a server may ignore them), or
+    ValueError when the one range asked for lies past the end (416)."""
+    match = _RANGE.match((header or "").strip().replace(" ", ""))
+    if match is None or not any(match.groups()):
+        return None
+    first, last = match.groups()
+    if not first:  # bytes=-N: the last N bytes
+        if int(last) == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - int(last)), size - 1
+    if int(first) >= size or (last and int(last) < int(first)):
+        raise ValueError("range not satisfiable")
+    return int(first), min(int(last), size - 1) if last else size - 1
+
+
+def ranged_response(open_blob: Callable[[], BinaryIO], size: int, filename: str, media_type: str,
+                    range_header: str | None, etag: str) -> Response:
+    """A stored blob streamed whole (200) or from a byte range (206), so an interrupted
+    download resumes where it stopped (`curl -C -`, the CLI's `models download`)."""
+    headers = {"Accept-Ranges": "bytes", "ETag": etag, "Content-Disposition": content_disposition(filename)}
+    try:
+        wanted = byte_range(range_header, size)
+    except ValueError:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    first, last = wanted if wanted is not None else (0, size - 1)
+
+    def chunks() -> Iterator[bytes]:
+        with open_blob() as f:
+            f.seek(first)
+            left = last - first + 1
+            while left > 0 and (data := f.read(min(CHUNK, left))):
+                left -= len(data)
+                yield data
+
+    headers["Content-Length"] = str(max(0, last - first + 1))
+    if wanted is None:
+        return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return StreamingResponse(chunks(), status_code=206, media_type=media_type, headers=headers)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 from .account_router import router as account_router
 from .graders_router import router as graders_router
 from .images_router import router as images_router
+from .model_downloads_router import router as model_downloads_router
 from .router import router as fine_tuning_router
 from .serving_router import router as serving_router
 
@@ -15,8 +16,9 @@ from .serving_router import router as serving_router
 OPENAI_PREFIXES: tuple[str, ...] = ("/v1", "/api/llm")
 
 # Every router of the OpenAI family; a new one (chat completions) joins with one line here.
-OPENAI_ROUTERS: list[APIRouter] = [fine_tuning_router, serving_router, graders_router, images_router,
-                                   account_router]
+# model_downloads_router first: its /models/{id}/content is more specific than /models/{id:path}.
+OPENAI_ROUTERS: list[APIRouter] = [model_downloads_router, fine_tuning_router, serving_router, graders_router,
+                                   images_router, account_router]
 
 
 def mount_openai(app: FastAPI, prefix: str) -> None:
