@@ -1,14 +1,18 @@
 """Runs made and compared in the dashboard, in a real headless Chromium: a job created from the
 New job page (an upload whose validation report keeps its line breaks, then a good file, a
 model, a method, hyperparameters left at auto or set), followed to its end; its result file
-downloaded; a failed job's page and row; the jobs table's columns; two runs compared; the
-models table linking a model to its job, under its organization's name. Screenshots go under
+downloaded, and a checkpoint's weights from its row; a failed job's page and row; the jobs
+table's columns; two runs compared; the models table linking a model to its job, under its
+organization's name, its weights downloaded in a format picked there and a format the model
+cannot have refused with the API's message. Screenshots go under
 test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
 import io
+import re
 
+import httpx
 import pytest
 
 from tests.dashboard.browser import find, find_all, points, shot, sign_in_as, text_of
@@ -27,13 +31,28 @@ def visible_actions(driver) -> list[str]:
     return [b.text for b in find_all(driver, ".page-head .actions button") if b.is_displayed()]
 
 
+def api_download(server, model: str, fmt: str | None = None) -> tuple[str, bytes]:
+    """The weights as the API serves them, and the file name it gives them."""
+    got = httpx.get(f"{server.url}/v1/models/{model}/content", params={"format": fmt} if fmt else None,
+                    headers={"Authorization": f"Bearer {server.key_a}"}, timeout=300)
+    assert got.status_code == 200, got.text
+    return re.search(r'filename="([^"]+)"', got.headers["content-disposition"]).group(1), got.content
+
+
+def saved_as(driver, name: str, size: int) -> bytes:
+    """A download the page started, once the browser has written all of it under `name`."""
+    path = driver.downloads / name
+    wait_for(lambda: path.exists() and path.stat().st_size == size, timeout=120)
+    return path.read_bytes()
+
+
 def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client, browser, tmp_path):
     # Beside it, made through the SDK: a run to compare with (one epoch, not two; a validation
     # file), and a job that fails (a reinforcement job needs prompts with a reference, not chat).
     other_file = client.files.create(file=("other.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune").id
     valid_file = client.files.create(file=("valid.jsonl", io.BytesIO(chat_jsonl(4))), purpose="fine-tune").id
     other = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=other_file, validation_file=valid_file, method={
-        "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4}}})
+        "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4, "lora": False}}})
     grader = {"type": "string_check", "name": "g", "input": "{{sample.output_text}}",
               "reference": "{{item.answer}}", "operation": "eq"}
     failed = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=other_file, method={
@@ -94,10 +113,16 @@ def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client
 
     # Its result file downloads through the page (the key goes in a header, not the link).
     results = done.result_files[0]
-    find(browser, "#job-summary button.download").click()
+    find(browser, '#job-summary button.download[data-path^="/files/"]').click()
     saved = browser.downloads / f"{job_id}-results.csv"
     wait_for(lambda: saved.exists() and saved.stat().st_size > 0, timeout=30)
     assert saved.read_bytes() == client.files.content(results).read()
+
+    # A checkpoint's weights download from its row (the model's default format), as the API's.
+    ckpt = client.fine_tuning.jobs.checkpoints.list(job_id).data[0].fine_tuned_model_checkpoint
+    find(browser, f'#checkpoints-table button.download[data-model="{ckpt}"]').click()
+    name, weights = api_download(server, ckpt)
+    assert saved_as(browser, name, len(weights)) == weights
 
     # A failed job: its error, no empty chart, no buttons.
     failed_error = wait_for(lambda: client.fine_tuning.jobs.retrieve(failed.id).error, timeout=120).message
@@ -111,6 +136,7 @@ def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client
 
     # The jobs table: suffix, training file, last loss; the failed job's error.
     wait_for(lambda: client.fine_tuning.jobs.retrieve(other.id).status == "succeeded", timeout=240)
+    other_model = client.fine_tuning.jobs.retrieve(other.id).fine_tuned_model
     browser.get(f"{server.url}/#/jobs")
     row = f'#jobs-table tr[data-id="{job_id}"]'
     wait_for(lambda: "succeeded" in text_of(browser, row))
@@ -137,4 +163,16 @@ def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client
     assert model_row.find_element(By.CSS_SELECTOR, f'a[href="#/jobs/{job_id}"]')
     assert "org-a" in model_row.text and job.organization_id not in model_row.text
     assert text_of(browser, "#org-name") == "org-a"
+
+    # Its weights in the format picked beside it (merged: any fine-tune has it), as the API's.
+    Select(model_row.find_element(By.CSS_SELECTOR, "select.download-format")).select_by_value("merged")
+    model_row.find_element(By.CSS_SELECTOR, "button.download").click()
+    name, weights = api_download(server, done.fine_tuned_model, "merged")
+    assert name.endswith("-merged.tar") and saved_as(browser, name, len(weights)) == weights
+    # The other run is a full fine-tune: no adapter, and the page says so with the API's words.
+    other_row = find(browser, f'#models-table tr[data-id="{other_model}"]')
+    Select(other_row.find_element(By.CSS_SELECTOR, "select.download-format")).select_by_value("adapter")
+    other_row.find_element(By.CSS_SELECTOR, "button.download").click()
+    refused = find(browser, f'#models-table tr[data-id="{other_model}"] .error').text
+    assert "full fine-tune" in refused and "(param: format)" in refused
     shot(browser, "15-models")

@@ -94,18 +94,45 @@ export function uploadWithProgress(path, body, onProgress) {
 }
 
 // A download needs the key in a header, which a plain link cannot send: fetch the bytes, then
-// hand them to the browser as a file. For result files (small CSVs), not for weights.
-export async function download(path, filename) {
+// hand them to the browser as a file, named `filename` or as the server's Content-Disposition
+// says. The bytes are held in the tab's memory until saved: fine for result files and small
+// models' weights; the CLI (`polytune models download`, resumable) is the way for large ones.
+// onProgress(received, total) follows the body as it comes (total null when unsized).
+export async function download(path, filename, onProgress) {
   const res = await fetch(`/v1${path}`, { headers: { Authorization: `Bearer ${session.key}` } });
   if (!res.ok) {
     let err = null;
     try { err = (await res.json()).error; } catch { err = null; }
     throw new ApiError(res.status, (err && err.message) || res.statusText, err && err.param);
   }
-  const url = URL.createObjectURL(await res.blob());
-  const a = Object.assign(document.createElement("a"), { href: url, download: filename });
+  const total = Number(res.headers.get("Content-Length")) || null;
+  const chunks = [];
+  let received = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    if (onProgress) onProgress(received, total);
+  }
+  const name = filename || dispositionName(res.headers.get("Content-Disposition")) || "download";
+  const url = URL.createObjectURL(new Blob(chunks));
+  const a = Object.assign(document.createElement("a"), { href: url, download: name });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+// The file name a Content-Disposition header gives: RFC 8187's filename* (UTF-8) first, then
+// the quoted ASCII fallback (dialects/common/downloads.py writes both).
+function dispositionName(header) {
+  if (!header) return null;
+  const star = header.match(/filename\*=UTF-8''([^;]+)/i);
+  if (star) {
+    try { return decodeURIComponent(star[1].trim()); } catch { /* the fallback below */ }
+  }
+  const plain = header.match(/filename="([^"]*)"/i);
+  return plain ? plain[1] : null;
 }

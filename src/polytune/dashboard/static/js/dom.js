@@ -77,19 +77,41 @@ export function errorBox(err) {
   return h("p", { class: "error", role: "alert" }, err && err.message ? err.message : String(err));
 }
 
-// A result file's download: a button (the key goes in a header, see api.js download); a
-// refused download shows the API's error beside it.
+// A download: a button (the key goes in a header, see api.js download). `path` may be a
+// function, read at each click (a format picked beside it); `filename` null takes the server's
+// name. While the bytes come the button says how far it is (a first merged or GGUF download is
+// built by the server first: "preparing"); a refused download shows the API's error beside it.
 export function downloadButton(label, path, filename) {
-  const button = h("button", { type: "button", class: "link download", "data-path": path });
+  const button = h("button", { type: "button", class: "link download", "data-path": typeof path === "string" ? path : null });
   button.append(label);
   button.addEventListener("click", async () => {
     const old = button.parentNode && button.parentNode.querySelector(".error");
     if (old) old.remove();
+    button.disabled = true;
+    button.textContent = "preparing…";
     try {
-      await download(path, filename);
+      await download(typeof path === "function" ? path() : path, filename, (got, total) => {
+        button.textContent = total ? `${Math.floor((100 * got) / total)}%` : bytes(got);
+      });
     } catch (err) {
       button.after(errorBox(err));
+    } finally {
+      button.textContent = label;
+      button.disabled = false;
     }
   });
+  return button;
+}
+
+// A fine-tuned model's or checkpoint's weights (GET /v1/models/{id}/content, polytune's
+// download route), in `format` (a string, a function read at each click, or null: the model's
+// default, adapter for a LoRA and merged for a full fine-tune).
+export function modelDownloadButton(label, modelId, format = null) {
+  const path = () => {
+    const f = typeof format === "function" ? format() : format;
+    return `/models/${encodeURIComponent(modelId)}/content${f ? `?format=${encodeURIComponent(f)}` : ""}`;
+  };
+  const button = downloadButton(label, path, null);
+  button.dataset.model = modelId;
   return button;
 }

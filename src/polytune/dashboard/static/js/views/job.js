@@ -3,7 +3,7 @@
 
 import { get, ownStatus, post, query } from "../api.js";
 import { Curve } from "../chart.js";
-import { badge, downloadButton, errorBox, facts, h, table, when } from "../dom.js";
+import { badge, downloadButton, errorBox, facts, h, modelDownloadButton, table, when } from "../dom.js";
 import { TERMINAL, jobDuration, method, modelLink } from "./jobs.js";
 
 // Which action each status allows (domain/job.py's transitions, as the API enforces them).
@@ -114,7 +114,8 @@ export async function jobView(root, { args: [id], ctx }) {
       model: job.model,
       experiment: job.experiment_name,
       method: method(job),
-      "fine-tuned model": job.fine_tuned_model && modelLink(job.fine_tuned_model),
+      "fine-tuned model": job.fine_tuned_model
+        && [modelLink(job.fine_tuned_model), modelDownloadButton("download", job.fine_tuned_model)],
       created: when(job.created_at),
       finished: when(job.finished_at),
       duration: jobDuration(job),
@@ -151,6 +152,8 @@ export async function jobView(root, { args: [id], ctx }) {
       { label: "Train loss", cell: (c) => fixed(c.metrics.train_loss) },
       { label: "Validation loss", cell: (c) => fixed(c.metrics.valid_loss) },
       { label: "Created", cell: (c) => when(c.created_at) },
+      // Its weights in the model's default format (the Models page offers the others).
+      { label: "", cell: (c) => modelDownloadButton("download", c.fine_tuned_model_checkpoint) },
     ], page.data, { id: "checkpoints-table" }));
     // A job that ended with none (failed or cancelled early) will never have one.
     checkpointsSection.hidden = !page.data.length && TERMINAL.has(job.status);

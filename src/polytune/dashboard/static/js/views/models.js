@@ -1,8 +1,12 @@
 // Models the API serves (base and fine-tuned, each fine-tuned one linked to the job that made
-// it), and a small playground that chats with a chat model through /v1/chat/completions.
+// it and downloadable in a format picked beside it), and a small playground that chats with a chat model through /v1/chat/completions.
 
 import { get, organization, post } from "../api.js";
-import { errorBox, h, table, when } from "../dom.js";
+import { errorBox, h, modelDownloadButton, table, when } from "../dom.js";
+
+// GET /v1/models/{id}/content's formats (docs/export.md); "default" sends none: adapter for a
+// LoRA fine-tune, merged for a full one.
+const FORMATS = ["adapter", "merged", "gguf"];
 
 export async function modelsView(root, { params }) {
   const [models, org] = await Promise.all([get("/models").then((page) => page.data), organization()]);
@@ -27,6 +31,7 @@ export async function modelsView(root, { params }) {
       { label: "Made by job", cell: (m) => (m.fine_tuning_job_id
         ? h("a", { href: `#/jobs/${m.fine_tuning_job_id}` }, m.fine_tuning_job_id) : "") },
       { label: "Created", cell: (m) => when(m.created) },
+      { label: "Download", cell: (m) => (m.fine_tuning_job_id ? downloadControl(m) : "") },
     ], models, { id: "models-table" }),
     h("section", { class: "card" },
       h("div", { class: "page-head" }, h("h2", {}, "Playground"),
@@ -38,6 +43,15 @@ export async function modelsView(root, { params }) {
       h("form", { id: "chat-form", class: "inline", onsubmit: chat }, input, send)),
   );
   picker.addEventListener("change", clear);
+
+  // The weights of a fine-tuned model or checkpoint: the format the server defaults to, or one
+  // picked; a format the model cannot have is refused by the API, its message shown here.
+  function downloadControl(m) {
+    const format = h("select", { class: "download-format", "aria-label": `format of ${m.id}` },
+      h("option", { value: "" }, "default"), FORMATS.map((f) => h("option", { value: f }, f)));
+    return h("span", { class: "row-actions" }, format, " ",
+      modelDownloadButton("download", m.id, () => format.value));
+  }
 
   function clear() {
     messages = [];
