@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from .evals_router import router as evals_router
 from .graders_router import router as graders_router
 from .images_router import router as images_router
 from .router import router as fine_tuning_router
@@ -14,7 +15,8 @@ from .serving_router import router as serving_router
 OPENAI_PREFIXES: tuple[str, ...] = ("/v1", "/api/llm")
 
 # Every router of the OpenAI family; a new one (chat completions) joins with one line here.
-OPENAI_ROUTERS: list[APIRouter] = [fine_tuning_router, serving_router, graders_router, images_router]
+OPENAI_ROUTERS: list[APIRouter] = [fine_tuning_router, serving_router, graders_router, images_router,
+                                     evals_router]
 
 
 def mount_openai(app: FastAPI, prefix: str) -> None:

@@ -1,0 +1,216 @@
+"""Runs queued eval runs: the scheduler's pass hands them over (`dispatch`), a few threads run
+them fairly by organization (one organization never holds every thread), and each run samples
+its items in batches through the inference service (the backend decodes a batch's sequences
+together), grades each batch with the eval's criteria and writes its output items and counts.
+
+A cancel (or a delete) is seen between batches. A run whose server died (same host, its process
+gone) is queued again by the next pass, and starts over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import Any
+
+import sqlalchemy as sa
+
+from polytune.config import Settings
+from polytune.domain.errors import DomainError
+from polytune.domain.ids import new_id
+from polytune.domain.inference import Usage
+from polytune.graders import Grading, parse_grader
+from polytune.graders.settings import grader_config
+from polytune.services import eval_data
+from polytune.services.eval_runs import EvalRunService
+from polytune.services.evals import pass_threshold
+from polytune.services.inference import InferenceService
+from polytune.services.validation_queue import FairValidationQueue
+from polytune.store import tables as t
+from polytune.store.db import Database, now
+
+log = logging.getLogger(__name__)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _error(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}
+
+
+class EvalRunner:
+    def __init__(self, db: Database, runs: EvalRunService, inference: InferenceService, settings: Settings,
+                 *, workers: int = 2, batch: int | None = None):
+        self.db, self.runs, self.inference, self.settings = db, runs, inference, settings
+        self.batch = batch or settings.inference_max_batch
+        # The queue's rotation is by organization: the same fairness dataset validation has.
+        self.queue = FairValidationQueue(self._execute, workers=workers)
+        self.worker = {"host": socket.gethostname(), "pid": os.getpid()}
+
+    # -- the scheduler's pass --------------------------------------------------------------------
+    def dispatch(self) -> int:
+        """Requeue runs whose server died; hand every queued run to the threads."""
+        with self.db.session() as s:
+            for row in s.scalars(sa.select(t.EvalRun).where(t.EvalRun.status == "in_progress")):
+                worker = row.worker or {}
+                if worker.get("host") == self.worker["host"] and not _pid_alive(int(worker.get("pid") or 0)):
+                    row.status, row.worker = "queued", None
+            queued = s.execute(sa.select(t.EvalRun.id, t.EvalRun.org_id).where(t.EvalRun.status == "queued")
+                               .order_by(t.EvalRun.seq).limit(1000)).all()
+        return self.queue.add((r.id, r.org_id) for r in queued)
+
+    # -- one run ---------------------------------------------------------------------------------
+    def _claim(self, run_id: str) -> bool:
+        with self.db.session() as s:
+            done = s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id, t.EvalRun.status == "queued")
+                             .values(status="in_progress", started_at=now(), worker=self.worker,
+                                     result_counts={"total": 0, "passed": 0, "failed": 0, "errored": 0},
+                                     per_testing_criteria_results=[], per_model_usage=[]))
+            return bool(done.rowcount)
+
+    def _execute(self, run_id: str) -> None:
+        if not self._claim(run_id):
+            return  # canceled, or another server took it
+        try:
+            self._run(run_id)
+        except DomainError as e:
+            self._finish(run_id, "failed", _error(e.code or "invalid_request", e.message))
+        except Exception as e:  # noqa: BLE001 - a run that breaks fails, the server goes on
+            log.exception("eval run %s failed", run_id)
+            self._finish(run_id, "failed", _error("internal_error", f"{type(e).__name__}: {e}"))
+        finally:
+            self.runs.api_key(run_id, forget=True)
+
+    def _finish(self, run_id: str, status: str, error: dict[str, str] | None = None) -> None:
+        with self.db.session() as s:
+            s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id, t.EvalRun.status == "in_progress")
+                      .values(status=status, error=error, finished_at=now()))
+
+    def _active(self, run_id: str) -> bool:
+        with self.db.session() as s:
+            return s.scalar(sa.select(t.EvalRun.status).where(t.EvalRun.id == run_id)) == "in_progress"
+
+    def _run(self, run_id: str) -> None:
+        with self.db.session() as s:
+            run = s.scalar(sa.select(t.EvalRun).where(t.EvalRun.id == run_id))
+            evaluation = s.scalar(sa.select(t.Eval).where(t.Eval.id == run.eval_id))
+            org_id, data_source, eval_id = run.org_id, run.data_source, run.eval_id
+        criteria = evaluation.testing_criteria
+        # Checked again: a file may be gone, a model deleted since the run was created.
+        checked = eval_data.check(org_id, data_source, evaluation.data_source_config, criteria,
+                                  self.runs.files, self.runs.models)
+        config = grader_config(self.settings, api_key=self.runs.api_key(run_id))
+        graders = [parse_grader({k: v for k, v in c.items() if k != "pass_threshold"}, "testing_criteria", config)
+                   for c in criteria]
+        grading = Grading(config)
+        counts = {"total": 0, "passed": 0, "failed": 0, "errored": 0}
+        per_criterion = {c["name"]: {"testing_criteria": c["name"], "passed": 0, "failed": 0} for c in criteria}
+        usage = {"model_name": checked.model or "", "invocation_count": 0, "prompt_tokens": 0,
+                 "completion_tokens": 0, "total_tokens": 0, "cached_tokens": 0}
+        for start in range(0, len(checked.rows), self.batch):
+            if not self._active(run_id):
+                return  # canceled or deleted: what is written stays
+            indexes = range(start, min(start + self.batch, len(checked.rows)))
+            samples = (self._generate(org_id, checked, indexes, usage) if checked.kind == "completions"
+                       else [self._given(checked.rows[i].sample or {}) for i in indexes])
+            texts = [(sample["output"][0]["content"] if sample["output"] else "") for sample in samples]
+            items = [checked.rows[i].item for i in indexes]
+            graded = [grading.grade_batch(g, list(zip(texts, items))) for g in graders]
+            rows = []
+            for k, i in enumerate(indexes):
+                results, status = [], "pass"
+                for c, per_sample in zip(criteria, graded):
+                    result = per_sample[k]
+                    passed = not result.failed and not samples[k]["error"] and result.reward >= pass_threshold(c)
+                    per_criterion[c["name"]]["passed" if passed else "failed"] += 1
+                    entry: dict[str, Any] = {"name": c["name"], "type": c["type"], "score": result.reward,
+                                             "passed": passed, "sample": None}
+                    if result.failed:
+                        entry["errors"] = result.error_flags()
+                        status = "error"
+                    elif not passed and status == "pass":
+                        status = "fail"
+                    results.append(entry)
+                if samples[k]["error"]:
+                    status = "error"
+                counts["total"] += 1
+                counts[{"pass": "passed", "fail": "failed", "error": "errored"}[status]] += 1
+                rows.append(t.EvalOutputItem(id=new_id("outputitem"), org_id=org_id, run_id=run_id, eval_id=eval_id,
+                                             datasource_item_id=i, datasource_item=items[k], sample=samples[k],
+                                             results=results, status=status, created_at=now()))
+            with self.db.session() as s:
+                s.add_all(rows)
+                s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id).values(
+                    result_counts=dict(counts), per_testing_criteria_results=list(per_criterion.values()),
+                    per_model_usage=[dict(usage)] if checked.kind == "completions" else []))
+        self._finish(run_id, "completed")
+
+    @staticmethod
+    def _given(sample: dict[str, Any]) -> dict[str, Any]:
+        """A jsonl row's own sample, in the shape of a generated one."""
+        text = sample.get("output_text")
+        if text is None and isinstance(sample.get("output"), list) and sample["output"]:
+            text = (sample["output"][0] or {}).get("content")
+        return {"input": sample.get("input") or [], "output": [{"role": "assistant", "content": text or ""}],
+                "finish_reason": "stop", "model": sample.get("model") or "", "usage": None, "error": None}
+
+    def _generate(self, org_id: str, checked: eval_data.Checked, indexes: range,
+                  usage: dict[str, Any]) -> list[dict[str, Any]]:
+        """One batch: every item's chat prompt decoded together (the backend batches concurrent
+        requests); an item that cannot be sampled (too long a prompt) is that item's error."""
+        assert checked.messages is not None and checked.params is not None and checked.model is not None
+        params, model = checked.params, checked.model
+        prepared: list[Any] = []
+        for i in indexes:
+            try:
+                prepared.append(self.inference.prepare_chat(org_id, model, checked.messages[i], params))
+            except DomainError as e:
+                prepared.append(e)
+
+        async def one(request) -> tuple[str, str, Usage | None]:
+            parts, reason, used = [], "stop", None
+            async for event in self.inference.run(request):
+                if isinstance(event, Usage):
+                    used = event
+                else:
+                    parts.append(event.text)
+                    reason = event.finish_reason or reason
+            return "".join(parts), reason, used
+
+        async def batch() -> list[Any]:
+            return await asyncio.gather(*(one(p) for p in prepared if not isinstance(p, DomainError)),
+                                        return_exceptions=True)
+
+        outcomes = iter(asyncio.run(batch()))
+        samples = []
+        for i, request in zip(indexes, prepared):
+            sample: dict[str, Any] = {
+                "input": [{"role": m.role, "content": m.content} for m in checked.messages[i]], "output": [],
+                "finish_reason": "", "model": model, "usage": None, "error": None, "temperature": params.temperature,
+                "top_p": params.top_p, "seed": params.seed, "max_completion_tokens": params.max_tokens}
+            outcome = request if isinstance(request, DomainError) else next(outcomes)
+            if isinstance(outcome, BaseException):
+                code = getattr(outcome, "code", None) or "sampling_error"
+                sample["error"] = _error(code, getattr(outcome, "message", None) or f"{type(outcome).__name__}: "
+                                                                                    f"{outcome}")
+            else:
+                text, reason, used = outcome
+                sample.update(output=[{"role": "assistant", "content": text}], finish_reason=reason)
+                if used is not None:
+                    sample["usage"] = {"prompt_tokens": used.prompt_tokens, "completion_tokens": used.completion_tokens,
+                                       "total_tokens": used.total_tokens, "cached_tokens": 0}
+                    usage["invocation_count"] += 1
+                    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                        usage[key] += sample["usage"][key]
+            samples.append(sample)
+        return samples
