@@ -110,16 +110,17 @@ def _rows(org_id: str, source: Any, files: FileService) -> list[Row]:
 
 
 def _check_schema(rows: list[Row], schema: dict[str, Any], source: dict[str, Any]) -> None:
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    """Each item against the eval's item_schema (a sample is the model's, or whatever was given)."""
+    item_schema = schema["properties"]["item"]
+    validator = jsonschema.validators.validator_for(item_schema)(item_schema)
     for i, row in enumerate(rows):
-        error = jsonschema.exceptions.best_match(validator.iter_errors({"item": row.item, **(
-            {"sample": row.sample} if row.sample is not None else {})}))
-        if error is not None and not (error.validator == "required" and "sample" in error.message):
+        error = jsonschema.exceptions.best_match(validator.iter_errors(row.item))
+        if error is not None:
             where = (f"data_source.source.content[{i}].item" if source.get("type") == "file_content"
                      else "data_source.source.id")
             path = ".".join(str(p) for p in error.absolute_path)
-            raise _bad(f"Item {i} does not match the eval's item_schema at '{path or 'item'}': {error.message}.",
-                       where, "invalid_item")
+            raise _bad(f"Item {i} does not match the eval's item_schema"
+                       f"{f' at {path!r}' if path else ''}: {error.message}.", where, "invalid_item")
 
 
 def _text(content: Any, param: str) -> str:
