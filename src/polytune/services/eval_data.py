@@ -114,7 +114,11 @@ def _check_schema(rows: list[Row], schema: dict[str, Any], source: dict[str, Any
     item_schema = schema["properties"]["item"]
     validator = jsonschema.validators.validator_for(item_schema)(item_schema)
     for i, row in enumerate(rows):
-        error = jsonschema.exceptions.best_match(validator.iter_errors(row.item))
+        try:
+            error = jsonschema.exceptions.best_match(validator.iter_errors(row.item))
+        except Exception as e:  # noqa: BLE001 - a schema that cannot be applied (an unresolvable $ref)
+            raise _bad(f"The eval's item_schema cannot be applied to item {i}: {type(e).__name__}: {e}.",
+                       "data_source.source", "invalid_item") from None
         if error is not None:
             where = (f"data_source.source.content[{i}].item" if source.get("type") == "file_content"
                      else "data_source.source.id")
@@ -141,7 +145,7 @@ def _template(input_messages: dict[str, Any]) -> list[tuple[str, str, str]]:
     out = []
     for j, message in enumerate(template):
         param = f"data_source.input_messages.template[{j}]"
-        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or message["role"] not in _ROLES:
             raise _bad(f"{param}.role must be one of {sorted(_ROLES)}.", f"{param}.role")
         text = _text(message.get("content"), f"{param}.content")
         check_template(text, f"{param}.content")
@@ -178,7 +182,7 @@ def _messages(rows: list[Row], input_messages: Any) -> list[list[ChatMessage]]:
             for part in ref.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
             if not isinstance(value, list) or not value or not all(
-                    isinstance(m, dict) and m.get("role") in _ROLES for m in value):
+                    isinstance(m, dict) and isinstance(m.get("role"), str) and m["role"] in _ROLES for m in value):
                 raise _bad(f"{param}: item {i} has no list of messages at '{ref}'.", param, "invalid_template")
             out.append([ChatMessage(_ROLES[m["role"]], _text(m.get("content"), param)) for m in value])
     else:
@@ -206,8 +210,8 @@ def _params(sampling: Any) -> GenerationParams:
     if not number(top_p) or not 0 < top_p <= 1:
         raise _bad(f"{param}.top_p must be in (0, 1].", f"{param}.top_p")
     seed = sampling.get("seed", DEFAULT_SEED)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise _bad(f"{param}.seed must be an integer.", f"{param}.seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise _bad(f"{param}.seed must be an integer from 0 to 2**32 - 1.", f"{param}.seed")
     return GenerationParams(max_tokens=max_tokens, max_tokens_param=f"{param}.max_completion_tokens",
                             temperature=float(temperature), top_p=float(top_p), seed=seed)
 
@@ -217,7 +221,7 @@ def check(org_id: str, data_source: Any, eval_config: dict[str, Any], criteria: 
     if not isinstance(data_source, dict):
         raise _bad("data_source must be an object with a 'type'.", "data_source",
                    "missing_required_parameter" if data_source is None else "invalid_value")
-    kind = data_source.get("type")
+    kind = str(data_source.get("type"))
     allowed = {"jsonl": {"type", "source"},
                "completions": {"type", "source", "model", "input_messages", "sampling_params"}}.get(kind)
     if allowed is None:

@@ -76,7 +76,7 @@ class EvalRunner:
                              .values(status="in_progress", started_at=now(), worker=self.worker,
                                      result_counts={"total": 0, "passed": 0, "failed": 0, "errored": 0},
                                      per_testing_criteria_results=[], per_model_usage=[]))
-            return bool(done.rowcount)
+            return bool(done.rowcount)  # type: ignore[attr-defined]  # an UPDATE's result counts rows
 
     def _execute(self, run_id: str) -> None:
         if not self._claim(run_id):
@@ -102,8 +102,8 @@ class EvalRunner:
 
     def _run(self, run_id: str) -> None:
         with self.db.session() as s:
-            run = s.scalar(sa.select(t.EvalRun).where(t.EvalRun.id == run_id))
-            evaluation = s.scalar(sa.select(t.Eval).where(t.Eval.id == run.eval_id))
+            run = s.scalars(sa.select(t.EvalRun).where(t.EvalRun.id == run_id)).one()
+            evaluation = s.scalars(sa.select(t.Eval).where(t.Eval.id == run.eval_id)).one()
             org_id, data_source, eval_id = run.org_id, run.data_source, run.eval_id
         criteria = evaluation.testing_criteria
         # Checked again: a file may be gone, a model deleted since the run was created.
@@ -159,10 +159,16 @@ class EvalRunner:
     def _given(sample: dict[str, Any]) -> dict[str, Any]:
         """A jsonl row's own sample, in the shape of a generated one."""
         text = sample.get("output_text")
-        if text is None and isinstance(sample.get("output"), list) and sample["output"]:
-            text = (sample["output"][0] or {}).get("content")
-        return {"input": sample.get("input") or [], "output": [{"role": "assistant", "content": text or ""}],
-                "finish_reason": "stop", "model": sample.get("model") or "", "usage": None, "error": None}
+        output = sample.get("output")
+        if text is None and isinstance(output, list) and output and isinstance(output[0], dict):
+            text = output[0].get("content")
+        messages = sample.get("input") if isinstance(sample.get("input"), list) else []
+        given = [{"role": str(m.get("role")), "content": str(m.get("content"))} for m in messages
+                 if isinstance(m, dict)]
+        text = text if isinstance(text, str) else ("" if text is None else str(text))
+        model = sample.get("model")
+        return {"input": given, "output": [{"role": "assistant", "content": text}], "finish_reason": "stop",
+                "model": model if isinstance(model, str) else "", "usage": None, "error": None}
 
     def _generate(self, org_id: str, checked: eval_data.Checked, indexes: range,
                   usage: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,22 +6,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from .protocol import Wire
 
 
 class CreateEvalRequest(Wire):
     data_source_config: Any = None
     testing_criteria: Any = None
-    name: str | None = None
+    name: str | None = Field(None, max_length=512)
     metadata: Any = None
 
 
 class UpdateEvalRequest(Wire):
-    name: str | None = None
+    name: str | None = Field(None, max_length=512)
     metadata: Any = None
 
 
 class CreateRunRequest(Wire):
     data_source: Any = None
-    name: str | None = None
+    name: str | None = Field(None, max_length=512)
     metadata: Any = None
