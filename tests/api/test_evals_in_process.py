@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from polytune.services.eval_runner import EvalRunner
 from polytune.store import tables as t
 from tests.api.support import in_process
+from tests.helpers import chat_jsonl
 
 # The openai SDK marks its Evals API deprecated (OpenAI retires its own service); polytune keeps it.
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning")]
@@ -222,3 +223,36 @@ async def test_a_queued_run_is_canceled_and_bad_data_sources_are_400s(tmp_path, 
             == "data_source.type"
         with pytest.raises(openai.NotFoundError):
             await other.evals.runs.create(ev.id, data_source={"type": "jsonl", "source": source})
+
+
+async def test_a_job_names_an_eval_to_run_on_its_fine_tuned_model(tmp_path, database_url):
+    async with in_process(tmp_path, database_url) as api:
+        client = api.openai()
+        ev = await client.evals.create(data_source_config=CONFIG, testing_criteria=[EXACT])
+        training = await client.files.create(file=("train.jsonl", chat_jsonl(12)), purpose="fine-tune")
+        template = {"type": "template", "template": [{"role": "user", "content": "{{item.question}}"}]}
+        source = {"type": "file_content", "content": _content()}
+        after = {"eval_id": ev.id, "data_source": {"type": "completions", "source": source,
+                                                   "input_messages": template}}
+
+        def create(polytune_eval):
+            return client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training.id,
+                                                  extra_body={"polytune_eval": polytune_eval})
+
+        assert await _param_of(create({**after, "eval_id": "eval-nope"})) == "polytune_eval.eval_id"
+        missing = {"type": "template", "template": [{"role": "user", "content": "{{item.topic}}"}]}
+        assert await _param_of(create({**after, "data_source": {**after["data_source"], "input_messages": missing}})) \
+            == "polytune_eval.data_source.input_messages.template[0].content"
+        assert await _param_of(create({**after, "data_source": {**after["data_source"], "model": "x"}})) \
+            == "polytune_eval.data_source"
+        job = await create(after)
+        (waiting,) = [r async for r in client.evals.runs.list(ev.id)]
+        assert waiting.status == "queued" and waiting.model == "" and waiting.metadata == {"fine_tuning_job_id": job.id}
+        # Not runnable before the job has a model; once the job is cancelled, the run is too.
+        _run_all(api)
+        assert (await client.evals.runs.retrieve(waiting.id, eval_id=ev.id)).status == "queued"
+        await client.fine_tuning.jobs.cancel(job.id)
+        services = api.app.state.services
+        EvalRunner(services.eval_runs.db, services.eval_runs, services.inference, services.settings).dispatch()
+        ended = await client.evals.runs.retrieve(waiting.id, eval_id=ev.id)
+        assert ended.status == "canceled" and ended.error.code == "fine_tuning_job_cancelled"

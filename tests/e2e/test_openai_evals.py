@@ -91,16 +91,24 @@ def test_a_running_run_is_canceled_between_batches(client):
 
 @pytest.mark.slow
 def test_an_eval_of_base_and_fine_tuned_models_shows_what_the_fine_tune_learned(client):
-    """The demo's fine-tune (auto hyperparameters on qa.jsonl), evaluated on the demo's questions."""
-    data = resources.files("polytune.examples").joinpath("qa.jsonl").read_bytes()
-    training = client.files.create(file=("qa.jsonl", io.BytesIO(data)), purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training.id, suffix="facts", seed=7)
+    """The demo's fine-tune (auto hyperparameters on qa.jsonl), evaluated on the demo's questions:
+    the base model by a run of its own, the fine-tuned one by the run the job asked for
+    (polytune_eval), whose result is an event of the job."""
     ev = client.evals.create(name="veloria facts", data_source_config=CONFIG, testing_criteria=[EXACT])
     file_id = _upload_items(client, demo_items())
+    data = resources.files("polytune.examples").joinpath("qa.jsonl").read_bytes()
+    training = client.files.create(file=("qa.jsonl", io.BytesIO(data)), purpose="fine-tune")
+    after = {"eval_id": ev.id, "data_source": {
+        "type": "completions", "source": {"type": "file_id", "id": file_id}, "input_messages": TEMPLATE,
+        "sampling_params": {"temperature": 0, "max_completion_tokens": 24}}}
+    job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training.id, suffix="facts", seed=7,
+                                         extra_body={"polytune_eval": after})
     base = _run(client, ev.id, "polytune-tiny", file_id)
     job = wait_done(client, job.id, timeout=600)
     assert job.status == "succeeded", job.error
-    tuned = _run(client, ev.id, job.fine_tuned_model, file_id)
+    tuned = wait_for(lambda: [r for r in client.evals.runs.list(ev.id) if r.metadata
+                              and r.metadata.get("fine_tuning_job_id") == job.id and r.model], timeout=60)[0]
+    assert tuned.model == job.fine_tuned_model
     rates = {}
     for run in (base, tuned):
         done = _finished(client, ev.id, run.id)
@@ -109,3 +117,5 @@ def test_an_eval_of_base_and_fine_tuned_models_shows_what_the_fine_tune_learned(
         rates[run.model] = counts.passed / counts.total
     assert rates["polytune-tiny"] <= 0.2, rates
     assert rates[job.fine_tuned_model] >= 0.8, rates
+    (event,) = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.message.startswith("Eval ")]
+    assert event.data["run_id"] == tuned.id and event.data["pass_rate"] == rates[job.fine_tuned_model]

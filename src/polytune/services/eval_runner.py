@@ -28,10 +28,13 @@ from polytune.services.eval_runs import EvalRunService
 from polytune.services.evals import pass_threshold
 from polytune.services.inference import InferenceService
 from polytune.services.validation_queue import FairValidationQueue
+from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.db import Database, now
 
 log = logging.getLogger(__name__)
+# A run a fine-tuning job asked for waits (queued, no model) until the job has its model.
+_READY = sa.or_(t.EvalRun.job_id.is_(None), t.EvalRun.model != "")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -65,14 +68,32 @@ class EvalRunner:
                 worker = row.worker or {}
                 if worker.get("host") == self.worker["host"] and not _pid_alive(int(worker.get("pid") or 0)):
                     row.status, row.worker = "queued", None
-            queued = s.execute(sa.select(t.EvalRun.id, t.EvalRun.org_id).where(t.EvalRun.status == "queued")
+            self._release_waiting(s)
+            queued = s.execute(sa.select(t.EvalRun.id, t.EvalRun.org_id).where(t.EvalRun.status == "queued", _READY)
                                .order_by(t.EvalRun.seq).limit(1000)).all()
         return self.queue.add((r.id, r.org_id) for r in queued)
+
+    @staticmethod
+    def _release_waiting(s) -> None:
+        """Runs waiting for a fine-tuning job: the job's fine-tuned model once it succeeded; a
+        job that failed or was cancelled cancels its run."""
+        waiting = s.execute(sa.select(t.EvalRun, t.Job.status, t.Job.fine_tuned_model)
+                            .join(t.Job, t.Job.id == t.EvalRun.job_id)
+                            .where(t.EvalRun.status == "queued", t.EvalRun.model == "")).all()
+        for run, status, model in waiting:
+            if status == "succeeded" and model:
+                run.model, run.data_source = model, {**run.data_source, "model": model}
+                run.name = f"{model} after {run.job_id}"
+            elif status in ("failed", "cancelled"):
+                run.status, run.finished_at = "canceled", now()
+                run.error = _error("fine_tuning_job_" + status, f"The fine-tuning job {run.job_id} {status}; "
+                                   "there is no model to evaluate.")
 
     # -- one run ---------------------------------------------------------------------------------
     def _claim(self, run_id: str) -> bool:
         with self.db.session() as s:
-            done = s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id, t.EvalRun.status == "queued")
+            done = s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id, t.EvalRun.status == "queued",
+                                                        _READY)
                              .values(status="in_progress", started_at=now(), worker=self.worker,
                                      result_counts={"total": 0, "passed": 0, "failed": 0, "errored": 0},
                                      per_testing_criteria_results=[], per_model_usage=[]))
@@ -93,8 +114,21 @@ class EvalRunner:
 
     def _finish(self, run_id: str, status: str, error: dict[str, str] | None = None) -> None:
         with self.db.session() as s:
-            s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id, t.EvalRun.status == "in_progress")
-                      .values(status=status, error=error, finished_at=now()))
+            done = s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id, t.EvalRun.status == "in_progress")
+                             .values(status=status, error=error, finished_at=now()))
+            run = s.scalars(sa.select(t.EvalRun).where(t.EvalRun.id == run_id)).one()
+            if run.job_id and done.rowcount:  # type: ignore[attr-defined]  # an UPDATE's result counts rows
+                # The job asked for it: its result is an event of the job.
+                counts = run.result_counts
+                rate = counts["passed"] / counts["total"] if counts["total"] else 0.0
+                message = (f"Eval {run.eval_id} of {run.model}: pass rate {rate:.2f} ({counts['passed']} of "
+                           f"{counts['total']})" if status == "completed" else
+                           f"Eval {run.eval_id} of {run.model} {status}: {(error or {}).get('message', '')}")
+                job_store.add_event(s, run.job_id, message, level="info" if status == "completed" else "warn",
+                                    data={"eval_id": run.eval_id, "run_id": run.id, "status": status,
+                                                       "pass_rate": rate, "result_counts": counts,
+                                                       "per_testing_criteria_results":
+                                                           run.per_testing_criteria_results})
 
     def _active(self, run_id: str) -> bool:
         with self.db.session() as s:

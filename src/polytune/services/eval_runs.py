@@ -69,6 +69,41 @@ class EvalRunService:
             self.on_queued()
         return run_record(row)
 
+    # -- a run after a fine-tuning job (polytune's extension on job create) ---------------------
+    def check_after_job(self, org_id: str, request: Any, base_model: str) -> tuple[str, dict[str, Any]]:
+        """`{"eval_id", "data_source"}`: the eval exists and the `completions` data source (its
+        model left out: the job's fine-tuned model fills it) is sound, checked with the job's
+        base model standing in. Params are named under `polytune_eval`."""
+        if not isinstance(request, dict) or not isinstance(request.get("eval_id"), str):
+            raise InvalidRequest("polytune_eval must be {\"eval_id\": ..., \"data_source\": {...}}.",
+                                 param="polytune_eval.eval_id")
+        unknown = sorted(set(request) - {"eval_id", "data_source"})
+        if unknown:
+            raise InvalidRequest(f"Unknown parameter: 'polytune_eval.{unknown[0]}'.",
+                                 param=f"polytune_eval.{unknown[0]}", code="unknown_parameter")
+        try:
+            evaluation = self.evals.get(org_id, request["eval_id"])
+        except NotFound as e:
+            raise InvalidRequest(e.message, param="polytune_eval.eval_id", code="eval_not_found") from None
+        data_source = request.get("data_source")
+        if not isinstance(data_source, dict) or data_source.get("type") != "completions" or "model" in data_source:
+            raise InvalidRequest("polytune_eval.data_source must be a 'completions' data source without a model "
+                                 "(the fine-tuned model is sampled).", param="polytune_eval.data_source")
+        try:
+            eval_data.check(org_id, {**data_source, "model": base_model}, evaluation["data_source_config"],
+                            evaluation["testing_criteria"], self.files, self.models)
+        except InvalidRequest as e:
+            e.param = f"polytune_eval.{e.param}" if e.param else "polytune_eval"
+            raise
+        return evaluation["id"], data_source
+
+    def add_after_job(self, s, org_id: str, eval_id: str, data_source: dict[str, Any], job_id: str) -> None:
+        """In the job's own transaction: the run, waiting (queued, no model yet) for the job."""
+        s.add(t.EvalRun(id=new_id("evalrun"), org_id=org_id, eval_id=eval_id, name=f"after {job_id}", model="",
+                        status="queued", data_source=data_source, metadata_={"fine_tuning_job_id": job_id},
+                        error=None, result_counts=dict(EMPTY_COUNTS), per_testing_criteria_results=[],
+                        per_model_usage=[], created_at=now(), job_id=job_id))
+
     def api_key(self, run_id: str, *, forget: bool = False) -> str | None:
         with self._lock:
             return self._keys.pop(run_id, None) if forget else self._keys.get(run_id)

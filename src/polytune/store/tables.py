@@ -316,6 +316,9 @@ class EvalRun(Base):
     created_at: Mapped[int] = mapped_column(sa.BigInteger)
     started_at: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
     finished_at: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    # A run a fine-tuning job asked for (polytune_eval on job create): it waits, queued with no
+    # model, until the job succeeds and its fine-tuned model becomes the run's model.
+    job_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
     # {"host", "pid"} of the server running it: a run whose server is gone is queued again.
     worker: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     deleted_at: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)

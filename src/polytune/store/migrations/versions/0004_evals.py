@@ -54,11 +54,12 @@ def upgrade() -> None:
         sa.Column('created_at', sa.BigInteger(), nullable=False),
         sa.Column('started_at', sa.BigInteger(), nullable=True),
         sa.Column('finished_at', sa.BigInteger(), nullable=True),
+        sa.Column('job_id', sa.String(length=64), nullable=True),
         sa.Column('worker', sa.JSON(), nullable=True),
         sa.Column('deleted_at', sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint('seq'),
     )
-    _indexes('eval_runs', 'eval_id', 'status')
+    _indexes('eval_runs', 'eval_id', 'status', 'job_id')
     op.create_table(
         'eval_output_items', *_keys(),
         sa.Column('run_id', sa.String(length=64), sa.ForeignKey('eval_runs.id'), nullable=False),
