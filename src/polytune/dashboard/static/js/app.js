@@ -1,8 +1,10 @@
 // The page router: the part of the URL after '#' names the view (#/jobs, #/jobs/<id>,
-// #/files, #/models, #/signin), so the server only ever serves one page.
+// #/files, #/models, #/evals, #/evals/<id>, #/evals/<id>/runs/<run id>, #/signin), so the
+// server only ever serves one page.
 
 import { session } from "./api.js";
 import { errorBox } from "./dom.js";
+import { evalsView, evalView, runView } from "./views/evals.js";
 import { filesView } from "./views/files.js";
 import { jobView } from "./views/job.js";
 import { jobsView } from "./views/jobs.js";
@@ -12,6 +14,9 @@ import { signInView } from "./views/signin.js";
 const ROUTES = [
   [/^\/jobs\/([^/]+)$/, "jobs", jobView],
   [/^\/jobs$/, "jobs", jobsView],
+  [/^\/evals\/([^/]+)\/runs\/([^/]+)$/, "evals", runView],
+  [/^\/evals\/([^/]+)$/, "evals", evalView],
+  [/^\/evals$/, "evals", evalsView],
   [/^\/files$/, "files", filesView],
   [/^\/models$/, "models", modelsView],
   [/^\/signin$/, "signin", signInView],
