@@ -97,7 +97,11 @@ class EvalRunner:
                              .values(status="in_progress", started_at=now(), worker=self.worker,
                                      result_counts={"total": 0, "passed": 0, "failed": 0, "errored": 0},
                                      per_testing_criteria_results=[], per_model_usage=[]))
-            return bool(done.rowcount)  # type: ignore[attr-defined]  # an UPDATE's result counts rows
+            if not done.rowcount:  # type: ignore[attr-defined]  # an UPDATE's result counts rows
+                return False
+            # A run queued again after its server died starts over: what it wrote goes.
+            s.execute(sa.delete(t.EvalOutputItem).where(t.EvalOutputItem.run_id == run_id))
+            return True
 
     def _execute(self, run_id: str) -> None:
         if not self._claim(run_id):
@@ -196,7 +200,8 @@ class EvalRunner:
         output = sample.get("output")
         if text is None and isinstance(output, list) and output and isinstance(output[0], dict):
             text = output[0].get("content")
-        messages = sample.get("input") if isinstance(sample.get("input"), list) else []
+        messages = sample.get("input")
+        messages = messages if isinstance(messages, list) else []
         given = [{"role": str(m.get("role")), "content": str(m.get("content"))} for m in messages
                  if isinstance(m, dict)]
         text = text if isinstance(text, str) else ("" if text is None else str(text))

@@ -182,6 +182,9 @@ class EvalService:
         with self.db.session() as s:
             row = self.row(s, org_id, eval_id)
             row.deleted_at = now()
-            s.execute(sa.update(t.EvalRun).where(t.EvalRun.eval_id == row.id, t.EvalRun.deleted_at.is_(None))
-                      .values(deleted_at=now()))
+            runs = (t.EvalRun.eval_id == row.id, t.EvalRun.deleted_at.is_(None))
+            # Its runs go with it; one still running stops at its next batch (the runner sees it canceled).
+            s.execute(sa.update(t.EvalRun).where(*runs, t.EvalRun.status.in_(("queued", "in_progress")))
+                      .values(status="canceled", finished_at=now()))
+            s.execute(sa.update(t.EvalRun).where(*runs).values(deleted_at=now()))
             return row.id
