@@ -104,7 +104,7 @@ def test_an_eval_of_base_and_fine_tuned_models_shows_what_the_fine_tune_learned(
     job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training.id, suffix="facts", seed=7,
                                          extra_body={"polytune_eval": after})
     base = _run(client, ev.id, "polytune-tiny", file_id)
-    job = wait_done(client, job.id, timeout=600)
+    job = wait_done(client, job.id, timeout=900)
     assert job.status == "succeeded", job.error
     tuned = wait_for(lambda: [r for r in client.evals.runs.list(ev.id) if r.metadata
                               and r.metadata.get("fine_tuning_job_id") == job.id and r.model], timeout=60)[0]
