@@ -26,6 +26,9 @@ EXACT = {"type": "string_check", "name": "exact", "input": "{{sample.output_text
          "reference": "{{item.answer}}", "operation": "eq"}
 FUZZY = {"type": "text_similarity", "name": "fuzzy", "input": "{{sample.output_text}}",
          "reference": "{{item.answer}}", "evaluation_metric": "fuzzy_match", "pass_threshold": 0.8}
+BOTH = {"type": "multi", "name": "both", "calculate_output": "(exact + fuzzy) / 2", "pass_threshold": 0.9,
+        "graders": {"exact": {k: v for k, v in EXACT.items()},
+                    "fuzzy": {k: v for k, v in FUZZY.items() if k != "pass_threshold"}}}
 ROWS = [("capital of Zorbia?", "Quillon.", "Quillon."), ("capital of Frellmark?", "Dunmere.", "Dunmere!"),
         ("founder?", "Captain Heloise Varn.", "Nobody.")]
 
@@ -170,6 +173,27 @@ async def test_a_jsonl_run_grades_the_given_samples_and_writes_output_items(tmp_
         assert gone.deleted and gone.run_id == run.id
         with pytest.raises(openai.NotFoundError):
             await client.evals.runs.retrieve(run.id, eval_id=ev.id)
+
+
+async def test_a_multi_grader_criterion_passes_at_its_threshold(tmp_path, database_url):
+    # The openai SDK's eval types have no `multi` criterion, so its strict parsing cannot read this
+    # eval back (its default, lenient parsing can): created over plain HTTP, run through the SDK.
+    async with in_process(tmp_path, database_url) as api:
+        client = api.openai()
+        created = await api.http.post("/v1/evals", headers=api.headers(), json={
+            "data_source_config": CONFIG, "testing_criteria": [BOTH]})
+        assert created.status_code == 200, created.text
+        ev = created.json()
+        assert ev["testing_criteria"][0]["pass_threshold"] == 0.9
+        run = await client.evals.runs.create(ev["id"], data_source={
+            "type": "jsonl", "source": {"type": "file_content", "content": _content()}})
+        _run_all(api)
+        done = await client.evals.runs.retrieve(run.id, eval_id=ev["id"])
+        # (1 + 1) / 2 passes; "Dunmere!" gives (0 + 0.875) / 2, under 0.9; "Nobody." fails both.
+        assert done.result_counts.passed == 1 and done.result_counts.failed == 2
+        items = [o async for o in client.evals.runs.output_items.list(run.id, eval_id=ev["id"])]
+        assert [round(o.results[0].score, 2) for o in items][0] == 1.0
+        assert 0.4 < items[1].results[0].score < 0.9
 
 
 async def test_a_queued_run_is_canceled_and_bad_data_sources_are_400s(tmp_path, database_url):
