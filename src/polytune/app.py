@@ -29,9 +29,13 @@ from polytune.domain.errors import DomainError
 from polytune.executors import make_executor
 from polytune.lazy_imports import from_transformers
 from polytune.scheduler import Scheduler
+from polytune.services.eval_runner import EvalRunner
+from polytune.services.eval_runs import EvalRunService
+from polytune.services.evals import EvalService
 from polytune.services.expiry import ExpirySweeper
 from polytune.services.files import FileService
 from polytune.services.grader_runs import GraderRuns
+from polytune.services.graders import GraderService
 from polytune.services.idempotency import IdempotencyService
 from polytune.services.images import ImageService
 from polytune.services.inference import InferenceService
@@ -78,6 +82,8 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     services.inference = InferenceService(settings, services.models, catalog, blobs)
     services.images = ImageService(settings, services.models, catalog, blobs)
     services.exports = ModelExportService(settings, services.models, catalog, blobs)
+    services.evals = EvalService(db, GraderService(settings).config)
+    services.eval_runs = EvalRunService(db, services.evals, services.files, services.models)
     return services, db
 
 
@@ -124,7 +130,11 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
             # The accelerators a job may ever get: the memory planner refuses what cannot fit them.
             services.jobs.capacity = ((lambda: executor.memory_capacity) if hasattr(type(executor), "memory_capacity")
                                       else None)
-            scheduler = Scheduler(db, services.jobs, executor, slots=settings.worker_slots,
+            # Eval runs sample through this server's inference service: its threads run them.
+            assert services.eval_runs is not None and services.inference is not None
+            evals = EvalRunner(db, services.eval_runs, services.inference, settings)
+            services.eval_runs.on_queued = evals.dispatch
+            scheduler = Scheduler(db, services.jobs, executor, slots=settings.worker_slots, evals=evals,
                                   interval=settings.scheduler_interval,
                                   cancel_grace=settings.cancel_grace_seconds,
                                   heartbeat_timeout=settings.heartbeat_timeout,

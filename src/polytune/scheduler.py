@@ -37,6 +37,13 @@ class Validator(Protocol):
     def validate_pending(self) -> int: ...
 
 
+class EvalDispatcher(Protocol):
+    """What the scheduler asks of the eval runner (services/eval_runner.py): hand queued eval
+    runs to its threads, fairly by organization."""
+
+    def dispatch(self) -> int: ...
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -50,8 +57,9 @@ def _pid_alive(pid: int) -> bool:
 class Scheduler:
     def __init__(self, db: Database, jobs: Validator, executor: Executor, *, slots: int,
                  interval: float = 0.5, cancel_grace: float = 10.0, heartbeat_timeout: float = 120.0,
-                 max_retries: int = 3, max_jobs_per_org: int = 0, shutdown_grace: float = 60.0):
-        self.db, self.jobs, self.executor = db, jobs, executor
+                 max_retries: int = 3, max_jobs_per_org: int = 0, shutdown_grace: float = 60.0,
+                 evals: EvalDispatcher | None = None):
+        self.db, self.jobs, self.executor, self.evals = db, jobs, executor, evals
         self.slots, self.interval = slots, interval
         self.cancel_grace, self.heartbeat_timeout = cancel_grace, heartbeat_timeout
         self.max_retries, self.max_jobs_per_org = max_retries, max_jobs_per_org
@@ -64,6 +72,8 @@ class Scheduler:
     # -- one pass ------------------------------------------------------------------------------
     def tick(self) -> None:
         self.jobs.validate_pending()
+        if self.evals is not None:
+            self.evals.dispatch()
         self._reap()
         self._stop_cancelled()
         self._recover_lost()

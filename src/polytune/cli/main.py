@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from polytune.cli import admin, files, graders, jobs, models
+from polytune.cli import admin, evals, files, graders, jobs, models
 from polytune.cli.chat import chat
 
 app = typer.Typer(name="polytune", help="Self-hostable fine-tuning service", no_args_is_help=True,
@@ -53,6 +53,7 @@ app.add_typer(files.app, name="files")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
 app.add_typer(graders.app, name="graders")
+app.add_typer(evals.app, name="evals")
 app.command("chat")(chat)
 
 

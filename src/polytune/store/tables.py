@@ -277,3 +277,65 @@ class RepoJob(Base):
     seq: Mapped[int] = _seq()
     repo_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("repos.id"), index=True)
     job_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("jobs.id"), unique=True)
+
+
+class Eval(Base):
+    """An eval (OpenAI's Evals API): the shape of its items and the graders every run applies."""
+
+    __tablename__ = "evals"
+    seq: Mapped[int] = _seq()
+    id: Mapped[str] = _id()
+    org_id: Mapped[str] = _org()
+    name: Mapped[str] = mapped_column(sa.String(512))
+    data_source_config: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    testing_criteria: Mapped[list[Any]] = mapped_column(sa.JSON)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", sa.JSON, nullable=True)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger)
+    updated_at: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    deleted_at: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+
+
+class EvalRun(Base):
+    """One run of an eval over a data source: queued, run by the server's eval runner (the
+    scheduler hands queued runs to it fairly by organization), then its counts."""
+
+    __tablename__ = "eval_runs"
+    seq: Mapped[int] = _seq()
+    id: Mapped[str] = _id()
+    org_id: Mapped[str] = _org()
+    eval_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("evals.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(512))
+    model: Mapped[str] = mapped_column(sa.String(512))
+    status: Mapped[str] = mapped_column(sa.String(32), index=True)
+    data_source: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", sa.JSON, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    result_counts: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    per_testing_criteria_results: Mapped[list[Any]] = mapped_column(sa.JSON)
+    per_model_usage: Mapped[list[Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger)
+    started_at: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    finished_at: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    # A run a fine-tuning job asked for (polytune_eval on job create): it waits, queued with no
+    # model, until the job succeeds and its fine-tuned model becomes the run's model.
+    job_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
+    # {"host", "pid"} of the server running it: a run whose server is gone is queued again.
+    worker: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    deleted_at: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+
+
+class EvalOutputItem(Base):
+    """One item of a run: the data source row, the sample the model gave, each grader's result."""
+
+    __tablename__ = "eval_output_items"
+    seq: Mapped[int] = _seq()
+    id: Mapped[str] = _id()
+    org_id: Mapped[str] = _org()
+    run_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("eval_runs.id"), index=True)
+    eval_id: Mapped[str] = mapped_column(sa.String(64))
+    datasource_item_id: Mapped[int] = mapped_column(sa.Integer)
+    datasource_item: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    sample: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    results: Mapped[list[Any]] = mapped_column(sa.JSON)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[int] = mapped_column(sa.BigInteger)

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from polytune.config import Settings
+from polytune.services.eval_runs import EvalRunService
+from polytune.services.evals import EvalService
 from polytune.services.files import FileService
 from polytune.services.grader_runs import GraderRuns
 from polytune.services.idempotency import IdempotencyService
@@ -37,6 +39,8 @@ class Services:
     inference: InferenceService | None = None
     images: ImageService | None = None
     exports: ModelExportService | None = None
+    evals: EvalService | None = None
+    eval_runs: EvalRunService | None = None
 
 
 def get_services(request: Request) -> Services:

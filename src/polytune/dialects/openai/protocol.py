@@ -80,6 +80,9 @@ class CreateJobRequest(Wire):
     # are hyperparameters like the ones under `hyperparameters`.
     tags: list[str] | str | None = None
     extra_body: dict[str, Any] | None = None
+    # polytune's extension: an eval to run on the fine-tuned model once the job succeeds,
+    # {"eval_id", "data_source": a completions data source without its model} (docs/evals.md).
+    polytune_eval: dict[str, Any] | None = None
 
 
 class CreateUploadRequest(Wire):

@@ -165,10 +165,15 @@ async def create_job(request: Request, org: OrgId, svc: Svc, flavor: Flavor) -> 
     spec, secrets = tr.to_spec(req)
     if spec.reward is not None:
         GraderService(svc.settings).validate(spec.reward.graders[0], "method.reinforcement.grader")
+    on_create = None
+    if req.polytune_eval is not None and svc.eval_runs is not None:
+        runs = svc.eval_runs
+        eval_id, data_source = await run_in_threadpool(runs.check_after_job, org, req.polytune_eval, spec.model)
+        on_create = lambda s, job_id: runs.add_after_job(s, org, eval_id, data_source, job_id)  # noqa: E731
 
     async def create() -> dict[str, Any]:
         try:
-            job = await run_in_threadpool(svc.jobs.create, org, spec, secrets_=secrets)
+            job = await run_in_threadpool(svc.jobs.create, org, spec, secrets_=secrets, on_create=on_create)
         except InvalidRequest as e:
             e.param = tr.wire_param(e.param, req)
             raise

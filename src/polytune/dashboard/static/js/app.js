@@ -1,9 +1,11 @@
 // The page router: the part of the URL after '#' names the view (#/jobs, #/jobs/<id>,
-// #/files, #/models, #/signin), so the server only ever serves one page.
+// #/files, #/models, #/evals, #/evals/<id>, #/evals/<id>/runs/<run id>, #/signin), so the
+// server only ever serves one page.
 
 import { organization, session } from "./api.js";
 import { errorBox } from "./dom.js";
 import { compareView } from "./views/compare.js";
+import { evalsView, evalView, runView } from "./views/evals.js";
 import { filesView } from "./views/files.js";
 import { jobView } from "./views/job.js";
 import { newJobView } from "./views/new_job.js";
@@ -16,6 +18,9 @@ const ROUTES = [
   [/^\/jobs\/([^/]+)$/, "jobs", jobView],
   [/^\/compare$/, "jobs", compareView],
   [/^\/jobs$/, "jobs", jobsView],
+  [/^\/evals\/([^/]+)\/runs\/([^/]+)$/, "evals", runView],
+  [/^\/evals\/([^/]+)$/, "evals", evalView],
+  [/^\/evals$/, "evals", evalsView],
   [/^\/files$/, "files", filesView],
   [/^\/models$/, "models", modelsView],
   [/^\/signin$/, "signin", signInView],
