@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .chat_render import ShapeRenderer
 from .convert import iter_trl_rows
+from .pretokens import for_tokenizer
 from .problems import DatasetError
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ class TokenCounter:
         # transformers' __call__ builds: the same ids, less work (same counts: tests/data).
         backend = getattr(tokenizer, "_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
         self._encode_fast = getattr(backend, "encode_batch_fast", None)
+        # A byte-level BPE backend counts ASCII texts from cached per-pre-token lengths
+        # (pretokens.py): the same counts, several times faster than encoding.
+        self._pretokens = for_tokenizer(backend) if backend is not None else None
 
     def sequences(self, row: dict[str, Any]) -> list[tuple[str, bool]]:
         """The texts the trainer tokenizes for one row, each with whether special tokens are
@@ -87,6 +91,16 @@ class TokenCounter:
         return self.renderer.render(messages, row, generation_prompt)
 
     def _count(self, texts: list[str], special: bool) -> list[int]:
+        if self._pretokens is not None:
+            counts = [self._pretokens.count(t, special) if t.isascii() else -1 for t in texts]
+            rest = [i for i, n in enumerate(counts) if n < 0]
+            if rest:
+                for i, n in zip(rest, self._count_encoded([texts[i] for i in rest], special)):
+                    counts[i] = n
+            return counts
+        return self._count_encoded(texts, special)
+
+    def _count_encoded(self, texts: list[str], special: bool) -> list[int]:
         if self._encode_fast is not None:
             return [len(e) for e in self._encode_fast(texts, add_special_tokens=special)]
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=special)["input_ids"]]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from polytune.domain.ids import new_id
 from polytune.domain.inference import ChoiceDelta, GenerationParams, ServedModel, TokenLogprob, Usage
@@ -45,37 +46,23 @@ def sampling_params(prepared: PreparedRequest, prompt_index: int, choice: int) -
 
 async def run(backend: InferenceBackend, prepared: PreparedRequest) -> AsyncIterator[ChoiceDelta | Usage]:
     """Deltas of all choices as they come (index = prompt index * n + choice), then the usage."""
-    out: asyncio.Queue = asyncio.Queue()
     generated = [0]
     n = prepared.params.n
+    if len(prepared.prompts) * n == 1:
+        # One choice (most requests): its deltas straight through, without a task and a queue
+        # hop per token (measured: the event loop's per-token work is what a single stream
+        # pays on top of the model; docs/benchmarks.md).
+        async with contextlib.aclosing(_choice(backend, prepared, 0, 0, generated)) as deltas:
+            async for delta in deltas:
+                yield delta
+        yield Usage(prompt_tokens=len(prepared.prompts[0]), completion_tokens=generated[0])
+        return
+    out: asyncio.Queue = asyncio.Queue()
 
     async def one(prompt_index: int, choice: int) -> None:
-        index = prompt_index * n + choice
-        prompt = prepared.prompts[prompt_index]
-        text = IncrementalText(prepared.text.tokenizer, prepared.params.stop, prompt)
-        logprobs: list[TokenLogprob] | None = [] if prepared.params.logprobs is not None else None
-        if prepared.echo_texts[prompt_index]:
-            await out.put(ChoiceDelta(index, prepared.echo_texts[prompt_index], [] if logprobs is not None else None))
-        reason, piece = None, ""
-        stream = backend.generate(new_id("gen", 16), prepared.target, prompt,
-                                  sampling_params(prepared, prompt_index, choice))
-        async with contextlib.aclosing(stream):
-            async for event in stream:
-                generated[0] += 1
-                piece = text.add(event.token_id)
-                if logprobs is not None:
-                    logprobs.append(_logprob(prepared.text, event))
-                if text.stopped:
-                    reason = "stop"  # closing the stream aborts the backend request
-                    break
-                if event.finish_reason:
-                    reason = event.finish_reason
-                    piece += text.finish()
-                    break
-                if piece:
-                    await out.put(ChoiceDelta(index, piece, logprobs))
-                    logprobs = [] if logprobs is not None else None
-        await out.put(ChoiceDelta(index, piece, logprobs, finish_reason=reason or "stop"))
+        async with contextlib.aclosing(_choice(backend, prepared, prompt_index, choice, generated)) as deltas:
+            async for delta in deltas:
+                await out.put(delta)
 
     tasks = [asyncio.create_task(one(i, c)) for i in range(len(prepared.prompts)) for c in range(n)]
     waiter = asyncio.create_task(_wait_all(tasks, out))
@@ -89,6 +76,38 @@ async def run(backend: InferenceBackend, prepared: PreparedRequest) -> AsyncIter
         for task in [*tasks, waiter]:
             task.cancel()
         await asyncio.gather(*tasks, waiter, return_exceptions=True)
+
+
+async def _choice(backend: InferenceBackend, prepared: PreparedRequest, prompt_index: int, choice: int,
+                  generated: list[int]) -> AsyncGenerator[ChoiceDelta, None]:
+    """One choice's deltas, the last with its finish reason; counts its tokens in `generated`."""
+    index = prompt_index * prepared.params.n + choice
+    prompt = prepared.prompts[prompt_index]
+    text = IncrementalText(prepared.text.tokenizer, prepared.params.stop, prompt)
+    logprobs: list[TokenLogprob] | None = [] if prepared.params.logprobs is not None else None
+    if prepared.echo_texts[prompt_index]:
+        yield ChoiceDelta(index, prepared.echo_texts[prompt_index], [] if logprobs is not None else None)
+    reason: Any = None
+    piece = ""
+    stream = backend.generate(new_id("gen", 16), prepared.target, prompt,
+                              sampling_params(prepared, prompt_index, choice))
+    async with contextlib.aclosing(stream):
+        async for event in stream:
+            generated[0] += 1
+            piece = text.add(event.token_id)
+            if logprobs is not None:
+                logprobs.append(_logprob(prepared.text, event))
+            if text.stopped:
+                reason = "stop"  # closing the stream aborts the backend request
+                break
+            if event.finish_reason:
+                reason = event.finish_reason
+                piece += text.finish()
+                break
+            if piece:
+                yield ChoiceDelta(index, piece, logprobs)
+                logprobs = [] if logprobs is not None else None
+    yield ChoiceDelta(index, piece, logprobs, finish_reason=reason or "stop")
 
 
 _DONE = object()
