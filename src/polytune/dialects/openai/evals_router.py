@@ -17,7 +17,7 @@ from polytune.services.evals import EvalService
 
 from . import evals_translate as tr
 from .evals_protocol import CreateEvalRequest, CreateRunRequest, UpdateEvalRequest
-from .translate import page
+from .render import page
 
 router = APIRouter()
 
