@@ -24,6 +24,7 @@ from polytune.dialects.seekr import errors as seekr_errors
 from polytune.dialects.openai.mount import OPENAI_PREFIXES, mount_openai
 from polytune.dialects.seekr.router import router as seekr_router
 from polytune.dialects.oxen.router import router as oxen_router
+from polytune.dialects.tinker.api_router import router as tinker_router
 from polytune.dialects.url_guard import UrlGuardMiddleware
 from polytune.domain.errors import DomainError
 from polytune.executors import make_executor
@@ -38,6 +39,8 @@ from polytune.services.inference import InferenceService
 from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
 from polytune.services.models import ModelService
+from polytune.services.primitive_runs import PrimitiveRuns
+from polytune.services.primitives import PrimitiveService
 from polytune.services.projects import ProjectService
 from polytune.services.quotas import Quotas
 from polytune.services.repo_jobs import RepoJobService
@@ -76,6 +79,9 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     # closed with the app (lifespan), handed to routers through dialects/common/deps.py.
     services.inference = InferenceService(settings, services.models, catalog, blobs)
     services.images = ImageService(settings, services.models, catalog, blobs)
+    # The Tinker API's training runs (their models load with each run's first call) and samplers.
+    services.primitives = PrimitiveService(PrimitiveRuns(db, catalog, settings.resolved_data_dir), catalog,
+                                           services.inference)
     return services, db
 
 
@@ -139,6 +145,7 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
                 scheduler.stop()
             services.grader_runs.shutdown()
             services.inference.close()
+            services.primitives.close()
             db.dispose()
 
     app = FastAPI(title="polytune", version=__version__, lifespan=lifespan)
@@ -162,6 +169,8 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app.include_router(seekr_router)
     # Oxen's client builds <host>/api/repos/... itself: its routes live at the root.
     app.include_router(oxen_router)
+    # Tinker's SDK calls <base_url>/api/v1/...: the training primitives (docs/tinker.md).
+    app.include_router(tinker_router)
     # The dashboard at `/` (its assets under /dashboard/): static pages over the /v1 API.
     mount_dashboard(app)
     openapi_doc.install(app)  # the hand-parsed request bodies, in /openapi.json

@@ -26,11 +26,19 @@ def _services():
 
 
 @keys_app.command("create")
-def keys_create(org: Org) -> None:
+def keys_create(org: Org,
+                prefix: Annotated[str, typer.Option("--prefix", help="how the key starts (the Tinker SDK wants "
+                                                    "'tml-'); valid on every API whatever it is")] = "pt-",
+                ) -> None:
     """Create an API key for an organization (created if new). The key is printed once, on the last line."""
+    from polytune.domain.errors import InvalidRequest
+
     services, db = _services()
     try:
-        org_id, key = services.keys.create_key(org)
+        org_id, key = services.keys.create_key(org, prefix)
+    except InvalidRequest as e:
+        typer.echo(f"Error: --prefix: {e.message}", err=True)
+        raise typer.Exit(2) from None
     finally:
         db.dispose()
     print(f"Created an API key for organization '{org}' ({org_id}). It is shown only once:")

@@ -12,7 +12,9 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 Auto = Literal["auto"]
-Method = Literal["supervised", "dpo", "reinforcement", "image_generation"]
+# "primitives": a training run driven call by call (the Tinker API, services/primitive_runs.py);
+# never created through a job API, so it is in neither tuple below.
+Method = Literal["supervised", "dpo", "reinforcement", "image_generation", "primitives"]
 METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement", "image_generation")
 # Methods whose recipe exists; the others answer a clear 400 until their recipe lands.
 TRAINABLE_METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement", "image_generation")

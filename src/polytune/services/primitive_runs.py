@@ -1,0 +1,190 @@
+"""Training runs of the primitives API (Tinker): each is a job of method `primitives` in the store
+(listed, cancelled and counted like any job), with its model resident in a worker
+(executors/primitives.py) from creation until it is cancelled or unloaded.
+
+Checkpoints live under the data dir as peft adapter folders, named by Tinker paths:
+tinker://<job id>/weights/<name> (adapter and optimizer state) and
+tinker://<job id>/sampler_weights/<name> (the adapter alone).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from polytune.catalog.models import Catalog
+from polytune.domain.errors import InvalidRequest, NotFound
+from polytune.domain.ids import new_id
+from polytune.domain.job import JobStatus
+from polytune.domain.primitives import LORA_ALPHA, LoraSettings
+from polytune.domain.spec import AdapterSpec, JobSpec, LoraSpec
+from polytune.executors.primitives import Call, PrimitiveWorker
+from polytune.store import jobs as job_store
+from polytune.store import tables as t
+from polytune.store.db import Database, now
+
+log = logging.getLogger("polytune.primitives")
+
+_PATH = re.compile(r"tinker://(?P<job>[A-Za-z0-9_-]+)/(?P<kind>weights|sampler_weights)/(?P<name>[A-Za-z0-9_.-]+)")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+@dataclass
+class Run:
+    model_id: str
+    job_id: str
+    org_id: str
+    base_model: str
+    base_dir: str
+    lora: LoraSettings
+    worker: PrimitiveWorker
+    steps: int = 0
+    closed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class PrimitiveRuns:
+    def __init__(self, db: Database, catalog: Catalog, data_dir: Path, sweep_interval: float = 1.0):
+        self.db, self.catalog = db, catalog
+        self.root = Path(data_dir) / "primitives"
+        self._runs: dict[str, Run] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep, args=(sweep_interval,), name="polytune-primitives-sweep",
+                                         daemon=True)
+        self._sweeper.start()
+
+    # -- runs ----------------------------------------------------------------------------------
+    def create(self, org_id: str, model_id: str, base_model: str, lora: LoraSettings,
+               first_seq: int = 1) -> Run:
+        """A job of method `primitives`, running from now on, and its worker loading the model."""
+        entry = self.catalog.get(base_model)
+        if entry.kind != "text":
+            raise InvalidRequest(f"'{base_model}' is an image model; training runs need a text model.",
+                                 param="base_model")
+        if not 1 <= lora.rank <= 512:
+            raise InvalidRequest("lora_config.rank must be between 1 and 512.", param="lora_config.rank")
+        base_dir = str(self.catalog.resolve_path(entry))
+        with self._lock:
+            if model_id in self._runs:
+                raise InvalidRequest(f"Training run '{model_id}' already exists.", param="model_seq_id")
+        spec = JobSpec(model=base_model, method="primitives", training_files=[],
+                       adapter=AdapterSpec(kind="lora", lora=LoraSpec(r=lora.rank, alpha=LORA_ALPHA)), seed=lora.seed,
+                       extras={"tinker_model_id": model_id, "lora": {
+                           "train_mlp": lora.train_mlp, "train_attn": lora.train_attn,
+                           "train_unembed": lora.train_unembed}})
+        job_id = new_id("ftjob")
+        with self.db.session() as s:
+            # Running at once, on this server: no queue (the worker is a thread here); the
+            # scheduler sees its worker alive through `pid` and never claims it.
+            s.add(t.Job(id=job_id, org_id=org_id, status=JobStatus.RUNNING.value,
+                        spec=spec.model_dump(mode="json"), created_at=now(), started_at=now(),
+                        worker={"host": socket.gethostname(), "pid": os.getpid(), "kind": "primitives"},
+                        trained_steps=0))
+            job_store.add_event(s, job_id, f"Training run {model_id} started on {base_model} (LoRA rank "
+                                f"{lora.rank}); its model stays loaded between calls")
+        run = Run(model_id, job_id, org_id, base_model, base_dir, lora,
+                  PrimitiveWorker(job_id, base_dir, base_model, lora, first_seq=first_seq))
+        with self._lock:
+            self._runs[model_id] = run
+        return run
+
+    def get(self, org_id: str, model_id: str) -> Run:
+        with self._lock:
+            run = self._runs.get(model_id)
+        if run is None or run.org_id != org_id:
+            raise NotFound(f"No training run '{model_id}'.", param="model_id", code="model_not_found")
+        if run.closed:
+            raise InvalidRequest(f"Training run '{model_id}' has ended (cancelled or unloaded).",
+                                 param="model_id", code="invalid_job_state")
+        return run
+
+    def submit(self, org_id: str, model_id: str, call: Call, seq_id: int | None) -> Future:
+        run = self.get(org_id, model_id)
+        return run.worker.submit(call, seq_id)
+
+    def record_step(self, run: Run, metrics: dict[str, float]) -> None:
+        """An optimizer step: the job's trained_steps and a metrics event (the dashboard's loss)."""
+        with run.lock:
+            run.steps += 1
+            step = run.steps
+        with self.db.session() as s:
+            s.execute(sa.update(t.Job).where(t.Job.id == run.job_id).values(trained_steps=step))
+            parts = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+            job_store.add_event(s, run.job_id, f"Step {step}: {parts}", type="metrics",
+                                data={"step": step, **metrics})
+
+    def unload(self, org_id: str, model_id: str) -> Run:
+        """The run's job succeeds and its worker frees the model."""
+        run = self.get(org_id, model_id)
+        with self.db.session() as s:
+            row = job_store.get_row(s, run.job_id, lock=True)
+            if row is not None and row.status == JobStatus.RUNNING.value:
+                job_store.transition(s, row, JobStatus.SUCCEEDED, "Training run unloaded by its client")
+        self._close(run)
+        return run
+
+    def _close(self, run: Run) -> None:
+        run.closed = True
+        run.worker.close()
+        with self._lock:
+            self._runs.pop(run.model_id, None)
+
+    def _sweep(self, interval: float) -> None:
+        """A run whose job ended from any API (a cancel) frees its worker."""
+        while not self._stop.wait(interval):
+            with self._lock:
+                runs = list(self._runs.values())
+            if not runs:
+                continue
+            try:
+                with self.db.session() as s:
+                    ended = set(s.scalars(sa.select(t.Job.id).where(
+                        t.Job.id.in_([r.job_id for r in runs]), t.Job.status != JobStatus.RUNNING.value)))
+            except Exception:  # noqa: BLE001 - the next sweep tries again
+                log.exception("primitives sweep failed")
+                continue
+            for run in runs:
+                if run.job_id in ended:
+                    log.info("training run %s ended (job %s); freeing its model", run.model_id, run.job_id)
+                    self._close(run)
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.closed = True
+            run.worker.close()
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def new_checkpoint(self, run: Run, kind: str, name: str | None) -> tuple[str, Path]:
+        name = name or f"{kind}-{int(time.time() * 1000)}"
+        if not _NAME.fullmatch(name):
+            raise InvalidRequest(f"Invalid checkpoint name '{name}': letters, digits, '_', '.', '-'.",
+                                 param="path")
+        folder = self.root / run.job_id / kind / name
+        return f"tinker://{run.job_id}/{kind}/{name}", folder
+
+    def checkpoint(self, org_id: str, path: str) -> tuple[str, Path]:
+        """The base model and folder of an organization's checkpoint; 404 for anyone else's."""
+        match = _PATH.fullmatch(path or "")
+        if match is None:
+            raise InvalidRequest(f"'{path}' is not a checkpoint path (tinker://<run>/weights/<name>).",
+                                 param="path")
+        with self.db.session() as s:
+            row = job_store.get_row(s, match["job"], org_id=org_id)
+            base_model = row.spec.get("model") if row is not None else None
+        folder = self.root / match["job"] / match["kind"] / match["name"]
+        if base_model is None or not folder.is_dir():
+            raise NotFound(f"No checkpoint '{path}'.", param="path")
+        return base_model, folder
