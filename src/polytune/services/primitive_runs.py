@@ -57,6 +57,7 @@ class PrimitiveRuns:
         self.db, self.catalog = db, catalog
         self.root = Path(data_dir) / "primitives"
         self._runs: dict[str, Run] = {}
+        self._ended: dict[str, str] = {}  # model id -> org id of runs that were cancelled or unloaded
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, args=(sweep_interval,), name="polytune-primitives-sweep",
@@ -101,11 +102,12 @@ class PrimitiveRuns:
     def get(self, org_id: str, model_id: str) -> Run:
         with self._lock:
             run = self._runs.get(model_id)
-        if run is None or run.org_id != org_id:
-            raise NotFound(f"No training run '{model_id}'.", param="model_id", code="model_not_found")
-        if run.closed:
+            ended = self._ended.get(model_id) == org_id
+        if ended or (run is not None and run.org_id == org_id and run.closed):
             raise InvalidRequest(f"Training run '{model_id}' has ended (cancelled or unloaded).",
                                  param="model_id", code="invalid_job_state")
+        if run is None or run.org_id != org_id:
+            raise NotFound(f"No training run '{model_id}'.", param="model_id", code="model_not_found")
         return run
 
     def submit(self, org_id: str, model_id: str, call: Call, seq_id: int | None) -> Future:
@@ -138,6 +140,7 @@ class PrimitiveRuns:
         run.worker.close()
         with self._lock:
             self._runs.pop(run.model_id, None)
+            self._ended[run.model_id] = run.org_id
 
     def _sweep(self, interval: float) -> None:
         """A run whose job ended from any API (a cancel) frees its worker."""

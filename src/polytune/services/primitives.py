@@ -13,18 +13,18 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from polytune.catalog.models import Catalog
 from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.ids import new_id
 from polytune.domain.primitives import (
     LOSS_INPUTS, LOSSES, STATE_META, AdamSettings, Datum, LoraSettings, SampledSequence, SampleSettings)
-from polytune.inference.backend import ModelTarget, SamplingParams
+from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
 from polytune.inference.detokenize import IncrementalText
 from polytune.inference.model_text import ModelText, load_model_text
 from polytune.services.inference import InferenceService
@@ -48,6 +48,7 @@ class _Pending:
 class SamplingSession:
     org_id: str
     base_model: str
+    model_path: str | None
     target: ModelTarget
     text: ModelText
 
@@ -152,7 +153,12 @@ class PrimitiveService:
     def save_state(self, org_id: str, model_id: str, seq_id: int | None, name: str | None) -> Future:
         run = self.runs.get(org_id, model_id)
         path, folder = self.runs.new_checkpoint(run, "weights", name)
-        return run.worker.submit(lambda m: (_fresh(folder), m.save_state(folder), path)[-1], seq_id)
+        def save(model):
+            folder.mkdir(parents=True, exist_ok=True)
+            model.save_state(folder)
+            return path
+
+        return run.worker.submit(save, seq_id)
 
     def load_state(self, org_id: str, model_id: str, seq_id: int | None, path: str, optimizer: bool) -> Future:
         run = self.runs.get(org_id, model_id)
@@ -170,7 +176,7 @@ class PrimitiveService:
         path, folder = self.runs.new_checkpoint(run, "sampler_weights", name)
 
         def save(model):
-            _fresh(folder)
+            folder.mkdir(parents=True, exist_ok=True)
             model.save_adapter(folder)
             session = self.create_sampling_session(org_id, path) if with_session else None
             return path, session
@@ -202,7 +208,7 @@ class PrimitiveService:
         text = load_model_text(target.base_dir, target.base_dir)
         session_id = new_id("samp", 16)
         with self._lock:
-            self._sampling[session_id] = SamplingSession(org_id, base_model, target, text)
+            self._sampling[session_id] = SamplingSession(org_id, base_model, model_path or None, target, text)
         return session_id
 
     def sampling_session(self, org_id: str, session_id: str) -> SamplingSession:
@@ -244,7 +250,9 @@ class PrimitiveService:
             tokens: list[int] = []
             logprobs: list[float] = []
             reason = "length"
-            stream = self.inference.backend.generate(new_id("gen", 16), session.target, prompt, params)
+            # A backend's generate is an async generator: closing it early aborts the request.
+            stream = cast(AsyncGenerator[TokenEvent, None],
+                          self.inference.backend.generate(new_id("gen", 16), session.target, prompt, params))
             async with contextlib.aclosing(stream):
                 async for event in stream:
                     tokens.append(event.token_id)
@@ -280,10 +288,6 @@ def _check_datum(i: int, d: Datum, loss_fn: str) -> None:
         if d.inputs[key].shape != (n,):
             raise InvalidRequest(f"data[{i}].loss_fn_inputs['{key}'] has shape {list(d.inputs[key].shape)}; the "
                                  f"model_input has {n} tokens.", param=f"data[{i}].loss_fn_inputs.{key}")
-
-
-def _fresh(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _saved_lora(folder: Path) -> LoraSettings:

@@ -144,6 +144,12 @@ async def create_sampling_session(body: w.CreateSamplingSession, org_id: OrgId, 
     return {"type": "create_sampling_session", "sampling_session_id": session_id}
 
 
+@router.get("/samplers/{sampler_id}")
+def get_sampler(sampler_id: str, org_id: OrgId, prims: Prims) -> dict[str, Any]:
+    session = prims.sampling_session(org_id, sampler_id)
+    return {"sampler_id": sampler_id, "base_model": session.base_model, "model_path": session.model_path}
+
+
 @router.post("/asample")
 async def asample(body: w.Sample, org_id: OrgId, prims: Prims) -> dict[str, Any]:
     if body.sampling_session_id is not None:
