@@ -164,4 +164,5 @@ class JobSpec(_Frozenish):
 
     @property
     def training_file(self) -> str:
-        return self.training_files[0]
+        # A `primitives` run (the Tinker API) has no training file: its data comes call by call.
+        return self.training_files[0] if self.training_files else ""

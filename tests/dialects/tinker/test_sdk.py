@@ -144,3 +144,22 @@ def test_cancel_from_the_openai_api_frees_the_run(service_a, tinker_server):
             break
         time.sleep(0.5)
     assert r.status_code == 400 and "ended" in r.text, r.text
+
+
+def test_tml_keys_work_on_every_api_and_a_bad_prefix_is_refused(tinker_server):
+    import subprocess
+
+    import tinker
+
+    from tests.conftest import BIN
+
+    assert tinker_server.key_a.startswith("tml-")
+    models = httpx.get(f"{tinker_server.url}/v1/models", headers={"Authorization": f"Bearer {tinker_server.key_a}"})
+    assert models.status_code == 200 and "polytune-tiny" in models.text
+    # The SDK itself refuses other keys: why `--prefix tml-` exists.
+    with pytest.raises(tinker.TinkerError, match="tml-"):
+        tinker.ServiceClient(base_url=tinker_server.url, api_key="pt-not-a-tinker-key").create_lora_training_client(
+            base_model="polytune-tiny")
+    bad = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", "org-a", "--prefix", "tml key"],
+                         env=tinker_server.env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--prefix" in bad.stderr and "Traceback" not in bad.stderr
