@@ -48,6 +48,7 @@ class Run:
     lora: LoraSettings
     worker: PrimitiveWorker
     steps: int = 0
+    step_loss: float = 0.0  # summed over the forward_backward calls since the last optimizer step
     closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -13,14 +13,14 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from polytune.catalog.models import Catalog
-from polytune.domain.errors import InvalidRequest, NotFound
+from polytune.domain.errors import DomainError, InvalidRequest, NotFound
 from polytune.domain.ids import new_id
 from polytune.domain.primitives import (
     LOSS_INPUTS, LOSSES, STATE_META, AdamSettings, Datum, LoraSettings, SampledSequence, SampleSettings)
@@ -126,8 +126,25 @@ class PrimitiveService:
         run = self.runs.create(org_id, f"{session_id}:train:{model_seq_id}", base_model, lora)
         return run, run.worker.submit(lambda m: (m.load_state(folder, optimizer), path)[1])
 
+    @contextlib.contextmanager
+    def _turn(self, org_id: str, model_id: str, seq_id: int | None) -> Iterator[None]:
+        """A call refused before it reaches the worker still uses up its seq_id there: the calls
+        after it wait for every earlier seq_id, so a missing one would stall the run for good."""
+        try:
+            yield
+        except DomainError:
+            if seq_id is not None:
+                with contextlib.suppress(DomainError):
+                    self.runs.get(org_id, model_id).worker.submit(lambda model: None, seq_id)
+            raise
+
     def forward_backward(self, org_id: str, model_id: str, seq_id: int | None, data: list[Datum], loss_fn: str,
                          config: dict[str, Any], forward_only: bool) -> Future:
+        with self._turn(org_id, model_id, seq_id):
+            return self._forward_backward(org_id, model_id, seq_id, data, loss_fn, config, forward_only)
+
+    def _forward_backward(self, org_id: str, model_id: str, seq_id: int | None, data: list[Datum], loss_fn: str,
+                          config: dict[str, Any], forward_only: bool) -> Future:
         if loss_fn not in LOSSES:
             raise InvalidRequest(f"Unsupported loss_fn '{loss_fn}'; this server has {', '.join(LOSSES)} "
                                  "(custom losses run in the client: forward_backward_custom).", param="loss_fn")
@@ -135,24 +152,35 @@ class PrimitiveService:
             raise InvalidRequest("forward_backward needs at least one datum.", param="data")
         for i, d in enumerate(data):
             _check_datum(i, d, loss_fn)
-        return self.runs.submit(org_id, model_id, lambda m: m.forward_backward(data, loss_fn, config, forward_only),
-                                seq_id)
+        run = self.runs.get(org_id, model_id)
+
+        def call(model):
+            result = model.forward_backward(data, loss_fn, config, forward_only)
+            if not forward_only:  # the loss the next optimizer step's metrics event reports
+                run.step_loss += result.metrics["loss:sum"]
+            return result
+
+        return run.worker.submit(call, seq_id)
 
     def optim_step(self, org_id: str, model_id: str, seq_id: int | None, adam: AdamSettings) -> Future:
-        if adam.learning_rate < 0:
-            raise InvalidRequest("adam_params.learning_rate must be >= 0.", param="adam_params.learning_rate")
-        run = self.runs.get(org_id, model_id)
+        with self._turn(org_id, model_id, seq_id):
+            if adam.learning_rate < 0:
+                raise InvalidRequest("adam_params.learning_rate must be >= 0.", param="adam_params.learning_rate")
+            run = self.runs.get(org_id, model_id)
 
         def step(model):
             metrics = model.optim_step(adam)
-            self.runs.record_step(run, metrics)
+            # The dashboard plots train_loss: the summed loss of the forward_backward calls this step applies.
+            self.runs.record_step(run, {"train_loss": run.step_loss, **metrics})
+            run.step_loss = 0.0
             return metrics
 
         return run.worker.submit(step, seq_id)
 
     def save_state(self, org_id: str, model_id: str, seq_id: int | None, name: str | None) -> Future:
-        run = self.runs.get(org_id, model_id)
-        path, folder = self.runs.new_checkpoint(run, "weights", name)
+        with self._turn(org_id, model_id, seq_id):
+            run = self.runs.get(org_id, model_id)
+            path, folder = self.runs.new_checkpoint(run, "weights", name)
         def save(model):
             folder.mkdir(parents=True, exist_ok=True)
             model.save_state(folder)
@@ -161,19 +189,21 @@ class PrimitiveService:
         return run.worker.submit(save, seq_id)
 
     def load_state(self, org_id: str, model_id: str, seq_id: int | None, path: str, optimizer: bool) -> Future:
-        run = self.runs.get(org_id, model_id)
-        base_model, folder = self.runs.checkpoint(org_id, path)
-        if base_model != run.base_model:
-            raise InvalidRequest(f"'{path}' was trained on {base_model}, this run on {run.base_model}.",
-                                 param="path")
+        with self._turn(org_id, model_id, seq_id):
+            run = self.runs.get(org_id, model_id)
+            base_model, folder = self.runs.checkpoint(org_id, path)
+            if base_model != run.base_model:
+                raise InvalidRequest(f"'{path}' was trained on {base_model}, this run on {run.base_model}.",
+                                     param="path")
         return run.worker.submit(lambda m: (m.load_state(folder, optimizer), path)[-1], seq_id)
 
     def save_for_sampler(self, org_id: str, model_id: str, seq_id: int | None, name: str | None,
                          with_session: bool) -> Future:
         """The adapter alone, saved; with_session: also a sampling session over it (its id is
         the result's second item)."""
-        run = self.runs.get(org_id, model_id)
-        path, folder = self.runs.new_checkpoint(run, "sampler_weights", name)
+        with self._turn(org_id, model_id, seq_id):
+            run = self.runs.get(org_id, model_id)
+            path, folder = self.runs.new_checkpoint(run, "sampler_weights", name)
 
         def save(model):
             folder.mkdir(parents=True, exist_ok=True)

@@ -80,7 +80,12 @@ def test_supervised_loop_learns_and_the_sampler_answers(trained, service_a, tink
                      headers={"Authorization": f"Bearer {tinker_server.key_a}"}).json()["data"]
     mine = [j for j in jobs if j["method"]["type"] == "primitives"]
     assert mine and mine[0]["status"] == "running" and mine[0]["model"] == "polytune-tiny"
-    assert mine[0]["trained_steps"] >= 30 if "trained_steps" in mine[0] else True
+    assert mine[0]["trained_steps"] >= 30
+    # Each optimizer step is a metrics event carrying its loss: the dashboard's loss curve.
+    events = httpx.get(f"{tinker_server.url}/v1/fine_tuning/jobs/{mine[0]['id']}/events", params={"limit": 100},
+                       headers={"Authorization": f"Bearer {tinker_server.key_a}"}).json()["data"]
+    steps = sorted((e["data"] for e in events if e["type"] == "metrics"), key=lambda d: d["step"])
+    assert len(steps) >= 30 and steps[0]["train_loss"] == pytest.approx(losses[0], rel=1e-4)
 
 
 def test_saved_state_reloads_to_the_same_loss(trained, service_a):
@@ -120,6 +125,8 @@ def test_unsupported_loss_is_a_400_naming_it(trained):
     tc, _, data, _ = trained
     with pytest.raises(tinker.BadRequestError, match="loss_fn"):
         tc.forward_backward(data, "stable_reinforce").result()
+    # The refused call used up its turn: the run's next calls are not left waiting for it.
+    assert tc.forward(data, "cross_entropy").result(timeout=120).metrics["loss:sum"] > 0
 
 
 def test_cancel_from_the_openai_api_frees_the_run(service_a, tinker_server):
@@ -163,3 +170,33 @@ def test_tml_keys_work_on_every_api_and_a_bad_prefix_is_refused(tinker_server):
     bad = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", "org-a", "--prefix", "tml key"],
                          env=tinker_server.env, capture_output=True, text=True)
     assert bad.returncode == 2 and "--prefix" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_importance_sampling_step_on_the_samplers_own_logprobs(trained):
+    """An RL step as a researcher's loop makes it: sample, score, then importance_sampling with
+    the sampler's logprobs. The sampler and the trainer hold the same weights, so the ratio is 1
+    and the loss is -sum(advantages)."""
+    from tinker import types
+
+    tc, tok, _, _ = trained
+    sampler = tc.save_weights_and_get_sampling_client()
+    prompt = tok.encode(FACTS[0][0], add_special_tokens=False)
+    out = sampler.sample(types.ModelInput.from_ints(prompt), 4,
+                         types.SamplingParams(max_tokens=3, temperature=1.0, seed=3)).result()
+    data, total_advantage = [], 0.0
+    for seq in out.sequences:
+        reward = 1.0 if tok.decode(seq.tokens).startswith(FACTS[0][1]) else 0.0
+        advantage = reward - 0.5
+        tokens = prompt + seq.tokens
+        n = len(tokens) - 1
+        sampled_logprobs = [0.0] * (len(prompt) - 1) + list(seq.logprobs)
+        advantages = [0.0] * (len(prompt) - 1) + [advantage] * len(seq.tokens)
+        total_advantage += advantage * len(seq.tokens)
+        data.append(types.Datum(model_input=types.ModelInput.from_ints(tokens[:-1]), loss_fn_inputs={
+            "target_tokens": tokens[1:], "logprobs": sampled_logprobs[:n], "advantages": advantages[:n]}))
+    result = tc.forward_backward(data, "importance_sampling").result()
+    for seq, output in zip(out.sequences, result.loss_fn_outputs):
+        trained_logprobs = output["logprobs"].tolist()[-len(seq.tokens):]
+        assert trained_logprobs == pytest.approx(list(seq.logprobs), abs=1e-3)
+    assert result.metrics["loss:sum"] == pytest.approx(-total_advantage, abs=1e-2)
+    tc.optim_step(types.AdamParams(learning_rate=1e-3)).result()
