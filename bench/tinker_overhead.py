@@ -39,39 +39,42 @@ def batch(n: int, length: int) -> list[list[int]]:
     return [[rng.randrange(10, 400) for _ in range(length)] for _ in range(n)]
 
 
-def plain(model_dir: Path, rows: list[list[int]], steps: int) -> float:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+class Plain:
+    """The same step in a plain loop: transformers + peft + torch AdamW, in this process."""
 
-    from polytune.domain.primitives import LoraSettings
-    from polytune.training.primitives.model import lora_targets
+    def __init__(self, model_dir: Path, rows: list[list[int]]):
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    torch.manual_seed(0)
-    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=32, target_modules=lora_targets(base, LoraSettings(rank=8)),
-                                            task_type="CAUSAL_LM"))
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    ids = torch.tensor([r[:-1] for r in rows])
-    targets = torch.tensor([r[1:] for r in rows])
-    times = []
-    for _ in range(steps + 1):
-        start = time.perf_counter()
-        logp = torch.log_softmax(model(input_ids=ids).logits.float(), -1)
-        loss = -logp.gather(-1, targets.unsqueeze(-1)).sum()
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+        from polytune.domain.primitives import LoraSettings
+        from polytune.training.primitives.model import lora_targets
+
+        self.torch = torch
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        torch.manual_seed(0)
+        targets = lora_targets(base, LoraSettings(rank=8))
+        self.model = get_peft_model(base, LoraConfig(r=8, lora_alpha=32, target_modules=targets, task_type="CAUSAL_LM"))
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=1e-3)
+        self.ids = torch.tensor([r[:-1] for r in rows])
+        self.targets = torch.tensor([r[1:] for r in rows])
+
+    def step(self) -> None:
+        logp = self.torch.log_softmax(self.model(input_ids=self.ids).logits.float(), -1)
+        (-logp.gather(-1, self.targets.unsqueeze(-1)).sum()).backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
 
 
-def via_tinker(tmp: Path, rows: list[list[int]], steps: int) -> float:
+def measure(tmp: Path, rows: list[list[int]], steps: int) -> tuple[float, float]:
+    """Median seconds per step (plain, tinker), the two taking turns step by step so that the
+    machine's load (busy on the development machine) weighs on both alike."""
     import subprocess
 
     import tinker
     from tinker import types
 
+    from polytune.catalog.models import Catalog
     from tests.conftest import BIN, LiveServer
 
     server = LiveServer(tmp, f"sqlite:///{tmp / 'polytune.db'}")
@@ -80,17 +83,24 @@ def via_tinker(tmp: Path, rows: list[list[int]], steps: int) -> float:
                              env=server.env, capture_output=True, text=True, check=True).stdout.split()[-1]
         service = tinker.ServiceClient(base_url=server.url, api_key=key)
         tc = service.create_lora_training_client(base_model="polytune-tiny", rank=8, seed=0).result()
+        catalog = Catalog(tmp / "data")  # the server built polytune-tiny there
+        plain = Plain(Path(catalog.resolve_path(catalog.get("polytune-tiny"))), rows)
         data = [types.Datum(model_input=types.ModelInput.from_ints(r[:-1]), loss_fn_inputs={"target_tokens": r[1:]})
                 for r in rows]
-        times = []
-        for _ in range(steps + 1):
-            start = time.perf_counter()
+
+        def tinker_step() -> None:
             fb = tc.forward_backward(data, "cross_entropy")
             step = tc.optim_step(types.AdamParams(learning_rate=1e-3))
             fb.result()
             step.result()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times[1:])
+
+        plain_times, tinker_times = [], []
+        for _ in range(steps + 1):  # the first of each is a warm-up
+            for call, times in ((plain.step, plain_times), (tinker_step, tinker_times)):
+                start = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - start)
+        return statistics.median(plain_times[1:]), statistics.median(tinker_times[1:])
     finally:
         server.stop()
 
@@ -104,16 +114,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.smoke:
         args.steps, args.batch, args.tokens = 2, 2, 16
-    from polytune.catalog.models import Catalog
-
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        server_tmp = tmp_path / "server"
-        # The server builds polytune-tiny in its own data dir; the plain loop uses that same folder.
-        rows = batch(args.batch, args.tokens)
-        tinker_s = via_tinker(server_tmp, rows, args.steps)
-        catalog = Catalog(server_tmp / "data")
-        plain_s = plain(Path(catalog.resolve_path(catalog.get("polytune-tiny"))), rows, args.steps)
+        plain_s, tinker_s = measure(Path(tmp) / "server", batch(args.batch, args.tokens), args.steps)
     print("| model | batch x tokens | plain torch s/step | tinker API s/step | plain / tinker |")
     print("|---|---|---|---|---|")
     print(f"| polytune-tiny | {args.batch} x {args.tokens} | {plain_s:.4f} | {tinker_s:.4f} | {plain_s / tinker_s:.2f} |")
