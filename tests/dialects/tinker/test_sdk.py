@@ -200,3 +200,21 @@ def test_an_importance_sampling_step_on_the_samplers_own_logprobs(trained):
         assert trained_logprobs == pytest.approx(list(seq.logprobs), abs=1e-3)
     assert result.metrics["loss:sum"] == pytest.approx(-total_advantage, abs=1e-2)
     tc.optim_step(types.AdamParams(learning_rate=1e-3)).result()
+
+
+def test_training_runs_and_checkpoints_are_listed(trained, service_a, service_b):
+    import tinker
+
+    tc = trained[0]
+    tc.save_state("listed").result()
+    rest = service_a.create_rest_client()
+    checkpoints = rest.list_checkpoints(tc.model_id).result().checkpoints
+    listed = [c for c in checkpoints if c.tinker_path.endswith("/weights/listed")]
+    assert listed and listed[0].checkpoint_type == "training" and listed[0].size_bytes > 0
+    run_id = listed[0].tinker_path.split("/")[2]  # tinker://<run>/weights/<name>: the run's job id
+    runs = rest.list_training_runs().result()
+    assert run_id in {r.training_run_id for r in runs.training_runs} and runs.cursor.total_count >= 1
+    run = rest.get_training_run(run_id).result()
+    assert run.base_model == "polytune-tiny" and run.lora_rank == 8 and run.last_checkpoint is not None
+    with pytest.raises(tinker.NotFoundError):
+        service_b.create_rest_client().list_checkpoints(run_id).result()

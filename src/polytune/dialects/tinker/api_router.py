@@ -163,6 +163,25 @@ async def asample(body: w.Sample, org_id: OrgId, prims: Prims) -> dict[str, Any]
     return _future(request_id, sample_sequence_ids=[f"{request_id}:{i}" for i in range(body.num_samples)])
 
 
+# -- training runs and their checkpoints (RestClient) ----------------------------------------------
+@router.get("/training_runs")
+def list_training_runs(org_id: OrgId, prims: Prims, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise InvalidRequest("limit must be 1..1000 and offset >= 0.", param="limit")
+    runs, total = prims.runs.list_runs(org_id, limit, offset)
+    return {"training_runs": runs, "cursor": {"offset": offset, "limit": limit, "total_count": total}}
+
+
+@router.get("/training_runs/{run_id}")
+def get_training_run(run_id: str, org_id: OrgId, prims: Prims) -> dict[str, Any]:
+    return prims.runs.describe(org_id, run_id)
+
+
+@router.get("/training_runs/{run_id}/checkpoints")
+def list_checkpoints(run_id: str, org_id: OrgId, prims: Prims) -> dict[str, Any]:
+    return {"checkpoints": prims.runs.checkpoints(prims.runs.job_id(org_id, run_id))}
+
+
 # -- futures ------------------------------------------------------------------------------------
 @router.post("/retrieve_future")
 async def retrieve_future(body: w.RetrieveFuture, org_id: OrgId, prims: Prims) -> Response:
