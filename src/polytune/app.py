@@ -80,7 +80,8 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     services.inference = InferenceService(settings, services.models, catalog, blobs)
     services.images = ImageService(settings, services.models, catalog, blobs)
     # The Tinker API's training runs (their models load with each run's first call) and samplers.
-    services.primitives = PrimitiveService(PrimitiveRuns(db, catalog, settings.resolved_data_dir), catalog,
+    services.primitives = PrimitiveService(PrimitiveRuns(db, catalog, settings.resolved_data_dir,
+                                                         idle_seconds=settings.primitives_idle_seconds), catalog,
                                            services.inference)
     return services, db
 

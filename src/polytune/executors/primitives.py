@@ -50,6 +50,11 @@ class PrimitiveWorker:
                 self._next_seq += 1
         return future
 
+    @property
+    def next_seq(self) -> int:
+        with self._lock:
+            return self._next_seq
+
     def close(self) -> None:
         """Stop after the call in progress; calls still waiting fail; the model is freed."""
         with self._lock:

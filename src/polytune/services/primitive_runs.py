@@ -49,14 +49,17 @@ class Run:
     lora: LoraSettings
     worker: PrimitiveWorker
     steps: int = 0
+    last_call: float = field(default_factory=time.monotonic)
+    released: bool = False  # idle: its state saved and its model freed until the next call
     step_loss: float = 0.0  # summed over the forward_backward calls since the last optimizer step
     closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class PrimitiveRuns:
-    def __init__(self, db: Database, catalog: Catalog, data_dir: Path, sweep_interval: float = 1.0):
-        self.db, self.catalog = db, catalog
+    def __init__(self, db: Database, catalog: Catalog, data_dir: Path, sweep_interval: float = 1.0,
+                 idle_seconds: float = 0.0):
+        self.db, self.catalog, self.idle_seconds = db, catalog, idle_seconds
         self.root = Path(data_dir) / "primitives"
         self._runs: dict[str, Run] = {}
         self._ended: dict[str, str] = {}  # model id -> org id of runs that were cancelled or unloaded
@@ -110,7 +113,38 @@ class PrimitiveRuns:
                                  param="model_id", code="invalid_job_state")
         if run is None or run.org_id != org_id:
             raise NotFound(f"No training run '{model_id}'.", param="model_id", code="model_not_found")
+        with run.lock:
+            run.last_call = time.monotonic()
+            if run.released:
+                self._reload(run)
         return run
+
+    # -- idle release --------------------------------------------------------------------------
+    def _idle_folder(self, run: Run) -> Path:
+        return self.root / run.job_id / "idle"
+
+    def _release(self, run: Run) -> None:
+        """Save the run's whole state (adapter and optimizer), then free its model."""
+        with run.lock:
+            if run.released or run.closed or time.monotonic() - run.last_call < self.idle_seconds:
+                return
+            folder = self._idle_folder(run)
+            folder.mkdir(parents=True, exist_ok=True)
+            run.worker.submit(lambda model: model.save_state(folder)).result()
+            run.worker.close()
+            run.released = True
+        with self.db.session() as s:
+            job_store.add_event(s, run.job_id, f"Idle for {self.idle_seconds:g} s: state saved, model released "
+                                "(it loads again at the next call)")
+
+    def _reload(self, run: Run) -> None:
+        """Under run.lock: a new worker continues from the saved state and the same seq_id."""
+        folder = self._idle_folder(run)
+        worker = PrimitiveWorker(run.job_id, run.base_dir, run.base_model, run.lora, first_seq=run.worker.next_seq)
+        worker.submit(lambda model: model.load_state(folder, optimizer=True))
+        run.worker, run.released = worker, False
+        with self.db.session() as s:
+            job_store.add_event(s, run.job_id, "Called again: model loaded back from its saved state")
 
     def submit(self, org_id: str, model_id: str, call: Call, seq_id: int | None) -> Future:
         run = self.get(org_id, model_id)
@@ -162,6 +196,12 @@ class PrimitiveRuns:
                 if run.job_id in ended:
                     log.info("training run %s ended (job %s); freeing its model", run.model_id, run.job_id)
                     self._close(run)
+                elif (self.idle_seconds and not run.released
+                      and time.monotonic() - run.last_call >= self.idle_seconds):
+                    try:
+                        self._release(run)
+                    except Exception:  # noqa: BLE001 - the run stays loaded; the next sweep tries again
+                        log.exception("releasing idle training run %s failed", run.model_id)
 
     def close(self) -> None:
         self._stop.set()
