@@ -140,6 +140,8 @@ def test_cancel_from_the_openai_api_frees_the_run(service_a, tinker_server):
     before = job_ids()
     tc = service_a.create_lora_training_client(base_model="polytune-tiny", rank=4).result()
     (job_id,) = job_ids() - before
+    paused = httpx.post(f"{tinker_server.url}/v1/fine_tuning/jobs/{job_id}/pause", headers=a)
+    assert paused.status_code == 400 and "Tinker" in paused.json()["error"]["message"]
     cancelled = httpx.post(f"{tinker_server.url}/v1/fine_tuning/jobs/{job_id}/cancel", headers=a).json()
     assert cancelled["status"] == "cancelled"
     # The run's worker lets its model go within a sweep; its calls then say the run has ended.
