@@ -24,6 +24,7 @@ from polytune.dialects.seekr import errors as seekr_errors
 from polytune.dialects.openai.mount import OPENAI_PREFIXES, mount_openai
 from polytune.dialects.seekr.router import router as seekr_router
 from polytune.dialects.oxen.router import router as oxen_router
+from polytune.dialects.tinker.api_router import router as tinker_router
 from polytune.dialects.url_guard import UrlGuardMiddleware
 from polytune.domain.errors import DomainError
 from polytune.executors import make_executor
@@ -43,6 +44,8 @@ from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
 from polytune.services.model_export import ModelExportService
 from polytune.services.models import ModelService
+from polytune.services.primitive_runs import PrimitiveRuns
+from polytune.services.primitives import PrimitiveService
 from polytune.services.projects import ProjectService
 from polytune.services.quotas import Quotas
 from polytune.services.repo_jobs import RepoJobService
@@ -84,6 +87,10 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     services.exports = ModelExportService(settings, services.models, catalog, blobs)
     services.evals = EvalService(db, GraderService(settings).config)
     services.eval_runs = EvalRunService(db, services.evals, services.files, services.models)
+    # The Tinker API's training runs (their models load with each run's first call) and samplers.
+    services.primitives = PrimitiveService(PrimitiveRuns(db, catalog, settings.resolved_data_dir,
+                                                         idle_seconds=settings.primitives_idle_seconds), catalog,
+                                           services.inference)
     return services, db
 
 
@@ -151,6 +158,7 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
                 scheduler.stop()
             services.grader_runs.shutdown()
             services.inference.close()
+            services.primitives.close()
             db.dispose()
 
     app = FastAPI(title="polytune", version=__version__, lifespan=lifespan)
@@ -174,6 +182,8 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app.include_router(seekr_router)
     # Oxen's client builds <host>/api/repos/... itself: its routes live at the root.
     app.include_router(oxen_router)
+    # Tinker's SDK calls <base_url>/api/v1/...: the training primitives (docs/tinker.md).
+    app.include_router(tinker_router)
     # The dashboard at `/` (its assets under /dashboard/): static pages over the /v1 API.
     mount_dashboard(app)
     openapi_doc.install(app)  # the hand-parsed request bodies, in /openapi.json

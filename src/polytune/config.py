@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     validation_workers: int = Field(default=2, ge=1, description="threads validating jobs' data")
     max_retries: int = Field(default=3, ge=0, description="times a job whose worker died is resumed")
     heartbeat_timeout: float = Field(default=120.0, description="seconds of worker silence = lost")
+    # The Tinker API (docs/tinker.md): a training run with no call for this long saves its state,
+    # frees its model, and loads it back at its next call. 0: never.
+    primitives_idle_seconds: float = Field(default=1800.0, ge=0, description="idle Tinker runs are released")
     resume_checkpoint_steps: int = Field(default=200, ge=0, description="resume checkpoint every N steps (0: off)")
     resume_checkpoint_minutes: float = Field(default=10.0, ge=0, description="... or every M minutes (0: off)")
     max_jobs_per_org: int = Field(default=0, ge=0, description="running jobs per organization (0: no limit)")

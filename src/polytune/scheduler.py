@@ -88,7 +88,13 @@ class Scheduler:
                 return  # the worker moved it on before it exited
             where = f"step {row.resume_step}" if row.resume_step else "the start (no checkpoint yet)"
             try:
-                if row.status == JobStatus.PAUSING.value:
+                if (row.spec or {}).get("method") == "primitives":
+                    # A Tinker run's model lived in the server that is gone: there is nothing to
+                    # queue (its client drives it call by call); its saved checkpoints remain.
+                    message = f"{reason} The training run ended with it; its saved checkpoints remain."
+                    job_store.transition(s, row, JobStatus.FAILED, message, level="error",
+                                         error={"code": "worker_died", "message": message, "param": None})
+                elif row.status == JobStatus.PAUSING.value:
                     job_store.transition(s, row, JobStatus.PAUSED, f"{reason} The job is paused; it "
                                          f"will resume from {where}.", worker=None)
                 elif (row.attempts or 0) <= self.max_retries:

@@ -26,16 +26,24 @@ def _services():
 
 
 @keys_app.command("create")
-def keys_create(org: Org) -> None:
+def keys_create(org: Org,
+                prefix: Annotated[str, typer.Option("--prefix", help="how the key starts (the Tinker SDK wants "
+                                                    "'tml-'); valid on every API whatever it is")] = "pt-",
+                ) -> None:
     """Create an API key for an organization (created if new). The key is printed once, on the
     last line; where it was written goes to stderr (a server with another data dir never sees it)."""
+    from polytune.domain.errors import InvalidRequest
+
     settings = Settings()
     database = settings.resolved_database_url
     local = None if settings.database_url else settings.resolved_data_dir / "polytune.db"
     fresh = local is not None and not local.exists()
     services, db = _services()
     try:
-        org_id, key = services.keys.create_key(org)
+        org_id, key = services.keys.create_key(org, prefix)
+    except InvalidRequest as e:
+        typer.echo(f"Error: --prefix: {e.message}", err=True)
+        raise typer.Exit(2) from None
     finally:
         db.dispose()
     if fresh:

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .errors import InvalidRequest
 
 Auto = Literal["auto"]
-Method = Literal["supervised", "dpo", "reinforcement", "image_generation"]
+# "primitives": a training run driven call by call (the Tinker API, services/primitive_runs.py);
+# never created through a job API, so it is in neither tuple below.
+Method = Literal["supervised", "dpo", "reinforcement", "image_generation", "primitives"]
 METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement", "image_generation")
 # Methods whose recipe exists; the others answer a clear 400 until their recipe lands.
 TRAINABLE_METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement", "image_generation")
@@ -243,4 +245,5 @@ class JobSpec(_Frozenish):
 
     @property
     def training_file(self) -> str:
-        return self.training_files[0]
+        # A `primitives` run (the Tinker API) has no training file: its data comes call by call.
+        return self.training_files[0] if self.training_files else ""

@@ -245,6 +245,11 @@ class JobService:
         paused); a queued job is paused at once."""
         with self.db.session() as s:
             row = _locked(s, org_id, job_id)
+            if (row.spec or {}).get("method") == "primitives":
+                # Its client drives it call by call: an idle run is released by itself (docs/tinker.md).
+                raise InvalidRequest(f"Job {job_id} is a Tinker training run: it can't be paused (an idle run "
+                                     "frees its model by itself); cancel it to end it.",
+                                     param="fine_tuning_job_id", code="invalid_job_state")
             status = JobStatus(row.status)
             if status in (JobStatus.PAUSING, JobStatus.PAUSED):
                 return job_store.to_domain(row)

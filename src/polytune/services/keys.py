@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 import sqlalchemy as sa
 
-from polytune.domain.errors import NotFound, Unauthorized
+from polytune.domain.errors import InvalidRequest, NotFound, Unauthorized
 from polytune.domain.ids import new_id
 from polytune.store import tables as t
 from polytune.store.db import Database, now
 
 KEY_PREFIX = "pt-"
+# A key's prefix is only its look: every key is valid on every API. Some SDKs check it (Tinker's
+# requires "tml-"), hence `keys create --prefix`.
+_PREFIX_RE = re.compile(r"[A-Za-z0-9_]{1,12}-?")
 
 
 def hash_key(key: str) -> str:
@@ -23,9 +27,13 @@ class KeyService:
     def __init__(self, db: Database):
         self.db = db
 
-    def create_key(self, org_name: str) -> tuple[str, str]:
-        """Create the organization if new, and a key for it. Returns (org_id, key)."""
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
+    def create_key(self, org_name: str, prefix: str = KEY_PREFIX) -> tuple[str, str]:
+        """Create the organization if new, and a key for it that starts with `prefix`.
+        Returns (org_id, key)."""
+        if not _PREFIX_RE.fullmatch(prefix):
+            raise InvalidRequest(f"Invalid key prefix '{prefix}': up to 12 letters, digits or underscores, "
+                                 "optionally ending in '-' (e.g. 'tml-').", param="prefix")
+        key = prefix + secrets.token_urlsafe(32)
         with self.db.session() as s:
             org = s.scalar(sa.select(t.Organization).where(t.Organization.name == org_name))
             if org is None:

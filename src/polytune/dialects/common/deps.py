@@ -19,6 +19,7 @@ from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
 from polytune.services.model_export import ModelExportService
 from polytune.services.models import ModelService
+from polytune.services.primitives import PrimitiveService
 from polytune.services.projects import ProjectService
 from polytune.services.repo_jobs import RepoJobService
 from polytune.services.repos import RepoService
@@ -41,6 +42,7 @@ class Services:
     exports: ModelExportService | None = None
     evals: EvalService | None = None
     eval_runs: EvalRunService | None = None
+    primitives: PrimitiveService | None = None
 
 
 def get_services(request: Request) -> Services:
@@ -49,11 +51,11 @@ def get_services(request: Request) -> Services:
 
 def api_key(request: Request) -> str | None:
     """The key from `Authorization: Bearer <key>`; a bare `Authorization: <key>` (SeekrFlow's
-    SDK sends that) is accepted too."""
+    SDK sends that) and `X-API-Key: <key>` (Tinker's SDK sends that) are accepted too."""
     header = request.headers.get("authorization", "").strip()
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return header or None
+    return header or request.headers.get("x-api-key", "").strip() or None
 
 
 def current_org(request: Request, services: Annotated[Services, Depends(get_services)]) -> str:

@@ -1,0 +1,75 @@
+"""Training primitives (the Tinker API): the calls a researcher's own loop makes, in polytune's
+words. The dialect decodes the wire into these; services and the worker act on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# The built-in losses the worker computes (training/primitives/losses.py gives each formula).
+LOSSES: tuple[str, ...] = ("cross_entropy", "importance_sampling", "ppo", "cispo", "dro")
+# What each loss reads from a datum's loss_fn_inputs, besides target_tokens.
+LOSS_INPUTS: dict[str, tuple[str, ...]] = {
+    "cross_entropy": (),
+    "importance_sampling": ("logprobs", "advantages"),
+    "ppo": ("logprobs", "advantages"),
+    "cispo": ("logprobs", "advantages"),
+    "dro": ("logprobs", "advantages"),
+}
+
+
+# The file in a saved state's folder that says what it was trained from (base model, LoRA settings).
+STATE_META = "primitives.json"
+# Tinker fixes alpha and lets the caller choose the rank; the adapter's scale is alpha / rank.
+LORA_ALPHA = 32
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = 32
+    seed: int | None = None
+    train_mlp: bool = True
+    train_attn: bool = True
+    train_unembed: bool = True
+
+
+@dataclass(frozen=True)
+class Datum:
+    tokens: list[int]
+    # loss_fn_inputs, dense, one row per token (target_tokens, weights, logprobs, advantages, ...)
+    inputs: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class AdamSettings:
+    learning_rate: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-12
+    weight_decay: float = 0.0
+    grad_clip_norm: float = 0.0
+
+
+@dataclass
+class ForwardBackwardResult:
+    outputs: list[dict[str, np.ndarray]]  # per datum: logprobs, elementwise_loss
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    # None: the tokenizer's end-of-sequence tokens; [] and no strings: none (runs to max_tokens).
+    stop_tokens: tuple[int, ...] | None = None
+    stop_strings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SampledSequence:
+    tokens: list[int]
+    logprobs: list[float]
+    stop_reason: str  # "stop" or "length"

@@ -1,0 +1,94 @@
+"""Where a training run of the primitives API (Tinker) runs: its model stays resident in a
+worker thread of this server between calls, so no call pays for loading it again.
+
+Calls run one at a time in the order of their seq_id (the SDK numbers them and sends them
+concurrently, so they may arrive out of order); calls without one (get_info) run at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from polytune.domain.primitives import LoraSettings
+
+log = logging.getLogger("polytune.primitives")
+
+Call = Callable[[Any], Any]  # takes the resident model (training/primitives/model.py)
+
+
+class PrimitiveWorker:
+    def __init__(self, name: str, base_dir: str | Path, base_model: str, lora: LoraSettings,
+                 first_seq: int = 1):
+        self.name = name
+        self._queue: queue.Queue[tuple[Call, Future] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[Call, Future]] = {}
+        self._next_seq = first_seq
+        self.ready: Future = Future()
+        self._thread = threading.Thread(target=self._run, args=(base_dir, base_model, lora),
+                                        name=f"polytune-primitives-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, call: Call, seq_id: int | None = None) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if seq_id is None:
+                self._queue.put((call, future))
+                return future
+            if seq_id < self._next_seq or seq_id in self._waiting:
+                future.set_exception(ValueError(f"seq_id {seq_id} was already used"))
+                return future
+            self._waiting[seq_id] = (call, future)
+            while self._next_seq in self._waiting:
+                self._queue.put(self._waiting.pop(self._next_seq))
+                self._next_seq += 1
+        return future
+
+    @property
+    def next_seq(self) -> int:
+        with self._lock:
+            return self._next_seq
+
+    def close(self) -> None:
+        """Stop after the call in progress; calls still waiting fail; the model is freed."""
+        with self._lock:
+            waiting, self._waiting = list(self._waiting.values()), {}
+        for _, future in waiting:
+            future.cancel()
+        self._queue.put(None)
+
+    def _run(self, base_dir: str | Path, base_model: str, lora: LoraSettings) -> None:
+        from polytune.training.primitives.model import PrimitiveModel
+
+        try:
+            model = PrimitiveModel(base_dir, base_model, lora)
+        except Exception as e:  # noqa: BLE001 - reported to every call through `ready`
+            self.ready.set_exception(e)
+            self._fail_all(e)
+            return
+        self.ready.set_result(True)
+        while (item := self._queue.get()) is not None:
+            call, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call(model))
+            except Exception as e:  # noqa: BLE001 - the call's own failure, handed to its caller
+                future.set_exception(e)
+        model.close()
+        self._fail_all(RuntimeError(f"training run {self.name} was stopped"))
+
+    def _fail_all(self, error: Exception) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and item[1].set_running_or_notify_cancel():
+                item[1].set_exception(error)

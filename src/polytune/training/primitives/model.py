@@ -1,0 +1,138 @@
+"""One training run's model: a base model with a LoRA adapter (peft), kept in memory between
+calls, and a torch AdamW over the adapter's parameters. Gradients add up over forward_backward
+calls until optim_step applies and clears them, as the Tinker API says."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from polytune.domain.errors import InvalidRequest
+from polytune.domain.primitives import LORA_ALPHA, STATE_META, AdamSettings, Datum, ForwardBackwardResult, LoraSettings
+from polytune.training.primitives.losses import LOSS_FUNCTIONS
+
+_OPTIMIZER = "optimizer.pt"
+
+
+def lora_targets(model, lora: LoraSettings) -> list[str]:
+    """The Linear layers LoRA goes on: attention, MLP and the unembedding, as asked."""
+    unembed = model.get_output_embeddings()
+    names = set()
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        leaf = name.rsplit(".", 1)[-1]
+        if module is unembed:
+            if lora.train_unembed:
+                names.add(leaf)
+        elif ".mlp." in f".{name}." and lora.train_mlp:
+            names.add(leaf)
+        elif "attn" in name and lora.train_attn:
+            names.add(leaf)
+    if not names:
+        raise InvalidRequest("LoRA needs at least one of train_attn, train_mlp, train_unembed.",
+                             param="lora_config")
+    return sorted(names)
+
+
+class PrimitiveModel:
+    def __init__(self, base_dir: str | Path, base_model: str, lora: LoraSettings, device: str | None = None):
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        self.base_model, self.lora = base_model, lora
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        if lora.seed is not None:
+            torch.manual_seed(lora.seed)
+        config = LoraConfig(r=lora.rank, lora_alpha=LORA_ALPHA, lora_dropout=0.0, bias="none",
+                            target_modules=lora_targets(base, lora), task_type="CAUSAL_LM")
+        self.model = get_peft_model(base, config).to(self.device)
+        self.model.train()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        defaults = AdamSettings()
+        self.optimizer = torch.optim.AdamW(self.params, lr=defaults.learning_rate,
+                                           betas=(defaults.beta1, defaults.beta2), eps=defaults.eps,
+                                           weight_decay=defaults.weight_decay)
+        self.steps = 0
+
+    # -- the calls ------------------------------------------------------------------------------
+    def forward_backward(self, data: list[Datum], loss_fn: str, config: dict[str, Any],
+                         forward_only: bool = False) -> ForwardBackwardResult:
+        fn = LOSS_FUNCTIONS[loss_fn]
+        lengths = [len(d.tokens) for d in data]
+        ids = torch.zeros(len(data), max(lengths), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, d in enumerate(data):
+            ids[i, : lengths[i]] = torch.tensor(d.tokens)
+            mask[i, : lengths[i]] = 1
+        with torch.set_grad_enabled(not forward_only):
+            # Right padding: a causal model's positions before the padding never see it.
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logp_all = torch.log_softmax(logits.float(), dim=-1)
+            total = logp_all.new_zeros(())
+            outputs = []
+            for i, d in enumerate(data):
+                inputs = {k: torch.as_tensor(v, device=self.device) for k, v in d.inputs.items()}
+                targets = inputs.pop("target_tokens").long()
+                logprobs = logp_all[i, : lengths[i]].gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                inputs = {k: v.float() for k, v in inputs.items()}
+                elementwise = fn(logprobs, inputs, config)
+                total = total + elementwise.sum()
+                outputs.append({"logprobs": logprobs.detach().float().cpu().numpy(),
+                                "elementwise_loss": elementwise.detach().float().cpu().numpy()})
+            if not forward_only:
+                total.backward()
+        return ForwardBackwardResult(outputs, {"loss:sum": float(total.detach())})
+
+    def optim_step(self, adam: AdamSettings) -> dict[str, float]:
+        for group in self.optimizer.param_groups:
+            group.update(lr=adam.learning_rate, betas=(adam.beta1, adam.beta2), eps=adam.eps,
+                         weight_decay=adam.weight_decay)
+        max_norm = adam.grad_clip_norm if adam.grad_clip_norm > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.steps += 1
+        return {"grad_norm:mean": float(grad_norm), "learning_rate:mean": adam.learning_rate}
+
+    # -- saved state ----------------------------------------------------------------------------
+    def save_adapter(self, folder: Path) -> None:
+        """The adapter alone (peft's folder): what a sampler or the inference server loads."""
+        self.model.save_pretrained(folder)
+        (folder / STATE_META).write_text(json.dumps({"base_model": self.base_model, "lora": asdict(self.lora),
+                                                "steps": self.steps}))
+
+    def save_state(self, folder: Path) -> None:
+        """The adapter and the optimizer's state: training continues from it as if never stopped."""
+        self.save_adapter(folder)
+        torch.save(self.optimizer.state_dict(), folder / _OPTIMIZER)
+
+    def load_state(self, folder: Path, optimizer: bool) -> None:
+        from peft.utils import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_file(str(folder / "adapter_model.safetensors"), device=str(self.device))
+        set_peft_model_state_dict(self.model, weights)
+        self.steps = json.loads((folder / STATE_META).read_text()).get("steps", 0)
+        if optimizer:
+            if not (folder / _OPTIMIZER).is_file():
+                raise InvalidRequest("This checkpoint was saved for sampling and holds no optimizer state.",
+                                     param="path")
+            self.optimizer.load_state_dict(torch.load(folder / _OPTIMIZER, map_location=self.device))
+
+    def close(self) -> None:
+        del self.model, self.optimizer, self.params
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def saved_settings(folder: Path) -> tuple[str, LoraSettings]:
+    """The base model and LoRA settings a saved state was made with."""
+    meta = json.loads((folder / STATE_META).read_text())
+    return meta["base_model"], LoraSettings(**meta["lora"])
