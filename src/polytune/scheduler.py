@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from polytune import fair_share
 from polytune.domain.job import IllegalTransition, JobStatus
-from polytune.domain.spec import Resources
+from polytune.domain.spec import Resources, method_type
 from polytune.executors import Executor
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
@@ -88,7 +88,7 @@ class Scheduler:
                 return  # the worker moved it on before it exited
             where = f"step {row.resume_step}" if row.resume_step else "the start (no checkpoint yet)"
             try:
-                if (row.spec or {}).get("method") == "primitives":
+                if method_type(row.spec or {}) == "primitives":
                     # A Tinker run's model lived in the server that is gone: there is nothing to
                     # queue (its client drives it call by call); its saved checkpoints remain.
                     message = f"{reason} The training run ended with it; its saved checkpoints remain."

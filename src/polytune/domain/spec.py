@@ -135,7 +135,14 @@ class ImageGenerationMethod(_Frozenish):
     image: ImageSpec
 
 
-MethodSpec = Annotated[Union[SupervisedMethod, DpoMethod, ReinforcementMethod, ImageGenerationMethod],
+class PrimitivesMethod(_Frozenish):
+    """A Tinker API training run: its data and loss come call by call, so it has no options here."""
+
+    type: Literal["primitives"] = "primitives"
+
+
+MethodSpec = Annotated[Union[SupervisedMethod, DpoMethod, ReinforcementMethod, ImageGenerationMethod,
+                             PrimitivesMethod],
                        Field(discriminator="type")]
 # Each method's own options, by the name the flat form (a method name with the block beside it,
 # as specs were stored before the union) gives them.

@@ -15,7 +15,7 @@ from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.ids import new_id
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint, Event, Page
-from polytune.domain.spec import IMAGE_METHODS, JobSpec
+from polytune.domain.spec import IMAGE_METHODS, JobSpec, method_type
 from polytune.domain.validation import MAX_METADATA_KEYS, check_spec
 from polytune.services.job_validation import JobValidation
 from polytune.catalog.memory_fit import Capacity, check_fit, check_quantization, read_config
@@ -245,7 +245,7 @@ class JobService:
         paused); a queued job is paused at once."""
         with self.db.session() as s:
             row = _locked(s, org_id, job_id)
-            if (row.spec or {}).get("method") == "primitives":
+            if method_type(row.spec or {}) == "primitives":
                 # Its client drives it call by call: an idle run is released by itself (docs/tinker.md).
                 raise InvalidRequest(f"Job {job_id} is a Tinker training run: it can't be paused (an idle run "
                                      "frees its model by itself); cancel it to end it.",

@@ -27,7 +27,7 @@ from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.ids import new_id
 from polytune.domain.job import JobStatus
 from polytune.domain.primitives import LORA_ALPHA, LoraSettings
-from polytune.domain.spec import AdapterSpec, JobSpec, LoraSpec
+from polytune.domain.spec import AdapterSpec, JobSpec, LoraSpec, method_type
 from polytune.executors.primitives import Call, PrimitiveWorker
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
@@ -243,14 +243,14 @@ class PrimitiveRuns:
             return run.job_id
         with self.db.session() as s:
             row = job_store.get_row(s, run_id, org_id=org_id)
-            if row is None or (row.spec or {}).get("method") != "primitives":
+            if row is None or method_type(row.spec or {}) != "primitives":
                 raise NotFound(f"No training run '{run_id}'.", param="training_run_id")
             return row.id
 
     def list_runs(self, org_id: str, limit: int, offset: int) -> tuple[list[dict], int]:
         with self.db.session() as s:
             rows = [r for r in s.scalars(sa.select(t.Job).where(t.Job.org_id == org_id).order_by(t.Job.seq.desc()))
-                    if (r.spec or {}).get("method") == "primitives"]
+                    if method_type(r.spec or {}) == "primitives"]
             described = [self._describe(r) for r in rows[offset:offset + limit]]
         return described, len(rows)
 
