@@ -55,11 +55,11 @@ class JobDataChecker:
         self._lock = threading.Lock()
 
     def counter(self, entry: CatalogEntry) -> TokenCounter:
-        key = (entry.name, entry.source, entry.chat_template)
+        key = (entry.name, entry.source, entry.chat_template, entry.revision)
         with self._lock:
             if key not in self._counters:
                 path = self.catalog.resolve_path(entry)
-                self._counters[key] = TokenCounter(load_tokenizer(path, entry.chat_template))
+                self._counters[key] = TokenCounter(load_tokenizer(path, entry.chat_template, **entry.load_options))
             return self._counters[key]
 
     def check(self, spec: JobSpec) -> DataCheck:
