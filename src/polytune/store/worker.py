@@ -144,7 +144,10 @@ class StoreReporter:
             if s.scalar(sa.select(t.Model.id).where(t.Model.id == model_id)):
                 return model_id
         key = f"models/{self.job_id}/ckpt-step-{step}"
+        started = time.monotonic()
         self.blobs.put_dir(local_dir, key)
+        stored = {"bytes": sum(p.stat().st_size for p in local_dir.rglob("*") if p.is_file()),
+                  "store_seconds": round(time.monotonic() - started, 3)}
         # Stored once: the downloadable tar is this folder archived as it streams (folder_tar.py).
         archive_id = new_id("file")
         archive_bytes = folder_tar.tar_size(folder_tar.members(self.blobs, key, f"ckpt-step-{step}"))
@@ -157,7 +160,7 @@ class StoreReporter:
             s.add(t.Model(id=model_id, org_id=self.org_id, job_id=self.job_id, base_model=self.base_model,
                           kind=self.adapter_kind, is_checkpoint=True, blob_key=key, created_at=now()))
             job_store.add_event(s, self.job_id, f"Checkpoint created at step {step}",
-                                data={"step": step, "model": model_id})
+                                data={"step": step, "model": model_id, **stored})
         return model_id
 
     def result_archive(self, local_dir: Path, filename: str) -> str:

@@ -116,7 +116,11 @@ def fsdp_training_args(model_path: Path | str, *, activation_checkpointing: bool
     FSDP2 (accelerate's preferred version): parameters are sharded one by one, so LoRA's frozen
     and trainable parameters share a wrapped layer without FSDP1's use_orig_params. The state
     dict type is FULL: rank 0 writes resume checkpoints and the final model as whole tensors,
-    which from_pretrained / PeftModel load as they are.
+    which from_pretrained / PeftModel load as they are. (A SHARDED one would have each rank write
+    its part into its own work dir, which on another rank's or node's disk no resume could read.)
+    cpu_ram_efficient_loading: rank 0 alone reads the weights from disk, the other ranks build the
+    model on the meta device and receive their shards from it, so a node holds one CPU copy of
+    the model while loading instead of one per process.
     """
     layers = model_shape(str(model_path)).layer_classes
     return dict(
@@ -127,6 +131,7 @@ def fsdp_training_args(model_path: Path | str, *, activation_checkpointing: bool
             **({"transformer_layer_cls_to_wrap": list(layers)} if layers else {}),
             "state_dict_type": "FULL_STATE_DICT",
             "reshard_after_forward": True,
+            "cpu_ram_efficient_loading": True,
             # FSDP's own checkpointing: the Trainer's would all-gather each layer once more.
             "activation_checkpointing": activation_checkpointing,
         },

@@ -1,0 +1,86 @@
+"""A checkpoint stored once: its .tar download is the stored folder archived as it streams (exact
+size known first, the bytes tarfile reads back); resume checkpoints staged as hard links and
+uploaded in the background, in order, the newest upload's failure kept for the job to act on."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+
+import pytest
+
+from polytune.store import folder_tar
+from polytune.store.blobs import BlobStore
+from polytune.store.uploads import BackgroundUploads, stage
+
+
+@pytest.fixture
+def store(tmp_path):
+    blobs = BlobStore(str(tmp_path / "blobs"))
+    files = {"model.safetensors": b"w" * 5000, "config.json": b"{}", "empty.txt": b"", "exact.bin": b"x" * 512,
+             # A name longer than ustar's 100 characters takes a pax header.
+             "nested/" + "n" * 120 + ".json": b"long name"}
+    for name, data in files.items():
+        with blobs.writer(f"models/job-1/ckpt-step-3/{name}") as f:
+            f.write(data)
+    return blobs, files
+
+
+def test_the_stored_folder_streams_as_a_tar_of_the_announced_size(store):
+    blobs, files = store
+    folder = folder_tar.members(blobs, "models/job-1/ckpt-step-3", "ckpt-step-3")
+    data = b"".join(folder_tar.iter_tar(blobs, folder))
+    assert len(data) == folder_tar.tar_size(folder)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        read = {m.name.removeprefix("ckpt-step-3/"): tar.extractfile(m).read() for m in tar.getmembers()}
+    assert read == files
+    # Nothing was written to the store for it: the folder is the one copy.
+    assert not blobs.exists("files")
+
+
+def test_a_half_written_blob_is_not_part_of_the_archive(store):
+    blobs, files = store
+    pending = blobs.begin("models/job-1/ckpt-step-3/late.bin")
+    pending.write(b"partial")
+    names = [m.name for m in folder_tar.members(blobs, "models/job-1/ckpt-step-3", "c")]
+    assert len(names) == len(files) and not any("partial" in n for n in names)
+    pending.abort()
+
+
+def test_staging_links_survive_the_trainer_rotating_its_folder(tmp_path):
+    folder = tmp_path / "trainer" / "checkpoint-4"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "optimizer.pt").write_bytes(b"o" * 100)
+    (folder / "sub" / "rng.pth").write_bytes(b"r")
+    staged = stage(folder, tmp_path / "trainer" / ".uploading" / "step-4")
+    assert (staged / "optimizer.pt").stat().st_ino == (folder / "optimizer.pt").stat().st_ino  # no bytes copied
+    import shutil
+
+    shutil.rmtree(folder)  # save_total_limit rotation
+    assert (staged / "optimizer.pt").read_bytes() == b"o" * 100 and (staged / "sub" / "rng.pth").read_bytes() == b"r"
+
+
+def test_background_uploads_run_in_order_off_the_caller_and_keep_the_newest_failure():
+    uploads = BackgroundUploads()
+    release, done, threads = threading.Event(), [], set()
+
+    def upload(n):
+        def run():
+            release.wait(10)
+            threads.add(threading.current_thread().name)
+            if n == 2:
+                raise OSError(28, "No space left on device")
+            done.append(n)
+        return run
+
+    for n in (1, 2):
+        uploads.submit(upload(n))
+    assert done == []  # the caller (the training loop) did not wait for them
+    release.set()
+    error = uploads.wait()
+    assert done == [1] and isinstance(error, OSError) and error.errno == 28
+    assert threads and all(name.startswith("polytune-upload") for name in threads)
+    uploads.submit(upload(3))
+    assert uploads.wait() is None and done == [1, 3]  # a later success supersedes the failure
+    uploads.close()
