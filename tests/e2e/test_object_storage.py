@@ -81,20 +81,28 @@ def test_a_job_on_s3_pauses_resumes_from_its_stored_checkpoint_and_stores_each_o
         assert any(f"Resuming from the checkpoint at step {step}" in m for m in messages)
         assert any(m.startswith("Resume checkpoint at step") and "stored" in m for m in messages)
 
-        # The resumed run ends where the uninterrupted one ended (its final weights, from S3).
+        # Each job's weights are in the bucket once: the last epoch's checkpoint is the final model
+        # (one folder, two model ids), no tar copy under files/, no resume checkpoint left after success.
+        stored = fs.find(f"{BUCKET}/store", detail=True)
+        for j in (done, reference):
+            weights = [k for k in stored if k.startswith(f"{BUCKET}/store/models/{j.id}/")
+                       and k.endswith("model.safetensors")]
+            assert len(weights) == 1, weights
+            assert not [k for k in stored if k.startswith(f"{BUCKET}/store/jobs/{j.id}/resume/")]
+        (ckpt,) = client.fine_tuning.jobs.checkpoints.list(done.id).data
+        folder = f"{BUCKET}/store/models/{done.id}/ckpt-step-{ckpt.step_number}"
+        size = stored[f"{folder}/model.safetensors"]["size"]
+        assert not [k for k in stored if "/files/" in k and stored[k]["size"] >= size]
+
+        # The resumed run ends where the uninterrupted one ended (their final weights, from S3).
         def final_weights(j):
-            return load(fs.cat(f"{BUCKET}/store/models/{j.id}/final/model.safetensors"))
+            (key,) = [k for k in stored if k.startswith(f"{BUCKET}/store/models/{j.id}/")
+                      and k.endswith("model.safetensors")]
+            return load(fs.cat(key))
 
         ours, theirs = final_weights(done), final_weights(reference)
         assert max(float((ours[k] - theirs[k]).abs().max()) for k in ours) < 1e-5
 
-        # Each checkpoint once: its weights are in the bucket a single time, and no tar copy of it.
-        (ckpt,) = client.fine_tuning.jobs.checkpoints.list(done.id).data
-        folder = f"{BUCKET}/store/models/{done.id}/ckpt-step-{ckpt.step_number}"
-        stored = fs.find(f"{BUCKET}/store", detail=True)
-        size = stored[f"{folder}/model.safetensors"]["size"]
-        assert [k for k, v in stored.items() if v["size"] == size] == [f"{folder}/model.safetensors"]
-        assert not [k for k in stored if "/files/" in k and stored[k]["size"] >= size]
         # ... and it downloads as a tar whose Content-Length is exact and whose files are the stored ones.
         (archive,) = ckpt.model_extra["result_files"]
         raw = httpx.get(f"{server.url}/v1/files/{archive}/content",

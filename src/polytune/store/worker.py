@@ -58,6 +58,15 @@ def finish(db: Database, job_id: str, target: JobStatus, message: str, *,
             return
 
 
+def drop_resume_checkpoint(db: Database, blobs: BlobStore, job_id: str) -> None:
+    """Delete a finished job's resume checkpoint (and the row's pointer to it)."""
+    with db.session() as s:
+        key = s.scalar(sa.select(t.Job.resume_key).where(t.Job.id == job_id))
+        s.execute(sa.update(t.Job).where(t.Job.id == job_id).values(resume_key=None))
+    if key:
+        blobs.delete(key)
+
+
 def metrics_events(db: Database, job_id: str) -> list[dict[str, Any]]:
     """The data of the job's metrics events, oldest first (every attempt's)."""
     with db.session() as s:

@@ -223,7 +223,11 @@ def publish(db: Database, blobs: BlobStore, attempt: Prepared, result, work: Pat
     spec, job_id, reporter = attempt.job.spec, attempt.job.id, attempt.reporter
     reporter.event("Saving the fine-tuned model")
     key = f"models/{job_id}/final"
-    blobs.put_dir(result.final_dir, key)
+    last_checkpoint = f"models/{job_id}/{result.final_dir.name.replace('step-', 'ckpt-step-')}"
+    if result.final_dir.parent == work / "checkpoints" and blobs.exists(last_checkpoint):
+        key = last_checkpoint  # the last epoch's checkpoint is the final model: stored once, under its key
+    else:
+        blobs.put_dir(result.final_dir, key)
     if spec.output.repository:
         _publish_to_repository(db, blobs, spec, job_id, result.final_dir, work / "checkpoints", reporter)
     results_id = worker_store.add_result_file(db, blobs, org_id=attempt.job.org_id,
@@ -318,6 +322,8 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
             wandb_files = wandb.end(reporter, summary=summary) if wandb else []
             wandb = None
             finish(db, prepared, result, key, [results_id, *wandb_files])
+        # A succeeded job resumes no more: its last resume checkpoint would only take space.
+        worker_store.drop_resume_checkpoint(db, blobs, job_id)
     except TrainingStopped as stop:
         log.info("job %s stopped for %s at step %s", job_id, stop.reason, stop.step)
         if wandb:  # paused or preempted: the next attempt's run joins this one in the job's folder
