@@ -51,7 +51,7 @@ class DataCheck:
 class JobDataChecker:
     def __init__(self, blobs: BlobStore, catalog: Catalog, *, min_examples: int):
         self.blobs, self.catalog, self.min_examples = blobs, catalog, min_examples
-        self._counters: dict[tuple[str, str, str | None], TokenCounter] = {}
+        self._counters: dict[tuple[str, str, str | None, str | None], TokenCounter] = {}
         self._lock = threading.Lock()
 
     def counter(self, entry: CatalogEntry) -> TokenCounter:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from polytune.store.blobs import BlobStore
 
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
-_FORMAT = tarfile.PAX_FORMAT
+_FORMAT: Literal[0, 1, 2] = tarfile.PAX_FORMAT
 
 
 @dataclass(frozen=True)
