@@ -59,7 +59,8 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
     checkpointing = hp.gradient_checkpointing if hp.gradient_checkpointing is not None else cuda
     # A multi-worker job shards the model (FSDP) when POLYTUNE_FSDP says so (sharding.py).
     strategy = job_strategy(Settings().fsdp, model_path, lora=spec.adapter.kind == "lora")
-    fsdp = (fsdp_training_args(model_path, activation_checkpointing=checkpointing)
+    fsdp = (fsdp_training_args(model_path, activation_checkpointing=checkpointing,
+                               efficient_loading=not (spec.adapter.kind == "lora" and entry.lora_train_embeddings))
             if strategy is not None and strategy.fsdp else {})
     if not fsdp:
         # accelerate marks a process that once had an FSDP plugin (ACCELERATE_USE_FSDP) and would
