@@ -6,6 +6,7 @@ and end it."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import shutil
 import tarfile
 import time
@@ -122,6 +123,7 @@ class StoreReporter:
         # Set from the SIGTERM handler: the machine is going away, come back later.
         self.preempted = False
         self.uploads = BackgroundUploads()
+        self.fatal_upload_error: OSError | None = None
 
     def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
         with self.db.session() as s:
@@ -236,6 +238,10 @@ class StoreReporter:
             if old and old != key:
                 self.blobs.delete(old)
         except Exception as e:
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                # Storage is full: no later checkpoint will fit either, so the job stops at its
+                # next step and fails with storage_full (runner.py) instead of training on unprotected.
+                self.fatal_upload_error = e
             if not recorded:  # a partial folder must not be mistaken for a checkpoint
                 with contextlib.suppress(OSError):
                     self.blobs.delete(key)
@@ -247,6 +253,8 @@ class StoreReporter:
             shutil.rmtree(staged, ignore_errors=True)
 
     def stop_request(self) -> str | None:
+        if self.fatal_upload_error is not None:
+            raise self.fatal_upload_error
         if self._request is None and self.preempted:
             self._request = "preempt"
         if self._request is None and time.monotonic() - self._last_poll >= _STOP_POLL_SECONDS:
