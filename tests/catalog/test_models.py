@@ -28,7 +28,9 @@ def test_added_local_models_persist_and_resolve_to_their_folder(tmp_path, tiny):
     folder = tmp_path / "my-model"
     shutil.copytree(tiny[1], folder)
     entry = Catalog(tmp_path / "data").add("mine", folder, base_learning_rate=1e-4, adapter_default="full")
-    assert entry == CatalogEntry(name="mine", source=str(folder), base_learning_rate=1e-4, adapter_default="full")
+    # max_length: the model's context window, from its config (polytune-tiny's 2048), not a fixed 1024.
+    assert entry == CatalogEntry(name="mine", source=str(folder), base_learning_rate=1e-4, adapter_default="full",
+                                 max_length=2048)
     reopened = Catalog(tmp_path / "data")
     assert reopened.get("mine") == entry
     assert reopened.resolve_path(entry) == folder

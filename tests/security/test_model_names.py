@@ -11,6 +11,7 @@ import pytest
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.names import check_model_name
 from tests.conftest import BIN
+from tests.model_folders import shaped_model_folder
 
 
 @pytest.mark.parametrize("name", ["", " ", "../evil", "/abs/path", "a/../b", "a//b", "a/b/c", "x/", ".hidden",
@@ -33,10 +34,7 @@ def _models_add(tmp_path, name: str, folder) -> subprocess.CompletedProcess:
 
 
 def test_cli_refuses_empty_and_path_like_names(tmp_path):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text("{}")
-    (folder / "tokenizer.json").write_text("{}")
+    folder = shaped_model_folder(tmp_path / "model", {"model_type": "llama", "max_position_embeddings": 512})
     for name in ("", "../../etc/x"):
         result = _models_add(tmp_path, name, folder)
         assert result.returncode != 0

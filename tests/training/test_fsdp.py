@@ -75,6 +75,11 @@ def test_the_tiny_model_is_counted_without_loading_it_and_wraps_its_decoder_laye
     assert args["fsdp"] is True and args["activation_checkpointing"] is False
     assert args["fsdp_config"]["transformer_layer_cls_to_wrap"] == ["LlamaDecoderLayer"]
     assert args["fsdp_config"]["version"] == 2 and args["fsdp_config"]["activation_checkpointing"] is True
+    # Rank 0 alone reads the weights; the others receive their shards (one CPU copy per node).
+    assert args["fsdp_config"]["cpu_ram_efficient_loading"] is True
+    # ... but not for a LoRA that trains tied embeddings (peft's re-tying fails on meta ranks).
+    assert fsdp_training_args(model_path, activation_checkpointing=True,
+                              efficient_loading=False)["fsdp_config"]["cpu_ram_efficient_loading"] is False
 
 
 # ---- FSDP training under two gloo ranks ----

@@ -253,7 +253,7 @@ def job_shape(spec: JobSpec, *, adapter_default: str, max_length: int) -> Shape:
                  devices=spec.resources.n_accel * spec.resources.n_node)  # FSDP shards across all workers
 
 
-def read_config(model_path: Path | str) -> dict[str, Any] | None:
+def read_config(model_path: Path | str, **options: Any) -> dict[str, Any] | None:
     """config.json of a local folder, or of a hub id through transformers (cached/offline)."""
     folder = Path(model_path)
     if folder.is_dir():
@@ -264,6 +264,6 @@ def read_config(model_path: Path | str) -> dict[str, Any] | None:
     try:
         from transformers import AutoConfig
 
-        return AutoConfig.from_pretrained(str(model_path)).to_dict()
+        return AutoConfig.from_pretrained(str(model_path), **options).to_dict()
     except (OSError, ValueError):
         return None

@@ -38,6 +38,8 @@ class CatalogEntry:
     # The learning rate that learning_rate_multiplier 1.0 means for this model.
     base_learning_rate: float = 2e-4
     lr_scheduler: Scheduler = "linear"
+    # The context length jobs train at unless they set one: the model's window from its config
+    # when added (model_source.py), or what the operator chose with --max-length.
     max_length: int = 1024
     # None: use the tokenizer's own template.
     chat_template: str | None = None
@@ -59,10 +61,21 @@ class CatalogEntry:
     sample_steps: int = 28
     # Classifier-free guidance when generating; None: the pipeline's own default.
     guidance_scale: float | None = None
+    # A hub id's pinned revision (branch, tag or commit); None: the default branch.
+    revision: str | None = None
+    # The operator's explicit opt-in to run the model's own code (config.json's auto_map).
+    trust_remote_code: bool = False
 
     @property
     def is_local(self) -> bool:
         return Path(self.source).is_absolute()
+
+    @property
+    def load_options(self) -> dict[str, Any]:
+        """What every from_pretrained of this model takes besides its path: the pinned revision
+        and the remote-code opt-in (only when set, so local folders load as before)."""
+        return {**({"revision": self.revision} if self.revision else {}),
+                **({"trust_remote_code": True} if self.trust_remote_code else {})}
 
 
 # Measured on 2 CPU cores with the 25 made-up facts of examples/qa.jsonl: full fine-tuning
@@ -121,26 +134,40 @@ class Catalog:
     def list(self) -> list[CatalogEntry]:
         return [self._tiny, self._tiny_diffusion, self._tiny_unet, *self._load_added()]
 
-    def add(self, name: str, path: Path, **defaults) -> CatalogEntry:
-        """Add a local model folder (config.json and a tokenizer) under `name`.
+    def add(self, name: str, source: Path | str, *, revision: str | None = None, trust_remote_code: bool = False,
+            **defaults) -> CatalogEntry:
+        """Add a model under `name`: a local folder (config.json, a tokenizer, weights) or a hub id
+        (at `revision`). Only its config and tokenizer are read, never its weights; a text model's
+        max_length defaults to its context window (model_source.py).
 
-        `defaults` are CatalogEntry fields (adapter_default, base_learning_rate, ...).
+        `defaults` are CatalogEntry fields (adapter_default, base_learning_rate, max_length, ...).
         """
+        from polytune.catalog.model_source import inspect, is_local
+
         check_model_name(name)
-        folder = Path(path).expanduser().resolve()
-        if defaults.get("kind") == "image":
-            if not (folder / "model_index.json").is_file():
-                raise InvalidRequest(f"{folder} has no model_index.json; expected a diffusers pipeline folder.",
-                                     param="model")
-        elif not (folder / "config.json").is_file():
-            raise InvalidRequest(f"{folder} has no config.json; expected a transformers model folder.",
-                                 param="model")
-        if defaults.get("kind") != "image" and not any((folder / f).is_file() for f in _TOKENIZER_FILES):
-            raise InvalidRequest(f"{folder} has no tokenizer (one of {', '.join(_TOKENIZER_FILES)}).",
-                                 param="model")
         if name in (TINY_NAME, TINY_DIFFUSION_NAME, TINY_UNET_NAME):
             raise InvalidRequest(f"'{name}' is built in and cannot be replaced.", param="model")
-        entry = CatalogEntry(name=name, source=str(folder), **defaults)
+        local = is_local(source)
+        where = str(Path(source).expanduser().resolve()) if local else str(source)
+        if defaults.get("kind") == "image":
+            if not local:
+                raise InvalidRequest("Image models are added from a local diffusers folder.", param="model")
+            if not (Path(where) / "model_index.json").is_file():
+                raise InvalidRequest(f"{where} has no model_index.json; expected a diffusers pipeline folder.",
+                                     param="model")
+        else:
+            if local and (Path(where) / "config.json").is_file() and not any(
+                    (Path(where) / f).is_file() for f in _TOKENIZER_FILES):
+                raise InvalidRequest(f"{where} has no tokenizer (one of {', '.join(_TOKENIZER_FILES)}).",
+                                     param="model")
+            info = inspect(where, revision=revision, trust_remote_code=trust_remote_code)
+            asked = defaults.get("max_length")
+            if asked is not None and not 0 < asked <= info.context_window:
+                raise InvalidRequest(f"max_length {asked} is outside the model's context window "
+                                     f"(1 to {info.context_window}).", param="max_length")
+            defaults.setdefault("max_length", info.context_window)
+        entry = CatalogEntry(name=name, source=where, revision=revision, trust_remote_code=trust_remote_code,
+                             **defaults)
         added = [e for e in self._load_added() if e.name != name] + [entry]
         self._save_added(added)
         return entry
@@ -171,8 +198,8 @@ class Catalog:
             else:
                 from transformers import AutoConfig
 
-                AutoConfig.from_pretrained(entry.source)
-        except OSError as e:
+                AutoConfig.from_pretrained(entry.source, **entry.load_options)
+        except (OSError, ValueError) as e:
             raise InvalidRequest(f"The model '{entry.name}' ({entry.source}) cannot be loaded: {e}",
                                  param="model") from e
         return entry.source

@@ -117,12 +117,31 @@ def set_wandb_key(org: Org,
 
 
 def models_add(name: Annotated[str, typer.Argument(help="the name jobs and requests use")],
-               path: Annotated[str, typer.Argument(help="a local Hugging Face model folder")]) -> None:
-    """Add a local Hugging Face model folder to this server's base model catalog."""
+               source: Annotated[str, typer.Argument(help="a local Hugging Face model folder, or a hub id (org/model)")],
+               max_length: Annotated[int | None, typer.Option(
+                   "--max-length", min=1, help="the context length jobs train at by default "
+                   "(default: the model's context window, from its config)")] = None,
+               revision: Annotated[str | None, typer.Option(
+                   "--revision", help="a hub id's branch, tag or commit to pin")] = None,
+               trust_remote_code: Annotated[bool, typer.Option(
+                   "--trust-remote-code", help="allow a model that ships its own Python code "
+                   "(config.json's auto_map) to run it; refused without this")] = False) -> None:
+    """Add a model to this server's base model catalog. Only its config and tokenizer are read
+    (never its weights), so this is quick for a model of any size."""
     from polytune.catalog.models import Catalog
+    from polytune.domain.errors import InvalidRequest
 
-    entry = Catalog(Settings().resolved_data_dir).add(name, path)
-    out.print(f"Added model '{entry.name}' from {path}")
+    try:
+        entry = Catalog(Settings().resolved_data_dir).add(
+            name, source, revision=revision, trust_remote_code=trust_remote_code,
+            **({"max_length": max_length} if max_length is not None else {}))
+    except InvalidRequest as e:
+        hint = {"max_length": "--max-length", "revision": "--revision",
+                "trust_remote_code": "--trust-remote-code"}.get(e.param or "", "SOURCE")
+        err.print(f"error: {e.message} ({hint})")
+        raise typer.Exit(2) from None
+    pinned = f" at {entry.revision}" if entry.revision else ""
+    out.print(f"Added model '{entry.name}' from {entry.source}{pinned}; context length {entry.max_length}")
 
 
 def catalog_list(json_out: Json = False) -> None:
@@ -131,6 +150,8 @@ def catalog_list(json_out: Json = False) -> None:
 
     entries = Catalog(Settings().resolved_data_dir).list()
     if json_out:
-        print_json([{"name": e.name, "source": str(e.source)} for e in entries])
+        print_json([{"name": e.name, "source": str(e.source), "revision": e.revision, "max_length": e.max_length,
+                     "trust_remote_code": e.trust_remote_code} for e in entries])
         return
-    show(entries, [("name", lambda e: e.name), ("source", lambda e: e.source)], json_out=False)
+    show(entries, [("name", lambda e: e.name), ("source", lambda e: e.source + (f"@{e.revision}" if e.revision else "")),
+                   ("context", lambda e: e.max_length)], json_out=False)

@@ -38,12 +38,14 @@ MAX_LISTED_LINES = 20
 _BATCH = 1024
 
 
-def load_tokenizer(model_path: Path | str, chat_template: str | None = None) -> PreTrainedTokenizerBase:
-    """The tokenizer training uses: the model folder's, with the catalog's template if it sets one."""
+def load_tokenizer(model_path: Path | str, chat_template: str | None = None,
+                   **options: Any) -> PreTrainedTokenizerBase:
+    """The tokenizer training uses: the model folder's, with the catalog's template if it sets one.
+    `options`: the catalog entry's load_options (revision, trust_remote_code)."""
     from polytune.lazy_imports import from_transformers
 
     (auto_tokenizer,) = from_transformers("AutoTokenizer")
-    tokenizer = auto_tokenizer.from_pretrained(model_path)
+    tokenizer = auto_tokenizer.from_pretrained(model_path, **options)
     if chat_template is not None:
         tokenizer.chat_template = chat_template
     return tokenizer

@@ -33,6 +33,8 @@ class ModelTarget:
     base_dir: Path | str  # a local folder (or a hub id for a hub catalog entry)
     adapter_key: str | None = None
     adapter_dir: Path | None = None
+    # The catalog entry's load_options (a hub id's revision, the remote-code opt-in), as pairs.
+    base_options: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -155,7 +156,7 @@ class ModelPool:
         model = self.models.get(target.base_key)
         if model is None:
             self._make_room(folder_bytes(target.base_dir), keep=None)
-            model = LoadedModel(target.base_key, self._load_weights(target.base_dir), self.device)
+            model = LoadedModel(target.base_key, self._load_weights(target.base_dir, **dict(target.base_options)), self.device)
             self.models[target.base_key] = model
             self.loads += 1
             log.info("loaded %s (%.1f MB)", target.base_key, model.bytes / 2**20)
@@ -203,12 +204,12 @@ class ModelPool:
         self._drop_forgotten()
 
     # -- memory ------------------------------------------------------------------------------
-    def _load_weights(self, folder: Path | str):
+    def _load_weights(self, folder: Path | str, **options: Any):
         from polytune.lazy_imports import from_transformers
 
         (auto_model,) = from_transformers("AutoModelForCausalLM")
         dtype = torch.float32 if self.device.type == "cpu" else "auto"
-        model = auto_model.from_pretrained(folder, dtype=dtype)
+        model = auto_model.from_pretrained(folder, dtype=dtype, **options)
         return model.to(self.device).eval()
 
     def _evictable(self, keep: LoadedModel | None) -> list[tuple[float, LoadedModel, LoadedAdapter | None]]:

@@ -29,17 +29,19 @@ class ModelText:
         return self.tokenizer.decode([token_id])
 
 
-def load_model_text(weights_dir: Path | str, config_dir: Path | str, chat_template: str | None = None) -> ModelText:
-    """`weights_dir` holds the tokenizer (a model or adapter folder); `config_dir` the model config."""
+def load_model_text(weights_dir: Path | str, config_dir: Path | str, chat_template: str | None = None,
+                    **options: Any) -> ModelText:
+    """`weights_dir` holds the tokenizer (a model or adapter folder); `config_dir` the model config.
+    `options`: the base model's catalog load_options (revision, trust_remote_code)."""
     from polytune.lazy_imports import from_transformers
 
     AutoConfig, AutoTokenizer, GenerationConfig = from_transformers(  # noqa: N806
         "AutoConfig", "AutoTokenizer", "GenerationConfig")
 
-    tokenizer = AutoTokenizer.from_pretrained(weights_dir)
+    tokenizer = AutoTokenizer.from_pretrained(weights_dir, **options)
     if chat_template is not None:
         tokenizer.chat_template = chat_template
-    config = AutoConfig.from_pretrained(config_dir).get_text_config()
+    config = AutoConfig.from_pretrained(config_dir, **options).get_text_config()
     lengths = [n for n in (getattr(config, "max_position_embeddings", None), tokenizer.model_max_length)
                if isinstance(n, int) and 0 < n < _UNKNOWN_LENGTH]
     stops = set()

@@ -160,9 +160,19 @@ class FileService:
             return _info(row)
 
     def content(self, org_id: str, file_id: str):
-        """(info, chunk iterator) of the file's bytes."""
-        info = self.get(org_id, file_id)
-        return info, self.blobs.iter_chunks(f"files/{file_id}")
+        """(info, chunk iterator) of the file's bytes. A file whose blob is a stored folder (a
+        checkpoint's tar: store/folder_tar.py) is that folder archived as it streams."""
+        with self.db.session() as s:
+            row = self._row(s, org_id, file_id)
+            info, key = _info(row), row.blob_key
+        if key == f"files/{file_id}":
+            return info, self.blobs.iter_chunks(key)
+        from polytune.store import folder_tar
+
+        folder = folder_tar.members(self.blobs, key, key.rstrip("/").rsplit("/", 1)[-1])
+        if not folder:
+            raise NotFound(f"The contents of {file_id} were deleted with the model they belonged to.", param="id")
+        return info, folder_tar.iter_tar(self.blobs, folder)
 
     def delete(self, org_id: str, file_id: str) -> None:
         with self.db.session() as s:

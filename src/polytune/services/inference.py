@@ -100,7 +100,9 @@ class InferenceService:
         if served.kind == "base":
             entry = self.catalog.get(served.id)
             folder = self.catalog.resolve_path(entry)
-            loaded = ModelTarget(served.id, folder), load_model_text(folder, folder, entry.chat_template)
+            options = entry.load_options
+            loaded = (ModelTarget(served.id, folder, base_options=tuple(options.items())),
+                      load_model_text(folder, folder, entry.chat_template, **options))
         else:
             try:
                 # A model that is not a base model always has its weights' blob_key.
@@ -111,8 +113,10 @@ class InferenceService:
             if served.kind == "full":
                 loaded = ModelTarget(served.id, folder), load_model_text(folder, folder)
             else:
-                base = self.catalog.resolve_path(self.catalog.get(served.base_model))
-                loaded = ModelTarget(served.base_model, base, served.id, folder), load_model_text(folder, base)
+                base_entry = self.catalog.get(served.base_model)
+                base, options = self.catalog.resolve_path(base_entry), base_entry.load_options
+                loaded = (ModelTarget(served.base_model, base, served.id, folder, base_options=tuple(options.items())),
+                          load_model_text(folder, base, **options))
         with self._lock:
             self._texts[served.id] = loaded
             while len(self._texts) > _TEXT_CACHE:

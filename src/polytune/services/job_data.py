@@ -51,15 +51,15 @@ class DataCheck:
 class JobDataChecker:
     def __init__(self, blobs: BlobStore, catalog: Catalog, *, min_examples: int):
         self.blobs, self.catalog, self.min_examples = blobs, catalog, min_examples
-        self._counters: dict[tuple[str, str, str | None], TokenCounter] = {}
+        self._counters: dict[tuple[str, str, str | None, str | None], TokenCounter] = {}
         self._lock = threading.Lock()
 
     def counter(self, entry: CatalogEntry) -> TokenCounter:
-        key = (entry.name, entry.source, entry.chat_template)
+        key = (entry.name, entry.source, entry.chat_template, entry.revision)
         with self._lock:
             if key not in self._counters:
                 path = self.catalog.resolve_path(entry)
-                self._counters[key] = TokenCounter(load_tokenizer(path, entry.chat_template))
+                self._counters[key] = TokenCounter(load_tokenizer(path, entry.chat_template, **entry.load_options))
             return self._counters[key]
 
     def check(self, spec: JobSpec) -> DataCheck:

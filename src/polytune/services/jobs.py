@@ -90,7 +90,7 @@ class JobService:
         capacity = self.capacity() if self.capacity is not None else None
         check_quantization(spec, adapter_default=entry.adapter_default, accelerators=capacity is not None)
         if capacity is not None and capacity.device_memory and entry.kind == "text":
-            check_fit(spec, read_config(self.catalog.resolve_path(entry)), adapter_default=entry.adapter_default,
+            check_fit(spec, read_config(self.catalog.resolve_path(entry), **entry.load_options), adapter_default=entry.adapter_default,
                       max_length=entry.max_length, devices=capacity.devices,
                       device_memory=capacity.device_memory, fsdp_setting=capacity.fsdp_setting)
 

@@ -83,7 +83,11 @@ class ModelService:
             row.deleted_at = now()
             served = ServedModel(id=row.id, kind=row.kind,  # type: ignore[arg-type]  # the column holds full|lora
                                  base_model=row.base_model, blob_key=row.blob_key)
-        if self.blobs is not None and served.blob_key:
+            # A job's final model is its last epoch checkpoint's folder when they are the same
+            # weights (stored once): the folder goes only with the last model that uses it.
+            shared = s.scalar(sa.select(sa.func.count()).select_from(t.Model).where(
+                t.Model.blob_key == row.blob_key, t.Model.id != row.id, t.Model.deleted_at.is_(None)))
+        if self.blobs is not None and served.blob_key and not shared:
             self.blobs.delete(served.blob_key)
             self.blobs.delete(f"exports/{served.blob_key}")  # its downloads (services/model_export.py)
         return served

@@ -80,6 +80,14 @@ class BlobStore:
                 shutil.copyfileobj(src, dst, CHUNK)
         return local
 
+    def local_path(self, key: str) -> Path | None:
+        """Where `key` lies on this machine's file system when the store is a local (or shared,
+        mounted) folder, so it is read in place; None for object storage (s3://, gs://, ...)."""
+        if not _is_local(self.fs):
+            return None
+        path = Path(self._path(key))
+        return path if path.exists() else None
+
     def get_file(self, key: str, local: Path) -> Path:
         local.parent.mkdir(parents=True, exist_ok=True)
         with self.open(key) as src, local.open("wb") as dst:
@@ -114,10 +122,15 @@ class PendingBlob:
 @contextlib.contextmanager
 def local_copy(store: BlobStore, key: str) -> Iterator[Path]:
     """A local path with the blob's bytes: the blob itself on a local filesystem, else a temp copy."""
-    if getattr(store.fs, "protocol", None) in ("file", ("file", "local")) or "file" in store.fs.protocol:
+    if _is_local(store.fs):
         yield Path(store._path(key))
         return
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         yield store.get_file(key, Path(d) / Path(key).name)
+
+
+def _is_local(fs) -> bool:
+    protocol = getattr(fs, "protocol", None)
+    return protocol in ("file", ("file", "local")) or "file" in (protocol or ())

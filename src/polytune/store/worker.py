@@ -5,6 +5,9 @@ and end it."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import shutil
 import tarfile
 import time
 from collections.abc import Callable
@@ -17,12 +20,14 @@ from polytune.config import Settings
 from polytune.domain.ids import new_id
 from polytune.domain.job import IllegalTransition, Job, JobStatus
 from polytune.domain.spec import wandb_key_secret
+from polytune.store import folder_tar
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
 from polytune.store.files import add_file
 from polytune.store.secret_box import SecretBox
+from polytune.store.uploads import BackgroundUploads, stage
 from polytune.store.secrets import WANDB_API_KEY, job_secret, org_secret
 
 _STOP_POLL_SECONDS = 1.0
@@ -52,6 +57,15 @@ def finish(db: Database, job_id: str, target: JobStatus, message: str, *,
                                  **fields)
         except (IllegalTransition, job_store.StaleTransition):
             return
+
+
+def drop_resume_checkpoint(db: Database, blobs: BlobStore, job_id: str) -> None:
+    """Delete a finished job's resume checkpoint (and the row's pointer to it)."""
+    with db.session() as s:
+        key = s.scalar(sa.select(t.Job.resume_key).where(t.Job.id == job_id))
+        s.execute(sa.update(t.Job).where(t.Job.id == job_id).values(resume_key=None))
+    if key:
+        blobs.delete(key)
 
 
 def metrics_events(db: Database, job_id: str) -> list[dict[str, Any]]:
@@ -108,6 +122,8 @@ class StoreReporter:
         self._request: str | None = None
         # Set from the SIGTERM handler: the machine is going away, come back later.
         self.preempted = False
+        self.uploads = BackgroundUploads()
+        self.fatal_upload_error: OSError | None = None
 
     def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
         with self.db.session() as s:
@@ -139,18 +155,23 @@ class StoreReporter:
             if s.scalar(sa.select(t.Model.id).where(t.Model.id == model_id)):
                 return model_id
         key = f"models/{self.job_id}/ckpt-step-{step}"
+        started = time.monotonic()
         self.blobs.put_dir(local_dir, key)
-        archive_id, archive_bytes = self._archive(local_dir, f"ckpt-step-{step}")
+        stored = {"bytes": sum(p.stat().st_size for p in local_dir.rglob("*") if p.is_file()),
+                  "store_seconds": round(time.monotonic() - started, 3)}
+        # Stored once: the downloadable tar is this folder archived as it streams (folder_tar.py).
+        archive_id = new_id("file")
+        archive_bytes = folder_tar.tar_size(folder_tar.members(self.blobs, key, f"ckpt-step-{step}"))
         with self.db.session() as s:
             add_file(s, file_id=archive_id, org_id=self.org_id, filename=f"{self.job_id}-ckpt-step-{step}.tar",
-                     purpose="fine-tune-results", size=archive_bytes)
+                     purpose="fine-tune-results", size=archive_bytes, blob_key=key)
             s.add(t.Checkpoint(id=new_id("ftckpt"), job_id=self.job_id, org_id=self.org_id, step=step,
                                created_at=now(), metrics={k: v for k, v in metrics.items() if v is not None},
                                model_id=model_id, result_files=[archive_id]))
             s.add(t.Model(id=model_id, org_id=self.org_id, job_id=self.job_id, base_model=self.base_model,
                           kind=self.adapter_kind, is_checkpoint=True, blob_key=key, created_at=now()))
             job_store.add_event(s, self.job_id, f"Checkpoint created at step {step}",
-                                data={"step": step, "model": model_id})
+                                data={"step": step, "model": model_id, **stored})
         return model_id
 
     def result_archive(self, local_dir: Path, filename: str) -> str:
@@ -164,8 +185,8 @@ class StoreReporter:
         return file_id
 
     def _archive(self, local_dir: Path, name: str, keep=None) -> tuple[str, int]:
-        """The checkpoint folder as one tar file in blob storage (a file id users can download,
-        as Nebius's checkpoints offer). Plain tar: weights barely compress, and tar streams."""
+        """A local folder as one tar file in blob storage (a file id users can download). Plain
+        tar: what is archived barely compresses, and tar streams."""
         file_id = new_id("file")
         with self.blobs.writer(f"files/{file_id}") as out, tarfile.open(fileobj=out, mode="w|") as tar:
             tar.add(local_dir, arcname=name, filter=keep)
@@ -186,18 +207,54 @@ class StoreReporter:
                          "seconds_per_sample": seconds / len(files) if files else None})
 
     def resume_checkpoint(self, step: int, trainer_dir: Path) -> None:
+        """Stage the trainer's folder (hard links) and store it in the background (uploads.py):
+        training goes on meanwhile; wait_uploads() before the job ends."""
+        staged = stage(trainer_dir, trainer_dir.parent / ".uploading" / f"step-{step}")
+        self.uploads.submit(lambda: self._store_resume(step, staged))
+
+    def wait_uploads(self, *, strict: bool = False) -> None:
+        """Wait until every resume checkpoint handed over is stored. `strict`: raise the newest
+        one's error (a pause or preemption needs the checkpoint it just saved)."""
+        error = self.uploads.wait()
+        if strict and error is not None:
+            raise error
+
+    def _store_resume(self, step: int, staged: Path) -> None:
         key = f"jobs/{self.job_id}/resume/step-{step}"
-        self.blobs.put_dir(trainer_dir, key)
-        # The row points at the new checkpoint only once all of it is stored, so a crash
-        # during the copy leaves the previous one in force, intact.
-        with self.db.session() as s:
-            old = s.scalar(sa.select(t.Job.resume_key).where(t.Job.id == self.job_id))
-            s.execute(sa.update(t.Job).where(t.Job.id == self.job_id)
-                      .values(resume_step=step, resume_key=key, heartbeat_at=time.time()))
-        if old and old != key:
-            self.blobs.delete(old)
+        started, recorded = time.monotonic(), False
+        try:
+            self.blobs.put_dir(staged, key)
+            size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
+            # The row points at the new checkpoint only once all of it is stored, so a crash
+            # during the copy leaves the previous one in force, intact.
+            with self.db.session() as s:
+                old = s.scalar(sa.select(t.Job.resume_key).where(t.Job.id == self.job_id))
+                s.execute(sa.update(t.Job).where(t.Job.id == self.job_id)
+                          .values(resume_step=step, resume_key=key, heartbeat_at=time.time()))
+                job_store.add_event(s, self.job_id, f"Resume checkpoint at step {step} stored",
+                                    data={"step": step, "bytes": size,
+                                          "upload_seconds": round(time.monotonic() - started, 3)})
+            recorded = True
+            if old and old != key:
+                self.blobs.delete(old)
+        except Exception as e:
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                # Storage is full: no later checkpoint will fit either, so the job stops at its
+                # next step and fails with storage_full (runner.py) instead of training on unprotected.
+                self.fatal_upload_error = e
+            if not recorded:  # a partial folder must not be mistaken for a checkpoint
+                with contextlib.suppress(OSError):
+                    self.blobs.delete(key)
+            self.event(f"Storing the resume checkpoint at step {step} failed ({type(e).__name__}: {e}); "
+                       "the previous one stays in force and training goes on", level="error",
+                       data={"step": step})
+            raise
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
 
     def stop_request(self) -> str | None:
+        if self.fatal_upload_error is not None:
+            raise self.fatal_upload_error
         if self._request is None and self.preempted:
             self._request = "preempt"
         if self._request is None and time.monotonic() - self._last_poll >= _STOP_POLL_SECONDS:

@@ -25,7 +25,7 @@ def fit_text(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: Catalog
 
     # The rows the job's validation counted, with the same long-example policy applied
     # by the same code and tokenizer, so training drops exactly the lines it reported.
-    counter = TokenCounter(load_tokenizer(model_path, entry.chat_template))
+    counter = TokenCounter(load_tokenizer(model_path, entry.chat_template, **entry.load_options))
 
     def rows_of(fid: str, param: str) -> list[dict]:
         rows: list[dict] = []

@@ -21,7 +21,11 @@ def publish(db: Database, blobs: BlobStore, job: Job, reporter: Reporter, result
     spec, job_id = job.spec, job.id
     reporter.event("Saving the fine-tuned model")
     key = f"models/{job_id}/final"
-    blobs.put_dir(result.final_dir, key)
+    last_checkpoint = f"models/{job_id}/{result.final_dir.name.replace('step-', 'ckpt-step-')}"
+    if result.final_dir.parent == work / "checkpoints" and blobs.exists(last_checkpoint):
+        key = last_checkpoint  # the last epoch's checkpoint is the final model: stored once, under its key
+    else:
+        blobs.put_dir(result.final_dir, key)
     if spec.output.repository:
         _publish_to_repository(db, blobs, spec, job_id, result.final_dir, work / "checkpoints", reporter)
     results_id = worker_store.add_result_file(db, blobs, org_id=job.org_id,

@@ -8,6 +8,7 @@ clear error; it never reaches the server.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -57,13 +58,17 @@ def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path,
     from polytune.training.callback import ResumeEvery
     from polytune.training.recipes import get_recipe
 
-    resume_from = None
-    if resume_key:
-        resume_from = blobs.get_dir(resume_key, work / "resume" / f"checkpoint-{resume_step}")
-        reporter.event(f"Resuming from the checkpoint at step {resume_step}", data={"step": resume_step})
+    from polytune.training.resume_fetch import resume_folder
+
     every = ResumeEvery(steps=settings.resume_checkpoint_steps, seconds=settings.resume_checkpoint_minutes * 60)
-    return get_recipe(spec.method.type).fit(blobs, settings, spec, entry, model_path, work, reporter,
-                                       resume_from=resume_from, every=every)
+    with contextlib.ExitStack() as stack:
+        resume_from = None
+        if resume_key:
+            # Read in place from a file-system store; fetched once per node from object storage.
+            resume_from = stack.enter_context(resume_folder(blobs, resume_key, job_id, resume_step or 0))
+            reporter.event(f"Resuming from the checkpoint at step {resume_step}", data={"step": resume_step})
+        return get_recipe(spec.method.type).fit(blobs, settings, spec, entry, model_path, work, reporter,
+                                           resume_from=resume_from, every=every)
 
 
 def _run_replica(job_id: str, settings: Settings) -> int:
@@ -214,14 +219,25 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
         wandb = start_job_wandb(settings, db, job.spec, job_id, job.org_id, reporter)
         with tempfile.TemporaryDirectory(prefix=f"polytune-{job_id}-") as tmp:
             work = Path(tmp)
-            # Every metrics event also goes to the job's W&B run when it has one.
-            result = fit(blobs, settings, prepared, work, wandb.reporter(reporter) if wandb else reporter,
-                         placement_note)
+            try:
+                # Every metrics event also goes to the job's W&B run when it has one.
+                result = fit(blobs, settings, prepared, work, wandb.reporter(reporter) if wandb else reporter,
+                             placement_note)
+            except TrainingStopped:
+                # A pause or preemption is only as good as the checkpoint it just handed over.
+                reporter.wait_uploads(strict=True)
+                raise
+            finally:
+                # Resume checkpoints upload while training goes on (store/uploads.py); the job
+                # ends only once they are stored, before the work dir they are staged in goes.
+                reporter.wait_uploads()
             key, results_id = publish(db, blobs, prepared.job, prepared.reporter, result, work)
             summary = {"job_id": job_id, "fine_tuned_model": prepared.name}
             wandb_files = wandb.end(reporter, summary=summary) if wandb else []
             wandb = None
             finish(db, prepared, result, key, [results_id, *wandb_files])
+        # A succeeded job resumes no more: its last resume checkpoint would only take space.
+        worker_store.drop_resume_checkpoint(db, blobs, job_id)
     except TrainingStopped as stop:
         log.info("job %s stopped for %s at step %s", job_id, stop.reason, stop.step)
         if wandb:  # paused or preempted: the next attempt's run joins this one in the job's folder
@@ -255,6 +271,7 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
         return 1
     finally:
         stop_beating.set()
+        reporter.uploads.close()
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
         db.dispose()

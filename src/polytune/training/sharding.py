@@ -110,13 +110,21 @@ def job_strategy(setting: str, model_path: Path | str, *, lora: bool) -> Strateg
                            n_params=model_shape(str(model_path)).n_params, lora=lora)
 
 
-def fsdp_training_args(model_path: Path | str, *, activation_checkpointing: bool) -> dict[str, Any]:
+def fsdp_training_args(model_path: Path | str, *, activation_checkpointing: bool,
+                       efficient_loading: bool = True) -> dict[str, Any]:
     """TrainingArguments entries that turn FSDP on.
 
     FSDP2 (accelerate's preferred version): parameters are sharded one by one, so LoRA's frozen
     and trainable parameters share a wrapped layer without FSDP1's use_orig_params. The state
     dict type is FULL: rank 0 writes resume checkpoints and the final model as whole tensors,
-    which from_pretrained / PeftModel load as they are.
+    which from_pretrained / PeftModel load as they are. (A SHARDED one would have each rank write
+    its part into its own work dir, which on another rank's or node's disk no resume could read.)
+    cpu_ram_efficient_loading: rank 0 alone reads the weights from disk, the other ranks build the
+    model on the meta device and receive their shards from it, so a node holds one CPU copy of
+    the model while loading instead of one per process. `efficient_loading` False for a LoRA
+    that trains tied embeddings (modules_to_save with ensure_weight_tying): measured with
+    accelerate 1.15 / peft, re-tying them on the meta-device ranks fails ("attribute 'weight'
+    already exists"), so those jobs load on every rank as before.
     """
     layers = model_shape(str(model_path)).layer_classes
     return dict(
@@ -127,6 +135,7 @@ def fsdp_training_args(model_path: Path | str, *, activation_checkpointing: bool
             **({"transformer_layer_cls_to_wrap": list(layers)} if layers else {}),
             "state_dict_type": "FULL_STATE_DICT",
             "reshard_after_forward": True,
+            "cpu_ram_efficient_loading": efficient_loading,
             # FSDP's own checkpointing: the Trainer's would all-gather each layer once more.
             "activation_checkpointing": activation_checkpointing,
         },

@@ -6,7 +6,6 @@ config, never weights."""
 from __future__ import annotations
 
 import io
-import json
 
 import openai
 import pytest
@@ -15,6 +14,7 @@ from openai import OpenAI
 from polytune.catalog.models import Catalog
 from tests.conftest import LiveServer
 from tests.helpers import chat_jsonl
+from tests.model_folders import shaped_model_folder
 
 LLAMA_8B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
             "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
@@ -25,10 +25,8 @@ LLAMA_8B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidde
 @pytest.fixture(scope="module")
 def gpu_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gpu-server")
-    folder = tmp / "llama-8b-shape"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(LLAMA_8B))
-    (folder / "tokenizer.json").write_text("{}")  # present, never read by the planner
+    # Config, tokenizer and a sharded index of garbage: the planner reads the config alone.
+    folder = shaped_model_folder(tmp / "llama-8b-shape", LLAMA_8B)
     Catalog(tmp / "data").add("llama-8b-shape", folder, max_length=4096)
     srv = LiveServer(tmp, f"sqlite:///{tmp / 'db.sqlite'}", POLYTUNE_ACCELERATORS="0,1,2,3",
                      POLYTUNE_ACCELERATOR_MEMORY_GB="80")

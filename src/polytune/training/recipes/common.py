@@ -64,7 +64,8 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
     checkpointing = hp.gradient_checkpointing if hp.gradient_checkpointing is not None else cuda
     # A multi-worker job shards the model (FSDP) when POLYTUNE_FSDP says so (sharding.py).
     strategy = job_strategy(settings.fsdp, model_path, lora=spec.adapter.kind == "lora")
-    fsdp = (fsdp_training_args(model_path, activation_checkpointing=checkpointing)
+    fsdp = (fsdp_training_args(model_path, activation_checkpointing=checkpointing,
+                               efficient_loading=not (spec.adapter.kind == "lora" and entry.lora_train_embeddings))
             if strategy is not None and strategy.fsdp else {})
     if not fsdp:
         # accelerate marks a process that once had an FSDP plugin (ACCELERATE_USE_FSDP) and would
@@ -153,7 +154,7 @@ def plan_batches(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, 
     from polytune.training.distributed import world_size
     from polytune.training.sharding import device_memory
 
-    dims = memory.ModelDims.from_config(memory.read_config(model_path) or {})
+    dims = memory.ModelDims.from_config(memory.read_config(model_path, **entry.load_options) or {})
     capacity = device_memory()
     if dims is None or not capacity:
         return plain
@@ -164,15 +165,16 @@ def plan_batches(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, 
                 gradient_accumulation_steps=plan.accumulation)
 
 
-def load_policy(model_path: Path | str, precision: Precision | None = None):
-    """The model to train, in the job's precision (fp32 on CPU: see training/precision.py)."""
+def load_policy(model_path: Path | str, precision: Precision | None = None, **options: Any):
+    """The model to train, in the job's precision (fp32 on CPU: see training/precision.py);
+    `options`: the catalog entry's load_options (revision, trust_remote_code)."""
     from transformers import AutoModelForCausalLM
 
     precision = precision or precision_for_device("full")
-    return AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs(precision))
+    return AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs(precision), **options)
 
 
-def load_reference(spec: JobSpec, model_path: Path | str):
+def load_reference(spec: JobSpec, model_path: Path | str, **options: Any):
     """A full-fine-tune DPO's frozen reference model in the compute dtype, when that differs from
     the policy's (an accelerator: fp32 master weights, bf16 reference); None: trl's own copy."""
     precision = job_precision(spec)
@@ -181,7 +183,7 @@ def load_reference(spec: JobSpec, model_path: Path | str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, precision.reference_dtype))
+    return AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, precision.reference_dtype), **options)
 
 
 def trainer_inputs(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: list[dict[str, Any]],
@@ -192,10 +194,10 @@ def trainer_inputs(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, t
     from polytune.data.tokens import load_tokenizer
 
     return dict(
-        model=load_policy(model_path, job_precision(spec)),
+        model=load_policy(model_path, job_precision(spec), **entry.load_options),
         train_dataset=trl_dataset(train_rows),
         eval_dataset=trl_dataset(val_rows) if val_rows else None,
-        processing_class=tokenizer or load_tokenizer(model_path, entry.chat_template),
+        processing_class=tokenizer or load_tokenizer(model_path, entry.chat_template, **entry.load_options),
         peft_config=lora_config(spec, entry),
         callbacks=callbacks,
     )

@@ -57,5 +57,5 @@ def build_dpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
     # ref_model None: trl loads a frozen copy from the same path for a full fine-tune (in the
     # policy's dtype), and uses the adapter-disabled policy for LoRA. On an accelerator a full
     # fine-tune's reference is loaded here in bf16/fp16 instead (training/precision.py).
-    return quiet(trainer_class(args=config, ref_model=load_reference(spec, model_path),
+    return quiet(trainer_class(args=config, ref_model=load_reference(spec, model_path, **entry.load_options),
                                **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks)))

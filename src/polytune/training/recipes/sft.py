@@ -41,7 +41,7 @@ def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
     settings = worker_settings(settings)
     hp = spec.hyperparameters
     # The tokenizer and template validation counted tokens with (data/tokens.py).
-    tokenizer = load_tokenizer(model_path, entry.chat_template)
+    tokenizer = load_tokenizer(model_path, entry.chat_template, **entry.load_options)
     is_chat = "messages" in train_rows[0]
     assistant_only = False
     if is_chat:
