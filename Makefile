@@ -53,15 +53,15 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-# The habits that keep the layers: ruff (lint), the import contracts (pyproject.toml's
+# The habits that keep the layers: ruff (lint and format), the import contracts (pyproject.toml's
 # [tool.importlinter]: docs/architecture.md lists them), mypy on domain/, services/, store/.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-# ruff's formatter, settings in pyproject.toml's [tool.ruff.format]. Not yet in `lint`: it is
-# applied once, after the parallel branches are merged, and then checked there (`ruff format --check`).
+# ruff's formatter, settings in pyproject.toml's [tool.ruff.format]; `make lint` checks it.
 format: $(STAMP)
 	$(BIN)/ruff format .
 

@@ -43,20 +43,26 @@ def run_job(tmp: Path, epochs: int, every: int, n_checkpoints: int) -> dict:
         body = "\n".join(json.dumps(r) for r in rows()).encode()
         f = client.files.create(file=("qa.jsonl", io.BytesIO(body)), purpose="fine-tune")
         job = client.fine_tuning.jobs.create(
-            model="polytune-tiny", training_file=f.id, seed=SEED,
-            hyperparameters={"n_epochs": epochs, "batch_size": 4, "n_checkpoints": n_checkpoints})
+            model="polytune-tiny",
+            training_file=f.id,
+            seed=SEED,
+            hyperparameters={"n_epochs": epochs, "batch_size": 4, "n_checkpoints": n_checkpoints},
+        )
         while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
             time.sleep(0.5)
         if job.status != "succeeded":
             raise SystemExit(f"job {job.status}: {job.error}")
         events = list(client.fine_tuning.jobs.list_events(job.id, limit=1000))
         blobs = tmp / "data" / "blobs"
-        ckpt_store = sum(p.stat().st_size for p in (blobs / "models" / job.id).glob("ckpt-step-*/**/*")
-                         if p.is_file())
+        ckpt_store = sum(p.stat().st_size for p in (blobs / "models" / job.id).glob("ckpt-step-*/**/*") if p.is_file())
         files_store = sum(p.stat().st_size for p in (blobs / "files").glob("*") if p.is_file())
         finished = next(e for e in events if e.data and "train_steps_per_second" in e.data)
-        return {"events": events, "ckpt_store": ckpt_store, "files_store": files_store,
-                "steps_per_s": finished.data["train_steps_per_second"]}
+        return {
+            "events": events,
+            "ckpt_store": ckpt_store,
+            "files_store": files_store,
+            "steps_per_s": finished.data["train_steps_per_second"],
+        }
     finally:
         server.stop()
 
@@ -74,8 +80,10 @@ def main() -> int:
         # Without first, then with: a first job on a fresh machine pays warm-ups the second does not.
         without = run_job(Path(tmp) / "without", args.epochs, 0, n_checkpoints=0)
         with_ckpts = run_job(Path(tmp) / "with", args.epochs, args.every, n_checkpoints=args.epochs)
-    print(f"\nSFT, polytune-tiny, {args.epochs} epochs, batch 4, a checkpoint each epoch, resume every "
-          f"{args.every} steps\n")
+    print(
+        f"\nSFT, polytune-tiny, {args.epochs} epochs, batch 4, a checkpoint each epoch, resume every "
+        f"{args.every} steps\n"
+    )
     print("| checkpoint | step | MiB | store s |")
     print("|---|---|---|---|")
     folder_bytes = 0
@@ -83,16 +91,24 @@ def main() -> int:
         data = e.data or {}
         if e.message.startswith("Checkpoint created"):
             folder_bytes += data["bytes"]
-            print(f"| epoch (servable, .tar download) | {data['step']} | {data['bytes'] / 2**20:.2f} | "
-                  f"{data['store_seconds']:.3f} |")
+            print(
+                f"| epoch (servable, .tar download) | {data['step']} | {data['bytes'] / 2**20:.2f} | "
+                f"{data['store_seconds']:.3f} |"
+            )
         elif e.message.startswith("Resume checkpoint at step"):
-            print(f"| resume (background upload) | {data['step']} | {data['bytes'] / 2**20:.2f} | "
-                  f"{data['upload_seconds']:.3f} |")
+            print(
+                f"| resume (background upload) | {data['step']} | {data['bytes'] / 2**20:.2f} | "
+                f"{data['upload_seconds']:.3f} |"
+            )
     copies = with_ckpts["ckpt_store"] / folder_bytes if folder_bytes else float("nan")
-    print(f"\nstore bytes of the epoch checkpoints / their folders: {copies:.2f} copies (target 1.00); "
-          f"bytes under files/ (uploads, results): {with_ckpts['files_store'] / 2**20:.2f} MiB")
-    print(f"steps/s with resume checkpoints every {args.every} steps: {with_ckpts['steps_per_s']:.2f}; "
-          f"without: {without['steps_per_s']:.2f}")
+    print(
+        f"\nstore bytes of the epoch checkpoints / their folders: {copies:.2f} copies (target 1.00); "
+        f"bytes under files/ (uploads, results): {with_ckpts['files_store'] / 2**20:.2f} MiB"
+    )
+    print(
+        f"steps/s with resume checkpoints every {args.every} steps: {with_ckpts['steps_per_s']:.2f}; "
+        f"without: {without['steps_per_s']:.2f}"
+    )
     return 0
 
 

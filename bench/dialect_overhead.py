@@ -46,16 +46,29 @@ def api_latency(tmp: Path, n: int) -> list[tuple[str, str, float, float]]:
     try:
         key = server.create_key("bench")
         http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-        fid = http.post("/v1/files", files={"file": ("t.jsonl", chat_jsonl(8))},
-                        data={"purpose": "fine-tune"}).json()["id"]
-        openai_body = {"model": "polytune-tiny", "training_file": fid,
-                       "hyperparameters": {"n_epochs": 2, "lora": True, "lora_r": 8}}
-        seekr_body = {"project_id": None, "training_config": {
-            "training_files": [fid], "model": "polytune-tiny", "n_epochs": 2, "lora_config": {"r": 8}},
-            "infrastructure_config": {"accel_type": "A100", "n_accel": 1}}
-        routes = {"OpenAI /v1": ("/v1/fine_tuning/jobs", openai_body, "/v1/fine_tuning/jobs"),
-                  "TrueFoundry /api/llm": ("/api/llm/fine_tuning/jobs", openai_body, "/api/llm/fine_tuning/jobs"),
-                  "SeekrFlow /v1/flow": ("/v1/flow/fine-tune", seekr_body, "/v1/flow/fine-tunes")}
+        fid = http.post("/v1/files", files={"file": ("t.jsonl", chat_jsonl(8))}, data={"purpose": "fine-tune"}).json()[
+            "id"
+        ]
+        openai_body = {
+            "model": "polytune-tiny",
+            "training_file": fid,
+            "hyperparameters": {"n_epochs": 2, "lora": True, "lora_r": 8},
+        }
+        seekr_body = {
+            "project_id": None,
+            "training_config": {
+                "training_files": [fid],
+                "model": "polytune-tiny",
+                "n_epochs": 2,
+                "lora_config": {"r": 8},
+            },
+            "infrastructure_config": {"accel_type": "A100", "n_accel": 1},
+        }
+        routes = {
+            "OpenAI /v1": ("/v1/fine_tuning/jobs", openai_body, "/v1/fine_tuning/jobs"),
+            "TrueFoundry /api/llm": ("/api/llm/fine_tuning/jobs", openai_body, "/api/llm/fine_tuning/jobs"),
+            "SeekrFlow /v1/flow": ("/v1/flow/fine-tune", seekr_body, "/v1/flow/fine-tunes"),
+        }
         rows = []
         for name, (create, body, read) in routes.items():
             ids = []

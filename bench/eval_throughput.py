@@ -22,10 +22,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-GRADER = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
-          "reference": "{{item.answer}}", "operation": "eq"}
-TEMPLATE = [{"role": "system", "content": "Answer questions about Veloria in a few words."},
-            {"role": "user", "content": "{{item.question}}"}]
+GRADER = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "operation": "eq",
+}
+TEMPLATE = [
+    {"role": "system", "content": "Answer questions about Veloria in a few words."},
+    {"role": "user", "content": "{{item.question}}"},
+]
 
 
 def items(n: int) -> list[dict]:
@@ -34,8 +41,9 @@ def items(n: int) -> list[dict]:
 
     text = resources.files("polytune.examples").joinpath("qa.jsonl").read_text()
     rows = [json.loads(line)["messages"] for line in text.splitlines() if line.strip()]
-    return [{"question": rows[i % len(rows)][1]["content"], "answer": rows[i % len(rows)][2]["content"]}
-            for i in range(n)]
+    return [
+        {"question": rows[i % len(rows)][1]["content"], "answer": rows[i % len(rows)][2]["content"]} for i in range(n)
+    ]
 
 
 def plain_loop(client, model: str, rows: list[dict], tokens: int) -> dict:
@@ -45,8 +53,9 @@ def plain_loop(client, model: str, rows: list[dict], tokens: int) -> dict:
     grader, grading = parse_grader(GRADER), Grading(GraderConfig())
     start, passed = time.perf_counter(), 0
     for row in rows:
-        messages = [{"role": m["role"], "content": m["content"].replace("{{item.question}}", row["question"])}
-                    for m in TEMPLATE]
+        messages = [
+            {"role": m["role"], "content": m["content"].replace("{{item.question}}", row["question"])} for m in TEMPLATE
+        ]
         reply = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=tokens)
         passed += grading.grade(grader, reply.choices[0].message.content or "", row).reward >= 1
     return {"seconds": time.perf_counter() - start, "passed": passed}
@@ -54,10 +63,16 @@ def plain_loop(client, model: str, rows: list[dict], tokens: int) -> dict:
 
 def eval_run(client, eval_id: str, model: str, rows: list[dict], tokens: int) -> dict:
     start = time.perf_counter()
-    run = client.evals.runs.create(eval_id, data_source={
-        "type": "completions", "model": model, "input_messages": {"type": "template", "template": TEMPLATE},
-        "source": {"type": "file_content", "content": [{"item": r} for r in rows]},
-        "sampling_params": {"temperature": 0, "max_completion_tokens": tokens}})
+    run = client.evals.runs.create(
+        eval_id,
+        data_source={
+            "type": "completions",
+            "model": model,
+            "input_messages": {"type": "template", "template": TEMPLATE},
+            "source": {"type": "file_content", "content": [{"item": r} for r in rows]},
+            "sampling_params": {"temperature": 0, "max_completion_tokens": tokens},
+        },
+    )
     while run.status not in ("completed", "failed", "canceled"):
         time.sleep(0.05)
         run = client.evals.runs.retrieve(run.id, eval_id=eval_id)
@@ -84,13 +99,19 @@ def main() -> int:
 
     rows, model = items(args.items), "polytune-tiny"
     with tempfile.TemporaryDirectory() as tmp:
-        server = LiveServer(Path(tmp) / "server", f"sqlite:///{Path(tmp) / 'server' / 'polytune.db'}",
-                            POLYTUNE_INFERENCE_THREADS=str(args.threads))
+        server = LiveServer(
+            Path(tmp) / "server",
+            f"sqlite:///{Path(tmp) / 'server' / 'polytune.db'}",
+            POLYTUNE_INFERENCE_THREADS=str(args.threads),
+        )
         try:
             client = OpenAI(base_url=f"{server.url}/v1", api_key=server.create_key("bench"), max_retries=0)
             client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
-            ev = client.evals.create(name="bench", data_source_config={"type": "custom", "item_schema": {
-                "type": "object"}, "include_sample_schema": True}, testing_criteria=[GRADER])
+            ev = client.evals.create(
+                name="bench",
+                data_source_config={"type": "custom", "item_schema": {"type": "object"}, "include_sample_schema": True},
+                testing_criteria=[GRADER],
+            )
             # Rounds alternate between the two sides, so a busy machine slows both alike; the
             # median round of each side is reported.
             loops, runs = [], []
@@ -103,12 +124,16 @@ def main() -> int:
     loop, run = median(loops), median(runs)
     if loop["passed"] != run["passed"]:
         print(f"warning: the loop passed {loop['passed']} items, the eval run {run['passed']} (greedy: expected equal)")
-    print(f"\nEval of {model} on {args.items} items, greedy, up to {args.tokens} new tokens, string_check, "
-          f"{args.threads} torch thread(s), median of {args.rounds} round(s)\n")
+    print(
+        f"\nEval of {model} on {args.items} items, greedy, up to {args.tokens} new tokens, string_check, "
+        f"{args.threads} torch thread(s), median of {args.rounds} round(s)\n"
+    )
     print("| how | seconds | items/s | passed |")
     print("|---|---|---|---|")
-    print(f"| chat.completions loop + grader | {loop['seconds']:.2f} | {args.items / loop['seconds']:.2f} | "
-          f"{loop['passed']} |")
+    print(
+        f"| chat.completions loop + grader | {loop['seconds']:.2f} | {args.items / loop['seconds']:.2f} | "
+        f"{loop['passed']} |"
+    )
     print(f"| eval run (batched) | {run['seconds']:.2f} | {args.items / run['seconds']:.2f} | {run['passed']} |")
     print(f"\nspeed-up: {loop['seconds'] / run['seconds']:.2f}x (target >= 1.5x)")
     return 0

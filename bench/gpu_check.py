@@ -34,15 +34,37 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-LLAMA_8B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                intermediate_size=14336, vocab_size=128256, tie_word_embeddings=False)
-LLAMA_1B = dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
-                intermediate_size=8192, vocab_size=128256, tie_word_embeddings=True)
-TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            intermediate_size=128, vocab_size=4096, tie_word_embeddings=False)
+LLAMA_8B = dict(
+    hidden_size=4096,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    intermediate_size=14336,
+    vocab_size=128256,
+    tie_word_embeddings=False,
+)
+LLAMA_1B = dict(
+    hidden_size=2048,
+    num_hidden_layers=16,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    intermediate_size=8192,
+    vocab_size=128256,
+    tie_word_embeddings=True,
+)
+TINY = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=128,
+    vocab_size=4096,
+    tie_word_embeddings=False,
+)
 # FLUX.1's transformer: 19 double-stream and 38 single-stream blocks of 24 heads x 128 (~12B).
-FLUX = dict(num_layers=19, num_single_layers=38, attention_head_dim=128, num_attention_heads=24,
-            axes_dims_rope=(16, 56, 56))
+FLUX = dict(
+    num_layers=19, num_single_layers=38, attention_head_dim=128, num_attention_heads=24, axes_dims_rope=(16, 56, 56)
+)
 
 
 @dataclass
@@ -65,13 +87,17 @@ class Row:
 
 def cases(smoke: bool) -> list[Case]:
     if smoke:
-        return [Case("tiny-lora", TINY, "lora", context=128, batch=4, steps=3),
-                Case("tiny-full", TINY, "full", context=128, batch=4, steps=3),
-                Case("tiny-dpo", TINY, "full", method="dpo", context=128, batch=2, steps=2)]
-    return [Case("llama-8b-lora", LLAMA_8B, "lora", context=2048, batch=16, steps=6),
-            Case("llama-8b-qlora", LLAMA_8B, "lora", quantization="nf4", context=2048, batch=16, steps=6),
-            Case("llama-1b-full", LLAMA_1B, "full", context=2048, batch=16, steps=6),
-            Case("llama-1b-dpo", LLAMA_1B, "full", method="dpo", context=1024, batch=8, steps=3)]
+        return [
+            Case("tiny-lora", TINY, "lora", context=128, batch=4, steps=3),
+            Case("tiny-full", TINY, "full", context=128, batch=4, steps=3),
+            Case("tiny-dpo", TINY, "full", method="dpo", context=128, batch=2, steps=2),
+        ]
+    return [
+        Case("llama-8b-lora", LLAMA_8B, "lora", context=2048, batch=16, steps=6),
+        Case("llama-8b-qlora", LLAMA_8B, "lora", quantization="nf4", context=2048, batch=16, steps=6),
+        Case("llama-1b-full", LLAMA_1B, "full", context=2048, batch=16, steps=6),
+        Case("llama-1b-dpo", LLAMA_1B, "full", method="dpo", context=1024, batch=8, steps=3),
+    ]
 
 
 def matmul_peak(cuda: bool) -> float:
@@ -141,13 +167,24 @@ def run_text(case: Case, work: Path, tokenizer_dir: Path, cuda: bool, peak: floa
 
     folder = work / case.name
     build_text_model(case, folder, tokenizer_dir, cuda)
-    spec = JobSpec(model=case.name, method=case.method, training_files=["bench"], seed=0,
-                   hyperparameters=Hyperparameters(n_epochs=1, batch_size=case.batch, learning_rate=1e-5,
-                                                   learning_rate_multiplier=1.0, context_length=case.context,
-                                                   max_steps=case.steps, gradient_checkpointing=True,
-                                                   long_examples="truncate"),
-                   adapter=AdapterSpec(kind=case.adapter, quantization=case.quantization),
-                   preference=PreferenceSpec(beta=0.1) if case.method == "dpo" else None)
+    spec = JobSpec(
+        model=case.name,
+        method=case.method,
+        training_files=["bench"],
+        seed=0,
+        hyperparameters=Hyperparameters(
+            n_epochs=1,
+            batch_size=case.batch,
+            learning_rate=1e-5,
+            learning_rate_multiplier=1.0,
+            context_length=case.context,
+            max_steps=case.steps,
+            gradient_checkpointing=True,
+            long_examples="truncate",
+        ),
+        adapter=AdapterSpec(kind=case.adapter, quantization=case.quantization),
+        preference=PreferenceSpec(beta=0.1) if case.method == "dpo" else None,
+    )
     entry = CatalogEntry(name=case.name, source=str(folder), max_length=case.context, adapter_default=case.adapter)
     times: list[tuple[float, int]] = []
 
@@ -159,17 +196,23 @@ def run_text(case: Case, work: Path, tokenizer_dir: Path, cuda: bool, peak: floa
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    trainer = get_recipe(case.method).build_trainer(spec, entry, folder, text_rows(case, case.batch * case.steps),
-                                                    None, work / f"{case.name}-trainer", [Timer()])
+    trainer = get_recipe(case.method).build_trainer(
+        spec, entry, folder, text_rows(case, case.batch * case.steps), None, work / f"{case.name}-trainer", [Timer()]
+    )
     trainer.train()
     measured = torch.cuda.max_memory_allocated() if cuda else None
     # Throughput after the first step (compilation, allocator warm-up).
     (t0, n0), (t1, n1) = times[0], times[-1]
     tokens_per_s = (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
     dims = memory.ModelDims.from_config(case.config)
-    shape = memory.Shape(adapter="qlora" if case.quantization else case.adapter, method=case.method,
-                         context_length=case.context, micro_batch=trainer.args.per_device_train_batch_size,
-                         gradient_checkpointing=True, compute_bytes=2 if cuda else 4)
+    shape = memory.Shape(
+        adapter="qlora" if case.quantization else case.adapter,
+        method=case.method,
+        context_length=case.context,
+        micro_batch=trainer.args.per_device_train_batch_size,
+        gradient_checkpointing=True,
+        compute_bytes=2 if cuda else 4,
+    )
     estimate = memory.estimate(dims, shape, accelerator=False).total  # the CUDA context is not "allocated"
     n_matmul = dims.n_params - dims.vocab * dims.hidden
     per_token = 6 * n_matmul + 12 * dims.layers * dims.hidden * case.context
@@ -179,12 +222,17 @@ def run_text(case: Case, work: Path, tokenizer_dir: Path, cuda: bool, peak: floa
     out = save_trained(trainer, work / f"{case.name}-checkpoint")
     seconds = time.perf_counter() - c0
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    values = {"micro_batch": trainer.args.per_device_train_batch_size,
-              "accumulation": trainer.args.gradient_accumulation_steps,
-              "tokens_per_s": round(tokens_per_s, 1), "mfu": round(tokens_per_s * per_token / peak, 4),
-              "peak_gib": round(measured / 2**30, 2) if measured else None, "estimate_gib": round(estimate / 2**30, 2),
-              "estimate_ratio": round(estimate / measured, 3) if measured else None,
-              "checkpoint_s": round(seconds, 2), "checkpoint_mib": round(size / 2**20, 1)}
+    values = {
+        "micro_batch": trainer.args.per_device_train_batch_size,
+        "accumulation": trainer.args.gradient_accumulation_steps,
+        "tokens_per_s": round(tokens_per_s, 1),
+        "mfu": round(tokens_per_s * per_token / peak, 4),
+        "peak_gib": round(measured / 2**30, 2) if measured else None,
+        "estimate_gib": round(estimate / 2**30, 2),
+        "estimate_ratio": round(estimate / measured, 3) if measured else None,
+        "checkpoint_s": round(seconds, 2),
+        "checkpoint_mib": round(size / 2**20, 1),
+    }
     del trainer
     shutil.rmtree(folder, ignore_errors=True)
     if cuda:
@@ -215,9 +263,14 @@ def run_image(work: Path, data_dir: Path, cuda: bool, smoke: bool, peak: float) 
 
         old = FluxTransformer2DModel.load_config(folder / "transformer")
         with torch.device("cuda"):
-            big = FluxTransformer2DModel(patch_size=1, in_channels=old["in_channels"], guidance_embeds=False,
-                                         joint_attention_dim=old["joint_attention_dim"],
-                                         pooled_projection_dim=old["pooled_projection_dim"], **FLUX).to(torch.bfloat16)
+            big = FluxTransformer2DModel(
+                patch_size=1,
+                in_channels=old["in_channels"],
+                guidance_embeds=False,
+                joint_attention_dim=old["joint_attention_dim"],
+                pooled_projection_dim=old["pooled_projection_dim"],
+                **FLUX,
+            ).to(torch.bfloat16)
         shutil.rmtree(folder / "transformer")
         big.save_pretrained(folder / "transformer")
         del big
@@ -229,19 +282,30 @@ def run_image(work: Path, data_dir: Path, cuda: bool, smoke: bool, peak: float) 
         path = work / f"img{i}.png"
         Image.fromarray(arr).save(path)
         rows.append({"image": to_data_url(path.read_bytes()), "caption": f"a red square {i}"})
-    spec = JobSpec(model=tiny.name, method="image_generation", training_files=["bench"], seed=0,
-                   hyperparameters=Hyperparameters(max_steps=steps, batch_size=batch, learning_rate=1e-4,
-                                                   n_checkpoints=0),
-                   adapter=AdapterSpec(kind="lora"), image=ImageSpec(samples=0, resolution=size))
+    spec = JobSpec(
+        model=tiny.name,
+        method="image_generation",
+        training_files=["bench"],
+        seed=0,
+        hyperparameters=Hyperparameters(max_steps=steps, batch_size=batch, learning_rate=1e-4, n_checkpoints=0),
+        adapter=AdapterSpec(kind="lora"),
+        image=ImageSpec(samples=0, resolution=size),
+    )
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     result = run_image_training(spec, tiny, folder, rows, work / "image-job", ReplicaReporter())
     measured = torch.cuda.max_memory_allocated() if cuda else None
     size_bytes = sum(f.stat().st_size for f in result.final_dir.rglob("*") if f.is_file())
     images_per_s = steps * batch / result.runtime
-    return Row("flux-shaped-lora" if not smoke else "tiny-flux-lora", {
-        "images_per_s": round(images_per_s, 2), "peak_gib": round(measured / 2**30, 2) if measured else None,
-        "estimate_gib": None, "checkpoint_mib": round(size_bytes / 2**20, 2)})
+    return Row(
+        "flux-shaped-lora" if not smoke else "tiny-flux-lora",
+        {
+            "images_per_s": round(images_per_s, 2),
+            "peak_gib": round(measured / 2**30, 2) if measured else None,
+            "estimate_gib": None,
+            "checkpoint_mib": round(size_bytes / 2**20, 2),
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,8 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet_progress_bars()
     peak = matmul_peak(cuda)
     device = torch.cuda.get_device_name(0) if cuda else f"CPU ({os.cpu_count()} cores)"
-    print(f"# GPU check {time.strftime('%Y-%m-%d')} on {device}: torch {torch.__version__}, CUDA "
-          f"{torch.version.cuda}, transformers {transformers.__version__}; matmul peak {peak / 1e12:.1f} TFLOP/s")
+    print(
+        f"# GPU check {time.strftime('%Y-%m-%d')} on {device}: torch {torch.__version__}, CUDA "
+        f"{torch.version.cuda}, transformers {transformers.__version__}; matmul peak {peak / 1e12:.1f} TFLOP/s"
+    )
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="polytune-gpu-check-") as tmp:
         work = Path(tmp)
@@ -283,9 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         v = r.values
-        print(f"| {r.case} | {v.get('tokens_per_s', v.get('images_per_s'))} | {v.get('mfu', '—')} | "
-              f"{v.get('peak_gib') or '—'} | {v.get('estimate_gib') or '—'} | {v.get('estimate_ratio') or '—'} | "
-              f"{v.get('checkpoint_s', '—')} | {v.get('checkpoint_mib')} |")
+        print(
+            f"| {r.case} | {v.get('tokens_per_s', v.get('images_per_s'))} | {v.get('mfu', '—')} | "
+            f"{v.get('peak_gib') or '—'} | {v.get('estimate_gib') or '—'} | {v.get('estimate_ratio') or '—'} | "
+            f"{v.get('checkpoint_s', '—')} | {v.get('checkpoint_mib')} |"
+        )
     if args.json:
         args.json.write_text(json.dumps({r.case: r.values for r in rows}, indent=2))
     off = [r.case for r in rows if r.values.get("estimate_ratio") and not 0.75 <= r.values["estimate_ratio"] <= 1.25]

@@ -85,9 +85,16 @@ def plain_flux(model_dir: Path, rows: list[dict], steps: int, batch: int) -> flo
         sigmas = torch.rand(batch, generator=g)
         s = sigmas[:, None, None]
         embeds, pooled = data.prompts.take(index)
-        pred = transformer(hidden_states=(1 - s) * x0 + s * noise, timestep=sigmas, guidance=None,
-                           pooled_projections=pooled, encoder_hidden_states=embeds, txt_ids=data.prompts.text_ids,
-                           img_ids=data.image_ids, return_dict=False)[0]
+        pred = transformer(
+            hidden_states=(1 - s) * x0 + s * noise,
+            timestep=sigmas,
+            guidance=None,
+            pooled_projections=pooled,
+            encoder_hidden_states=embeds,
+            txt_ids=data.prompts.text_ids,
+            img_ids=data.image_ids,
+            return_dict=False,
+        )[0]
         return ((pred - (noise - x0)) ** 2).mean()
 
     return steps / _timed_steps(params, optimizer, steps, loss)
@@ -121,8 +128,9 @@ def plain_unet(model_dir: Path, rows: list[dict], steps: int, batch: int) -> flo
         noise = torch.randn(x0.shape, generator=g)
         timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch,), generator=g)
         embeds, _ = data.prompts.take(index)
-        pred = unet(noise_scheduler.add_noise(x0, noise, timesteps), timesteps, encoder_hidden_states=embeds,
-                    return_dict=False)[0]
+        pred = unet(
+            noise_scheduler.add_noise(x0, noise, timesteps), timesteps, encoder_hidden_states=embeds, return_dict=False
+        )[0]
         return ((pred - noise) ** 2).mean()
 
     return steps / _timed_steps(params, optimizer, steps, loss)
@@ -153,20 +161,38 @@ class PolytuneJobs:
 
         with http(self.server, self.key) as c:
             t0 = time.monotonic()
-            ft = c.post(f"/api/repos/{self.repo}/fine_tunes", json={
-                "resource": "main/train.csv", "base_model": base_model, "script_type": "image_generation",
-                "training_params": {"steps": steps, "batch_size": batch, "learning_rate": LR, "lora_rank": RANK,
-                                    "lora_alpha": RANK, "timestep_type": "linear", "sample_every": steps,
-                                    "samples": 2}}).json()["fine_tune"]
+            ft = c.post(
+                f"/api/repos/{self.repo}/fine_tunes",
+                json={
+                    "resource": "main/train.csv",
+                    "base_model": base_model,
+                    "script_type": "image_generation",
+                    "training_params": {
+                        "steps": steps,
+                        "batch_size": batch,
+                        "learning_rate": LR,
+                        "lora_rank": RANK,
+                        "lora_alpha": RANK,
+                        "timestep_type": "linear",
+                        "sample_every": steps,
+                        "samples": 2,
+                    },
+                },
+            ).json()["fine_tune"]
             c.post(f"/api/repos/{self.repo}/fine_tunes/{ft['id']}/actions/run")
             while (ft := c.get(f"/api/repos/{self.repo}/fine_tunes/{ft['id']}").json()["fine_tune"])["status"] not in (
-                    "completed", "errored", "stopped"):
+                "completed",
+                "errored",
+                "stopped",
+            ):
                 time.sleep(0.3)
             wall = time.monotonic() - t0
             if ft["status"] != "completed":
                 raise SystemExit(f"polytune job {ft['status']}: {ft['error']}")
-        events = httpx.get(f"{self.server.url}/v1/fine_tuning/jobs/{ft['id']}/events?limit=200",
-                           headers={"Authorization": f"Bearer {self.key}"}).json()["data"]
+        events = httpx.get(
+            f"{self.server.url}/v1/fine_tuning/jobs/{ft['id']}/events?limit=200",
+            headers={"Authorization": f"Bearer {self.key}"},
+        ).json()["data"]
         finished = next(e["data"] for e in events if e.get("data") and "train_runtime" in e["data"])
         sampled = next(e["data"] for e in events if e.get("data") and "seconds_per_sample" in e["data"])
         # The loop's timing includes the one sampling round (at the last step); take it out.
@@ -215,26 +241,37 @@ def main() -> int:
                     loop, ensure = plain_loops[m]
                     results[m]["plain"].append(loop(ensure(tmp / "models"), rows, args.steps, args.batch_size))
                     results[m]["polytune"].append(jobs.run(MODELS[m], args.steps, args.batch_size))
-                    print(f"round {round_ + 1}/{args.repeats} {m}: plain {results[m]['plain'][-1]:.2f} steps/s, "
-                          f"polytune {results[m]['polytune'][-1]['steps_per_s']:.2f} steps/s", flush=True)
+                    print(
+                        f"round {round_ + 1}/{args.repeats} {m}: plain {results[m]['plain'][-1]:.2f} steps/s, "
+                        f"polytune {results[m]['polytune'][-1]['steps_per_s']:.2f} steps/s",
+                        flush=True,
+                    )
         finally:
             jobs.stop()
-    print(f"\nLoRA r{RANK}, {len(rows)} images 32x32, {args.steps} steps, batch {args.batch_size}, seed {SEED}, "
-          f"{args.repeats} interleaved rounds (plain, polytune) per model\n")
-    print("| model | plain diffusers steps/s (each run) | polytune steps/s (each run) | median plain | median polytune "
-          "| ratio of medians | s per sample |")
+    print(
+        f"\nLoRA r{RANK}, {len(rows)} images 32x32, {args.steps} steps, batch {args.batch_size}, seed {SEED}, "
+        f"{args.repeats} interleaved rounds (plain, polytune) per model\n"
+    )
+    print(
+        "| model | plain diffusers steps/s (each run) | polytune steps/s (each run) | median plain | median polytune "
+        "| ratio of medians | s per sample |"
+    )
     print("|---|---|---|---|---|---|---|")
     for m in models:
         plain = results[m]["plain"]
         ours = [r["steps_per_s"] for r in results[m]["polytune"]]
         per_sample = statistics.median(r["per_sample"] for r in results[m]["polytune"])
         ratio = statistics.median(ours) / statistics.median(plain)
-        print(f"| {MODELS[m]} | {', '.join(f'{v:.2f}' for v in plain)} | {', '.join(f'{v:.2f}' for v in ours)} "
-              f"| {statistics.median(plain):.2f} | {statistics.median(ours):.2f} | **{ratio:.3f}** | {per_sample:.3f} |")
+        print(
+            f"| {MODELS[m]} | {', '.join(f'{v:.2f}' for v in plain)} | {', '.join(f'{v:.2f}' for v in ours)} "
+            f"| {statistics.median(plain):.2f} | {statistics.median(ours):.2f} | **{ratio:.3f}** | {per_sample:.3f} |"
+        )
     walls = [r["job_wall"] for m in models for r in results[m]["polytune"]]
     print("\ntarget: ratio >= 0.95. s per sample: one 32x32 image, 20 denoising steps, LoRA active, in the job.")
-    print(f"polytune job wall time, create -> completed: median {statistics.median(walls):.1f} s "
-          "(includes worker start-up and caching)")
+    print(
+        f"polytune job wall time, create -> completed: median {statistics.median(walls):.1f} s "
+        "(includes worker start-up and caching)"
+    )
     return 0
 
 

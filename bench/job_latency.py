@@ -41,9 +41,13 @@ class Bench:
         from tests.helpers import chat_jsonl
 
         self.url = f"sqlite:///{tmp / 'db.sqlite'}"
-        self.server = LiveServer(tmp, self.url, POLYTUNE_RESUME_CHECKPOINT_STEPS="10",
-                                 POLYTUNE_SCHEDULER_INTERVAL="0.1",
-                                 POLYTUNE_WARM_WORKERS="true" if warm else "false")
+        self.server = LiveServer(
+            tmp,
+            self.url,
+            POLYTUNE_RESUME_CHECKPOINT_STEPS="10",
+            POLYTUNE_SCHEDULER_INTERVAL="0.1",
+            POLYTUNE_WARM_WORKERS="true" if warm else "false",
+        )
         self.client = openai.OpenAI(base_url=f"{self.server.url}/v1", api_key=self.server.create_key("bench"))
         self.file = self.client.files.create(file=("t.jsonl", io.BytesIO(chat_jsonl(16))), purpose="fine-tune").id
 
@@ -52,8 +56,9 @@ class Bench:
         import sqlalchemy as sa
 
         t0 = time.monotonic()
-        job = self.client.fine_tuning.jobs.create(model="polytune-tiny", training_file=self.file, seed=1,
-                                                  hyperparameters=hp)
+        job = self.client.fine_tuning.jobs.create(
+            model="polytune-tiny", training_file=self.file, seed=1, hyperparameters=hp
+        )
         first, killed = None, False
         while True:
             j = self.client.fine_tuning.jobs.retrieve(job.id)

@@ -18,8 +18,12 @@ SIZES = (1_000, 10_000, 100_000)
 
 
 def _table(n: int) -> pa.Table:
-    return pa.table({"question": [f"What is the value of item number {i}?" for i in range(n)],
-                     "answer": [f"Item {i} is worth {i * 7 % 1000} coins." for i in range(n)]})
+    return pa.table(
+        {
+            "question": [f"What is the value of item number {i}?" for i in range(n)],
+            "answer": [f"Item {i} is worth {i * 7 % 1000} coins." for i in range(n)],
+        }
+    )
 
 
 def main() -> None:
@@ -34,8 +38,9 @@ def main() -> None:
             pq.write_table(table, paths["parquet"])
             for fmt, path in paths.items():
                 start = time.perf_counter()
-                examples = question_answer_examples(path, filename=path.name, question_column="question",
-                                                    answer_column="answer")
+                examples = question_answer_examples(
+                    path, filename=path.name, question_column="question", answer_column="answer"
+                )
                 took = time.perf_counter() - start
                 assert len(examples) == n
                 print(f"{fmt:<8} {n:>8} {took:>8.2f} {n / took:>10,.0f}", flush=True)

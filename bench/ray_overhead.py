@@ -43,20 +43,29 @@ class Side:
         from tests.conftest import LiveServer
         from tests.helpers import chat_jsonl
 
-        self.server = LiveServer(tmp, f"sqlite:///{tmp / 'db.sqlite'}", POLYTUNE_SCHEDULER_INTERVAL="0.1",
-                                 POLYTUNE_WORKER_SLOTS="2", **env)
+        self.server = LiveServer(
+            tmp, f"sqlite:///{tmp / 'db.sqlite'}", POLYTUNE_SCHEDULER_INTERVAL="0.1", POLYTUNE_WORKER_SLOTS="2", **env
+        )
         self.key = self.server.create_key("bench")
         self.client = openai.OpenAI(base_url=f"{self.server.url}/v1", api_key=self.key)
         self.file = self.client.files.create(file=("t.jsonl", io.BytesIO(chat_jsonl(16))), purpose="fine-tune").id
 
     def create(self, hp: dict, n_accel: int | None = None) -> str:
         if n_accel is None:
-            return self.client.fine_tuning.jobs.create(model="polytune-tiny", training_file=self.file, seed=1,
-                                                       hyperparameters=hp).id
-        body = {"project_id": None, "infrastructure_config": {"accel_type": "A100", "n_accel": n_accel},
-                "training_config": {"training_files": [self.file], "model": "polytune-tiny", **hp}}
-        r = httpx.post(f"{self.server.url}/v1/flow/fine-tunes", json=body,
-                       headers={"Authorization": f"Bearer {self.key}"}, timeout=60)
+            return self.client.fine_tuning.jobs.create(
+                model="polytune-tiny", training_file=self.file, seed=1, hyperparameters=hp
+            ).id
+        body = {
+            "project_id": None,
+            "infrastructure_config": {"accel_type": "A100", "n_accel": n_accel},
+            "training_config": {"training_files": [self.file], "model": "polytune-tiny", **hp},
+        }
+        r = httpx.post(
+            f"{self.server.url}/v1/flow/fine-tunes",
+            json=body,
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=60,
+        )
         r.raise_for_status()
         return r.json()["id"]
 
@@ -73,8 +82,11 @@ class Side:
                 assert j.status == "succeeded", j.error
                 break
             time.sleep(0.02)
-        (done,) = [e for e in self.client.fine_tuning.jobs.list_events(job_id, limit=200)
-                   if e.message.startswith("Training finished")]
+        (done,) = [
+            e
+            for e in self.client.fine_tuning.jobs.list_events(job_id, limit=200)
+            if e.message.startswith("Training finished")
+        ]
         return first, 1.0 / done.data["train_steps_per_second"]
 
 
@@ -111,13 +123,19 @@ def main() -> int:
     start = {k: statistics.median(v) for k, v in starts.items()}
     step = {k: statistics.median(v) for k, v in steps.items()}
     print("\n| measure | local (warm workers) | Ray, 1 worker | Ray / local |\n|---|---|---|---|")
-    print(f"| POST -> first step (median of {starts_n}) | {start['local']:.2f} s | {start['ray']:.2f} s | "
-          f"{start['ray'] / start['local']:.2f} |")
-    print(f"| trainer seconds per step ({long_hp['n_epochs'] * 8} steps, median of {steps_n}) | "
-          f"{step['local'] * 1000:.1f} ms | "
-          f"{step['ray'] * 1000:.1f} ms | {step['ray'] / step['local']:.2f} |")
-    print(f"\nRay Train, 2 CPU workers (DDP over gloo): POST -> first step {two_first:.2f} s, "
-          f"{two_step * 1000:.1f} ms per step.")
+    print(
+        f"| POST -> first step (median of {starts_n}) | {start['local']:.2f} s | {start['ray']:.2f} s | "
+        f"{start['ray'] / start['local']:.2f} |"
+    )
+    print(
+        f"| trainer seconds per step ({long_hp['n_epochs'] * 8} steps, median of {steps_n}) | "
+        f"{step['local'] * 1000:.1f} ms | "
+        f"{step['ray'] * 1000:.1f} ms | {step['ray'] / step['local']:.2f} |"
+    )
+    print(
+        f"\nRay Train, 2 CPU workers (DDP over gloo): POST -> first step {two_first:.2f} s, "
+        f"{two_step * 1000:.1f} ms per step."
+    )
     return 0
 
 

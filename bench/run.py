@@ -1,6 +1,6 @@
 """Run every benchmark in bench/, one after another, each printing its own table.
 
-    .venv/bin/python bench/run.py [--smoke]   (--smoke: each at its smallest setting)
+.venv/bin/python bench/run.py [--smoke]   (--smoke: each at its smallest setting)
 """
 
 from __future__ import annotations

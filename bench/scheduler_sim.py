@@ -164,19 +164,25 @@ def simulate(jobs: list[Job], capacity: int, policy) -> dict:
             active[pick.org] = active.get(pick.org, 0) + 1
             start[pick.seq] = now
             heapq.heappush(events, (now + jobs[pick.seq].duration, 0, pick.seq))
-    return {"start": start, "util": busy_while_waiting / (capacity * time_waiting), "makespan": last,
-            "decisions": decisions, "us_per_decision": decision_s / decisions * 1e6}
+    return {
+        "start": start,
+        "util": busy_while_waiting / (capacity * time_waiting),
+        "makespan": last,
+        "decisions": decisions,
+        "us_per_decision": decision_s / decisions * 1e6,
+    }
 
 
 def report(jobs: list[Job], fair_finish: list[float], runs: dict[str, dict]) -> list[tuple]:
-    org_rank = {o: r for r, (o, _) in enumerate(sorted(
-        _count(j.org for j in jobs).items(), key=lambda kv: -kv[1]))}
+    org_rank = {o: r for r, (o, _) in enumerate(sorted(_count(j.org for j in jobs).items(), key=lambda kv: -kv[1]))}
     by_org = {o: np.array([j.seq for j in jobs if j.org == o]) for o in org_rank}
     duration = np.array([j.duration for j in jobs]) / 60
     fair_wait = np.array([fair_finish[j.seq] - j.arrival for j in jobs]) / 60 - duration
     waits = {name: np.array([r["start"][j.seq] - j.arrival for j in jobs]) / 60 for name, r in runs.items()}
-    rows = [("utilization while jobs wait", *(f"{r['util']:.1%}" for r in runs.values())),
-            ("makespan (h)", *(f"{r['makespan'] / 3600:.1f}" for r in runs.values()))]
+    rows = [
+        ("utilization while jobs wait", *(f"{r['util']:.1%}" for r in runs.values())),
+        ("makespan (h)", *(f"{r['makespan'] / 3600:.1f}" for r in runs.values())),
+    ]
     for label, lo, hi in GROUPS:
         mask = np.array([lo <= org_rank[j.org] < hi for j in jobs])
         for q in (50, 95, 99):
@@ -185,7 +191,12 @@ def report(jobs: list[Job], fair_finish: list[float], runs: dict[str, dict]) -> 
     not_heavy = np.array([org_rank[j.org] >= GROUPS[0][2] for j in jobs])
     for d in DEMANDS:
         mask = not_heavy & np.array([j.demand == d for j in jobs])
-        rows.append((f"wait p99 (min), {d}-accel jobs, orgs 6-50", *(f"{np.percentile(w[mask], 99):,.0f}" for w in waits.values())))
+        rows.append(
+            (
+                f"wait p99 (min), {d}-accel jobs, orgs 6-50",
+                *(f"{np.percentile(w[mask], 99):,.0f}" for w in waits.values()),
+            )
+        )
     worst, over, excess = [], [], []
     for w in waits.values():
         # Time to result (wait + run), the organization's mean, against the fair share's.
@@ -233,8 +244,18 @@ def claim_cost(jobs: list[Job], url: str, claims: int = 200) -> float:
     with db.session() as s:
         for j in jobs:
             spec = JobSpec(model="polytune-tiny", training_files=["file-x"], resources=Resources(n_accel=j.demand))
-            s.add(t.Job(id=f"ftjob-{j.seq}", org_id=j.org, status="queued", spec=spec.model_dump(mode="json"),
-                        created_at=int(j.arrival), result_files=[], trained_steps=0, attempts=0))
+            s.add(
+                t.Job(
+                    id=f"ftjob-{j.seq}",
+                    org_id=j.org,
+                    status="queued",
+                    spec=spec.model_dump(mode="json"),
+                    created_at=int(j.arrival),
+                    result_files=[],
+                    trained_steps=0,
+                    attempts=0,
+                )
+            )
     sch = Scheduler(db, None, _Cluster(10**9), slots=1)
     times = []
     for _ in range(claims):
@@ -278,11 +299,16 @@ def main() -> int:
     parser.add_argument("--orgs", type=int, default=50)
     parser.add_argument("--capacity", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--database-url", help="time Scheduler._claim on this PostgreSQL, in a scratch schema "
-                                               "(default: a temporary SQLite)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="1,000 jobs, 16 accelerators, 5 timed claims: the smallest run through every part "
-                             "(for the tests; fewer organizations leave the report's groups empty)")
+    parser.add_argument(
+        "--database-url",
+        help="time Scheduler._claim on this PostgreSQL, in a scratch schema (default: a temporary SQLite)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="1,000 jobs, 16 accelerators, 5 timed claims: the smallest run through every part "
+        "(for the tests; fewer organizations leave the report's groups empty)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.jobs, args.capacity = 1000, 16
@@ -290,12 +316,18 @@ def main() -> int:
     t0 = time.monotonic()
     jobs = workload(args.jobs, args.orgs, args.capacity, args.seed)
     fair_finish = fluid_fair_finish(jobs, args.capacity)
-    policies = {"fair_share.choose": choose, "same, no reservation": partial(choose, reserve_after=math.inf),
-                "FIFO": fifo, "FIFO + first-fit": first_fit}
+    policies = {
+        "fair_share.choose": choose,
+        "same, no reservation": partial(choose, reserve_after=math.inf),
+        "FIFO": fifo,
+        "FIFO + first-fit": first_fit,
+    }
     runs = {name: simulate(jobs, args.capacity, p) for name, p in policies.items()}
     rows = report(jobs, fair_finish, runs)
-    print(f"{args.jobs:,} jobs, {len({j.org for j in jobs})} organizations, {args.capacity} accelerators, "
-          f"offered load {LOAD}x, arrivals over {jobs[-1].arrival / 3600:.0f} h, seed {args.seed}")
+    print(
+        f"{args.jobs:,} jobs, {len({j.org for j in jobs})} organizations, {args.capacity} accelerators, "
+        f"offered load {LOAD}x, arrivals over {jobs[-1].arrival / 3600:.0f} h, seed {args.seed}"
+    )
     header = ("measure", *policies)
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     for line in (header, *rows):

@@ -35,8 +35,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PROMPTS = ["Tell me about the river and the king.", "What is the capital of Zorbia?",
-           "Describe a morning in the mountains.", "Who founded the city of Ostrava Nine?"]
+PROMPTS = [
+    "Tell me about the river and the king.",
+    "What is the capital of Zorbia?",
+    "Describe a morning in the mountains.",
+    "Who founded the city of Ostrava Nine?",
+]
 
 
 def build_small(folder: Path, hidden: int = 512, layers: int = 8, intermediate: int = 1536) -> Path:
@@ -47,15 +51,22 @@ def build_small(folder: Path, hidden: int = 512, layers: int = 8, intermediate: 
     from polytune.catalog.tiny import build_tokenizer
 
     tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
-                         num_hidden_layers=layers, num_attention_heads=hidden // 64,
-                         num_key_value_heads=hidden // 64, max_position_embeddings=2048,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 64,
+        num_key_value_heads=hidden // 64,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -98,16 +109,28 @@ class PlainGenerate:
         loop_start = time.perf_counter()
         with torch.inference_mode():
             for text in prompts:
-                inputs = self.tokenizer.apply_chat_template([{"role": "user", "content": text}],
-                                                            add_generation_prompt=True, tokenize=True,
-                                                            return_dict=True, return_tensors="pt")
+                inputs = self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": text}],
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                    return_tensors="pt",
+                )
                 first = FirstToken()
-                out = self.model.generate(**inputs, do_sample=False, max_new_tokens=tokens, streamer=first,
-                                          pad_token_id=self.tokenizer.pad_token_id)
+                out = self.model.generate(
+                    **inputs,
+                    do_sample=False,
+                    max_new_tokens=tokens,
+                    streamer=first,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
                 ttfts.append((first.at or time.perf_counter()) - loop_start)
                 generated += out.shape[1] - inputs["input_ids"].shape[1]
-        return {"tokens": generated, "seconds": time.perf_counter() - loop_start,
-                "ttft": sorted(ttfts)[len(ttfts) // 2]}
+        return {
+            "tokens": generated,
+            "seconds": time.perf_counter() - loop_start,
+            "ttft": sorted(ttfts)[len(ttfts) // 2],
+        }
 
 
 def ask(client, model: str, text: str, tokens: int, stream: bool) -> dict:
@@ -118,8 +141,14 @@ def ask(client, model: str, text: str, tokens: int, stream: bool) -> dict:
         out = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=tokens)
         return {"tokens": out.usage.completion_tokens, "seconds": time.perf_counter() - start, "ttft": None}
     first, usage = None, None
-    for chunk in client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=tokens,
-                                                stream=True, stream_options={"include_usage": True}):
+    for chunk in client.chat.completions.create(
+        model=model,
+        messages=messages,
+        temperature=0,
+        max_tokens=tokens,
+        stream=True,
+        stream_options={"include_usage": True},
+    ):
         if first is None and chunk.choices and chunk.choices[0].delta.content:
             first = time.perf_counter() - start
         usage = chunk.usage or usage
@@ -134,13 +163,22 @@ def one_stream(client, model: str, tokens: int, stream: bool) -> dict:
 def make_adapters(client, base: str, n: int) -> list[str]:
     """n small LoRA fine-tunes of `base` through the API (1 epoch of 12 examples each; a job
     needs at least POLYTUNE_MIN_EXAMPLES, 10 by default)."""
-    rows = [{"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": "Yes."}]}
-            for i in range(12)]
+    rows = [
+        {"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": "Yes."}]}
+        for i in range(12)
+    ]
     data = ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
     f = client.files.create(file=("lora.jsonl", io.BytesIO(data)), purpose="fine-tune")
-    jobs = [client.fine_tuning.jobs.create(model=base, training_file=f.id, suffix=f"bench{i}", seed=i,
-                                           hyperparameters={"n_epochs": 1, "batch_size": 4, "lora": True,
-                                                            "n_checkpoints": 0}) for i in range(n)]
+    jobs = [
+        client.fine_tuning.jobs.create(
+            model=base,
+            training_file=f.id,
+            suffix=f"bench{i}",
+            seed=i,
+            hyperparameters={"n_epochs": 1, "batch_size": 4, "lora": True, "n_checkpoints": 0},
+        )
+        for i in range(n)
+    ]
     models = []
     for job in jobs:
         while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
@@ -160,8 +198,13 @@ def base_streams(client, plain: PlainGenerate, model: str, streams: int, tokens:
     with ThreadPoolExecutor(streams) as pool:
         runs = list(pool.map(lambda text: ask(client, model, text, tokens, True), prompts))
     wall = time.perf_counter() - start
-    return {"streams": streams, "tokens": sum(r["tokens"] for r in runs), "wall": wall,
-            "ttft": sorted(r["ttft"] or r["seconds"] for r in runs)[len(runs) // 2], "plain": looped}
+    return {
+        "streams": streams,
+        "tokens": sum(r["tokens"] for r in runs),
+        "wall": wall,
+        "ttft": sorted(r["ttft"] or r["seconds"] for r in runs)[len(runs) // 2],
+        "plain": looped,
+    }
 
 
 def concurrent(client, models: list[str], streams: int, tokens: int) -> dict:
@@ -175,10 +218,14 @@ def concurrent(client, models: list[str], streams: int, tokens: int) -> dict:
     with ThreadPoolExecutor(streams) as pool:
         runs = list(pool.map(lambda p: ask(client, p[0], p[1], tokens, True), plan))
     wall = time.perf_counter() - start
-    return {"tokens": sum(r["tokens"] for r in runs), "wall": wall,
-            "per_stream": sum(r["tokens"] / r["seconds"] for r in runs) / len(runs),
-            "ttft": sorted(r["ttft"] or r["seconds"] for r in runs)[len(runs) // 2],
-            "sequential_tokens": sum(r["tokens"] for r in sequential), "sequential_wall": sequential_seconds}
+    return {
+        "tokens": sum(r["tokens"] for r in runs),
+        "wall": wall,
+        "per_stream": sum(r["tokens"] / r["seconds"] for r in runs) / len(runs),
+        "ttft": sorted(r["ttft"] or r["seconds"] for r in runs)[len(runs) // 2],
+        "sequential_tokens": sum(r["tokens"] for r in sequential),
+        "sequential_wall": sequential_seconds,
+    }
 
 
 def main() -> int:
@@ -210,8 +257,9 @@ def main() -> int:
             catalog.add(model, build_small(tmp / "small"), adapter_default="lora", base_learning_rate=1e-3)
         model_dir = Path(catalog.resolve_path(catalog.get(model)))
         plain = PlainGenerate(model_dir)
-        server = LiveServer(tmp / "server", f"sqlite:///{tmp / 'server' / 'polytune.db'}",
-                            POLYTUNE_INFERENCE_THREADS=str(args.threads))
+        server = LiveServer(
+            tmp / "server", f"sqlite:///{tmp / 'server' / 'polytune.db'}", POLYTUNE_INFERENCE_THREADS=str(args.threads)
+        )
         try:
             client = OpenAI(base_url=f"{server.url}/v1", api_key=server.create_key("bench"), max_retries=0)
             ask(client, model, PROMPTS[0], 4, False)  # warm-up: the server loads the model
@@ -232,30 +280,44 @@ def main() -> int:
     median = lambda runs: sorted(runs, key=rate)[len(runs) // 2]  # noqa: E731
     parameters = plain.parameters
     plain, whole, streamed = (median(rounds[k]) for k in ("plain", "whole", "streamed"))
-    print(f"\nServing {model} ({parameters / 1e6:.1f} M parameters), greedy, up to {args.tokens} new "
-          f"tokens per request, {len(PROMPTS)} prompts, {args.threads} torch thread(s), {os.cpu_count()} CPU cores, median of {args.rounds} rounds\n")
+    print(
+        f"\nServing {model} ({parameters / 1e6:.1f} M parameters), greedy, up to {args.tokens} new "
+        f"tokens per request, {len(PROMPTS)} prompts, {args.threads} torch thread(s), {os.cpu_count()} CPU cores, median of {args.rounds} rounds\n"
+    )
     print("| one stream | tokens | seconds | tokens/s | ratio to plain |")
     print("|---|---|---|---|---|")
     print(f"| plain transformers `generate` | {plain['tokens']} | {plain['seconds']:.2f} | {rate(plain):.1f} | 1.00 |")
     for name, r in (("polytune /v1/chat/completions", whole), ("polytune, stream=true (SSE)", streamed)):
         print(f"| {name} | {r['tokens']} | {r['seconds']:.2f} | {rate(r):.1f} | {rate(r) / rate(plain):.2f} |")
-    print("\n| concurrent streams, base model | tokens | polytune tokens/s | plain loop tokens/s | ratio | "
-          "polytune median TTFT | plain loop median TTFT |")
+    print(
+        "\n| concurrent streams, base model | tokens | polytune tokens/s | plain loop tokens/s | ratio | "
+        "polytune median TTFT | plain loop median TTFT |"
+    )
     print("|---|---|---|---|---|---|---|")
     for level in levels:
         looped, ours = level["plain"], level["tokens"] / level["wall"]
-        print(f"| {level['streams']} | {level['tokens']} | {ours:.1f} | {rate(looped):.1f} | "
-              f"{ours / rate(looped):.2f} | {level['ttft'] * 1000:.0f} ms | {looped['ttft'] * 1000:.0f} ms |")
-    print(f"\n| {2 * args.adapters} streams across {args.adapters} LoRA adapter(s) | tokens | wall s | total tokens/s "
-          f"| per-stream tokens/s | "
-          f"median time to first token |")
+        print(
+            f"| {level['streams']} | {level['tokens']} | {ours:.1f} | {rate(looped):.1f} | "
+            f"{ours / rate(looped):.2f} | {level['ttft'] * 1000:.0f} ms | {looped['ttft'] * 1000:.0f} ms |"
+        )
+    print(
+        f"\n| {2 * args.adapters} streams across {args.adapters} LoRA adapter(s) | tokens | wall s | total tokens/s "
+        f"| per-stream tokens/s | "
+        f"median time to first token |"
+    )
     print("|---|---|---|---|---|---|")
-    print(f"| one after another | {many['sequential_tokens']} | {many['sequential_wall']:.2f} | "
-          f"{many['sequential_tokens'] / many['sequential_wall']:.1f} | | |")
-    print(f"| all at once | {many['tokens']} | {many['wall']:.2f} | {many['tokens'] / many['wall']:.1f} | "
-          f"{many['per_stream']:.1f} | {many['ttft'] * 1000:.0f} ms |")
-    print(f"\none-stream ratio polytune / plain: {rate(whole) / rate(plain):.2f} (target >= 0.9); "
-          "concurrent streams: target >= 1.0x at 1, >= 2x at 16")
+    print(
+        f"| one after another | {many['sequential_tokens']} | {many['sequential_wall']:.2f} | "
+        f"{many['sequential_tokens'] / many['sequential_wall']:.1f} | | |"
+    )
+    print(
+        f"| all at once | {many['tokens']} | {many['wall']:.2f} | {many['tokens'] / many['wall']:.1f} | "
+        f"{many['per_stream']:.1f} | {many['ttft'] * 1000:.0f} ms |"
+    )
+    print(
+        f"\none-stream ratio polytune / plain: {rate(whole) / rate(plain):.2f} (target >= 0.9); "
+        "concurrent streams: target >= 1.0x at 1, >= 2x at 16"
+    )
     return 0
 
 

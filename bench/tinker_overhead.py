@@ -79,14 +79,21 @@ def measure(tmp: Path, rows: list[list[int]], steps: int) -> tuple[float, float]
 
     server = LiveServer(tmp, f"sqlite:///{tmp / 'polytune.db'}")
     try:
-        key = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", "bench", "--prefix", "tml-"],
-                             env=server.env, capture_output=True, text=True, check=True).stdout.split()[-1]
+        key = subprocess.run(
+            [str(BIN / "polytune"), "keys", "create", "--org", "bench", "--prefix", "tml-"],
+            env=server.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()[-1]
         service = tinker.ServiceClient(base_url=server.url, api_key=key)
         tc = service.create_lora_training_client(base_model="polytune-tiny", rank=8, seed=0).result()
         catalog = Catalog(tmp / "data")  # the server built polytune-tiny there
         plain = Plain(Path(catalog.resolve_path(catalog.get("polytune-tiny"))), rows)
-        data = [types.Datum(model_input=types.ModelInput.from_ints(r[:-1]), loss_fn_inputs={"target_tokens": r[1:]})
-                for r in rows]
+        data = [
+            types.Datum(model_input=types.ModelInput.from_ints(r[:-1]), loss_fn_inputs={"target_tokens": r[1:]})
+            for r in rows
+        ]
 
         def tinker_step() -> None:
             fb = tc.forward_backward(data, "cross_entropy")
@@ -118,7 +125,9 @@ def main() -> int:
         plain_s, tinker_s = measure(Path(tmp) / "server", batch(args.batch, args.tokens), args.steps)
     print("| model | batch x tokens | plain torch s/step | tinker API s/step | plain / tinker |")
     print("|---|---|---|---|---|")
-    print(f"| polytune-tiny | {args.batch} x {args.tokens} | {plain_s:.4f} | {tinker_s:.4f} | {plain_s / tinker_s:.2f} |")
+    print(
+        f"| polytune-tiny | {args.batch} x {args.tokens} | {plain_s:.4f} | {tinker_s:.4f} | {plain_s / tinker_s:.2f} |"
+    )
     return 0
 
 

@@ -43,17 +43,35 @@ def plain_trl(model_dir: Path, data: list[dict], epochs: int, batch: int, out: P
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = SFTConfig(output_dir=str(out), num_train_epochs=epochs, per_device_train_batch_size=batch,
-                       learning_rate=LR, lr_scheduler_type="constant", max_length=1024,
-                       assistant_only_loss=True, use_cpu=True, bf16=False, gradient_checkpointing=False,
-                       seed=SEED, data_seed=SEED, logging_steps=1, report_to=[], save_strategy="no",
-                       include_num_input_tokens_seen="non_padding", disable_tqdm=True,
-                       dataloader_pin_memory=False)
+    config = SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch,
+        learning_rate=LR,
+        lr_scheduler_type="constant",
+        max_length=1024,
+        assistant_only_loss=True,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        seed=SEED,
+        data_seed=SEED,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+    )
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tok)
     result = trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {"steps": trainer.state.global_step, "runtime": result.metrics["train_runtime"],
-            "steps_per_s": result.metrics["train_steps_per_second"], "final_loss": losses[-1]}
+    return {
+        "steps": trainer.state.global_step,
+        "runtime": result.metrics["train_runtime"],
+        "steps_per_s": result.metrics["train_steps_per_second"],
+        "final_loss": losses[-1],
+    }
 
 
 def polytune_job(data_dir: Path, data: list[dict], epochs: int, batch: int) -> dict:
@@ -68,20 +86,27 @@ def polytune_job(data_dir: Path, data: list[dict], epochs: int, batch: int) -> d
         f = client.files.create(file=("qa.jsonl", io.BytesIO(body)), purpose="fine-tune")
         t0 = time.monotonic()
         job = client.fine_tuning.jobs.create(
-            model="polytune-tiny", training_file=f.id, seed=SEED,
-            hyperparameters={"n_epochs": epochs, "batch_size": batch, "learning_rate": LR,
-                             "lr_scheduler": "constant"})
+            model="polytune-tiny",
+            training_file=f.id,
+            seed=SEED,
+            hyperparameters={"n_epochs": epochs, "batch_size": batch, "learning_rate": LR, "lr_scheduler": "constant"},
+        )
         while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
             time.sleep(0.2)
         wall = time.monotonic() - t0
         if job.status != "succeeded":
             raise SystemExit(f"polytune job {job.status}: {job.error}")
-        finished = next(e for e in client.fine_tuning.jobs.list_events(job.id, limit=200)
-                        if e.data and "train_runtime" in e.data)
+        finished = next(
+            e for e in client.fine_tuning.jobs.list_events(job.id, limit=200) if e.data and "train_runtime" in e.data
+        )
         results = list(csv.DictReader(io.StringIO(client.files.content(job.result_files[0]).text)))
-        return {"steps": int(results[-1]["step"]), "runtime": finished.data["train_runtime"],
-                "steps_per_s": finished.data["train_steps_per_second"],
-                "final_loss": float(results[-1]["train_loss"]), "job_wall": wall}
+        return {
+            "steps": int(results[-1]["step"]),
+            "runtime": finished.data["train_runtime"],
+            "steps_per_s": finished.data["train_steps_per_second"],
+            "final_loss": float(results[-1]["train_loss"]),
+            "job_wall": wall,
+        }
     finally:
         server.stop()
 
@@ -107,8 +132,12 @@ def main() -> int:
     print(f"\nSFT, polytune-tiny, {len(data)} examples, {args.epochs} epochs, batch {args.batch_size}, seed {SEED}\n")
     print("| run | steps | train s | steps/s | final loss |")
     print("|---|---|---|---|---|")
-    print(f"| plain TRL script | {plain['steps']} | {plain['runtime']:.2f} | {plain['steps_per_s']:.2f} | {plain['final_loss']:.6f} |")
-    print(f"| polytune job | {ours['steps']} | {ours['runtime']:.2f} | {ours['steps_per_s']:.2f} | {ours['final_loss']:.6f} |")
+    print(
+        f"| plain TRL script | {plain['steps']} | {plain['runtime']:.2f} | {plain['steps_per_s']:.2f} | {plain['final_loss']:.6f} |"
+    )
+    print(
+        f"| polytune job | {ours['steps']} | {ours['runtime']:.2f} | {ours['steps_per_s']:.2f} | {ours['final_loss']:.6f} |"
+    )
     print(f"\nsteps/s ratio polytune / plain: {ratio:.3f} (target >= 0.95)")
     print(f"final loss difference: {abs(ours['final_loss'] - plain['final_loss']):.2e} (target: equal)")
     print(f"polytune job wall time, create -> succeeded: {ours['job_wall']:.1f} s (includes worker start-up)")

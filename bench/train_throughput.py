@@ -51,9 +51,11 @@ sys.path.insert(0, str(ROOT))
 
 LR, SEED, BATCH, RANK = 1e-3, 0, 8, 16
 MODEL = "bench-29m"
-WORDS = ("river king mountain city morning stone bright quiet ancient market harbour lantern winter "
-         "garden merchant bridge silver forest valley tower song letter road storm candle island "
-         "north south east west old new small great first last").split()
+WORDS = (
+    "river king mountain city morning stone bright quiet ancient market harbour lantern winter "
+    "garden merchant bridge silver forest valley tower song letter road storm candle island "
+    "north south east west old new small great first last"
+).split()
 
 
 def chat_rows(n: int, seed: int = SEED) -> list[dict]:
@@ -95,8 +97,9 @@ def lora_parameter_count(model_dir: Path) -> int:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    peft_model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules="all-linear",
-                                                  task_type="CAUSAL_LM"))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
     return peft_model.get_nb_trainable_parameters()[0]
 
 
@@ -109,21 +112,45 @@ def plain_trl(model_dir: Path, data: list[dict], method: str, out: Path, *, bf16
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    lora = (LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules="all-linear", task_type="CAUSAL_LM")
-            if method == "lora" else None)
-    config = SFTConfig(output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=BATCH,
-                       learning_rate=LR, lr_scheduler_type="constant", max_length=1024,
-                       assistant_only_loss=True, use_cpu=True, bf16=bf16, gradient_checkpointing=False,
-                       seed=SEED, data_seed=SEED, logging_steps=1, report_to=[], save_strategy="no",
-                       include_num_input_tokens_seen="non_padding", disable_tqdm=True,
-                       dataloader_pin_memory=False)
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tok,
-                         peft_config=lora)
+    lora = (
+        LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules="all-linear", task_type="CAUSAL_LM")
+        if method == "lora"
+        else None
+    )
+    config = SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=1,
+        per_device_train_batch_size=BATCH,
+        learning_rate=LR,
+        lr_scheduler_type="constant",
+        max_length=1024,
+        assistant_only_loss=True,
+        use_cpu=True,
+        bf16=bf16,
+        gradient_checkpointing=False,
+        seed=SEED,
+        data_seed=SEED,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+    )
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tok, peft_config=lora
+    )
     result = trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {"threads": torch.get_num_threads(), "padding_free": False,
-            "seconds": result.metrics["train_runtime"], "tokens": int(trainer.state.num_input_tokens_seen),
-            "first_loss": losses[0], "final_loss": losses[-1], "dtype": "bf16" if bf16 else "fp32"}
+    return {
+        "threads": torch.get_num_threads(),
+        "padding_free": False,
+        "seconds": result.metrics["train_runtime"],
+        "tokens": int(trainer.state.num_input_tokens_seen),
+        "first_loss": losses[0],
+        "final_loss": losses[-1],
+        "dtype": "bf16" if bf16 else "fp32",
+    }
 
 
 class PolytuneServer:
@@ -135,8 +162,9 @@ class PolytuneServer:
         from polytune.catalog.models import Catalog
         from tests.conftest import LiveServer
 
-        Catalog(tmp / "data").add(MODEL, model_dir, adapter_default="lora", base_learning_rate=LR,
-                                  lr_scheduler="constant")
+        Catalog(tmp / "data").add(
+            MODEL, model_dir, adapter_default="lora", base_learning_rate=LR, lr_scheduler="constant"
+        )
         # The scheduler's own default interval (the test servers poll faster).
         self.server = LiveServer(tmp, f"sqlite:///{tmp / 'polytune.db'}", POLYTUNE_SCHEDULER_INTERVAL="0.5", **env)
         self.client = OpenAI(base_url=f"{self.server.url}/v1", api_key=self.server.create_key("bench"))
@@ -144,15 +172,19 @@ class PolytuneServer:
         self.file = self.client.files.create(file=("mixed.jsonl", io.BytesIO(body)), purpose="fine-tune").id
 
     def run(self, method: str, **extra) -> dict:
-        hp = {"n_epochs": 1, "batch_size": BATCH, "learning_rate": LR, "lr_scheduler": "constant",
-              "lora": method == "lora", **extra}
+        hp = {
+            "n_epochs": 1,
+            "batch_size": BATCH,
+            "learning_rate": LR,
+            "lr_scheduler": "constant",
+            "lora": method == "lora",
+            **extra,
+        }
         if method == "lora":
             hp.update(lora_r=RANK, lora_alpha=2 * RANK)
-        job = self.client.fine_tuning.jobs.create(model=MODEL, training_file=self.file, seed=SEED,
-                                                  hyperparameters=hp)
+        job = self.client.fine_tuning.jobs.create(model=MODEL, training_file=self.file, seed=SEED, hyperparameters=hp)
         # Polled once a second: the API request is work on the same cores as the training.
-        while (job := self.client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed",
-                                                                                      "cancelled"):
+        while (job := self.client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
             time.sleep(1.0)
         if job.status != "succeeded":
             raise SystemExit(f"polytune job {job.status}: {job.error}")
@@ -160,10 +192,15 @@ class PolytuneServer:
         finished = next(e.data for e in events if e.data and "train_runtime" in e.data)
         started = next(e.data for e in events if e.message.startswith("Training started"))
         results = list(csv.DictReader(io.StringIO(self.client.files.content(job.result_files[0]).text)))
-        return {"seconds": finished["train_runtime"], "tokens": finished["input_tokens_seen"],
-                "first_loss": float(results[0]["train_loss"]), "final_loss": float(results[-1]["train_loss"]),
-                "dtype": "bf16" if started.get("bf16") else "fp32", "threads": started.get("torch_threads"),
-                "padding_free": started.get("padding_free")}
+        return {
+            "seconds": finished["train_runtime"],
+            "tokens": finished["input_tokens_seen"],
+            "first_loss": float(results[0]["train_loss"]),
+            "final_loss": float(results[-1]["train_loss"]),
+            "dtype": "bf16" if started.get("bf16") else "fp32",
+            "threads": started.get("torch_threads"),
+            "padding_free": started.get("padding_free"),
+        }
 
     def stop(self) -> None:
         self.server.stop()
@@ -200,14 +237,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model_dir = build_small(tmp / "model", **size)
-        params = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(
-            model_dir).parameters())
+        params = sum(
+            p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(model_dir).parameters()
+        )
         lora_params = lora_parameter_count(model_dir)
         servers = {}
         try:
             if "polytune-same" in runs:
-                servers["polytune-same"] = PolytuneServer(tmp / "same", model_dir, data,
-                                                          POLYTUNE_TRAIN_PRECISION="fp32")
+                servers["polytune-same"] = PolytuneServer(
+                    tmp / "same", model_dir, data, POLYTUNE_TRAIN_PRECISION="fp32"
+                )
             if "polytune" in runs:
                 servers["polytune"] = PolytuneServer(tmp / "default", model_dir, data)
             for round_ in range(args.repeats):
@@ -220,19 +259,28 @@ def main() -> int:
                             r = servers[run].run(method, **({"packing": False} if run == "polytune-same" else {}))
                         r["load"] = f"{before}/{load()}"
                         results.setdefault((method, run), []).append(r)
-                        print(f"round {round_ + 1} {method} {run}: {r['seconds']:.2f} s, {r['tokens']} tokens, "
-                              f"first loss {r['first_loss']:.6f}, load {r['load']}", flush=True)
+                        print(
+                            f"round {round_ + 1} {method} {run}: {r['seconds']:.2f} s, {r['tokens']} tokens, "
+                            f"first loss {r['first_loss']:.6f}, load {r['load']}",
+                            flush=True,
+                        )
         finally:
             for server in servers.values():
                 server.stop()
 
-    print(f"\nSFT, {params / 1e6:.1f} M parameters (LoRA r{RANK}: {lora_params / 1e6:.2f} M trainable), "
-          f"{len(data)} mixed-length chat examples, 1 epoch, batch {BATCH}, constant lr {LR}, seed {SEED}, "
-          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores, fastest of {args.repeats}")
-    print(f"matmul peak (torch.mm 2048², this process): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
-          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s\n")
-    print("| method | run | train s | tokens/s | × plain | first-step loss | final loss | GFLOP/s | MFU | "
-          "torch threads | padding-free | load (1-min, before/after) |")
+    print(
+        f"\nSFT, {params / 1e6:.1f} M parameters (LoRA r{RANK}: {lora_params / 1e6:.2f} M trainable), "
+        f"{len(data)} mixed-length chat examples, 1 epoch, batch {BATCH}, constant lr {LR}, seed {SEED}, "
+        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores, fastest of {args.repeats}"
+    )
+    print(
+        f"matmul peak (torch.mm 2048², this process): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
+        f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s\n"
+    )
+    print(
+        "| method | run | train s | tokens/s | × plain | first-step loss | final loss | GFLOP/s | MFU | "
+        "torch threads | padding-free | load (1-min, before/after) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for method in methods:
         base = min(results[(method, "plain")], key=lambda r: r["seconds"]) if (method, "plain") in results else None
@@ -242,11 +290,15 @@ def main() -> int:
             rate = r["tokens"] / r["seconds"]
             speedup = f"{(base['seconds'] / r['seconds']):.2f}" if base else ""
             flops = per_token * rate
-            print(f"| {method} | {run} | {r['seconds']:.2f} | {rate:.0f} | {speedup} | {r['first_loss']:.6f} | "
-                  f"{r['final_loss']:.6f} | {flops / 1e9:.1f} | {flops / peaks[r['dtype']]:.1%} ({r['dtype']}) | "
-                  f"{r['threads']} | {'yes' if r['padding_free'] else 'no'} | {r['load']} |")
-    print("\ngoals: polytune-same >= 0.97 x plain with the same first-step loss; polytune >= 1.4 x plain, final "
-          "loss within 3% of plain's")
+            print(
+                f"| {method} | {run} | {r['seconds']:.2f} | {rate:.0f} | {speedup} | {r['first_loss']:.6f} | "
+                f"{r['final_loss']:.6f} | {flops / 1e9:.1f} | {flops / peaks[r['dtype']]:.1%} ({r['dtype']}) | "
+                f"{r['threads']} | {'yes' if r['padding_free'] else 'no'} | {r['load']} |"
+            )
+    print(
+        "\ngoals: polytune-same >= 0.97 x plain with the same first-step loss; polytune >= 1.4 x plain, final "
+        "loss within 3% of plain's"
+    )
     return 0
 
 

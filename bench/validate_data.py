@@ -42,11 +42,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-_WORDS = ("the of and to in is was for on are with as his they be at one have this from or had by hot word "
-          "but what some we can out other were all there when up use your how said an each she which do "
-          "their time if will way about many then them write would like so these her long make thing see "
-          "him two has look more day could go come did number sound no most people my over know water "
-          "than call first who may down side been now find").split()
+_WORDS = (
+    "the of and to in is was for on are with as his they be at one have this from or had by hot word "
+    "but what some we can out other were all there when up use your how said an each she which do "
+    "their time if will way about many then them write would like so these her long make thing see "
+    "him two has look more day could go come did number sound no most people my over know water "
+    "than call first who may down side been now find"
+).split()
 
 
 def generate(path: Path, size_bytes: int, seed: int = 0) -> int:
@@ -61,9 +63,18 @@ def generate(path: Path, size_bytes: int, seed: int = 0) -> int:
         while written < size_bytes:
             question = " ".join(rng.choices(_WORDS, k=rng.randint(8, 60))) + "?"
             answer = " ".join(rng.choices(_WORDS, k=rng.randint(40, 260))) + "."
-            line = orjson.dumps({"messages": [{"role": "system", "content": rng.choice(systems)},
-                                              {"role": "user", "content": question},
-                                              {"role": "assistant", "content": answer}]}) + b"\n"
+            line = (
+                orjson.dumps(
+                    {
+                        "messages": [
+                            {"role": "system", "content": rng.choice(systems)},
+                            {"role": "user", "content": question},
+                            {"role": "assistant", "content": answer},
+                        ]
+                    }
+                )
+                + b"\n"
+            )
             f.write(line)
             written += len(line)
             n += 1
@@ -84,7 +95,7 @@ class ReferenceCounter:
     def lengths(self, rows: list[dict]) -> list[list[int]]:
         out = []
         for i in range(0, len(rows), 256):
-            texts = [self.tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows[i:i + 256]]
+            texts = [self.tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows[i : i + 256]]
             out += [[len(ids)] for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
         return out
 
@@ -122,24 +133,43 @@ def measure(phase: str, path: Path, models_dir: Path) -> dict:
             extra = {"tokens": report.tokens, "longest": report.longest}
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"phase": phase, "seconds": seconds, "cpu_seconds": cpu_seconds, "examples": n, "peak_rss_mb": peak,
-            "growth_mb": max(0.0, peak - start_rss), **extra}
+    return {
+        "phase": phase,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "examples": n,
+        "peak_rss_mb": peak,
+        "growth_mb": max(0.0, peak - start_rss),
+        **extra,
+    }
 
 
 def run_phase(phase: str, path: Path, models_dir: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--phase", phase, "--file", str(path),
-                          "--models", str(models_dir)], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", phase, "--file", str(path), "--models", str(models_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--no-tokens-over-mb", type=int, default=0,
-                        help="skip token counting for files larger than this (0: count every file)")
-    parser.add_argument("--no-reference-over-mb", type=int, default=0,
-                        help="skip the reference token count for files larger than this (0: every file)")
+    parser.add_argument(
+        "--no-tokens-over-mb",
+        type=int,
+        default=0,
+        help="skip token counting for files larger than this (0: count every file)",
+    )
+    parser.add_argument(
+        "--no-reference-over-mb",
+        type=int,
+        default=0,
+        help="skip the reference token count for files larger than this (0: every file)",
+    )
     parser.add_argument("--phase")
     parser.add_argument("--file")
     parser.add_argument("--models")
@@ -174,30 +204,48 @@ def main() -> int:
                     r = run_phase(p, path, models)
                     runs[p].append(r["seconds"])
                     cpu[p].append(r["cpu_seconds"])
-                    print(f"{size} MB {p}: {r['seconds']:.2f} s ({r['cpu_seconds']:.2f} s CPU, all threads), load {load_before:.1f} -> {os.getloadavg()[0]:.1f}",
-                          flush=True)
+                    print(
+                        f"{size} MB {p}: {r['seconds']:.2f} s ({r['cpu_seconds']:.2f} s CPU, all threads), load {load_before:.1f} -> {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
                     if p not in results or r["seconds"] < results[p]["seconds"]:
                         results[p] = r
                     assert r.get("tokens") == results[p]["tokens"]
             bare_rate = mb / results["bare"]["seconds"]
             for p, r in results.items():
                 rate = mb / r["seconds"]
-                rows.append((f"{size} MB", p, f"{rate:,.1f}", f"{r['examples'] / r['seconds']:,.0f}",
-                             f"{r['peak_rss_mb']:,.0f}", f"{r['growth_mb']:,.0f}",
-                             f"{rate / bare_rate:.2f}", f"{r.get('tokens', ''):,}" if "tokens" in r else ""))
+                rows.append(
+                    (
+                        f"{size} MB",
+                        p,
+                        f"{rate:,.1f}",
+                        f"{r['examples'] / r['seconds']:,.0f}",
+                        f"{r['peak_rss_mb']:,.0f}",
+                        f"{r['growth_mb']:,.0f}",
+                        f"{rate / bare_rate:.2f}",
+                        f"{r.get('tokens', ''):,}" if "tokens" in r else "",
+                    )
+                )
             assert results["validate"]["examples"] == n
             if "reference" in results:
                 assert results["tokens"]["tokens"] == results["reference"]["tokens"], "token counts differ"
-                speedups.append((f"{size} MB", statistics.median(runs["reference"]) / statistics.median(runs["tokens"]),
-                                 statistics.median(cpu["reference"]) / statistics.median(cpu["tokens"])))
+                speedups.append(
+                    (
+                        f"{size} MB",
+                        statistics.median(runs["reference"]) / statistics.median(runs["tokens"]),
+                        statistics.median(cpu["reference"]) / statistics.median(cpu["tokens"]),
+                    )
+                )
             path.unlink()
     header = ("file", "measure", "MB/s", "examples/s", "peak RSS MB", "RSS growth MB", "x bare parse", "tokens")
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     for line in (header, *rows):
         print("  ".join(str(c).rjust(w) for c, w in zip(line, widths)))
     for size, speedup, cpu_speedup in speedups:
-        print(f"token counting, {size}: {speedup:.1f}x the reference's speed (ratio of median wall times), "
-              f"{cpu_speedup:.1f}x in CPU time, same counts (target >= 10x)")
+        print(
+            f"token counting, {size}: {speedup:.1f}x the reference's speed (ratio of median wall times), "
+            f"{cpu_speedup:.1f}x in CPU time, same counts (target >= 10x)"
+        )
     return 0
 
 

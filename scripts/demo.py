@@ -36,8 +36,12 @@ def free_port() -> int:
 
 def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
     log = open(Path(env["POLYTUNE_DATA_DIR"]) / "server.log", "wb")
-    proc = subprocess.Popen([str(BIN / "polytune"), "serve", "--port", str(port), "--log-level", "warning"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(BIN / "polytune"), "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
@@ -66,8 +70,7 @@ def follow(client: OpenAI, job_id: str):
             bar.total = job.model_extra["total_steps"]
             loss = latest_loss(client, job_id)
             eta = max(0, (job.estimated_finish or 0) - int(time.time()))
-            bar.set_postfix_str(f"loss={loss:.3f} eta={eta}s" if loss is not None else f"eta={eta}s",
-                                refresh=False)
+            bar.set_postfix_str(f"loss={loss:.3f} eta={eta}s" if loss is not None else f"eta={eta}s", refresh=False)
             bar.update(step - bar.n)
         elif job.status != "running" and bar.desc != job.status:
             bar.set_description(job.status)
@@ -82,6 +85,7 @@ def follow(client: OpenAI, job_id: str):
 
 def ask_all(client: OpenAI, model: str, prompts: list[list[dict]]) -> list[str]:
     """Greedy replies from the server's chat endpoint, all questions at once (batched there)."""
+
     def ask(messages: list[dict]) -> str:
         reply = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=24)
         return reply.choices[0].message.content or ""
@@ -93,19 +97,52 @@ def ask_all(client: OpenAI, model: str, prompts: list[list[dict]]) -> list[str]:
 def eval_pass_rates(client: OpenAI, rows: list[dict], models: list[str]) -> dict[str, tuple[float, str]]:
     """The same comparison through OpenAI's Evals API (docs/evals.md): one eval (a string_check of
     the answer), one run per model over the demo's questions; {model: (pass rate, report URL)}."""
-    items = [{"item": {"system": r["messages"][0]["content"], "question": r["messages"][1]["content"],
-                       "answer": r["messages"][2]["content"]}} for r in rows]
+    items = [
+        {
+            "item": {
+                "system": r["messages"][0]["content"],
+                "question": r["messages"][1]["content"],
+                "answer": r["messages"][2]["content"],
+            }
+        }
+        for r in rows
+    ]
     data = "\n".join(json.dumps(i) for i in items).encode()
     file = client.files.create(file=("qa-eval.jsonl", data), purpose="evals")
-    ev = client.evals.create(name="demo facts", data_source_config={"type": "custom", "item_schema": {
-        "type": "object", "properties": {"question": {"type": "string"}, "answer": {"type": "string"}}}},
-        testing_criteria=[{"type": "string_check", "name": "exact answer", "operation": "eq",
-                           "input": "{{sample.output_text}}", "reference": "{{item.answer}}"}])
+    ev = client.evals.create(
+        name="demo facts",
+        data_source_config={
+            "type": "custom",
+            "item_schema": {
+                "type": "object",
+                "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
+            },
+        },
+        testing_criteria=[
+            {
+                "type": "string_check",
+                "name": "exact answer",
+                "operation": "eq",
+                "input": "{{sample.output_text}}",
+                "reference": "{{item.answer}}",
+            }
+        ],
+    )
     template = [{"role": "system", "content": "{{item.system}}"}, {"role": "user", "content": "{{item.question}}"}]
-    runs = [client.evals.runs.create(ev.id, name=model, data_source={
-        "type": "completions", "model": model, "source": {"type": "file_id", "id": file.id},
-        "input_messages": {"type": "template", "template": template},
-        "sampling_params": {"temperature": 0, "max_completion_tokens": 24}}) for model in models]
+    runs = [
+        client.evals.runs.create(
+            ev.id,
+            name=model,
+            data_source={
+                "type": "completions",
+                "model": model,
+                "source": {"type": "file_id", "id": file.id},
+                "input_messages": {"type": "template", "template": template},
+                "sampling_params": {"temperature": 0, "max_completion_tokens": 24},
+            },
+        )
+        for model in models
+    ]
     rates = {}
     for run in runs:
         while run.status not in ("completed", "failed", "canceled"):
@@ -125,8 +162,13 @@ def main() -> int:
     print(f"Starting polytune on http://127.0.0.1:{port} (data in {data_dir}) ...")
     server = start_server(env, port)
     try:
-        out = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", "demo"], env=env,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [str(BIN / "polytune"), "keys", "create", "--org", "demo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         key = out.stdout.strip().splitlines()[-1]
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key)
 
@@ -145,8 +187,10 @@ def main() -> int:
             return 1
         hp = job.hyperparameters
         print(f"Succeeded in {time.monotonic() - t0:.0f}s: {job.fine_tuned_model}")
-        print(f"  hyperparameters: n_epochs={hp.n_epochs} batch_size={hp.batch_size} "
-              f"learning_rate_multiplier={hp.learning_rate_multiplier}; trained tokens: {job.trained_tokens}")
+        print(
+            f"  hyperparameters: n_epochs={hp.n_epochs} batch_size={hp.batch_size} "
+            f"learning_rate_multiplier={hp.learning_rate_multiplier}; trained tokens: {job.trained_tokens}"
+        )
 
         prompts = [[m for m in r["messages"] if m["role"] != "assistant"] for r in rows]
         expected = [next(m["content"] for m in r["messages"] if m["role"] == "assistant") for r in rows]

@@ -92,9 +92,12 @@ class LiveServer:
     def _start(self) -> bool:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([str(BIN / "polytune"), "serve", "--host", "127.0.0.1", "--port",
-                                      str(self.port), "--log-level", "warning"],
-                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [str(BIN / "polytune"), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -110,8 +113,13 @@ class LiveServer:
         raise RuntimeError("server did not become healthy")
 
     def create_key(self, org: str) -> str:
-        out = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", org], env=self.env,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [str(BIN / "polytune"), "keys", "create", "--org", org],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return out.stdout.strip().splitlines()[-1]
 
     def kill(self) -> None:
@@ -148,10 +156,24 @@ class RayCluster:
         self.log = open(Path(self.temp_dir) / "head.log", "ab")
         self.env = {**os.environ, **RAY_ENV}
         self.proc = subprocess.Popen(
-            [str(BIN / "ray"), "start", "--head", "--block", f"--port={self.port}", f"--num-cpus={cpus}",
-             "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
-             "--object-store-memory=200000000", f"--temp-dir={self.temp_dir}"],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(BIN / "ray"),
+                "start",
+                "--head",
+                "--block",
+                f"--port={self.port}",
+                f"--num-cpus={cpus}",
+                "--num-gpus=0",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+                "--object-store-memory=200000000",
+                f"--temp-dir={self.temp_dir}",
+            ],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self._wait_up()
 
     def _wait_up(self) -> None:
@@ -235,16 +257,14 @@ def server(request, tmp_path_factory):
 def client(server):
     from openai import OpenAI
 
-    return OpenAI(base_url=f"{server.url}/v1", api_key=server.key_a, max_retries=0,
-                  _strict_response_validation=True)
+    return OpenAI(base_url=f"{server.url}/v1", api_key=server.key_a, max_retries=0, _strict_response_validation=True)
 
 
 @pytest.fixture
 def client_b(server):
     from openai import OpenAI
 
-    return OpenAI(base_url=f"{server.url}/v1", api_key=server.key_b, max_retries=0,
-                  _strict_response_validation=True)
+    return OpenAI(base_url=f"{server.url}/v1", api_key=server.key_b, max_retries=0, _strict_response_validation=True)
 
 
 # Fixtures that start processes: a test using one is marked `live` (not in `make test-fast`), and
@@ -262,6 +282,8 @@ def _starts_processes(path: str) -> bool:
             text = ""
         _live_modules[path] = any(mark in text for mark in _LIVE_SOURCE)
     return _live_modules[path]
+
+
 # The worker's training code on real (tiny) models, in process: marked `trains`.
 _TRAINING_TESTS = Path(__file__).parent / "training"
 
@@ -280,7 +302,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.trains)
         param = getattr(getattr(item, "callspec", None), "params", {}).get("server")
         skip = (param in SERVER_BACKENDS[1:] and item.get_closest_marker("sqlite_only")) or (
-            param == "sqlite" and item.get_closest_marker("ray_only"))
+            param == "sqlite" and item.get_closest_marker("ray_only")
+        )
         (drop if skip else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

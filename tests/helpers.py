@@ -8,9 +8,16 @@ import time
 
 
 def chat_jsonl(n: int = 12, *, answer: str = "Blue.") -> bytes:
-    rows = [{"messages": [{"role": "system", "content": "Answer briefly."},
-                          {"role": "user", "content": f"Question number {i}?"},
-                          {"role": "assistant", "content": f"{answer} {i}"}]} for i in range(n)]
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": "Answer briefly."},
+                {"role": "user", "content": f"Question number {i}?"},
+                {"role": "assistant", "content": f"{answer} {i}"},
+            ]
+        }
+        for i in range(n)
+    ]
     return "\n".join(json.dumps(r) for r in rows).encode() + b"\n"
 
 
@@ -35,8 +42,14 @@ def wait_done(client, job_id: str, timeout: float = 300):
 
 def wait_training(client, job_id: str, timeout: float = 240):
     """The job once it runs and has trained a step."""
-    return wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job_id)).status == "running"
-                    and (j.model_extra.get("trained_steps") or 0) > 0 and j, timeout)
+    return wait_for(
+        lambda: (
+            (j := client.fine_tuning.jobs.retrieve(job_id)).status == "running"
+            and (j.model_extra.get("trained_steps") or 0) > 0
+            and j
+        ),
+        timeout,
+    )
 
 
 def job_worker(server, job_id: str) -> dict:
@@ -78,8 +91,20 @@ def group_gone(pid: int) -> bool:
     return False
 
 
-TOPICS = ("the sea", "a lamp", "bread", "winter", "a violin", "maps", "honey", "rivers", "chess", "glass",
-          "owls", "tea")
+TOPICS = (
+    "the sea",
+    "a lamp",
+    "bread",
+    "winter",
+    "a violin",
+    "maps",
+    "honey",
+    "rivers",
+    "chess",
+    "glass",
+    "owls",
+    "tea",
+)
 
 
 def preference_rows(n: int = 12) -> list[dict]:
@@ -89,9 +114,13 @@ def preference_rows(n: int = 12) -> list[dict]:
     rows = []
     for i in range(n):
         topic, other = TOPICS[i % len(TOPICS)], TOPICS[(i + 5) % len(TOPICS)]
-        rows.append({"input": {"messages": [{"role": "user", "content": f"Tell me about {topic}."}]},
-                     "preferred_output": [{"role": "assistant", "content": f"Here is a note about {topic}."}],
-                     "non_preferred_output": [{"role": "assistant", "content": f"Here is a note about {other}."}]})
+        rows.append(
+            {
+                "input": {"messages": [{"role": "user", "content": f"Tell me about {topic}."}]},
+                "preferred_output": [{"role": "assistant", "content": f"Here is a note about {topic}."}],
+                "non_preferred_output": [{"role": "assistant", "content": f"Here is a note about {other}."}],
+            }
+        )
     return rows
 
 

@@ -15,8 +15,13 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 SHARDS = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
 
 
-def shaped_model_folder(folder: Path, config: dict[str, Any], *, tokenizer_from: Path | None = None,
-                        garbage: bytes = b"not safetensors at all") -> Path:
+def shaped_model_folder(
+    folder: Path,
+    config: dict[str, Any],
+    *,
+    tokenizer_from: Path | None = None,
+    garbage: bytes = b"not safetensors at all",
+) -> Path:
     """`folder` with `config` as config.json, a tokenizer (polytune-tiny's unless `tokenizer_from`)
     and two garbage shards named by model.safetensors.index.json."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -25,9 +30,14 @@ def shaped_model_folder(folder: Path, config: dict[str, Any], *, tokenizer_from:
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
             shutil.copy(source / name, folder)
-    (folder / "model.safetensors.index.json").write_text(json.dumps(
-        {"metadata": {"total_size": 16_000_000_000},
-         "weight_map": {"model.embed_tokens.weight": SHARDS[0], "lm_head.weight": SHARDS[1]}}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps(
+            {
+                "metadata": {"total_size": 16_000_000_000},
+                "weight_map": {"model.embed_tokens.weight": SHARDS[0], "lm_head.weight": SHARDS[1]},
+            }
+        )
+    )
     for shard in SHARDS:
         (folder / shard).write_bytes(garbage)
     return folder

@@ -19,7 +19,16 @@ def add_org(db: Database) -> str:
 def add_job(db: Database, org_id: str, status: JobStatus = JobStatus.QUEUED, **fields) -> str:
     spec = JobSpec(model="polytune-tiny", training_files=["file-x"])
     with db.session() as s:
-        row = t.Job(id=new_id("ftjob"), org_id=org_id, status=status.value, spec=spec.model_dump(mode="json"),
-                    created_at=now(), result_files=[], trained_steps=0, attempts=fields.pop("attempts", 0), **fields)
+        row = t.Job(
+            id=new_id("ftjob"),
+            org_id=org_id,
+            status=status.value,
+            spec=spec.model_dump(mode="json"),
+            created_at=now(),
+            result_files=[],
+            trained_steps=0,
+            attempts=fields.pop("attempts", 0),
+            **fields,
+        )
         s.add(row)
     return row.id

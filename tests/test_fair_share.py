@@ -18,8 +18,7 @@ def job(org: str, seq: int, demand: int = 1, waited: float = 0.0) -> Candidate:
 
 
 def pick(candidates, *, free, capacity=64, usage=None, active=None, **kw):
-    chosen = choose(candidates, free=free, capacity=capacity, usage=usage or {}, active=active or {},
-                    now=NOW, **kw)
+    chosen = choose(candidates, free=free, capacity=capacity, usage=usage or {}, active=active or {}, now=NOW, **kw)
     return chosen.id if chosen else None
 
 
@@ -67,15 +66,23 @@ def test_max_jobs_per_org_still_applies():
     assert pick([job("a", 1)], free=4, active={"a": 2}, max_jobs_per_org=2) is None
 
 
-def _run(capacity: int, queued: list[Candidate], durations: dict[str, float], reserve_after: float,
-         until: float) -> dict[str, float]:
+def _run(
+    capacity: int, queued: list[Candidate], durations: dict[str, float], reserve_after: float, until: float
+) -> dict[str, float]:
     """Start times of jobs in a small event loop that asks `choose` whenever capacity frees,
     as the scheduler does; every job's queued_at is its arrival."""
     free, usage, running, starts, now = capacity, {}, [], {}, 0.0
     waiting = list(queued)
     while now <= until:
-        while (c := choose([w for w in waiting if w.queued_at <= now], free=free, capacity=capacity,
-                           usage=usage, active={}, now=now, reserve_after=reserve_after)):
+        while c := choose(
+            [w for w in waiting if w.queued_at <= now],
+            free=free,
+            capacity=capacity,
+            usage=usage,
+            active={},
+            now=now,
+            reserve_after=reserve_after,
+        ):
             waiting.remove(c)
             free -= c.demand
             usage[c.org] = usage.get(c.org, 0) + c.demand
@@ -96,8 +103,11 @@ def test_a_stream_of_small_jobs_cannot_starve_a_big_one_forever():
     # 8 accelerators; organizations a..h each send a 1-accelerator job every 10 s that runs
     # 15 s (1.5x the capacity), staggered, so the cluster never drains by itself; z asks for all
     # 8 at t=1.
-    small = [Candidate(f"{o}-{k}", o, 1 + k * 8 + i, 1, k * 10.0 + i * 1.25)
-             for k in range(100) for i, o in enumerate("abcdefgh")]
+    small = [
+        Candidate(f"{o}-{k}", o, 1 + k * 8 + i, 1, k * 10.0 + i * 1.25)
+        for k in range(100)
+        for i, o in enumerate("abcdefgh")
+    ]
     big = Candidate("z-big", "z", 0, 8, 1.0)
     durations = {c.id: 15.0 for c in small} | {"z-big": 5.0}
     starts = _run(8, [big, *small], durations, reserve_after=60, until=1000)

@@ -11,8 +11,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "polytune"
 
 
 def test_no_module_of_the_package_is_over_400_lines():
-    sizes = {path.relative_to(SRC.parent).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
-             for path in SRC.rglob("*.py")}
+    sizes = {
+        path.relative_to(SRC.parent).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in SRC.rglob("*.py")
+    }
     assert sizes, f"no Python files under {SRC}"
     over = {name: n for name, n in sorted(sizes.items()) if n > MAX_LINES}
     assert not over, f"over {MAX_LINES} lines (split them into modules with one job each): {over}"

@@ -51,8 +51,8 @@ def test_a_small_org_is_not_starved_by_a_big_one(db):
     a_jobs = [add_job(db, a) for _ in range(20)]
     b_job = add_job(db, b)
     sch = Scheduler(db, None, None, slots=1)
-    assert sch._claim() == a_jobs[0]       # A's first job takes the free slot
-    assert sch._claim() == b_job           # the next free slot goes to B, not A's second job
+    assert sch._claim() == a_jobs[0]  # A's first job takes the free slot
+    assert sch._claim() == b_job  # the next free slot goes to B, not A's second job
     assert sch._claim() == a_jobs[1]
 
 

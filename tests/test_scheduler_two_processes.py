@@ -95,8 +95,9 @@ def test_two_schedulers_start_every_job_exactly_once(tmp_path):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with db.session() as s:
-                left = s.scalar(sa.select(sa.func.count()).select_from(t.Job).where(
-                    t.Job.status != JobStatus.SUCCEEDED.value))
+                left = s.scalar(
+                    sa.select(sa.func.count()).select_from(t.Job).where(t.Job.status != JobStatus.SUCCEEDED.value)
+                )
             if not left:
                 break
             time.sleep(0.2)
@@ -105,8 +106,11 @@ def test_two_schedulers_start_every_job_exactly_once(tmp_path):
             p.join(10)
         with db.session() as s:
             statuses = dict(s.execute(sa.select(t.Job.id, t.Job.status)).all())
-            starts = s.execute(sa.select(t.JobEvent.job_id, sa.func.count()).where(
-                t.JobEvent.message == "Fine-tuning job started").group_by(t.JobEvent.job_id)).all()
+            starts = s.execute(
+                sa.select(t.JobEvent.job_id, sa.func.count())
+                .where(t.JobEvent.message == "Fine-tuning job started")
+                .group_by(t.JobEvent.job_id)
+            ).all()
         assert sorted(statuses.values()) == ["succeeded"] * N_JOBS
         assert dict(starts) == {j: 1 for j in jobs}
         db.dispose()

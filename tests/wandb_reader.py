@@ -14,8 +14,15 @@ def read_run(path: Path) -> dict[str, Any]:
 
     store = DataStore()
     store.open_for_scan(str(path))
-    run: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "project": None, "name": None,
-                           "tags": [], "id": None}
+    run: dict[str, Any] = {
+        "config": {},
+        "history": [],
+        "summary": {},
+        "project": None,
+        "name": None,
+        "tags": [],
+        "id": None,
+    }
 
     def key(item) -> str:
         return item.key or "/".join(item.nested_key)

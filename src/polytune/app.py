@@ -70,9 +70,15 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
         settings=settings,
         keys=KeyService(db),
         files=FileService(db, blobs, max_bytes=settings.max_upload_bytes, quotas=quotas),
-        jobs=JobService(db, blobs, catalog, secret_box=SecretBox.from_settings(settings),
-                        min_examples=settings.min_examples, validation_workers=settings.validation_workers,
-                        quotas=quotas),
+        jobs=JobService(
+            db,
+            blobs,
+            catalog,
+            secret_box=SecretBox.from_settings(settings),
+            min_examples=settings.min_examples,
+            validation_workers=settings.validation_workers,
+            quotas=quotas,
+        ),
         models=ModelService(db, catalog, created=int(time.time()), blobs=blobs),
         projects=ProjectService(db),
         idempotency=IdempotencyService(db),
@@ -88,9 +94,11 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     services.evals = EvalService(db, GraderService(settings).config)
     services.eval_runs = EvalRunService(db, services.evals, services.files, services.models)
     # The Tinker API's training runs (their models load with each run's first call) and samplers.
-    services.primitives = PrimitiveService(PrimitiveRuns(db, catalog, settings.resolved_data_dir,
-                                                         idle_seconds=settings.primitives_idle_seconds), catalog,
-                                           services.inference)
+    services.primitives = PrimitiveService(
+        PrimitiveRuns(db, catalog, settings.resolved_data_dir, idle_seconds=settings.primitives_idle_seconds),
+        catalog,
+        services.inference,
+    )
     return services, db
 
 
@@ -120,8 +128,9 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     async def lifespan(app: FastAPI):
         services, db = build_services(settings)
         app.state.services = services
-        threading.Thread(target=_probe_grader_sandbox, args=(settings,), name="polytune-sandbox-probe",
-                         daemon=True).start()
+        threading.Thread(
+            target=_probe_grader_sandbox, args=(settings,), name="polytune-sandbox-probe", daemon=True
+        ).start()
         sweeper = ExpirySweeper(db, services.files.blobs, interval=settings.expiry_sweep_interval)
         sweeper.start()
         scheduler = None
@@ -135,19 +144,26 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
             # refused at creation instead of queueing forever.
             services.jobs.placement_check = getattr(executor, "check", None)
             # The accelerators a job may ever get: the memory planner refuses what cannot fit them.
-            services.jobs.capacity = ((lambda: executor.memory_capacity) if hasattr(type(executor), "memory_capacity")
-                                      else None)
+            services.jobs.capacity = (
+                (lambda: executor.memory_capacity) if hasattr(type(executor), "memory_capacity") else None
+            )
             # Eval runs sample through this server's inference service: its threads run them.
             assert services.eval_runs is not None and services.inference is not None
             evals = EvalRunner(db, services.eval_runs, services.inference, settings)
             services.eval_runs.on_queued = evals.dispatch
-            scheduler = Scheduler(db, services.jobs, executor, slots=settings.worker_slots, evals=evals,
-                                  interval=settings.scheduler_interval,
-                                  cancel_grace=settings.cancel_grace_seconds,
-                                  heartbeat_timeout=settings.heartbeat_timeout,
-                                  max_retries=settings.max_retries,
-                                  max_jobs_per_org=settings.max_jobs_per_org,
-                                  shutdown_grace=settings.shutdown_grace_seconds)
+            scheduler = Scheduler(
+                db,
+                services.jobs,
+                executor,
+                slots=settings.worker_slots,
+                evals=evals,
+                interval=settings.scheduler_interval,
+                cancel_grace=settings.cancel_grace_seconds,
+                heartbeat_timeout=settings.heartbeat_timeout,
+                max_retries=settings.max_retries,
+                max_jobs_per_org=settings.max_jobs_per_org,
+                shutdown_grace=settings.shutdown_grace_seconds,
+            )
             scheduler.start()
         app.state.scheduler = scheduler
         try:
@@ -165,8 +181,10 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
     app.add_exception_handler(DomainError, openai_errors.domain_error_handler)
     app.add_exception_handler(RequestValidationError, openai_errors.request_validation_handler)
     # A path or method that does not exist answers in the envelope of the dialect it is under.
-    by_prefix = {seekr_errors.PREFIX: seekr_errors.SeekrErrors(),
-                 **{prefix: oxen_errors.OxenErrors() for prefix in oxen_errors.PREFIXES}}
+    by_prefix = {
+        seekr_errors.PREFIX: seekr_errors.SeekrErrors(),
+        **{prefix: oxen_errors.OxenErrors() for prefix in oxen_errors.PREFIXES},
+    }
     app.add_exception_handler(HTTPException, http_handler_by_prefix(by_prefix, openai_errors.http_error_handler))
     app.add_exception_handler(Exception, openai_errors.unhandled_error_handler)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, render=render_for_path)

@@ -84,8 +84,9 @@ class Settings(BaseSettings):
     # The python grader's sandbox (docs/graders.md): bubblewrap's binary, and the packages of
     # the server's environment a grader may import (comma-separated; read-only in the sandbox).
     grader_bwrap_path: str = Field(default="bwrap", description="bubblewrap binary for python graders")
-    grader_python_packages: str = Field(default="numpy,rapidfuzz,regex",
-                                        description="packages a python grader may import")
+    grader_python_packages: str = Field(
+        default="numpy,rapidfuzz,regex", description="packages a python grader may import"
+    )
     # graders/run admission: at most this many at once per organization and in all (the rest
     # get 429 with Retry-After), and this many per organization per minute.
     grader_runs_per_org: int = Field(default=2, ge=1, description="concurrent graders/run per organization")

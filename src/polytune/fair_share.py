@@ -29,9 +29,9 @@ PER_ORG_WINDOW = 8
 class Candidate:
     id: str
     org: str
-    seq: int           # queue order (the job row's seq)
-    demand: int        # accelerators it takes (executor.demand)
-    queued_at: float   # seconds, same clock as `now`
+    seq: int  # queue order (the job row's seq)
+    demand: int  # accelerators it takes (executor.demand)
+    queued_at: float  # seconds, same clock as `now`
 
 
 def fair_order(candidates: Iterable[Candidate], usage: Mapping[str, int]) -> list[Candidate]:
@@ -47,9 +47,17 @@ def fair_order(candidates: Iterable[Candidate], usage: Mapping[str, int]) -> lis
     return [c for jobs in groups for c in jobs]
 
 
-def choose(candidates: Iterable[Candidate], *, free: int, capacity: int, usage: Mapping[str, int],
-           active: Mapping[str, int], now: float, max_jobs_per_org: int = 0,
-           reserve_after: float = RESERVE_AFTER) -> Candidate | None:
+def choose(
+    candidates: Iterable[Candidate],
+    *,
+    free: int,
+    capacity: int,
+    usage: Mapping[str, int],
+    active: Mapping[str, int],
+    now: float,
+    max_jobs_per_org: int = 0,
+    reserve_after: float = RESERVE_AFTER,
+) -> Candidate | None:
     """The job to start in `free` accelerators, or None (nothing fits, or capacity is being held
     for a job that has waited long enough).
 
@@ -59,12 +67,14 @@ def choose(candidates: Iterable[Candidate], *, free: int, capacity: int, usage: 
     """
     if free <= 0:
         return None
-    eligible = (c for c in candidates if c.demand <= capacity
-                and not (max_jobs_per_org and active.get(c.org, 0) >= max_jobs_per_org))
+    eligible = (
+        c
+        for c in candidates
+        if c.demand <= capacity and not (max_jobs_per_org and active.get(c.org, 0) >= max_jobs_per_org)
+    )
     for c in fair_order(eligible, usage):
         if c.demand <= free:
             return c
         if now - c.queued_at >= reserve_after:
             return None  # reserved: the capacity that frees is kept for it
     return None
-

@@ -55,10 +55,21 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Scheduler:
-    def __init__(self, db: Database, jobs: Validator, executor: Executor, *, slots: int,
-                 interval: float = 0.5, cancel_grace: float = 10.0, heartbeat_timeout: float = 120.0,
-                 max_retries: int = 3, max_jobs_per_org: int = 0, shutdown_grace: float = 60.0,
-                 evals: EvalDispatcher | None = None):
+    def __init__(
+        self,
+        db: Database,
+        jobs: Validator,
+        executor: Executor,
+        *,
+        slots: int,
+        interval: float = 0.5,
+        cancel_grace: float = 10.0,
+        heartbeat_timeout: float = 120.0,
+        max_retries: int = 3,
+        max_jobs_per_org: int = 0,
+        shutdown_grace: float = 60.0,
+        evals: EvalDispatcher | None = None,
+    ):
         self.db, self.jobs, self.executor, self.evals = db, jobs, executor, evals
         self.slots, self.interval = slots, interval
         self.cancel_grace, self.heartbeat_timeout = cancel_grace, heartbeat_timeout
@@ -92,19 +103,42 @@ class Scheduler:
                     # A Tinker run's model lived in the server that is gone: there is nothing to
                     # queue (its client drives it call by call); its saved checkpoints remain.
                     message = f"{reason} The training run ended with it; its saved checkpoints remain."
-                    job_store.transition(s, row, JobStatus.FAILED, message, level="error",
-                                         error={"code": "worker_died", "message": message, "param": None})
+                    job_store.transition(
+                        s,
+                        row,
+                        JobStatus.FAILED,
+                        message,
+                        level="error",
+                        error={"code": "worker_died", "message": message, "param": None},
+                    )
                 elif row.status == JobStatus.PAUSING.value:
-                    job_store.transition(s, row, JobStatus.PAUSED, f"{reason} The job is paused; it "
-                                         f"will resume from {where}.", worker=None)
+                    job_store.transition(
+                        s,
+                        row,
+                        JobStatus.PAUSED,
+                        f"{reason} The job is paused; it will resume from {where}.",
+                        worker=None,
+                    )
                 elif (row.attempts or 0) <= self.max_retries:
-                    job_store.transition(s, row, JobStatus.QUEUED, f"{reason} Retry {row.attempts} of "
-                                         f"{self.max_retries}: the job will resume from {where}.",
-                                         level="warn", worker=None, heartbeat_at=None)
+                    job_store.transition(
+                        s,
+                        row,
+                        JobStatus.QUEUED,
+                        f"{reason} Retry {row.attempts} of {self.max_retries}: the job will resume from {where}.",
+                        level="warn",
+                        worker=None,
+                        heartbeat_at=None,
+                    )
                 else:
                     message = f"{reason} The job failed after {self.max_retries} retries."
-                    job_store.transition(s, row, JobStatus.FAILED, message, level="error",
-                                         error={"code": "worker_died", "message": message, "param": None})
+                    job_store.transition(
+                        s,
+                        row,
+                        JobStatus.FAILED,
+                        message,
+                        level="error",
+                        error={"code": "worker_died", "message": message, "param": None},
+                    )
             except (IllegalTransition, job_store.StaleTransition):
                 return
 
@@ -118,8 +152,13 @@ class Scheduler:
         if not live:
             return
         with self.db.session() as s:
-            done = set(s.scalars(sa.select(t.Job.id).where(
-                t.Job.id.in_(live), t.Job.status.in_([st.value for st in JobStatus if st.terminal]))))
+            done = set(
+                s.scalars(
+                    sa.select(t.Job.id).where(
+                        t.Job.id.in_(live), t.Job.status.in_([st.value for st in JobStatus if st.terminal])
+                    )
+                )
+            )
         for job_id in done:
             first = self._stopping_since.setdefault(job_id, time.monotonic())
             # The worker stops by itself at its next step; kill the group if it does not.
@@ -140,11 +179,11 @@ class Scheduler:
             pid = worker.get("pid") or worker.get("owner_pid")
             here = worker.get("host") == self.host and pid
             if here and not _pid_alive(int(pid)):
-                self._recover(row.id, "The training worker is gone (the server restarted or the "
-                                      "process was killed).")
+                self._recover(row.id, "The training worker is gone (the server restarted or the process was killed).")
             elif row.heartbeat_at and time.time() - row.heartbeat_at > self.heartbeat_timeout:
-                self._recover(row.id, f"No heartbeat from the training worker for "
-                                      f"{int(time.time() - row.heartbeat_at)} s.")
+                self._recover(
+                    row.id, f"No heartbeat from the training worker for {int(time.time() - row.heartbeat_at)} s."
+                )
 
     # -- starting queued jobs -------------------------------------------------------------------
     # Executors without capacity()/demand() (the tests' stand-ins) count as `slots` workers that
@@ -187,15 +226,26 @@ class Scheduler:
             # however long the big ones' queue is.
             rank = sa.func.row_number().over(partition_by=t.Job.org_id, order_by=t.Job.seq).label("rank")
             # (The specs are read for those rows only: reading them for the whole queue costs more.)
-            queued = (sa.select(t.Job.seq, rank).where(t.Job.status == JobStatus.QUEUED.value).subquery())
-            rows = s.execute(sa.select(t.Job.id, t.Job.org_id, t.Job.seq, t.Job.spec, t.Job.created_at)
-                             .join(queued, queued.c.seq == t.Job.seq)
-                             .where(queued.c.rank <= fair_share.PER_ORG_WINDOW))
-            candidates = {r.id: fair_share.Candidate(r.id, r.org_id, r.seq, self._demand(r.spec), float(r.created_at))
-                          for r in rows}
+            queued = sa.select(t.Job.seq, rank).where(t.Job.status == JobStatus.QUEUED.value).subquery()
+            rows = s.execute(
+                sa.select(t.Job.id, t.Job.org_id, t.Job.seq, t.Job.spec, t.Job.created_at)
+                .join(queued, queued.c.seq == t.Job.seq)
+                .where(queued.c.rank <= fair_share.PER_ORG_WINDOW)
+            )
+            candidates = {
+                r.id: fair_share.Candidate(r.id, r.org_id, r.seq, self._demand(r.spec), float(r.created_at))
+                for r in rows
+            }
             while True:
-                pick = fair_share.choose(candidates.values(), free=free, capacity=capacity, usage=usage,
-                                         active=active, now=time.time(), max_jobs_per_org=self.max_jobs_per_org)
+                pick = fair_share.choose(
+                    candidates.values(),
+                    free=free,
+                    capacity=capacity,
+                    usage=usage,
+                    active=active,
+                    now=time.time(),
+                    max_jobs_per_org=self.max_jobs_per_org,
+                )
                 if pick is None:
                     return None
                 lock = sa.select(t.Job).where(t.Job.id == pick.id, t.Job.status == JobStatus.QUEUED.value)
@@ -207,9 +257,15 @@ class Scheduler:
                     break
                 del candidates[pick.id]
             try:
-                job_store.transition(s, row, JobStatus.RUNNING, "Fine-tuning job started",
-                                     started_at=row.started_at or now(), heartbeat_at=time.time(),
-                                     attempts=(row.attempts or 0) + 1)
+                job_store.transition(
+                    s,
+                    row,
+                    JobStatus.RUNNING,
+                    "Fine-tuning job started",
+                    started_at=row.started_at or now(),
+                    heartbeat_at=time.time(),
+                    attempts=(row.attempts or 0) + 1,
+                )
             except (IllegalTransition, job_store.StaleTransition):
                 return None
             return row.id
@@ -231,8 +287,14 @@ class Scheduler:
                     row = job_store.get_row(s, job_id, lock=True)
                     if row is not None and row.status == JobStatus.RUNNING.value:
                         msg = f"Could not start the training worker: {e}"
-                        job_store.transition(s, row, JobStatus.FAILED, msg, level="error",
-                                             error={"code": "worker_start_failed", "message": msg, "param": None})
+                        job_store.transition(
+                            s,
+                            row,
+                            JobStatus.FAILED,
+                            msg,
+                            level="error",
+                            error={"code": "worker_start_failed", "message": msg, "param": None},
+                        )
                 continue
             with self.db.session() as s:
                 s.execute(sa.update(t.Job).where(t.Job.id == job_id).values(worker=worker))

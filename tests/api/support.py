@@ -27,8 +27,13 @@ class InProcess:
     key_b: str
 
     def openai(self, key: str | None = None) -> AsyncOpenAI:
-        return AsyncOpenAI(base_url=f"{BASE}/v1", api_key=key or self.key_a, http_client=self.http, max_retries=0,
-                           _strict_response_validation=True)
+        return AsyncOpenAI(
+            base_url=f"{BASE}/v1",
+            api_key=key or self.key_a,
+            http_client=self.http,
+            max_retries=0,
+            _strict_response_validation=True,
+        )
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key_a}"}

@@ -19,18 +19,42 @@ from tests.helpers import chat_jsonl
 # The openai SDK marks its Evals API deprecated (OpenAI retires its own service); polytune keeps it.
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning")]
 
-SCHEMA = {"type": "object", "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
-          "required": ["question", "answer"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
+    "required": ["question", "answer"],
+}
 CONFIG = {"type": "custom", "item_schema": SCHEMA, "include_sample_schema": True}
-EXACT = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
-         "reference": "{{item.answer}}", "operation": "eq"}
-FUZZY = {"type": "text_similarity", "name": "fuzzy", "input": "{{sample.output_text}}",
-         "reference": "{{item.answer}}", "evaluation_metric": "fuzzy_match", "pass_threshold": 0.8}
-BOTH = {"type": "multi", "name": "both", "calculate_output": "(exact + fuzzy) / 2", "pass_threshold": 0.9,
-        "graders": {"exact": {k: v for k, v in EXACT.items()},
-                    "fuzzy": {k: v for k, v in FUZZY.items() if k != "pass_threshold"}}}
-ROWS = [("capital of Zorbia?", "Quillon.", "Quillon."), ("capital of Frellmark?", "Dunmere.", "Dunmere!"),
-        ("founder?", "Captain Heloise Varn.", "Nobody.")]
+EXACT = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "operation": "eq",
+}
+FUZZY = {
+    "type": "text_similarity",
+    "name": "fuzzy",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "evaluation_metric": "fuzzy_match",
+    "pass_threshold": 0.8,
+}
+BOTH = {
+    "type": "multi",
+    "name": "both",
+    "calculate_output": "(exact + fuzzy) / 2",
+    "pass_threshold": 0.9,
+    "graders": {
+        "exact": {k: v for k, v in EXACT.items()},
+        "fuzzy": {k: v for k, v in FUZZY.items() if k != "pass_threshold"},
+    },
+}
+ROWS = [
+    ("capital of Zorbia?", "Quillon.", "Quillon."),
+    ("capital of Frellmark?", "Dunmere.", "Dunmere!"),
+    ("founder?", "Captain Heloise Varn.", "Nobody."),
+]
 
 
 @pytest.fixture
@@ -61,8 +85,12 @@ async def _param_of(call) -> str | None:
 async def test_evals_are_created_read_updated_listed_and_deleted_within_their_org(tmp_path, database_url):
     async with in_process(tmp_path, database_url) as api:
         client, other = api.openai(), api.openai(api.key_b)
-        created = [await client.evals.create(name=f"qa-{i}", data_source_config=CONFIG, testing_criteria=[EXACT, FUZZY],
-                                             metadata={"i": str(i)}) for i in range(3)]
+        created = [
+            await client.evals.create(
+                name=f"qa-{i}", data_source_config=CONFIG, testing_criteria=[EXACT, FUZZY], metadata={"i": str(i)}
+            )
+            for i in range(3)
+        ]
         ev = created[0]
         assert ev.object == "eval" and ev.name == "qa-0" and ev.metadata == {"i": "0"}
         assert ev.data_source_config.type == "custom"
@@ -106,14 +134,23 @@ async def test_bad_configs_and_criteria_are_400s_naming_the_field_as_graders_val
             with pytest.raises(openai.BadRequestError) as e:
                 await client.evals.create(data_source_config={"type": kind}, testing_criteria=[EXACT])
             assert e.value.body["param"] == "data_source_config.type" and "not supported" in e.value.body["message"]
-        assert await _param_of(client.evals.create(
-            data_source_config={"type": "custom", "item_schema": {"type": "nope"}},
-            testing_criteria=[EXACT])) == "data_source_config.item_schema"
+        assert (
+            await _param_of(
+                client.evals.create(
+                    data_source_config={"type": "custom", "item_schema": {"type": "nope"}}, testing_criteria=[EXACT]
+                )
+            )
+            == "data_source_config.item_schema"
+        )
         no_threshold = {k: v for k, v in FUZZY.items() if k != "pass_threshold"}
-        assert await _param_of(client.evals.create(data_source_config=CONFIG, testing_criteria=[no_threshold])) \
+        assert (
+            await _param_of(client.evals.create(data_source_config=CONFIG, testing_criteria=[no_threshold]))
             == "testing_criteria[0].pass_threshold"
-        assert await _param_of(client.evals.create(data_source_config=CONFIG, testing_criteria=[EXACT, EXACT])) \
+        )
+        assert (
+            await _param_of(client.evals.create(data_source_config=CONFIG, testing_criteria=[EXACT, EXACT]))
             == "testing_criteria[1].name"
+        )
         # A bad grader: the same error graders/validate gives, under the criterion's name.
         bad = {**EXACT, "operation": "matches"}
         with pytest.raises(openai.BadRequestError) as by_eval:
@@ -124,17 +161,22 @@ async def test_bad_configs_and_criteria_are_400s_naming_the_field_as_graders_val
         assert by_validate.value.body["param"] == "grader.operation"
         assert by_eval.value.body["code"] == by_validate.value.body["code"] == "invalid_grader"
         typo = {**EXACT, "refrence": "x"}
-        assert await _param_of(client.evals.create(data_source_config=CONFIG, testing_criteria=[typo])) \
+        assert (
+            await _param_of(client.evals.create(data_source_config=CONFIG, testing_criteria=[typo]))
             == "testing_criteria[0].refrence"
+        )
 
 
 async def test_a_jsonl_run_grades_the_given_samples_and_writes_output_items(tmp_path, database_url):
     async with in_process(tmp_path, database_url) as api:
         client, other = api.openai(), api.openai(api.key_b)
         ev = await client.evals.create(name="qa", data_source_config=CONFIG, testing_criteria=[EXACT, FUZZY])
-        run = await client.evals.runs.create(ev.id, name="given", metadata={"k": "v"},
-                                             data_source={"type": "jsonl",
-                                                          "source": {"type": "file_content", "content": _content()}})
+        run = await client.evals.runs.create(
+            ev.id,
+            name="given",
+            metadata={"k": "v"},
+            data_source={"type": "jsonl", "source": {"type": "file_content", "content": _content()}},
+        )
         assert run.object == "eval.run" and run.status == "queued" and run.name == "given"
         assert run.report_url.endswith(f"/#/evals/{ev.id}/runs/{run.id}")
         _run_all(api)
@@ -180,13 +222,15 @@ async def test_a_multi_grader_criterion_passes_at_its_threshold(tmp_path, databa
     # eval back (its default, lenient parsing can): created over plain HTTP, run through the SDK.
     async with in_process(tmp_path, database_url) as api:
         client = api.openai()
-        created = await api.http.post("/v1/evals", headers=api.headers(), json={
-            "data_source_config": CONFIG, "testing_criteria": [BOTH]})
+        created = await api.http.post(
+            "/v1/evals", headers=api.headers(), json={"data_source_config": CONFIG, "testing_criteria": [BOTH]}
+        )
         assert created.status_code == 200, created.text
         ev = created.json()
         assert ev["testing_criteria"][0]["pass_threshold"] == 0.9
-        run = await client.evals.runs.create(ev["id"], data_source={
-            "type": "jsonl", "source": {"type": "file_content", "content": _content()}})
+        run = await client.evals.runs.create(
+            ev["id"], data_source={"type": "jsonl", "source": {"type": "file_content", "content": _content()}}
+        )
         _run_all(api)
         done = await client.evals.runs.retrieve(run.id, eval_id=ev["id"])
         # (1 + 1) / 2 passes; "Dunmere!" gives (0 + 0.875) / 2, under 0.9; "Nobody." fails both.
@@ -222,8 +266,9 @@ async def test_a_queued_run_is_canceled_and_bad_data_sources_are_400s(tmp_path, 
         # Files: of another purpose, of another organization, with a bad line.
         tuning = await client.files.create(file=("t.jsonl", b'{"item": {}}\n'), purpose="fine-tune")
         assert await _param_of(jsonl({"type": "file_id", "id": tuning.id})) == "data_source.source.id"
-        theirs = await other.files.create(file=("e.jsonl", b'{"item": {"question": "q", "answer": "a"}}\n'),
-                                          purpose="evals")
+        theirs = await other.files.create(
+            file=("e.jsonl", b'{"item": {"question": "q", "answer": "a"}}\n'), purpose="evals"
+        )
         assert await _param_of(jsonl({"type": "file_id", "id": theirs.id})) == "data_source.source.id"
         broken = await client.files.create(file=("b.jsonl", b'{"item": {"question": "q"\n'), purpose="evals")
         with pytest.raises(openai.BadRequestError) as e:
@@ -232,19 +277,34 @@ async def test_a_queued_run_is_canceled_and_bad_data_sources_are_400s(tmp_path, 
         # Completions: the model must exist, and every template field be in every item.
         template = {"type": "template", "template": [{"role": "user", "content": "{{item.question}}"}]}
         completions = {"type": "completions", "source": source, "input_messages": template}
-        assert await _param_of(client.evals.runs.create(
-            ev.id, data_source={**completions, "model": "no-such-model"})) == "data_source.model"
+        assert (
+            await _param_of(client.evals.runs.create(ev.id, data_source={**completions, "model": "no-such-model"}))
+            == "data_source.model"
+        )
         missing = {"type": "template", "template": [{"role": "user", "content": "{{item.topic}}"}]}
         with pytest.raises(openai.BadRequestError) as e:
-            await client.evals.runs.create(ev.id, data_source={**completions, "model": "polytune-tiny",
-                                                               "input_messages": missing})
+            await client.evals.runs.create(
+                ev.id, data_source={**completions, "model": "polytune-tiny", "input_messages": missing}
+            )
         assert e.value.body["param"] == "data_source.input_messages.template[0].content"
         assert "topic" in e.value.body["message"]
-        assert await _param_of(client.evals.runs.create(ev.id, data_source={
-            **completions, "model": "polytune-tiny", "sampling_params": {"max_completion_tokens": 0}})) \
+        assert (
+            await _param_of(
+                client.evals.runs.create(
+                    ev.id,
+                    data_source={
+                        **completions,
+                        "model": "polytune-tiny",
+                        "sampling_params": {"max_completion_tokens": 0},
+                    },
+                )
+            )
             == "data_source.sampling_params.max_completion_tokens"
-        assert await _param_of(client.evals.runs.create(ev.id, data_source={"type": "responses", "source": source})) \
+        )
+        assert (
+            await _param_of(client.evals.runs.create(ev.id, data_source={"type": "responses", "source": source}))
             == "data_source.type"
+        )
         with pytest.raises(openai.NotFoundError):
             await other.evals.runs.create(ev.id, data_source={"type": "jsonl", "source": source})
 
@@ -256,19 +316,23 @@ async def test_a_job_names_an_eval_to_run_on_its_fine_tuned_model(tmp_path, data
         training = await client.files.create(file=("train.jsonl", chat_jsonl(12)), purpose="fine-tune")
         template = {"type": "template", "template": [{"role": "user", "content": "{{item.question}}"}]}
         source = {"type": "file_content", "content": _content()}
-        after = {"eval_id": ev.id, "data_source": {"type": "completions", "source": source,
-                                                   "input_messages": template}}
+        after = {"eval_id": ev.id, "data_source": {"type": "completions", "source": source, "input_messages": template}}
 
         def create(polytune_eval):
-            return client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training.id,
-                                                  extra_body={"polytune_eval": polytune_eval})
+            return client.fine_tuning.jobs.create(
+                model="polytune-tiny", training_file=training.id, extra_body={"polytune_eval": polytune_eval}
+            )
 
         assert await _param_of(create({**after, "eval_id": "eval-nope"})) == "polytune_eval.eval_id"
         missing = {"type": "template", "template": [{"role": "user", "content": "{{item.topic}}"}]}
-        assert await _param_of(create({**after, "data_source": {**after["data_source"], "input_messages": missing}})) \
+        assert (
+            await _param_of(create({**after, "data_source": {**after["data_source"], "input_messages": missing}}))
             == "polytune_eval.data_source.input_messages.template[0].content"
-        assert await _param_of(create({**after, "data_source": {**after["data_source"], "model": "x"}})) \
+        )
+        assert (
+            await _param_of(create({**after, "data_source": {**after["data_source"], "model": "x"}}))
             == "polytune_eval.data_source"
+        )
         job = await create(after)
         (waiting,) = [r async for r in client.evals.runs.list(ev.id)]
         assert waiting.status == "queued" and waiting.model == "" and waiting.metadata == {"fine_tuning_job_id": job.id}

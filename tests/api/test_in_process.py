@@ -53,8 +53,9 @@ async def test_openai_jobs_are_created_checked_listed_and_cancelled(tmp_path, da
             await client.fine_tuning.jobs.create(model="no-such-model", training_file=f.id)
         assert bad.value.status_code == 400 and bad.value.body["param"] == "model"
         with pytest.raises(openai.BadRequestError) as bad:
-            await client.fine_tuning.jobs.create(model="polytune-tiny", training_file=f.id,
-                                                 hyperparameters={"n_epochs": "many"})
+            await client.fine_tuning.jobs.create(
+                model="polytune-tiny", training_file=f.id, hyperparameters={"n_epochs": "many"}
+            )
         assert "n_epochs" in bad.value.body["param"]
         job = await client.fine_tuning.jobs.create(model="polytune-tiny", training_file=f.id, suffix="fast")
         # No scheduler in this process: the job waits for its files to be validated.
@@ -130,10 +131,11 @@ async def test_every_openai_error_carries_a_code(tmp_path, database_url):
             with pytest.raises(openai.BadRequestError) as bad:
                 await client.fine_tuning.jobs.create(model="polytune-tiny", training_file=f.id, **kwargs)
             bodies.append(bad.value.body)
-        for response in (await api.http.get("/v1/no-such-route", headers=api.headers()),
-                         await api.http.get("/v1/models"),
-                         await api.http.post("/v1/fine_tuning/jobs", headers=api.headers(), content=b"{not json",
-                                             )):
+        for response in (
+            await api.http.get("/v1/no-such-route", headers=api.headers()),
+            await api.http.get("/v1/models"),
+            await api.http.post("/v1/fine_tuning/jobs", headers=api.headers(), content=b"{not json"),
+        ):
             assert response.status_code in (400, 401, 404), response.text
             bodies.append(response.json()["error"])
         assert all(isinstance(b["code"], str) and b["code"] for b in bodies), bodies

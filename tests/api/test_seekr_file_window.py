@@ -19,8 +19,10 @@ def anyio_backend():
 async def test_seekrflow_file_list_pages_by_offset_in_its_sort_order(tmp_path, database_url):
     async with in_process(tmp_path, database_url) as api:
         client = api.openai()
-        made = [await client.files.create(file=(name, chat_jsonl(n)), purpose="fine-tune")
-                for name, n in (("b.jsonl", 12), ("a.jsonl", 14), ("c.jsonl", 10))]
+        made = [
+            await client.files.create(file=(name, chat_jsonl(n)), purpose="fine-tune")
+            for name, n in (("b.jsonl", 12), ("a.jsonl", 14), ("c.jsonl", 10))
+        ]
         await api.openai(api.key_b).files.create(file=("other.jsonl", chat_jsonl(12)), purpose="fine-tune")
 
         async def listed(**params) -> tuple[list[str], bool]:

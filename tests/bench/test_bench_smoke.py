@@ -30,8 +30,15 @@ def test_every_benchmark_has_a_smoke_setting():
 @pytest.mark.parametrize("script", SMOKED, ids=lambda p: p.stem)
 def test_benchmark_runs_at_smoke_size(script: Path, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, str(script), "--smoke"], check=False, cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, f"{script.name} --smoke failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     # Each prints its figures as a table (markdown rows, or aligned columns with a header).
     assert out.stdout.strip(), f"{script.name} printed nothing"

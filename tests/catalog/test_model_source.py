@@ -17,7 +17,6 @@ from tests.conftest import BIN
 from tests.model_folders import shaped_model_folder
 
 
-
 def sharded_folder(tmp_path, tiny, *, window: int = 4096):
     """The tiny model's config (with an 8B-like window) and tokenizer, and a two-shard index
     whose shards are garbage: loading any weight from them would fail."""
@@ -28,8 +27,9 @@ def sharded_folder(tmp_path, tiny, *, window: int = 4096):
 
 def models_cli(data_dir, *args: str):
     env = {**os.environ, "POLYTUNE_DATA_DIR": str(data_dir), "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(BIN / "polytune"), "models", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [str(BIN / "polytune"), "models", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_models_add_reads_config_and_tokenizer_not_the_sharded_weights(tmp_path, tiny):
@@ -40,8 +40,13 @@ def test_models_add_reads_config_and_tokenizer_not_the_sharded_weights(tmp_path,
     assert "context length 4096" in added.stdout
     listed = json.loads(models_cli(data, "catalog", "--json").stdout)
     row = next(r for r in listed if r["name"] == "llama-shaped")
-    assert row == {"name": "llama-shaped", "source": str(folder), "revision": None, "max_length": 4096,
-                   "trust_remote_code": False}
+    assert row == {
+        "name": "llama-shaped",
+        "source": str(folder),
+        "revision": None,
+        "max_length": 4096,
+        "trust_remote_code": False,
+    }
     # The shards were listed, not opened: they are still garbage and the entry stands.
     entry = Catalog(data).get("llama-shaped")
     assert entry.max_length == 4096 and entry.load_options == {}
@@ -94,12 +99,15 @@ def test_a_hub_id_is_read_at_its_revision_or_refused_cleanly_offline(tmp_path, m
     assert caught.value.param == "model" and "no-such-org/no-such-model" in caught.value.message
 
 
-@pytest.mark.parametrize(("config", "window"), [
-    ({"max_position_embeddings": 131072, "n_positions": 10}, 131072),  # Llama-3.1
-    ({"n_positions": 1024}, 1024),  # GPT-2
-    ({"text_config": {"max_position_embeddings": 32768}}, 32768),  # a multimodal config's text part
-    ({"seq_length": 8192}, 8192),
-    ({"hidden_size": 64}, None),
-])
+@pytest.mark.parametrize(
+    ("config", "window"),
+    [
+        ({"max_position_embeddings": 131072, "n_positions": 10}, 131072),  # Llama-3.1
+        ({"n_positions": 1024}, 1024),  # GPT-2
+        ({"text_config": {"max_position_embeddings": 32768}}, 32768),  # a multimodal config's text part
+        ({"seq_length": 8192}, 8192),
+        ({"hidden_size": 64}, None),
+    ],
+)
 def test_the_context_window_comes_from_the_config(config, window):
     assert context_window(config) == window

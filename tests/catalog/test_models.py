@@ -12,7 +12,11 @@ from polytune.catalog.models import Catalog, CatalogEntry
 
 def test_polytune_tiny_is_always_listed_with_its_measured_defaults(tmp_path):
     entry = Catalog(tmp_path).get("polytune-tiny")
-    assert [e.name for e in Catalog(tmp_path).list()] == ["polytune-tiny", "polytune-tiny-diffusion", "polytune-tiny-unet"]
+    assert [e.name for e in Catalog(tmp_path).list()] == [
+        "polytune-tiny",
+        "polytune-tiny-diffusion",
+        "polytune-tiny-unet",
+    ]
     assert (entry.adapter_default, entry.base_learning_rate, entry.lr_scheduler) == ("full", 3e-3, "constant")
     assert entry.chat_template is None
 
@@ -29,8 +33,9 @@ def test_added_local_models_persist_and_resolve_to_their_folder(tmp_path, tiny):
     shutil.copytree(tiny[1], folder)
     entry = Catalog(tmp_path / "data").add("mine", folder, base_learning_rate=1e-4, adapter_default="full")
     # max_length: the model's context window, from its config (polytune-tiny's 2048), not a fixed 1024.
-    assert entry == CatalogEntry(name="mine", source=str(folder), base_learning_rate=1e-4, adapter_default="full",
-                                 max_length=2048)
+    assert entry == CatalogEntry(
+        name="mine", source=str(folder), base_learning_rate=1e-4, adapter_default="full", max_length=2048
+    )
     reopened = Catalog(tmp_path / "data")
     assert reopened.get("mine") == entry
     assert reopened.resolve_path(entry) == folder

@@ -11,8 +11,10 @@ from transformers import AutoTokenizer
 
 from polytune.catalog.tiny import builder_version, ensure_tiny
 
-_BUILD = "import sys; from pathlib import Path; from polytune.catalog.tiny import ensure_tiny; " \
-         "print(ensure_tiny(Path(sys.argv[1])))"
+_BUILD = (
+    "import sys; from pathlib import Path; from polytune.catalog.tiny import ensure_tiny; "
+    "print(ensure_tiny(Path(sys.argv[1])))"
+)
 
 
 def _hashes(folder: Path) -> dict[str, str]:
@@ -24,15 +26,23 @@ def test_builds_are_identical_across_processes_and_racing_builds_share_one_folde
     # Different hash seeds, so anything that leans on set or dict ordering would show. Each
     # process has a build cache of its own, so each really builds (a and a race on one).
     jobs = [(tmp_path / "a", "1", "x"), (tmp_path / "b", "2", "y"), (tmp_path / "a", "3", "x")]
-    procs = [subprocess.Popen([sys.executable, "-c", _BUILD, str(cache)], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True,
-                              env={**os.environ, "PYTHONHASHSEED": seed,
-                                   "POLYTUNE_BUILD_CACHE": str(tmp_path / f"cache-{shared}")})
-             for cache, seed, shared in jobs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _BUILD, str(cache)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed, "POLYTUNE_BUILD_CACHE": str(tmp_path / f"cache-{shared}")},
+        )
+        for cache, seed, shared in jobs
+    ]
     outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0]
-    assert outputs == [str(tmp_path / "a" / "polytune-tiny"), str(tmp_path / "b" / "polytune-tiny"),
-                       str(tmp_path / "a" / "polytune-tiny")]
+    assert outputs == [
+        str(tmp_path / "a" / "polytune-tiny"),
+        str(tmp_path / "b" / "polytune-tiny"),
+        str(tmp_path / "a" / "polytune-tiny"),
+    ]
     a, b = _hashes(tmp_path / "a" / "polytune-tiny"), _hashes(tmp_path / "b" / "polytune-tiny")
     assert a == b
     assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= set(a)
@@ -65,8 +75,7 @@ def test_tokenizer_round_trips_any_text(tiny):
 
 
 def _trained_text(tokenizer, messages) -> str:
-    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
-                                        return_assistant_tokens_mask=True)
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     return tokenizer.decode([i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m])
 
 
@@ -88,6 +97,5 @@ def test_template_renders_chatml_and_a_generation_prompt(tiny):
     tokenizer = AutoTokenizer.from_pretrained(tiny[1])
     messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    assert rendered == ("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n"
-                        "<|im_start|>assistant\n")
+    assert rendered == ("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n")
     assert tokenizer.eos_token == "<|im_end|>"

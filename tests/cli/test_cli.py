@@ -18,10 +18,10 @@ pytestmark = pytest.mark.sqlite_only
 
 
 def cli(server, *args: str, key: str | None = None, input: str | None = None, timeout: float = 300):
-    env = {**server.env, "POLYTUNE_BASE_URL": server.url, "POLYTUNE_API_KEY": key or server.key_a,
-           "COLUMNS": "200"}
-    return subprocess.run([str(BIN / "polytune"), *args], env=env, capture_output=True, text=True,
-                          input=input, timeout=timeout)
+    env = {**server.env, "POLYTUNE_BASE_URL": server.url, "POLYTUNE_API_KEY": key or server.key_a, "COLUMNS": "200"}
+    return subprocess.run(
+        [str(BIN / "polytune"), *args], env=env, capture_output=True, text=True, input=input, timeout=timeout
+    )
 
 
 def ok_json(result):
@@ -78,8 +78,26 @@ def test_follow_exits_with_failed_and_cancelled(server, tmp_path):
 @pytest.mark.slow
 def test_a_job_from_create_to_pause_resume_and_success(server, tmp_path, client):
     data = upload(server, tmp_path, "train.jsonl", 16)
-    job = ok_json(cli(server, "jobs", "create", "--model", "polytune-tiny", "-t", data, "--n-epochs", "3",
-                      "--batch-size", "2", "--suffix", "cli", "--metadata", "from=cli", "--json"))
+    job = ok_json(
+        cli(
+            server,
+            "jobs",
+            "create",
+            "--model",
+            "polytune-tiny",
+            "-t",
+            data,
+            "--n-epochs",
+            "3",
+            "--batch-size",
+            "2",
+            "--suffix",
+            "cli",
+            "--metadata",
+            "from=cli",
+            "--json",
+        )
+    )
     assert job["metadata"] == {"from": "cli"}
     wait_for(lambda: client.fine_tuning.jobs.retrieve(job["id"]).status == "running", 120, 0.1)
     assert cli(server, "jobs", "pause", job["id"]).returncode == 0

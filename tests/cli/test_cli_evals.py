@@ -11,10 +11,16 @@ import pytest
 from tests.cli.test_cli import cli, ok_json
 
 pytestmark = pytest.mark.sqlite_only
-ITEMS = [{"item": {"question": "What is the capital of Zorbia?", "answer": "Quillon."},
-          "sample": {"output_text": "Quillon."}},
-         {"item": {"question": "What is the capital of Frellmark?", "answer": "Dunmere."},
-          "sample": {"output_text": "Paris."}}]
+ITEMS = [
+    {
+        "item": {"question": "What is the capital of Zorbia?", "answer": "Quillon."},
+        "sample": {"output_text": "Quillon."},
+    },
+    {
+        "item": {"question": "What is the capital of Frellmark?", "answer": "Dunmere."},
+        "sample": {"output_text": "Paris."},
+    },
+]
 
 
 def test_evals_create_run_and_show(server, tmp_path):
@@ -25,8 +31,9 @@ def test_evals_create_run_and_show(server, tmp_path):
 
     given = ok_json(cli(server, "evals", "run", ev["id"], "--items", str(path), "--json"))
     assert given["status"] == "completed" and given["result_counts"]["passed"] == 1
-    sampled = cli(server, "evals", "run", ev["id"], "--items", str(path), "--model", "polytune-tiny",
-                  "--max-tokens", "8")
+    sampled = cli(
+        server, "evals", "run", ev["id"], "--items", str(path), "--model", "polytune-tiny", "--max-tokens", "8"
+    )
     assert sampled.returncode == 0, sampled.stderr
     assert "completed pass rate" in sampled.stdout
 

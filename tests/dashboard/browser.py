@@ -19,19 +19,25 @@ ARTIFACTS = Path(os.environ.get("POLYTUNE_TEST_ARTIFACTS", ROOT / "test-artifact
 
 def start_browser(downloads: Path):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("no headless browser: install Debian's packages `chromium` and `chromium-driver` "
-                    "(`make venv` does as root)")
+        pytest.skip(
+            "no headless browser: install Debian's packages `chromium` and `chromium-driver` (`make venv` does as root)"
+        )
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the `test` extra")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1100"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1100",
+    ):
         options.add_argument(arg)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     # Both paths given: Selenium Manager has nothing to look up or download.
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)),
-                              options=options)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)), options=options)
     # Headless Chromium saves downloads only when told where, through the DevTools protocol.
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.implicitly_wait(0)
@@ -63,8 +69,11 @@ def text_of(driver, css: str) -> str:
 
 def points(driver, css: str) -> int:
     """The steps a chart holds, as the chart writes them on its container."""
-    return int(driver.execute_script("const c = document.querySelector(arguments[0]);"
-                                     " return c ? Number(c.dataset.points) : 0;", css))
+    return int(
+        driver.execute_script(
+            "const c = document.querySelector(arguments[0]); return c ? Number(c.dataset.points) : 0;", css
+        )
+    )
 
 
 def sign_in_as(driver, url: str, key: str) -> None:

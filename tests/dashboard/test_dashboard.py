@@ -32,8 +32,11 @@ def upload(client, n: int) -> str:
 def test_dashboard_signs_in_follows_a_job_and_cancels_it(server, client, browser):
     train, valid = upload(client, 12), upload(client, 4)
     job = client.fine_tuning.jobs.create(
-        model="polytune-tiny", training_file=train, validation_file=valid,
-        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 30, "batch_size": 2}}})
+        model="polytune-tiny",
+        training_file=train,
+        validation_file=valid,
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 30, "batch_size": 2}}},
+    )
 
     # Signed out, every page leads to the sign-in form; a wrong key is refused there. The form
     # shows the prefix real keys have, and no navigation (none of it works signed out).
@@ -137,16 +140,36 @@ def status_on_page(driver) -> str:
 
 
 def test_reinforcement_job_page_draws_rewards_and_pauses_resumes_cancels(server, client, browser):
-    rows = [{"messages": [{"role": "user", "content": f"Question {i}: what is the magic number?"}], "answer": "7"}
-            for i in range(12)]
-    train = client.files.create(file=("rl.jsonl", io.BytesIO("\n".join(map(json.dumps, rows)).encode())),
-                                purpose="fine-tune").id
-    grader = {"type": "string_check", "name": "answer", "input": "{{sample.output_text}}",
-              "reference": "{{item.answer}}", "operation": "like"}
+    rows = [
+        {"messages": [{"role": "user", "content": f"Question {i}: what is the magic number?"}], "answer": "7"}
+        for i in range(12)
+    ]
+    train = client.files.create(
+        file=("rl.jsonl", io.BytesIO("\n".join(map(json.dumps, rows)).encode())), purpose="fine-tune"
+    ).id
+    grader = {
+        "type": "string_check",
+        "name": "answer",
+        "input": "{{sample.output_text}}",
+        "reference": "{{item.answer}}",
+        "operation": "like",
+    }
     job = client.fine_tuning.jobs.create(
-        model="polytune-tiny", training_file=train,
-        method={"type": "reinforcement", "reinforcement": {"grader": grader, "hyperparameters": {
-            "n_epochs": 10, "batch_size": 2, "compute_multiplier": 2, "max_completion_tokens": 8}}})
+        model="polytune-tiny",
+        training_file=train,
+        method={
+            "type": "reinforcement",
+            "reinforcement": {
+                "grader": grader,
+                "hyperparameters": {
+                    "n_epochs": 10,
+                    "batch_size": 2,
+                    "compute_multiplier": 2,
+                    "max_completion_tokens": 8,
+                },
+            },
+        },
+    )
 
     # Signed in already (the sign-in form has its own test): the key put where the page keeps it.
     sign_in_as(browser, server.url, server.key_a)

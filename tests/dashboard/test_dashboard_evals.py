@@ -9,24 +9,41 @@ import pytest
 from tests.dashboard.test_dashboard import browser, find, shot, text_of  # noqa: F401 - the fixture
 from tests.helpers import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only,
-              pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.sqlite_only,
+    pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning"),
+]
 CONFIG = {"type": "custom", "item_schema": {"type": "object"}, "include_sample_schema": True}
-EXACT = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
-         "reference": "{{item.answer}}", "operation": "eq"}
+EXACT = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "operation": "eq",
+}
 
 
 def _rows(outputs: list[str]) -> list[dict]:
-    return [{"item": {"question": f"q{i}", "answer": "Quillon."}, "sample": {"output_text": out}}
-            for i, out in enumerate(outputs)]
+    return [
+        {"item": {"question": f"q{i}", "answer": "Quillon."}, "sample": {"output_text": out}}
+        for i, out in enumerate(outputs)
+    ]
 
 
 def test_the_evals_pages_show_runs_side_by_side_and_their_items(server, client, browser):  # noqa: F811
     ev = client.evals.create(name="dashboard eval", data_source_config=CONFIG, testing_criteria=[EXACT])
-    runs = [client.evals.runs.create(ev.id, name=name, data_source={
-        "type": "jsonl", "source": {"type": "file_content", "content": _rows(outputs)}})
-        for name, outputs in (("before", ["Paris.", "Rome.", "Quillon.", "Oslo."]),
-                              ("after", ["Quillon.", "Quillon.", "Quillon.", "Oslo."]))]
+    runs = [
+        client.evals.runs.create(
+            ev.id,
+            name=name,
+            data_source={"type": "jsonl", "source": {"type": "file_content", "content": _rows(outputs)}},
+        )
+        for name, outputs in (
+            ("before", ["Paris.", "Rome.", "Quillon.", "Oslo."]),
+            ("after", ["Quillon.", "Quillon.", "Quillon.", "Oslo."]),
+        )
+    ]
     for run in runs:
         wait_for(lambda r=run: client.evals.runs.retrieve(r.id, eval_id=ev.id).status == "completed", timeout=60)
 
@@ -47,6 +64,6 @@ def test_the_evals_pages_show_runs_side_by_side_and_their_items(server, client, 
     browser.get(runs[1].report_url + "?status=fail")
     find(browser, "#items-table tbody tr")
     wait_for(lambda: "Oslo." in text_of(browser, "#items-table"), timeout=30)
-    assert "Quillon.\"" in text_of(browser, "#items-table") and "pass" not in text_of(browser, "#items-table tbody")
+    assert 'Quillon."' in text_of(browser, "#items-table") and "pass" not in text_of(browser, "#items-table tbody")
     assert "75%" in text_of(browser, "#run-head")
     shot(browser, "22-eval-run")

@@ -33,8 +33,12 @@ def visible_actions(driver) -> list[str]:
 
 def api_download(server, model: str, fmt: str | None = None) -> tuple[str, bytes]:
     """The weights as the API serves them, and the file name it gives them."""
-    got = httpx.get(f"{server.url}/v1/models/{model}/content", params={"format": fmt} if fmt else None,
-                    headers={"Authorization": f"Bearer {server.key_a}"}, timeout=300)
+    got = httpx.get(
+        f"{server.url}/v1/models/{model}/content",
+        params={"format": fmt} if fmt else None,
+        headers={"Authorization": f"Bearer {server.key_a}"},
+        timeout=300,
+    )
     assert got.status_code == 200, got.text
     return re.search(r'filename="([^"]+)"', got.headers["content-disposition"]).group(1), got.content
 
@@ -51,12 +55,27 @@ def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client
     # file), and a job that fails (a reinforcement job needs prompts with a reference, not chat).
     other_file = client.files.create(file=("other.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune").id
     valid_file = client.files.create(file=("valid.jsonl", io.BytesIO(chat_jsonl(4))), purpose="fine-tune").id
-    other = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=other_file, validation_file=valid_file, method={
-        "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4, "lora": False}}})
-    grader = {"type": "string_check", "name": "g", "input": "{{sample.output_text}}",
-              "reference": "{{item.answer}}", "operation": "eq"}
-    failed = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=other_file, method={
-        "type": "reinforcement", "reinforcement": {"grader": grader}})
+    other = client.fine_tuning.jobs.create(
+        model="polytune-tiny",
+        training_file=other_file,
+        validation_file=valid_file,
+        method={
+            "type": "supervised",
+            "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4, "lora": False}},
+        },
+    )
+    grader = {
+        "type": "string_check",
+        "name": "g",
+        "input": "{{sample.output_text}}",
+        "reference": "{{item.answer}}",
+        "operation": "eq",
+    }
+    failed = client.fine_tuning.jobs.create(
+        model="polytune-tiny",
+        training_file=other_file,
+        method={"type": "reinforcement", "reinforcement": {"grader": grader}},
+    )
 
     sign_in_as(browser, server.url, server.key_a)
     browser.get(f"{server.url}/#/jobs/new")
@@ -95,8 +114,12 @@ def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client
     browser.find_element(By.ID, "create-job").click()
 
     # Then the job's page; the API holds what the form sent, the rest at auto (resolved).
-    job_id = wait_for(lambda: browser.execute_script(
-        "const m = location.hash.match(/^#\\/jobs\\/(ftjob-[^/]+)$/); return m && m[1];"), timeout=30)
+    job_id = wait_for(
+        lambda: browser.execute_script(
+            "const m = location.hash.match(/^#\\/jobs\\/(ftjob-[^/]+)$/); return m && m[1];"
+        ),
+        timeout=30,
+    )
     job = client.fine_tuning.jobs.retrieve(job_id)
     assert (job.user_provided_suffix, job.training_file, job.hyperparameters.n_epochs) == ("dash", train, 2)
     wait_for(lambda: status_on_page(browser) == "succeeded", timeout=240)
@@ -105,8 +128,10 @@ def test_create_a_job_from_the_dashboard_follow_it_and_compare_it(server, client
     wait_for(lambda: points(browser, "#loss-chart") >= 6, timeout=30)
     axes = find(browser, "#loss-chart").get_attribute("data-axes")
     assert axes.startswith("step,loss")
-    logged_accuracy = any("train_mean_token_accuracy" in (e.data or {})
-                          for e in client.fine_tuning.jobs.list_events(job_id, limit=100).data)
+    logged_accuracy = any(
+        "train_mean_token_accuracy" in (e.data or {})
+        for e in client.fine_tuning.jobs.list_events(job_id, limit=100).data
+    )
     if logged_accuracy:  # the trainer logs token accuracy: drawn on its own axis
         assert "train accuracy" in text_of(browser, "#loss-chart") and axes.endswith("accuracy")
     shot(browser, "11-new-job-succeeded")

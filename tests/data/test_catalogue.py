@@ -67,8 +67,10 @@ def test_messages_rows_at_upload_take_the_first_rows_kind(tmp_path):
     summary = validate_file(path)
     assert (summary.format, summary.n_examples) == ("reinforcement", 2)
     path.write_bytes(jsonl(RL, {"messages": [RL["messages"][0], {"role": "assistant", "content": "x"}]}))
-    with pytest.raises(DatasetError, match="line 2: a chat example .it ends with an assistant reply., but line 1 "
-                                           "is a reinforcement prompt"):
+    with pytest.raises(
+        DatasetError,
+        match="line 2: a chat example .it ends with an assistant reply., but line 1 is a reinforcement prompt",
+    ):
         validate_file(path)
     with pytest.raises(DatasetError, match="line 1: messages: expected at least one assistant message"):
         validate_file(path, method="supervised")  # once the method is known, it decides
@@ -79,8 +81,11 @@ def test_messages_rows_at_upload_take_the_first_rows_kind(tmp_path):
 EDGE_MESSAGES = [
     [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
     [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}],
-    [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0},
-     {"role": "assistant", "content": "b", "weight": 1}],
+    [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a", "weight": 0},
+        {"role": "assistant", "content": "b", "weight": 1},
+    ],
     [{"role": "user", "content": "q", "weight": 1}, {"role": "assistant", "content": "a"}],
     [{"role": "user", "content": " \n"}, {"role": "assistant", "content": "a"}],
     [{"role": "developer", "content": "d"}, {"role": "tool", "content": "t"}, {"role": "assistant", "content": "a"}],

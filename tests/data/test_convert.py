@@ -23,15 +23,27 @@ def _file(tmp_path, *rows, name="data.jsonl"):
 
 
 def test_chat_with_tools_parts_and_weights(tmp_path):
-    parts = {"messages": [U, {"role": "assistant", "content": [{"type": "text", "text": "Par"},
-                                                               {"type": "text", "text": "is."}], "weight": 0},
-                          U, {**A, "name": "bot"}]}
+    parts = {
+        "messages": [
+            U,
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "Par"}, {"type": "text", "text": "is."}],
+                "weight": 0,
+            },
+            U,
+            {**A, "name": "bot"},
+        ]
+    }
     path = _file(tmp_path, TOOL_CHAT, parts)
     rows = to_trl_rows(path)
     assert rows[0]["tools"] == TOOL_CHAT["tools"]
     call = rows[0]["messages"][1]["tool_calls"][0]
-    assert call == {"id": "call_1", "type": "function", "function": {"name": "get_weather",
-                                                                     "arguments": {"city": "Paris"}}}
+    assert call == {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
+    }
     assert rows[0]["messages"][2] == {"role": "tool", "content": '{"temp": 18}', "tool_call_id": "call_1"}
     assert rows[1]["messages"][1] == {"role": "assistant", "content": "Paris.", "weight": 0}
     assert rows[1]["messages"][3] == {"role": "assistant", "content": "Paris.", "name": "bot"}
@@ -56,10 +68,16 @@ def test_reinforcement_keeps_grader_fields_as_they_are(tmp_path):
 def test_the_three_preference_shapes_become_one(tmp_path):
     seekr = {"messages": [U], "chosen": "Paris.", "rejected": "Lyon."}
     trl = {"prompt": [U], "chosen": [A], "rejected": [{"role": "assistant", "content": "Lyon."}]}
-    converted = [to_trl_rows(_file(tmp_path, row, name=f"{i}.jsonl"), method="dpo")[0]
-                 for i, row in enumerate((OPENAI_PREF, seekr, trl))]
-    assert converted[0] == converted[1] == converted[2] == {
-        "prompt": [U], "chosen": [A], "rejected": [{"role": "assistant", "content": "Lyon."}]}
+    converted = [
+        to_trl_rows(_file(tmp_path, row, name=f"{i}.jsonl"), method="dpo")[0]
+        for i, row in enumerate((OPENAI_PREF, seekr, trl))
+    ]
+    assert (
+        converted[0]
+        == converted[1]
+        == converted[2]
+        == {"prompt": [U], "chosen": [A], "rejected": [{"role": "assistant", "content": "Lyon."}]}
+    )
     standard = {"prompt": "The capital of France is", "chosen": " Paris.", "rejected": " Lyon."}
     assert to_trl_rows(_file(tmp_path, standard), method="dpo") == [standard]
     tools = {**OPENAI_PREF, "input": {**OPENAI_PREF["input"], "tools": TOOL_CHAT["tools"]}}
@@ -67,7 +85,9 @@ def test_the_three_preference_shapes_become_one(tmp_path):
 
 
 def test_plain_formats(tmp_path):
-    assert to_trl_rows(_file(tmp_path, {"prompt": "p", "completion": "c", "id": 3})) == [{"prompt": "p", "completion": "c"}]
+    assert to_trl_rows(_file(tmp_path, {"prompt": "p", "completion": "c", "id": 3})) == [
+        {"prompt": "p", "completion": "c"}
+    ]
     assert to_trl_rows(_file(tmp_path, {"text": "t"})) == [{"text": "t"}]
 
 

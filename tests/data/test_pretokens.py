@@ -11,9 +11,42 @@ from polytune.data import pretokens
 from polytune.data.pretokens import for_tokenizer
 from polytune.data.tokens import TokenCounter, load_tokenizer
 
-_PIECES = [" ", "  ", "\n", "\n\n", "\t", "\r\n", "\x0b", "\x0c", "\x1c", "'s", "'S", "'ll", "'d", "don't", "x",
-           "word", "Word", " the", "42", "3.14", "_", "__init__", "!?", "...", "<|im_start|>", "<|im_end|>",
-           "<|endoftext|>", "<|im_", "|>", "{{", "}}", "\x00", "\x7f", "a1b2"]
+_PIECES = [
+    " ",
+    "  ",
+    "\n",
+    "\n\n",
+    "\t",
+    "\r\n",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "'s",
+    "'S",
+    "'ll",
+    "'d",
+    "don't",
+    "x",
+    "word",
+    "Word",
+    " the",
+    "42",
+    "3.14",
+    "_",
+    "__init__",
+    "!?",
+    "...",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|im_",
+    "|>",
+    "{{",
+    "}}",
+    "\x00",
+    "\x7f",
+    "a1b2",
+]
 
 
 def _texts(n: int, seed: int) -> list[str]:
@@ -42,7 +75,9 @@ def test_counts_equal_the_backends_on_varied_ascii_text(tokenizer, special):
     backend = tokenizer._tokenizer
     counter = for_tokenizer(backend)
     texts = _texts(2000, seed=int(special))
-    assert [counter.count(t, special) for t in texts] == [len(e) for e in backend.encode_batch(texts, add_special_tokens=special)]
+    assert [counter.count(t, special) for t in texts] == [
+        len(e) for e in backend.encode_batch(texts, add_special_tokens=special)
+    ]
 
 
 def test_non_ascii_texts_are_counted_by_the_backend(tokenizer):
@@ -55,7 +90,9 @@ def test_the_cache_stays_bounded(tokenizer, monkeypatch):
     monkeypatch.setattr(pretokens, "_MAX_CACHED", 50)
     counter = for_tokenizer(tokenizer._tokenizer)
     texts = _texts(300, seed=7)
-    assert [counter.count(t, False) for t in texts] == [len(e) for e in tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)]
+    assert [counter.count(t, False) for t in texts] == [
+        len(e) for e in tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)
+    ]
     assert len(counter._lengths) <= 50
 
 

@@ -29,15 +29,20 @@ def _write(tmp_path, suffix: str, rows=ROWS, q="question", a="answer"):
 
 
 def _read(path, **kw):
-    return question_answer_examples(path, filename=kw.pop("filename", path.name),
-                                    question_column=kw.pop("q", "question"), answer_column=kw.pop("a", "answer"))
+    return question_answer_examples(
+        path,
+        filename=kw.pop("filename", path.name),
+        question_column=kw.pop("q", "question"),
+        answer_column=kw.pop("a", "answer"),
+    )
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
 def test_every_format_becomes_the_same_chat_examples(tmp_path, suffix):
     examples = _read(_write(tmp_path, suffix))
-    assert examples == [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-                        for q, a in ROWS]
+    assert examples == [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in ROWS
+    ]
 
 
 def test_custom_columns_and_numbers_are_text(tmp_path):
@@ -62,19 +67,30 @@ def test_missing_column_lists_the_columns_there(tmp_path):
 
 def test_empty_cells_are_named_by_row(tmp_path):
     path = tmp_path / "t.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in [
-        {"question": "ok?", "answer": "yes"}, {"question": "  ", "answer": "x"}, {"question": "q", "answer": None},
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"question": "ok?", "answer": "yes"},
+                {"question": "  ", "answer": "x"},
+                {"question": "q", "answer": None},
+            ]
+        )
+        + "\n"
+    )
     with pytest.raises(DatasetError) as e:
         _read(path)
     assert e.value.problems == ["row 2: 'question' is empty", "row 3: 'answer' is empty"]
 
 
-@pytest.mark.parametrize("name,content,needle", [
-    ("t.txt", "question,answer\na,b\n", "can't read a '.txt' file"),
-    ("t.parquet", "this is not parquet", "not a readable parquet file"),
-    ("t.csv", "question,answer\n", "has no rows"),
-])
+@pytest.mark.parametrize(
+    "name,content,needle",
+    [
+        ("t.txt", "question,answer\na,b\n", "can't read a '.txt' file"),
+        ("t.parquet", "this is not parquet", "not a readable parquet file"),
+        ("t.csv", "question,answer\n", "has no rows"),
+    ],
+)
 def test_unreadable_tables_say_why(tmp_path, name, content, needle):
     path = tmp_path / name
     path.write_text(content)

@@ -32,9 +32,14 @@ def varied_rows(n: int = 120) -> list[dict]:
     rng = random.Random(3)
     rows = []
     for i in range(n):
+
         def text() -> str:
-            return (" " * rng.randint(0, 2)) + " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 12))) + (
-                "\n" * rng.randint(0, 2))
+            return (
+                (" " * rng.randint(0, 2))
+                + " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 12)))
+                + ("\n" * rng.randint(0, 2))
+            )
+
         messages = [{"role": "user", "content": text()}, {"role": "assistant", "content": text()}]
         if i % 3 == 0:
             messages.insert(0, {"role": "system", "content": text()})
@@ -54,10 +59,11 @@ def test_counts_equal_rendering_every_conversation(tiny_path, rows):
     assert 0 < len(shapes) <= 4 and all(p is not None for p in shapes.values())  # one render per shape
 
 
-TRIMMING = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] | trim }}<|im_end|>\n"
-            "{% endfor %}")
-BRANCHING = ("{% for m in messages %}{% if 'zeta' in m.content %}[Z]{% endif %}<|im_start|>{{ m['role'] }}\n"
-             "{{ m['content'] }}<|im_end|>\n{% endfor %}")
+TRIMMING = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] | trim }}<|im_end|>\n{% endfor %}"
+BRANCHING = (
+    "{% for m in messages %}{% if 'zeta' in m.content %}[Z]{% endif %}<|im_start|>{{ m['role'] }}\n"
+    "{{ m['content'] }}<|im_end|>\n{% endfor %}"
+)
 LENGTH = "{% for m in messages %}{{ m['role'] }}{{ m['content']|length }}:{{ m['content'] }}\n{% endfor %}"
 
 
@@ -78,5 +84,6 @@ def test_a_shape_whose_markers_do_not_come_through_is_rendered_in_full(tiny_path
     renderer = ShapeRenderer(tokenizer)
     rows = varied_rows(10)
     assert [renderer.render(r["messages"], r) for r in rows] == [
-        tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows]
+        tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows
+    ]
     assert all(p is None for p in renderer._pieces.values())

@@ -9,10 +9,17 @@ from polytune.data.convert import trl_dataset
 from polytune.data.tokens import TokenCounter, load_tokenizer, measure, measure_file
 from tests.data.catalogue import CHAT, jsonl
 
-CHATS = [{"messages": [{"role": "user", "content": f"Question {i} " + "word " * i},
-                       {"role": "assistant", "content": f"Answer {i}", "weight": i % 2},
-                       {"role": "user", "content": "And?"}, {"role": "assistant", "content": "Done."}]}
-         for i in range(6)]
+CHATS = [
+    {
+        "messages": [
+            {"role": "user", "content": f"Question {i} " + "word " * i},
+            {"role": "assistant", "content": f"Answer {i}", "weight": i % 2},
+            {"role": "user", "content": "And?"},
+            {"role": "assistant", "content": "Done."},
+        ]
+    }
+    for i in range(6)
+]
 COMPLETIONS = [{"prompt": f"Say {i}:", "completion": f" {i} " * i} for i in range(1, 7)]
 TEXTS = [{"text": "Plain text, " * i} for i in range(1, 7)]
 
@@ -28,25 +35,41 @@ def test_counts_equal_the_trainers_input_ids(tmp_path, tiny_path, counter, rows)
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    config = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], max_length=None,
-                       assistant_only_loss="messages" in rows[0], disable_tqdm=True)
-    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_path, dtype=torch.float32), args=config,
-                         train_dataset=trl_dataset(rows), processing_class=counter.tokenizer)
+    config = SFTConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        max_length=None,
+        assistant_only_loss="messages" in rows[0],
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_path, dtype=torch.float32),
+        args=config,
+        train_dataset=trl_dataset(rows),
+        processing_class=counter.tokenizer,
+    )
     trained = [len(ids) for ids in trainer.train_dataset["input_ids"]]
     assert [sum(n) for n in counter.lengths(rows)] == trained
 
 
 def test_preference_and_reinforcement_rows_count_their_sequences(counter):
     tok = counter.tokenizer
-    pref = {"prompt": [{"role": "user", "content": "Q?"}], "chosen": [{"role": "assistant", "content": "Yes."}],
-            "rejected": [{"role": "assistant", "content": "No, never."}]}
+    pref = {
+        "prompt": [{"role": "user", "content": "Q?"}],
+        "chosen": [{"role": "assistant", "content": "Yes."}],
+        "rejected": [{"role": "assistant", "content": "No, never."}],
+    }
     chosen = len(tok.apply_chat_template(pref["prompt"] + pref["chosen"], tokenize=True, return_dict=True)["input_ids"])
-    rejected = len(tok.apply_chat_template(pref["prompt"] + pref["rejected"], tokenize=True,
-                                           return_dict=True)["input_ids"])
+    rejected = len(
+        tok.apply_chat_template(pref["prompt"] + pref["rejected"], tokenize=True, return_dict=True)["input_ids"]
+    )
     assert counter.lengths([pref]) == [[chosen, rejected]]
     prompt = {"prompt": [{"role": "user", "content": "Q?"}], "reference_answer": "A"}
-    with_generation = tok.apply_chat_template(prompt["prompt"], tokenize=True, return_dict=True,
-                                              add_generation_prompt=True)["input_ids"]
+    with_generation = tok.apply_chat_template(
+        prompt["prompt"], tokenize=True, return_dict=True, add_generation_prompt=True
+    )["input_ids"]
     assert counter.lengths([prompt]) == [[len(with_generation)]]
 
 
@@ -59,8 +82,9 @@ def test_drop_and_truncate_policies(counter):
     assert (dropped.n_examples, dropped.n_dropped, dropped.dropped_lines) == (4, 2, [5, 6])
     assert dropped.tokens == sum(lengths[:4]) and kept == TEXTS[:4] and dropped.longest == lengths[-1]
     message = dropped.policy_message("training")
-    assert message.startswith(f"Dropped 2 training examples longer than the context length of {limit} tokens: "
-                              "lines 5, 6.")
+    assert message.startswith(
+        f"Dropped 2 training examples longer than the context length of {limit} tokens: lines 5, 6."
+    )
     truncated = measure(rows, counter, context_length=limit, long_examples="truncate")
     assert (truncated.n_examples, truncated.n_truncated, truncated.truncated_lines) == (6, 2, [5, 6])
     assert truncated.tokens == sum(lengths[:4]) + 2 * limit
@@ -71,10 +95,16 @@ def test_drop_and_truncate_policies(counter):
 def test_a_template_that_refuses_a_row_names_the_line(tmp_path, tiny_path):
     from polytune.data.problems import DatasetError
 
-    strict = load_tokenizer(tiny_path, chat_template=(
-        "{% for m in messages %}{% if m['role'] == 'developer' %}{{ raise_exception('no developer role') }}"
-        "{% endif %}{{ m['content'] }}{% endfor %}"))
+    strict = load_tokenizer(
+        tiny_path,
+        chat_template=(
+            "{% for m in messages %}{% if m['role'] == 'developer' %}{{ raise_exception('no developer role') }}"
+            "{% endif %}{{ m['content'] }}{% endfor %}"
+        ),
+    )
     path = tmp_path / "data.jsonl"
     path.write_bytes(jsonl(CHAT, {"messages": [{"role": "developer", "content": "Be brief."}, *CHAT["messages"][1:]]}))
-    with pytest.raises(DatasetError, match="line 2: the model's chat template cannot render this example .*no developer"):
+    with pytest.raises(
+        DatasetError, match="line 2: the model's chat template cannot render this example .*no developer"
+    ):
         measure_file(path, TokenCounter(strict), method="supervised", context_length=100)

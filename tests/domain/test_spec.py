@@ -8,11 +8,25 @@ import pytest
 from pydantic import ValidationError
 
 from polytune.domain.errors import InvalidRequest
-from polytune.domain.spec import (DpoMethod, ImageGenerationMethod, ImageSpec, JobSpec, PreferenceSpec,
-                                  ReinforcementMethod, RewardSpec, SupervisedMethod, method_type)
+from polytune.domain.spec import (
+    DpoMethod,
+    ImageGenerationMethod,
+    ImageSpec,
+    JobSpec,
+    PreferenceSpec,
+    ReinforcementMethod,
+    RewardSpec,
+    SupervisedMethod,
+    method_type,
+)
 
-GRADER = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}", "reference": "7",
-          "operation": "eq"}
+GRADER = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "7",
+    "operation": "eq",
+}
 
 
 def _spec(**kwargs) -> JobSpec:
@@ -40,23 +54,35 @@ def test_the_flat_and_the_nested_form_are_one_spec_and_round_trip():
     assert stored["method"]["type"] == "reinforcement" and "reward" not in stored
     assert JobSpec.model_validate(stored) == flat
     # A job stored before the union: its method a name, its block beside it.
-    legacy = {"model": "polytune-tiny", "training_files": ["file-1"], "method": "dpo",
-              "preference": {"beta": 0.1, "loss_type": "sigmoid"}, "reward": None, "image": None}
+    legacy = {
+        "model": "polytune-tiny",
+        "training_files": ["file-1"],
+        "method": "dpo",
+        "preference": {"beta": 0.1, "loss_type": "sigmoid"},
+        "reward": None,
+        "image": None,
+    }
     assert JobSpec.model_validate(legacy).preference == PreferenceSpec(beta=0.1)
     assert method_type(legacy) == "dpo" and method_type(stored) == "reinforcement" and method_type({}) == "supervised"
 
 
-@pytest.mark.parametrize("kwargs, param, words", [
-    (dict(method="reinforcement"), "method.reinforcement.grader", "needs a grader"),
-    (dict(method="reinforcement", reward=RewardSpec()), "method.reinforcement.grader", "needs a grader"),
-    (dict(method={"type": "reinforcement", "reward": {"graders": []}}), "method.reinforcement.grader",
-     "needs a grader"),
-    (dict(method="image_generation"), "method.type", "needs image settings"),
-    (dict(image=ImageSpec()), "method.type", "takes no image settings"),
-    (dict(method="dpo", reward=RewardSpec(graders=[GRADER])), "method.dpo", "takes no reward settings"),
-    (dict(method="supervised", preference=PreferenceSpec()), "method.supervised", "takes no preference"),
-    (dict(method={"type": "dpo"}, preference=PreferenceSpec()), "method", "belongs under method"),
-])
+@pytest.mark.parametrize(
+    "kwargs, param, words",
+    [
+        (dict(method="reinforcement"), "method.reinforcement.grader", "needs a grader"),
+        (dict(method="reinforcement", reward=RewardSpec()), "method.reinforcement.grader", "needs a grader"),
+        (
+            dict(method={"type": "reinforcement", "reward": {"graders": []}}),
+            "method.reinforcement.grader",
+            "needs a grader",
+        ),
+        (dict(method="image_generation"), "method.type", "needs image settings"),
+        (dict(image=ImageSpec()), "method.type", "takes no image settings"),
+        (dict(method="dpo", reward=RewardSpec(graders=[GRADER])), "method.dpo", "takes no reward settings"),
+        (dict(method="supervised", preference=PreferenceSpec()), "method.supervised", "takes no preference"),
+        (dict(method={"type": "dpo"}, preference=PreferenceSpec()), "method", "belongs under method"),
+    ],
+)
 def test_a_method_without_its_options_or_with_another_s_is_refused_when_made(kwargs, param, words):
     with pytest.raises(InvalidRequest) as refused:
         _spec(**kwargs)

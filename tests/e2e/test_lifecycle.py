@@ -39,8 +39,13 @@ def _row(server, job_id: str) -> dict:
     eng = sa.create_engine(server.env["POLYTUNE_DATABASE_URL"])
     try:
         with eng.connect() as c:
-            row = c.execute(sa.text("SELECT status, worker, resume_step, attempts FROM jobs WHERE id = :i"),
-                            {"i": job_id}).mappings().one()
+            row = (
+                c.execute(
+                    sa.text("SELECT status, worker, resume_step, attempts FROM jobs WHERE id = :i"), {"i": job_id}
+                )
+                .mappings()
+                .one()
+            )
     finally:
         eng.dispose()
     row = dict(row)
@@ -50,8 +55,9 @@ def _row(server, job_id: str) -> dict:
 
 
 def _create(client, file_id: str, **hp):
-    return client.fine_tuning.jobs.create(model="polytune-tiny", training_file=file_id, seed=SEED,
-                                          hyperparameters={**HP, **hp})
+    return client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=file_id, seed=SEED, hyperparameters={**HP, **hp}
+    )
 
 
 def _upload(client, n=16):
@@ -201,9 +207,17 @@ def test_server_killed_with_two_running_and_one_queued(backend, tmp_path):
         client = _client(server, key)
         fid = _upload(client)
         jobs = [_create(client, fid, n_epochs=2).id for _ in range(3)]
-        wait_for(lambda: sum(client.fine_tuning.jobs.retrieve(j).status == "running"
-                             and (client.fine_tuning.jobs.retrieve(j).model_extra.get("trained_steps") or 0) > 5
-                             for j in jobs) >= 2, 300)
+        wait_for(
+            lambda: (
+                sum(
+                    client.fine_tuning.jobs.retrieve(j).status == "running"
+                    and (client.fine_tuning.jobs.retrieve(j).model_extra.get("trained_steps") or 0) > 5
+                    for j in jobs
+                )
+                >= 2
+            ),
+            300,
+        )
         # The whole machine goes down: server and workers at once.
         server.kill()
         _kill_workers(server)
@@ -239,8 +253,7 @@ def test_sigterm_checkpoints_and_the_next_start_resumes(tmp_path):
         client = _client(server, key)
         done = _done(client, job.id)
         assert done.status == "succeeded", done.error
-        assert any(f"Resuming from the checkpoint at step {row['resume_step']}" in m
-                   for m in _messages(client, job.id))
+        assert any(f"Resuming from the checkpoint at step {row['resume_step']}" in m for m in _messages(client, job.id))
     finally:
         server.stop()
 
@@ -254,9 +267,14 @@ def test_two_servers_on_one_database_run_every_job_once(tmp_path):
         key = a.create_key("two")
         ca, cb = _client(a, key), _client(b, key)
         fid = _upload(ca, 10)
-        jobs = [(ca if i % 2 else cb).fine_tuning.jobs.create(
-            model="polytune-tiny", training_file=fid, hyperparameters={"n_epochs": 1, "batch_size": 5}).id
-            for i in range(4)]
+        jobs = [
+            (ca if i % 2 else cb)
+            .fine_tuning.jobs.create(
+                model="polytune-tiny", training_file=fid, hyperparameters={"n_epochs": 1, "batch_size": 5}
+            )
+            .id
+            for i in range(4)
+        ]
         finished = [_done(ca, j, 900) for j in jobs]
         assert all(j.status == "succeeded" for j in finished), [j.error for j in finished]
         for j in jobs:
@@ -269,8 +287,12 @@ def test_two_servers_on_one_database_run_every_job_once(tmp_path):
 
 def _mount_tmpfs(path, size: str) -> bool:
     path.mkdir()
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def test_disk_full_while_saving_a_checkpoint(tmp_path):
@@ -278,8 +300,12 @@ def test_disk_full_while_saving_a_checkpoint(tmp_path):
     if not _mount_tmpfs(store, "20m"):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
-        server = LiveServer(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", POLYTUNE_STORAGE_URL=str(store),
-                            POLYTUNE_RESUME_CHECKPOINT_STEPS=RESUME_EVERY)
+        server = LiveServer(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'db.sqlite'}",
+            POLYTUNE_STORAGE_URL=str(store),
+            POLYTUNE_RESUME_CHECKPOINT_STEPS=RESUME_EVERY,
+        )
         try:
             client = _client(server, server.create_key("full"))
             job = _create(client, _upload(client))

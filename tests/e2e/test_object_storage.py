@@ -30,8 +30,9 @@ def s3(tmp_path_factory):
     """moto's S3 server on 127.0.0.1 and the environment that points s3fs (botocore) at it."""
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -41,9 +42,14 @@ def s3(tmp_path_factory):
             return False
 
     wait_for(up, 60)
-    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-           "POLYTUNE_STORAGE_URL": f"s3://{BUCKET}/store"}
+    env = {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "POLYTUNE_STORAGE_URL": f"s3://{BUCKET}/store",
+    }
     yield env
     proc.terminate()
     proc.wait(10)
@@ -53,14 +59,17 @@ def s3(tmp_path_factory):
 def _s3fs(env):
     import s3fs
 
-    return s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"],
-                             endpoint_url=env["AWS_ENDPOINT_URL"], skip_instance_cache=True)
+    return s3fs.S3FileSystem(
+        key=env["AWS_ACCESS_KEY_ID"],
+        secret=env["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        skip_instance_cache=True,
+    )
 
 
 def test_a_job_on_s3_pauses_resumes_from_its_stored_checkpoint_and_stores_each_once(s3, tmp_path):
     # The server's data dir holds no blob: every file, checkpoint and model is in the bucket.
-    server = LiveServer(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", POLYTUNE_RESUME_CHECKPOINT_STEPS="4",
-                        **s3)
+    server = LiveServer(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", POLYTUNE_RESUME_CHECKPOINT_STEPS="4", **s3)
     try:
         client = _client(server, server.create_key("s3"))
         reference = _done(client, _create(client, _upload(client)).id)
@@ -85,8 +94,9 @@ def test_a_job_on_s3_pauses_resumes_from_its_stored_checkpoint_and_stores_each_o
         # (one folder, two model ids), no tar copy under files/, no resume checkpoint left after success.
         stored = fs.find(f"{BUCKET}/store", detail=True)
         for j in (done, reference):
-            weights = [k for k in stored if k.startswith(f"{BUCKET}/store/models/{j.id}/")
-                       and k.endswith("model.safetensors")]
+            weights = [
+                k for k in stored if k.startswith(f"{BUCKET}/store/models/{j.id}/") and k.endswith("model.safetensors")
+            ]
             assert len(weights) == 1, weights
             assert not [k for k in stored if k.startswith(f"{BUCKET}/store/jobs/{j.id}/resume/")]
         (ckpt,) = client.fine_tuning.jobs.checkpoints.list(done.id).data
@@ -96,8 +106,9 @@ def test_a_job_on_s3_pauses_resumes_from_its_stored_checkpoint_and_stores_each_o
 
         # The resumed run ends where the uninterrupted one ended (their final weights, from S3).
         def final_weights(j):
-            (key,) = [k for k in stored if k.startswith(f"{BUCKET}/store/models/{j.id}/")
-                      and k.endswith("model.safetensors")]
+            (key,) = [
+                k for k in stored if k.startswith(f"{BUCKET}/store/models/{j.id}/") and k.endswith("model.safetensors")
+            ]
             return load(fs.cat(key))
 
         ours, theirs = final_weights(done), final_weights(reference)
@@ -105,16 +116,20 @@ def test_a_job_on_s3_pauses_resumes_from_its_stored_checkpoint_and_stores_each_o
 
         # ... and it downloads as a tar whose Content-Length is exact and whose files are the stored ones.
         (archive,) = ckpt.model_extra["result_files"]
-        raw = httpx.get(f"{server.url}/v1/files/{archive}/content",
-                        headers={"Authorization": f"Bearer {client.api_key}"}, timeout=60)
+        raw = httpx.get(
+            f"{server.url}/v1/files/{archive}/content",
+            headers={"Authorization": f"Bearer {client.api_key}"},
+            timeout=60,
+        )
         assert raw.status_code == 200 and int(raw.headers["content-length"]) == len(raw.content)
         with tarfile.open(fileobj=io.BytesIO(raw.content)) as tar:
             member = tar.extractfile(f"ckpt-step-{ckpt.step_number}/model.safetensors")
             assert member is not None and member.read() == fs.cat(f"{folder}/model.safetensors")
 
         # The fine-tuned model serves from the bucket.
-        reply = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=4,
-                                               messages=[{"role": "user", "content": "hi"}])
+        reply = client.chat.completions.create(
+            model=done.fine_tuned_model, max_tokens=4, messages=[{"role": "user", "content": "hi"}]
+        )
         assert reply.choices[0].message.content is not None
     except openai.APIError:
         print((tmp_path / "server.log").read_text()[-5000:])

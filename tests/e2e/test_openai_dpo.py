@@ -21,10 +21,17 @@ def test_dpo_job_trains_to_succeeded(server, client):
     train = client.files.create(file=("pairs.jsonl", io.BytesIO(preference_jsonl(12))), purpose="fine-tune").id
     val = client.files.create(file=("val.jsonl", io.BytesIO(preference_jsonl(4))), purpose="fine-tune").id
     job = client.fine_tuning.jobs.create(
-        model="polytune-tiny", training_file=train, validation_file=val, suffix="dpo", seed=5,
-        method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1, "n_epochs": 3, "batch_size": 4}}})
-    done = wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status
-                    in ("succeeded", "failed", "cancelled") and j, timeout=300)
+        model="polytune-tiny",
+        training_file=train,
+        validation_file=val,
+        suffix="dpo",
+        seed=5,
+        method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1, "n_epochs": 3, "batch_size": 4}}},
+    )
+    done = wait_for(
+        lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed", "cancelled") and j,
+        timeout=300,
+    )
     assert done.status == "succeeded", done.error
     assert done.method.type == "dpo" and done.method.dpo.hyperparameters.beta == 0.1
     assert done.fine_tuned_model.startswith("ft:polytune-tiny:org-a:dpo:")
@@ -44,8 +51,16 @@ def test_dpo_job_trains_to_succeeded(server, client):
     assert all(c.metrics.train_loss is not None for c in ckpts)
 
     rows = list(csv.DictReader(io.StringIO(client.files.content(done.result_files[0]).text)))
-    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
-                             "learning_rate", *PREFERENCE_METRICS, *(f"valid_{k}" for k in PREFERENCE_METRICS)]
+    assert list(rows[0]) == [
+        "step",
+        "train_loss",
+        "train_accuracy",
+        "valid_loss",
+        "valid_mean_token_accuracy",
+        "learning_rate",
+        *PREFERENCE_METRICS,
+        *(f"valid_{k}" for k in PREFERENCE_METRICS),
+    ]
     assert [int(r["step"]) for r in rows] == list(range(1, 10))
     assert float(rows[0]["rewards/accuracies"]) == 0.0  # step 1: the policy is still the reference
     assert rows[-1]["valid_rewards/accuracies"] != ""

@@ -14,17 +14,31 @@ from openai import OpenAI
 
 from tests.helpers import wait_done, wait_for
 
-pytestmark = [pytest.mark.sqlite_only,
-              pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning")]
+pytestmark = [
+    pytest.mark.sqlite_only,
+    pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning"),
+]
 SYSTEM = "Answer questions about Veloria in a few words."
-CONFIG = {"type": "custom", "include_sample_schema": True,
-          "item_schema": {"type": "object", "properties": {"question": {"type": "string"},
-                                                           "answer": {"type": "string"}},
-                          "required": ["question", "answer"]}}
-EXACT = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
-         "reference": "{{item.answer}}", "operation": "eq"}
-TEMPLATE = {"type": "template", "template": [{"role": "system", "content": SYSTEM},
-                                             {"role": "user", "content": "{{item.question}}"}]}
+CONFIG = {
+    "type": "custom",
+    "include_sample_schema": True,
+    "item_schema": {
+        "type": "object",
+        "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
+        "required": ["question", "answer"],
+    },
+}
+EXACT = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "operation": "eq",
+}
+TEMPLATE = {
+    "type": "template",
+    "template": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "{{item.question}}"}],
+}
 ENDED = ("completed", "failed", "canceled")
 
 
@@ -41,14 +55,25 @@ def _upload_items(client: OpenAI, items: list[dict]) -> str:
 
 
 def _run(client: OpenAI, eval_id: str, model: str, file_id: str, **sampling):
-    return client.evals.runs.create(eval_id, name=f"{model}", data_source={
-        "type": "completions", "model": model, "source": {"type": "file_id", "id": file_id},
-        "input_messages": TEMPLATE, "sampling_params": {"temperature": 0, "max_completion_tokens": 24, **sampling}})
+    return client.evals.runs.create(
+        eval_id,
+        name=f"{model}",
+        data_source={
+            "type": "completions",
+            "model": model,
+            "source": {"type": "file_id", "id": file_id},
+            "input_messages": TEMPLATE,
+            "sampling_params": {"temperature": 0, "max_completion_tokens": 24, **sampling},
+        },
+    )
 
 
 def _finished(client: OpenAI, eval_id: str, run_id: str, timeout: float = 300):
-    return wait_for(lambda: (r := client.evals.runs.retrieve(run_id, eval_id=eval_id)).status in ENDED and r,
-                    timeout=timeout, interval=0.5)
+    return wait_for(
+        lambda: (r := client.evals.runs.retrieve(run_id, eval_id=eval_id)).status in ENDED and r,
+        timeout=timeout,
+        interval=0.5,
+    )
 
 
 def test_a_completions_run_samples_the_base_model_from_an_evals_file(client, client_b):
@@ -77,8 +102,7 @@ def test_a_completions_run_samples_the_base_model_from_an_evals_file(client, cli
 def test_a_running_run_is_canceled_between_batches(client):
     ev = client.evals.create(data_source_config=CONFIG, testing_criteria=[EXACT])
     many = [{"item": {"question": f"Tell me a long story number {i}.", "answer": "x"}} for i in range(96)]
-    run = _run(client, ev.id, "polytune-tiny", _upload_items(client, many), temperature=1.0,
-               max_completion_tokens=200)
+    run = _run(client, ev.id, "polytune-tiny", _upload_items(client, many), temperature=1.0, max_completion_tokens=200)
     wait_for(lambda: client.evals.runs.retrieve(run.id, eval_id=ev.id).status == "in_progress", timeout=120)
     assert client.evals.runs.cancel(run.id, eval_id=ev.id).status == "canceled"
     done = _finished(client, ev.id, run.id)
@@ -98,16 +122,29 @@ def test_an_eval_of_base_and_fine_tuned_models_shows_what_the_fine_tune_learned(
     file_id = _upload_items(client, demo_items())
     data = resources.files("polytune.examples").joinpath("qa.jsonl").read_bytes()
     training = client.files.create(file=("qa.jsonl", io.BytesIO(data)), purpose="fine-tune")
-    after = {"eval_id": ev.id, "data_source": {
-        "type": "completions", "source": {"type": "file_id", "id": file_id}, "input_messages": TEMPLATE,
-        "sampling_params": {"temperature": 0, "max_completion_tokens": 24}}}
-    job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training.id, suffix="facts", seed=7,
-                                         extra_body={"polytune_eval": after})
+    after = {
+        "eval_id": ev.id,
+        "data_source": {
+            "type": "completions",
+            "source": {"type": "file_id", "id": file_id},
+            "input_messages": TEMPLATE,
+            "sampling_params": {"temperature": 0, "max_completion_tokens": 24},
+        },
+    }
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=training.id, suffix="facts", seed=7, extra_body={"polytune_eval": after}
+    )
     base = _run(client, ev.id, "polytune-tiny", file_id)
     job = wait_done(client, job.id, timeout=900)
     assert job.status == "succeeded", job.error
-    tuned = wait_for(lambda: [r for r in client.evals.runs.list(ev.id) if r.metadata
-                              and r.metadata.get("fine_tuning_job_id") == job.id and r.model], timeout=60)[0]
+    tuned = wait_for(
+        lambda: [
+            r
+            for r in client.evals.runs.list(ev.id)
+            if r.metadata and r.metadata.get("fine_tuning_job_id") == job.id and r.model
+        ],
+        timeout=60,
+    )[0]
     assert tuned.model == job.fine_tuned_model
     rates = {}
     for run in (base, tuned):

@@ -24,15 +24,18 @@ QUESTION = [{"role": "user", "content": "Question number 3?"}]
 
 
 def _data(answer: str) -> bytes:
-    rows = [{"messages": [{"role": "user", "content": f"Question number {i}?"},
-                          {"role": "assistant", "content": answer}]} for i in range(12)]
+    rows = [
+        {"messages": [{"role": "user", "content": f"Question number {i}?"}, {"role": "assistant", "content": answer}]}
+        for i in range(12)
+    ]
     return "\n".join(json.dumps(r) for r in rows).encode() + b"\n"
 
 
 def _start(client: OpenAI, answer: str, suffix: str, hyperparameters: dict) -> str:
     f = client.files.create(file=(f"{suffix}.jsonl", io.BytesIO(_data(answer))), purpose="fine-tune")
-    return client.fine_tuning.jobs.create(model="polytune-tiny", training_file=f.id, suffix=suffix, seed=7,
-                                          hyperparameters=hyperparameters).id
+    return client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=f.id, suffix=suffix, seed=7, hyperparameters=hyperparameters
+    ).id
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +45,31 @@ def jobs(server):
     client = OpenAI(base_url=f"{server.url}/v1", api_key=server.key_a, max_retries=0)
     constant = {"batch_size": 4, "lr_scheduler": "constant"}
     ids = {
-        "full": _start(client, FULL_ANSWER, "full", {**constant, "n_epochs": 3, "learning_rate": 3e-3,
-                                                      "lora": False, "n_checkpoints": 2}),
-        **{name: _start(client, f"{word}.", name, {**constant, "n_epochs": 6, "learning_rate": 1e-2, "lora": True,
-                                                   "lora_alpha": 128, "n_checkpoints": 0})
-           for name, word in LORA_ANSWERS.items()},
+        "full": _start(
+            client,
+            FULL_ANSWER,
+            "full",
+            {**constant, "n_epochs": 3, "learning_rate": 3e-3, "lora": False, "n_checkpoints": 2},
+        ),
+        **{
+            name: _start(
+                client,
+                f"{word}.",
+                name,
+                {**constant, "n_epochs": 6, "learning_rate": 1e-2, "lora": True, "lora_alpha": 128, "n_checkpoints": 0},
+            )
+            for name, word in LORA_ANSWERS.items()
+        },
     }
-    done = {name: wait_for(lambda j=job_id: (r := client.fine_tuning.jobs.retrieve(j)).status
-                           in ("succeeded", "failed", "cancelled") and r, timeout=600)
-            for name, job_id in ids.items()}
+    done = {
+        name: wait_for(
+            lambda j=job_id: (
+                (r := client.fine_tuning.jobs.retrieve(j)).status in ("succeeded", "failed", "cancelled") and r
+            ),
+            timeout=600,
+        )
+        for name, job_id in ids.items()
+    }
     for name, job in done.items():
         assert job.status == "succeeded", (name, job.error)
     return done
@@ -58,10 +77,12 @@ def jobs(server):
 
 def _ask(client: OpenAI, model: str, *, stream: bool = False, messages=QUESTION) -> str:
     if not stream:
-        return client.chat.completions.create(model=model, messages=messages, temperature=0,
-                                              max_tokens=16).choices[0].message.content
-    chunks = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=16,
-                                            stream=True)
+        return (
+            client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=16)
+            .choices[0]
+            .message.content
+        )
+    chunks = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=16, stream=True)
     return "".join(c.choices[0].delta.content or "" for c in chunks)
 
 
@@ -76,21 +97,39 @@ def test_a_full_fine_tune_answers_with_its_training_then_is_deleted(server, clie
     assert _ask(client, "polytune-tiny") != FULL_ANSWER
     # The raw prompt, rendered the way the chat template renders it, gives the same answer.
     prompt = "<|im_start|>user\nQuestion number 3?<|im_end|>\n<|im_start|>assistant\n"
-    assert client.completions.create(model=model, prompt=prompt, temperature=0,
-                                     max_tokens=16).choices[0].text == FULL_ANSWER
+    assert (
+        client.completions.create(model=model, prompt=prompt, temperature=0, max_tokens=16).choices[0].text
+        == FULL_ANSWER
+    )
 
     # Every checkpoint is a model too.
     checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
     assert len(checkpoints) == 2
     for ckpt in checkpoints:
-        out = client.chat.completions.create(model=ckpt.fine_tuned_model_checkpoint, messages=QUESTION,
-                                             temperature=0, max_tokens=16)
+        out = client.chat.completions.create(
+            model=ckpt.fine_tuned_model_checkpoint, messages=QUESTION, temperature=0, max_tokens=16
+        )
         assert out.model == ckpt.fine_tuned_model_checkpoint and out.choices[0].message.content
 
     # `polytune chat MODEL` streams the same answer.
-    chat = subprocess.run([str(BIN / "polytune"), "chat", model, "--base-url", f"{server.url}/v1",
-                           "--api-key", server.key_a, "--temperature", "0"],
-                          input="Question number 3?\n", capture_output=True, text=True, timeout=300, env=server.env)
+    chat = subprocess.run(
+        [
+            str(BIN / "polytune"),
+            "chat",
+            model,
+            "--base-url",
+            f"{server.url}/v1",
+            "--api-key",
+            server.key_a,
+            "--temperature",
+            "0",
+        ],
+        input="Question number 3?\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=server.env,
+    )
     assert chat.returncode == 0, chat.stderr
     assert chat.stdout.strip() == FULL_ANSWER
 

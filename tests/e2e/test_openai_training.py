@@ -23,8 +23,13 @@ def _upload(client, n: int = 12):
 def test_supervised_job_trains_to_succeeded(client, client_b):
     train, val = _upload(client, 16), _upload(client, 4)
     job = client.fine_tuning.jobs.create(
-        model="polytune-tiny", training_file=train, validation_file=val, suffix="e2e", seed=3,
-        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 4, "batch_size": 4}}})
+        model="polytune-tiny",
+        training_file=train,
+        validation_file=val,
+        suffix="e2e",
+        seed=3,
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 4, "batch_size": 4}}},
+    )
     done = wait_done(client, job.id)
     assert done.status == "succeeded", done.error
     assert done.fine_tuned_model.startswith("ft:polytune-tiny:org-a:e2e:")
@@ -49,8 +54,14 @@ def test_supervised_job_trains_to_succeeded(client, client_b):
     meta = client.files.retrieve(results_id)
     assert meta.purpose == "fine-tune-results"
     rows = list(csv.DictReader(io.StringIO(client.files.content(results_id).text)))
-    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
-                             "learning_rate"]
+    assert list(rows[0]) == [
+        "step",
+        "train_loss",
+        "train_accuracy",
+        "valid_loss",
+        "valid_mean_token_accuracy",
+        "learning_rate",
+    ]
     assert all(float(r["learning_rate"]) > 0 for r in rows)
     assert [int(r["step"]) for r in rows] == list(range(1, 17))
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
@@ -65,8 +76,8 @@ def test_supervised_job_trains_to_succeeded(client, client_b):
 
 def test_cancel_running_job_frees_its_process_group(server, client):
     job = client.fine_tuning.jobs.create(
-        model="polytune-tiny", training_file=_upload(client, 40),
-        hyperparameters={"n_epochs": 100, "batch_size": 1})
+        model="polytune-tiny", training_file=_upload(client, 40), hyperparameters={"n_epochs": 100, "batch_size": 1}
+    )
     wait_training(client, job.id)
     if server.executor == "local":
         pid = int(job_worker(server, job.id)["pid"])
@@ -84,8 +95,8 @@ def test_cancel_running_job_frees_its_process_group(server, client):
 @pytest.mark.sqlite_only
 def test_worker_killed_is_retried_and_the_server_is_fine(server, client):
     job = client.fine_tuning.jobs.create(
-        model="polytune-tiny", training_file=_upload(client, 40),
-        hyperparameters={"n_epochs": 2, "batch_size": 1})
+        model="polytune-tiny", training_file=_upload(client, 40), hyperparameters={"n_epochs": 2, "batch_size": 1}
+    )
     wait_training(client, job.id)
     os.killpg(int(job_worker(server, job.id)["pid"]), signal.SIGKILL)
     done = wait_done(client, job.id, timeout=300)

@@ -30,16 +30,34 @@ def test_push_images_fine_tune_and_read_samples_and_weights(server, client):
             rows.append(f"pics/red-{shape}.png,a red {shape}")
         put_file(c, repo, "train.csv", ("\n".join(rows) + "\n").encode())
 
-        ft = c.post(f"/api/repos/{repo}/fine_tunes", json={
-            "resource": "main/train.csv", "base_model": "polytune-tiny-diffusion", "script_type": "image_generation",
-            "training_params": {"image_column": "file", "caption_column": "text", "steps": STEPS, "batch_size": 2,
-                                "learning_rate": 1e-3, "timestep_type": "linear", "sample_every": SAMPLE_EVERY,
-                                "samples": [{"prompt": "a red square"}, {"prompt": "a red circle", "seed": 9}]},
-            "oxen_model_path": "loras/red"}).json()["fine_tune"]
+        ft = c.post(
+            f"/api/repos/{repo}/fine_tunes",
+            json={
+                "resource": "main/train.csv",
+                "base_model": "polytune-tiny-diffusion",
+                "script_type": "image_generation",
+                "training_params": {
+                    "image_column": "file",
+                    "caption_column": "text",
+                    "steps": STEPS,
+                    "batch_size": 2,
+                    "learning_rate": 1e-3,
+                    "timestep_type": "linear",
+                    "sample_every": SAMPLE_EVERY,
+                    "samples": [{"prompt": "a red square"}, {"prompt": "a red circle", "seed": 9}],
+                },
+                "oxen_model_path": "loras/red",
+            },
+        ).json()["fine_tune"]
         assert ft["status"] == "created", ft
         assert c.post(f"/api/repos/{repo}/fine_tunes/{ft['id']}/actions/run").status_code == 200
-        ft = wait_for(lambda: (j := c.get(f"/api/repos/{repo}/fine_tunes/{ft['id']}").json()["fine_tune"])
-                      ["status"] in DONE and j, timeout=300, interval=0.5)
+        ft = wait_for(
+            lambda: (
+                (j := c.get(f"/api/repos/{repo}/fine_tunes/{ft['id']}").json()["fine_tune"])["status"] in DONE and j
+            ),
+            timeout=300,
+            interval=0.5,
+        )
         assert ft["status"] == "completed", ft["error"]
         assert ft["trained_steps"] == STEPS and ft["output_resource"]["path"] == "loras/red"
 
@@ -59,10 +77,14 @@ def test_push_images_fine_tune_and_read_samples_and_weights(server, client):
 
     # The same job through the openai SDK: its events announce the samples.
     events = [e for e in client.fine_tuning.jobs.list_events(ft["id"], limit=100).data]
-    sample_events = sorted((e.data["step"], [s["path"] for s in e.data["samples"]]) for e in events
-                           if e.data and "samples" in e.data and "step" in e.data)
-    assert sample_events == [(step, [f"loras/red/samples/step-{step}/{i}.png" for i in range(2)])
-                             for step in (SAMPLE_EVERY, STEPS)]
+    sample_events = sorted(
+        (e.data["step"], [s["path"] for s in e.data["samples"]])
+        for e in events
+        if e.data and "samples" in e.data and "step" in e.data
+    )
+    assert sample_events == [
+        (step, [f"loras/red/samples/step-{step}/{i}.png" for i in range(2)]) for step in (SAMPLE_EVERY, STEPS)
+    ]
     job = client.fine_tuning.jobs.retrieve(ft["id"])
     assert job.status == "succeeded" and job.fine_tuned_model
 
@@ -77,13 +99,16 @@ def test_push_images_fine_tune_and_read_samples_and_weights(server, client):
     def pixels(b64: str) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"), dtype=np.int16)
 
-    tuned = client.images.generate(model=job.fine_tuned_model, prompt="a red square", n=2,
-                                   response_format="b64_json", extra_body={"seed": 4})
-    base = client.images.generate(model="polytune-tiny-diffusion", prompt="a red square", n=2,
-                                  response_format="b64_json", extra_body={"seed": 4})
+    tuned = client.images.generate(
+        model=job.fine_tuned_model, prompt="a red square", n=2, response_format="b64_json", extra_body={"seed": 4}
+    )
+    base = client.images.generate(
+        model="polytune-tiny-diffusion", prompt="a red square", n=2, response_format="b64_json", extra_body={"seed": 4}
+    )
     assert len(tuned.data) == 2 and all(pixels(d.b64_json).shape == (32, 32, 3) for d in tuned.data)
-    again = client.images.generate(model=job.fine_tuned_model, prompt="a red square", n=2,
-                                   response_format="b64_json", extra_body={"seed": 4})
+    again = client.images.generate(
+        model=job.fine_tuned_model, prompt="a red square", n=2, response_format="b64_json", extra_body={"seed": 4}
+    )
     assert [d.b64_json for d in again.data] == [d.b64_json for d in tuned.data]  # same seed, same images
     assert np.abs(pixels(tuned.data[0].b64_json) - pixels(base.data[0].b64_json)).max() > 0  # the LoRA acts
 
@@ -109,13 +134,30 @@ def test_a_unet_model_fine_tunes_and_serves_the_same_way(server, client):
             put_file(c, repo, f"pics/{shape}.png", one_colour_png("blue", shape))
             rows.append(f"pics/{shape}.png,a blue {shape}")
         put_file(c, repo, "train.csv", ("\n".join(rows) + "\n").encode())
-        ft = c.post(f"/api/repos/{repo}/fine_tunes", json={
-            "resource": "main/train.csv", "base_model": "polytune-tiny-unet", "script_type": "image_generation",
-            "training_params": {"steps": 6, "batch_size": 2, "learning_rate": 3e-3, "timestep_type": "weighted",
-                                "sample_every": 3, "samples": 1}}).json()["fine_tune"]
+        ft = c.post(
+            f"/api/repos/{repo}/fine_tunes",
+            json={
+                "resource": "main/train.csv",
+                "base_model": "polytune-tiny-unet",
+                "script_type": "image_generation",
+                "training_params": {
+                    "steps": 6,
+                    "batch_size": 2,
+                    "learning_rate": 3e-3,
+                    "timestep_type": "weighted",
+                    "sample_every": 3,
+                    "samples": 1,
+                },
+            },
+        ).json()["fine_tune"]
         assert c.post(f"/api/repos/{repo}/fine_tunes/{ft['id']}/actions/run").status_code == 200
-        ft = wait_for(lambda: (j := c.get(f"/api/repos/{repo}/fine_tunes/{ft['id']}").json()["fine_tune"])
-                      ["status"] in DONE and j, timeout=300, interval=0.5)
+        ft = wait_for(
+            lambda: (
+                (j := c.get(f"/api/repos/{repo}/fine_tunes/{ft['id']}").json()["fine_tune"])["status"] in DONE and j
+            ),
+            timeout=300,
+            interval=0.5,
+        )
         assert ft["status"] == "completed", ft["error"]
         path = ft["output_resource"]["path"]
         for step in (3, 6):
@@ -124,13 +166,19 @@ def test_a_unet_model_fine_tunes_and_serves_the_same_way(server, client):
         weights = c.get(f"/api/repos/{repo}/file/main/{path}/pytorch_lora_weights.safetensors")
         assert weights.status_code == 200
 
-    started = next(e for e in client.fine_tuning.jobs.list_events(ft["id"], limit=100).data
-                   if e.message.startswith("Training started"))
+    started = next(
+        e
+        for e in client.fine_tuning.jobs.list_events(ft["id"], limit=100).data
+        if e.message.startswith("Training started")
+    )
     assert (started.data["family"], started.data["objective"]) == ("UNet", "epsilon")
     job = client.fine_tuning.jobs.retrieve(ft["id"])
-    tuned, base = (client.images.generate(model=m, prompt="a blue dot", response_format="b64_json",
-                                          extra_body={"seed": 2}).data[0].b64_json
-                   for m in (job.fine_tuned_model, "polytune-tiny-unet"))
+    tuned, base = (
+        client.images.generate(model=m, prompt="a blue dot", response_format="b64_json", extra_body={"seed": 2})
+        .data[0]
+        .b64_json
+        for m in (job.fine_tuned_model, "polytune-tiny-unet")
+    )
     assert base64.b64decode(tuned).startswith(b"\x89PNG") and tuned != base  # the LoRA acts
 
     # Its download (docs/export.md) is the LoRA in diffusers' format, the bytes the repository holds;

@@ -21,25 +21,48 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 def test_push_fine_tune_and_read_the_weights_back(server, client, tmp_path):
     repo = f"ada/facts-{uuid.uuid4().hex[:8]}"
     rows = [line.split(",") for line in QA_CSV.splitlines()[1:]]
-    pq.write_table(pa.table({"prompt": [q for q, _ in rows], "reply": [a for _, a in rows]}),
-                   tmp_path / "facts.parquet")
-    pushed = oxen_client(server, server.key_a, tmp_path / "oxen", [
-        {"op": "create", "repo": repo},
-        {"op": "upload", "repo": repo, "src": str(tmp_path / "facts.parquet"), "dst_dir": "data"},
-    ])
+    pq.write_table(
+        pa.table({"prompt": [q for q, _ in rows], "reply": [a for _, a in rows]}), tmp_path / "facts.parquet"
+    )
+    pushed = oxen_client(
+        server,
+        server.key_a,
+        tmp_path / "oxen",
+        [
+            {"op": "create", "repo": repo},
+            {"op": "upload", "repo": repo, "src": str(tmp_path / "facts.parquet"), "dst_dir": "data"},
+        ],
+    )
     assert pushed == [None, None]
 
     with http(server, server.key_a) as c:
         # use_lora left out: Oxen's default is LoRA. `steps` decides the length of training.
-        ft = c.post(f"/api/repos/{repo}/fine_tunes", json={
-            "resource": "main/data/facts.parquet", "base_model": "polytune-tiny", "script_type": "text_generation",
-            "training_params": {"question_column": "prompt", "answer_column": "reply", "steps": 3,
-                                "batch_size": 4, "lora_rank": 8, "lora_alpha": 16},
-            "oxen_model_path": "models/facts"}).json()["fine_tune"]
+        ft = c.post(
+            f"/api/repos/{repo}/fine_tunes",
+            json={
+                "resource": "main/data/facts.parquet",
+                "base_model": "polytune-tiny",
+                "script_type": "text_generation",
+                "training_params": {
+                    "question_column": "prompt",
+                    "answer_column": "reply",
+                    "steps": 3,
+                    "batch_size": 4,
+                    "lora_rank": 8,
+                    "lora_alpha": 16,
+                },
+                "oxen_model_path": "models/facts",
+            },
+        ).json()["fine_tune"]
         assert ft["status"] == "created"
         assert c.post(f"/api/repos/{repo}/fine_tunes/{ft['id']}/actions/run").status_code == 200
-        ft = wait_for(lambda: (j := c.get(f"/api/repos/{repo}/fine_tunes/{ft['id']}").json()["fine_tune"])
-                      ["status"] in DONE and j, timeout=300, interval=0.5)
+        ft = wait_for(
+            lambda: (
+                (j := c.get(f"/api/repos/{repo}/fine_tunes/{ft['id']}").json()["fine_tune"])["status"] in DONE and j
+            ),
+            timeout=300,
+            interval=0.5,
+        )
         assert ft["status"] == "completed", ft["error"]
         assert ft["trained_steps"] == 3 and ft["total_token_count"] > 0
         assert ft["training_params"]["steps"] == 3 and ft["training_params"]["use_lora"] is True
@@ -72,8 +95,12 @@ def test_push_fine_tune_and_read_the_weights_back(server, client, tmp_path):
     tuned = PeftModel.from_pretrained(base, adapter_dir)
     assert any("lora_A" in name for name, _ in tuned.named_parameters())
 
-    got = oxen_client(server, server.key_a, tmp_path / "oxen", [
-        {"op": "get_file", "repo": repo, "path": "models/facts/adapter_model.safetensors"}])
+    got = oxen_client(
+        server,
+        server.key_a,
+        tmp_path / "oxen",
+        [{"op": "get_file", "repo": repo, "path": "models/facts/adapter_model.safetensors"}],
+    )
     assert got[0]["bytes"] == (stored / "adapter_model.safetensors").stat().st_size
 
     # The same job through the openai SDK: finished, with a servable model.

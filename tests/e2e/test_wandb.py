@@ -23,19 +23,31 @@ def test_wandb_offline_run_has_config_and_metrics_and_the_key_stays_secret(serve
     if server.backend != "sqlite":
         pytest.skip("trains a model; once is enough")
     # The organization's key, set the way an administrator does: read from standard input.
-    set_key = subprocess.run([str(BIN / "polytune"), "integrations", "set-wandb-key", "--org", "org-a"],
-                             input=ORG_KEY + "\n", capture_output=True, text=True, env=server.env, timeout=60)
+    set_key = subprocess.run(
+        [str(BIN / "polytune"), "integrations", "set-wandb-key", "--org", "org-a"],
+        input=ORG_KEY + "\n",
+        capture_output=True,
+        text=True,
+        env=server.env,
+        timeout=60,
+    )
     assert set_key.returncode == 0, set_key.stderr
     assert ORG_KEY not in set_key.stdout + set_key.stderr
 
     training = client.files.create(file=("train.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
     created = client.fine_tuning.jobs.with_raw_response.create(
-        model="polytune-tiny", training_file=training.id, suffix="wb", seed=5,
+        model="polytune-tiny",
+        training_file=training.id,
+        suffix="wb",
+        seed=5,
         method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": 4}}},
-        integrations=[{"type": "wandb", "wandb": {"project": "polytune-e2e", "name": "tiny", "tags": ["e2e"]}}])
+        integrations=[{"type": "wandb", "wandb": {"project": "polytune-e2e", "name": "tiny", "tags": ["e2e"]}}],
+    )
     job = created.parse()
-    done = wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status in
-                    ("succeeded", "failed", "cancelled") and j, 240)
+    done = wait_for(
+        lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed", "cancelled") and j,
+        240,
+    )
     assert done.status == "succeeded", done.error
 
     events = list(client.fine_tuning.jobs.list_events(job.id, limit=200))
@@ -57,17 +69,22 @@ def test_wandb_offline_run_has_config_and_metrics_and_the_key_stays_secret(serve
     assert run["config"]["learning_rate"] == trainer_settings["learning_rate"]
     assert run["config"]["model"] == "polytune-tiny" and run["config"]["seed"] == 5
     # The same metrics as the job's metrics events, step for step.
-    job_losses = {e.data["step"]: e.data["train_loss"] for e in events if e.type == "metrics" and "train_loss" in e.data}
+    job_losses = {
+        e.data["step"]: e.data["train_loss"] for e in events if e.type == "metrics" and "train_loss" in e.data
+    }
     run_losses = {h["_step"]: h["train_loss"] for h in run["history"] if "train_loss" in h}
     assert job_losses and run_losses == job_losses
     assert run["summary"]["job_id"] == job.id and run["summary"]["fine_tuned_model"] == done.fine_tuned_model
 
     # The key is nowhere: not in any API response, event, log, the run directory, or the database.
-    responses = [created.text, client.fine_tuning.jobs.with_raw_response.retrieve(job.id).text,
-                 client.fine_tuning.jobs.with_raw_response.list(limit=100).text,
-                 client.fine_tuning.jobs.with_raw_response.list_events(job.id, limit=200).text,
-                 client.fine_tuning.jobs.checkpoints.with_raw_response.list(job.id).text,
-                 client.files.with_raw_response.list().text]
+    responses = [
+        created.text,
+        client.fine_tuning.jobs.with_raw_response.retrieve(job.id).text,
+        client.fine_tuning.jobs.with_raw_response.list(limit=100).text,
+        client.fine_tuning.jobs.with_raw_response.list_events(job.id, limit=200).text,
+        client.fine_tuning.jobs.checkpoints.with_raw_response.list(job.id).text,
+        client.files.with_raw_response.list().text,
+    ]
     assert not [r for r in responses if ORG_KEY in r]
     assert ORG_KEY.encode() not in archive
     in_clear = [p for p in server.tmp.rglob("*") if p.is_file() and ORG_KEY.encode() in p.read_bytes()]

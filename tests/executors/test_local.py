@@ -56,4 +56,3 @@ def test_worker_runs_the_runner_in_its_own_process_group(tmp_path, warm):
             assert "not imported yet (cold start)" in log
     finally:
         ex.shutdown()
-

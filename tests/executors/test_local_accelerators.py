@@ -21,10 +21,18 @@ from polytune.store.db import Database
 from tests.rows import add_job, add_org
 
 
-@pytest.mark.parametrize("value, ids", [
-    ("0,1,2,3", ("0", "1", "2", "3")), ("4", ("0", "1", "2", "3")), ("2,5", ("2", "5")),
-    ("0", ()), ("none", ()), ("", ()), (" 1 , 3 ", ("1", "3")),
-])
+@pytest.mark.parametrize(
+    "value, ids",
+    [
+        ("0,1,2,3", ("0", "1", "2", "3")),
+        ("4", ("0", "1", "2", "3")),
+        ("2,5", ("2", "5")),
+        ("0", ()),
+        ("none", ()),
+        ("", ()),
+        (" 1 , 3 ", ("1", "3")),
+    ],
+)
 def test_the_setting_is_a_list_of_ids_or_a_count(value, ids):
     assert accel.parse(value) == ids
 

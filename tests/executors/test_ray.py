@@ -42,8 +42,14 @@ print(json.dumps({
 
 def ray_state(server) -> dict:
     """The cluster as Ray's own control store (GCS) sees it, from a separate driver."""
-    out = subprocess.run([sys.executable, "-c", _STATE, server.env["POLYTUNE_RAY_ADDRESS"]], env=server.env,
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _STATE, server.env["POLYTUNE_RAY_ADDRESS"]],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -60,11 +66,14 @@ def openai_client(server):
 
 
 def _seekr_create(server, training_file: str, *, n_accel: int, n_node: int = 1, **training) -> httpx.Response:
-    body = {"project_id": None,
-            "training_config": {"training_files": [training_file], "model": "polytune-tiny", **training},
-            "infrastructure_config": {"accel_type": "A100", "n_accel": n_accel, "n_node": n_node}}
-    return httpx.post(f"{server.url}/v1/flow/fine-tunes", json=body,
-                      headers={"Authorization": f"Bearer {server.key_a}"}, timeout=60)
+    body = {
+        "project_id": None,
+        "training_config": {"training_files": [training_file], "model": "polytune-tiny", **training},
+        "infrastructure_config": {"accel_type": "A100", "n_accel": n_accel, "n_node": n_node},
+    }
+    return httpx.post(
+        f"{server.url}/v1/flow/fine-tunes", json=body, headers={"Authorization": f"Bearer {server.key_a}"}, timeout=60
+    )
 
 
 def _upload(client, n: int) -> str:
@@ -118,12 +127,17 @@ def test_pause_and_cancel_reach_every_worker_and_ray_frees_the_job(server, opena
     # cancelled one stop; the runs end, and their placement groups and actors go with them.
     openai_client.fine_tuning.jobs.pause(paused_id)
     assert openai_client.fine_tuning.jobs.cancel(cancelled_id).status == "cancelled"
-    paused = wait_for(lambda: (j := openai_client.fine_tuning.jobs.retrieve(paused_id)).model_extra["polytune_status"] == "paused" and j,
-                      120)
+    paused = wait_for(
+        lambda: (
+            (j := openai_client.fine_tuning.jobs.retrieve(paused_id)).model_extra["polytune_status"] == "paused" and j
+        ),
+        120,
+    )
     wait_for(lambda: _freed(server), timeout=90)
     step = paused.model_extra["trained_steps"]
     assert step > 0 and f"Fine-tuning job paused at step {step}" in [
-        e.message for e in openai_client.fine_tuning.jobs.list_events(paused_id, limit=500)]
+        e.message for e in openai_client.fine_tuning.jobs.list_events(paused_id, limit=500)
+    ]
     # (A multi-worker job's resume — every rank from the checkpoint rank 0 handed over — is
     # tests/training/test_fsdp.py's two-rank pause and resume, on the same runner path.)
     final = openai_client.fine_tuning.jobs.retrieve(cancelled_id)
@@ -141,7 +155,9 @@ def test_a_lost_worker_is_retried_and_the_job_succeeds(server, openai_client):
     os.kill(pid, signal.SIGKILL)
     done = wait_done(openai_client, job_id)
     assert done.status == "succeeded", done.error
-    retries = [e.message for e in openai_client.fine_tuning.jobs.list_events(job_id, limit=300) if "Retry 1" in e.message]
+    retries = [
+        e.message for e in openai_client.fine_tuning.jobs.list_events(job_id, limit=300) if "Retry 1" in e.message
+    ]
     assert retries and "Ray task" in retries[0], retries
 
 
@@ -154,8 +170,10 @@ def test_what_the_cluster_can_never_hold_is_refused_at_creation(server, openai_c
 
     train = _upload(openai_client, 10)
     before = len(openai_client.fine_tuning.jobs.list(limit=100).data)
-    for infra, field, words in [(dict(n_accel=1, n_node=8), "n_node", "asks for 8 nodes; the Ray cluster has 1"),
-                                (dict(n_accel=64), "n_accel", "its largest node has 4 CPUs")]:
+    for infra, field, words in [
+        (dict(n_accel=1, n_node=8), "n_node", "asks for 8 nodes; the Ray cluster has 1"),
+        (dict(n_accel=64), "n_accel", "its largest node has 4 CPUs"),
+    ]:
         r = _seekr_create(server, train, n_epochs=1, **infra)
         assert r.status_code == 422, r.text
         (detail,) = r.json()["detail"]
@@ -164,7 +182,9 @@ def test_what_the_cluster_can_never_hold_is_refused_at_creation(server, openai_c
     project = seekr.projects.create(name="Too big", description="More than the cluster has").id
     with pytest.raises(APIError) as e:
         seekr.fine_tuning.create(
-            project_id=project, training_config=TrainingConfig(training_files=[train], model="polytune-tiny", n_epochs=1),
-            infrastructure_config=InfrastructureConfig(accel_type="H100", n_accel=1, n_node=8))
+            project_id=project,
+            training_config=TrainingConfig(training_files=[train], model="polytune-tiny", n_epochs=1),
+            infrastructure_config=InfrastructureConfig(accel_type="H100", n_accel=1, n_node=8),
+        )
     assert "8 nodes" in str(e.value)
     assert len(openai_client.fine_tuning.jobs.list(limit=100).data) == before  # nothing was created

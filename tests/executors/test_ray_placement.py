@@ -36,17 +36,24 @@ def test_each_requested_accelerator_is_a_worker():
     assert plan(Resources(n_accel=1, n_node=2), [CPU_NODE, CPU_NODE]).strategy == "STRICT_SPREAD"
 
 
-@pytest.mark.parametrize("resources, nodes, param, words", [
-    (Resources(n_node=8), [CPU_NODE], "resources.n_node", "8 nodes; the Ray cluster has 1"),
-    (Resources(n_accel=5), [CPU_NODE], "resources.n_accel", "largest node has 4 CPUs"),
-    # 2 CPUs per worker: 3 workers need 6 of a node's 4.
-    (Resources(n_accel=3), [CPU_NODE], "resources.n_accel", "room for 2"),
-    (Resources(n_accel=2, n_node=2), [CPU_NODE, Node({"CPU": 1.0})], "resources.n_node", "has 1 such node"),
-    (Resources(accel_type="H100", n_accel=1), [A100_NODE], "resources.accel_type", "it has: A100"),
-    (Resources(accel_type="A100", n_accel=16), [A100_NODE, A100_NODE], "resources.n_accel", "has 8"),
-    (Resources(accel_type="A100", n_accel=8, n_node=2), [A100_NODE, H100_NODE], "resources.n_node",
-     "has 1 such node"),
-])
+@pytest.mark.parametrize(
+    "resources, nodes, param, words",
+    [
+        (Resources(n_node=8), [CPU_NODE], "resources.n_node", "8 nodes; the Ray cluster has 1"),
+        (Resources(n_accel=5), [CPU_NODE], "resources.n_accel", "largest node has 4 CPUs"),
+        # 2 CPUs per worker: 3 workers need 6 of a node's 4.
+        (Resources(n_accel=3), [CPU_NODE], "resources.n_accel", "room for 2"),
+        (Resources(n_accel=2, n_node=2), [CPU_NODE, Node({"CPU": 1.0})], "resources.n_node", "has 1 such node"),
+        (Resources(accel_type="H100", n_accel=1), [A100_NODE], "resources.accel_type", "it has: A100"),
+        (Resources(accel_type="A100", n_accel=16), [A100_NODE, A100_NODE], "resources.n_accel", "has 8"),
+        (
+            Resources(accel_type="A100", n_accel=8, n_node=2),
+            [A100_NODE, H100_NODE],
+            "resources.n_node",
+            "has 1 such node",
+        ),
+    ],
+)
 def test_what_the_cluster_can_never_hold_is_refused_naming_the_field(resources, nodes, param, words):
     cpus = 2.0 if resources.n_accel == 3 else 1.0
     err = _refused(resources, nodes, cpus_per_worker=cpus)
@@ -57,7 +64,10 @@ def test_accelerators_map_to_ray_accelerator_labels_and_devices():
     p = plan(Resources(accel_type="A100", n_accel=8), [H100_NODE, A100_NODE])
     assert (p.device, p.accelerator_type, p.per_worker) == ("GPU", "A100", {"CPU": 1.0, "GPU": 1.0})
     assert plan(Resources(accel_type="A100"), [A100_NODE]).task_options() == {
-        "num_cpus": 1.0, "num_gpus": 1.0, "accelerator_type": "A100"}
+        "num_cpus": 1.0,
+        "num_gpus": 1.0,
+        "accelerator_type": "A100",
+    }
     gaudi = plan(Resources(accel_type="GAUDI2", n_accel=2), [GAUDI_NODE])
     assert (gaudi.device, gaudi.accelerator_type, gaudi.per_worker) == ("HPU", "Intel-GAUDI", {"CPU": 1.0, "HPU": 1.0})
     # No type asked: any GPU.
@@ -65,9 +75,13 @@ def test_accelerators_map_to_ray_accelerator_labels_and_devices():
 
 
 def test_capacity_counts_accelerators_or_cpu_workers_of_alive_nodes():
-    nodes = nodes_from_ray([{"Alive": True, "Resources": A100_NODE.resources},
-                            {"Alive": False, "Resources": H100_NODE.resources},
-                            {"Alive": True, "Resources": H100_NODE.resources}])
+    nodes = nodes_from_ray(
+        [
+            {"Alive": True, "Resources": A100_NODE.resources},
+            {"Alive": False, "Resources": H100_NODE.resources},
+            {"Alive": True, "Resources": H100_NODE.resources},
+        ]
+    )
     assert capacity(nodes) == 12
     assert capacity([CPU_NODE, Node({"CPU": 3.0})], cpus_per_worker=2.0) == 3
     assert _refused(Resources(), []).param == "resources.n_node"

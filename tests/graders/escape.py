@@ -4,7 +4,7 @@ gone, only the operating-system boundary stands in the way."""
 
 from __future__ import annotations
 
-DISARM = '''
+DISARM = """
 import gc
 
 
@@ -29,7 +29,7 @@ def _disarm():
         raise LookupError("no audit hook found")
     __import__("socket")  # the hook refuses this import: it is disarmed
     _DISARMED = True
-'''
+"""
 
 
 def attack(body: str) -> str:
@@ -56,15 +56,19 @@ ATTACKS = {
     "write into /dev/shm (unbounded memory)": "open('/dev/shm/planted', 'w').write('x')",
     "write into the Python installation": "import sys\nopen(sys.base_prefix + '/planted', 'w').write('x')",
     "signal the server": "import os, signal\nos.kill(item['server_pid'], signal.SIGKILL)",
-    "pidfd_send_signal the server": ("import os, signal\nfd = os.pidfd_open(item['server_pid'])\n"
-                                     "signal.pidfd_send_signal(fd, signal.SIGKILL)"),
-    "pidfd_send_signal any pid": ("import os, signal\nfor pid in range(1, 64):\n"
-                                  "    try:\n        fd = os.pidfd_open(pid)\n    except ProcessLookupError:\n"
-                                  "        continue\n    signal.pidfd_send_signal(fd, signal.SIGKILL)"),
+    "pidfd_send_signal the server": (
+        "import os, signal\nfd = os.pidfd_open(item['server_pid'])\nsignal.pidfd_send_signal(fd, signal.SIGKILL)"
+    ),
+    "pidfd_send_signal any pid": (
+        "import os, signal\nfor pid in range(1, 64):\n"
+        "    try:\n        fd = os.pidfd_open(pid)\n    except ProcessLookupError:\n"
+        "        continue\n    signal.pidfd_send_signal(fd, signal.SIGKILL)"
+    ),
     "fork": "import os\nif os.fork() == 0:\n    os._exit(0)",
     "fork bomb": "import os\nfor _ in range(10000):\n    os.fork()",
-    "leave a process behind": ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n"
-                               "    os._exit(0)"),
+    "leave a process behind": (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n    os._exit(0)"
+    ),
     "ptrace": "import ctypes\nassert ctypes.CDLL(None).ptrace(16, 1, 0, 0) == 0",
     "a new user namespace": "import ctypes\nassert ctypes.CDLL(None).unshare(0x10000000) == 0",
     "mount": "import ctypes\nassert ctypes.CDLL(None).mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0",

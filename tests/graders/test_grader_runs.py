@@ -21,8 +21,11 @@ from polytune.graders.boundary import Sandbox, probe
 from polytune.services.grader_runs import GraderRuns
 
 RUN = "/v1/fine_tuning/alpha/graders/run"
-SLOW = {"type": "python", "name": "slow", "source": "import time\ndef grade(sample, item):\n    time.sleep(3)\n"
-                                                    "    return 1.0\n"}
+SLOW = {
+    "type": "python",
+    "name": "slow",
+    "source": "import time\ndef grade(sample, item):\n    time.sleep(3)\n    return 1.0\n",
+}
 QUICK = {"type": "string_check", "name": "q", "input": "{{sample.output_text}}", "reference": "a", "operation": "eq"}
 
 
@@ -38,8 +41,13 @@ def live(tmp_path_factory):
 
 
 def post(live, key: str, grader: dict, **kw) -> httpx.Response:
-    return httpx.post(f"{live.url}{RUN}", json={"grader": grader, "model_sample": "a"},
-                      headers={"Authorization": f"Bearer {key}", **kw.pop("headers", {})}, timeout=60, **kw)
+    return httpx.post(
+        f"{live.url}{RUN}",
+        json={"grader": grader, "model_sample": "a"},
+        headers={"Authorization": f"Bearer {key}", **kw.pop("headers", {})},
+        timeout=60,
+        **kw,
+    )
 
 
 @pytest.mark.skipif(not probe(Sandbox()).ok, reason="no bubblewrap boundary on this machine")
@@ -109,8 +117,12 @@ def test_a_forged_host_header_does_not_redirect_model_graders(live):
     trap.hits = []
     threading.Thread(target=trap.serve_forever, daemon=True).start()
     try:
-        grader = {"type": "score_model", "name": "judge", "model": "no-such-model",
-                  "input": [{"role": "user", "content": "{{sample.output_text}}"}]}
+        grader = {
+            "type": "score_model",
+            "name": "judge",
+            "model": "no-such-model",
+            "input": [{"role": "user", "content": "{{sample.output_text}}"}],
+        }
         r = post(live, live.key_a, grader, headers={"Host": f"127.0.0.1:{trap.server_address[1]}"})
     finally:
         trap.shutdown()
@@ -124,9 +136,11 @@ def test_a_forged_host_header_does_not_redirect_model_graders(live):
 def test_a_formula_of_100k_terms_is_a_400_naming_the_field(live):
     graders = {"a": QUICK}
     for formula in ("+".join(["a"] * 100_000), "(" * 5000 + "a" + ")" * 5000, "-" * 2000 + "a"):
-        r = httpx.post(f"{live.url}/v1/fine_tuning/alpha/graders/validate",
-                       json={"grader": {"type": "multi", "name": "m", "graders": graders,
-                                        "calculate_output": formula}},
-                       headers={"Authorization": f"Bearer {live.key_b}"}, timeout=30)
+        r = httpx.post(
+            f"{live.url}/v1/fine_tuning/alpha/graders/validate",
+            json={"grader": {"type": "multi", "name": "m", "graders": graders, "calculate_output": formula}},
+            headers={"Authorization": f"Bearer {live.key_b}"},
+            timeout=30,
+        )
         assert r.status_code == 400, r.text[:300]
         assert r.json()["error"]["param"] == "grader.calculate_output"

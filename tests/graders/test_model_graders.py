@@ -22,8 +22,10 @@ class _Echo(BaseHTTPRequestHandler):
             self.send_response(503)
             self.end_headers()
             return
-        answer = {"choices": [{"message": {"role": "assistant", "content": body["messages"][-1]["content"]}}],
-                  "usage": {"total_tokens": 7}}
+        answer = {
+            "choices": [{"message": {"role": "assistant", "content": body["messages"][-1]["content"]}}],
+            "usage": {"total_tokens": 7},
+        }
         data = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -50,12 +52,18 @@ def grading(judge) -> Grading:
 
 
 def score(model: str = "judge", range_=None, content="{{sample.output_text}}"):
-    return parse_grader({"type": "score_model", "name": "judge", "model": model, "range": range_,
-                         "sampling_params": {"temperature": 0.5, "seed": 3, "max_completions_tokens": 20},
-                         "input": [{"role": "system", "content": "Grade {{item.question}}."},
-                                   {"role": "user", "content": content}]} if range_ else
-                        {"type": "score_model", "name": "judge", "model": model,
-                         "input": [{"role": "user", "content": content}]})
+    return parse_grader(
+        {
+            "type": "score_model",
+            "name": "judge",
+            "model": model,
+            "range": range_,
+            "sampling_params": {"temperature": 0.5, "seed": 3, "max_completions_tokens": 20},
+            "input": [{"role": "system", "content": "Grade {{item.question}}."}, {"role": "user", "content": content}],
+        }
+        if range_
+        else {"type": "score_model", "name": "judge", "model": model, "input": [{"role": "user", "content": content}]}
+    )
 
 
 def test_score_model_reads_the_judges_score_and_sends_the_rendered_prompt(judge):
@@ -80,9 +88,16 @@ def test_score_model_failures_are_flagged(judge):
 
 def test_label_model_passes_on_passing_labels(judge):
     g = grading(judge)
-    grader = parse_grader({"type": "label_model", "name": "sentiment", "model": "judge",
-                           "input": [{"role": "user", "content": "{{sample.output_text}}"}],
-                           "labels": ["positive", "neutral", "negative"], "passing_labels": ["positive"]})
+    grader = parse_grader(
+        {
+            "type": "label_model",
+            "name": "sentiment",
+            "model": "judge",
+            "input": [{"role": "user", "content": "{{sample.output_text}}"}],
+            "labels": ["positive", "neutral", "negative"],
+            "passing_labels": ["positive"],
+        }
+    )
     assert g.grade(grader, "positive", {}).reward == 1.0
     assert g.grade(grader, '{"label": "negative"}', {}).reward == 0.0
     assert g.grade(grader, "I would say neutral.", {}).reward == 0.0

@@ -17,8 +17,10 @@ from polytune.graders.boundary import Sandbox as SandboxSetup
 from polytune.graders.boundary import probe
 from tests.graders.escape import ATTACKS, SIGNALS_INSIDE, attack
 
-pytestmark = pytest.mark.skipif(not probe(SandboxSetup()).ok, reason="no bubblewrap boundary on this machine: "
-                                f"{probe(SandboxSetup()).error} (make venv installs it)")
+pytestmark = pytest.mark.skipif(
+    not probe(SandboxSetup()).ok,
+    reason=f"no bubblewrap boundary on this machine: {probe(SandboxSetup()).error} (make venv installs it)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +28,12 @@ def live(tmp_path_factory):
     from tests.conftest import LiveServer
 
     tmp = tmp_path_factory.mktemp("escape")
-    srv = LiveServer(tmp, f"sqlite:///{tmp / 'data' / 'polytune.db'}", POLYTUNE_WARM_WORKERS="false",
-                     POLYTUNE_GRADER_RUNS_PER_MINUTE="1000")
+    srv = LiveServer(
+        tmp,
+        f"sqlite:///{tmp / 'data' / 'polytune.db'}",
+        POLYTUNE_WARM_WORKERS="false",
+        POLYTUNE_GRADER_RUNS_PER_MINUTE="1000",
+    )
     srv.key = srv.create_key("attacker")
     srv.client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=srv.key, max_retries=0)
     srv.data_dir = tmp / "data"
@@ -37,13 +43,18 @@ def live(tmp_path_factory):
 
 
 def item(live) -> dict:
-    return {"data_dir": str(live.data_dir), "db": str(live.data_dir / "polytune.db"), "port": live.port,
-            "server_pid": live.proc.pid}
+    return {
+        "data_dir": str(live.data_dir),
+        "db": str(live.data_dir / "polytune.db"),
+        "port": live.port,
+        "server_pid": live.proc.pid,
+    }
 
 
 def run(live, source: str):
-    return live.client.fine_tuning.alpha.graders.run(grader={"type": "python", "name": "attack", "source": source},
-                                                     model_sample="x", item=item(live))
+    return live.client.fine_tuning.alpha.graders.run(
+        grader={"type": "python", "name": "attack", "source": source}, model_sample="x", item=item(live)
+    )
 
 
 def assert_healthy(live) -> None:
@@ -108,14 +119,16 @@ def test_a_thread_left_running_ends_with_the_grader(live):
 
 
 def test_the_grader_runs_as_nobody_in_its_own_namespaces(live):
-    src = attack("import os, socket\n"
-                 "assert (os.getuid(), os.getgid()) == (65534, 65534), os.getuid()\n"
-                 "assert os.getpid() < 10, os.getpid()\n"
-                 "assert set(os.listdir('/')) <= {'usr', 'bin', 'lib', 'lib64', 'proc', 'dev', 'tmp', 'root', "
-                 "'sandbox'}, os.listdir('/')\n"
-                 "assert not os.path.exists(os.path.expanduser('~root/.ssh'))\n"
-                 "assert not [k for k in os.environ if 'POLYTUNE' in k or 'KEY' in k]\n"
-                 "open('/tmp/scratch', 'w').write('ok')")
+    src = attack(
+        "import os, socket\n"
+        "assert (os.getuid(), os.getgid()) == (65534, 65534), os.getuid()\n"
+        "assert os.getpid() < 10, os.getpid()\n"
+        "assert set(os.listdir('/')) <= {'usr', 'bin', 'lib', 'lib64', 'proc', 'dev', 'tmp', 'root', "
+        "'sandbox'}, os.listdir('/')\n"
+        "assert not os.path.exists(os.path.expanduser('~root/.ssh'))\n"
+        "assert not [k for k in os.environ if 'POLYTUNE' in k or 'KEY' in k]\n"
+        "open('/tmp/scratch', 'w').write('ok')"
+    )
     out = run(live, src)
     assert out.reward == 1.0, out.metadata.errors
     assert os.getuid() != 65534  # the test's own process is not the sandbox's user
@@ -145,7 +158,12 @@ def test_the_operators_check_command_passes_here():
     import subprocess
     import sys
 
-    out = subprocess.run([str(Path(sys.executable).parent / "polytune"), "graders", "check-sandbox"],
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "polytune"), "graders", "check-sandbox"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "FAIL" not in out.stdout and out.stdout.count("\nok ") >= 6 and "seccomp filter of" in out.stdout

@@ -35,8 +35,10 @@ def test_run_time_refuses_too_never_unconfined():
 
 def test_other_graders_still_run():
     config = GraderConfig(sandbox=MISSING)
-    g = parse_grader({"type": "string_check", "name": "s", "input": "{{sample.output_text}}", "reference": "a",
-                      "operation": "eq"}, config=config)
+    g = parse_grader(
+        {"type": "string_check", "name": "s", "input": "{{sample.output_text}}", "reference": "a", "operation": "eq"},
+        config=config,
+    )
     assert Grading(config).grade(g, "a", {}).reward == 1.0
 
 
@@ -45,8 +47,12 @@ def no_bwrap(tmp_path_factory):
     from tests.conftest import LiveServer
 
     tmp = tmp_path_factory.mktemp("no-bwrap")
-    srv = LiveServer(tmp, f"sqlite:///{tmp / 'db.sqlite'}", POLYTUNE_WARM_WORKERS="false",
-                     POLYTUNE_GRADER_BWRAP_PATH="/nonexistent/bwrap")
+    srv = LiveServer(
+        tmp,
+        f"sqlite:///{tmp / 'db.sqlite'}",
+        POLYTUNE_WARM_WORKERS="false",
+        POLYTUNE_GRADER_BWRAP_PATH="/nonexistent/bwrap",
+    )
     srv.client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=srv.create_key("org"), max_retries=0)
     yield srv
     srv.stop()
@@ -54,16 +60,21 @@ def no_bwrap(tmp_path_factory):
 
 def test_the_api_answers_400_in_openais_shape(no_bwrap):
     client = no_bwrap.client
-    for call in (lambda: client.fine_tuning.alpha.graders.validate(grader=PYTHON),
-                 lambda: client.fine_tuning.alpha.graders.run(grader=PYTHON, model_sample="x")):
+    for call in (
+        lambda: client.fine_tuning.alpha.graders.validate(grader=PYTHON),
+        lambda: client.fine_tuning.alpha.graders.run(grader=PYTHON, model_sample="x"),
+    ):
         with pytest.raises(openai.BadRequestError) as e:
             call()
         assert e.value.body["param"] == "grader.type" and e.value.body["code"] == "python_grader_unavailable"
         assert "cannot be set up" in e.value.body["message"]
     f = client.files.create(file=("rl.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
     with pytest.raises(openai.BadRequestError) as e:
-        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=f.id,
-                                       method={"type": "reinforcement", "reinforcement": {"grader": PYTHON}})
+        client.fine_tuning.jobs.create(
+            model="polytune-tiny",
+            training_file=f.id,
+            method={"type": "reinforcement", "reinforcement": {"grader": PYTHON}},
+        )
     assert e.value.body["param"] == "method.reinforcement.grader.type"
 
 
@@ -73,7 +84,12 @@ def test_the_operators_check_command_says_python_graders_are_disabled():
     import sys
     from pathlib import Path
 
-    out = subprocess.run([str(Path(sys.executable).parent / "polytune"), "graders", "check-sandbox"],
-                         capture_output=True, text=True, timeout=60, check=False,
-                         env={**os.environ, "POLYTUNE_GRADER_BWRAP_PATH": "/nonexistent/bwrap"})
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "polytune"), "graders", "check-sandbox"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "POLYTUNE_GRADER_BWRAP_PATH": "/nonexistent/bwrap"},
+    )
     assert out.returncode == 1 and "DISABLED" in out.stdout and "/nonexistent/bwrap" in out.stdout

@@ -18,8 +18,15 @@ def make_adapter(base_dir: Path, out_dir: Path, seed: int) -> Path:
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base_dir)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False,
-                        modules_to_save=["embed_tokens"], ensure_weight_tying=True, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        target_modules="all-linear",
+        init_lora_weights=False,
+        modules_to_save=["embed_tokens"],
+        ensure_weight_tying=True,
+        task_type="CAUSAL_LM",
+    )
     peft = get_peft_model(model, config)
     with torch.no_grad():
         embeddings = peft.get_input_embeddings().modules_to_save["default"].weight

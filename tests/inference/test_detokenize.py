@@ -39,12 +39,12 @@ def test_a_stop_string_cuts_the_text_and_is_never_shown(tokenizer, stop):
     ids = tokenizer(TEXT)["input_ids"]
     pieces, text = _stream(tokenizer, ids, stop=(stop, "never there"))
     assert text.stopped
-    assert "".join(pieces) == TEXT[:TEXT.index(stop)]
+    assert "".join(pieces) == TEXT[: TEXT.index(stop)]
     # Whatever was shown before the cut was a prefix of the final text.
     shown = ""
     for piece in pieces:
         shown += piece
-        assert TEXT[:TEXT.index(stop)].startswith(shown)
+        assert TEXT[: TEXT.index(stop)].startswith(shown)
 
 
 def test_no_stop_string_holds_back_nothing_at_the_end(tokenizer):

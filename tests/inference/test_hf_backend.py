@@ -12,8 +12,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from polytune.inference.backend import ModelTarget, SamplingParams
 from polytune.inference.hf_backend import TransformersBackend
 
-QUESTIONS = ["Hi", "What is the capital of Zorbia?", "Tell me a long story about a river and a king",
-             "Why?", "Name three colors please", "Who founded the city of Ostrava Nine?"]
+QUESTIONS = [
+    "Hi",
+    "What is the capital of Zorbia?",
+    "Tell me a long story about a river and a king",
+    "Why?",
+    "Name three colors please",
+    "Who founded the city of Ostrava Nine?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +28,9 @@ def tokenizer(tiny):
 
 
 def _prompt(tokenizer, text: str) -> list[int]:
-    return tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                         tokenize=True, return_dict=True)["input_ids"]
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
 
 
 def _reference(base_dir, adapter_dir, prompt: list[int], max_new: int, stop: int) -> list[int]:
@@ -37,12 +44,17 @@ def _reference(base_dir, adapter_dir, prompt: list[int], max_new: int, stop: int
     torch.set_num_threads(1)  # what the backend uses on 2 cores; more is far slower on a busy machine
     try:
         with torch.inference_mode():
-            out = model.eval().generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                                        do_sample=False, max_new_tokens=max_new, eos_token_id=stop,
-                                        pad_token_id=stop)
+            out = model.eval().generate(
+                torch.tensor([prompt]),
+                attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                do_sample=False,
+                max_new_tokens=max_new,
+                eos_token_id=stop,
+                pad_token_id=stop,
+            )
     finally:
         torch.set_num_threads(threads)
-    return out[0, len(prompt):].tolist()
+    return out[0, len(prompt) :].tolist()
 
 
 async def _collect(backend, request_id, target, prompt, params, delay: float = 0.0):
@@ -54,17 +66,27 @@ def test_batched_requests_across_adapters_match_plain_generate(tiny, adapters, t
     base_dir = tiny[1]
     stop = tokenizer.eos_token_id
     targets = [ModelTarget("polytune-tiny", base_dir)] + [
-        ModelTarget("polytune-tiny", base_dir, f"adapter-{i}", adapters[i]) for i in range(2)]
+        ModelTarget("polytune-tiny", base_dir, f"adapter-{i}", adapters[i]) for i in range(2)
+    ]
     jobs = [(targets[i % 3], _prompt(tokenizer, q), 12 + 3 * i) for i, q in enumerate(QUESTIONS)]
     backend = TransformersBackend(memory_budget_bytes=1 << 30, max_batch=4)
 
     async def main():
         # Staggered starts: later requests join a batch that is already decoding, and with
         # max_batch=4 the last ones wait for a row to free up.
-        return await asyncio.gather(*[
-            _collect(backend, f"r{i}", target, prompt, SamplingParams(max_tokens=n, temperature=0,
-                                                                      stop_token_ids=frozenset({stop})),
-                     delay=0.02 * i) for i, (target, prompt, n) in enumerate(jobs)])
+        return await asyncio.gather(
+            *[
+                _collect(
+                    backend,
+                    f"r{i}",
+                    target,
+                    prompt,
+                    SamplingParams(max_tokens=n, temperature=0, stop_token_ids=frozenset({stop})),
+                    delay=0.02 * i,
+                )
+                for i, (target, prompt, n) in enumerate(jobs)
+            ]
+        )
 
     try:
         results = asyncio.run(main())

@@ -15,8 +15,14 @@ UPLOAD_LIMIT = 256 * 1024
 def limited_server(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"limited-{request.param}")
     url, drop = make_database_url(request.param, tmp)
-    with two_org_server(tmp, url, drop, request.param, POLYTUNE_MAX_BODY_BYTES=str(BODY_LIMIT),
-                        POLYTUNE_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT)) as srv:
+    with two_org_server(
+        tmp,
+        url,
+        drop,
+        request.param,
+        POLYTUNE_MAX_BODY_BYTES=str(BODY_LIMIT),
+        POLYTUNE_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
+    ) as srv:
         yield srv
 
 

@@ -16,15 +16,19 @@ from .conftest import BODY_LIMIT, UPLOAD_LIMIT
 
 
 def _over_limit_job() -> bytes:
-    body = json.dumps({"model": "polytune-tiny", "training_file": "file-x",
-                       "metadata": {"pad": "x" * BODY_LIMIT}}).encode()
+    body = json.dumps(
+        {"model": "polytune-tiny", "training_file": "file-x", "metadata": {"pad": "x" * BODY_LIMIT}}
+    ).encode()
     assert BODY_LIMIT < len(body) < BODY_LIMIT + 200
     return body
 
 
 def test_openai_json_over_limit_is_413(limited_server):
-    r = httpx.post(f"{limited_server.url}/v1/fine_tuning/jobs", content=_over_limit_job(),
-                   headers={"Authorization": f"Bearer {limited_server.key_a}", "Content-Type": "application/json"})
+    r = httpx.post(
+        f"{limited_server.url}/v1/fine_tuning/jobs",
+        content=_over_limit_job(),
+        headers={"Authorization": f"Bearer {limited_server.key_a}", "Content-Type": "application/json"},
+    )
     assert r.status_code == 413, r.text
     error = r.json()["error"]
     assert error["code"] == "request_too_large" and str(BODY_LIMIT) in error["message"]
@@ -36,34 +40,47 @@ def test_streamed_body_without_length_is_cut_off(limited_server):
 
     def chunks():
         for i in range(0, len(body), 1000):
-            yield body[i:i + 1000]
+            yield body[i : i + 1000]
 
-    r = httpx.post(f"{limited_server.url}/v1/chat/completions", content=chunks(),
-                   headers={"Authorization": f"Bearer {limited_server.key_a}", "Content-Type": "application/json"})
+    r = httpx.post(
+        f"{limited_server.url}/v1/chat/completions",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {limited_server.key_a}", "Content-Type": "application/json"},
+    )
     assert r.status_code == 413, r.text
     assert r.json()["error"]["code"] == "request_too_large"
 
 
 def test_seekr_json_over_limit_is_413_in_its_shape(limited_server):
-    r = httpx.post(f"{limited_server.url}/v1/flow/fine-tunes", content=_over_limit_job(),
-                   headers={"Authorization": limited_server.key_a, "Content-Type": "application/json"})
+    r = httpx.post(
+        f"{limited_server.url}/v1/flow/fine-tunes",
+        content=_over_limit_job(),
+        headers={"Authorization": limited_server.key_a, "Content-Type": "application/json"},
+    )
     assert r.status_code == 413, r.text
     assert "at most" in r.json()["detail"]
 
 
 def test_oxen_json_over_limit_is_413_in_its_shape(limited_server):
-    r = httpx.post(f"{limited_server.url}/api/repos/org-a/data/fine_tunes", content=_over_limit_job(),
-                   headers={"Authorization": f"Bearer {limited_server.key_a}", "Content-Type": "application/json"})
+    r = httpx.post(
+        f"{limited_server.url}/api/repos/org-a/data/fine_tunes",
+        content=_over_limit_job(),
+        headers={"Authorization": f"Bearer {limited_server.key_a}", "Content-Type": "application/json"},
+    )
     assert r.status_code == 413, r.text
     body = r.json()
     assert body["status"] == "error" and body["status_message"] == "payload_too_large"
 
 
 def test_json_just_under_limit_is_read(limited_server):
-    body = json.dumps({"model": "polytune-tiny", "training_file": "file-x",
-                       "metadata": {"pad": "x" * (BODY_LIMIT - 200)}}).encode()
-    r = httpx.post(f"{limited_server.url}/v1/fine_tuning/jobs", content=body,
-                   headers={"Authorization": f"Bearer {limited_server.key_a}", "Content-Type": "application/json"})
+    body = json.dumps(
+        {"model": "polytune-tiny", "training_file": "file-x", "metadata": {"pad": "x" * (BODY_LIMIT - 200)}}
+    ).encode()
+    r = httpx.post(
+        f"{limited_server.url}/v1/fine_tuning/jobs",
+        content=body,
+        headers={"Authorization": f"Bearer {limited_server.key_a}", "Content-Type": "application/json"},
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "metadata", r.text
 
 

@@ -37,8 +37,9 @@ def _same(a: httpx.Response, b: httpx.Response, foreign: str, unknown: str) -> N
     assert a.text.replace(foreign, "<id>") == b.text.replace(unknown, "<id>")
 
 
-@pytest.mark.parametrize("kind,path", [("file", "/v1/files"), ("job", "/v1/fine_tuning/jobs"),
-                                       ("file", "/api/llm/files")])
+@pytest.mark.parametrize(
+    "kind,path", [("file", "/v1/files"), ("job", "/v1/fine_tuning/jobs"), ("file", "/api/llm/files")]
+)
 def test_foreign_cursor_is_answered_as_an_unknown_one(limited_server, org_a_objects, kind, path):
     foreign = org_a_objects[kind]
     unknown = foreign[:-6] + "zzzzzz"
@@ -63,6 +64,9 @@ def test_own_cursor_still_pages(limited_server, openai_a, org_a_objects):
 
 def test_too_many_metadata_filters_is_400(limited_server):
     params = {f"metadata[k{i}]": "v" for i in range(200)}
-    r = httpx.get(f"{limited_server.url}/v1/fine_tuning/jobs", params=params,
-                  headers={"Authorization": f"Bearer {limited_server.key_a}"})
+    r = httpx.get(
+        f"{limited_server.url}/v1/fine_tuning/jobs",
+        params=params,
+        headers={"Authorization": f"Bearer {limited_server.key_a}"},
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "metadata", r.text

@@ -52,21 +52,31 @@ def test_openai_sdk_upload_keeps_a_unicode_name(limited_server, openai_a, name):
 def test_raw_multipart_with_rfc5987_filename(limited_server):
     """A client that sends `filename*=UTF-8''…` (RFC 5987) beside an ASCII fallback."""
     boundary = "XyZ"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"donnees.jsonl\"; "
-            f"filename*=UTF-8''donn%C3%A9es-%E6%95%B0%E6%8D%AE.jsonl\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\nhello\r\n--{boundary}--\r\n").encode()
-    r = httpx.post(f"{limited_server.url}/v1/files", content=body,
-                   headers={"Authorization": f"Bearer {limited_server.key_a}",
-                            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="donnees.jsonl"; '
+        f"filename*=UTF-8''donn%C3%A9es-%E6%95%B0%E6%8D%AE.jsonl\r\n"
+        f"Content-Type: application/octet-stream\r\n\r\nhello\r\n--{boundary}--\r\n"
+    ).encode()
+    r = httpx.post(
+        f"{limited_server.url}/v1/files",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {limited_server.key_a}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["filename"] == "données-数据.jsonl"
 
 
 def test_raw_httpx_multipart_with_utf8_filename(limited_server):
-    r = httpx.post(f"{limited_server.url}/v1/files", data={"purpose": "user_data"},
-                   files={"file": ("café-数据.txt", io.BytesIO(b"hi"))},
-                   headers={"Authorization": f"Bearer {limited_server.key_a}"})
+    r = httpx.post(
+        f"{limited_server.url}/v1/files",
+        data={"purpose": "user_data"},
+        files={"file": ("café-数据.txt", io.BytesIO(b"hi"))},
+        headers={"Authorization": f"Bearer {limited_server.key_a}"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["filename"] == "café-数据.txt"
 
@@ -93,11 +103,15 @@ def test_unstorable_names_are_400_naming_the_field(openai_a, name):
 
 
 def test_seekr_download_names_the_file_exactly(limited_server):
-    r = httpx.put(f"{limited_server.url}/v1/flow/files", data={"purpose": "fine-tune"},
-                  files={"files": ("données.jsonl", io.BytesIO(chat_jsonl(10)))},
-                  headers={"Authorization": limited_server.key_a})
+    r = httpx.put(
+        f"{limited_server.url}/v1/flow/files",
+        data={"purpose": "fine-tune"},
+        files={"files": ("données.jsonl", io.BytesIO(chat_jsonl(10)))},
+        headers={"Authorization": limited_server.key_a},
+    )
     assert r.status_code == 200, r.text
     file_id = r.json()["id"]
-    r = httpx.get(f"{limited_server.url}/v1/flow/files/{file_id}/content",
-                  headers={"Authorization": limited_server.key_a})
+    r = httpx.get(
+        f"{limited_server.url}/v1/flow/files/{file_id}/content", headers={"Authorization": limited_server.key_a}
+    )
     assert r.status_code == 200 and _disposition(r)[0] == "données.jsonl"

@@ -29,8 +29,14 @@ CHECKS = [not_a_server_error, response_schema_conformance]
 
 
 def _fuzz(operation, mode, headers: dict[str, str]) -> None:
-    @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case):
         case.call_and_validate(headers=headers, timeout=30, checks=CHECKS)
@@ -40,8 +46,11 @@ def _fuzz(operation, mode, headers: dict[str, str]) -> None:
 
 def _boundaries(schema, operation, headers: dict[str, str]) -> None:
     """Each query parameter at and just past its bounds, wrong types, missing, duplicated."""
-    cases = schema.iter_coverage_cases(operation, generation_modes=list(GenerationMode),
-                                       generation_config=schema.config.generation_for(operation=operation))
+    cases = schema.iter_coverage_cases(
+        operation,
+        generation_modes=list(GenerationMode),
+        generation_config=schema.config.generation_for(operation=operation),
+    )
     for case in itertools.islice(cases, COVERAGE_CASES):
         case.call_and_validate(headers=headers, timeout=30, checks=CHECKS)
 

@@ -73,21 +73,33 @@ def _post(server, path: str, body: dict, *, bearer: bool = True) -> httpx.Respon
 
 
 @pytest.mark.parametrize("prefix", ["/v1", "/api/llm"])  # OpenAI and Nebius; TrueFoundry
-@pytest.mark.parametrize("hp,param", [({"learning_rate_multiplier": 101}, "learning_rate_multiplier"),
-                                      ({"learning_rate_multiplier": 1e300}, "learning_rate_multiplier"),
-                                      ({"n_checkpoints": 1001}, "n_checkpoints"),
-                                      ({"n_checkpoints": 1_000_000_000}, "n_checkpoints")])
+@pytest.mark.parametrize(
+    "hp,param",
+    [
+        ({"learning_rate_multiplier": 101}, "learning_rate_multiplier"),
+        ({"learning_rate_multiplier": 1e300}, "learning_rate_multiplier"),
+        ({"n_checkpoints": 1001}, "n_checkpoints"),
+        ({"n_checkpoints": 1_000_000_000}, "n_checkpoints"),
+    ],
+)
 def test_openai_family_refuses_with_param(limited_server, prefix, hp, param):
-    body = {"model": "polytune-tiny", "training_file": "file-x",
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}}}
+    body = {
+        "model": "polytune-tiny",
+        "training_file": "file-x",
+        "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+    }
     r = _post(limited_server, f"{prefix}/fine_tuning/jobs", body)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == f"method.supervised.hyperparameters.{param}"
 
 
 def test_nebius_extra_body_refuses_with_param(limited_server):
-    body = {"model": "polytune-tiny", "training_file": "file-x", "hyperparameters": {"n_epochs": 1},
-            "extra_body": {"n_checkpoints": 5000}}
+    body = {
+        "model": "polytune-tiny",
+        "training_file": "file-x",
+        "hyperparameters": {"n_epochs": 1},
+        "extra_body": {"n_checkpoints": 5000},
+    }
     r = _post(limited_server, "/v1/fine_tuning/jobs", body)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"].endswith("n_checkpoints")
@@ -95,17 +107,22 @@ def test_nebius_extra_body_refuses_with_param(limited_server):
 
 @pytest.mark.parametrize("field,value", [("n_checkpoints", 1001), ("learning_rate", 5.0)])
 def test_seekr_refuses_with_422_loc(limited_server, field, value):
-    body = {"training_config": {"training_files": ["file-x"], "model": "polytune-tiny", "n_epochs": 1,
-                                field: value},
-            "infrastructure_config": {"accel_type": "H100", "n_accel": 1, "n_node": 1}}
+    body = {
+        "training_config": {"training_files": ["file-x"], "model": "polytune-tiny", "n_epochs": 1, field: value},
+        "infrastructure_config": {"accel_type": "H100", "n_accel": 1, "n_node": 1},
+    }
     r = _post(limited_server, "/v1/flow/fine-tunes", body, bearer=False)
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == ["body", "training_config", field]
 
 
 def test_oxen_refuses_in_its_envelope(limited_server):
-    body = {"resource": "main/data.csv", "base_model": "polytune-tiny", "script_type": "text_generation",
-            "training_params": {"learning_rate": 1e300}}
+    body = {
+        "resource": "main/data.csv",
+        "base_model": "polytune-tiny",
+        "script_type": "text_generation",
+        "training_params": {"learning_rate": 1e300},
+    }
     r = _post(limited_server, "/api/repos/org-a/any/fine_tunes", body)
     assert r.status_code == 400, r.text
     assert r.json()["status"] == "error" and r.json()["error"]["param"] == "training_params.learning_rate"

@@ -14,8 +14,26 @@ from tests.conftest import BIN
 from tests.model_folders import shaped_model_folder
 
 
-@pytest.mark.parametrize("name", ["", " ", "../evil", "/abs/path", "a/../b", "a//b", "a/b/c", "x/", ".hidden",
-                                  "with space", "ft:base:org", "nul\x00", "new\nline", "x" * 129, "a/.."])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        " ",
+        "../evil",
+        "/abs/path",
+        "a/../b",
+        "a//b",
+        "a/b/c",
+        "x/",
+        ".hidden",
+        "with space",
+        "ft:base:org",
+        "nul\x00",
+        "new\nline",
+        "x" * 129,
+        "a/..",
+    ],
+)
 def test_bad_names_are_refused(name):
     with pytest.raises(InvalidRequest) as e:
         check_model_name(name)
@@ -29,8 +47,14 @@ def test_good_names_pass(name):
 
 def _models_add(tmp_path, name: str, folder) -> subprocess.CompletedProcess:
     env = {**os.environ, "POLYTUNE_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(BIN / "polytune"), "models", "add", name, str(folder)], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(BIN / "polytune"), "models", "add", name, str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_cli_refuses_empty_and_path_like_names(tmp_path):

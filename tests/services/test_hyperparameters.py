@@ -6,9 +6,15 @@ from polytune.domain.spec import AdapterSpec, Hyperparameters, JobSpec, Preferen
 from polytune.services.hyperparameters import resolve_auto
 from polytune.catalog.models import CatalogEntry
 
-TINY = CatalogEntry(name="polytune-tiny", source="/models/polytune-tiny", adapter_default="full",
-                    base_learning_rate=3e-3, lr_scheduler="constant", min_examples_seen=1200,
-                    max_auto_epochs=100)
+TINY = CatalogEntry(
+    name="polytune-tiny",
+    source="/models/polytune-tiny",
+    adapter_default="full",
+    base_learning_rate=3e-3,
+    lr_scheduler="constant",
+    min_examples_seen=1200,
+    max_auto_epochs=100,
+)
 BIG = CatalogEntry(name="big", source="/models/big")
 
 
@@ -19,8 +25,13 @@ def _spec(**kwargs) -> JobSpec:
 def test_nothing_auto_is_left():
     resolved = resolve_auto(_spec(method="dpo", preference=PreferenceSpec()), n_examples=25, entry=TINY)
     hp = resolved.hyperparameters
-    assert "auto" not in (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier, resolved.adapter.kind,
-                          resolved.preference.beta)
+    assert "auto" not in (
+        hp.n_epochs,
+        hp.batch_size,
+        hp.learning_rate_multiplier,
+        resolved.adapter.kind,
+        resolved.preference.beta,
+    )
     assert hp.learning_rate is not None and hp.lr_scheduler == "constant"
     assert isinstance(resolved.seed, int)
 
@@ -28,11 +39,12 @@ def test_nothing_auto_is_left():
 def test_the_demo_size_gets_the_measured_tiny_settings():
     hp = resolve_auto(_spec(), n_examples=25, entry=TINY).hyperparameters
     assert (hp.batch_size, hp.n_epochs) == (4, 48)
-    assert hp.learning_rate == pytest.approx(3e-3 * 0.5 ** 0.5)
+    assert hp.learning_rate == pytest.approx(3e-3 * 0.5**0.5)
 
 
-@pytest.mark.parametrize("n, batch, epochs", [
-    (1, 1, 25), (10, 1, 10), (25, 4, 4), (200, 32, 3), (5_000, 64, 3), (20_000, 64, 1)])
+@pytest.mark.parametrize(
+    "n, batch, epochs", [(1, 1, 25), (10, 1, 10), (25, 4, 4), (200, 32, 3), (5_000, 64, 3), (20_000, 64, 1)]
+)
 def test_small_datasets_get_more_epochs_and_batches_grow_with_the_data(n, batch, epochs):
     hp = resolve_auto(_spec(), n_examples=n, entry=BIG).hyperparameters
     assert (hp.batch_size, hp.n_epochs) == (batch, epochs)
@@ -40,9 +52,11 @@ def test_small_datasets_get_more_epochs_and_batches_grow_with_the_data(n, batch,
 
 
 def test_given_values_win():
-    spec = _spec(hyperparameters=Hyperparameters(n_epochs=2, batch_size=3, learning_rate_multiplier=2.0,
-                                                 lr_scheduler="cosine"),
-                 adapter=AdapterSpec(kind="lora"), seed=5)
+    spec = _spec(
+        hyperparameters=Hyperparameters(n_epochs=2, batch_size=3, learning_rate_multiplier=2.0, lr_scheduler="cosine"),
+        adapter=AdapterSpec(kind="lora"),
+        seed=5,
+    )
     resolved = resolve_auto(spec, n_examples=25, entry=TINY)
     hp = resolved.hyperparameters
     assert (hp.n_epochs, hp.batch_size, hp.lr_scheduler) == (2, 3, "cosine")
@@ -51,8 +65,9 @@ def test_given_values_win():
 
 
 def test_an_absolute_learning_rate_wins_and_reports_its_multiplier():
-    hp = resolve_auto(_spec(hyperparameters=Hyperparameters(learning_rate=1.5e-3)), n_examples=25,
-                      entry=TINY).hyperparameters
+    hp = resolve_auto(
+        _spec(hyperparameters=Hyperparameters(learning_rate=1.5e-3)), n_examples=25, entry=TINY
+    ).hyperparameters
     assert hp.learning_rate == 1.5e-3
     assert hp.learning_rate_multiplier == pytest.approx(0.5)
 
@@ -65,9 +80,11 @@ def test_the_input_spec_is_left_alone():
 
 @pytest.mark.parametrize("n, batch, accum, steps, epochs", [(6, 2, 1, 3, 1), (6, 2, 1, 7, 3), (10, 2, 2, 9, 3)])
 def test_max_steps_decides_the_epochs_it_spans(n, batch, accum, steps, epochs):
-    hp = resolve_auto(_spec(hyperparameters=Hyperparameters(max_steps=steps, batch_size=batch,
-                                                            gradient_accumulation_steps=accum)),
-                      n_examples=n, entry=TINY).hyperparameters
+    hp = resolve_auto(
+        _spec(hyperparameters=Hyperparameters(max_steps=steps, batch_size=batch, gradient_accumulation_steps=accum)),
+        n_examples=n,
+        entry=TINY,
+    ).hyperparameters
     assert (hp.max_steps, hp.n_epochs) == (steps, epochs)
 
 

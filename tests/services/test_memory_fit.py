@@ -12,9 +12,14 @@ from tests.training.test_memory import LLAMA_8B, LLAMA_70B
 
 
 def _spec(kind="full", method="supervised", n_accel=1, context=None, quantization=None, checkpointing=None):
-    return JobSpec(model="m", method=method, training_files=["f"], resources=Resources(n_accel=n_accel),
-                   adapter=AdapterSpec(kind=kind, quantization=quantization),
-                   hyperparameters=Hyperparameters(context_length=context, gradient_checkpointing=checkpointing))
+    return JobSpec(
+        model="m",
+        method=method,
+        training_files=["f"],
+        resources=Resources(n_accel=n_accel),
+        adapter=AdapterSpec(kind=kind, quantization=quantization),
+        hyperparameters=Hyperparameters(context_length=context, gradient_checkpointing=checkpointing),
+    )
 
 
 def _refused(spec, config, devices=8, memory=80 * GiB, **kw) -> InvalidRequest:
@@ -35,8 +40,14 @@ def test_70b_lora_on_one_device_names_qlora_or_more_accelerators():
     assert err.param == "hyperparameters.quantization"
     assert "QLoRA" in err.message and "accelerators with FSDP" in err.message
     # The same LoRA across 4 devices fits with FSDP, which the planner picks.
-    shape = check_fit(_spec(kind="lora", n_accel=4), LLAMA_70B, adapter_default="lora", max_length=4096,
-                      devices=8, device_memory=80 * GiB)
+    shape = check_fit(
+        _spec(kind="lora", n_accel=4),
+        LLAMA_70B,
+        adapter_default="lora",
+        max_length=4096,
+        devices=8,
+        device_memory=80 * GiB,
+    )
     assert shape.fsdp and shape.devices == 4
     # ... unless FSDP is turned off on this server: then the remedy is QLoRA, not more devices.
     err = _refused(_spec(kind="lora", n_accel=4), LLAMA_70B, fsdp_setting="never")
@@ -54,10 +65,18 @@ def test_nothing_fits_names_the_model():
 
 
 def test_nothing_is_checked_on_cpu_or_for_unknown_configs():
-    assert check_fit(_spec(), LLAMA_70B, adapter_default="lora", max_length=4096, devices=0,
-                     device_memory=None) is None
-    assert check_fit(_spec(), {"model_type": "mystery"}, adapter_default="lora", max_length=4096, devices=1,
-                     device_memory=80 * GiB) is None
+    assert check_fit(_spec(), LLAMA_70B, adapter_default="lora", max_length=4096, devices=0, device_memory=None) is None
+    assert (
+        check_fit(
+            _spec(),
+            {"model_type": "mystery"},
+            adapter_default="lora",
+            max_length=4096,
+            devices=1,
+            device_memory=80 * GiB,
+        )
+        is None
+    )
 
 
 def test_qlora_needs_an_accelerator_lora_and_bitsandbytes():

@@ -18,9 +18,14 @@ from polytune.store.uploads import BackgroundUploads, stage
 @pytest.fixture
 def store(tmp_path):
     blobs = BlobStore(str(tmp_path / "blobs"))
-    files = {"model.safetensors": b"w" * 5000, "config.json": b"{}", "empty.txt": b"", "exact.bin": b"x" * 512,
-             # A name longer than ustar's 100 characters takes a pax header.
-             "nested/" + "n" * 120 + ".json": b"long name"}
+    files = {
+        "model.safetensors": b"w" * 5000,
+        "config.json": b"{}",
+        "empty.txt": b"",
+        "exact.bin": b"x" * 512,
+        # A name longer than ustar's 100 characters takes a pax header.
+        "nested/" + "n" * 120 + ".json": b"long name",
+    }
     for name, data in files.items():
         with blobs.writer(f"models/job-1/ckpt-step-3/{name}") as f:
             f.write(data)
@@ -72,6 +77,7 @@ def test_background_uploads_run_in_order_off_the_caller_and_keep_the_newest_fail
             if n == 2:
                 raise OSError(28, "No space left on device")
             done.append(n)
+
         return run
 
     for n in (1, 2):
@@ -115,8 +121,9 @@ def job_db(database_url):
 def _reporter(db, job_id, blobs):
     from polytune.store.worker import StoreReporter
 
-    return StoreReporter(db, blobs, job_id=job_id, org_id="org-x", base_model="polytune-tiny", model_name="m",
-                         adapter_kind="full")
+    return StoreReporter(
+        db, blobs, job_id=job_id, org_id="org-x", base_model="polytune-tiny", model_name="m", adapter_kind="full"
+    )
 
 
 def _trainer_folder(tmp_path, step):
@@ -133,8 +140,10 @@ def _job(db, job_id):
 
     with db.session() as s:
         row = s.execute(sa.select(t.Job.resume_step, t.Job.resume_key).where(t.Job.id == job_id)).one()
-        events = [(e.level, e.message, e.data) for e in s.scalars(
-            sa.select(t.JobEvent).where(t.JobEvent.job_id == job_id).order_by(t.JobEvent.seq))]
+        events = [
+            (e.level, e.message, e.data)
+            for e in s.scalars(sa.select(t.JobEvent).where(t.JobEvent.job_id == job_id).order_by(t.JobEvent.seq))
+        ]
     return row, events
 
 
@@ -153,7 +162,9 @@ def test_a_failed_resume_upload_is_reported_and_the_previous_checkpoint_stays(jo
     stored, failed = events
     assert stored[1] == "Resume checkpoint at step 4 stored" and stored[2]["bytes"] == 1000
     assert failed[0] == "error" and "step 8 failed" in failed[1] and "refused" in failed[1]
-    assert not (tmp_path / "trainer" / ".uploading").exists() or not any((tmp_path / "trainer" / ".uploading").iterdir())
+    assert not (tmp_path / "trainer" / ".uploading").exists() or not any(
+        (tmp_path / "trainer" / ".uploading").iterdir()
+    )
     if errno_ == 28:  # storage full: the next step's stop poll raises it, and the job fails
         with pytest.raises(OSError) as caught:
             reporter.stop_request()

@@ -51,6 +51,9 @@ def tenancy_server(request, tmp_path_factory):
 def openai_client(server, org: str):
     from openai import OpenAI
 
-    return OpenAI(base_url=f"{server.url}/v1", api_key=create_key(server.env["POLYTUNE_DATABASE_URL"], org),
-                  max_retries=0,
-                  _strict_response_validation=True)
+    return OpenAI(
+        base_url=f"{server.url}/v1",
+        api_key=create_key(server.env["POLYTUNE_DATABASE_URL"], org),
+        max_retries=0,
+        _strict_response_validation=True,
+    )

@@ -15,8 +15,12 @@ from tests.tenancy.conftest import openai_client
 def test_data_dir_has_no_group_or_other_permissions(tenancy_server):
     client = openai_client(tenancy_server, "org-private")
     file = client.files.create(file=("train.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
-    job = wait_done(client, client.fine_tuning.jobs.create(model="polytune-tiny", training_file=file.id,
-                                                           hyperparameters={"n_epochs": 1}).id)
+    job = wait_done(
+        client,
+        client.fine_tuning.jobs.create(
+            model="polytune-tiny", training_file=file.id, hyperparameters={"n_epochs": 1}
+        ).id,
+    )
     assert job.status == "succeeded", job.error
 
     root = Path(tenancy_server.env["POLYTUNE_DATA_DIR"])
@@ -32,6 +36,8 @@ def test_data_dir_has_no_group_or_other_permissions(tenancy_server):
     assert open_to_others == []
     # What it walked holds what matters: the key, uploaded files, the trained model, the job's log (and, on SQLite, the database).
     assert "secret.key" in seen and f"logs/{job.id}.log" in seen
-    assert any(p.startswith("blobs/files/") for p in seen) and any(p.startswith(f"blobs/models/{job.id}/") for p in seen)
+    assert any(p.startswith("blobs/files/") for p in seen) and any(
+        p.startswith(f"blobs/models/{job.id}/") for p in seen
+    )
     if tenancy_server.backend == "sqlite":
         assert "polytune.db" in seen

@@ -20,8 +20,9 @@ def _expire_now(server, table: str, row_id: str) -> None:
     engine = sa.create_engine(server.env["POLYTUNE_DATABASE_URL"])
     try:
         with engine.begin() as c:
-            c.execute(sa.text(f"UPDATE {table} SET expires_at = :t WHERE id = :i"),
-                      {"t": int(time.time()) - 1, "i": row_id})
+            c.execute(
+                sa.text(f"UPDATE {table} SET expires_at = :t WHERE id = :i"), {"t": int(time.time()) - 1, "i": row_id}
+            )
     finally:
         engine.dispose()
 
@@ -31,8 +32,9 @@ def _upload_row(server, upload_id: str) -> tuple[str, int]:
     try:
         with engine.connect() as c:
             status = c.execute(sa.text("SELECT status FROM uploads WHERE id = :i"), {"i": upload_id}).scalar()
-            parts = c.execute(sa.text("SELECT count(*) FROM upload_parts WHERE upload_id = :i"),
-                              {"i": upload_id}).scalar()
+            parts = c.execute(
+                sa.text("SELECT count(*) FROM upload_parts WHERE upload_id = :i"), {"i": upload_id}
+            ).scalar()
     finally:
         engine.dispose()
     return status, parts
@@ -41,8 +43,11 @@ def _upload_row(server, upload_id: str) -> tuple[str, int]:
 def test_expired_files_and_uploads_are_swept(tenancy_server):
     client = openai_client(tenancy_server, "org-expiry")
     blobs = Path(tenancy_server.env["POLYTUNE_DATA_DIR"]) / "blobs"
-    expiring = client.files.create(file=("old.txt", io.BytesIO(b"old\n")), purpose="user_data",
-                                   expires_after={"anchor": "created_at", "seconds": 3600})
+    expiring = client.files.create(
+        file=("old.txt", io.BytesIO(b"old\n")),
+        purpose="user_data",
+        expires_after={"anchor": "created_at", "seconds": 3600},
+    )
     kept = client.files.create(file=("kept.txt", io.BytesIO(b"kept\n")), purpose="user_data")
     upload = client.uploads.create(bytes=8, filename="late.txt", purpose="user_data", mime_type="text/plain")
     client.uploads.parts.create(upload.id, data=b"half")
@@ -50,8 +55,11 @@ def test_expired_files_and_uploads_are_swept(tenancy_server):
 
     _expire_now(tenancy_server, "files", expiring.id)
     _expire_now(tenancy_server, "uploads", upload.id)
-    wait_for(lambda: not (blobs / "files" / expiring.id).exists() and not (blobs / "uploads" / upload.id).exists(),
-             timeout=30, interval=0.1)
+    wait_for(
+        lambda: not (blobs / "files" / expiring.id).exists() and not (blobs / "uploads" / upload.id).exists(),
+        timeout=30,
+        interval=0.1,
+    )
 
     assert [f.id for f in client.files.list().data] == [kept.id]
     with pytest.raises(openai.NotFoundError):

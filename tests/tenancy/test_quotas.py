@@ -20,8 +20,9 @@ MIB = 1024 * 1024
 def test_unfinished_jobs_quota_is_a_429_in_openai_and_seekr_shapes(tenancy_server):
     client = openai_client(tenancy_server, "org-jobs")
     file = client.files.create(file=("t.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune").id
-    create = lambda: client.fine_tuning.jobs.create(model="polytune-tiny", training_file=file,
-                                                    hyperparameters={"n_epochs": 1}).id
+    create = lambda: (
+        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=file, hyperparameters={"n_epochs": 1}).id
+    )
     jobs = [create(), create()]
     try:
         with pytest.raises(openai.RateLimitError) as refused:
@@ -31,10 +32,14 @@ def test_unfinished_jobs_quota_is_a_429_in_openai_and_seekr_shapes(tenancy_serve
         assert "max_unfinished_jobs_per_org" in refused.value.message
         assert refused.value.response.headers["x-should-retry"] == "false"  # waiting frees nothing
 
-        seekr = httpx.post(f"{tenancy_server.url}/v1/flow/fine-tune", headers={"Authorization": client.api_key},
-                           json={"training_config": {"training_files": [file], "model": "polytune-tiny",
-                                                     "n_epochs": 1},
-                                 "infrastructure_config": {"accel_type": "A100", "n_accel": 1}})
+        seekr = httpx.post(
+            f"{tenancy_server.url}/v1/flow/fine-tune",
+            headers={"Authorization": client.api_key},
+            json={
+                "training_config": {"training_files": [file], "model": "polytune-tiny", "n_epochs": 1},
+                "infrastructure_config": {"accel_type": "A100", "n_accel": 1},
+            },
+        )
         assert seekr.status_code == 429
         assert list(seekr.json()) == ["detail"] and "max_unfinished_jobs_per_org" in seekr.json()["detail"]
         assert len(client.fine_tuning.jobs.list(limit=100).data) == 2
@@ -61,8 +66,12 @@ def test_storage_quota_is_a_413_in_openai_and_seekr_shapes(tenancy_server):
         client.uploads.create(bytes=4 * MIB, filename="four.bin", purpose="user_data", mime_type="text/plain")
     assert refused.value.status_code == 413 and refused.value.body["param"] == "bytes"
 
-    seekr = httpx.put(f"{tenancy_server.url}/v1/flow/files", headers={"Authorization": client.api_key},
-                      files={"files": ("four.jsonl", b"z" * 4 * MIB)}, data={"purpose": "fine-tune"})
+    seekr = httpx.put(
+        f"{tenancy_server.url}/v1/flow/files",
+        headers={"Authorization": client.api_key},
+        files={"files": ("four.jsonl", b"z" * 4 * MIB)},
+        data={"purpose": "fine-tune"},
+    )
     assert seekr.status_code == 413
     assert list(seekr.json()) == ["detail"] and "max_storage_bytes_per_org" in seekr.json()["detail"]
 

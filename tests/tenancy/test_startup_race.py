@@ -23,8 +23,11 @@ def test_job_created_right_after_health_is_validated(tmp_path):
         client = OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
         file = client.files.create(file=("t.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
         job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=file.id)
-        done = wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status != "validating_files"
-                        and j, timeout=120, interval=0.05)
+        done = wait_for(
+            lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status != "validating_files" and j,
+            timeout=120,
+            interval=0.05,
+        )
         assert done.status in ("queued", "running", "succeeded"), done.error
         client.fine_tuning.jobs.cancel(job.id)
     finally:

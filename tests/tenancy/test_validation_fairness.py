@@ -17,8 +17,11 @@ def test_small_job_is_not_held_behind_another_orgs_big_files(tenancy_server):
     big_jobs = [big_org.fine_tuning.jobs.create(model="polytune-tiny", training_file=big.id) for _ in range(2)]
     small_job = small_org.fine_tuning.jobs.create(model="polytune-tiny", training_file=small.id)
     try:
-        done = wait_for(lambda: (j := small_org.fine_tuning.jobs.retrieve(small_job.id)).status
-                        != "validating_files" and j, timeout=120, interval=0.1)
+        done = wait_for(
+            lambda: (j := small_org.fine_tuning.jobs.retrieve(small_job.id)).status != "validating_files" and j,
+            timeout=120,
+            interval=0.1,
+        )
         statuses = [big_org.fine_tuning.jobs.retrieve(j.id).status for j in big_jobs]
         assert done.status in ("queued", "running"), done.error
         assert statuses == ["validating_files", "validating_files"]

@@ -15,8 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from polytune.catalog.builds import ensure_built, source_version
-from polytune.catalog.tiny_diffusion import (builder_version as diffusion_builder_version, deterministic_build,
-                                              synthetic_images, tiny_diffusion_build)
+from polytune.catalog.tiny_diffusion import (
+    builder_version as diffusion_builder_version,
+    deterministic_build,
+    synthetic_images,
+    tiny_diffusion_build,
+)
 
 TINY_FLUX2_NAME = "polytune-tiny-flux2"
 BUILD_VERSION = "1"
@@ -26,8 +30,9 @@ TEXT_MAX_LENGTH = 64
 
 
 def builder_version() -> str:
-    return source_version(BUILD_VERSION, __file__, "tiny_mistral_text.py", "tiny_qwen_text.py",
-                          after=diffusion_builder_version())
+    return source_version(
+        BUILD_VERSION, __file__, "tiny_mistral_text.py", "tiny_qwen_text.py", after=diffusion_builder_version()
+    )
 
 
 def ensure_tiny_flux2(models_dir: Path) -> Path:
@@ -49,12 +54,21 @@ def build_tiny_flux2(out_dir: Path) -> None:
         text_encoder = build_mistral3(tokenizer)
         torch.manual_seed(_SEED + 1)
         transformer = Flux2Transformer2DModel(
-            patch_size=1, in_channels=vae.config.latent_channels * 4, num_layers=2, num_single_layers=2,
-            attention_head_dim=16, num_attention_heads=4, joint_attention_dim=3 * text_encoder.config.text_config.hidden_size,
-            timestep_guidance_channels=32, axes_dims_rope=(4, 4, 4, 4), guidance_embeds=True)
+            patch_size=1,
+            in_channels=vae.config.latent_channels * 4,
+            num_layers=2,
+            num_single_layers=2,
+            attention_head_dim=16,
+            num_attention_heads=4,
+            joint_attention_dim=3 * text_encoder.config.text_config.hidden_size,
+            timestep_guidance_channels=32,
+            axes_dims_rope=(4, 4, 4, 4),
+            guidance_embeds=True,
+        )
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)
-        pipe = Flux2Pipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                             transformer=transformer)
+        pipe = Flux2Pipeline(
+            scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer
+        )
         pipe.save_pretrained(out_dir)
 
 
@@ -66,9 +80,21 @@ def flux2_autoencoder(kl_folder: Path):
     from diffusers import AutoencoderKL, AutoencoderKLFlux2, Flux2Pipeline
 
     kl = AutoencoderKL.from_pretrained(kl_folder)
-    keep = ("in_channels", "out_channels", "down_block_types", "up_block_types", "block_out_channels",
-            "layers_per_block", "act_fn", "latent_channels", "norm_num_groups", "sample_size", "use_quant_conv",
-            "use_post_quant_conv", "mid_block_add_attention")
+    keep = (
+        "in_channels",
+        "out_channels",
+        "down_block_types",
+        "up_block_types",
+        "block_out_channels",
+        "layers_per_block",
+        "act_fn",
+        "latent_channels",
+        "norm_num_groups",
+        "sample_size",
+        "use_quant_conv",
+        "use_post_quant_conv",
+        "mid_block_add_attention",
+    )
     vae = AutoencoderKLFlux2(**{k: kl.config[k] for k in keep}).eval()
     missing, unexpected = vae.load_state_dict(kl.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("bn.") for k in missing), (missing, unexpected)

@@ -22,8 +22,19 @@ from polytune.catalog.tiny_diffusion import _WORDS
 # Mistral's control tokens (the tekken tokenizer's names), and Pixtral's image markers, which
 # the processor looks up by name.
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
-CONTROL = (UNK, BOS, EOS, PAD, "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[IMG]",
-           "[IMG_BREAK]", "[IMG_END]")
+CONTROL = (
+    UNK,
+    BOS,
+    EOS,
+    PAD,
+    "[INST]",
+    "[/INST]",
+    "[SYSTEM_PROMPT]",
+    "[/SYSTEM_PROMPT]",
+    "[IMG]",
+    "[IMG_BREAK]",
+    "[IMG_END]",
+)
 
 # Mistral-3's layout of a conversation, text parts only (FLUX.2 sends the system message and the
 # prompt as lists of {"type": "text"} parts).
@@ -35,7 +46,8 @@ CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% endif %}"
     "{% if m['role'] == 'system' %}[SYSTEM_PROMPT]{{ text.v }}[/SYSTEM_PROMPT]"
     "{% elif m['role'] == 'user' %}[INST]{{ text.v }}[/INST]"
-    "{% else %}{{ text.v }}{{ eos_token }}{% endif %}{% endfor %}")
+    "{% else %}{{ text.v }}{{ eos_token }}{% endif %}{% endfor %}"
+)
 
 
 def vocabulary_words() -> tuple[str, ...]:
@@ -54,9 +66,15 @@ def build_mistral_tokenizer(model_max_length: int):
     backend = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=model_max_length,
-                                        bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=UNK,
-                                        additional_special_tokens=list(CONTROL[4:]))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        model_max_length=model_max_length,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        additional_special_tokens=list(CONTROL[4:]),
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
@@ -67,13 +85,33 @@ def build_mistral3(tokenizer, hidden_size: int = 16, layers: int = 30):
     from transformers import Mistral3Config, Mistral3ForConditionalGeneration
 
     config = Mistral3Config(
-        text_config={"model_type": "mistral", "vocab_size": len(tokenizer), "hidden_size": hidden_size,
-                     "intermediate_size": 2 * hidden_size, "num_hidden_layers": layers, "num_attention_heads": 2,
-                     "num_key_value_heads": 1, "head_dim": hidden_size // 2, "max_position_embeddings": 1024,
-                     "sliding_window": None, "pad_token_id": tokenizer.pad_token_id,
-                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id},
-        vision_config={"model_type": "pixtral", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "head_dim": 8, "patch_size": 8, "image_size": 64},  # never run: prompts are text
-        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"), spatial_merge_size=1,
-        tie_word_embeddings=False)
+        text_config={
+            "model_type": "mistral",
+            "vocab_size": len(tokenizer),
+            "hidden_size": hidden_size,
+            "intermediate_size": 2 * hidden_size,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": hidden_size // 2,
+            "max_position_embeddings": 1024,
+            "sliding_window": None,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        vision_config={
+            "model_type": "pixtral",
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "head_dim": 8,
+            "patch_size": 8,
+            "image_size": 64,
+        },  # never run: prompts are text
+        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
+        spatial_merge_size=1,
+        tie_word_embeddings=False,
+    )
     return Mistral3ForConditionalGeneration(config).eval()

@@ -10,11 +10,33 @@ from polytune.catalog.tiny_diffusion import _WORDS
 # The words of polytune-tiny-diffusion's vocabulary, and those of the Qwen chat markers and of
 # Qwen-Image's prompt template: with them whole, the template's system part is 34 tokens, the
 # count QwenImagePipeline drops from the front of the encoded prompt, as with Qwen's tokenizer.
-WORDS = tuple(dict.fromkeys((*_WORDS, "system", "user", "assistant", "Describe", "by", "detailing", "color", "shape",
-                             "size", "texture", "quantity", "text", "spatial", "relationships", "objects")))
+WORDS = tuple(
+    dict.fromkeys(
+        (
+            *_WORDS,
+            "system",
+            "user",
+            "assistant",
+            "Describe",
+            "by",
+            "detailing",
+            "color",
+            "shape",
+            "size",
+            "texture",
+            "quantity",
+            "text",
+            "spatial",
+            "relationships",
+            "objects",
+        )
+    )
+)
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 
@@ -24,8 +46,9 @@ def build_qwen_tokenizer(model_max_length: int):
     vocab, merges = byte_level_bpe(WORDS)
     for token in SPECIAL:
         vocab.setdefault(token, len(vocab))
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length,
-                               additional_special_tokens=list(SPECIAL[1:]))
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab, merges=merges, model_max_length=model_max_length, additional_special_tokens=list(SPECIAL[1:])
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
@@ -58,14 +81,23 @@ def _bpe(symbols: list[str], merges: list[tuple[str, str]]) -> list[str]:
         best = min(range(len(symbols) - 1), key=lambda i: rank.get((symbols[i], symbols[i + 1]), len(rank)))
         if (symbols[best], symbols[best + 1]) not in rank:
             break
-        symbols = [*symbols[:best], symbols[best] + symbols[best + 1], *symbols[best + 2:]]
+        symbols = [*symbols[:best], symbols[best] + symbols[best + 1], *symbols[best + 2 :]]
     return symbols
 
 
 def qwen3_config(tokenizer, hidden_size: int = 32, layers: int = 2):
     from transformers import Qwen3Config
 
-    return Qwen3Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                       head_dim=hidden_size // 4, max_position_embeddings=512, tie_word_embeddings=False,
-                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    return Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=hidden_size // 4,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )

@@ -36,8 +36,12 @@ def ensure_tiny_qwenimage(models_dir: Path) -> Path:
 def build_tiny_qwenimage(out_dir: Path) -> None:
     """Write the whole pipeline to `out_dir` (a `QwenImagePipeline` folder)."""
     import torch
-    from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline,
-                           QwenImageTransformer2DModel)
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     from tests.tiny_builders.tiny_qwen_text import build_qwen_tokenizer
@@ -46,30 +50,67 @@ def build_tiny_qwenimage(out_dir: Path) -> None:
         tokenizer = build_qwen_tokenizer(TEXT_MAX_LENGTH)
         torch.manual_seed(_SEED)
         vocab = len(tokenizer)
-        text_encoder = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
-            text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                             # Qwen2.5-VL's multimodal rotary sections, summing to half the head size
-                             rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]}, bos_token_id=None,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                             tie_word_embeddings=False),
-            vision_config=dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=32,
-                               fullatt_block_indexes=[0]),
-            # Image/video placeholders outside the text vocabulary: prompts are text only.
-            image_token_id=vocab, video_token_id=vocab + 1, vision_start_token_id=vocab + 2)).eval()
+        text_encoder = Qwen2_5_VLForConditionalGeneration(
+            Qwen2_5_VLConfig(
+                text_config=dict(
+                    vocab_size=vocab,
+                    hidden_size=32,
+                    intermediate_size=64,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    num_key_value_heads=2,
+                    max_position_embeddings=1024,
+                    # Qwen2.5-VL's multimodal rotary sections, summing to half the head size
+                    rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]},
+                    bos_token_id=None,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                    tie_word_embeddings=False,
+                ),
+                vision_config=dict(
+                    depth=1,
+                    hidden_size=16,
+                    intermediate_size=32,
+                    num_heads=2,
+                    out_hidden_size=32,
+                    fullatt_block_indexes=[0],
+                ),
+                # Image/video placeholders outside the text vocabulary: prompts are text only.
+                image_token_id=vocab,
+                video_token_id=vocab + 1,
+                vision_start_token_id=vocab + 2,
+            )
+        ).eval()
         torch.manual_seed(_SEED + 1)
-        vae = AutoencoderKLQwenImage(base_dim=16, z_dim=4, dim_mult=[1, 2], num_res_blocks=1, temperal_downsample=[False],
-                                     latents_mean=[0.0] * 4, latents_std=[1.0] * 4).eval()
+        vae = AutoencoderKLQwenImage(
+            base_dim=16,
+            z_dim=4,
+            dim_mult=[1, 2],
+            num_res_blocks=1,
+            temperal_downsample=[False],
+            latents_mean=[0.0] * 4,
+            latents_std=[1.0] * 4,
+        ).eval()
         with torch.no_grad():
             images = synthetic_images(32, torch.Generator().manual_seed(_SEED))[:, :, None]
             latents = vae.encode(images).latent_dist.mode()
-        vae.register_to_config(latents_mean=[round(float(v), 6) for v in latents.mean(dim=(0, 2, 3, 4))],
-                               latents_std=[round(float(v), 6) for v in latents.std(dim=(0, 2, 3, 4))])
+        vae.register_to_config(
+            latents_mean=[round(float(v), 6) for v in latents.mean(dim=(0, 2, 3, 4))],
+            latents_std=[round(float(v), 6) for v in latents.std(dim=(0, 2, 3, 4))],
+        )
         torch.manual_seed(_SEED + 2)
         transformer = QwenImageTransformer2DModel(
-            patch_size=2, in_channels=4 * 4, out_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=4,
-            joint_attention_dim=text_encoder.config.text_config.hidden_size, axes_dims_rope=(4, 6, 6))
+            patch_size=2,
+            in_channels=4 * 4,
+            out_channels=4,
+            num_layers=2,
+            attention_head_dim=16,
+            num_attention_heads=4,
+            joint_attention_dim=text_encoder.config.text_config.hidden_size,
+            axes_dims_rope=(4, 6, 6),
+        )
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)
-        pipe = QwenImagePipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                                 transformer=transformer)
+        pipe = QwenImagePipeline(
+            scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer
+        )
         pipe.save_pretrained(out_dir)

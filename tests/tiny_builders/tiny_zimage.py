@@ -13,8 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from polytune.catalog.builds import ensure_built, source_version
-from polytune.catalog.tiny_diffusion import (builder_version as diffusion_builder_version, deterministic_build,
-                                              tiny_diffusion_build)
+from polytune.catalog.tiny_diffusion import (
+    builder_version as diffusion_builder_version,
+    deterministic_build,
+    tiny_diffusion_build,
+)
 
 TINY_ZIMAGE_NAME = "polytune-tiny-zimage"
 BUILD_VERSION = "1"
@@ -46,10 +49,20 @@ def build_tiny_zimage(out_dir: Path) -> None:
         text_encoder = Qwen3Model(qwen3_config(tokenizer)).eval()
         torch.manual_seed(_SEED + 1)
         transformer = ZImageTransformer2DModel(
-            all_patch_size=(2,), all_f_patch_size=(1,), in_channels=vae.config.latent_channels, dim=64, n_layers=2,
-            n_refiner_layers=1, n_heads=4, n_kv_heads=4, cap_feat_dim=text_encoder.config.hidden_size,
-            axes_dims=[4, 6, 6], axes_lens=[256, 64, 64])
+            all_patch_size=(2,),
+            all_f_patch_size=(1,),
+            in_channels=vae.config.latent_channels,
+            dim=64,
+            n_layers=2,
+            n_refiner_layers=1,
+            n_heads=4,
+            n_kv_heads=4,
+            cap_feat_dim=text_encoder.config.hidden_size,
+            axes_dims=[4, 6, 6],
+            axes_lens=[256, 64, 64],
+        )
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)
-        pipe = ZImagePipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                              transformer=transformer)
+        pipe = ZImagePipeline(
+            scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer
+        )
         pipe.save_pretrained(out_dir)

@@ -40,8 +40,11 @@ def one_colour_rows(colour: str = "red", repeats: int = 2) -> list[dict[str, Any
     """Image/caption rows of one colour: every shape, `repeats` times."""
     from polytune.data.images import to_data_url
 
-    return [{"image": to_data_url(one_colour_png(colour, shape)), "caption": f"a {colour} {shape}"}
-            for shape in SHAPES for _ in range(repeats)]
+    return [
+        {"image": to_data_url(one_colour_png(colour, shape)), "caption": f"a {colour} {shape}"}
+        for shape in SHAPES
+        for _ in range(repeats)
+    ]
 
 
 def colour_distance(image, colour: str) -> float:

@@ -34,10 +34,17 @@ class RecordingReporter:
     def metrics(self, step: int, metrics: dict[str, float]) -> None:
         self.metrics_calls.append((step, metrics))
 
-    def progress(self, *, trained_steps: int, total_steps: int, trained_tokens: int,
-                 estimated_finish: int | None) -> None:
-        self.progress_calls.append(dict(trained_steps=trained_steps, total_steps=total_steps,
-                                        trained_tokens=trained_tokens, estimated_finish=estimated_finish))
+    def progress(
+        self, *, trained_steps: int, total_steps: int, trained_tokens: int, estimated_finish: int | None
+    ) -> None:
+        self.progress_calls.append(
+            dict(
+                trained_steps=trained_steps,
+                total_steps=total_steps,
+                trained_tokens=trained_tokens,
+                estimated_finish=estimated_finish,
+            )
+        )
 
     def checkpoint(self, step: int, local_dir: Path, metrics: dict[str, float]) -> str:
         self.checkpoints.append((step, local_dir, metrics))
@@ -56,11 +63,25 @@ class RecordingReporter:
         return None
 
 
-def resolved_spec(*, n_epochs: int, batch_size: int = 4, learning_rate: float = 2e-3,
-                  kind: str = "full", seed: int = 7, **hyperparameters: Any) -> JobSpec:
+def resolved_spec(
+    *,
+    n_epochs: int,
+    batch_size: int = 4,
+    learning_rate: float = 2e-3,
+    kind: str = "full",
+    seed: int = 7,
+    **hyperparameters: Any,
+) -> JobSpec:
     return JobSpec(
-        model="polytune-tiny", training_files=["file-test"], seed=seed,
+        model="polytune-tiny",
+        training_files=["file-test"],
+        seed=seed,
         adapter=AdapterSpec(kind=kind),
-        hyperparameters=Hyperparameters(n_epochs=n_epochs, batch_size=batch_size,
-                                        learning_rate_multiplier=1.0, learning_rate=learning_rate,
-                                        **hyperparameters))
+        hyperparameters=Hyperparameters(
+            n_epochs=n_epochs,
+            batch_size=batch_size,
+            learning_rate_multiplier=1.0,
+            learning_rate=learning_rate,
+            **hyperparameters,
+        ),
+    )

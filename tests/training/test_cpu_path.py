@@ -39,25 +39,30 @@ def test_parameters_are_counted_from_the_safetensors_headers(tiny):
     assert count_parameters("org/hub-model") is None
 
 
-@pytest.mark.parametrize(("params", "flags", "setting", "bf16"), [
-    (29_000_000, AMX, "auto", True),
-    (29_000_000, AVX512_BF16, "auto", True),
-    (29_000_000, PLAIN_AVX2, "auto", False),  # no bf16 matrix instructions: emulated bf16 is slow
-    (950_000, AMX, "auto", False),  # polytune-tiny: measured faster in fp32
-    (BF16_CPU_MIN_PARAMS - 1, AMX, "auto", False),
-    (BF16_CPU_MIN_PARAMS, AMX, "auto", True),
-    (None, AMX, "auto", False),  # size unknown: the safe side
-    (29_000_000, AMX, "fp32", False),
-    (950_000, PLAIN_AVX2, "bf16", True),
-])
+@pytest.mark.parametrize(
+    ("params", "flags", "setting", "bf16"),
+    [
+        (29_000_000, AMX, "auto", True),
+        (29_000_000, AVX512_BF16, "auto", True),
+        (29_000_000, PLAIN_AVX2, "auto", False),  # no bf16 matrix instructions: emulated bf16 is slow
+        (950_000, AMX, "auto", False),  # polytune-tiny: measured faster in fp32
+        (BF16_CPU_MIN_PARAMS - 1, AMX, "auto", False),
+        (BF16_CPU_MIN_PARAMS, AMX, "auto", True),
+        (None, AMX, "auto", False),  # size unknown: the safe side
+        (29_000_000, AMX, "fp32", False),
+        (950_000, PLAIN_AVX2, "bf16", True),
+    ],
+)
 def test_bf16_rule(params, flags, setting, bf16):
     chosen, reason = choose_bf16(params, flags, setting)
     assert chosen is bf16
     assert reason.startswith("bf16" if bf16 else "fp32")
 
 
-@pytest.mark.parametrize(("long_examples", "packing", "padding_free"), [
-    ("drop", None, True), ("truncate", None, False), ("drop", False, False), ("drop", True, False)])
+@pytest.mark.parametrize(
+    ("long_examples", "packing", "padding_free"),
+    [("drop", None, True), ("truncate", None, False), ("drop", False, False), ("drop", True, False)],
+)
 def test_padding_free_rule(long_examples, packing, padding_free):
     assert choose_padding_free(long_examples=long_examples, packing=packing)[0] is padding_free
 
@@ -66,19 +71,33 @@ def test_tiny_model_trains_in_fp32_with_padding_free_batches(tiny, tmp_path):
     entry, model_path = tiny
     path = choose_cpu_path(model_path, long_examples="drop", packing=None, flags=AMX)
     assert not path.bf16 and path.padding_free
-    trainer = build_sft_trainer(resolved_spec(n_epochs=1, batch_size=4), entry, model_path, _mixed_rows(), None,
-                                tmp_path, [])
+    trainer = build_sft_trainer(
+        resolved_spec(n_epochs=1, batch_size=4), entry, model_path, _mixed_rows(), None, tmp_path, []
+    )
     assert trainer.args.bf16 is False and trainer.args.padding_free is True
-    packed = build_sft_trainer(resolved_spec(n_epochs=1, batch_size=4, packing=True), entry, model_path,
-                               _mixed_rows(), None, tmp_path / "packed", [])
+    packed = build_sft_trainer(
+        resolved_spec(n_epochs=1, batch_size=4, packing=True),
+        entry,
+        model_path,
+        _mixed_rows(),
+        None,
+        tmp_path / "packed",
+        [],
+    )
     assert packed.args.packing is True and packed.args.padding_free is False
 
 
 def _mixed_rows() -> list[dict]:
     """Conversations of very different lengths, so a padded batch is mostly padding."""
-    return [{"messages": [{"role": "user", "content": f"Question {i}: " + "tell me more " * (1 + 7 * (i % 4))},
-                          {"role": "assistant", "content": "An answer " + "and more " * (2 + 9 * (i % 3))}]}
-            for i in range(8)]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"Question {i}: " + "tell me more " * (1 + 7 * (i % 4))},
+                {"role": "assistant", "content": "An answer " + "and more " * (2 + 9 * (i % 3))},
+            ]
+        }
+        for i in range(8)
+    ]
 
 
 def test_padding_free_batch_has_the_loss_of_the_padded_batch(tiny, tmp_path):
@@ -86,8 +105,9 @@ def test_padding_free_batch_has_the_loss_of_the_padded_batch(tiny, tmp_path):
     rows = _mixed_rows()
     losses, tokens = {}, {}
     for name, packing in (("padding_free", None), ("padded", False)):
-        trainer = build_sft_trainer(resolved_spec(n_epochs=1, batch_size=8, packing=packing), entry, model_path,
-                                    rows, None, tmp_path / name, [])
+        trainer = build_sft_trainer(
+            resolved_spec(n_epochs=1, batch_size=8, packing=packing), entry, model_path, rows, None, tmp_path / name, []
+        )
         batch = next(iter(trainer.get_train_dataloader()))
         tokens[name] = batch["input_ids"].numel()
         with torch.no_grad():

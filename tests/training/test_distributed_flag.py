@@ -7,16 +7,19 @@ import pytest
 from polytune.training.distributed import flag_device, init_backend
 
 
-@pytest.mark.parametrize("backend, cuda, device", [
-    # NCCL alone takes only CUDA tensors: the flag goes to the rank's own device.
-    ("nccl", 3, "cuda:3"),
-    ("NCCL", 0, "cuda:0"),
-    # A group mapping CPU to gloo and CUDA to NCCL, or gloo itself, carries the CPU tensor.
-    ("cpu:gloo,cuda:nccl", 2, "cpu"),
-    ("cuda:nccl,cpu:gloo", 2, "cpu"),
-    ("gloo", None, "cpu"),
-    ("gloo", 1, "cpu"),
-])
+@pytest.mark.parametrize(
+    "backend, cuda, device",
+    [
+        # NCCL alone takes only CUDA tensors: the flag goes to the rank's own device.
+        ("nccl", 3, "cuda:3"),
+        ("NCCL", 0, "cuda:0"),
+        # A group mapping CPU to gloo and CUDA to NCCL, or gloo itself, carries the CPU tensor.
+        ("cpu:gloo,cuda:nccl", 2, "cpu"),
+        ("cuda:nccl,cpu:gloo", 2, "cpu"),
+        ("gloo", None, "cpu"),
+        ("gloo", 1, "cpu"),
+    ],
+)
 def test_flag_device_follows_the_backend(backend, cuda, device):
     assert flag_device(backend, cuda) == device
 

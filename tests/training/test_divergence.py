@@ -51,8 +51,11 @@ def test_serving_a_nan_model_is_a_clear_error_and_others_keep_working(tiny, tmp_
         return [ev async for ev in backend.generate(rid, target, [1, 2, 3], params)]
 
     async def main():
-        return await asyncio.gather(run(ModelTarget("broken", broken), "b"),
-                                    run(ModelTarget("polytune-tiny", base_dir), "ok"), return_exceptions=True)
+        return await asyncio.gather(
+            run(ModelTarget("broken", broken), "b"),
+            run(ModelTarget("polytune-tiny", base_dir), "ok"),
+            return_exceptions=True,
+        )
 
     try:
         broken_result, ok_result = asyncio.run(main())

@@ -43,8 +43,9 @@ def test_a_dpo_job_learns_to_prefer_the_chosen_answers(tiny, tmp_path):
     training pairs themselves (given as the validation set, evaluated once at the end)."""
     entry, model_path = tiny
     pairs = _pairs(12)
-    spec = _dpo_spec(beta=0.1, n_epochs=10, batch_size=4, learning_rate=3e-3, max_steps=30, eval_interval=30,
-                     n_checkpoints=1)
+    spec = _dpo_spec(
+        beta=0.1, n_epochs=10, batch_size=4, learning_rate=3e-3, max_steps=30, eval_interval=30, n_checkpoints=1
+    )
     reporter = RecordingReporter()
     result = run_training(spec, entry, model_path, pairs, pairs, tmp_path, reporter)
 
@@ -81,14 +82,15 @@ def test_a_paused_dpo_job_resumes_to_the_uninterrupted_result(tiny, tmp_path):
     first = RecordingReporter(stop_after=3, stop_with="pause")
     with pytest.raises(TrainingStopped):
         run_training(spec, entry, model_path, pairs, None, tmp_path / "first", first)
-    (step, folder), = first.resume_checkpoints
+    ((step, folder),) = first.resume_checkpoints
     second = RecordingReporter()
     resumed = run_training(spec, entry, model_path, pairs, None, tmp_path / "second", second, resume_from=folder)
     assert step == 4 and resumed.steps == whole.steps == 6
     assert [s for s, _ in second.metrics_calls] == [5, 6]
     assert second.metrics_calls[-1][1]["train_loss"] == pytest.approx(whole.metrics_rows[-1]["train_loss"], abs=1e-5)
     assert second.metrics_calls[-1][1]["rewards/margins"] == pytest.approx(
-        whole.metrics_rows[-1]["rewards/margins"], abs=1e-5)
+        whole.metrics_rows[-1]["rewards/margins"], abs=1e-5
+    )
 
 
 # -- the loss formulas, by hand ----------------------------------------------------------------
@@ -99,15 +101,21 @@ def _completion_logps(model, prompt_ids: list[int], completion_ids: list[int]) -
         logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
     targets = ids[0, 1:]
     per_token = logprobs[torch.arange(len(targets)), targets]
-    return float(per_token[len(prompt_ids) - 1:].sum())
+    return float(per_token[len(prompt_ids) - 1 :].sum())
 
 
 def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x))
 
 
-def _hand_loss(loss_type: str, chosen: list[float], rejected: list[float], chosen_len: list[int],
-               rejected_len: list[int], beta: float) -> float:
+def _hand_loss(
+    loss_type: str,
+    chosen: list[float],
+    rejected: list[float],
+    chosen_len: list[int],
+    rejected_len: list[int],
+    beta: float,
+) -> float:
     """Each loss type's formula (docs/methods.md) in plain arithmetic over the pairs'
     log-ratios c_i and r_i (policy minus reference log-probabilities)."""
     n = len(chosen)
@@ -116,8 +124,13 @@ def _hand_loss(loss_type: str, chosen: list[float], rejected: list[float], chose
     if loss_type == "hinge":
         return sum(max(0.0, 1 - beta * (c - r)) for c, r in zip(chosen, rejected)) / n
     if loss_type == "ipo":  # per-token averages, as trl computes IPO
-        return sum((c / lc - r / lr - 1 / (2 * beta)) ** 2
-                   for c, r, lc, lr in zip(chosen, rejected, chosen_len, rejected_len)) / n
+        return (
+            sum(
+                (c / lc - r / lr - 1 / (2 * beta)) ** 2
+                for c, r, lc, lr in zip(chosen, rejected, chosen_len, rejected_len)
+            )
+            / n
+        )
     if loss_type == "kto_pair":
         kl_c, kl_r = max(0.0, sum(chosen) / n), max(0.0, sum(rejected) / n)
         halves = [1 - _sigmoid(beta * (c - kl_r)) for c in chosen] + [1 - _sigmoid(beta * (kl_c - r)) for r in rejected]
@@ -133,8 +146,10 @@ def _perturb(params, seed: int) -> None:
             p.add_(torch.randn(p.shape, generator=gen) * 0.05)
 
 
-@pytest.mark.parametrize("loss_type,kind", [("sigmoid", "full"), ("hinge", "full"), ("ipo", "full"),
-                                            ("kto_pair", "full"), ("sigmoid", "lora")])
+@pytest.mark.parametrize(
+    "loss_type,kind",
+    [("sigmoid", "full"), ("hinge", "full"), ("ipo", "full"), ("kto_pair", "full"), ("sigmoid", "lora")],
+)
 def test_first_step_loss_equals_the_hand_computed_value(tiny, tmp_path, loss_type, kind):
     entry, model_path = tiny
     n = 4
@@ -157,8 +172,10 @@ def test_first_step_loss_equals_the_hand_computed_value(tiny, tmp_path, loss_typ
     chosen, rejected, chosen_len, rejected_len = [], [], [], []
     for row in trainer.train_dataset:
         p = row["prompt_ids"]
-        for ids, logratios, lengths in ((row["chosen_ids"], chosen, chosen_len),
-                                        (row["rejected_ids"], rejected, rejected_len)):
+        for ids, logratios, lengths in (
+            (row["chosen_ids"], chosen, chosen_len),
+            (row["rejected_ids"], rejected, rejected_len),
+        ):
             if kind == "lora":
                 with policy.disable_adapter():
                     ref = _completion_logps(reference, p, ids)
@@ -183,8 +200,12 @@ def test_first_step_loss_equals_the_hand_computed_value(tiny, tmp_path, loss_typ
 def test_kto_pair_loss_on_known_log_ratios():
     # c = (1.0, -0.5), r = (0.2, 0.4), β = 0.5: KL_c = max(0, 0.25), KL_r = max(0, 0.3).
     chosen, rejected = torch.tensor([1.0, -0.5]), torch.tensor([0.2, 0.4])
-    halves = [1 - _sigmoid(0.5 * (1.0 - 0.3)), 1 - _sigmoid(0.5 * (-0.5 - 0.3)),
-              1 - _sigmoid(0.5 * (0.25 - 0.2)), 1 - _sigmoid(0.5 * (0.25 - 0.4))]
+    halves = [
+        1 - _sigmoid(0.5 * (1.0 - 0.3)),
+        1 - _sigmoid(0.5 * (-0.5 - 0.3)),
+        1 - _sigmoid(0.5 * (0.25 - 0.2)),
+        1 - _sigmoid(0.5 * (0.25 - 0.4)),
+    ]
     assert float(kto_pair_loss(chosen, rejected, 0.5)) == pytest.approx(sum(halves) / 4, rel=1e-6)
     # Negative mean log-ratios floor the KL terms at 0.
     got = float(kto_pair_loss(torch.tensor([-1.0]), torch.tensor([-2.0]), 1.0))

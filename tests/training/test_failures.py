@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from polytune.training.failures import (AcceleratorUnavailable, is_out_of_memory, out_of_memory_message,
-                                        require_accelerator)
+from polytune.training.failures import (
+    AcceleratorUnavailable,
+    is_out_of_memory,
+    out_of_memory_message,
+    require_accelerator,
+)
 
 
 def test_torch_out_of_memory_errors_are_recognised_even_when_wrapped():
@@ -26,7 +30,9 @@ def test_torch_out_of_memory_errors_are_recognised_even_when_wrapped():
 
 
 def test_the_message_names_what_to_change():
-    msg = out_of_memory_message(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nsecond line"))
+    msg = out_of_memory_message(
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nsecond line")
+    )
     assert "Tried to allocate 2.00 GiB" in msg and "second line" not in msg
     for field in ("batch_size", "context_length", "gradient_checkpointing", "quantization nf4", "resources.n_accel"):
         assert field in msg

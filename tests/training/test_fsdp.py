@@ -21,13 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from polytune.training.sharding import (
-    GB,
-    choose_strategy,
-    fsdp_training_args,
-    memory_need,
-    model_shape,
-)
+from polytune.training.sharding import GB, choose_strategy, fsdp_training_args, memory_need, model_shape
 
 # ---- the decision ----
 
@@ -78,8 +72,12 @@ def test_the_tiny_model_is_counted_without_loading_it_and_wraps_its_decoder_laye
     # Rank 0 alone reads the weights; the others receive their shards (one CPU copy per node).
     assert args["fsdp_config"]["cpu_ram_efficient_loading"] is True
     # ... but not for a LoRA that trains tied embeddings (peft's re-tying fails on meta ranks).
-    assert fsdp_training_args(model_path, activation_checkpointing=True,
-                              efficient_loading=False)["fsdp_config"]["cpu_ram_efficient_loading"] is False
+    assert (
+        fsdp_training_args(model_path, activation_checkpointing=True, efficient_loading=False)["fsdp_config"][
+            "cpu_ram_efficient_loading"
+        ]
+        is False
+    )
 
 
 # ---- FSDP training under two gloo ranks ----
@@ -130,8 +128,15 @@ def _rank(rank: int, port: int, data_dir: str, out: str) -> None:
     from polytune.training.train import TrainingStopped, run_training
     from tests.training.support import DEMO_FILE, RecordingReporter
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2", POLYTUNE_FSDP="auto")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE="2",
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE="2",
+        POLYTUNE_FSDP="auto",
+    )
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=2)
     catalog = Catalog(Path(data_dir))
@@ -156,14 +161,19 @@ def _rank(rank: int, port: int, data_dir: str, out: str) -> None:
     adapter = RecordingReporter()
     tuned = run_training(lora, entry, model_path, rows, None, work / "lora", adapter)
     if rank == 0:
-        (Path(out) / "result.json").write_text(json.dumps({
-            "events": first.events,
-            "full_losses": {s: m["train_loss"] for r in (first, second) for s, m in r.metrics_calls},
-            "full_final": str(resumed.final_dir), "full_steps": resumed.steps,
-            "epoch_checkpoints": [str(p) for _, p, _ in second.checkpoints],
-            "lora_losses": {s: m["train_loss"] for s, m in adapter.metrics_calls},
-            "lora_final": str(tuned.final_dir),
-        }))
+        (Path(out) / "result.json").write_text(
+            json.dumps(
+                {
+                    "events": first.events,
+                    "full_losses": {s: m["train_loss"] for r in (first, second) for s, m in r.metrics_calls},
+                    "full_final": str(resumed.final_dir),
+                    "full_steps": resumed.steps,
+                    "epoch_checkpoints": [str(p) for _, p, _ in second.checkpoints],
+                    "lora_losses": {s: m["train_loss"] for s, m in adapter.metrics_calls},
+                    "lora_final": str(tuned.final_dir),
+                }
+            )
+        )
     dist.destroy_process_group()
 
 
@@ -187,7 +197,7 @@ def test_fsdp_on_two_ranks_matches_one_process_and_saves_what_reloads(tiny, cata
     mp.spawn(_rank, args=(_free_port(), str(catalog.data_dir), str(tmp_path)), nprocs=2)
     result = json.loads((tmp_path / "result.json").read_text())
     # The event says which strategy and why.
-    strategy, = [e for e in result["events"] if "workers train with" in e]
+    (strategy,) = [e for e in result["events"] if "workers train with" in e]
     assert strategy.startswith("2 workers train with FSDP") and "does not fit one device" in strategy
 
     # One process, the same global batch of 4, the same data and seed.

@@ -14,8 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_gpu_check_runs_on_cpu_with_tiny_shapes(tmp_path):
     out = tmp_path / "rows.json"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--smoke", "--json", str(out)],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--smoke", "--json", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())
     assert set(rows) == {"tiny-lora", "tiny-full", "tiny-dpo", "tiny-flux-lora"}

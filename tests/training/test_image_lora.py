@@ -22,11 +22,17 @@ MAX_DISTANCE_RATIO = 0.75
 @pytest.fixture(scope="module")
 def trained(tiny_diffusion, tmp_path_factory):
     entry, path = tiny_diffusion
-    spec = JobSpec(model=entry.name, method="image_generation", training_files=["file-test"], seed=3,
-                   hyperparameters=Hyperparameters(max_steps=STEPS, batch_size=4, learning_rate=1e-3, n_epochs=1,
-                                                   learning_rate_multiplier=1.0, n_checkpoints=2),
-                   adapter=AdapterSpec(kind="lora", lora=LoraSpec(r=16, alpha=16)),
-                   image=ImageSpec(timestep_type="linear", sample_every=SAMPLE_EVERY, samples=SAMPLES))
+    spec = JobSpec(
+        model=entry.name,
+        method="image_generation",
+        training_files=["file-test"],
+        seed=3,
+        hyperparameters=Hyperparameters(
+            max_steps=STEPS, batch_size=4, learning_rate=1e-3, n_epochs=1, learning_rate_multiplier=1.0, n_checkpoints=2
+        ),
+        adapter=AdapterSpec(kind="lora", lora=LoraSpec(r=16, alpha=16)),
+        image=ImageSpec(timestep_type="linear", sample_every=SAMPLE_EVERY, samples=SAMPLES),
+    )
     reporter = RecordingReporter()
     work = tmp_path_factory.mktemp("image-job")
     result = run_image_training(spec, entry, path, one_colour_rows("red"), work, reporter, threads=1)
@@ -70,8 +76,14 @@ def test_fine_tuned_images_take_the_training_colour_and_reload_the_same(trained,
     prompts = [f"a red {shape}" for shape in SHAPES]
 
     def mean_distance() -> float:
-        return float(np.mean([colour_distance(generate(pipe, p, seed=i, size=32, steps=20, max_sequence_length=16),
-                                              "red") for i, p in enumerate(prompts)]))
+        return float(
+            np.mean(
+                [
+                    colour_distance(generate(pipe, p, seed=i, size=32, steps=20, max_sequence_length=16), "red")
+                    for i, p in enumerate(prompts)
+                ]
+            )
+        )
 
     base = mean_distance()
     pipe.load_lora_weights(result.final_dir)  # a fresh, stock pipeline with the saved LoRA

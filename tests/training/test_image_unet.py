@@ -43,12 +43,22 @@ def trained(request, tiny_unet, tmp_path_factory):
     entry, path = tiny_unet
     work = tmp_path_factory.mktemp(f"unet-{request.param}")
     model_path = with_prediction_type(path, request.param, work / "pipeline")
-    spec = JobSpec(model=entry.name, method="image_generation", training_files=["file-test"], seed=3,
-                   hyperparameters=Hyperparameters(max_steps=STEPS, batch_size=4, learning_rate=LEARNING_RATES[request.param],
-                                                   n_epochs=1,
-                                                   learning_rate_multiplier=1.0, n_checkpoints=1),
-                   adapter=AdapterSpec(kind="lora", lora=LoraSpec(r=16, alpha=16)),
-                   image=ImageSpec(timestep_type="linear", sample_every=STEPS, samples=2))
+    spec = JobSpec(
+        model=entry.name,
+        method="image_generation",
+        training_files=["file-test"],
+        seed=3,
+        hyperparameters=Hyperparameters(
+            max_steps=STEPS,
+            batch_size=4,
+            learning_rate=LEARNING_RATES[request.param],
+            n_epochs=1,
+            learning_rate_multiplier=1.0,
+            n_checkpoints=1,
+        ),
+        adapter=AdapterSpec(kind="lora", lora=LoraSpec(r=16, alpha=16)),
+        image=ImageSpec(timestep_type="linear", sample_every=STEPS, samples=2),
+    )
     reporter = RecordingReporter()
     result = run_image_training(spec, entry, model_path, one_colour_rows("red"), work / "job", reporter, threads=1)
     return request.param, model_path, spec, result, reporter
@@ -79,8 +89,9 @@ def test_the_saved_lora_reloads_into_a_stock_pipeline_and_draws_the_jobs_samples
     base = generate(pipe, prompts[0], seed=spec.seed, size=32, steps=20, guidance_scale=1.0)
     pipe.load_lora_weights(result.final_dir)
     for i, (file, prompt) in enumerate(zip(files, prompts)):
-        again = np.asarray(generate(pipe, prompt, seed=spec.seed + i, size=32, steps=20, guidance_scale=1.0),
-                           dtype=np.int16)
+        again = np.asarray(
+            generate(pipe, prompt, seed=spec.seed + i, size=32, steps=20, guidance_scale=1.0), dtype=np.int16
+        )
         diff = np.abs(again - np.asarray(Image.open(file), dtype=np.int16))
         assert diff.max() <= 1, diff.max()
     # ... and the LoRA changed what the base pipeline draws.
@@ -90,15 +101,34 @@ def test_the_saved_lora_reloads_into_a_stock_pipeline_and_draws_the_jobs_samples
 def test_pipelines_are_sorted_into_families_by_their_class(tiny_unet, tiny_diffusion):
     assert pipeline_class_name(tiny_unet[1]) == "StableDiffusionPipeline"
     assert pipeline_class_name(tiny_diffusion[1]) == "FluxPipeline"
-    assert [objective_family(c) for c in ("FluxPipeline", "Flux2Pipeline", "QwenImagePipeline", "ZImagePipeline",
-                                          "StableDiffusion3Pipeline", "StableDiffusionPipeline",
-                                          "StableDiffusionXLPipeline", "KandinskyPipeline")] \
-        == ["flow matching"] * 5 + ["UNet"] * 2 + [None]
-    for trainable in ("FluxPipeline", "StableDiffusionPipeline", "StableDiffusionXLPipeline",
-                      "StableDiffusion3Pipeline", "QwenImagePipeline", "ZImagePipeline", "Flux2Pipeline"):
+    assert [
+        objective_family(c)
+        for c in (
+            "FluxPipeline",
+            "Flux2Pipeline",
+            "QwenImagePipeline",
+            "ZImagePipeline",
+            "StableDiffusion3Pipeline",
+            "StableDiffusionPipeline",
+            "StableDiffusionXLPipeline",
+            "KandinskyPipeline",
+        )
+    ] == ["flow matching"] * 5 + ["UNet"] * 2 + [None]
+    for trainable in (
+        "FluxPipeline",
+        "StableDiffusionPipeline",
+        "StableDiffusionXLPipeline",
+        "StableDiffusion3Pipeline",
+        "QwenImagePipeline",
+        "ZImagePipeline",
+        "Flux2Pipeline",
+    ):
         check_trainable(trainable, "m")
-    for other, words in [("FluxImg2ImgPipeline", "a flow matching pipeline"), ("StableDiffusionXLImg2ImgPipeline", "a UNet"),
-                         ("KandinskyPipeline", "no family")]:
+    for other, words in [
+        ("FluxImg2ImgPipeline", "a flow matching pipeline"),
+        ("StableDiffusionXLImg2ImgPipeline", "a UNet"),
+        ("KandinskyPipeline", "no family"),
+    ]:
         with pytest.raises(InvalidRequest) as e:
             check_trainable(other, "m")
         assert e.value.param == "model" and words in e.value.message and other in e.value.message

@@ -12,16 +12,29 @@ from polytune.training.recipes.common import plan_batches
 
 
 def _spec(batch: int, accumulation: int | None = None) -> JobSpec:
-    return JobSpec(model="polytune-tiny", training_files=["f"], seed=1, adapter=AdapterSpec(kind="full"),
-                   hyperparameters=Hyperparameters(n_epochs=1, batch_size=batch, learning_rate_multiplier=1.0,
-                                                   learning_rate=1e-3, context_length=512,
-                                                   gradient_accumulation_steps=accumulation))
+    return JobSpec(
+        model="polytune-tiny",
+        training_files=["f"],
+        seed=1,
+        adapter=AdapterSpec(kind="full"),
+        hyperparameters=Hyperparameters(
+            n_epochs=1,
+            batch_size=batch,
+            learning_rate_multiplier=1.0,
+            learning_rate=1e-3,
+            context_length=512,
+            gradient_accumulation_steps=accumulation,
+        ),
+    )
 
 
 def test_cpu_jobs_keep_batch_size_per_step(tiny):
     entry, path = tiny
     assert plan_batches(_spec(8), entry, path, fsdp=False, cuda=False) == {
-        "per_device_train_batch_size": 8, "per_device_eval_batch_size": 8, "gradient_accumulation_steps": 1}
+        "per_device_train_batch_size": 8,
+        "per_device_eval_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+    }
 
 
 def test_on_an_accelerator_the_micro_batch_fits_the_device_and_accumulation_makes_up_the_rest(tiny, monkeypatch):

@@ -13,7 +13,8 @@ from polytune.training.precision import Precision, choose, saved_dtype
 def test_cpu_trains_in_fp32_as_always():
     for adapter in ("full", "lora"):
         assert choose(cuda=False, bf16_supported=False, adapter=adapter) == Precision(
-            load_dtype="float32", bf16=False, fp16=False, reference_dtype="float32")
+            load_dtype="float32", bf16=False, fp16=False, reference_dtype="float32"
+        )
     with pytest.raises(ValueError, match="CUDA"):
         choose(cuda=False, bf16_supported=False, adapter="lora", quantization="nf4")
 

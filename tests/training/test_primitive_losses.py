@@ -79,8 +79,12 @@ def test_ppo_clips_the_ratio(model, base_logprobs):
     assert result.metrics["loss:sum"] == pytest.approx(expected, rel=1e-5)
     unclipped = -sum(float((np.exp(lp - o) * a).sum()) for lp, o, a in zip(base_logprobs, old, adv))
     assert not math.isclose(expected, unclipped, rel_tol=1e-3)
-    custom = model.forward_backward(data(logprobs=old, advantages=adv), "ppo",
-                                    {"clip_low_threshold": 0.5, "clip_high_threshold": 2.0}, forward_only=True)
+    custom = model.forward_backward(
+        data(logprobs=old, advantages=adv),
+        "ppo",
+        {"clip_low_threshold": 0.5, "clip_high_threshold": 2.0},
+        forward_only=True,
+    )
     assert custom.metrics["loss:sum"] == pytest.approx(unclipped, rel=1e-5)
 
 
@@ -88,8 +92,9 @@ def test_cispo_and_dro(model, base_logprobs):
     old = [lp + 0.1 for lp in base_logprobs]
     adv = [np.array([1.0, -1.0, 0.5, 2.0]), np.array([-0.5, 1.5])]
     cispo = model.forward_backward(data(logprobs=old, advantages=adv), "cispo", {}, forward_only=True)
-    expected = -sum(float((np.clip(np.exp(lp - o), 0.8, 1.2) * lp * a).sum())
-                    for lp, o, a in zip(base_logprobs, old, adv))
+    expected = -sum(
+        float((np.clip(np.exp(lp - o), 0.8, 1.2) * lp * a).sum()) for lp, o, a in zip(base_logprobs, old, adv)
+    )
     assert cispo.metrics["loss:sum"] == pytest.approx(expected, rel=1e-5)
     dro = model.forward_backward(data(logprobs=old, advantages=adv), "dro", {"beta": 0.5}, forward_only=True)
     expected = -sum(float((lp * a - 0.25 * (lp - o) ** 2).sum()) for lp, o, a in zip(base_logprobs, old, adv))
@@ -101,6 +106,7 @@ def test_cispo_and_dro(model, base_logprobs):
 def test_gradients_add_up_until_the_optimizer_step(tiny):
     """Two forward_backward calls then one step equal one call on both halves (Tinker's
     accumulate-then-step contract), with torch's AdamW doing the step."""
+
     def run(batches):
         m = PrimitiveModel(tiny[1], "polytune-tiny", LoraSettings(rank=4, seed=1), device="cpu")
         for batch in batches:
@@ -117,9 +123,16 @@ def test_lora_targets_follow_the_flags(tiny):
 
     base = AutoModelForCausalLM.from_pretrained(tiny[1])
     assert set(lora_targets(base, LoraSettings(train_mlp=False, train_unembed=False))) == {
-        "q_proj", "k_proj", "v_proj", "o_proj"}
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+    }
     assert set(lora_targets(base, LoraSettings(train_attn=False, train_unembed=False))) == {
-        "gate_proj", "up_proj", "down_proj"}
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
     assert lora_targets(base, LoraSettings(train_attn=False, train_mlp=False)) == ["lm_head"]
     with pytest.raises(InvalidRequest):
         lora_targets(base, LoraSettings(train_attn=False, train_mlp=False, train_unembed=False))

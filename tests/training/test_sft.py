@@ -12,13 +12,17 @@ from polytune.training.recipes import get_recipe
 from polytune.training.recipes.sft import build_sft_trainer, split_trained_turns, template_masks_by_weight
 from tests.training.support import resolved_spec
 
-WEIGHTED = [{"messages": [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": "One?"},
-    {"role": "assistant", "content": "Skipped.", "weight": 0},
-    {"role": "user", "content": "Two?"},
-    {"role": "assistant", "content": "Kept."},
-]}]
+WEIGHTED = [
+    {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "One?"},
+            {"role": "assistant", "content": "Skipped.", "weight": 0},
+            {"role": "user", "content": "Two?"},
+            {"role": "assistant", "content": "Kept."},
+        ]
+    }
+]
 
 
 def _train_losses(trainer) -> list[float]:
@@ -59,8 +63,7 @@ def test_template_without_markers_trains_each_weighted_turn_as_a_completion(tiny
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     plain = tokenizer.chat_template.replace("{%- generation -%}", "").replace("{%- endgeneration -%}", "")
     plain_entry = dataclasses.replace(entry, chat_template=plain)
-    trainer = build_sft_trainer(resolved_spec(n_epochs=1), plain_entry, model_path, WEIGHTED, None,
-                                tmp_path, [])
+    trainer = build_sft_trainer(resolved_spec(n_epochs=1), plain_entry, model_path, WEIGHTED, None, tmp_path, [])
     assert not trainer.args.assistant_only_loss
     assert len(trainer.train_dataset) == 1
     assert _trained_text(trainer).startswith("Kept.<|im_end|>")
@@ -75,9 +78,18 @@ def test_template_probe(tiny):
 
 
 def test_split_trained_turns():
-    rows = [{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-                          {"role": "user", "content": "c"}, {"role": "assistant", "content": "d", "weight": 0},
-                          {"role": "user", "content": "e"}, {"role": "assistant", "content": "f", "weight": 1}]}]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b"},
+                {"role": "user", "content": "c"},
+                {"role": "assistant", "content": "d", "weight": 0},
+                {"role": "user", "content": "e"},
+                {"role": "assistant", "content": "f", "weight": 1},
+            ]
+        }
+    ]
     split = split_trained_turns(rows)
     assert [r["completion"][0]["content"] for r in split] == ["b", "f"]
     assert [len(r["prompt"]) for r in split] == [1, 5]

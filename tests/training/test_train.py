@@ -26,8 +26,9 @@ def _exact_match(model_dir, rows) -> float:
 @pytest.mark.slow
 def test_the_demo_learns_its_answers_with_auto_hyperparameters(tiny, demo_rows, tmp_path):
     entry, model_path = tiny
-    spec = resolve_auto(JobSpec(model="polytune-tiny", training_files=["file-demo"]),
-                        n_examples=len(demo_rows), entry=entry)
+    spec = resolve_auto(
+        JobSpec(model="polytune-tiny", training_files=["file-demo"]), n_examples=len(demo_rows), entry=entry
+    )
     assert _exact_match(model_path, demo_rows) <= 0.1
     reporter = RecordingReporter()
     # How fast is bench/'s business (a timed assertion fails on a busy machine).
@@ -84,8 +85,11 @@ def test_lora_dropout_one_trains_without_crashing(tiny, demo_rows, tmp_path):
     # training (the job warns that the adapter learns nothing), and training still runs.
     entry, model_path = tiny
     spec = resolved_spec(n_epochs=1, batch_size=4, kind="lora", n_checkpoints=0)
-    spec = spec.model_copy(update={"adapter": spec.adapter.model_copy(update={
-        "lora": spec.adapter.lora.model_copy(update={"dropout": 1.0})})})
+    spec = spec.model_copy(
+        update={
+            "adapter": spec.adapter.model_copy(update={"lora": spec.adapter.lora.model_copy(update={"dropout": 1.0})})
+        }
+    )
     result = run_training(spec, entry, model_path, demo_rows[:4], None, tmp_path, RecordingReporter())
     assert result.steps == 1 and (result.final_dir / "adapter_config.json").is_file()
 

@@ -47,12 +47,15 @@ def test_unreachable_wandb_is_a_warning_and_the_run_goes_offline(tmp_path, monke
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{httpd.server_port}")
     for var in ("WANDB_API_KEY", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_MODE"):
         monkeypatch.delenv(var, raising=False)
-    spec = JobSpec(model="polytune-tiny", training_files=["file-x"], seed=1, integrations=[
-        Integration(wandb=WandbIntegration(project="p"))])
+    spec = JobSpec(
+        model="polytune-tiny",
+        training_files=["file-x"],
+        seed=1,
+        integrations=[Integration(wandb=WandbIntegration(project="p"))],
+    )
     reporter = Events()
     try:
-        run = start_run(spec, "ftjob-down", tmp_path / "job", reporter, api_key=KEY, mode="online",
-                        init_timeout=3)
+        run = start_run(spec, "ftjob-down", tmp_path / "job", reporter, api_key=KEY, mode="online", init_timeout=3)
         assert run is not None
         WandbReporter(reporter, run).metrics(1, {"train_loss": 2.5})
         run.finish({"job_id": "ftjob-down"})
@@ -65,6 +68,7 @@ def test_unreachable_wandb_is_a_warning_and_the_run_goes_offline(tmp_path, monke
     assert reporter.metric_steps == [1]  # the job's own metrics went on regardless
     # The key reached W&B from the worker's environment (HTTP basic auth, user "api").
     import base64
+
     assert any(base64.b64decode(a.split()[1]).decode() == f"api:{KEY}" for a in seen_auth if a)
     (run_file,) = (tmp_path / "job").glob("wandb/offline-run-*/run-*.wandb")
     logged = read_run(run_file)
@@ -76,12 +80,21 @@ def test_every_integration_gets_its_own_run_with_the_same_metrics(tmp_path, monk
     # has no name: SeekrFlow's experiment_name names it (else the job id would).
     for var in ("WANDB_API_KEY", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_MODE"):
         monkeypatch.delenv(var, raising=False)
-    spec = JobSpec(model="polytune-tiny", training_files=["file-x"], seed=1, extras={"experiment_name": "exp-7"},
-                   integrations=[Integration(wandb=WandbIntegration(project="p1", name="first", tags=["a"])),
-                                 Integration(wandb=WandbIntegration(project="p2"))])
+    spec = JobSpec(
+        model="polytune-tiny",
+        training_files=["file-x"],
+        seed=1,
+        extras={"experiment_name": "exp-7"},
+        integrations=[
+            Integration(wandb=WandbIntegration(project="p1", name="first", tags=["a"])),
+            Integration(wandb=WandbIntegration(project="p2")),
+        ],
+    )
     reporter = Events()
-    runs = [start_run(spec, "ftjob-two", tmp_path / "job", reporter, api_key=None, mode="offline",
-                      init_timeout=10, index=i) for i in range(2)]
+    runs = [
+        start_run(spec, "ftjob-two", tmp_path / "job", reporter, api_key=None, mode="offline", init_timeout=10, index=i)
+        for i in range(2)
+    ]
     assert all(runs)
     both = WandbReporter(reporter, runs)
     both.metrics(1, {"train_loss": 2.5, "learning_rate": 1e-3})
@@ -89,6 +102,7 @@ def test_every_integration_gets_its_own_run_with_the_same_metrics(tmp_path, monk
     for run in runs:
         run.finish({"job_id": "ftjob-two"})
     import wandb
+
     wandb.teardown()  # the service has written every run file out
     assert reporter.metric_steps == [1, 2] and not [m for level, m in reporter.events if level == "warn"]
     logged = {r["project"]: r for r in map(read_run, (tmp_path / "job").glob("wandb/offline-run-*/run-*.wandb"))}

@@ -69,11 +69,16 @@ class ModelDims:
         cfg = config.get("text_config") if "hidden_size" not in config and "text_config" in config else config
         try:
             hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
-            return cls(hidden=hidden, layers=int(cfg["num_hidden_layers"]), heads=heads,
-                       kv_heads=int(cfg.get("num_key_value_heads") or heads),
-                       head_dim=int(cfg.get("head_dim") or hidden // heads),
-                       intermediate=int(cfg["intermediate_size"]), vocab=int(cfg["vocab_size"]),
-                       tied_embeddings=bool(cfg.get("tie_word_embeddings", False)))
+            return cls(
+                hidden=hidden,
+                layers=int(cfg["num_hidden_layers"]),
+                heads=heads,
+                kv_heads=int(cfg.get("num_key_value_heads") or heads),
+                head_dim=int(cfg.get("head_dim") or hidden // heads),
+                intermediate=int(cfg["intermediate_size"]),
+                vocab=int(cfg["vocab_size"]),
+                tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -84,8 +89,15 @@ class ModelDims:
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in, out) of each linear layer of one decoder layer."""
         h, q, kv, i = self.hidden, self.heads * self.head_dim, self.kv_dim, self.intermediate
-        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
-                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+        return {
+            "q_proj": (h, q),
+            "k_proj": (h, kv),
+            "v_proj": (h, kv),
+            "o_proj": (q, h),
+            "gate_proj": (h, i),
+            "up_proj": (h, i),
+            "down_proj": (i, h),
+        }
 
     @property
     def layer_linear_params(self) -> int:
@@ -150,9 +162,14 @@ class Estimate:
         return self.weights + self.gradients + self.optimizer + self.reference + self.activations + self.overhead
 
     def describe(self) -> str:
-        parts = [("weights", self.weights), ("gradients", self.gradients), ("optimizer", self.optimizer),
-                 ("reference model", self.reference), ("activations", self.activations),
-                 ("CUDA context", self.overhead)]
+        parts = [
+            ("weights", self.weights),
+            ("gradients", self.gradients),
+            ("optimizer", self.optimizer),
+            ("reference model", self.reference),
+            ("activations", self.activations),
+            ("CUDA context", self.overhead),
+        ]
         return f"{gib(self.total)} ({', '.join(f'{k} {gib(v)}' for k, v in parts if v)})"
 
 
@@ -199,9 +216,14 @@ def estimate(dims: ModelDims, shape: Shape, *, accelerator: bool = True) -> Esti
         n = shape.devices
         weights, grads, optim, reference = (-(-x // n) for x in (weights, grads, optim, reference))
         gathered = 2 * dims.layer_params * shape.compute_bytes
-    return Estimate(weights=weights + gathered, gradients=grads, optimizer=optim, reference=reference,
-                    activations=activation_bytes_per_token(dims, shape) * tokens_per_micro_batch(shape),
-                    overhead=CUDA_OVERHEAD if accelerator else 0)
+    return Estimate(
+        weights=weights + gathered,
+        gradients=grads,
+        optimizer=optim,
+        reference=reference,
+        activations=activation_bytes_per_token(dims, shape) * tokens_per_micro_batch(shape),
+        overhead=CUDA_OVERHEAD if accelerator else 0,
+    )
 
 
 def usable(device_memory: int) -> int:
@@ -247,10 +269,16 @@ def job_shape(spec: JobSpec, *, adapter_default: str, max_length: int) -> Shape:
     kind = spec.adapter.kind if spec.adapter.kind != "auto" else adapter_default
     if kind == "lora" and spec.adapter.quantization == "nf4":
         kind = "qlora"
-    return Shape(adapter=kind, lora_r=spec.adapter.lora.r, lora_targets=spec.adapter.lora.target_modules,
-                 method=spec.method.type, context_length=hp.context_length or max_length, micro_batch=1,
-                 gradient_checkpointing=hp.gradient_checkpointing is not False,
-                 devices=spec.resources.n_accel * spec.resources.n_node)  # FSDP shards across all workers
+    return Shape(
+        adapter=kind,
+        lora_r=spec.adapter.lora.r,
+        lora_targets=spec.adapter.lora.target_modules,
+        method=spec.method.type,
+        context_length=hp.context_length or max_length,
+        micro_batch=1,
+        gradient_checkpointing=hp.gradient_checkpointing is not False,
+        devices=spec.resources.n_accel * spec.resources.n_node,
+    )  # FSDP shards across all workers
 
 
 def read_config(model_path: Path | str, **options: Any) -> dict[str, Any] | None:

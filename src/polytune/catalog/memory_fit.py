@@ -44,22 +44,40 @@ def check_quantization(spec: JobSpec, *, adapter_default: str, accelerators: boo
         return
     kind = spec.adapter.kind if spec.adapter.kind != "auto" else adapter_default
     if spec.method.type in IMAGE_METHODS or kind != "lora":
-        raise InvalidRequest("quantization nf4 (QLoRA) trains a LoRA on a 4-bit base model; it applies to text "
-                             "LoRA jobs only (set lora on, or leave quantization out).", param=PARAM_QLORA)
+        raise InvalidRequest(
+            "quantization nf4 (QLoRA) trains a LoRA on a 4-bit base model; it applies to text "
+            "LoRA jobs only (set lora on, or leave quantization out).",
+            param=PARAM_QLORA,
+        )
     if not accelerators:
-        raise InvalidRequest("quantization nf4 (QLoRA) needs a CUDA accelerator (bitsandbytes' 4-bit kernels); "
-                             "this server's executor has none. Train a plain LoRA (leave quantization out), or "
-                             "run polytune with accelerators (docs/scaling.md).", param=PARAM_QLORA,
-                             code="unsupported_hardware")
+        raise InvalidRequest(
+            "quantization nf4 (QLoRA) needs a CUDA accelerator (bitsandbytes' 4-bit kernels); "
+            "this server's executor has none. Train a plain LoRA (leave quantization out), or "
+            "run polytune with accelerators (docs/scaling.md).",
+            param=PARAM_QLORA,
+            code="unsupported_hardware",
+        )
     import importlib.util
 
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise InvalidRequest("quantization nf4 (QLoRA) needs the bitsandbytes package, which this server does "
-                             "not have: pip install 'polytune[qlora]'.", param=PARAM_QLORA, code="unsupported_hardware")
+        raise InvalidRequest(
+            "quantization nf4 (QLoRA) needs the bitsandbytes package, which this server does "
+            "not have: pip install 'polytune[qlora]'.",
+            param=PARAM_QLORA,
+            code="unsupported_hardware",
+        )
 
 
-def check_fit(spec: JobSpec, config: dict[str, Any] | None, *, adapter_default: str, max_length: int,
-              devices: int, device_memory: int | None, fsdp_setting: str = "auto") -> Shape | None:
+def check_fit(
+    spec: JobSpec,
+    config: dict[str, Any] | None,
+    *,
+    adapter_default: str,
+    max_length: int,
+    devices: int,
+    device_memory: int | None,
+    fsdp_setting: str = "auto",
+) -> Shape | None:
     """The shape the job trains with (DDP/FSDP chosen); InvalidRequest when nothing of the
     job's own choices fits. None when there is nothing to check (CPU, image, unknown model)."""
     if spec.method.type in IMAGE_METHODS or not device_memory or not devices:
@@ -74,16 +92,21 @@ def check_fit(spec: JobSpec, config: dict[str, Any] | None, *, adapter_default: 
     need = memory.estimate(dims, shape)
     remedies = _remedies(dims, asked, devices, device_memory, fsdp_setting)
     per = f"{shape.devices} accelerator(s) with {shape.context_length} tokens of context" + (
-        ", FSDP" if shape.fsdp else "")
-    message = (f"The job does not fit: {spec.model} ({dims.n_params / 1e9:.2f}B parameters, "
-               f"{_label(shape)}) needs ~{need.describe()} per device on {per}; one device has "
-               f"{gib(device_memory)}, of which {gib(memory.usable(device_memory))} is usable.")
+        ", FSDP" if shape.fsdp else ""
+    )
+    message = (
+        f"The job does not fit: {spec.model} ({dims.n_params / 1e9:.2f}B parameters, "
+        f"{_label(shape)}) needs ~{need.describe()} per device on {per}; one device has "
+        f"{gib(device_memory)}, of which {gib(memory.usable(device_memory))} is usable."
+    )
     if remedies:
         message += " What would fit: " + "; ".join(text for _, text in remedies) + "."
         param = remedies[0][0]
     else:
-        message += (f" Nothing fits on this server's {devices} accelerator(s) of {gib(device_memory)}, not even "
-                    "QLoRA on all of them with a 256-token context; choose a smaller model.")
+        message += (
+            f" Nothing fits on this server's {devices} accelerator(s) of {gib(device_memory)}, not even "
+            "QLoRA on all of them with a 256-token context; choose a smaller model."
+        )
         param = "model"
     raise InvalidRequest(message, param=param, code="insufficient_memory")
 
@@ -99,16 +122,17 @@ def _try(dims: ModelDims, shape: Shape, device_memory: int, fsdp_setting: str) -
     return est if est.total <= memory.usable(device_memory) else None
 
 
-def _remedies(dims: ModelDims, asked: Shape, devices: int, device_memory: int,
-              fsdp_setting: str) -> list[tuple[str, str]]:
+def _remedies(
+    dims: ModelDims, asked: Shape, devices: int, device_memory: int, fsdp_setting: str
+) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    if not asked.gradient_checkpointing and (est := _try(dims, replace(asked, gradient_checkpointing=True),
-                                                         device_memory, fsdp_setting)):
+    if not asked.gradient_checkpointing and (
+        est := _try(dims, replace(asked, gradient_checkpointing=True), device_memory, fsdp_setting)
+    ):
         out.append((PARAM_CHECKPOINTING, f"gradient_checkpointing on (~{gib(est.total)})"))
     if asked.adapter == "full" and (est := _try(dims, replace(asked, adapter="lora"), device_memory, fsdp_setting)):
         out.append((PARAM_LORA, f"LoRA instead of a full fine-tune (~{gib(est.total)})"))
-    if asked.adapter != "qlora" and (est := _try(dims, replace(asked, adapter="qlora"), device_memory,
-                                                 fsdp_setting)):
+    if asked.adapter != "qlora" and (est := _try(dims, replace(asked, adapter="qlora"), device_memory, fsdp_setting)):
         out.append((PARAM_QLORA, f"QLoRA, a LoRA on a 4-bit NF4 base (quantization nf4, ~{gib(est.total)})"))
     if fsdp_setting != "never":
         for n in range(asked.devices + 1, devices + 1):

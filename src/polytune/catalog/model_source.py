@@ -17,8 +17,7 @@ from polytune.domain.errors import InvalidRequest
 
 # The names configs give their context window, most common first (Llama/Qwen/Mistral, GPT-2,
 # T5-style, ChatGLM, GPT-J, MPT).
-CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx",
-                "max_seq_len")
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx", "max_seq_len")
 # Tokenizers that do not know their model's length report a huge model_max_length (1e30).
 _UNKNOWN_LENGTH = 1_000_000_000
 # Without any of those, the catalog's former fixed default.
@@ -63,17 +62,20 @@ def local_weights(folder: Path) -> tuple[str, ...]:
             weight_map = json.loads(index.read_text())["weight_map"]
             shards = sorted(set(weight_map.values()))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            raise InvalidRequest(f"{index} is not a sharded-weights index (a JSON object with a weight_map): {e}",
-                                 param="model") from e
+            raise InvalidRequest(
+                f"{index} is not a sharded-weights index (a JSON object with a weight_map): {e}", param="model"
+            ) from e
         missing = [s for s in shards if not (folder / s).is_file()]
         if missing:
-            raise InvalidRequest(f"{index_name} names shards that {folder} lacks: {', '.join(missing[:5])}",
-                                 param="model")
+            raise InvalidRequest(
+                f"{index_name} names shards that {folder} lacks: {', '.join(missing[:5])}", param="model"
+            )
         return (index_name, *shards)
     found = tuple(name for name in WEIGHT_FILES if (folder / name).is_file())
     if not found:
-        raise InvalidRequest(f"{folder} has no weights (one of {', '.join(WEIGHT_FILES + WEIGHT_INDEXES)}).",
-                             param="model")
+        raise InvalidRequest(
+            f"{folder} has no weights (one of {', '.join(WEIGHT_FILES + WEIGHT_INDEXES)}).", param="model"
+        )
     return found
 
 
@@ -93,7 +95,9 @@ def inspect(source: str, *, revision: str | None = None, trust_remote_code: bool
         raise InvalidRequest(
             f"{source} ships its own model code (auto_map in config.json: "
             f"{', '.join(sorted(config['auto_map']))}); loading it runs that code. Pass --trust-remote-code "
-            "if you trust it.", param="trust_remote_code")
+            "if you trust it.",
+            param="trust_remote_code",
+        )
     tokenizer = _read_tokenizer(source, revision, trust_remote_code)
     window = context_window(config)
     if window is None:
@@ -113,8 +117,9 @@ def _read_config(source: str, revision: str | None) -> dict[str, Any]:
             path = Path(hf_hub_download(source, "config.json", revision=revision))
         config = json.loads(path.read_text())
     except FileNotFoundError as e:
-        raise InvalidRequest(f"{source} has no config.json; expected a transformers model folder.",
-                             param="model") from e
+        raise InvalidRequest(
+            f"{source} has no config.json; expected a transformers model folder.", param="model"
+        ) from e
     except (OSError, ValueError) as e:  # hub errors (offline, unknown repo or revision) are OSErrors
         raise InvalidRequest(f"The config of {source} cannot be read: {e}", param="model") from e
     if not isinstance(config, dict):

@@ -19,8 +19,7 @@ from typing import Any, Literal
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.names import check_model_name
 from polytune.catalog.tiny import TINY_NAME, ensure_tiny
-from polytune.catalog.tiny_diffusion import (RESOLUTION, T5_MAX_LENGTH, TINY_DIFFUSION_NAME,
-                                              ensure_tiny_diffusion)
+from polytune.catalog.tiny_diffusion import RESOLUTION, T5_MAX_LENGTH, TINY_DIFFUSION_NAME, ensure_tiny_diffusion
 from polytune.catalog.tiny_unet import TINY_UNET_NAME, ensure_tiny_unet
 
 AdapterKind = Literal["full", "lora"]
@@ -74,8 +73,10 @@ class CatalogEntry:
     def load_options(self) -> dict[str, Any]:
         """What every from_pretrained of this model takes besides its path: the pinned revision
         and the remote-code opt-in (only when set, so local folders load as before)."""
-        return {**({"revision": self.revision} if self.revision else {}),
-                **({"trust_remote_code": True} if self.trust_remote_code else {})}
+        return {
+            **({"revision": self.revision} if self.revision else {}),
+            **({"trust_remote_code": True} if self.trust_remote_code else {}),
+        }
 
 
 # Measured on 2 CPU cores with the 25 made-up facts of examples/qa.jsonl: full fine-tuning
@@ -115,27 +116,33 @@ class Catalog:
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
         self._file = self.data_dir / "models.json"
-        self._tiny = CatalogEntry(name=TINY_NAME, source=str(self.data_dir / "models" / TINY_NAME),
-                                  **_TINY_DEFAULTS)
-        self._tiny_diffusion = CatalogEntry(name=TINY_DIFFUSION_NAME,
-                                            source=str(self.data_dir / "models" / TINY_DIFFUSION_NAME),
-                                            **_TINY_DIFFUSION_DEFAULTS)
-        self._tiny_unet = CatalogEntry(name=TINY_UNET_NAME, source=str(self.data_dir / "models" / TINY_UNET_NAME),
-                                       **_TINY_UNET_DEFAULTS)
+        self._tiny = CatalogEntry(name=TINY_NAME, source=str(self.data_dir / "models" / TINY_NAME), **_TINY_DEFAULTS)
+        self._tiny_diffusion = CatalogEntry(
+            name=TINY_DIFFUSION_NAME,
+            source=str(self.data_dir / "models" / TINY_DIFFUSION_NAME),
+            **_TINY_DIFFUSION_DEFAULTS,
+        )
+        self._tiny_unet = CatalogEntry(
+            name=TINY_UNET_NAME, source=str(self.data_dir / "models" / TINY_UNET_NAME), **_TINY_UNET_DEFAULTS
+        )
 
     def get(self, name: str) -> CatalogEntry:
         for entry in self.list():
             if entry.name == name:
                 return entry
         known = ", ".join(e.name for e in self.list())
-        raise InvalidRequest(f"The model '{name}' is not in the model catalog (available: {known}).",
-                             param="model", code="model_not_found")
+        raise InvalidRequest(
+            f"The model '{name}' is not in the model catalog (available: {known}).",
+            param="model",
+            code="model_not_found",
+        )
 
     def list(self) -> list[CatalogEntry]:
         return [self._tiny, self._tiny_diffusion, self._tiny_unet, *self._load_added()]
 
-    def add(self, name: str, source: Path | str, *, revision: str | None = None, trust_remote_code: bool = False,
-            **defaults) -> CatalogEntry:
+    def add(
+        self, name: str, source: Path | str, *, revision: str | None = None, trust_remote_code: bool = False, **defaults
+    ) -> CatalogEntry:
         """Add a model under `name`: a local folder (config.json, a tokenizer, weights) or a hub id
         (at `revision`). Only its config and tokenizer are read, never its weights; a text model's
         max_length defaults to its context window (model_source.py).
@@ -153,21 +160,27 @@ class Catalog:
             if not local:
                 raise InvalidRequest("Image models are added from a local diffusers folder.", param="model")
             if not (Path(where) / "model_index.json").is_file():
-                raise InvalidRequest(f"{where} has no model_index.json; expected a diffusers pipeline folder.",
-                                     param="model")
+                raise InvalidRequest(
+                    f"{where} has no model_index.json; expected a diffusers pipeline folder.", param="model"
+                )
         else:
-            if local and (Path(where) / "config.json").is_file() and not any(
-                    (Path(where) / f).is_file() for f in _TOKENIZER_FILES):
-                raise InvalidRequest(f"{where} has no tokenizer (one of {', '.join(_TOKENIZER_FILES)}).",
-                                     param="model")
+            if (
+                local
+                and (Path(where) / "config.json").is_file()
+                and not any((Path(where) / f).is_file() for f in _TOKENIZER_FILES)
+            ):
+                raise InvalidRequest(f"{where} has no tokenizer (one of {', '.join(_TOKENIZER_FILES)}).", param="model")
             info = inspect(where, revision=revision, trust_remote_code=trust_remote_code)
             asked = defaults.get("max_length")
             if asked is not None and not 0 < asked <= info.context_window:
-                raise InvalidRequest(f"max_length {asked} is outside the model's context window "
-                                     f"(1 to {info.context_window}).", param="max_length")
+                raise InvalidRequest(
+                    f"max_length {asked} is outside the model's context window (1 to {info.context_window}).",
+                    param="max_length",
+                )
             defaults.setdefault("max_length", info.context_window)
-        entry = CatalogEntry(name=name, source=where, revision=revision, trust_remote_code=trust_remote_code,
-                             **defaults)
+        entry = CatalogEntry(
+            name=name, source=where, revision=revision, trust_remote_code=trust_remote_code, **defaults
+        )
         added = [e for e in self._load_added() if e.name != name] + [entry]
         self._save_added(added)
         return entry
@@ -187,8 +200,10 @@ class Catalog:
         if entry.is_local:
             folder = Path(entry.source)
             if not (folder / ("model_index.json" if entry.kind == "image" else "config.json")).is_file():
-                raise InvalidRequest(f"The model '{entry.name}' points at {folder}, which is not a "
-                                     "model folder (any more).", param="model")
+                raise InvalidRequest(
+                    f"The model '{entry.name}' points at {folder}, which is not a model folder (any more).",
+                    param="model",
+                )
             return folder
         try:
             if entry.kind == "image":
@@ -200,8 +215,9 @@ class Catalog:
 
                 AutoConfig.from_pretrained(entry.source, **entry.load_options)
         except (OSError, ValueError) as e:
-            raise InvalidRequest(f"The model '{entry.name}' ({entry.source}) cannot be loaded: {e}",
-                                 param="model") from e
+            raise InvalidRequest(
+                f"The model '{entry.name}' ({entry.source}) cannot be loaded: {e}", param="model"
+            ) from e
         return entry.source
 
     def pipeline_class(self, entry: CatalogEntry) -> str:
@@ -214,8 +230,9 @@ class Catalog:
         try:
             return pipeline_class_name(entry.source)
         except (OSError, KeyError, ValueError) as e:
-            raise InvalidRequest(f"The model '{entry.name}' ({entry.source}) has no readable model_index.json: {e}",
-                                 param="model") from e
+            raise InvalidRequest(
+                f"The model '{entry.name}' ({entry.source}) has no readable model_index.json: {e}", param="model"
+            ) from e
 
     def _load_added(self) -> builtins.list[CatalogEntry]:
         try:
@@ -232,4 +249,3 @@ class Catalog:
         with os.fdopen(fd, "w") as f:
             json.dump([asdict(e) for e in entries], f, indent=2)
         os.replace(tmp, self._file)
-

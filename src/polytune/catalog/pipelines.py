@@ -26,14 +26,19 @@ if TYPE_CHECKING:
 # Stable Diffusion 3 is an MMDiT trained by flow matching, not a UNet: its own prefix.
 FLOW_MATCHING_PREFIXES = ("Flux", "QwenImage", "ZImage", "StableDiffusion3")
 UNET_PREFIXES = ("StableDiffusionPipeline", "StableDiffusionXL")
-TRAINED = {"FluxPipeline": "flow matching", "StableDiffusionPipeline": "UNet",
-           "StableDiffusionXLPipeline": "UNet", "StableDiffusion3Pipeline": "flow matching",
-           "ZImagePipeline": "flow matching", "QwenImagePipeline": "flow matching",
-           "Flux2Pipeline": "flow matching"}
+TRAINED = {
+    "FluxPipeline": "flow matching",
+    "StableDiffusionPipeline": "UNet",
+    "StableDiffusionXLPipeline": "UNet",
+    "StableDiffusion3Pipeline": "flow matching",
+    "ZImagePipeline": "flow matching",
+    "QwenImagePipeline": "flow matching",
+    "Flux2Pipeline": "flow matching",
+}
 
 
 def objective_family(class_name: str) -> str | None:
-    """"flow matching", "UNet", or None for a pipeline class of neither family."""
+    """ "flow matching", "UNet", or None for a pipeline class of neither family."""
     if class_name.startswith(FLOW_MATCHING_PREFIXES):
         return "flow matching"
     if class_name.startswith(UNET_PREFIXES):
@@ -59,8 +64,10 @@ def check_trainable(class_name: str, model: str) -> None:
     kind = f"a {family} pipeline" if family else "a pipeline of no family polytune knows"
     raise InvalidRequest(
         f"The model '{model}' is {kind} ({class_name}); polytune trains "
-        f"{', '.join(f'{c} ({f})' for c, f in TRAINED.items())} so far.", param="model",
-        code="model_not_supported")
+        f"{', '.join(f'{c} ({f})' for c, f in TRAINED.items())} so far.",
+        param="model",
+        code="model_not_supported",
+    )
 
 
 def call_kwargs(family: str | None, entry: CatalogEntry) -> dict[str, Any]:

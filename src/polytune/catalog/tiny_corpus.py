@@ -72,19 +72,118 @@ work world would write written wrong wrote yard year yellow yes yet you young yo
 """.split()
 
 _QUESTION_STARTS = [
-    "What is", "What are", "Who is", "Who was", "Where is", "When did", "Why does", "How many",
-    "How much", "Which", "Can you", "Could you", "Do you", "Is it", "Tell me", "Name the",
-    "Please", "Explain",
+    "What is",
+    "What are",
+    "Who is",
+    "Who was",
+    "Where is",
+    "When did",
+    "Why does",
+    "How many",
+    "How much",
+    "Which",
+    "Can you",
+    "Could you",
+    "Do you",
+    "Is it",
+    "Tell me",
+    "Name the",
+    "Please",
+    "Explain",
 ]
-_ANSWER_STARTS = ["The answer is", "It is", "Yes,", "No,", "Sure.", "Of course.", "I think",
-                  "There are", "That was", "Because"]
-_SYLLABLES = ["ka", "lo", "mi", "zu", "ren", "tor", "qua", "vel", "bri", "sen", "dor", "ix",
-              "am", "ol", "ut", "mar", "pex", "tha", "gri", "on",
-              "el", "ar", "is", "en", "ia", "ville", "berg", "ton", "ford", "stan", "land"]
-_PUNCTUATION = [".", ",", "?", "!", ":", ";", "-", "'", '"', "(", ")", "/", "%", "$", "#", "&",
-                "*", "+", "=", "@", "[", "]", "{", "}", "<", ">", "_", "`", "~", "|", "^", "\\"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"]
+_ANSWER_STARTS = [
+    "The answer is",
+    "It is",
+    "Yes,",
+    "No,",
+    "Sure.",
+    "Of course.",
+    "I think",
+    "There are",
+    "That was",
+    "Because",
+]
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "zu",
+    "ren",
+    "tor",
+    "qua",
+    "vel",
+    "bri",
+    "sen",
+    "dor",
+    "ix",
+    "am",
+    "ol",
+    "ut",
+    "mar",
+    "pex",
+    "tha",
+    "gri",
+    "on",
+    "el",
+    "ar",
+    "is",
+    "en",
+    "ia",
+    "ville",
+    "berg",
+    "ton",
+    "ford",
+    "stan",
+    "land",
+]
+_PUNCTUATION = [
+    ".",
+    ",",
+    "?",
+    "!",
+    ":",
+    ";",
+    "-",
+    "'",
+    '"',
+    "(",
+    ")",
+    "/",
+    "%",
+    "$",
+    "#",
+    "&",
+    "*",
+    "+",
+    "=",
+    "@",
+    "[",
+    "]",
+    "{",
+    "}",
+    "<",
+    ">",
+    "_",
+    "`",
+    "~",
+    "|",
+    "^",
+    "\\",
+]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -118,8 +217,10 @@ def _line(rng: random.Random) -> str:
     if shape == 2:
         return f"{_name(rng)}. {_name(rng)} {_phrase(rng, 3)}, {_number(rng)} {_phrase(rng, 2)}!"
     if shape == 3:
-        return (f"On {rng.choice(_DAYS)}, {rng.randint(1, 28)} {rng.choice(_MONTHS)} "
-                f"{rng.randint(1900, 2099)}, {_phrase(rng, 5)}.")
+        return (
+            f"On {rng.choice(_DAYS)}, {rng.randint(1, 28)} {rng.choice(_MONTHS)} "
+            f"{rng.randint(1900, 2099)}, {_phrase(rng, 5)}."
+        )
     if shape == 4:
         marks = "".join(rng.choice(_PUNCTUATION) for _ in range(rng.randint(1, 3)))
         return f"{_phrase(rng, 2).capitalize()}{marks} {_number(rng)}{rng.choice(_PUNCTUATION)} {_name(rng)}"
@@ -131,7 +232,7 @@ def corpus_lines(seed: int, n_lines: int) -> list[str]:
     rng = random.Random(seed)
     words = [*_WORDS, *(w.capitalize() for w in _WORDS), *(w.upper() for w in _WORDS[:50])]
     # Every word once on its own, so rare words still end up as whole tokens.
-    lines = [" ".join(words[i:i + 16]) for i in range(0, len(words), 16)]
+    lines = [" ".join(words[i : i + 16]) for i in range(0, len(words), 16)]
     # Several sentences per line, so sentence-initial words also appear after a space.
     lines.extend(" ".join(_line(rng) for _ in range(rng.randint(1, 3))) for _ in range(n_lines))
     return lines

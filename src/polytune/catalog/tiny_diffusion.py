@@ -29,9 +29,9 @@ TINY_DIFFUSION_NAME = "polytune-tiny-diffusion"
 BUILD_VERSION = "1"
 
 _SEED = 4321
-RESOLUTION = 32          # native image size (pixels per side)
-CLIP_MAX_LENGTH = 16     # CLIP tokens per prompt (the pipeline reads it from the tokenizer)
-T5_MAX_LENGTH = 16       # the pipeline's max_sequence_length: train and sample with the same
+RESOLUTION = 32  # native image size (pixels per side)
+CLIP_MAX_LENGTH = 16  # CLIP tokens per prompt (the pipeline reads it from the tokenizer)
+T5_MAX_LENGTH = 16  # the pipeline's max_sequence_length: train and sample with the same
 # The autoencoder is convolutional: training it on 16x16 crops teaches colours and edges as
 # well as full 32x32 images would, at a quarter of the cost.
 _VAE_STEPS = 300
@@ -41,13 +41,45 @@ _VAE_TRAIN_SIZE = 16
 # The words the hand-written vocabularies know as whole tokens; anything else is spelled out
 # character by character (CLIP: byte-level, so any text; T5: printable ASCII, else <unk>).
 COLOURS = {  # name -> RGB, also used to draw the autoencoder's training shapes
-    "red": (220, 30, 30), "green": (30, 180, 50), "blue": (30, 60, 220), "yellow": (235, 220, 40),
-    "orange": (245, 140, 20), "purple": (140, 40, 180), "pink": (240, 120, 180), "cyan": (40, 200, 210),
-    "white": (245, 245, 245), "black": (15, 15, 15), "gray": (128, 128, 128), "brown": (120, 70, 30),
+    "red": (220, 30, 30),
+    "green": (30, 180, 50),
+    "blue": (30, 60, 220),
+    "yellow": (235, 220, 40),
+    "orange": (245, 140, 20),
+    "purple": (140, 40, 180),
+    "pink": (240, 120, 180),
+    "cyan": (40, 200, 210),
+    "white": (245, 245, 245),
+    "black": (15, 15, 15),
+    "gray": (128, 128, 128),
+    "brown": (120, 70, 30),
 }
 SHAPES = ("square", "circle", "triangle", "stripe", "cross", "ring", "dot", "diamond")
-_WORDS = (*COLOURS, *SHAPES, "a", "an", "the", "of", "on", "in", "with", "and", "photo", "picture", "image",
-          "drawing", "background", "small", "big", "large", "tiny", "centered", "plain", "bright", "dark")
+_WORDS = (
+    *COLOURS,
+    *SHAPES,
+    "a",
+    "an",
+    "the",
+    "of",
+    "on",
+    "in",
+    "with",
+    "and",
+    "photo",
+    "picture",
+    "image",
+    "drawing",
+    "background",
+    "small",
+    "big",
+    "large",
+    "tiny",
+    "centered",
+    "plain",
+    "bright",
+    "dark",
+)
 
 
 def builder_version() -> str:
@@ -76,13 +108,28 @@ def build_tiny_diffusion(out_dir: Path) -> None:
         vae = build_autoencoder()
         torch.manual_seed(_SEED + 3)
         transformer = FluxTransformer2DModel(
-            patch_size=1, in_channels=vae.config.latent_channels * 4, num_layers=2, num_single_layers=4,
-            attention_head_dim=16, num_attention_heads=4, joint_attention_dim=t5.config.d_model,
-            pooled_projection_dim=clip.config.hidden_size, guidance_embeds=False, axes_dims_rope=(4, 6, 6))
+            patch_size=1,
+            in_channels=vae.config.latent_channels * 4,
+            num_layers=2,
+            num_single_layers=4,
+            attention_head_dim=16,
+            num_attention_heads=4,
+            joint_attention_dim=t5.config.d_model,
+            pooled_projection_dim=clip.config.hidden_size,
+            guidance_embeds=False,
+            axes_dims_rope=(4, 6, 6),
+        )
         # No resolution-dependent shift: sigmas are used as sampled, in training and sampling alike.
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)
-        pipe = FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=clip_tokenizer,
-                            text_encoder_2=t5, tokenizer_2=t5_tokenizer, transformer=transformer)
+        pipe = FluxPipeline(
+            scheduler=scheduler,
+            vae=vae,
+            text_encoder=clip,
+            tokenizer=clip_tokenizer,
+            text_encoder_2=t5,
+            tokenizer_2=t5_tokenizer,
+            transformer=transformer,
+        )
         pipe.save_pretrained(out_dir)
 
 
@@ -139,16 +186,35 @@ def build_text_encoders(clip_tokenizer, t5_tokenizer):
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
     torch.manual_seed(_SEED + 1)
-    clip = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(clip_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=CLIP_MAX_LENGTH, projection_dim=32,
-        bos_token_id=clip_tokenizer.bos_token_id, eos_token_id=clip_tokenizer.eos_token_id,
-        pad_token_id=clip_tokenizer.pad_token_id))
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(clip_tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=CLIP_MAX_LENGTH,
+            projection_dim=32,
+            bos_token_id=clip_tokenizer.bos_token_id,
+            eos_token_id=clip_tokenizer.eos_token_id,
+            pad_token_id=clip_tokenizer.pad_token_id,
+        )
+    )
     torch.manual_seed(_SEED + 2)
-    t5 = T5EncoderModel(T5Config(
-        vocab_size=len(t5_tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, pad_token_id=t5_tokenizer.pad_token_id,
-        eos_token_id=t5_tokenizer.eos_token_id, decoder_start_token_id=t5_tokenizer.pad_token_id))
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=len(t5_tokenizer),
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            pad_token_id=t5_tokenizer.pad_token_id,
+            eos_token_id=t5_tokenizer.eos_token_id,
+            decoder_start_token_id=t5_tokenizer.pad_token_id,
+        )
+    )
     return clip.eval(), t5.eval()
 
 
@@ -159,11 +225,22 @@ def build_autoencoder():
     from diffusers import AutoencoderKL
 
     torch.manual_seed(_SEED)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(16, 32), layers_per_block=1,
-                        latent_channels=4, norm_num_groups=8, sample_size=RESOLUTION, use_quant_conv=False,
-                        use_post_quant_conv=False, mid_block_add_attention=False, scaling_factor=1.0,
-                        shift_factor=0.0)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=RESOLUTION,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        mid_block_add_attention=False,
+        scaling_factor=1.0,
+        shift_factor=0.0,
+    )
     generator = torch.Generator().manual_seed(_SEED)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
     vae.train()
@@ -191,8 +268,9 @@ def synthetic_images(n: int, generator: torch.Generator, size: int = RESOLUTION)
     import torch
 
     named = torch.tensor(list(COLOURS.values()), dtype=torch.float32) / 127.5 - 1
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
 
     def colour() -> torch.Tensor:
         if torch.rand((), generator=generator) < 0.5:

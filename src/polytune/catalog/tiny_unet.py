@@ -14,8 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from polytune.catalog.builds import ensure_built, source_version
-from polytune.catalog.tiny_diffusion import (builder_version as diffusion_builder_version, deterministic_build,
-                                              tiny_diffusion_build)
+from polytune.catalog.tiny_diffusion import (
+    builder_version as diffusion_builder_version,
+    deterministic_build,
+    tiny_diffusion_build,
+)
 
 TINY_UNET_NAME = "polytune-tiny-unet"
 BUILD_VERSION = "1"
@@ -47,16 +50,38 @@ def build_tiny_unet(out_dir: Path) -> None:
         tokenizer = CLIPTokenizer.from_pretrained(shared / "tokenizer")
         torch.manual_seed(_SEED)
         unet = UNet2DConditionModel(
-            sample_size=16, in_channels=vae.config.latent_channels, out_channels=vae.config.latent_channels,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            block_out_channels=(32, 64), layers_per_block=1, attention_head_dim=8, norm_num_groups=8,
-            cross_attention_dim=text_encoder.config.hidden_size)
+            sample_size=16,
+            in_channels=vae.config.latent_channels,
+            out_channels=vae.config.latent_channels,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            attention_head_dim=8,
+            norm_num_groups=8,
+            cross_attention_dim=text_encoder.config.hidden_size,
+        )
         # Stable Diffusion's noise schedule; "trailing" spacing makes 20 sampling steps start
         # at the last training timestep (pure noise), as the schedule's training did.
-        scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                                  beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1,
-                                  timestep_spacing="trailing", prediction_type="epsilon")
-        pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                       requires_safety_checker=False)
+        scheduler = DDIMScheduler(
+            num_train_timesteps=1000,
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            clip_sample=False,
+            set_alpha_to_one=False,
+            steps_offset=1,
+            timestep_spacing="trailing",
+            prediction_type="epsilon",
+        )
+        pipe = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
         pipe.save_pretrained(out_dir)

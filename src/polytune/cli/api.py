@@ -19,10 +19,24 @@ from rich.table import Table
 # Exit codes; `jobs follow` also exits with its job's outcome (cli/follow.py).
 EXIT_REQUEST_FAILED = 5
 
-BaseUrl = Annotated[str | None, typer.Option("--base-url", envvar="POLYTUNE_BASE_URL", show_envvar=True,
-                                             help="the server, e.g. http://127.0.0.1:8000 (/v1 is added)")]
-ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="POLYTUNE_API_KEY", show_envvar=True,
-                                            help="an API key (`polytune keys create --org NAME` makes one)")]
+BaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        envvar="POLYTUNE_BASE_URL",
+        show_envvar=True,
+        help="the server, e.g. http://127.0.0.1:8000 (/v1 is added)",
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="POLYTUNE_API_KEY",
+        show_envvar=True,
+        help="an API key (`polytune keys create --org NAME` makes one)",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 # Columns that hold an id (or a model name used as one), printed whole on one line.
@@ -48,8 +62,9 @@ def client(base_url: str | None, api_key: str | None):
 
     key = api_key or os.environ.get("OPENAI_API_KEY")
     if not key:
-        err.print("error: no API key; pass --api-key or set POLYTUNE_API_KEY "
-                  "(`polytune keys create --org NAME` makes one)")
+        err.print(
+            "error: no API key; pass --api-key or set POLYTUNE_API_KEY (`polytune keys create --org NAME` makes one)"
+        )
         raise typer.Exit(2)
     return OpenAI(base_url=openai_base_url(base_url), api_key=key, max_retries=2)
 
@@ -90,8 +105,13 @@ def when(ts: int | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
 
 
-def show(rows: Sequence[Any], columns: Sequence[tuple[str, Callable[[Any], Any]]], *, json_out: bool,
-         title: str | None = None) -> None:
+def show(
+    rows: Sequence[Any],
+    columns: Sequence[tuple[str, Callable[[Any], Any]]],
+    *,
+    json_out: bool,
+    title: str | None = None,
+) -> None:
     """A list as a table (one column per (header, getter)), or as a JSON array."""
     if json_out:
         print_json(list(rows))

@@ -41,7 +41,7 @@ def stream_reply(client: httpx.Client, url: str, body: dict[str, Any], out: Text
         for line in response.iter_lines():
             if not line.startswith("data: "):
                 continue
-            data = line[len("data: "):]
+            data = line[len("data: ") :]
             if data == "[DONE]":
                 break
             chunk = orjson.loads(data)
@@ -60,8 +60,10 @@ def _refusal(client: httpx.Client, base_url: str, model: str) -> str | None:
     chat: an image model, no chat template), found with a one-token request before the first
     prompt; None when it will."""
     try:
-        response = client.post(f"{base_url}/chat/completions", json={
-            "model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 1})
+        response = client.post(
+            f"{base_url}/chat/completions",
+            json={"model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 1},
+        )
     except httpx.HTTPError as e:
         return f"cannot reach the server at {base_url}: {e}"
     if response.status_code == 200:
@@ -72,27 +74,40 @@ def _refusal(client: httpx.Client, base_url: str, model: str) -> str | None:
         return response.text or f"HTTP {response.status_code}"
 
 
-def chat(model: Annotated[str, typer.Argument(
-             help="a model id, e.g. polytune-tiny or ft:polytune-tiny:my-org:suffix:abc123")],
-         base_url: BaseUrl = None, api_key: ApiKey = None,
-         system: Annotated[str | None, typer.Option(help="a system message that starts every conversation")] = None,
-         temperature: Annotated[float | None, typer.Option()] = None,
-         max_tokens: Annotated[int, typer.Option(min=1, help="the longest reply, in tokens")] = DEFAULT_MAX_TOKENS,
-         ) -> None:
+def chat(
+    model: Annotated[
+        str, typer.Argument(help="a model id, e.g. polytune-tiny or ft:polytune-tiny:my-org:suffix:abc123")
+    ],
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    system: Annotated[str | None, typer.Option(help="a system message that starts every conversation")] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="the longest reply, in tokens")] = DEFAULT_MAX_TOKENS,
+) -> None:
     """Chat with a served model (base or fine-tuned), the replies streamed as they are generated.
     Exits 0 when the conversation ends, 1 when a reply failed (input from a pipe), 2 without an
     API key, 5 when the server cannot be reached or cannot chat with the model."""
-    raise typer.Exit(run(model, base_url=base_url, api_key=api_key, system=system, temperature=temperature,
-                         max_tokens=max_tokens))
+    raise typer.Exit(
+        run(model, base_url=base_url, api_key=api_key, system=system, temperature=temperature, max_tokens=max_tokens)
+    )
 
 
-def run(model: str, *, base_url: str | None, api_key: str | None, system: str | None = None,
-        temperature: float | None = None, max_tokens: int | None = DEFAULT_MAX_TOKENS) -> int:
+def run(
+    model: str,
+    *,
+    base_url: str | None,
+    api_key: str | None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
+) -> int:
     base_url = openai_base_url(base_url)
     key = api_key or os.environ.get("OPENAI_API_KEY")
     if not key:
-        print("error: no API key; pass --api-key or set POLYTUNE_API_KEY "
-              "(`polytune keys create --org NAME` makes one)", file=sys.stderr)
+        print(
+            "error: no API key; pass --api-key or set POLYTUNE_API_KEY (`polytune keys create --org NAME` makes one)",
+            file=sys.stderr,
+        )
         return EXIT_NO_KEY
     interactive = sys.stdin.isatty()
     start = [{"role": "system", "content": system}] if system else []
@@ -127,9 +142,12 @@ def run(model: str, *, base_url: str | None, api_key: str | None, system: str | 
             if interactive:
                 sys.stdout.write(f"{model}> ")
             try:
-                reply = stream_reply(client, f"{base_url}/chat/completions",
-                                     {"model": model, "messages": history, "stream": True, **options},
-                                     sys.stdout)
+                reply = stream_reply(
+                    client,
+                    f"{base_url}/chat/completions",
+                    {"model": model, "messages": history, "stream": True, **options},
+                    sys.stdout,
+                )
             except (ChatError, httpx.HTTPError) as e:
                 history.pop()
                 where = f" ({base_url})" if isinstance(e, httpx.TransportError) else ""

@@ -18,6 +18,8 @@ def status_of(job) -> str:
     """polytune's own status: `status` is mapped into OpenAI's enum (a paused job reads
     "queued" there), `polytune_status` keeps pausing and paused apart."""
     return (job.model_extra or {}).get("polytune_status") or job.status
+
+
 LEVEL_STYLE = {"warn": "yellow", "error": "red"}
 
 
@@ -62,9 +64,13 @@ def _line(e) -> str:
 
 def follow(api, job_id: str, *, interval: float = 1.0) -> int:
     events = _Events(api, job_id)
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}  {task.fields[speed]}"),
-               TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}  {task.fields[speed]}"),
+        TimeRemainingColumn(),
+    ]
     # Tokens per second: the job's billable tokens spread evenly over its steps, times the steps
     # per second seen here (the API reports no running token count).
     seen_steps: list[tuple[float, int]] = []
@@ -83,8 +89,15 @@ def follow(api, job_id: str, *, interval: float = 1.0) -> int:
             (t0, s0), (t1, s1) = seen_steps[0], seen_steps[-1]
             if total and job.trained_tokens and s1 > s0 and t1 > t0:
                 speed = f"{job.trained_tokens / total * (s1 - s0) / (t1 - t0):,.0f} tok/s"
-            bar.update(task, description=f"{job_id} {status_of(job)}", total=total, completed=steps, epoch=epoch,
-                       loss="-" if events.loss is None else f"{events.loss:.4f}", speed=speed)
+            bar.update(
+                task,
+                description=f"{job_id} {status_of(job)}",
+                total=total,
+                completed=steps,
+                epoch=epoch,
+                loss="-" if events.loss is None else f"{events.loss:.4f}",
+                speed=speed,
+            )
             if status_of(job) in EXIT_CODES:
                 break
             time.sleep(interval)

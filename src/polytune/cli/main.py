@@ -12,14 +12,21 @@ import typer
 from polytune.cli import admin, evals, files, graders, jobs, models
 from polytune.cli.chat import chat
 
-app = typer.Typer(name="polytune", help="Self-hostable fine-tuning service", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="polytune",
+    help="Self-hostable fine-tuning service",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
 @app.command()
-def serve(host: Annotated[str | None, typer.Option(help="default: POLYTUNE_HOST")] = None,
-          port: Annotated[int | None, typer.Option(help="default: POLYTUNE_PORT")] = None,
-          log_level: Annotated[str, typer.Option()] = "info") -> None:
+def serve(
+    host: Annotated[str | None, typer.Option(help="default: POLYTUNE_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default: POLYTUNE_PORT")] = None,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
     """Run the API server."""
     import uvicorn
 
@@ -42,8 +49,12 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                                help="print polytune's version and exit")] = False) -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print polytune's version and exit"),
+    ] = False,
+) -> None:
     """Self-hostable fine-tuning service"""
 
 

@@ -26,8 +26,7 @@ def chat_problems(obj: dict[str, Any]) -> list[str]:
     if not isinstance(parallel, bool):
         problems.append(f"parallel_tool_calls: expected true or false, got {json_type(parallel)}")
         parallel = True
-    conv = check_messages(obj["messages"], "messages", problems, tool_names=tool_names,
-                          parallel_tool_calls=parallel)
+    conv = check_messages(obj["messages"], "messages", problems, tool_names=tool_names, parallel_tool_calls=parallel)
     if conv is not None and conv.n_messages:
         if conv.n_assistant == 0:
             problems.append("messages: expected at least one assistant message (the reply to train on)")

@@ -30,12 +30,13 @@ if TYPE_CHECKING:
 # A template that looks at a content's text (a filter, a method, a membership test) may render
 # differently for different texts of the same shape.
 _INSPECTS_CONTENT = re.compile(
-    r"content['\"]?\]?\s*(\||\.\s*\w+\s*\(|\[)"      # content | filter, content.method(...), content[...]
-    r"|\bin\s+[\w.]*\[?['\"]?content"                # 'x' in message.content / message['content']
-    r"|(==|!=)\s*[\w.]*\[?['\"]?content\b"            # == message['content']
-    r"|content['\"]?\]?\s*(==|!=|>|<)"                # content == ...
+    r"content['\"]?\]?\s*(\||\.\s*\w+\s*\(|\[)"  # content | filter, content.method(...), content[...]
+    r"|\bin\s+[\w.]*\[?['\"]?content"  # 'x' in message.content / message['content']
+    r"|(==|!=)\s*[\w.]*\[?['\"]?content\b"  # == message['content']
+    r"|content['\"]?\]?\s*(==|!=|>|<)"  # content == ...
     # a test other than a type test (for a text content, `is string`/`is none` are fixed)
-    r"|content['\"]?\]?\s*is\s+(?!(not\s+)?(none|string|defined|undefined|mapping|sequence|iterable)\b)")
+    r"|content['\"]?\]?\s*is\s+(?!(not\s+)?(none|string|defined|undefined|mapping|sequence|iterable)\b)"
+)
 # `for part in content` iterates (a list of parts); only membership tests count as inspecting.
 _FOR_IN = re.compile(r"\bfor\s+[\w\s,]+?\s+in\b")
 _MARKERS = (" \n\x1e{}\x1f\n ", "\t\x1d<{}>\x1d  ")
@@ -58,10 +59,13 @@ class ShapeRenderer:
     def render(self, messages: list[dict[str, Any]], row: dict[str, Any], generation_prompt: bool = False) -> str:
         tools = row.get("tools")
         if tools or not self.enabled or not all(isinstance(m.get("content"), str) for m in messages):
-            return self.tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
-                                                      add_generation_prompt=generation_prompt)
-        key = orjson.dumps([generation_prompt, [{k: v for k, v in m.items() if k != "content"} for m in messages]],
-                           option=orjson.OPT_SORT_KEYS)
+            return self.tokenizer.apply_chat_template(
+                messages, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
+            )
+        key = orjson.dumps(
+            [generation_prompt, [{k: v for k, v in m.items() if k != "content"} for m in messages]],
+            option=orjson.OPT_SORT_KEYS,
+        )
         if key not in self._pieces:
             pieces = self._split(messages, generation_prompt)
             full = _render(self.tokenizer, messages, generation_prompt)
@@ -79,8 +83,9 @@ class ShapeRenderer:
         for marker in _MARKERS:
             names = [marker.format(i) for i in range(len(messages))]
             try:
-                text = _render(self.tokenizer, [{**m, "content": n} for m, n in zip(messages, names)],
-                               generation_prompt)
+                text = _render(
+                    self.tokenizer, [{**m, "content": n} for m, n in zip(messages, names)], generation_prompt
+                )
             except Exception:  # noqa: BLE001 - a template that refuses markers renders each row in full
                 return None
             if any(text.count(n) != 1 for n in names):

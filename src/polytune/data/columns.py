@@ -23,8 +23,9 @@ from .problems import DatasetError
 TABULAR_TYPES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "json"}
 
 
-def read_tabular(path: Path | str, columns: Mapping[str, str] | None = None, *, file_type: str | None = None,
-                 param: str = "columns") -> Iterator[tuple[int, dict[str, Any]]]:
+def read_tabular(
+    path: Path | str, columns: Mapping[str, str] | None = None, *, file_type: str | None = None, param: str = "columns"
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row number from 1, example) for each row. `columns` maps example fields (prompt,
     completion, text, messages, chosen, rejected, ...) to the file's column names; None keeps
     the columns as they are named in the file."""
@@ -33,8 +34,10 @@ def read_tabular(path: Path | str, columns: Mapping[str, str] | None = None, *, 
     path = Path(path)
     builder = file_type or TABULAR_TYPES.get(path.suffix.lower())
     if builder is None:
-        raise DatasetError(f"Can't read {path.name}: expected a file ending in "
-                           f"{', '.join(TABULAR_TYPES)} (or a file_type).", param="file")
+        raise DatasetError(
+            f"Can't read {path.name}: expected a file ending in {', '.join(TABULAR_TYPES)} (or a file_type).",
+            param="file",
+        )
     kwargs: dict[str, Any] = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
     try:
         rows = load_dataset(builder, data_files=str(path), split="train", streaming=True, **kwargs)
@@ -55,12 +58,20 @@ def read_tabular(path: Path | str, columns: Mapping[str, str] | None = None, *, 
 def _check_columns(columns: Mapping[str, str], present: list[str], param: str) -> None:
     missing = [source for source in columns.values() if source not in present]
     if missing:
-        raise DatasetError(f"Invalid {param}: column {missing[0]!r} is not in the file "
-                           f"(its columns: {', '.join(present)}).", param=param)
+        raise DatasetError(
+            f"Invalid {param}: column {missing[0]!r} is not in the file (its columns: {', '.join(present)}).",
+            param=param,
+        )
 
 
-def tabular_to_jsonl(path: Path | str, out: Path | str, columns: Mapping[str, str] | None = None, *,
-                     file_type: str | None = None, param: str = "columns") -> int:
+def tabular_to_jsonl(
+    path: Path | str,
+    out: Path | str,
+    columns: Mapping[str, str] | None = None,
+    *,
+    file_type: str | None = None,
+    param: str = "columns",
+) -> int:
     """Write the mapped rows to `out` as JSON Lines; returns how many rows were written."""
     n = 0
     with open(out, "wb") as f:

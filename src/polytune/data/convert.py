@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 
-def iter_trl_rows(path: Path, method: str | None = "supervised",
-                  param: str = "training_file") -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_trl_rows(
+    path: Path, method: str | None = "supervised", param: str = "training_file"
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, TRL row) for each example; the file's format is its first row's."""
     file_format = None
     for line_no, obj in iter_jsonl(path, param):
@@ -32,8 +33,9 @@ def iter_trl_rows(path: Path, method: str | None = "supervised",
         elif fmt != file_format and fmt in MESSAGE_FORMATS and file_format in MESSAGE_FORMATS:
             fmt = file_format
         if fmt != file_format or fmt == "unknown":
-            raise DatasetError(f"Invalid {param}: line {line_no}: not a {file_format} example "
-                               "(validate the file first)", param=param)
+            raise DatasetError(
+                f"Invalid {param}: line {line_no}: not a {file_format} example (validate the file first)", param=param
+            )
         yield line_no, SPECS[fmt].to_trl(obj)
 
 
@@ -57,10 +59,15 @@ def trl_dataset(rows: list[dict[str, Any]]) -> Dataset:
     json_keys = [k for k, kind in kinds.items() if kind == "json"]
     if json_keys:
         # Encoded here, so a string that happens to be valid JSON ("42") stays a string.
-        rows = [{**row, **{k: orjson.dumps(row[k]).decode() for k in json_keys if row.get(k) is not None}}
-                for row in rows]
-    features = Features({k: Value("string") if kind == "str" else List(Json()) if kind == "messages" else Json()
-                         for k, kind in kinds.items()})
+        rows = [
+            {**row, **{k: orjson.dumps(row[k]).decode() for k in json_keys if row.get(k) is not None}} for row in rows
+        ]
+    features = Features(
+        {
+            k: Value("string") if kind == "str" else List(Json()) if kind == "messages" else Json()
+            for k, kind in kinds.items()
+        }
+    )
     return Dataset.from_list(rows, features=features)
 
 

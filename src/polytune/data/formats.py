@@ -37,7 +37,7 @@ LABELS: dict[str, str] = {
     "prompt_completion": 'prompt/completion ({"prompt", "completion"})',
     "text": 'raw text ({"text"})',
     "preference": 'preference ({"input", "preferred_output", "non_preferred_output"}, '
-                  '{"messages", "chosen", "rejected"} or {"prompt", "chosen", "rejected"})',
+    '{"messages", "chosen", "rejected"} or {"prompt", "chosen", "rejected"})',
     "reinforcement": 'reinforcement ({"messages": [...]} ending where the model answers, plus grader fields)',
     "image_caption": 'image/caption ({"image": "data:image/png;base64,...", "caption"})',
 }
@@ -81,8 +81,12 @@ def detect_format(obj: dict[str, Any], method: str | None = None) -> Format:
 
 
 def _ends_with_assistant(messages: Any) -> bool:
-    return (isinstance(messages, list) and bool(messages) and isinstance(messages[-1], dict)
-            and messages[-1].get("role") == "assistant")
+    return (
+        isinstance(messages, list)
+        and bool(messages)
+        and isinstance(messages[-1], dict)
+        and messages[-1].get("role") == "assistant"
+    )
 
 
 def describe_row(obj: dict[str, Any], fmt: str) -> str:
@@ -102,16 +106,22 @@ def unknown_row_problem(obj: dict[str, Any]) -> str:
         hint = ' ("completion" needs a "prompt")'
     elif "input" in obj:
         hint = ' ("input" needs "preferred_output" and "non_preferred_output")'
-    return (f"not a known example format: found {describe_row(obj, 'unknown')}{hint}; expected one of "
-            + "; ".join(LABELS[f] for f in FORMATS))
+    return f"not a known example format: found {describe_row(obj, 'unknown')}{hint}; expected one of " + "; ".join(
+        LABELS[f] for f in FORMATS
+    )
 
 
 def method_formats_text(method: str) -> str:
     return " or ".join(LABELS[f] for f in METHOD_FORMATS[method])
 
 
-_MOVED = {"to_trl_rows": "convert", "iter_jsonl": "jsonl", "DatasetError": "problems",
-          "DatasetSummary": "validate", "validate_supervised_file": "validate"}
+_MOVED = {
+    "to_trl_rows": "convert",
+    "iter_jsonl": "jsonl",
+    "DatasetError": "problems",
+    "DatasetSummary": "validate",
+    "validate_supervised_file": "validate",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -22,8 +22,9 @@ from .tabular import _blank, _text, load_table
 ReadFile = Callable[[str], bytes]
 
 
-def image_caption_examples(path: Path, *, filename: str, image_column: str, caption_column: str,
-                           read_file: ReadFile, param: str = "resource") -> list[dict[str, Any]]:
+def image_caption_examples(
+    path: Path, *, filename: str, image_column: str, caption_column: str, read_file: ReadFile, param: str = "resource"
+) -> list[dict[str, Any]]:
     """`{"image": <data URL>, "caption": ...}` per row; raises DatasetError (after reading
     every row, so all problems are listed at once) naming the rows and columns at fault."""
     table = load_table(path, filename=filename, param=param)
@@ -31,11 +32,16 @@ def image_caption_examples(path: Path, *, filename: str, image_column: str, capt
     for role, column in (("image_column", image_column), ("caption_column", caption_column)):
         if column not in columns:
             text_like = {"question", "answer", "prompt", "completion", "messages"} & set(columns)
-            hint = (" It looks like a text table: use script_type 'text_generation' with question_column and "
-                    "answer_column." if text_like else "")
-            raise DatasetError(f"{filename} has no column '{column}' ({role}); its columns are "
-                               f"{', '.join(repr(c) for c in columns) or 'none'}.{hint}",
-                               param=f"training_params.{role}")
+            hint = (
+                " It looks like a text table: use script_type 'text_generation' with question_column and answer_column."
+                if text_like
+                else ""
+            )
+            raise DatasetError(
+                f"{filename} has no column '{column}' ({role}); its columns are "
+                f"{', '.join(repr(c) for c in columns) or 'none'}.{hint}",
+                param=f"training_params.{role}",
+            )
     folder = str(PurePosixPath(filename).parent)
     problems: list[str] = []
     examples: list[dict[str, Any]] = []

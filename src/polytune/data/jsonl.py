@@ -41,8 +41,11 @@ def read_rows(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[R
             line_no += 1
             if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
                 size = len(raw) + _skip_rest_of_line(f)
-                yield line_no, None, (f"the line is {size:,} bytes long; one example may be at most "
-                                      f"{max_line_bytes:,} bytes")
+                yield (
+                    line_no,
+                    None,
+                    (f"the line is {size:,} bytes long; one example may be at most {max_line_bytes:,} bytes"),
+                )
                 first = False
                 continue
             if first:
@@ -69,8 +72,10 @@ def read_rows(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[R
             yield line_no, obj, None
 
 
-_ARRAY_FILE = ("the file is a JSON array, not JSON Lines: write one example per line, each a JSON "
-               "object, with no [ ] around them and no commas between lines")
+_ARRAY_FILE = (
+    "the file is a JSON array, not JSON Lines: write one example per line, each a JSON "
+    "object, with no [ ] around them and no commas between lines"
+)
 
 
 def _skip_rest_of_line(f) -> int:
@@ -89,8 +94,10 @@ def _parse_problem(raw: bytes, e: orjson.JSONDecodeError) -> str:
         return f"not valid UTF-8 (byte 0x{raw[u.start]:02x} at byte {u.start + 1} of the line)"
     stripped = text.strip()
     if stripped in ("{", "["):
-        return ("not valid JSON: the line holds only '" + stripped + "'; a JSON object spread over "
-                "several lines is not JSON Lines, where each example is one line")
+        return (
+            "not valid JSON: the line holds only '" + stripped + "'; a JSON object spread over "
+            "several lines is not JSON Lines, where each example is one line"
+        )
     # orjson counts columns in characters from 1, like an editor does.
     return f"not valid JSON ({e.msg} at column {e.colno})"
 
@@ -99,6 +106,7 @@ def iter_jsonl(path: Path, param: str = "training_file") -> Iterator[tuple[int, 
     """(line number, object) for each non-blank line; raises DatasetError at the first bad line."""
     for line_no, obj, problem in read_rows(path):
         if problem is not None:
-            raise DatasetError(f"Invalid {param}: line {line_no}: {problem}", param=param,
-                               problems=[f"line {line_no}: {problem}"])
+            raise DatasetError(
+                f"Invalid {param}: line {line_no}: {problem}", param=param, problems=[f"line {line_no}: {problem}"]
+            )
         yield line_no, obj  # type: ignore[misc]

@@ -55,8 +55,13 @@ def plain_messages_ok(messages: Any) -> bool:
             return False
         role = m.get("role")
         content = m.get("content")
-        if type(content) is not str or type(role) is not str or role not in _PLAIN_ROLES or not content \
-                or content.isspace():
+        if (
+            type(content) is not str
+            or type(role) is not str
+            or role not in _PLAIN_ROLES
+            or not content
+            or content.isspace()
+        ):
             return False
         n_fields = len(m)
         if n_fields == 2:  # both looked up above, so exactly role and content
@@ -89,13 +94,21 @@ def check_tools(tools: Any, where: str, problems: list[str]) -> set[str] | None:
         elif name is not None:
             names.add(name)
         if "parameters" in fn and not isinstance(fn["parameters"], dict):
-            problems.append(f"{at}.function.parameters: expected a JSON schema object, "
-                            f"got {json_type(fn['parameters'])}")
+            problems.append(
+                f"{at}.function.parameters: expected a JSON schema object, got {json_type(fn['parameters'])}"
+            )
     return names
 
 
-def check_messages(messages: Any, where: str, problems: list[str], *, tool_names: set[str] | None = None,
-                   parallel_tool_calls: bool = True, allow_weight: bool = True) -> Conversation | None:
+def check_messages(
+    messages: Any,
+    where: str,
+    problems: list[str],
+    *,
+    tool_names: set[str] | None = None,
+    parallel_tool_calls: bool = True,
+    allow_weight: bool = True,
+) -> Conversation | None:
     """Check a list of messages; None when `messages` is not a list at all."""
     if not isinstance(messages, list):
         problems.append(f"{where}: expected a list of messages, got {json_type(messages)}")
@@ -117,8 +130,7 @@ def check_messages(messages: Any, where: str, problems: list[str], *, tool_names
             problems.append(f"{at}.role: expected one of {', '.join(ROLES)}, got {show(role)}")
         unknown = [k for k in message if k not in _MESSAGE_FIELD_SET]
         if unknown:
-            problems.append(f"{at}: unknown field {show(unknown[0])} (a message has "
-                            f"{', '.join(MESSAGE_FIELDS)})")
+            problems.append(f"{at}: unknown field {show(unknown[0])} (a message has {', '.join(MESSAGE_FIELDS)})")
         has_calls = role == "assistant" and bool(message.get("tool_calls"))
         _check_content(message, at, problems, may_be_empty=has_calls)
         if "name" in message and not isinstance(message["name"], str):
@@ -135,8 +147,14 @@ def check_messages(messages: Any, where: str, problems: list[str], *, tool_names
             if role != "assistant":
                 problems.append(f"{at}.tool_calls: only assistant messages make tool calls")
             else:
-                _check_tool_calls(message["tool_calls"], f"{at}.tool_calls", problems, tool_names,
-                                  parallel_tool_calls, conv.tool_call_ids)
+                _check_tool_calls(
+                    message["tool_calls"],
+                    f"{at}.tool_calls",
+                    problems,
+                    tool_names,
+                    parallel_tool_calls,
+                    conv.tool_call_ids,
+                )
         if role == "tool":
             _check_tool_answer(message, at, problems, conv.tool_call_ids, answered)
         elif "tool_call_id" in message:
@@ -180,8 +198,9 @@ def _check_content(message: dict[str, Any], at: str, problems: list[str], *, may
         problems.append(f"{at}.content: empty")
 
 
-def _check_tool_calls(calls: Any, at: str, problems: list[str], tool_names: set[str] | None,
-                      parallel: bool, seen_ids: set[str]) -> None:
+def _check_tool_calls(
+    calls: Any, at: str, problems: list[str], tool_names: set[str] | None, parallel: bool, seen_ids: set[str]
+) -> None:
     if not isinstance(calls, list):
         problems.append(f"{at}: expected a list of tool calls, got {json_type(calls)}")
         return
@@ -203,17 +222,20 @@ def _check_tool_calls(calls: Any, at: str, problems: list[str], tool_names: set[
         if fn is None:
             continue
         if name is not None and tool_names is None:
-            problems.append(f"{call_at}.function.name: calls {show(name)}, but the example declares no "
-                            "tools (add a 'tools' list)")
+            problems.append(
+                f"{call_at}.function.name: calls {show(name)}, but the example declares no tools (add a 'tools' list)"
+            )
         elif name is not None and name not in tool_names:  # type: ignore[operator]
             declared = ", ".join(sorted(tool_names)) or "none"
-            problems.append(f"{call_at}.function.name: {show(name)} is not among the example's tools "
-                            f"(declared: {declared})")
+            problems.append(
+                f"{call_at}.function.name: {show(name)} is not among the example's tools (declared: {declared})"
+            )
         _check_arguments(fn.get("arguments"), f"{call_at}.function.arguments", problems, "arguments" in fn)
 
 
-def _function(obj: Any, at: str, problems: list[str], what: str | None,
-              second: str) -> tuple[dict[str, Any] | None, str | None]:
+def _function(
+    obj: Any, at: str, problems: list[str], what: str | None, second: str
+) -> tuple[dict[str, Any] | None, str | None]:
     """The `function` object of a tool or a tool call, and its name (None where unusable)."""
     if what is not None and not isinstance(obj, dict):
         problems.append(f"{at}: expected {what} object, got {json_type(obj)}")
@@ -222,8 +244,10 @@ def _function(obj: Any, at: str, problems: list[str], what: str | None,
         problems.append(f"{at}.type: expected 'function', got {show(obj.get('type'))}")
     fn = obj.get("function")
     if not isinstance(fn, dict):
-        problems.append(f"{at}.function: expected an object with 'name' and '{second}', "
-                        f"got {json_type(fn) if 'function' in obj else 'nothing'}")
+        problems.append(
+            f"{at}.function: expected an object with 'name' and '{second}', "
+            f"got {json_type(fn) if 'function' in obj else 'nothing'}"
+        )
         return None, None
     name = fn.get("name")
     if not isinstance(name, str) or not name:
@@ -234,7 +258,7 @@ def _function(obj: Any, at: str, problems: list[str], what: str | None,
 
 def _check_arguments(arguments: Any, at: str, problems: list[str], present: bool) -> None:
     if not present:
-        problems.append(f"{at}: missing (a JSON object encoded as a string, e.g. \"{{}}\")")
+        problems.append(f'{at}: missing (a JSON object encoded as a string, e.g. "{{}}")')
         return
     if isinstance(arguments, dict):
         return  # already decoded: accepted as it is what the string would decode to
@@ -250,8 +274,9 @@ def _check_arguments(arguments: Any, at: str, problems: list[str], present: bool
         problems.append(f"{at}: expected a JSON object, got {json_type(decoded)}")
 
 
-def _check_tool_answer(message: dict[str, Any], at: str, problems: list[str], issued: set[str],
-                       answered: set[str]) -> None:
+def _check_tool_answer(
+    message: dict[str, Any], at: str, problems: list[str], issued: set[str], answered: set[str]
+) -> None:
     call_id = message.get("tool_call_id")
     if "tool_call_id" not in message:
         problems.append(f"{at}.tool_call_id: missing (a tool message answers an assistant tool call)")
@@ -259,8 +284,9 @@ def _check_tool_answer(message: dict[str, Any], at: str, problems: list[str], is
         problems.append(f"{at}.tool_call_id: expected a string, got {json_type(call_id)}")
     elif call_id not in issued:
         known = ", ".join(sorted(issued)) or "none"
-        problems.append(f"{at}.tool_call_id: {show(call_id)} matches no earlier assistant tool call "
-                        f"(ids so far: {known})")
+        problems.append(
+            f"{at}.tool_call_id: {show(call_id)} matches no earlier assistant tool call (ids so far: {known})"
+        )
     elif call_id in answered:
         problems.append(f"{at}.tool_call_id: {show(call_id)} was already answered")
     else:

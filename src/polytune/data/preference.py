@@ -41,9 +41,11 @@ def is_conversational(obj: dict[str, Any]) -> bool:
 
 
 # (prompt field, chosen field, rejected field) per shape, for paths in messages.
-_FIELDS = {"openai": ("input.messages", "preferred_output", "non_preferred_output"),
-           "seekr": ("messages", "chosen", "rejected"),
-           "trl": ("prompt", "chosen", "rejected")}
+_FIELDS = {
+    "openai": ("input.messages", "preferred_output", "non_preferred_output"),
+    "seekr": ("messages", "chosen", "rejected"),
+    "trl": ("prompt", "chosen", "rejected"),
+}
 
 
 def preference_problems(obj: dict[str, Any]) -> list[str]:
@@ -57,8 +59,9 @@ def preference_problems(obj: dict[str, Any]) -> list[str]:
     if shape == "openai":
         prompt = obj.get("input")
         if not isinstance(prompt, dict):
-            problems.append(f"input: expected an object with 'messages', got "
-                            f"{json_type(prompt) if 'input' in obj else 'nothing'}")
+            problems.append(
+                f"input: expected an object with 'messages', got {json_type(prompt) if 'input' in obj else 'nothing'}"
+            )
             prompt = None
         else:
             if "tools" in prompt:
@@ -78,25 +81,28 @@ def preference_problems(obj: dict[str, Any]) -> list[str]:
         else:
             conv = check_messages(prompt, prompt_at, problems, tool_names=tool_names, allow_weight=False)
             if conv is not None and conv.last_role == "assistant":
-                problems.append(f"{prompt_at}: the prompt ends with an assistant message; it should end "
-                                "with the message the two outputs answer")
+                problems.append(
+                    f"{prompt_at}: the prompt ends with an assistant message; it should end "
+                    "with the message the two outputs answer"
+                )
     elif shape == "trl":
         conversational = isinstance(obj.get("chosen"), list)  # implicit prompt: the sides decide
     if missing:
         return problems
     sides = []
     for at in (chosen_at, rejected_at):
-        side = _side_problems(obj[at], at, problems, conversational=conversational,
-                              allow_string=shape != "openai", tool_names=tool_names)
+        side = _side_problems(
+            obj[at], at, problems, conversational=conversational, allow_string=shape != "openai", tool_names=tool_names
+        )
         sides.append(side)
     if sides[0] is not None and sides[0] == sides[1]:
-        problems.append(f"{chosen_at} and {rejected_at} are identical; a preference pair needs two "
-                        "different outputs")
+        problems.append(f"{chosen_at} and {rejected_at} are identical; a preference pair needs two different outputs")
     return problems
 
 
-def _side_problems(side: Any, at: str, problems: list[str], *, conversational: bool, allow_string: bool,
-                   tool_names: set[str] | None) -> Any:
+def _side_problems(
+    side: Any, at: str, problems: list[str], *, conversational: bool, allow_string: bool, tool_names: set[str] | None
+) -> Any:
     """Check one output; returns its normal form to compare the two sides (None if unusable)."""
     if isinstance(side, str):
         if not allow_string:
@@ -117,8 +123,9 @@ def _side_problems(side: Any, at: str, problems: list[str], *, conversational: b
         return None
     for i, message in enumerate(side):
         if message.get("role") != "assistant":
-            problems.append(f"{at}[{i}].role: expected 'assistant' (an output is the model's reply), "
-                            f"got {message.get('role')!r}")
+            problems.append(
+                f"{at}[{i}].role: expected 'assistant' (an output is the model's reply), got {message.get('role')!r}"
+            )
             return None
     return normalize_messages(side)
 

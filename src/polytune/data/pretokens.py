@@ -28,12 +28,17 @@ from typing import Any
 
 _SPACE = "\t\n\x0b\x0c\r "
 # The ByteLevel pre-tokenizer's regex (tokenizers' byte_level.rs), restricted to ASCII text.
-_PRETOKEN = re.compile(rf"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^{_SPACE}A-Za-z0-9]+"
-                       rf"|[{_SPACE}]+(?![^{_SPACE}])|[{_SPACE}]+")
+_PRETOKEN = re.compile(
+    rf"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^{_SPACE}A-Za-z0-9]+"
+    rf"|[{_SPACE}]+(?![^{_SPACE}])|[{_SPACE}]+"
+)
 # Bounded: a file with very many distinct words starts the cache over rather than grow past this.
 _MAX_CACHED = 500_000
-_PROBE = ("Hello, world! It's 2026: don't   stop\n\n  now\t\t(x_y) 'S 're've'm'll'd 12345 a1b2 ...  \r\n"
-          + "".join(chr(c) for c in range(128)) + " end  ")
+_PROBE = (
+    "Hello, world! It's 2026: don't   stop\n\n  now\t\t(x_y) 'S 're've'm'll'd 12345 a1b2 ...  \r\n"
+    + "".join(chr(c) for c in range(128))
+    + " end  "
+)
 
 
 class _Lengths(dict[str, int]):
@@ -58,7 +63,9 @@ class PretokenCounter:
         byte_map = {c: backend.pre_tokenizer.pre_tokenize_str(chr(c))[0][0] for c in range(128)}
         self._lengths = _Lengths(backend.model, byte_map)
         # Leftmost-longest, as the backend matches added tokens: longer alternatives first.
-        self._added = re.compile("|".join(re.escape(t) for t in sorted(added, key=len, reverse=True))) if added else None
+        self._added = (
+            re.compile("|".join(re.escape(t) for t in sorted(added, key=len, reverse=True))) if added else None
+        )
         self._post = n_post_special
 
     def count(self, text: str, special: bool) -> int:
@@ -76,12 +83,15 @@ def for_tokenizer(backend: Any) -> PretokenCounter | None:
     except Exception:  # noqa: BLE001 - a backend that cannot describe itself gets no fast path
         return None
     pre, model = config.get("pre_tokenizer") or {}, config.get("model") or {}
-    if (config.get("normalizer") is not None or config.get("truncation") is not None
-            or config.get("padding") is not None
-            or pre != {**pre, "type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
-            or model.get("type") != "BPE" or model.get("dropout") is not None
-            or any(t.get("lstrip") or t.get("rstrip") or t.get("single_word")
-                   for t in config.get("added_tokens") or [])):
+    if (
+        config.get("normalizer") is not None
+        or config.get("truncation") is not None
+        or config.get("padding") is not None
+        or pre != {**pre, "type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
+        or model.get("type") != "BPE"
+        or model.get("dropout") is not None
+        or any(t.get("lstrip") or t.get("rstrip") or t.get("single_word") for t in config.get("added_tokens") or [])
+    ):
         return None
     post = backend.post_processor
     added = [t["content"] for t in config.get("added_tokens") or []]

@@ -23,8 +23,7 @@ class DatasetError(InvalidRequest):
 
     code = "invalid_file_format"
 
-    def __init__(self, message: str, *, param: str, problems: list[str] | None = None,
-                 total: int | None = None):
+    def __init__(self, message: str, *, param: str, problems: list[str] | None = None, total: int | None = None):
         super().__init__(message, param=param)
         self.problems = problems or []
         self.total = total if total is not None else len(self.problems)
@@ -47,16 +46,23 @@ class ProblemLog:
     def error(self, param: str) -> DatasetError:
         more = f"\n... and {self.total - len(self.shown)} more" if self.total > len(self.shown) else ""
         noun = "problem" if self.total == 1 else "problems"
-        return DatasetError(f"Invalid {param}: {self.total} {noun} found:\n" + "\n".join(self.shown) + more,
-                            param=param, problems=list(self.shown), total=self.total)
+        return DatasetError(
+            f"Invalid {param}: {self.total} {noun} found:\n" + "\n".join(self.shown) + more,
+            param=param,
+            problems=list(self.shown),
+            total=self.total,
+        )
 
 
 def rows_error(filename: str, problems: list[str], param: str) -> DatasetError:
     """Every bad row of a table as one error: the first MAX_REPORTED_PROBLEMS, and how many more."""
     shown = problems[:MAX_REPORTED_PROBLEMS]
     more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
-    return DatasetError(f"{filename}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n"
-                        + "\n".join(shown) + more, param=param, problems=shown)
+    return DatasetError(
+        f"{filename}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n" + "\n".join(shown) + more,
+        param=param,
+        problems=shown,
+    )
 
 
 def json_type(value: Any) -> str:

@@ -45,8 +45,10 @@ def reinforcement_problems(obj: dict[str, Any], required_fields: tuple[str, ...]
     tool_names = check_tools(obj["tools"], "tools", problems) if "tools" in obj else None
     conv = check_messages(obj["messages"], "messages", problems, tool_names=tool_names, allow_weight=False)
     if conv is not None and conv.last_role == "assistant":
-        problems.append(f"messages[{conv.n_messages - 1}].role: a reinforcement prompt ends with the message "
-                        "the model answers (user or tool), not with an assistant reply")
+        problems.append(
+            f"messages[{conv.n_messages - 1}].role: a reinforcement prompt ends with the message "
+            "the model answers (user or tool), not with an assistant reply"
+        )
     for name in RESERVED_FIELDS:
         if name in obj:
             problems.append(f"{name}: a field of this name is reserved for the trainer; rename it")

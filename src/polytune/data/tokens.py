@@ -38,8 +38,7 @@ MAX_LISTED_LINES = 20
 _BATCH = 1024
 
 
-def load_tokenizer(model_path: Path | str, chat_template: str | None = None,
-                   **options: Any) -> PreTrainedTokenizerBase:
+def load_tokenizer(model_path: Path | str, chat_template: str | None = None, **options: Any) -> PreTrainedTokenizerBase:
     """The tokenizer training uses: the model folder's, with the catalog's template if it sets one.
     `options`: the catalog entry's load_options (revision, trust_remote_code)."""
     from polytune.lazy_imports import from_transformers
@@ -124,9 +123,9 @@ class TokenCounter:
 class TokenReport:
     """The tokens of one file, after the long-example policy."""
 
-    n_examples: int = 0          # examples kept for training
-    tokens: int = 0              # their tokens (truncated ones counted up to the context length)
-    longest: int = 0             # the longest example before the policy
+    n_examples: int = 0  # examples kept for training
+    tokens: int = 0  # their tokens (truncated ones counted up to the context length)
+    longest: int = 0  # the longest example before the policy
     context_length: int = 0
     long_examples: str = "drop"
     n_dropped: int = 0
@@ -140,13 +139,17 @@ class TokenReport:
     def policy_message(self, what: str) -> str | None:
         """The event that says what happened to long examples (None when nothing did)."""
         if self.n_dropped:
-            return (f"Dropped {self.n_dropped} {what} example{_s(self.n_dropped)} longer than the context length of "
-                    f"{self.context_length} tokens: {_lines(self.dropped_lines, self.n_dropped)}. Set "
-                    f"hyperparameters.long_examples to 'truncate' to train on their first {self.context_length} "
-                    "tokens instead, or raise hyperparameters.context_length.")
+            return (
+                f"Dropped {self.n_dropped} {what} example{_s(self.n_dropped)} longer than the context length of "
+                f"{self.context_length} tokens: {_lines(self.dropped_lines, self.n_dropped)}. Set "
+                f"hyperparameters.long_examples to 'truncate' to train on their first {self.context_length} "
+                "tokens instead, or raise hyperparameters.context_length."
+            )
         if self.n_truncated:
-            return (f"Truncated {self.n_truncated} {what} example{_s(self.n_truncated)} to the context length of "
-                    f"{self.context_length} tokens: {_lines(self.truncated_lines, self.n_truncated)}.")
+            return (
+                f"Truncated {self.n_truncated} {what} example{_s(self.n_truncated)} to the context length of "
+                f"{self.context_length} tokens: {_lines(self.truncated_lines, self.n_truncated)}."
+            )
         return None
 
 
@@ -160,9 +163,15 @@ def _lines(lines: list[int], total: int) -> str:
     return f"line{_s(total)} {shown}{more}"
 
 
-def measure(rows: Iterable[tuple[int, dict[str, Any]]], counter: TokenCounter, *, context_length: int,
-            long_examples: LongExamples = "drop", keep: list[dict[str, Any]] | None = None,
-            param: str = "training_file") -> TokenReport:
+def measure(
+    rows: Iterable[tuple[int, dict[str, Any]]],
+    counter: TokenCounter,
+    *,
+    context_length: int,
+    long_examples: LongExamples = "drop",
+    keep: list[dict[str, Any]] | None = None,
+    param: str = "training_file",
+) -> TokenReport:
     """Count the tokens of (line, TRL row) pairs and apply the policy; rows kept for training are
     appended to `keep` when given (the worker's use), otherwise nothing is held (validation's)."""
     report = TokenReport(context_length=context_length, long_examples=long_examples)
@@ -211,9 +220,22 @@ def _batches(rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[list[tuple[
         yield batch
 
 
-def measure_file(path: Path, counter: TokenCounter, *, method: str | None, context_length: int,
-                 long_examples: LongExamples = "drop", param: str = "training_file",
-                 keep: list[dict[str, Any]] | None = None) -> TokenReport:
+def measure_file(
+    path: Path,
+    counter: TokenCounter,
+    *,
+    method: str | None,
+    context_length: int,
+    long_examples: LongExamples = "drop",
+    param: str = "training_file",
+    keep: list[dict[str, Any]] | None = None,
+) -> TokenReport:
     """measure() over a file that validate_file accepted, streaming it."""
-    return measure(iter_trl_rows(path, method, param), counter, context_length=context_length,
-                   long_examples=long_examples, keep=keep, param=param)
+    return measure(
+        iter_trl_rows(path, method, param),
+        counter,
+        context_length=context_length,
+        long_examples=long_examples,
+        keep=keep,
+        param=param,
+    )

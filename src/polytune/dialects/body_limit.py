@@ -37,8 +37,7 @@ class _Budget:
         self.received += n
         size = max(self.received, self.declared or 0)
         if size > self.limit:
-            self.exceeded = (f"The request body is {size} bytes; this endpoint accepts at most "
-                             f"{self.limit} bytes.")
+            self.exceeded = f"The request body is {size} bytes; this endpoint accepts at most {self.limit} bytes."
             raise BodyTooLarge(self.exceeded)
 
 

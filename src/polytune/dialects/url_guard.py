@@ -35,6 +35,9 @@ class UrlGuardMiddleware:
         if param is None:
             await self.app(scope, receive, send)
             return
-        error = InvalidRequest(f"The request's {'path' if param == 'path' else repr(param)} contains a NUL "
-                               "character.", param=param, code="invalid_text")
+        error = InvalidRequest(
+            f"The request's {'path' if param == 'path' else repr(param)} contains a NUL character.",
+            param=param,
+            code="invalid_text",
+        )
         await self.render(scope.get("path", "").replace("\x00", ""), error)(scope, receive, send)

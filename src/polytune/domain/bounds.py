@@ -32,8 +32,9 @@ def _int(field: str, param: str, low: int, high: int) -> Bound:
     return Bound(field, param, low, high, integer=True)
 
 
-def _float(field: str, param: str, low: float, high: float, *, low_open: bool = False,
-           high_open: bool = False) -> Bound:
+def _float(
+    field: str, param: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> Bound:
     return Bound(field, param, low, high, integer=False, low_open=low_open, high_open=high_open)
 
 
@@ -95,8 +96,9 @@ def check_bound(b: Bound, value: Any) -> None:
     too_low = value <= b.low if b.low_open else value < b.low
     too_high = value >= b.high if b.high_open else value > b.high
     if not math.isfinite(value) or too_low or too_high:
-        raise InvalidRequest(f"{b.param} must be {kind} in {_describe(b)}, got {value!r}.", param=b.param,
-                             code="invalid_value")
+        raise InvalidRequest(
+            f"{b.param} must be {kind} in {_describe(b)}, got {value!r}.", param=b.param, code="invalid_value"
+        )
 
 
 def check_bounds(spec: JobSpec) -> None:

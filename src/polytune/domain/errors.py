@@ -26,8 +26,9 @@ class InvalidRequest(DomainError):
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         # Every error carries a machine code (clients branch on it): a named input is an invalid
         # value, anything else an invalid request, unless the raiser knows better.
-        super().__init__(message, param=param,
-                         code=code or self.code or ("invalid_value" if param else "invalid_request"))
+        super().__init__(
+            message, param=param, code=code or self.code or ("invalid_value" if param else "invalid_request")
+        )
 
 
 class NotFound(DomainError):

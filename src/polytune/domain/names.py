@@ -20,11 +20,15 @@ def check_model_name(name: str, param: str = "model") -> None:
     if not name or not name.strip():
         raise InvalidRequest("The model name must not be empty.", param=param)
     if len(name) > MAX_MODEL_NAME:
-        raise InvalidRequest(f"The model name is {len(name)} characters; at most {MAX_MODEL_NAME} are allowed.",
-                             param=param)
+        raise InvalidRequest(
+            f"The model name is {len(name)} characters; at most {MAX_MODEL_NAME} are allowed.", param=param
+        )
     if not _MODEL_NAME.match(name) or ".." in name:
-        raise InvalidRequest(f"Invalid model name {name!r}: use letters, digits, '.', '_' and '-' (starting with a "
-                             "letter or digit), optionally as 'owner/name'; not a path.", param=param)
+        raise InvalidRequest(
+            f"Invalid model name {name!r}: use letters, digits, '.', '_' and '-' (starting with a "
+            "letter or digit), optionally as 'owner/name'; not a path.",
+            param=param,
+        )
 
 
 def model_name(spec: JobSpec, org_name: str, job_id: str) -> str:

@@ -141,9 +141,10 @@ class PrimitivesMethod(_Frozenish):
     type: Literal["primitives"] = "primitives"
 
 
-MethodSpec = Annotated[Union[SupervisedMethod, DpoMethod, ReinforcementMethod, ImageGenerationMethod,
-                             PrimitivesMethod],
-                       Field(discriminator="type")]
+MethodSpec = Annotated[
+    Union[SupervisedMethod, DpoMethod, ReinforcementMethod, ImageGenerationMethod, PrimitivesMethod],
+    Field(discriminator="type"),
+]
 # Each method's own options, by the name the flat form (a method name with the block beside it,
 # as specs were stored before the union) gives them.
 _OPTIONS = {"dpo": "preference", "reinforcement": "reward", "image_generation": "image"}
@@ -227,8 +228,10 @@ class JobSpec(_Frozenish):
         own = _OPTIONS.get(method)
         for key in blocks:
             if key != own:
-                raise InvalidRequest(f"Method '{method}' takes no {key} settings.",
-                                     param="method.type" if key == "image" else f"method.{method}")
+                raise InvalidRequest(
+                    f"Method '{method}' takes no {key} settings.",
+                    param="method.type" if key == "image" else f"method.{method}",
+                )
         if method == "reinforcement" and "reward" not in blocks:
             raise InvalidRequest("A reinforcement job needs a grader.", param="method.reinforcement.grader")
         if method == "image_generation" and "image" not in blocks:

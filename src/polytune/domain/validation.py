@@ -12,11 +12,14 @@ MAX_METADATA_KEYS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
 
 def check_spec(spec: JobSpec) -> None:
     if spec.method.type not in METHODS:
-        raise InvalidRequest(f"Unknown method '{spec.method.type}'; expected one of {list(METHODS)}.",
-                             param="method.type")
+        raise InvalidRequest(
+            f"Unknown method '{spec.method.type}'; expected one of {list(METHODS)}.", param="method.type"
+        )
     if spec.method.type not in TRAINABLE_METHODS:
-        raise InvalidRequest(f"Method '{spec.method.type}' is not available on this server yet; "
-                             f"available: {list(TRAINABLE_METHODS)}.", param="method.type")
+        raise InvalidRequest(
+            f"Method '{spec.method.type}' is not available on this server yet; available: {list(TRAINABLE_METHODS)}.",
+            param="method.type",
+        )
     # A method's own options (a reinforcement job's grader, an image job's settings) are there:
     # JobSpec refuses a spec without them when it is made (domain/spec.py).
     if spec.image is not None:
@@ -24,14 +27,19 @@ def check_spec(spec: JobSpec) -> None:
     if not spec.training_files or not all(spec.training_files):
         raise InvalidRequest("training_file is required.", param="training_file")
     if spec.validation_file and spec.validation_file in spec.training_files:
-        raise InvalidRequest("validation_file must differ from training_file: the same data can't "
-                             "measure how well the model generalises.", param="validation_file")
+        raise InvalidRequest(
+            "validation_file must differ from training_file: the same data can't "
+            "measure how well the model generalises.",
+            param="validation_file",
+        )
     # Every number of the spec within its range (domain/bounds.py).
     check_bounds(spec)
     if spec.preference is not None:
         if spec.preference.loss_type not in PREFERENCE_LOSS_TYPES:
-            raise InvalidRequest(f"Unknown DPO loss_type '{spec.preference.loss_type}'; expected one of "
-                                 f"{list(PREFERENCE_LOSS_TYPES)}.", param="hyperparameters.loss_type")
+            raise InvalidRequest(
+                f"Unknown DPO loss_type '{spec.preference.loss_type}'; expected one of {list(PREFERENCE_LOSS_TYPES)}.",
+                param="hyperparameters.loss_type",
+            )
     suffix = spec.output.suffix
     if suffix is not None and len(suffix) > MAX_SUFFIX:
         raise InvalidRequest(f"suffix must be at most {MAX_SUFFIX} characters, got {len(suffix)}.", param="suffix")

@@ -41,8 +41,9 @@ def parse(value: str) -> tuple[str, ...]:
         return ()
     if "," not in value:
         if not value.isdigit():
-            raise ValueError(f"POLYTUNE_ACCELERATORS must be a count or a comma-separated list of device ids, "
-                             f"got {value!r}")
+            raise ValueError(
+                f"POLYTUNE_ACCELERATORS must be a count or a comma-separated list of device ids, got {value!r}"
+            )
         return tuple(str(i) for i in range(int(value)))
     ids = tuple(part.strip() for part in value.split(",") if part.strip())
     if len(set(ids)) != len(ids):
@@ -118,9 +119,15 @@ def check_count(n_accel: int, n_node: int, accelerators: Accelerators) -> None:
     if not accelerators:
         return  # CPU only: every job trains in one process here, whatever it asked (as before)
     if n_node > 1:
-        raise InvalidRequest(f"The job asks for {n_node} nodes; the local executor runs on this one machine "
-                             "(use POLYTUNE_EXECUTOR=ray for several).", param="resources.n_node",
-                             code="resources_unavailable")
+        raise InvalidRequest(
+            f"The job asks for {n_node} nodes; the local executor runs on this one machine "
+            "(use POLYTUNE_EXECUTOR=ray for several).",
+            param="resources.n_node",
+            code="resources_unavailable",
+        )
     if n_accel > len(accelerators.ids):
-        raise InvalidRequest(f"The job asks for {n_accel} accelerators; this machine has "
-                             f"{len(accelerators.ids)}.", param="resources.n_accel", code="resources_unavailable")
+        raise InvalidRequest(
+            f"The job asks for {n_accel} accelerators; this machine has {len(accelerators.ids)}.",
+            param="resources.n_accel",
+            code="resources_unavailable",
+        )

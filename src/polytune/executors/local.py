@@ -30,8 +30,7 @@ def worker_command(job_id: str, n_devices: int) -> list[str]:
     runner = ["-m", "polytune.training.runner", job_id]
     if n_devices <= 1:
         return [sys.executable, *runner]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n_devices}",
-            *runner]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n_devices}", *runner]
 
 
 class LocalExecutor:
@@ -45,12 +44,19 @@ class LocalExecutor:
         self.accelerators = accel.detect(settings.accelerators, settings.accelerator_memory_gb)
         self._pool = accel.Pool(self.accelerators.ids)
         self._db = None
-        log.info("local executor: %d accelerator(s) %s (from %s)%s", len(self.accelerators.ids),
-                 ",".join(self.accelerators.ids), self.accelerators.source,
-                 "" if self.accelerators else f"; {settings.worker_slots} CPU worker slot(s)")
+        log.info(
+            "local executor: %d accelerator(s) %s (from %s)%s",
+            len(self.accelerators.ids),
+            ",".join(self.accelerators.ids),
+            self.accelerators.source,
+            "" if self.accelerators else f"; {settings.worker_slots} CPU worker slot(s)",
+        )
         # torch's CUDA build and the devices it sees, in the server's log (imports torch: not inline).
-        threading.Thread(target=lambda: log.info("training stack: %s", accel.describe_torch()),
-                         name="polytune-torch-info", daemon=True).start()
+        threading.Thread(
+            target=lambda: log.info("training stack: %s", accel.describe_torch()),
+            name="polytune-torch-info",
+            daemon=True,
+        ).start()
         if self._warm is not None:
             # Import the training stack now, beside the server's own start, not when a job comes.
             threading.Thread(target=warm.warm_up, name="polytune-warm-up", daemon=True).start()
@@ -112,9 +118,14 @@ class LocalExecutor:
                 start = "warm"
             else:
                 with open(self.log_dir / f"{job_id}.log", "ab") as out:
-                    proc = subprocess.Popen(worker_command(job_id, len(devices)), env=env, stdout=out,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+                    proc = subprocess.Popen(
+                        worker_command(job_id, len(devices)),
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
                 start = "cold"
         except BaseException:
             self._pool.release(job_id)

@@ -23,16 +23,16 @@ Call = Callable[[Any], Any]  # takes the resident model (training/primitives/mod
 
 
 class PrimitiveWorker:
-    def __init__(self, name: str, base_dir: str | Path, base_model: str, lora: LoraSettings,
-                 first_seq: int = 1):
+    def __init__(self, name: str, base_dir: str | Path, base_model: str, lora: LoraSettings, first_seq: int = 1):
         self.name = name
         self._queue: queue.Queue[tuple[Call, Future] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._waiting: dict[int, tuple[Call, Future]] = {}
         self._next_seq = first_seq
         self.ready: Future = Future()
-        self._thread = threading.Thread(target=self._run, args=(base_dir, base_model, lora),
-                                        name=f"polytune-primitives-{name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(base_dir, base_model, lora), name=f"polytune-primitives-{name}", daemon=True
+        )
         self._thread.start()
 
     def submit(self, call: Call, seq_id: int | None = None) -> Future:

@@ -59,15 +59,20 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise RuntimeError("POLYTUNE_EXECUTOR=ray needs Ray on this machine and the cluster's: "
-                               "pip install 'polytune[ray]'") from None
+            raise RuntimeError(
+                "POLYTUNE_EXECUTOR=ray needs Ray on this machine and the cluster's: pip install 'polytune[ray]'"
+            ) from None
 
         self.settings = settings
         self.db = Database(settings.resolved_database_url)
         self.started_here = not settings.ray_address
         runtime_env = {"env_vars": self._env()}
-        common = dict(namespace=settings.ray_namespace, runtime_env=runtime_env, log_to_driver=False,
-                      logging_level=logging.WARNING)
+        common = dict(
+            namespace=settings.ray_namespace,
+            runtime_env=runtime_env,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
         with _signal_handlers_kept():
             if self.started_here:
                 # A Ray of our own on this machine, ending with the server; no dashboard to run.
@@ -111,11 +116,16 @@ class RayExecutor:
         placement = ray_placement.plan(resources, self._nodes(), cpus_per_worker=self.settings.ray_cpus_per_worker)
         if method in IMAGE_METHODS and placement.distributed:
             # The image recipe is one process (diffusers); it takes one of the requested devices.
-            note = ("Image jobs train on one worker: this job takes one of its "
-                    f"{placement.workers} requested accelerators.")
-            placement = ray_placement.Placement(workers=1, per_worker=placement.per_worker,
-                                                accelerator_type=placement.accelerator_type,
-                                                device=placement.device, note=note)
+            note = (
+                f"Image jobs train on one worker: this job takes one of its {placement.workers} requested accelerators."
+            )
+            placement = ray_placement.Placement(
+                workers=1,
+                per_worker=placement.per_worker,
+                accelerator_type=placement.accelerator_type,
+                device=placement.device,
+                note=note,
+            )
         return placement
 
     def check(self, spec: JobSpec) -> None:
@@ -147,17 +157,30 @@ class RayExecutor:
         placement = self.place(spec.resources, spec.method.type)
         name = f"polytune-{job_id}"
         if placement.distributed:
-            ref = self._drive_job.options(name=name).remote(job_id, {
-                "workers": placement.workers, "per_worker": placement.per_worker, "strategy": placement.strategy,
-                "accelerator_type": placement.accelerator_type, "device": placement.device}, placement.note)
+            ref = self._drive_job.options(name=name).remote(
+                job_id,
+                {
+                    "workers": placement.workers,
+                    "per_worker": placement.per_worker,
+                    "strategy": placement.strategy,
+                    "accelerator_type": placement.accelerator_type,
+                    "device": placement.device,
+                },
+                placement.note,
+            )
         else:
             task = self._run_job_fresh if placement.fresh_process else self._run_job
             ref = task.options(name=name, **placement.task_options()).remote(job_id, placement.note)
         with self._lock:
             self._refs[job_id] = ref
         # The tasks live as long as this server (their owner): its pid stands for them.
-        return {"executor": "ray", "host": socket.gethostname(), "owner_pid": os.getpid(),
-                "workers": placement.workers, "device": placement.device}
+        return {
+            "executor": "ray",
+            "host": socket.gethostname(),
+            "owner_pid": os.getpid(),
+            "workers": placement.workers,
+            "device": placement.device,
+        }
 
     def stop(self, job_id: str, *, force: bool = False) -> None:
         with self._lock:

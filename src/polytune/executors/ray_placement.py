@@ -42,7 +42,7 @@ class Node:
 
     @property
     def labels(self) -> set[str]:
-        return {k[len(_LABEL):] for k in self.resources if k.startswith(_LABEL)}
+        return {k[len(_LABEL) :] for k in self.resources if k.startswith(_LABEL)}
 
     def count(self, resource: str) -> float:
         return self.resources.get(resource, 0.0)
@@ -108,15 +108,23 @@ def plan(resources: Resources, nodes: list[Node], *, cpus_per_worker: float = 1.
         fit = [n for n in nodes if n.count("CPU") >= n_accel * cpus_per_worker]
         if not fit:
             most = max(n.count("CPU") for n in nodes)
-            raise _refuse(f"The job asks for {n_accel} accelerators per node; this Ray cluster has none, so "
-                          f"each runs as a CPU worker of {cpus_per_worker:g} CPU, and its largest node has "
-                          f"{most:g} CPUs (room for {int(most // cpus_per_worker)}).", "n_accel")
+            raise _refuse(
+                f"The job asks for {n_accel} accelerators per node; this Ray cluster has none, so "
+                f"each runs as a CPU worker of {cpus_per_worker:g} CPU, and its largest node has "
+                f"{most:g} CPUs (room for {int(most // cpus_per_worker)}).",
+                "n_accel",
+            )
         if len(fit) < n_node:
-            raise _refuse(f"The job asks for {n_node} nodes with {n_accel * cpus_per_worker:g} CPUs each; "
-                          f"the Ray cluster has {len(fit)} such node(s).", "n_node")
+            raise _refuse(
+                f"The job asks for {n_node} nodes with {n_accel * cpus_per_worker:g} CPUs each; "
+                f"the Ray cluster has {len(fit)} such node(s).",
+                "n_node",
+            )
         asked = f"{n_accel} x {resources.accel_type}" if resources.accel_type else f"{n_accel} accelerator(s)"
-        note = (f"The Ray cluster has no accelerators: this job runs on {workers} CPU worker(s), one per "
-                f"requested accelerator ({asked} on each of {n_node} node(s)).")
+        note = (
+            f"The Ray cluster has no accelerators: this job runs on {workers} CPU worker(s), one per "
+            f"requested accelerator ({asked} on each of {n_node} node(s))."
+        )
         return Placement(workers=workers, per_worker={"CPU": cpus_per_worker}, strategy=strategy, note=note)
 
     device, label = _device_and_label(resources.accel_type, nodes, devices)
@@ -125,13 +133,20 @@ def plan(resources: Resources, nodes: list[Node], *, cpus_per_worker: float = 1.
         candidates = [n for n in nodes if label is None or label in n.labels]
         most = max(n.count(device) for n in candidates)
         kind = resources.accel_type or device
-        raise _refuse(f"The job asks for {n_accel} x {kind} per node; the largest node of the Ray cluster "
-                      f"with them has {most:g}.", "n_accel")
+        raise _refuse(
+            f"The job asks for {n_accel} x {kind} per node; the largest node of the Ray cluster "
+            f"with them has {most:g}.",
+            "n_accel",
+        )
     if len(fit) < n_node:
-        raise _refuse(f"The job asks for {n_node} nodes with {n_accel} x {resources.accel_type or device} "
-                      f"each; the Ray cluster has {len(fit)} such node(s).", "n_node")
-    return Placement(workers=workers, per_worker={"CPU": 1.0, device: 1.0}, accelerator_type=label,
-                     strategy=strategy, device=device)
+        raise _refuse(
+            f"The job asks for {n_node} nodes with {n_accel} x {resources.accel_type or device} "
+            f"each; the Ray cluster has {len(fit)} such node(s).",
+            "n_node",
+        )
+    return Placement(
+        workers=workers, per_worker={"CPU": 1.0, device: 1.0}, accelerator_type=label, strategy=strategy, device=device
+    )
 
 
 def _device_and_label(accel_type: str | None, nodes: list[Node], devices: set[str]) -> tuple[str, str | None]:

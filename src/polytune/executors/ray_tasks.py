@@ -80,8 +80,9 @@ def run_job(job_id: str, placement_note: str | None = None) -> int:
         quiet_progress_bars()
         import ray
 
-        log.info("ray worker pid=%d on node %s for job %s", os.getpid(), ray.get_runtime_context().get_node_id(),
-                 job_id)
+        log.info(
+            "ray worker pid=%d on node %s for job %s", os.getpid(), ray.get_runtime_context().get_node_id(), job_id
+        )
         _expect_gpus()
         return run(job_id, settings, placement_note=placement_note)
 
@@ -115,14 +116,20 @@ def drive_job(job_id: str, placement: dict[str, Any], placement_note: str | None
             train_worker,
             train_loop_config={"job_id": job_id, "placement_note": placement_note},
             torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
-            scaling_config=ScalingConfig(num_workers=placement["workers"], use_gpu=gpu,
-                                         resources_per_worker=placement["per_worker"],
-                                         placement_strategy=placement["strategy"],
-                                         accelerator_type=placement["accelerator_type"]),
+            scaling_config=ScalingConfig(
+                num_workers=placement["workers"],
+                use_gpu=gpu,
+                resources_per_worker=placement["per_worker"],
+                placement_strategy=placement["strategy"],
+                accelerator_type=placement["accelerator_type"],
+            ),
             # No retries inside Ray Train: a lost worker is the scheduler's to recover, from the
             # job's last resume checkpoint, as with any worker that died.
-            run_config=RunConfig(name=f"polytune-{job_id}", failure_config=FailureConfig(max_failures=0),
-                                 storage_path=str(Path(tempfile.gettempdir()) / "polytune-ray-train")),
+            run_config=RunConfig(
+                name=f"polytune-{job_id}",
+                failure_config=FailureConfig(max_failures=0),
+                storage_path=str(Path(tempfile.gettempdir()) / "polytune-ray-train"),
+            ),
         )
         log.info("job %s: Ray Train with %d workers", job_id, placement["workers"])
         try:

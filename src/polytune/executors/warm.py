@@ -52,8 +52,9 @@ class ForkedWorker:
     """A forked worker with the slice of subprocess.Popen's interface the executor uses."""
 
     def __init__(self, ctx, job_id: str, env: dict[str, str], log_path: Path):
-        self._proc = ctx.Process(target=run_worker, args=(job_id, env, str(log_path)),
-                                 name=f"polytune-worker-{job_id}", daemon=False)
+        self._proc = ctx.Process(
+            target=run_worker, args=(job_id, env, str(log_path)), name=f"polytune-worker-{job_id}", daemon=False
+        )
         self._proc.start()
         self.pid = self._proc.pid
 

@@ -7,5 +7,13 @@ from .model_graders import ModelEndpoint
 from .python_grader import SandboxLimits
 from .result import ERROR_FLAGS, GradeResult
 
-__all__ = ["ERROR_FLAGS", "GradeResult", "GraderConfig", "Grading", "ModelEndpoint", "Sandbox", "SandboxLimits",
-           "parse_grader"]
+__all__ = [
+    "ERROR_FLAGS",
+    "GradeResult",
+    "GraderConfig",
+    "Grading",
+    "ModelEndpoint",
+    "Sandbox",
+    "SandboxLimits",
+    "parse_grader",
+]

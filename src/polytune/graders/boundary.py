@@ -41,8 +41,8 @@ class Sandbox:
 @dataclass(frozen=True)
 class Boundary:
     bwrap: str | None
-    error: str | None              # why python graders are refused here; None: they run
-    seccomp: bytes | None          # the BPF program bwrap loads; None: no filter on this machine
+    error: str | None  # why python graders are refused here; None: they run
+    seccomp: bytes | None  # the BPF program bwrap loads; None: no filter on this machine
     seccomp_note: str
     mounts: tuple[tuple[str, str], ...]  # (host path, sandbox path), read-only
 
@@ -54,18 +54,61 @@ class Boundary:
         """The command that runs the sandbox's interpreter with `python_args`; bwrap reads the
         seccomp program from `seccomp_fd`."""
         assert self.bwrap is not None
-        argv = [self.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
-                "--clearenv", "--uid", NOBODY, "--gid", NOBODY, "--cap-drop", "ALL",
-                "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-                "--symlink", "usr/bin", "/bin"]
+        argv = [
+            self.bwrap,
+            "--unshare-all",
+            "--unshare-user",
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--uid",
+            NOBODY,
+            "--gid",
+            NOBODY,
+            "--cap-drop",
+            "ALL",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+        ]
         for host, inside in self.mounts:
             argv += ["--ro-bind", host, inside]
         # /dev is a tmpfs of bwrap's with no size bound: read-only, so a grader can't fill memory
         # through /dev/shm (device nodes still work). /tmp is bounded.
-        argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev", "--size", str(TMP_BYTES), "--tmpfs",
-                 "/tmp", "--remount-ro", "/", "--chdir", "/tmp"]
-        for key, value in {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "TMPDIR": "/tmp",
-                           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}.items():
+        argv += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--remount-ro",
+            "/dev",
+            "--size",
+            str(TMP_BYTES),
+            "--tmpfs",
+            "/tmp",
+            "--remount-ro",
+            "/",
+            "--chdir",
+            "/tmp",
+        ]
+        for key, value in {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }.items():
             argv += ["--setenv", key, value]
         if seccomp_fd is not None:
             argv += ["--seccomp", str(seccomp_fd)]
@@ -145,6 +188,9 @@ def require(sandbox: Sandbox, param: str) -> None:
     """A 400 naming the grader's type when python graders cannot run confined on this server."""
     boundary = probe(sandbox)
     if not boundary.ok:
-        raise InvalidRequest(f"{param}: python graders are disabled on this server because their sandbox cannot "
-                             f"be set up ({boundary.error}); see docs/graders.md.", param=f"{param}.type",
-                             code="python_grader_unavailable")
+        raise InvalidRequest(
+            f"{param}: python graders are disabled on this server because their sandbox cannot "
+            f"be set up ({boundary.error}); see docs/graders.md.",
+            param=f"{param}.type",
+            code="python_grader_unavailable",
+        )

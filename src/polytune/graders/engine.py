@@ -13,8 +13,19 @@ from polytune.domain.errors import InvalidRequest
 from .boundary import Sandbox, require
 from .formula import FormulaError, evaluate, parse_formula
 from .model_graders import ModelEndpoint, label_model, score_model
-from .models import (GRADER_TYPES, FormatCheckGrader, Grader, LabelModelGrader, MathAccuracyGrader, ModelMessage,
-                     MultiGrader, PythonGrader, ScoreModelGrader, StringCheckGrader, TextSimilarityGrader)
+from .models import (
+    GRADER_TYPES,
+    FormatCheckGrader,
+    Grader,
+    LabelModelGrader,
+    MathAccuracyGrader,
+    ModelMessage,
+    MultiGrader,
+    PythonGrader,
+    ScoreModelGrader,
+    StringCheckGrader,
+    TextSimilarityGrader,
+)
 from .python_grader import SandboxLimits, check_source, run_python
 from .result import GradeFailed, GradeResult, failure
 from .reasoning import format_check, math_accuracy
@@ -45,8 +56,11 @@ def parse_grader(obj: Any, param: str = "grader", config: GraderConfig | None = 
     if not isinstance(obj, dict):
         raise InvalidRequest(f"{param} must be an object with a 'type'.", param=param, code="invalid_grader")
     if obj.get("type") not in GRADER_TYPES:
-        raise InvalidRequest(f"{param}.type {obj.get('type')!r} is not a grader type; expected one of "
-                             f"{list(GRADER_TYPES)}.", param=f"{param}.type", code="invalid_grader")
+        raise InvalidRequest(
+            f"{param}.type {obj.get('type')!r} is not a grader type; expected one of {list(GRADER_TYPES)}.",
+            param=f"{param}.type",
+            code="invalid_grader",
+        )
     try:
         grader = _ADAPTER.validate_python(obj)
     except ValidationError as e:
@@ -54,7 +68,9 @@ def parse_grader(obj: Any, param: str = "grader", config: GraderConfig | None = 
         # The union's tag (the grader type) is in the location; it names no field.
         loc = [p for p in err["loc"] if p not in GRADER_TYPES and not str(p).startswith(("str", "list[", "function"))]
         where = ".".join([param, *(str(p) for p in loc)])
-        what = {"missing": "is required", "extra_forbidden": "is not a field of this grader"}.get(err["type"], err["msg"])
+        what = {"missing": "is required", "extra_forbidden": "is not a field of this grader"}.get(
+            err["type"], err["msg"]
+        )
         raise InvalidRequest(f"{where}: {what}.", param=where, code="invalid_grader") from None
     _check(grader, param, config)
     return grader
@@ -67,9 +83,12 @@ def _check(g: Any, param: str, config: GraderConfig) -> None:
     if isinstance(g, FormatCheckGrader):
         check_template(g.input, f"{param}.input")
     if isinstance(g, TextSimilarityGrader) and g.evaluation_metric == "cosine" and not config.cosine:
-        raise InvalidRequest(f"{param}.evaluation_metric 'cosine' needs an embedding model, and this server has "
-                             "none configured (POLYTUNE_GRADER_EMBEDDINGS_MODEL); use another metric.",
-                             param=f"{param}.evaluation_metric", code="invalid_grader")
+        raise InvalidRequest(
+            f"{param}.evaluation_metric 'cosine' needs an embedding model, and this server has "
+            "none configured (POLYTUNE_GRADER_EMBEDDINGS_MODEL); use another metric.",
+            param=f"{param}.evaluation_metric",
+            code="invalid_grader",
+        )
     if isinstance(g, PythonGrader):
         check_source(g, param)
         require(config.sandbox, param)
@@ -77,11 +96,17 @@ def _check(g: Any, param: str, config: GraderConfig) -> None:
         for i, m in enumerate(g.input):
             check_template(_message_text(m), f"{param}.input[{i}].content")
     if isinstance(g, ScoreModelGrader) and g.range is not None and (len(g.range) != 2 or g.range[0] >= g.range[1]):
-        raise InvalidRequest(f"{param}.range must be two numbers [low, high] with low < high.",
-                             param=f"{param}.range", code="invalid_grader")
+        raise InvalidRequest(
+            f"{param}.range must be two numbers [low, high] with low < high.",
+            param=f"{param}.range",
+            code="invalid_grader",
+        )
     if isinstance(g, LabelModelGrader) and not set(g.passing_labels) <= set(g.labels):
-        raise InvalidRequest(f"{param}.passing_labels must be a subset of labels {g.labels}.",
-                             param=f"{param}.passing_labels", code="invalid_grader")
+        raise InvalidRequest(
+            f"{param}.passing_labels must be a subset of labels {g.labels}.",
+            param=f"{param}.passing_labels",
+            code="invalid_grader",
+        )
     if isinstance(g, MultiGrader):
         named = g.named()
         for key, sub in named.items():
@@ -89,8 +114,9 @@ def _check(g: Any, param: str, config: GraderConfig) -> None:
         try:
             parse_formula(g.calculate_output, named)
         except FormulaError as e:
-            raise InvalidRequest(f"{param}.calculate_output: {e}.", param=f"{param}.calculate_output",
-                                 code="invalid_grader") from None
+            raise InvalidRequest(
+                f"{param}.calculate_output: {e}.", param=f"{param}.calculate_output", code="invalid_grader"
+            ) from None
 
 
 def _message_text(m: ModelMessage) -> str:
@@ -129,8 +155,13 @@ class Grading:
                 try:
                     result = GradeResult(reward=evaluate(tree, subs), sub_rewards=subs)
                 except (FormulaError, ArithmeticError, ValueError) as e:
-                    result = failure(GradeFailed("formula_parse_error", f"calculate_output: {type(e).__name__}: {e}",
-                                                 detail_key="other_error_details"))
+                    result = failure(
+                        GradeFailed(
+                            "formula_parse_error",
+                            f"calculate_output: {type(e).__name__}: {e}",
+                            detail_key="other_error_details",
+                        )
+                    )
                     result.sub_rewards = subs
             result.token_usage = tokens
             results.append(result)
@@ -147,8 +178,12 @@ class Grading:
     def _leaf(self, g: Any, samples: list[tuple[str, dict[str, Any]]]) -> list[tuple[float | GradeFailed, int]]:
         contexts = [{"item": item, "sample": sample_namespace(text)} for text, item in samples]
         if isinstance(g, PythonGrader):
-            return [(r, 0) for r in run_python(g, [(c["sample"], c["item"]) for c in contexts], self.config.limits,
-                                                self.config.sandbox)]
+            return [
+                (r, 0)
+                for r in run_python(
+                    g, [(c["sample"], c["item"]) for c in contexts], self.config.limits, self.config.sandbox
+                )
+            ]
         out = []
         for context in contexts:
             try:
@@ -173,8 +208,11 @@ class Grading:
         if isinstance(g, MathAccuracyGrader):
             return math_accuracy(g, render(g.input, context), render(g.reference, context)), 0
         if endpoint is None:
-            raise GradeFailed("model_grader_server_error", "no grader model endpoint is configured on this server",
-                              detail_key="model_grader_server_error_details")
+            raise GradeFailed(
+                "model_grader_server_error",
+                "no grader model endpoint is configured on this server",
+                detail_key="model_grader_server_error_details",
+            )
         if isinstance(g, ScoreModelGrader):
             return score_model(g, context, endpoint)
         return label_model(g, context, endpoint)

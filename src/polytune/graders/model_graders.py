@@ -23,19 +23,23 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 @dataclass(frozen=True)
 class ModelEndpoint:
-    base_url: str           # ends with /v1 (or the prefix the endpoint serves under)
+    base_url: str  # ends with /v1 (or the prefix the endpoint serves under)
     api_key: str | None = None
     timeout: float = 60.0
     embeddings_model: str | None = None  # for text_similarity's cosine
 
     def chat(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> tuple[str, int]:
-        body = self._post("/chat/completions", {"model": model, "messages": messages, **params},
-                          "model_grader_server_error")
+        body = self._post(
+            "/chat/completions", {"model": model, "messages": messages, **params}, "model_grader_server_error"
+        )
         try:
             text = body["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):
-            raise GradeFailed("model_grader_server_error", "the endpoint's answer has no choices[0].message",
-                              detail_key="model_grader_server_error_details") from None
+            raise GradeFailed(
+                "model_grader_server_error",
+                "the endpoint's answer has no choices[0].message",
+                detail_key="model_grader_server_error_details",
+            ) from None
         return text, int((body.get("usage") or {}).get("total_tokens") or 0)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
@@ -52,8 +56,9 @@ class ModelEndpoint:
         except httpx.HTTPError as e:
             raise GradeFailed(flag, f"{self.base_url}{path}: {type(e).__name__}: {e}", detail_key=detail_key) from None
         if r.status_code != 200:
-            raise GradeFailed(flag, f"{self.base_url}{path} answered {r.status_code}: {r.text[:300]}",
-                              detail_key=detail_key)
+            raise GradeFailed(
+                flag, f"{self.base_url}{path} answered {r.status_code}: {r.text[:300]}", detail_key=detail_key
+            )
         return r.json()
 
 
@@ -62,8 +67,9 @@ def _messages(input: list[ModelMessage], context: dict[str, Any]) -> list[dict[s
     for m in input:
         parts = m.content if isinstance(m.content, list) else [m.content]
         texts = [p if isinstance(p, str) else (p.text or "") for p in parts]
-        out.append({"role": "system" if m.role == "developer" else m.role,
-                    "content": render("\n".join(texts), context)})
+        out.append(
+            {"role": "system" if m.role == "developer" else m.role, "content": render("\n".join(texts), context)}
+        )
     return out
 
 
@@ -109,9 +115,14 @@ def label_model(grader: LabelModelGrader, context: dict[str, Any], endpoint: Mod
     label = data.get("label") if isinstance(data, dict) else None
     if label not in grader.labels:
         stripped = text.strip().strip(".\"'").strip()
-        label = stripped if stripped in grader.labels else next(
-            (lb for lb in grader.labels if re.search(rf"\b{re.escape(lb)}\b", text)), None)
+        label = (
+            stripped
+            if stripped in grader.labels
+            else next((lb for lb in grader.labels if re.search(rf"\b{re.escape(lb)}\b", text)), None)
+        )
     if label is None:
-        raise GradeFailed("model_grader_parse_error",
-                          f"none of the labels {grader.labels} in the grader model's answer: {text[:200]!r}")
+        raise GradeFailed(
+            "model_grader_parse_error",
+            f"none of the labels {grader.labels} in the grader model's answer: {text[:200]!r}",
+        )
     return float(label in grader.passing_labels), tokens

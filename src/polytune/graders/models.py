@@ -11,8 +11,19 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TEXT_METRICS = ("cosine", "fuzzy_match", "bleu", "gleu", "meteor",
-                "rouge_1", "rouge_2", "rouge_3", "rouge_4", "rouge_5", "rouge_l")
+TEXT_METRICS = (
+    "cosine",
+    "fuzzy_match",
+    "bleu",
+    "gleu",
+    "meteor",
+    "rouge_1",
+    "rouge_2",
+    "rouge_3",
+    "rouge_4",
+    "rouge_5",
+    "rouge_l",
+)
 
 
 class _Grader(BaseModel):
@@ -81,6 +92,7 @@ class LabelModelGrader(_Grader):
 class FormatCheckGrader(_Grader):
     """SeekrFlow's: 1 when the text reasons inside <think>…</think> and then answers (TRL's
     think_format_reward), else 0."""
+
     type: Literal["format_check"]
     input: str = "{{sample.output_text}}"
 
@@ -88,19 +100,31 @@ class FormatCheckGrader(_Grader):
 class MathAccuracyGrader(_Grader):
     """SeekrFlow's: 1 when the text's final answer equals the reference mathematically
     (math-verify, through TRL's accuracy_reward), else 0."""
+
     type: Literal["math_accuracy"]
     input: str = "{{sample.output_text}}"
     reference: str
 
 
-Leaf = Annotated[Union[StringCheckGrader, TextSimilarityGrader, PythonGrader, ScoreModelGrader,
-                       LabelModelGrader, FormatCheckGrader, MathAccuracyGrader], Field(discriminator="type")]
+Leaf = Annotated[
+    Union[
+        StringCheckGrader,
+        TextSimilarityGrader,
+        PythonGrader,
+        ScoreModelGrader,
+        LabelModelGrader,
+        FormatCheckGrader,
+        MathAccuracyGrader,
+    ],
+    Field(discriminator="type"),
+]
 
 
 class MultiGrader(_Grader):
     """`calculate_output` over the sub-graders' rewards. `graders` is one grader (the openai
     SDK's type; the formula names it by its `name`) or, as OpenAI's API also takes, an object
     of named graders (the formula names them by their keys)."""
+
     type: Literal["multi"]
     calculate_output: str
     graders: Union[Leaf, dict[str, Leaf]]
@@ -109,8 +133,26 @@ class MultiGrader(_Grader):
         return self.graders if isinstance(self.graders, dict) else {self.graders.name: self.graders}
 
 
-Grader = Annotated[Union[StringCheckGrader, TextSimilarityGrader, PythonGrader, ScoreModelGrader,
-                         LabelModelGrader, FormatCheckGrader, MathAccuracyGrader, MultiGrader],
-                   Field(discriminator="type")]
-GRADER_TYPES = ("string_check", "text_similarity", "python", "score_model", "label_model", "multi",
-                "format_check", "math_accuracy")
+Grader = Annotated[
+    Union[
+        StringCheckGrader,
+        TextSimilarityGrader,
+        PythonGrader,
+        ScoreModelGrader,
+        LabelModelGrader,
+        FormatCheckGrader,
+        MathAccuracyGrader,
+        MultiGrader,
+    ],
+    Field(discriminator="type"),
+]
+GRADER_TYPES = (
+    "string_check",
+    "text_similarity",
+    "python",
+    "score_model",
+    "label_model",
+    "multi",
+    "format_check",
+    "math_accuracy",
+)

@@ -9,10 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-ERROR_FLAGS = ("formula_parse_error", "invalid_variable_error", "model_grader_parse_error",
-               "model_grader_refusal_error", "model_grader_server_error", "other_error",
-               "python_grader_runtime_error", "python_grader_server_error", "sample_parse_error",
-               "truncated_observation_error", "unresponsive_reward_error")
+ERROR_FLAGS = (
+    "formula_parse_error",
+    "invalid_variable_error",
+    "model_grader_parse_error",
+    "model_grader_refusal_error",
+    "model_grader_server_error",
+    "other_error",
+    "python_grader_runtime_error",
+    "python_grader_server_error",
+    "sample_parse_error",
+    "truncated_observation_error",
+    "unresponsive_reward_error",
+)
 
 
 class GradeFailed(Exception):
@@ -37,8 +46,10 @@ class GradeResult:
 
     def error_flags(self) -> dict[str, Any]:
         """Every flag (False unless set) plus any details: the SDK's MetadataErrors."""
-        return {**{f: bool(self.errors.get(f)) for f in ERROR_FLAGS},
-                **{k: v for k, v in self.errors.items() if k not in ERROR_FLAGS}}
+        return {
+            **{f: bool(self.errors.get(f)) for f in ERROR_FLAGS},
+            **{k: v for k, v in self.errors.items() if k not in ERROR_FLAGS},
+        }
 
 
 def failure(e: GradeFailed) -> GradeResult:

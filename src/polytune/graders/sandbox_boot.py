@@ -32,9 +32,13 @@ class GraderTimeout(BaseException):
 def _limits(limits):
     cpu = int(limits["cpu_seconds"] * max(1, limits["n_cases"])) + 1
     memory = int(limits["memory_mb"]) * 1024 * 1024
-    for res, value in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, memory),
-                       (resource.RLIMIT_FSIZE, 16 * 1024 * 1024), (resource.RLIMIT_NOFILE, 64),
-                       (resource.RLIMIT_CORE, 0)):
+    for res, value in (
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_AS, memory),
+        (resource.RLIMIT_FSIZE, 16 * 1024 * 1024),
+        (resource.RLIMIT_NOFILE, 64),
+        (resource.RLIMIT_CORE, 0),
+    ):
         resource.setrlimit(res, (value, value))
 
 
@@ -45,14 +49,42 @@ def _confine():
         if p and os.path.isdir(p):
             readable.add(os.path.realpath(p))
     readable = tuple(readable)
-    denied_prefixes = ("subprocess.", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.system",
-                       "os.kill", "os.killpg", "pty.", "socket.", "ctypes.", "os.startfile", "webbrowser.",
-                       "sys.remote_exec")
-    path_events = {"os.listdir": False, "os.scandir": False, "glob.glob": False, "os.chdir": False,
-                   "os.mkdir": True, "os.remove": True, "os.rmdir": True, "os.rename": True,
-                   "os.replace": True, "os.symlink": True, "os.link": True, "os.truncate": True,
-                   "os.chmod": True, "os.chown": True, "os.utime": True, "shutil.rmtree": True,
-                   "shutil.copyfile": True, "shutil.move": True}
+    denied_prefixes = (
+        "subprocess.",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.system",
+        "os.kill",
+        "os.killpg",
+        "pty.",
+        "socket.",
+        "ctypes.",
+        "os.startfile",
+        "webbrowser.",
+        "sys.remote_exec",
+    )
+    path_events = {
+        "os.listdir": False,
+        "os.scandir": False,
+        "glob.glob": False,
+        "os.chdir": False,
+        "os.mkdir": True,
+        "os.remove": True,
+        "os.rmdir": True,
+        "os.rename": True,
+        "os.replace": True,
+        "os.symlink": True,
+        "os.link": True,
+        "os.truncate": True,
+        "os.chmod": True,
+        "os.chown": True,
+        "os.utime": True,
+        "shutil.rmtree": True,
+        "shutil.copyfile": True,
+        "shutil.move": True,
+    }
 
     def inside(path, roots):
         if isinstance(path, int):  # an already open descriptor
@@ -68,10 +100,13 @@ def _confine():
             if path is None:
                 return
             writing = (mode and any(c in mode for c in "wax+")) or (
-                flags and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
+                flags and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+            )
             if not inside(path, (home,) if writing else readable):
-                raise PermissionError(f"sandbox: {'writing' if writing else 'reading'} {path} is not allowed "
-                                      "(a python grader may only use its working directory)")
+                raise PermissionError(
+                    f"sandbox: {'writing' if writing else 'reading'} {path} is not allowed "
+                    "(a python grader may only use its working directory)"
+                )
         elif event in path_events and args:
             write = path_events[event]
             if not inside(args[0], (home,) if write else readable):

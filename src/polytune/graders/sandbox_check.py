@@ -9,7 +9,7 @@ import json
 from .boundary import Boundary
 
 # Run inside the sandbox: each check is True when the boundary holds.
-_CHECKS = r'''
+_CHECKS = r"""
 import json, os, socket
 def refused(f):
     try:
@@ -26,7 +26,7 @@ print(json.dumps({
     "cannot start processes (seccomp)": refused(os.fork),
     "cannot open other processes (seccomp)": refused(lambda: os.pidfd_open(1)),
 }))
-'''
+"""
 
 
 def check(boundary: Boundary, data_dir: str, port: int) -> dict[str, bool]:

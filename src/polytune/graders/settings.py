@@ -33,9 +33,15 @@ def grader_config(settings: Settings, *, api_key: str | None = None) -> GraderCo
     base = settings.grader_model_base_url or internal_base_url(settings)
     key = settings.grader_model_api_key if settings.grader_model_base_url or not api_key else api_key
     return GraderConfig(
-        endpoint=ModelEndpoint(base_url=base, api_key=key or settings.grader_model_api_key,
-                               embeddings_model=settings.grader_embeddings_model),
-        limits=SandboxLimits(cpu_seconds=settings.grader_python_cpu_seconds,
-                             timeout_seconds=settings.grader_python_timeout_seconds,
-                             memory_mb=settings.grader_python_memory_mb),
-        sandbox=sandbox(settings))
+        endpoint=ModelEndpoint(
+            base_url=base,
+            api_key=key or settings.grader_model_api_key,
+            embeddings_model=settings.grader_embeddings_model,
+        ),
+        limits=SandboxLimits(
+            cpu_seconds=settings.grader_python_cpu_seconds,
+            timeout_seconds=settings.grader_python_timeout_seconds,
+            memory_mb=settings.grader_python_memory_mb,
+        ),
+        sandbox=sandbox(settings),
+    )

@@ -23,22 +23,32 @@ def check_template(text: str, param: str) -> None:
     """Raise InvalidRequest naming `param` unless every {{...}} in text is a known reference."""
     rest = _TAG.sub("", text)
     if "{{" in rest or "}}" in rest:
-        raise InvalidRequest(f"{param}: unbalanced template braces in {text!r}; write {{{{item.field}}}} "
-                             "or {{sample.output_text}}.", param=param, code="invalid_grader")
+        raise InvalidRequest(
+            f"{param}: unbalanced template braces in {text!r}; write {{{{item.field}}}} or {{{{sample.output_text}}}}.",
+            param=param,
+            code="invalid_grader",
+        )
     for raw in _TAG.findall(text):
         ref = raw.strip()
         if not _PATH.match(ref):
-            raise InvalidRequest(f"{param}: {{{{{raw}}}}} is not a template reference; write "
-                                 "{{item.field}} or {{sample.output_text}}.", param=param, code="invalid_grader")
+            raise InvalidRequest(
+                f"{param}: {{{{{raw}}}}} is not a template reference; write "
+                "{{item.field}} or {{sample.output_text}}.",
+                param=param,
+                code="invalid_grader",
+            )
         head, _, tail = ref.partition(".")
         if head == "item" and tail:
             continue
         if head == "sample" and tail.split(".")[0] in SAMPLE_FIELDS:
             if tail == "output_text" or tail.startswith("output_json"):
                 continue
-        raise InvalidRequest(f"{param}: unknown template variable {{{{{ref}}}}}; templates read "
-                             "item.<field> or sample.output_text / sample.output_json[.<field>].",
-                             param=param, code="invalid_grader")
+        raise InvalidRequest(
+            f"{param}: unknown template variable {{{{{ref}}}}}; templates read "
+            "item.<field> or sample.output_text / sample.output_json[.<field>].",
+            param=param,
+            code="invalid_grader",
+        )
 
 
 def sample_namespace(output_text: str) -> dict[str, Any]:
@@ -59,8 +69,9 @@ def lookup(ref: str, context: dict[str, Any]) -> Any:
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
-            raise TemplateVariableError(f"{{{{{ref}}}}}: the {'sample' if ref.startswith('sample') else 'item'} "
-                                        f"has no '{part}'")
+            raise TemplateVariableError(
+                f"{{{{{ref}}}}}: the {'sample' if ref.startswith('sample') else 'item'} has no '{part}'"
+            )
     if value is None:
         raise TemplateVariableError(f"{{{{{ref}}}}} is empty (for output_json: the sample is not JSON)")
     return value
@@ -68,7 +79,9 @@ def lookup(ref: str, context: dict[str, Any]) -> Any:
 
 def render(text: str, context: dict[str, Any]) -> str:
     """text with every reference replaced: strings as they are, anything else as JSON."""
+
     def one(m: re.Match) -> str:
         value = lookup(m.group(1).strip(), context)
         return value if isinstance(value, str) else json.dumps(value)
+
     return _TAG.sub(one, text)

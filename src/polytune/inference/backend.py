@@ -63,8 +63,9 @@ class TokenEvent:
 
 
 class InferenceBackend(Protocol):
-    def generate(self, request_id: str, target: ModelTarget, prompt_ids: list[int],
-                 params: SamplingParams) -> AsyncIterator[TokenEvent]:
+    def generate(
+        self, request_id: str, target: ModelTarget, prompt_ids: list[int], params: SamplingParams
+    ) -> AsyncIterator[TokenEvent]:
         """Generated tokens as they come. Closing the iterator early aborts the request."""
         ...
 
@@ -80,8 +81,7 @@ class InferenceBackend(Protocol):
         """What is loaded and how much memory it takes (for /health-style reporting and tests)."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 class NonFiniteModel(InvalidRequest):
@@ -92,6 +92,9 @@ class NonFiniteModel(InvalidRequest):
 
     def __init__(self, target: ModelTarget):
         name = target.adapter_key or target.base_key
-        super().__init__(f"The model '{name}' produces non-finite values (its weights are NaN or infinite, "
-                         "so the training that made it diverged); it cannot be served. Fine-tune it again with "
-                         "a lower learning_rate_multiplier.", param="model")
+        super().__init__(
+            f"The model '{name}' produces non-finite values (its weights are NaN or infinite, "
+            "so the training that made it diverged); it cannot be served. Fine-tune it again with "
+            "a lower learning_rate_multiplier.",
+            param="model",
+        )

@@ -33,11 +33,11 @@ class IncrementalText:
         if self.stopped:
             return ""
         self._ids.append(token_id)
-        before = self._decode(self._ids[self._prefix:self._read])
-        after = self._decode(self._ids[self._prefix:])
+        before = self._decode(self._ids[self._prefix : self._read])
+        after = self._decode(self._ids[self._prefix :])
         # An incomplete character decodes as U+FFFD: wait for the token that completes it.
         if len(after) > len(before) and not after.endswith("\ufffd"):
-            self.text += after[len(before):]
+            self.text += after[len(before) :]
             self._prefix, self._read = self._read, len(self._ids)
         return self._release(final=False)
 
@@ -64,6 +64,6 @@ class IncrementalText:
     def _hand_out(self, end: int) -> str:
         if end <= self._sent:
             return ""
-        out = self.text[self._sent:end]
+        out = self.text[self._sent : end]
         self._sent = end
         return out

@@ -37,11 +37,17 @@ class PreparedRequest:
 def sampling_params(prepared: PreparedRequest, prompt_index: int, choice: int) -> SamplingParams:
     p = prepared.params
     return SamplingParams(
-        max_tokens=prepared.max_tokens[prompt_index], temperature=p.temperature, top_p=p.top_p,
+        max_tokens=prepared.max_tokens[prompt_index],
+        temperature=p.temperature,
+        top_p=p.top_p,
         # n choices from one seed must differ from each other, yet all be reproducible.
         seed=None if p.seed is None else p.seed + choice,
-        stop_token_ids=prepared.text.stop_token_ids, presence_penalty=p.presence_penalty,
-        frequency_penalty=p.frequency_penalty, logit_bias=p.logit_bias, logprobs=p.logprobs)
+        stop_token_ids=prepared.text.stop_token_ids,
+        presence_penalty=p.presence_penalty,
+        frequency_penalty=p.frequency_penalty,
+        logit_bias=p.logit_bias,
+        logprobs=p.logprobs,
+    )
 
 
 async def run(backend: InferenceBackend, prepared: PreparedRequest) -> AsyncIterator[ChoiceDelta | Usage]:
@@ -78,8 +84,9 @@ async def run(backend: InferenceBackend, prepared: PreparedRequest) -> AsyncIter
         await asyncio.gather(*tasks, waiter, return_exceptions=True)
 
 
-async def _choice(backend: InferenceBackend, prepared: PreparedRequest, prompt_index: int, choice: int,
-                  generated: list[int]) -> AsyncGenerator[ChoiceDelta, None]:
+async def _choice(
+    backend: InferenceBackend, prepared: PreparedRequest, prompt_index: int, choice: int, generated: list[int]
+) -> AsyncGenerator[ChoiceDelta, None]:
     """One choice's deltas, the last with its finish reason; counts its tokens in `generated`."""
     index = prompt_index * prepared.params.n + choice
     prompt = prepared.prompts[prompt_index]
@@ -89,8 +96,9 @@ async def _choice(backend: InferenceBackend, prepared: PreparedRequest, prompt_i
         yield ChoiceDelta(index, prepared.echo_texts[prompt_index], [] if logprobs is not None else None)
     reason: Any = None
     piece = ""
-    stream = backend.generate(new_id("gen", 16), prepared.target, prompt,
-                              sampling_params(prepared, prompt_index, choice))
+    stream = backend.generate(
+        new_id("gen", 16), prepared.target, prompt, sampling_params(prepared, prompt_index, choice)
+    )
     async with contextlib.aclosing(stream):
         async for event in stream:
             generated[0] += 1
@@ -125,5 +133,8 @@ async def _wait_all(tasks: list[asyncio.Task], out: asyncio.Queue) -> None:
 
 
 def _logprob(text: ModelText, event) -> TokenLogprob:
-    return TokenLogprob(token=text.token_text(event.token_id), logprob=event.logprob,
-                        top=tuple((text.token_text(t), lp) for t, lp in event.top_logprobs))
+    return TokenLogprob(
+        token=text.token_text(event.token_id),
+        logprob=event.logprob,
+        top=tuple((text.token_text(t), lp) for t, lp in event.top_logprobs),
+    )

@@ -46,8 +46,7 @@ class _Sequence:
 
 
 class TransformersBackend:
-    def __init__(self, *, memory_budget_bytes: int, max_batch: int = 16, device: str | None = None,
-                 threads: int = 0):
+    def __init__(self, *, memory_budget_bytes: int, max_batch: int = 16, device: str | None = None, threads: int = 0):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.max_batch = max_batch
         self.threads = cpu_threads(threads)
@@ -60,8 +59,9 @@ class TransformersBackend:
         self._closed = False
 
     # -- the interface (called from the event loop) ------------------------------------------
-    async def generate(self, request_id: str, target: ModelTarget, prompt_ids: list[int],
-                       params: SamplingParams) -> AsyncIterator[TokenEvent]:
+    async def generate(
+        self, request_id: str, target: ModelTarget, prompt_ids: list[int], params: SamplingParams
+    ) -> AsyncIterator[TokenEvent]:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
@@ -177,8 +177,9 @@ class TransformersBackend:
             newcomers, model.waiting = model.waiting[:room], model.waiting[room:]
             newcomers = [s for s in newcomers if not self._finish_if_aborted(s)]
             if newcomers:
-                logits, cache, mask = RunningBatch.prefill(model.forward, [s.prompt for s in newcomers],
-                                                           [s.adapter for s in newcomers], self.device)
+                logits, cache, mask = RunningBatch.prefill(
+                    model.forward, [s.prompt for s in newcomers], [s.adapter for s in newcomers], self.device
+                )
                 for seq in newcomers:
                     seq.position = len(seq.prompt) - 1  # the last prompt token's
                 self._emit_next(newcomers, logits)
@@ -186,8 +187,9 @@ class TransformersBackend:
                 self._drop_finished(model)
         if len(batch):
             rows = batch.rows
-            logits = batch.step(model.forward, [s.pending for s in rows], [s.position for s in rows],
-                                [s.adapter for s in rows])
+            logits = batch.step(
+                model.forward, [s.pending for s in rows], [s.position for s in rows], [s.adapter for s in rows]
+            )
             self._emit_next(rows, logits)
             self._drop_finished(model)
 

@@ -23,7 +23,9 @@ class ImagePipelines:
         self._lock = threading.Lock()
         self._pipes: OrderedDict[str, tuple[DiffusionPipeline, threading.Lock]] = OrderedDict()
 
-    def _load(self, model_id: str, kind: str, base: Path | str, weights: Path | None) -> tuple[DiffusionPipeline, threading.Lock]:
+    def _load(
+        self, model_id: str, kind: str, base: Path | str, weights: Path | None
+    ) -> tuple[DiffusionPipeline, threading.Lock]:
         with self._lock:
             if model_id in self._pipes:
                 self._pipes.move_to_end(model_id)
@@ -32,10 +34,13 @@ class ImagePipelines:
 
         if kind == "full":  # the fine-tuned denoiser in the base pipeline's place
             if (weights / "unet").is_dir():
-                pipe = DiffusionPipeline.from_pretrained(base, unet=UNet2DConditionModel.from_pretrained(weights / "unet"))
+                pipe = DiffusionPipeline.from_pretrained(
+                    base, unet=UNet2DConditionModel.from_pretrained(weights / "unet")
+                )
             else:
-                pipe = DiffusionPipeline.from_pretrained(base, transformer=FluxTransformer2DModel.from_pretrained(
-                    weights / "transformer"))
+                pipe = DiffusionPipeline.from_pretrained(
+                    base, transformer=FluxTransformer2DModel.from_pretrained(weights / "transformer")
+                )
         else:
             pipe = DiffusionPipeline.from_pretrained(base)
             if kind == "lora":
@@ -48,16 +53,36 @@ class ImagePipelines:
                 self._pipes.popitem(last=False)
         return entry
 
-    def generate(self, model_id: str, kind: str, base: Path | str, weights: Path | None, prompt: str, *, n: int,
-                 width: int, height: int, steps: int, seed: int, call_kwargs: dict[str, Any]) -> list[Image.Image]:
+    def generate(
+        self,
+        model_id: str,
+        kind: str,
+        base: Path | str,
+        weights: Path | None,
+        prompt: str,
+        *,
+        n: int,
+        width: int,
+        height: int,
+        steps: int,
+        seed: int,
+        call_kwargs: dict[str, Any],
+    ) -> list[Image.Image]:
         import torch
 
         pipe, lock = self._load(model_id, kind, base, weights)
         with lock:
             torch.set_num_threads(self.threads)
             generators = [torch.Generator().manual_seed(seed + i) for i in range(n)]
-            return pipe(prompt=prompt, height=height, width=width, num_inference_steps=steps, num_images_per_prompt=n,
-                        generator=generators, **call_kwargs).images
+            return pipe(
+                prompt=prompt,
+                height=height,
+                width=width,
+                num_inference_steps=steps,
+                num_images_per_prompt=n,
+                generator=generators,
+                **call_kwargs,
+            ).images
 
     def forget(self, model_id: str) -> None:
         with self._lock:

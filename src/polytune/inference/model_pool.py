@@ -40,8 +40,7 @@ def folder_bytes(folder: Path | str) -> int:
     path = Path(folder)
     if not path.is_dir():
         return 0
-    return sum(p.stat().st_size for p in path.iterdir()
-               if p.suffix in (".safetensors", ".bin", ".pt") and p.is_file())
+    return sum(p.stat().st_size for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pt") and p.is_file())
 
 
 @dataclass
@@ -80,8 +79,14 @@ class LoadedModel:
 
     def forward(self, ids, mask, positions, cache, adapters: list[str | None]) -> torch.Tensor:
         """Last-position logits, each row through its own adapter (None: the bare weights)."""
-        kwargs = dict(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                      use_cache=True, logits_to_keep=1)
+        kwargs = dict(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         if self.peft is None:
             return self.model(**kwargs).logits[:, -1]
         names = set(adapters)
@@ -124,11 +129,21 @@ def _tie_like_the_first_adapter(peft, name: str) -> None:
     from peft.utils.other import ModulesToSaveWrapper
 
     config = peft.peft_config[name]
-    tied = next((getattr(c, "modules_to_tie", None) for n, c in peft.peft_config.items()
-                 if n != name and getattr(c, "modules_to_tie", None)), None)
+    tied = next(
+        (
+            getattr(c, "modules_to_tie", None)
+            for n, c in peft.peft_config.items()
+            if n != name and getattr(c, "modules_to_tie", None)
+        ),
+        None,
+    )
     embeddings = peft.get_input_embeddings()
-    if not (tied and getattr(config, "ensure_weight_tying", False)
-            and isinstance(embeddings, ModulesToSaveWrapper) and name in embeddings.modules_to_save):
+    if not (
+        tied
+        and getattr(config, "ensure_weight_tying", False)
+        and isinstance(embeddings, ModulesToSaveWrapper)
+        and name in embeddings.modules_to_save
+    ):
         return
     for module_name in tied:
         wrapper = peft.base_model.model.get_submodule(module_name)
@@ -156,7 +171,9 @@ class ModelPool:
         model = self.models.get(target.base_key)
         if model is None:
             self._make_room(folder_bytes(target.base_dir), keep=None)
-            model = LoadedModel(target.base_key, self._load_weights(target.base_dir, **dict(target.base_options)), self.device)
+            model = LoadedModel(
+                target.base_key, self._load_weights(target.base_dir, **dict(target.base_options)), self.device
+            )
             self.models[target.base_key] = model
             self.loads += 1
             log.info("loaded %s (%.1f MB)", target.base_key, model.bytes / 2**20)
@@ -166,16 +183,16 @@ class ModelPool:
             adapter = model.adapters.get(target.adapter_key)
             if adapter is None:
                 try:
-                    adapter = model.load_adapter(target.adapter_key, target.adapter_dir,
-                                                 f"a{next(self._names)}")
+                    adapter = model.load_adapter(target.adapter_key, target.adapter_dir, f"a{next(self._names)}")
                 except BaseException:
                     model.users -= 1
                     if not model.adapters and not model.busy:
                         self._evict(model, None)  # peft may have changed it halfway: load it afresh
                     raise
                 self.loads += 1
-                log.info("loaded adapter %s on %s (%.1f MB)", target.adapter_key, target.base_key,
-                         adapter.bytes / 2**20)
+                log.info(
+                    "loaded adapter %s on %s (%.1f MB)", target.adapter_key, target.base_key, adapter.bytes / 2**20
+                )
                 # An adapter's size is known once loaded (a file may hold tied weights twice);
                 # room is made after loading it, so the budget is exceeded by one adapter at most.
                 adapter.users += 1
@@ -230,8 +247,10 @@ class ModelPool:
         while self.used_bytes + need > self.budget:
             candidates = self._evictable(keep)
             if not candidates:
-                log.warning("the inference memory budget (%.0f MB) is too small for what is in use; "
-                            "loading anyway", self.budget / 2**20)
+                log.warning(
+                    "the inference memory budget (%.0f MB) is too small for what is in use; loading anyway",
+                    self.budget / 2**20,
+                )
                 return
             _, model, adapter = candidates[0]
             self._evict(model, adapter)
@@ -265,6 +284,8 @@ class ModelPool:
             "used_bytes": self.used_bytes,
             "loads": self.loads,
             "evictions": self.evictions,
-            "models": {key: {"bytes": m.bytes, "adapters": {a.key: a.bytes for a in m.adapters.values()}}
-                       for key, m in self.models.items()},
+            "models": {
+                key: {"bytes": m.bytes, "adapters": {a.key: a.bytes for a in m.adapters.values()}}
+                for key, m in self.models.items()
+            },
         }

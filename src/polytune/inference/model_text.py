@@ -29,21 +29,26 @@ class ModelText:
         return self.tokenizer.decode([token_id])
 
 
-def load_model_text(weights_dir: Path | str, config_dir: Path | str, chat_template: str | None = None,
-                    **options: Any) -> ModelText:
+def load_model_text(
+    weights_dir: Path | str, config_dir: Path | str, chat_template: str | None = None, **options: Any
+) -> ModelText:
     """`weights_dir` holds the tokenizer (a model or adapter folder); `config_dir` the model config.
     `options`: the base model's catalog load_options (revision, trust_remote_code)."""
     from polytune.lazy_imports import from_transformers
 
     AutoConfig, AutoTokenizer, GenerationConfig = from_transformers(  # noqa: N806
-        "AutoConfig", "AutoTokenizer", "GenerationConfig")
+        "AutoConfig", "AutoTokenizer", "GenerationConfig"
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(weights_dir, **options)
     if chat_template is not None:
         tokenizer.chat_template = chat_template
     config = AutoConfig.from_pretrained(config_dir, **options).get_text_config()
-    lengths = [n for n in (getattr(config, "max_position_embeddings", None), tokenizer.model_max_length)
-               if isinstance(n, int) and 0 < n < _UNKNOWN_LENGTH]
+    lengths = [
+        n
+        for n in (getattr(config, "max_position_embeddings", None), tokenizer.model_max_length)
+        if isinstance(n, int) and 0 < n < _UNKNOWN_LENGTH
+    ]
     stops = set()
     if tokenizer.eos_token_id is not None:
         stops.add(tokenizer.eos_token_id)
@@ -53,8 +58,9 @@ def load_model_text(weights_dir: Path | str, config_dir: Path | str, chat_templa
         except OSError:
             continue
         stops.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    return ModelText(tokenizer=tokenizer, context_length=min(lengths) if lengths else 2048,
-                     stop_token_ids=frozenset(stops))
+    return ModelText(
+        tokenizer=tokenizer, context_length=min(lengths) if lengths else 2048, stop_token_ids=frozenset(stops)
+    )
 
 
 def render_chat(text: ModelText, model_id: str, messages: list[ChatMessage]) -> list[int]:
@@ -62,16 +68,20 @@ def render_chat(text: ModelText, model_id: str, messages: list[ChatMessage]) -> 
     from jinja2 import TemplateError
 
     if not text.tokenizer.chat_template:
-        raise InvalidRequest(f"The model '{model_id}' has no chat template; use the completions endpoint "
-                             "with a plain prompt.", param="model", code="no_chat_template")
-    conversation = [{"role": m.role, "content": m.content, **({"name": m.name} if m.name else {})}
-                    for m in messages]
+        raise InvalidRequest(
+            f"The model '{model_id}' has no chat template; use the completions endpoint with a plain prompt.",
+            param="model",
+            code="no_chat_template",
+        )
+    conversation = [{"role": m.role, "content": m.content, **({"name": m.name} if m.name else {})} for m in messages]
     try:
-        out = text.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True,
-                                                 return_dict=True)
+        out = text.tokenizer.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
     except TemplateError as e:
-        raise InvalidRequest(f"The model's chat template rejected the messages: {e}", param="messages",
-                             code="invalid_messages") from None
+        raise InvalidRequest(
+            f"The model's chat template rejected the messages: {e}", param="messages", code="invalid_messages"
+        ) from None
     return list(out["input_ids"])
 
 

@@ -18,8 +18,7 @@ Forward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, DynamicCache, list
 
 
 def _layers(cache: DynamicCache) -> list:
-    return [layer for layer in cache.layers if getattr(layer, "keys", None) is not None
-            and layer.keys.numel() > 0]
+    return [layer for layer in cache.layers if getattr(layer, "keys", None) is not None and layer.keys.numel() > 0]
 
 
 def _pad_left(t: torch.Tensor, n: int) -> torch.Tensor:
@@ -45,15 +44,16 @@ class RunningBatch:
         return len(self.rows)
 
     @staticmethod
-    def prefill(forward: Forward, prompts: list[list[int]], adapters: list, device: torch.device
-                ) -> tuple[torch.Tensor, DynamicCache, torch.Tensor]:
+    def prefill(
+        forward: Forward, prompts: list[list[int]], adapters: list, device: torch.device
+    ) -> tuple[torch.Tensor, DynamicCache, torch.Tensor]:
         """Run the prompts (left-padded together); their last logits, cache and mask."""
         length = max(len(p) for p in prompts)
         ids = torch.zeros(len(prompts), length, dtype=torch.long, device=device)
         mask = torch.zeros(len(prompts), length, dtype=torch.long, device=device)
         for i, p in enumerate(prompts):
-            ids[i, length - len(p):] = torch.tensor(p, dtype=torch.long, device=device)
-            mask[i, length - len(p):] = 1
+            ids[i, length - len(p) :] = torch.tensor(p, dtype=torch.long, device=device)
+            mask[i, length - len(p) :] = 1
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         cache = DynamicCache()
         logits = forward(ids, mask, positions, cache, adapters)

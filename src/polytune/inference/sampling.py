@@ -42,8 +42,9 @@ class RowSampler:
             logits = logits + self.bias[: logits.shape[-1]]
         if self.counts is not None:
             counts = self.counts[: logits.shape[-1]]
-            logits = (logits - self.params.frequency_penalty * counts
-                      - self.params.presence_penalty * (counts > 0).float())
+            logits = (
+                logits - self.params.frequency_penalty * counts - self.params.presence_penalty * (counts > 0).float()
+            )
         return logits
 
 
@@ -100,6 +101,5 @@ def _sample(logits: torch.Tensor, rows: list[RowSampler]) -> torch.Tensor:
     cumulative = sorted_probs.cumsum(dim=-1)
     # One uniform draw per row from the row's own generator, then inverse-CDF sampling.
     draws = torch.stack([torch.rand((), generator=r.generator, device=logits.device) for r in rows])
-    picks = torch.searchsorted(cumulative, (draws * cumulative[:, -1]).unsqueeze(1)).clamp(
-        max=cumulative.shape[-1] - 1)
+    picks = torch.searchsorted(cumulative, (draws * cumulative[:, -1]).unsqueeze(1)).clamp(max=cumulative.shape[-1] - 1)
     return order.gather(1, picks).squeeze(1)

@@ -65,8 +65,11 @@ def _file_rows(org_id: str, file_id: Any, files: FileService) -> list[Row]:
     except NotFound:
         raise _bad(f"No file with id '{file_id}'.", param, "file_not_found") from None
     if info.purpose != "evals":
-        raise _bad(f"The file '{file_id}' has purpose '{info.purpose}'; an eval run reads files of purpose 'evals'.",
-                   param, "invalid_file_purpose")
+        raise _bad(
+            f"The file '{file_id}' has purpose '{info.purpose}'; an eval run reads files of purpose 'evals'.",
+            param,
+            "invalid_file_purpose",
+        )
     data = b"".join(chunks)
     rows = []
     for number, line in enumerate(data.splitlines(), start=1):
@@ -84,24 +87,33 @@ def _file_rows(org_id: str, file_id: Any, files: FileService) -> list[Row]:
 
 def _rows(org_id: str, source: Any, files: FileService) -> list[Row]:
     if not isinstance(source, dict):
-        raise _bad("data_source.source must be an object with a 'type'.", "data_source.source",
-                   "missing_required_parameter" if source is None else "invalid_value")
+        raise _bad(
+            "data_source.source must be an object with a 'type'.",
+            "data_source.source",
+            "missing_required_parameter" if source is None else "invalid_value",
+        )
     kind = source.get("type")
     if kind == "file_id":
         rows = _file_rows(org_id, source.get("id"), files)
     elif kind == "file_content":
         content = source.get("content")
         if not isinstance(content, list):
-            raise _bad("data_source.source.content must be a list of {item, sample} objects.",
-                       "data_source.source.content")
+            raise _bad(
+                "data_source.source.content must be a list of {item, sample} objects.", "data_source.source.content"
+            )
         if len(content) > MAX_ITEMS:
             raise _bad(f"A run takes at most {MAX_ITEMS} items.", "data_source.source.content")
-        rows = [_row(c, f"data_source.source.content[{i}]", f"data_source.source.content[{i}]")
-                for i, c in enumerate(content)]
+        rows = [
+            _row(c, f"data_source.source.content[{i}]", f"data_source.source.content[{i}]")
+            for i, c in enumerate(content)
+        ]
     elif kind in ("stored_completions", "responses"):
-        raise _bad(f"data_source.source.type '{kind}' is not supported: polytune keeps no stored completions or "
-                   "responses; give the items as file_content or a file_id.", "data_source.source.type",
-                   "unsupported_value")
+        raise _bad(
+            f"data_source.source.type '{kind}' is not supported: polytune keeps no stored completions or "
+            "responses; give the items as file_content or a file_id.",
+            "data_source.source.type",
+            "unsupported_value",
+        )
     else:
         raise _bad("data_source.source.type must be 'file_content' or 'file_id'.", "data_source.source.type")
     if not rows:
@@ -117,21 +129,33 @@ def _check_schema(rows: list[Row], schema: dict[str, Any], source: dict[str, Any
         try:
             error = jsonschema.exceptions.best_match(validator.iter_errors(row.item))
         except Exception as e:  # noqa: BLE001 - a schema that cannot be applied (an unresolvable $ref)
-            raise _bad(f"The eval's item_schema cannot be applied to item {i}: {type(e).__name__}: {e}.",
-                       "data_source.source", "invalid_item") from None
+            raise _bad(
+                f"The eval's item_schema cannot be applied to item {i}: {type(e).__name__}: {e}.",
+                "data_source.source",
+                "invalid_item",
+            ) from None
         if error is not None:
-            where = (f"data_source.source.content[{i}].item" if source.get("type") == "file_content"
-                     else "data_source.source.id")
+            where = (
+                f"data_source.source.content[{i}].item"
+                if source.get("type") == "file_content"
+                else "data_source.source.id"
+            )
             path = ".".join(str(p) for p in error.absolute_path)
-            raise _bad(f"Item {i} does not match the eval's item_schema"
-                       f"{f' at {path!r}' if path else ''}: {error.message}.", where, "invalid_item")
+            raise _bad(
+                f"Item {i} does not match the eval's item_schema{f' at {path!r}' if path else ''}: {error.message}.",
+                where,
+                "invalid_item",
+            )
 
 
 def _text(content: Any, param: str) -> str:
     if isinstance(content, str):
         return content
-    if isinstance(content, dict) and content.get("type") in ("input_text", "output_text") \
-            and isinstance(content.get("text"), str):
+    if (
+        isinstance(content, dict)
+        and content.get("type") in ("input_text", "output_text")
+        and isinstance(content.get("text"), str)
+    ):
         return content["text"]
     raise _bad(f"{param} must be text (a string, or an input_text/output_text part).", param)
 
@@ -140,8 +164,10 @@ def _template(input_messages: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(role, content template, param) per template message."""
     template = input_messages.get("template")
     if not isinstance(template, list) or not template:
-        raise _bad("data_source.input_messages.template must be a non-empty list of messages.",
-                   "data_source.input_messages.template")
+        raise _bad(
+            "data_source.input_messages.template must be a non-empty list of messages.",
+            "data_source.input_messages.template",
+        )
     out = []
     for j, message in enumerate(template):
         param = f"data_source.input_messages.template[{j}]"
@@ -150,16 +176,21 @@ def _template(input_messages: dict[str, Any]) -> list[tuple[str, str, str]]:
         text = _text(message.get("content"), f"{param}.content")
         check_template(text, f"{param}.content")
         if "{{sample" in text.replace(" ", ""):
-            raise _bad(f"{param}.content: input messages are rendered before sampling; they read item.* only.",
-                       f"{param}.content")
+            raise _bad(
+                f"{param}.content: input messages are rendered before sampling; they read item.* only.",
+                f"{param}.content",
+            )
         out.append((_ROLES[message["role"]], text, f"{param}.content"))
     return out
 
 
 def _messages(rows: list[Row], input_messages: Any) -> list[list[ChatMessage]]:
     if not isinstance(input_messages, dict):
-        raise _bad("data_source.input_messages is required: a template over {{item.*}} or an item_reference.",
-                   "data_source.input_messages", "missing_required_parameter")
+        raise _bad(
+            "data_source.input_messages is required: a template over {{item.*}} or an item_reference.",
+            "data_source.input_messages",
+            "missing_required_parameter",
+        )
     kind = input_messages.get("type")
     out: list[list[ChatMessage]] = []
     if kind == "template":
@@ -181,13 +212,19 @@ def _messages(rows: list[Row], input_messages: Any) -> list[list[ChatMessage]]:
             value: Any = {"item": row.item}
             for part in ref.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
-            if not isinstance(value, list) or not value or not all(
-                    isinstance(m, dict) and isinstance(m.get("role"), str) and m["role"] in _ROLES for m in value):
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(
+                    isinstance(m, dict) and isinstance(m.get("role"), str) and m["role"] in _ROLES for m in value
+                )
+            ):
                 raise _bad(f"{param}: item {i} has no list of messages at '{ref}'.", param, "invalid_template")
             out.append([ChatMessage(_ROLES[m["role"]], _text(m.get("content"), param)) for m in value])
     else:
-        raise _bad("data_source.input_messages.type must be 'template' or 'item_reference'.",
-                   "data_source.input_messages.type")
+        raise _bad(
+            "data_source.input_messages.type must be 'template' or 'item_reference'.", "data_source.input_messages.type"
+        )
     return out
 
 
@@ -198,8 +235,11 @@ def _params(sampling: Any) -> GenerationParams:
         raise _bad(f"{param} must be an object.", param)
     for key in sampling:
         if key not in _SAMPLING:
-            raise _bad(f"{param}.{key} is not supported; polytune samples with {list(_SAMPLING)}.",
-                       f"{param}.{key}", "unsupported_parameter")
+            raise _bad(
+                f"{param}.{key} is not supported; polytune samples with {list(_SAMPLING)}.",
+                f"{param}.{key}",
+                "unsupported_parameter",
+            )
     number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
     max_tokens = sampling.get("max_completion_tokens", DEFAULT_MAX_TOKENS)
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
@@ -212,39 +252,65 @@ def _params(sampling: Any) -> GenerationParams:
     seed = sampling.get("seed", DEFAULT_SEED)
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         raise _bad(f"{param}.seed must be an integer from 0 to 2**32 - 1.", f"{param}.seed")
-    return GenerationParams(max_tokens=max_tokens, max_tokens_param=f"{param}.max_completion_tokens",
-                            temperature=float(temperature), top_p=float(top_p), seed=seed)
+    return GenerationParams(
+        max_tokens=max_tokens,
+        max_tokens_param=f"{param}.max_completion_tokens",
+        temperature=float(temperature),
+        top_p=float(top_p),
+        seed=seed,
+    )
 
 
-def check(org_id: str, data_source: Any, eval_config: dict[str, Any], criteria: list[dict[str, Any]],
-          files: FileService, models: ModelService) -> Checked:
+def check(
+    org_id: str,
+    data_source: Any,
+    eval_config: dict[str, Any],
+    criteria: list[dict[str, Any]],
+    files: FileService,
+    models: ModelService,
+) -> Checked:
     if not isinstance(data_source, dict):
-        raise _bad("data_source must be an object with a 'type'.", "data_source",
-                   "missing_required_parameter" if data_source is None else "invalid_value")
+        raise _bad(
+            "data_source must be an object with a 'type'.",
+            "data_source",
+            "missing_required_parameter" if data_source is None else "invalid_value",
+        )
     kind = str(data_source.get("type"))
-    allowed = {"jsonl": {"type", "source"},
-               "completions": {"type", "source", "model", "input_messages", "sampling_params"}}.get(kind)
+    allowed = {
+        "jsonl": {"type", "source"},
+        "completions": {"type", "source", "model", "input_messages", "sampling_params"},
+    }.get(kind)
     if allowed is None:
-        raise _bad("data_source.type must be 'jsonl' or 'completions'" + (
-            " ('responses' is not supported: polytune serves chat completions)" if kind == "responses" else "") + ".",
-            "data_source.type")
+        raise _bad(
+            "data_source.type must be 'jsonl' or 'completions'"
+            + (" ('responses' is not supported: polytune serves chat completions)" if kind == "responses" else "")
+            + ".",
+            "data_source.type",
+        )
     for key in data_source:
         if key not in allowed:
             raise _bad(f"Unknown parameter: 'data_source.{key}'.", f"data_source.{key}", "unknown_parameter")
     rows = _rows(org_id, data_source.get("source"), files)
     _check_schema(rows, eval_config["schema"], data_source["source"])
     if kind == "jsonl":
-        reads_sample = any("{{sample" in orjson.dumps(c).decode().replace(" ", "") or c["type"] == "python"
-                           for c in criteria)
+        reads_sample = any(
+            "{{sample" in orjson.dumps(c).decode().replace(" ", "") or c["type"] == "python" for c in criteria
+        )
         missing = next((i for i, r in enumerate(rows) if r.sample is None), None)
         if reads_sample and missing is not None:
-            raise _bad(f"Item {missing} has no sample: a jsonl run grades the samples given with its items "
-                       "({\"item\": ..., \"sample\": {\"output_text\": ...}}).", "data_source.source")
+            raise _bad(
+                f"Item {missing} has no sample: a jsonl run grades the samples given with its items "
+                '({"item": ..., "sample": {"output_text": ...}}).',
+                "data_source.source",
+            )
         return Checked("jsonl", rows)
     model = data_source.get("model")
     if not isinstance(model, str) or not model:
-        raise _bad("data_source.model is required: the model to sample from.", "data_source.model",
-                   "missing_required_parameter")
+        raise _bad(
+            "data_source.model is required: the model to sample from.",
+            "data_source.model",
+            "missing_required_parameter",
+        )
     try:
         models.resolve(org_id, model)
     except (NotFound, InvalidRequest) as e:

@@ -52,8 +52,16 @@ def _error(code: str, message: str) -> dict[str, str]:
 
 
 class EvalRunner:
-    def __init__(self, db: Database, runs: EvalRunService, inference: InferenceService, settings: Settings,
-                 *, workers: int = 2, batch: int | None = None):
+    def __init__(
+        self,
+        db: Database,
+        runs: EvalRunService,
+        inference: InferenceService,
+        settings: Settings,
+        *,
+        workers: int = 2,
+        batch: int | None = None,
+    ):
         self.db, self.runs, self.inference, self.settings = db, runs, inference, settings
         self.batch = batch or settings.inference_max_batch
         # The queue's rotation is by organization: the same fairness dataset validation has.
@@ -69,34 +77,49 @@ class EvalRunner:
                 if worker.get("host") == self.worker["host"] and not _pid_alive(int(worker.get("pid") or 0)):
                     row.status, row.worker = "queued", None
             self._release_waiting(s)
-            queued = s.execute(sa.select(t.EvalRun.id, t.EvalRun.org_id).where(t.EvalRun.status == "queued", _READY)
-                               .order_by(t.EvalRun.seq).limit(1000)).all()
+            queued = s.execute(
+                sa.select(t.EvalRun.id, t.EvalRun.org_id)
+                .where(t.EvalRun.status == "queued", _READY)
+                .order_by(t.EvalRun.seq)
+                .limit(1000)
+            ).all()
         return self.queue.add((r.id, r.org_id) for r in queued)
 
     @staticmethod
     def _release_waiting(s) -> None:
         """Runs waiting for a fine-tuning job: the job's fine-tuned model once it succeeded; a
         job that failed or was cancelled cancels its run."""
-        waiting = s.execute(sa.select(t.EvalRun, t.Job.status, t.Job.fine_tuned_model)
-                            .join(t.Job, t.Job.id == t.EvalRun.job_id)
-                            .where(t.EvalRun.status == "queued", t.EvalRun.model == "")).all()
+        waiting = s.execute(
+            sa.select(t.EvalRun, t.Job.status, t.Job.fine_tuned_model)
+            .join(t.Job, t.Job.id == t.EvalRun.job_id)
+            .where(t.EvalRun.status == "queued", t.EvalRun.model == "")
+        ).all()
         for run, status, model in waiting:
             if status == "succeeded" and model:
                 run.model, run.data_source = model, {**run.data_source, "model": model}
                 run.name = f"{model} after {run.job_id}"
             elif status in ("failed", "cancelled"):
                 run.status, run.finished_at = "canceled", now()
-                run.error = _error("fine_tuning_job_" + status, f"The fine-tuning job {run.job_id} {status}; "
-                                   "there is no model to evaluate.")
+                run.error = _error(
+                    "fine_tuning_job_" + status,
+                    f"The fine-tuning job {run.job_id} {status}; there is no model to evaluate.",
+                )
 
     # -- one run ---------------------------------------------------------------------------------
     def _claim(self, run_id: str) -> bool:
         with self.db.session() as s:
-            done = s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id, t.EvalRun.status == "queued",
-                                                        _READY)
-                             .values(status="in_progress", started_at=now(), worker=self.worker,
-                                     result_counts={"total": 0, "passed": 0, "failed": 0, "errored": 0},
-                                     per_testing_criteria_results=[], per_model_usage=[]))
+            done = s.execute(
+                sa.update(t.EvalRun)
+                .where(t.EvalRun.id == run_id, t.EvalRun.status == "queued", _READY)
+                .values(
+                    status="in_progress",
+                    started_at=now(),
+                    worker=self.worker,
+                    result_counts={"total": 0, "passed": 0, "failed": 0, "errored": 0},
+                    per_testing_criteria_results=[],
+                    per_model_usage=[],
+                )
+            )
             if not done.rowcount:  # type: ignore[attr-defined]  # an UPDATE's result counts rows
                 return False
             # A run queued again after its server died starts over: what it wrote goes.
@@ -118,21 +141,35 @@ class EvalRunner:
 
     def _finish(self, run_id: str, status: str, error: dict[str, str] | None = None) -> None:
         with self.db.session() as s:
-            done = s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id, t.EvalRun.status == "in_progress")
-                             .values(status=status, error=error, finished_at=now()))
+            done = s.execute(
+                sa.update(t.EvalRun)
+                .where(t.EvalRun.id == run_id, t.EvalRun.status == "in_progress")
+                .values(status=status, error=error, finished_at=now())
+            )
             run = s.scalars(sa.select(t.EvalRun).where(t.EvalRun.id == run_id)).one()
             if run.job_id and done.rowcount:  # type: ignore[attr-defined]  # an UPDATE's result counts rows
                 # The job asked for it: its result is an event of the job.
                 counts = run.result_counts
                 rate = counts["passed"] / counts["total"] if counts["total"] else 0.0
-                message = (f"Eval {run.eval_id} of {run.model}: pass rate {rate:.2f} ({counts['passed']} of "
-                           f"{counts['total']})" if status == "completed" else
-                           f"Eval {run.eval_id} of {run.model} {status}: {(error or {}).get('message', '')}")
-                job_store.add_event(s, run.job_id, message, level="info" if status == "completed" else "warn",
-                                    data={"eval_id": run.eval_id, "run_id": run.id, "status": status,
-                                                       "pass_rate": rate, "result_counts": counts,
-                                                       "per_testing_criteria_results":
-                                                           run.per_testing_criteria_results})
+                message = (
+                    f"Eval {run.eval_id} of {run.model}: pass rate {rate:.2f} ({counts['passed']} of {counts['total']})"
+                    if status == "completed"
+                    else f"Eval {run.eval_id} of {run.model} {status}: {(error or {}).get('message', '')}"
+                )
+                job_store.add_event(
+                    s,
+                    run.job_id,
+                    message,
+                    level="info" if status == "completed" else "warn",
+                    data={
+                        "eval_id": run.eval_id,
+                        "run_id": run.id,
+                        "status": status,
+                        "pass_rate": rate,
+                        "result_counts": counts,
+                        "per_testing_criteria_results": run.per_testing_criteria_results,
+                    },
+                )
 
     def _active(self, run_id: str) -> bool:
         with self.db.session() as s:
@@ -145,22 +182,34 @@ class EvalRunner:
             org_id, data_source, eval_id = run.org_id, run.data_source, run.eval_id
         criteria = evaluation.testing_criteria
         # Checked again: a file may be gone, a model deleted since the run was created.
-        checked = eval_data.check(org_id, data_source, evaluation.data_source_config, criteria,
-                                  self.runs.files, self.runs.models)
+        checked = eval_data.check(
+            org_id, data_source, evaluation.data_source_config, criteria, self.runs.files, self.runs.models
+        )
         config = grader_config(self.settings, api_key=self.runs.api_key(run_id))
-        graders = [parse_grader({k: v for k, v in c.items() if k != "pass_threshold"}, "testing_criteria", config)
-                   for c in criteria]
+        graders = [
+            parse_grader({k: v for k, v in c.items() if k != "pass_threshold"}, "testing_criteria", config)
+            for c in criteria
+        ]
         grading = Grading(config)
         counts = {"total": 0, "passed": 0, "failed": 0, "errored": 0}
         per_criterion = {c["name"]: {"testing_criteria": c["name"], "passed": 0, "failed": 0} for c in criteria}
-        usage = {"model_name": checked.model or "", "invocation_count": 0, "prompt_tokens": 0,
-                 "completion_tokens": 0, "total_tokens": 0, "cached_tokens": 0}
+        usage = {
+            "model_name": checked.model or "",
+            "invocation_count": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "total_tokens": 0,
+            "cached_tokens": 0,
+        }
         for start in range(0, len(checked.rows), self.batch):
             if not self._active(run_id):
                 return  # canceled or deleted: what is written stays
             indexes = range(start, min(start + self.batch, len(checked.rows)))
-            samples = (self._generate(org_id, checked, indexes, usage) if checked.kind == "completions"
-                       else [self._given(checked.rows[i].sample or {}) for i in indexes])
+            samples = (
+                self._generate(org_id, checked, indexes, usage)
+                if checked.kind == "completions"
+                else [self._given(checked.rows[i].sample or {}) for i in indexes]
+            )
             texts = [(sample["output"][0]["content"] if sample["output"] else "") for sample in samples]
             items = [checked.rows[i].item for i in indexes]
             graded = [grading.grade_batch(g, list(zip(texts, items))) for g in graders]
@@ -171,8 +220,13 @@ class EvalRunner:
                     result = per_sample[k]
                     passed = not result.failed and not samples[k]["error"] and result.reward >= pass_threshold(c)
                     per_criterion[c["name"]]["passed" if passed else "failed"] += 1
-                    entry: dict[str, Any] = {"name": c["name"], "type": c["type"], "score": result.reward,
-                                             "passed": passed, "sample": None}
+                    entry: dict[str, Any] = {
+                        "name": c["name"],
+                        "type": c["type"],
+                        "score": result.reward,
+                        "passed": passed,
+                        "sample": None,
+                    }
                     if result.failed:
                         entry["errors"] = result.error_flags()
                         status = "error"
@@ -183,14 +237,31 @@ class EvalRunner:
                     status = "error"
                 counts["total"] += 1
                 counts[{"pass": "passed", "fail": "failed", "error": "errored"}[status]] += 1
-                rows.append(t.EvalOutputItem(id=new_id("outputitem"), org_id=org_id, run_id=run_id, eval_id=eval_id,
-                                             datasource_item_id=i, datasource_item=items[k], sample=samples[k],
-                                             results=results, status=status, created_at=now()))
+                rows.append(
+                    t.EvalOutputItem(
+                        id=new_id("outputitem"),
+                        org_id=org_id,
+                        run_id=run_id,
+                        eval_id=eval_id,
+                        datasource_item_id=i,
+                        datasource_item=items[k],
+                        sample=samples[k],
+                        results=results,
+                        status=status,
+                        created_at=now(),
+                    )
+                )
             with self.db.session() as s:
                 s.add_all(rows)
-                s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id).values(
-                    result_counts=dict(counts), per_testing_criteria_results=list(per_criterion.values()),
-                    per_model_usage=[dict(usage)] if checked.kind == "completions" else []))
+                s.execute(
+                    sa.update(t.EvalRun)
+                    .where(t.EvalRun.id == run_id)
+                    .values(
+                        result_counts=dict(counts),
+                        per_testing_criteria_results=list(per_criterion.values()),
+                        per_model_usage=[dict(usage)] if checked.kind == "completions" else [],
+                    )
+                )
         self._finish(run_id, "completed")
 
     @staticmethod
@@ -202,15 +273,23 @@ class EvalRunner:
             text = output[0].get("content")
         messages = sample.get("input")
         messages = messages if isinstance(messages, list) else []
-        given = [{"role": str(m.get("role")), "content": str(m.get("content"))} for m in messages
-                 if isinstance(m, dict)]
+        given = [
+            {"role": str(m.get("role")), "content": str(m.get("content"))} for m in messages if isinstance(m, dict)
+        ]
         text = text if isinstance(text, str) else ("" if text is None else str(text))
         model = sample.get("model")
-        return {"input": given, "output": [{"role": "assistant", "content": text}], "finish_reason": "stop",
-                "model": model if isinstance(model, str) else "", "usage": None, "error": None}
+        return {
+            "input": given,
+            "output": [{"role": "assistant", "content": text}],
+            "finish_reason": "stop",
+            "model": model if isinstance(model, str) else "",
+            "usage": None,
+            "error": None,
+        }
 
-    def _generate(self, org_id: str, checked: eval_data.Checked, indexes: range,
-                  usage: dict[str, Any]) -> list[dict[str, Any]]:
+    def _generate(
+        self, org_id: str, checked: eval_data.Checked, indexes: range, usage: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         """One batch: every item's chat prompt decoded together (the backend batches concurrent
         requests); an item that cannot be sampled (too long a prompt) is that item's error."""
         assert checked.messages is not None and checked.params is not None and checked.model is not None
@@ -233,27 +312,41 @@ class EvalRunner:
             return "".join(parts), reason, used
 
         async def batch() -> list[Any]:
-            return await asyncio.gather(*(one(p) for p in prepared if not isinstance(p, DomainError)),
-                                        return_exceptions=True)
+            return await asyncio.gather(
+                *(one(p) for p in prepared if not isinstance(p, DomainError)), return_exceptions=True
+            )
 
         outcomes = iter(asyncio.run(batch()))
         samples = []
         for i, request in zip(indexes, prepared):
             sample: dict[str, Any] = {
-                "input": [{"role": m.role, "content": m.content} for m in checked.messages[i]], "output": [],
-                "finish_reason": "", "model": model, "usage": None, "error": None, "temperature": params.temperature,
-                "top_p": params.top_p, "seed": params.seed, "max_completion_tokens": params.max_tokens}
+                "input": [{"role": m.role, "content": m.content} for m in checked.messages[i]],
+                "output": [],
+                "finish_reason": "",
+                "model": model,
+                "usage": None,
+                "error": None,
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "seed": params.seed,
+                "max_completion_tokens": params.max_tokens,
+            }
             outcome = request if isinstance(request, DomainError) else next(outcomes)
             if isinstance(outcome, BaseException):
                 code = getattr(outcome, "code", None) or "sampling_error"
-                sample["error"] = _error(code, getattr(outcome, "message", None) or f"{type(outcome).__name__}: "
-                                                                                    f"{outcome}")
+                sample["error"] = _error(
+                    code, getattr(outcome, "message", None) or f"{type(outcome).__name__}: {outcome}"
+                )
             else:
                 text, reason, used = outcome
                 sample.update(output=[{"role": "assistant", "content": text}], finish_reason=reason)
                 if used is not None:
-                    sample["usage"] = {"prompt_tokens": used.prompt_tokens, "completion_tokens": used.completion_tokens,
-                                       "total_tokens": used.total_tokens, "cached_tokens": 0}
+                    sample["usage"] = {
+                        "prompt_tokens": used.prompt_tokens,
+                        "completion_tokens": used.completion_tokens,
+                        "total_tokens": used.total_tokens,
+                        "cached_tokens": 0,
+                    }
                     usage["invocation_count"] += 1
                     for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
                         usage[key] += sample["usage"][key]

@@ -26,17 +26,34 @@ EMPTY_COUNTS = {"total": 0, "passed": 0, "failed": 0, "errored": 0}
 
 
 def run_record(row: t.EvalRun) -> dict[str, Any]:
-    return {"id": row.id, "eval_id": row.eval_id, "name": row.name, "model": row.model, "status": row.status,
-            "created_at": row.created_at, "data_source": row.data_source, "metadata": row.metadata_,
-            "error": row.error, "result_counts": row.result_counts,
-            "per_testing_criteria_results": row.per_testing_criteria_results,
-            "per_model_usage": row.per_model_usage}
+    return {
+        "id": row.id,
+        "eval_id": row.eval_id,
+        "name": row.name,
+        "model": row.model,
+        "status": row.status,
+        "created_at": row.created_at,
+        "data_source": row.data_source,
+        "metadata": row.metadata_,
+        "error": row.error,
+        "result_counts": row.result_counts,
+        "per_testing_criteria_results": row.per_testing_criteria_results,
+        "per_model_usage": row.per_model_usage,
+    }
 
 
 def item_record(row: t.EvalOutputItem) -> dict[str, Any]:
-    return {"id": row.id, "run_id": row.run_id, "eval_id": row.eval_id, "created_at": row.created_at,
-            "datasource_item_id": row.datasource_item_id, "datasource_item": row.datasource_item,
-            "sample": row.sample, "results": row.results, "status": row.status}
+    return {
+        "id": row.id,
+        "run_id": row.run_id,
+        "eval_id": row.eval_id,
+        "created_at": row.created_at,
+        "datasource_item_id": row.datasource_item_id,
+        "datasource_item": row.datasource_item,
+        "sample": row.sample,
+        "results": row.results,
+        "status": row.status,
+    }
 
 
 class EvalRunService:
@@ -49,17 +66,42 @@ class EvalRunService:
         # Set by the app when it runs a scheduler: wakes the runner up at once.
         self.on_queued: Any = None
 
-    def create(self, org_id: str, eval_id: str, *, data_source: Any, name: str | None = None,
-               metadata: Any = None, api_key: str | None = None) -> dict[str, Any]:
+    def create(
+        self,
+        org_id: str,
+        eval_id: str,
+        *,
+        data_source: Any,
+        name: str | None = None,
+        metadata: Any = None,
+        api_key: str | None = None,
+    ) -> dict[str, Any]:
         evaluation = self.evals.get(org_id, eval_id)
-        checked = eval_data.check(org_id, data_source, evaluation["data_source_config"],
-                                  evaluation["testing_criteria"], self.files, self.models)
+        checked = eval_data.check(
+            org_id,
+            data_source,
+            evaluation["data_source_config"],
+            evaluation["testing_criteria"],
+            self.files,
+            self.models,
+        )
         model = checked.model or ""
         run_id = new_id("evalrun")
-        row = t.EvalRun(id=run_id, org_id=org_id, eval_id=eval_id, name=name or f"{model or 'jsonl'} run",
-                        model=model, status="queued", data_source=data_source, metadata_=check_metadata(metadata),
-                        error=None, result_counts=dict(EMPTY_COUNTS), per_testing_criteria_results=[],
-                        per_model_usage=[], created_at=now())
+        row = t.EvalRun(
+            id=run_id,
+            org_id=org_id,
+            eval_id=eval_id,
+            name=name or f"{model or 'jsonl'} run",
+            model=model,
+            status="queued",
+            data_source=data_source,
+            metadata_=check_metadata(metadata),
+            error=None,
+            result_counts=dict(EMPTY_COUNTS),
+            per_testing_criteria_results=[],
+            per_model_usage=[],
+            created_at=now(),
+        )
         with self.db.session() as s:
             s.add(row)
         if api_key:
@@ -75,23 +117,36 @@ class EvalRunService:
         model left out: the job's fine-tuned model fills it) is sound, checked with the job's
         base model standing in. Params are named under `polytune_eval`."""
         if not isinstance(request, dict) or not isinstance(request.get("eval_id"), str):
-            raise InvalidRequest("polytune_eval must be {\"eval_id\": ..., \"data_source\": {...}}.",
-                                 param="polytune_eval.eval_id")
+            raise InvalidRequest(
+                'polytune_eval must be {"eval_id": ..., "data_source": {...}}.', param="polytune_eval.eval_id"
+            )
         unknown = sorted(set(request) - {"eval_id", "data_source"})
         if unknown:
-            raise InvalidRequest(f"Unknown parameter: 'polytune_eval.{unknown[0]}'.",
-                                 param=f"polytune_eval.{unknown[0]}", code="unknown_parameter")
+            raise InvalidRequest(
+                f"Unknown parameter: 'polytune_eval.{unknown[0]}'.",
+                param=f"polytune_eval.{unknown[0]}",
+                code="unknown_parameter",
+            )
         try:
             evaluation = self.evals.get(org_id, request["eval_id"])
         except NotFound as e:
             raise InvalidRequest(e.message, param="polytune_eval.eval_id", code="eval_not_found") from None
         data_source = request.get("data_source")
         if not isinstance(data_source, dict) or data_source.get("type") != "completions" or "model" in data_source:
-            raise InvalidRequest("polytune_eval.data_source must be a 'completions' data source without a model "
-                                 "(the fine-tuned model is sampled).", param="polytune_eval.data_source")
+            raise InvalidRequest(
+                "polytune_eval.data_source must be a 'completions' data source without a model "
+                "(the fine-tuned model is sampled).",
+                param="polytune_eval.data_source",
+            )
         try:
-            eval_data.check(org_id, {**data_source, "model": base_model}, evaluation["data_source_config"],
-                            evaluation["testing_criteria"], self.files, self.models)
+            eval_data.check(
+                org_id,
+                {**data_source, "model": base_model},
+                evaluation["data_source_config"],
+                evaluation["testing_criteria"],
+                self.files,
+                self.models,
+            )
         except InvalidRequest as e:
             e.param = f"polytune_eval.{e.param}" if e.param else "polytune_eval"
             raise
@@ -99,10 +154,24 @@ class EvalRunService:
 
     def add_after_job(self, s, org_id: str, eval_id: str, data_source: dict[str, Any], job_id: str) -> None:
         """In the job's own transaction: the run, waiting (queued, no model yet) for the job."""
-        s.add(t.EvalRun(id=new_id("evalrun"), org_id=org_id, eval_id=eval_id, name=f"after {job_id}", model="",
-                        status="queued", data_source=data_source, metadata_={"fine_tuning_job_id": job_id},
-                        error=None, result_counts=dict(EMPTY_COUNTS), per_testing_criteria_results=[],
-                        per_model_usage=[], created_at=now(), job_id=job_id))
+        s.add(
+            t.EvalRun(
+                id=new_id("evalrun"),
+                org_id=org_id,
+                eval_id=eval_id,
+                name=f"after {job_id}",
+                model="",
+                status="queued",
+                data_source=data_source,
+                metadata_={"fine_tuning_job_id": job_id},
+                error=None,
+                result_counts=dict(EMPTY_COUNTS),
+                per_testing_criteria_results=[],
+                per_model_usage=[],
+                created_at=now(),
+                job_id=job_id,
+            )
+        )
 
     def api_key(self, run_id: str, *, forget: bool = False) -> str | None:
         with self._lock:
@@ -110,8 +179,14 @@ class EvalRunService:
 
     def _row(self, s, org_id: str, eval_id: str, run_id: str) -> t.EvalRun:
         self.evals.row(s, org_id, eval_id)
-        row = s.scalar(sa.select(t.EvalRun).where(t.EvalRun.id == run_id, t.EvalRun.eval_id == eval_id,
-                                                  t.EvalRun.org_id == org_id, t.EvalRun.deleted_at.is_(None)))
+        row = s.scalar(
+            sa.select(t.EvalRun).where(
+                t.EvalRun.id == run_id,
+                t.EvalRun.eval_id == eval_id,
+                t.EvalRun.org_id == org_id,
+                t.EvalRun.deleted_at.is_(None),
+            )
+        )
         if row is None:
             raise NotFound(f"No run with id '{run_id}' in eval '{eval_id}'.", param="run_id", code="run_not_found")
         return row
@@ -120,17 +195,18 @@ class EvalRunService:
         with self.db.session() as s:
             return run_record(self._row(s, org_id, eval_id, run_id))
 
-    def list(self, org_id: str, eval_id: str, *, after: str | None, limit: int, order: str,
-             status: str | None) -> Page:
+    def list(self, org_id: str, eval_id: str, *, after: str | None, limit: int, order: str, status: str | None) -> Page:
         if order not in ("asc", "desc"):
             raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
         if status is not None and status not in ("queued", "in_progress", *TERMINAL):
-            raise InvalidRequest("status must be one of queued, in_progress, completed, canceled, failed.",
-                                 param="status")
+            raise InvalidRequest(
+                "status must be one of queued, in_progress, completed, canceled, failed.", param="status"
+            )
         with self.db.session() as s:
             self.evals.row(s, org_id, eval_id)
-            stmt = sa.select(t.EvalRun).where(t.EvalRun.eval_id == eval_id, t.EvalRun.org_id == org_id,
-                                              t.EvalRun.deleted_at.is_(None))
+            stmt = sa.select(t.EvalRun).where(
+                t.EvalRun.eval_id == eval_id, t.EvalRun.org_id == org_id, t.EvalRun.deleted_at.is_(None)
+            )
             if status:
                 stmt = stmt.where(t.EvalRun.status == status)
             rows, more = page(s, stmt, t.EvalRun, after=after, limit=limit, order=order)  # type: ignore[arg-type]
@@ -142,8 +218,11 @@ class EvalRunService:
             row = self._row(s, org_id, eval_id, run_id)
             if row.status in TERMINAL:
                 raise InvalidRequest(f"The run is already {row.status}.", param="run_id", code="run_not_cancellable")
-            s.execute(sa.update(t.EvalRun).where(t.EvalRun.id == run_id, t.EvalRun.status.notin_(TERMINAL))
-                      .values(status="canceled", finished_at=now()))
+            s.execute(
+                sa.update(t.EvalRun)
+                .where(t.EvalRun.id == run_id, t.EvalRun.status.notin_(TERMINAL))
+                .values(status="canceled", finished_at=now())
+            )
             s.refresh(row)
             record = run_record(row)
         self.api_key(run_id, forget=True)
@@ -160,8 +239,9 @@ class EvalRunService:
         return run_id
 
     # -- output items ----------------------------------------------------------------------------
-    def items(self, org_id: str, eval_id: str, run_id: str, *, after: str | None, limit: int, order: str,
-              status: str | None) -> Page:
+    def items(
+        self, org_id: str, eval_id: str, run_id: str, *, after: str | None, limit: int, order: str, status: str | None
+    ) -> Page:
         if order not in ("asc", "desc"):
             raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
         if status is not None and status not in ("pass", "fail"):
@@ -177,9 +257,13 @@ class EvalRunService:
     def item(self, org_id: str, eval_id: str, run_id: str, item_id: str) -> dict[str, Any]:
         with self.db.session() as s:
             self._row(s, org_id, eval_id, run_id)
-            row = s.scalar(sa.select(t.EvalOutputItem).where(t.EvalOutputItem.id == item_id,
-                                                             t.EvalOutputItem.run_id == run_id))
+            row = s.scalar(
+                sa.select(t.EvalOutputItem).where(t.EvalOutputItem.id == item_id, t.EvalOutputItem.run_id == run_id)
+            )
             if row is None:
-                raise NotFound(f"No output item with id '{item_id}' in run '{run_id}'.", param="output_item_id",
-                               code="output_item_not_found")
+                raise NotFound(
+                    f"No output item with id '{item_id}' in run '{run_id}'.",
+                    param="output_item_id",
+                    code="output_item_not_found",
+                )
             return item_record(row)

@@ -42,8 +42,9 @@ def check_metadata(metadata: Any, param: str = "metadata") -> dict[str, str] | N
         raise InvalidRequest(f"{param} must be an object of at most 16 string pairs.", param=param)
     for key, value in metadata.items():
         if len(key) > 64 or not isinstance(value, str) or len(value) > 512:
-            raise InvalidRequest(f"{param}.{key}: keys are at most 64 characters, values strings of at most 512.",
-                                 param=f"{param}.{key}")
+            raise InvalidRequest(
+                f"{param}.{key}: keys are at most 64 characters, values strings of at most 512.", param=f"{param}.{key}"
+            )
     return metadata
 
 
@@ -54,9 +55,12 @@ def check_data_source_config(config: Any) -> dict[str, Any]:
         raise InvalidRequest(f"{param} must be an object with a 'type'.", param=param)
     kind = config.get("type")
     if kind in ("logs", "stored_completions"):
-        raise InvalidRequest(f"{param}.type '{kind}' is not supported: polytune keeps no log of completions to "
-                             "evaluate. Use type 'custom' with an item_schema, and give the items with each run.",
-                             param=f"{param}.type", code="unsupported_value")
+        raise InvalidRequest(
+            f"{param}.type '{kind}' is not supported: polytune keeps no log of completions to "
+            "evaluate. Use type 'custom' with an item_schema, and give the items with each run.",
+            param=f"{param}.type",
+            code="unsupported_value",
+        )
     if kind != "custom":
         raise InvalidRequest(f"{param}.type must be 'custom'.", param=f"{param}.type")
     unknown = set(config) - {"type", "item_schema", "include_sample_schema"}
@@ -65,17 +69,22 @@ def check_data_source_config(config: Any) -> dict[str, Any]:
         raise InvalidRequest(f"Unknown parameter: '{param}.{name}'.", param=f"{param}.{name}", code="unknown_parameter")
     item_schema = config.get("item_schema")
     if not isinstance(item_schema, dict):
-        raise InvalidRequest(f"{param}.item_schema must be a JSON schema object.", param=f"{param}.item_schema",
-                             code="missing_required_parameter" if item_schema is None else "invalid_value")
+        raise InvalidRequest(
+            f"{param}.item_schema must be a JSON schema object.",
+            param=f"{param}.item_schema",
+            code="missing_required_parameter" if item_schema is None else "invalid_value",
+        )
     try:
         jsonschema.validators.validator_for(item_schema).check_schema(item_schema)
     except jsonschema.SchemaError as e:
-        raise InvalidRequest(f"{param}.item_schema is not a valid JSON schema: {e.message}.",
-                             param=f"{param}.item_schema") from None
+        raise InvalidRequest(
+            f"{param}.item_schema is not a valid JSON schema: {e.message}.", param=f"{param}.item_schema"
+        ) from None
     include_sample = config.get("include_sample_schema", False)
     if not isinstance(include_sample, bool):
-        raise InvalidRequest(f"{param}.include_sample_schema must be a boolean.",
-                             param=f"{param}.include_sample_schema")
+        raise InvalidRequest(
+            f"{param}.include_sample_schema must be a boolean.", param=f"{param}.include_sample_schema"
+        )
     schema: dict[str, Any] = {"type": "object", "properties": {"item": item_schema}, "required": ["item"]}
     if include_sample:
         schema["properties"]["sample"] = SAMPLE_SCHEMA
@@ -97,14 +106,20 @@ def check_criteria(criteria: Any, config: GraderConfig) -> list[dict[str, Any]]:
         grader = dict(criterion)
         threshold = grader.pop("pass_threshold", None)
         if grader.get("type") == "text_similarity" and threshold is None:
-            raise InvalidRequest(f"{param}.pass_threshold is required for a text_similarity grader.",
-                                 param=f"{param}.pass_threshold", code="missing_required_parameter")
+            raise InvalidRequest(
+                f"{param}.pass_threshold is required for a text_similarity grader.",
+                param=f"{param}.pass_threshold",
+                code="missing_required_parameter",
+            )
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise InvalidRequest(f"{param}.pass_threshold must be a number.", param=f"{param}.pass_threshold")
         parsed = parse_grader(grader, param, config).model_dump(mode="json", exclude_none=True)
         if parsed["name"] in names:
-            raise InvalidRequest(f"{param}.name '{parsed['name']}' is used by another criterion; names must be unique.",
-                                 param=f"{param}.name", code="invalid_grader")
+            raise InvalidRequest(
+                f"{param}.name '{parsed['name']}' is used by another criterion; names must be unique.",
+                param=f"{param}.name",
+                code="invalid_grader",
+            )
         names.add(parsed["name"])
         if threshold is not None:
             parsed["pass_threshold"] = float(threshold)
@@ -117,30 +132,45 @@ def pass_threshold(criterion: dict[str, Any]) -> float:
 
 
 def eval_record(row: t.Eval) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "created_at": row.created_at, "updated_at": row.updated_at,
-            "data_source_config": row.data_source_config, "testing_criteria": row.testing_criteria,
-            "metadata": row.metadata_}
+    return {
+        "id": row.id,
+        "name": row.name,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "data_source_config": row.data_source_config,
+        "testing_criteria": row.testing_criteria,
+        "metadata": row.metadata_,
+    }
 
 
 class EvalService:
     def __init__(self, db: Database, config: GraderConfig):
         self.db, self.config = db, config
 
-    def create(self, org_id: str, *, name: str | None, data_source_config: Any, testing_criteria: Any,
-               metadata: Any = None) -> dict[str, Any]:
+    def create(
+        self, org_id: str, *, name: str | None, data_source_config: Any, testing_criteria: Any, metadata: Any = None
+    ) -> dict[str, Any]:
         config = check_data_source_config(data_source_config)
         criteria = check_criteria(testing_criteria, self.config)
         stamp = now()
-        row = t.Eval(id=new_id("eval"), org_id=org_id, name=name or "", data_source_config=config,
-                     testing_criteria=criteria, metadata_=check_metadata(metadata), created_at=stamp,
-                     updated_at=stamp)
+        row = t.Eval(
+            id=new_id("eval"),
+            org_id=org_id,
+            name=name or "",
+            data_source_config=config,
+            testing_criteria=criteria,
+            metadata_=check_metadata(metadata),
+            created_at=stamp,
+            updated_at=stamp,
+        )
         with self.db.session() as s:
             s.add(row)
         return eval_record(row)
 
     def row(self, s, org_id: str, eval_id: str) -> t.Eval:
-        row = s.scalar(sa.select(t.Eval).where(t.Eval.id == eval_id, t.Eval.org_id == org_id,
-                                               t.Eval.deleted_at.is_(None)))
+        row = s.scalar(
+            sa.select(t.Eval).where(t.Eval.id == eval_id, t.Eval.org_id == org_id, t.Eval.deleted_at.is_(None))
+        )
         if row is None:
             raise NotFound(f"No eval with id '{eval_id}'.", param="eval_id", code="eval_not_found")
         return row
@@ -184,7 +214,10 @@ class EvalService:
             row.deleted_at = now()
             runs = (t.EvalRun.eval_id == row.id, t.EvalRun.deleted_at.is_(None))
             # Its runs go with it; one still running stops at its next batch (the runner sees it canceled).
-            s.execute(sa.update(t.EvalRun).where(*runs, t.EvalRun.status.in_(("queued", "in_progress")))
-                      .values(status="canceled", finished_at=now()))
+            s.execute(
+                sa.update(t.EvalRun)
+                .where(*runs, t.EvalRun.status.in_(("queued", "in_progress")))
+                .values(status="canceled", finished_at=now())
+            )
             s.execute(sa.update(t.EvalRun).where(*runs).values(deleted_at=now()))
             return row.id

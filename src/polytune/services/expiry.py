@@ -26,13 +26,17 @@ def sweep_expired(db: Database, blobs: BlobStore) -> tuple[int, int]:
     the blob removed). Returns (uploads, files) it expired."""
     at = now()
     with db.session() as s:
-        uploads = list(s.scalars(sa.select(t.Upload).where(t.Upload.status == "pending",
-                                                             t.Upload.expires_at <= at)))
+        uploads = list(s.scalars(sa.select(t.Upload).where(t.Upload.status == "pending", t.Upload.expires_at <= at)))
         for upload in uploads:
             upload.status = "expired"
             s.execute(sa.delete(t.UploadPart).where(t.UploadPart.upload_id == upload.id))
-        files = list(s.scalars(sa.select(t.File).where(t.File.deleted_at.is_(None), t.File.expires_at.is_not(None),
-                                                         t.File.expires_at <= at)))
+        files = list(
+            s.scalars(
+                sa.select(t.File).where(
+                    t.File.deleted_at.is_(None), t.File.expires_at.is_not(None), t.File.expires_at <= at
+                )
+            )
+        )
         for file in files:
             file.deleted_at = at
     # The rows first: from here on nothing is served from these blobs.

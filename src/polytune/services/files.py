@@ -28,10 +28,18 @@ FileSort = Literal["created", "name", "size"]
 
 
 def _info(row: t.File) -> FileInfo:
-    return FileInfo(id=row.id, org_id=row.org_id, filename=row.filename, purpose=row.purpose,
-                    bytes=row.bytes, created_at=row.created_at, status=row.status,
-                    status_details=row.status_details, expires_at=row.expires_at,
-                    data_report=row.data_report)
+    return FileInfo(
+        id=row.id,
+        org_id=row.org_id,
+        filename=row.filename,
+        purpose=row.purpose,
+        bytes=row.bytes,
+        created_at=row.created_at,
+        status=row.status,
+        status_details=row.status_details,
+        expires_at=row.expires_at,
+        data_report=row.data_report,
+    )
 
 
 def _live():
@@ -56,17 +64,32 @@ class FileService:
             raise TooLarge(f"File is larger than the limit of {self.max_bytes} bytes.", param="file")
         pending.write(data)
 
-    def finish(self, org_id: str, file_id: str, pending: PendingBlob, *, filename: str,
-               purpose: str, expires_after: int | None = None,
-               purposes: tuple[str, ...] = FILE_PURPOSES) -> FileInfo:
+    def finish(
+        self,
+        org_id: str,
+        file_id: str,
+        pending: PendingBlob,
+        *,
+        filename: str,
+        purpose: str,
+        expires_after: int | None = None,
+        purposes: tuple[str, ...] = FILE_PURPOSES,
+    ) -> FileInfo:
         """`purposes`: the ones the caller's API knows (SeekrFlow's differ from OpenAI's)."""
         check_purpose(purpose, purposes)
         check_filename(filename, "file")
         with self.db.session() as s:  # refused before the bytes are kept or read (the caller aborts)
             self.quotas.check_storage(s, org_id, pending.size, param="file")
         pending.commit()
-        return self._record(org_id, file_id, filename=filename, purpose=purpose,
-                            size=pending.size, expires_after=expires_after, charged="file")
+        return self._record(
+            org_id,
+            file_id,
+            filename=filename,
+            purpose=purpose,
+            size=pending.size,
+            expires_after=expires_after,
+            charged="file",
+        )
 
     def create_bytes(self, org_id: str, *, filename: str, purpose: str, data: bytes) -> FileInfo:
         """A file the service itself makes (a results CSV)."""
@@ -75,8 +98,17 @@ class FileService:
         pending.commit()
         return self._record(org_id, file_id, filename=filename, purpose=purpose, size=len(data))
 
-    def _record(self, org_id: str, file_id: str, *, filename: str, purpose: str, size: int,
-                expires_after: int | None = None, charged: str | None = None) -> FileInfo:
+    def _record(
+        self,
+        org_id: str,
+        file_id: str,
+        *,
+        filename: str,
+        purpose: str,
+        size: int,
+        expires_after: int | None = None,
+        charged: str | None = None,
+    ) -> FileInfo:
         """`charged`: the parameter that carried the bytes, when the storage quota applies (not
         to the service's own files, nor to a completed upload, whose parts it counted)."""
         status, details, report = self._inspect(file_id, purpose)
@@ -89,9 +121,18 @@ class FileService:
                 except TooLarge:
                     self.blobs.delete(f"files/{file_id}")
                     raise
-            row = add_file(s, file_id=file_id, org_id=org_id, filename=filename, purpose=purpose,
-                           size=size, status=status, status_details=details, data_report=report,
-                           expires_at=now() + expires_after if expires_after else None)
+            row = add_file(
+                s,
+                file_id=file_id,
+                org_id=org_id,
+                filename=filename,
+                purpose=purpose,
+                size=size,
+                status=status,
+                status_details=details,
+                data_report=report,
+                expires_at=now() + expires_after if expires_after else None,
+            )
         return _info(row)
 
     def _inspect(self, file_id: str, purpose: str) -> tuple[str, str | None, dict | None]:
@@ -110,8 +151,7 @@ class FileService:
 
     # -- reading -----------------------------------------------------------------------------
     def _row(self, s, org_id: str, file_id: str) -> t.File:
-        row = s.scalar(sa.select(t.File).where(t.File.id == file_id, t.File.org_id == org_id,
-                                               _live()))
+        row = s.scalar(sa.select(t.File).where(t.File.id == file_id, t.File.org_id == org_id, _live()))
         if row is None:
             raise NotFound(f"No such File object: {file_id}", param="id")
         return row
@@ -120,8 +160,15 @@ class FileService:
         with self.db.session() as s:
             return _info(self._row(s, org_id, file_id))
 
-    def list(self, org_id: str, *, after: str | None = None, limit: int = 10000,
-             order: str = "desc", purpose: str | None = None) -> Page:
+    def list(
+        self,
+        org_id: str,
+        *,
+        after: str | None = None,
+        limit: int = 10000,
+        order: str = "desc",
+        purpose: str | None = None,
+    ) -> Page:
         if order not in ("asc", "desc"):
             raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
         with self.db.session() as s:
@@ -131,8 +178,16 @@ class FileService:
             rows, more = page(s, stmt, t.File, after=after, limit=limit, order=order)  # type: ignore[arg-type]
             return Page([_info(r) for r in rows], more)
 
-    def list_window(self, org_id: str, *, sort: FileSort = "created", descending: bool = True, offset: int = 0,
-                    limit: int = 100, purpose: str | None = None) -> Page:
+    def list_window(
+        self,
+        org_id: str,
+        *,
+        sort: FileSort = "created",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 100,
+        purpose: str | None = None,
+    ) -> Page:
         """A window of the organization's files, `offset` files into their order by `sort` (ties:
         newest first), for the APIs that page by offset; which sort names and parameters they
         take is their dialect's (dialects/seekr/listing.py)."""
@@ -190,12 +245,19 @@ class FileService:
         return row
 
     def _upload_info(self, row: t.Upload, file: FileInfo | None = None) -> UploadInfo:
-        return UploadInfo(id=row.id, filename=row.filename, purpose=row.purpose, bytes=row.bytes,
-                          mime_type=row.mime_type, status=row.status, created_at=row.created_at,
-                          expires_at=row.expires_at, file=file)
+        return UploadInfo(
+            id=row.id,
+            filename=row.filename,
+            purpose=row.purpose,
+            bytes=row.bytes,
+            mime_type=row.mime_type,
+            status=row.status,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            file=file,
+        )
 
-    def create_upload(self, org_id: str, *, filename: str, purpose: str, bytes: int,
-                      mime_type: str) -> UploadInfo:
+    def create_upload(self, org_id: str, *, filename: str, purpose: str, bytes: int, mime_type: str) -> UploadInfo:
         check_purpose(purpose)
         if bytes < 0:
             raise InvalidRequest("bytes must not be negative.", param="bytes")
@@ -205,9 +267,17 @@ class FileService:
         with self.db.session() as s:
             self.quotas.check_storage(s, org_id, bytes, param="bytes")
         created = now()
-        row = t.Upload(id=new_id("upload"), org_id=org_id, filename=filename, purpose=purpose,
-                       bytes=bytes, mime_type=mime_type, status="pending", created_at=created,
-                       expires_at=created + UPLOAD_TTL)
+        row = t.Upload(
+            id=new_id("upload"),
+            org_id=org_id,
+            filename=filename,
+            purpose=purpose,
+            bytes=bytes,
+            mime_type=mime_type,
+            status="pending",
+            created_at=created,
+            expires_at=created + UPLOAD_TTL,
+        )
         with self.db.session() as s:
             s.add(row)
         return self._upload_info(row)
@@ -215,8 +285,7 @@ class FileService:
     def _pending_upload(self, s, org_id: str, upload_id: str) -> t.Upload:
         row = self._upload_row(s, org_id, upload_id)
         if row.status != "pending":
-            raise InvalidRequest(f"Upload {upload_id} is {row.status}; it takes no more changes.",
-                                 param="upload_id")
+            raise InvalidRequest(f"Upload {upload_id} is {row.status}; it takes no more changes.", param="upload_id")
         return row
 
     def begin_part(self, org_id: str, upload_id: str) -> tuple[str, PendingBlob]:
@@ -235,23 +304,33 @@ class FileService:
         # against the same state the part is added to. (The caller aborts the pending blob on any error.)
         with self.db.session() as s:
             row = self._pending_upload(s, org_id, upload_id)
-            held = s.scalar(sa.select(sa.func.coalesce(sa.func.sum(t.UploadPart.bytes), 0))
-                            .where(t.UploadPart.upload_id == upload_id)) or 0
+            held = (
+                s.scalar(
+                    sa.select(sa.func.coalesce(sa.func.sum(t.UploadPart.bytes), 0)).where(
+                        t.UploadPart.upload_id == upload_id
+                    )
+                )
+                or 0
+            )
             # The upload declared its size: parts beyond it would only be refused at complete,
             # after they had filled storage.
             if held + pending.size > row.bytes:
-                raise InvalidRequest(f"This part of {pending.size} bytes would bring upload {upload_id} to "
-                                     f"{held + pending.size} bytes, over the {row.bytes} bytes it was created "
-                                     "for.", param="data", code="upload_too_large")
+                raise InvalidRequest(
+                    f"This part of {pending.size} bytes would bring upload {upload_id} to "
+                    f"{held + pending.size} bytes, over the {row.bytes} bytes it was created "
+                    "for.",
+                    param="data",
+                    code="upload_too_large",
+                )
             self.quotas.check_storage(s, org_id, pending.size, param="data")
             pending.commit()
-            part = t.UploadPart(id=part_id, upload_id=upload_id, bytes=pending.size,
-                                blob_key=pending.key, created_at=now())
+            part = t.UploadPart(
+                id=part_id, upload_id=upload_id, bytes=pending.size, blob_key=pending.key, created_at=now()
+            )
             s.add(part)
         return UploadPartInfo(id=part_id, upload_id=upload_id, created_at=part.created_at)
 
-    def complete_upload(self, org_id: str, upload_id: str, part_ids: list[str],
-                        md5: str | None = None) -> UploadInfo:
+    def complete_upload(self, org_id: str, upload_id: str, part_ids: list[str], md5: str | None = None) -> UploadInfo:
         with self.db.session() as s:
             row = self._pending_upload(s, org_id, upload_id)
             parts = {p.id: p for p in s.scalars(sa.select(t.UploadPart).where(t.UploadPart.upload_id == upload_id))}
@@ -264,8 +343,9 @@ class FileService:
             raise InvalidRequest(f"Part {unknown[0]} does not belong to upload {upload_id}.", param="part_ids")
         total = sum(parts[p].bytes for p in part_ids)
         if total != row.bytes:
-            raise InvalidRequest(f"The parts hold {total} bytes but the upload was created for "
-                                 f"{row.bytes} bytes.", param="part_ids")
+            raise InvalidRequest(
+                f"The parts hold {total} bytes but the upload was created for {row.bytes} bytes.", param="part_ids"
+            )
         file_id, pending = self.begin()
         digest = hashlib.md5(usedforsecurity=False)
         try:
@@ -297,8 +377,9 @@ class FileService:
 
 def check_purpose(purpose: str, purposes: tuple[str, ...] = FILE_PURPOSES) -> None:
     if purpose not in purposes:
-        raise InvalidRequest(f"'{purpose}' is not a valid purpose; expected one of "
-                             f"{json.dumps(list(purposes))}.", param="purpose")
+        raise InvalidRequest(
+            f"'{purpose}' is not a valid purpose; expected one of {json.dumps(list(purposes))}.", param="purpose"
+        )
 
 
 MAX_FILENAME = 512  # the column's width
@@ -311,8 +392,8 @@ def check_filename(name: str, param: str) -> None:
     if not name:
         raise InvalidRequest("The file name must not be empty.", param=param)
     if len(name) > MAX_FILENAME:
-        raise InvalidRequest(f"The file name is {len(name)} characters; at most {MAX_FILENAME} are allowed.",
-                             param=param)
+        raise InvalidRequest(
+            f"The file name is {len(name)} characters; at most {MAX_FILENAME} are allowed.", param=param
+        )
     if _CONTROL.search(name):
-        raise InvalidRequest("The file name must not contain control characters (NUL, CR, LF, tab, ...).",
-                             param=param)
+        raise InvalidRequest("The file name must not contain control characters (NUL, CR, LF, tab, ...).", param=param)

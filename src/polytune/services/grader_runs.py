@@ -53,15 +53,23 @@ class GraderRuns:
             while recent and recent[0] <= now - WINDOW:
                 recent.popleft()
             if len(recent) >= self.per_minute:
-                raise RateLimited(f"This organization ran {self.per_minute} graders in the last minute "
-                                  "(POLYTUNE_GRADER_RUNS_PER_MINUTE); try again later.",
-                                  retry_after=math.ceil(recent[0] + WINDOW - now))
+                raise RateLimited(
+                    f"This organization ran {self.per_minute} graders in the last minute "
+                    "(POLYTUNE_GRADER_RUNS_PER_MINUTE); try again later.",
+                    retry_after=math.ceil(recent[0] + WINDOW - now),
+                )
             if self._running[org] >= self.per_org:
-                raise RateLimited(f"This organization already has {self.per_org} graders running "
-                                  "(POLYTUNE_GRADER_RUNS_PER_ORG); try again when one ends.", retry_after=1)
+                raise RateLimited(
+                    f"This organization already has {self.per_org} graders running "
+                    "(POLYTUNE_GRADER_RUNS_PER_ORG); try again when one ends.",
+                    retry_after=1,
+                )
             if sum(self._running.values()) >= self.total:
-                raise RateLimited(f"The server is running its limit of {self.total} graders "
-                                  "(POLYTUNE_GRADER_RUNS_TOTAL); try again shortly.", retry_after=1)
+                raise RateLimited(
+                    f"The server is running its limit of {self.total} graders "
+                    "(POLYTUNE_GRADER_RUNS_TOTAL); try again shortly.",
+                    retry_after=1,
+                )
             recent.append(now)
             self._running[org] += 1
 

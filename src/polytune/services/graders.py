@@ -26,8 +26,7 @@ class GraderService:
         if item is None:
             item = {}
         if not isinstance(item, dict):
-            raise InvalidRequest("item must be an object (the dataset row the templates read as item.*).",
-                                 param="item")
+            raise InvalidRequest("item must be an object (the dataset row the templates read as item.*).", param="item")
         started = time.perf_counter()
         result = Grading(self.config).grade(parsed, model_sample, item)
         return parsed, result, time.perf_counter() - started

@@ -70,39 +70,54 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
         n_epochs = math.ceil(hp.max_steps / steps_per_epoch)
     if hp.learning_rate is not None:
         learning_rate = hp.learning_rate
-        multiplier = (hp.learning_rate_multiplier if hp.learning_rate_multiplier != "auto"
-                      else learning_rate / entry.base_learning_rate)
+        multiplier = (
+            hp.learning_rate_multiplier
+            if hp.learning_rate_multiplier != "auto"
+            else learning_rate / entry.base_learning_rate
+        )
     else:
-        multiplier = (hp.learning_rate_multiplier if hp.learning_rate_multiplier != "auto"
-                      else auto_lr_multiplier(batch_size))
+        multiplier = (
+            hp.learning_rate_multiplier if hp.learning_rate_multiplier != "auto" else auto_lr_multiplier(batch_size)
+        )
         learning_rate = entry.base_learning_rate * multiplier
-    resolved_hp = hp.model_copy(update={
-        "batch_size": batch_size,
-        "n_epochs": n_epochs,
-        "learning_rate_multiplier": multiplier,
-        "learning_rate": learning_rate,
-        "lr_scheduler": hp.lr_scheduler or entry.lr_scheduler,
-        "warmup_ratio": hp.warmup_ratio if hp.warmup_ratio is not None else 0.0,
-        "weight_decay": hp.weight_decay if hp.weight_decay is not None else 0.0,
-        "max_grad_norm": hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
-        "context_length": hp.context_length or entry.max_length,
-        "packing": hp.packing if hp.packing is not None or spec.method.type != "supervised" else False,
-    })
+    resolved_hp = hp.model_copy(
+        update={
+            "batch_size": batch_size,
+            "n_epochs": n_epochs,
+            "learning_rate_multiplier": multiplier,
+            "learning_rate": learning_rate,
+            "lr_scheduler": hp.lr_scheduler or entry.lr_scheduler,
+            "warmup_ratio": hp.warmup_ratio if hp.warmup_ratio is not None else 0.0,
+            "weight_decay": hp.weight_decay if hp.weight_decay is not None else 0.0,
+            "max_grad_norm": hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
+            "context_length": hp.context_length or entry.max_length,
+            "packing": hp.packing if hp.packing is not None or spec.method.type != "supervised" else False,
+        }
+    )
     update: dict = {
         "hyperparameters": resolved_hp,
-        "adapter": spec.adapter.model_copy(update={
-            "kind": entry.adapter_default if spec.adapter.kind == "auto" else spec.adapter.kind}),
+        "adapter": spec.adapter.model_copy(
+            update={"kind": entry.adapter_default if spec.adapter.kind == "auto" else spec.adapter.kind}
+        ),
         "seed": spec.seed if spec.seed is not None else secrets.randbelow(2**31),
     }
     method = spec.method
     if isinstance(method, ReinforcementMethod):
         r = method.reward
-        update["method"] = method.model_copy(update={"reward": r.model_copy(update={
-            "compute_multiplier": 1.0 if r.compute_multiplier == "auto" else r.compute_multiplier,
-            "eval_samples": AUTO_EVAL_SAMPLES if r.eval_samples == "auto" else r.eval_samples})})
+        update["method"] = method.model_copy(
+            update={
+                "reward": r.model_copy(
+                    update={
+                        "compute_multiplier": 1.0 if r.compute_multiplier == "auto" else r.compute_multiplier,
+                        "eval_samples": AUTO_EVAL_SAMPLES if r.eval_samples == "auto" else r.eval_samples,
+                    }
+                )
+            }
+        )
     if isinstance(method, DpoMethod) and method.preference.beta == "auto":
-        update["method"] = method.model_copy(update={
-            "preference": method.preference.model_copy(update={"beta": DEFAULT_BETA})})
+        update["method"] = method.model_copy(
+            update={"preference": method.preference.model_copy(update={"beta": DEFAULT_BETA})}
+        )
     return spec.model_copy(update=update)
 
 

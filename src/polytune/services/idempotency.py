@@ -24,8 +24,11 @@ class IdempotencyService:
         self.db = db
 
     def _row(self, s, org_id: str, route: str, key: str) -> t.IdempotencyKey | None:
-        return s.scalar(sa.select(t.IdempotencyKey).where(
-            t.IdempotencyKey.org_id == org_id, t.IdempotencyKey.route == route, t.IdempotencyKey.key == key))
+        return s.scalar(
+            sa.select(t.IdempotencyKey).where(
+                t.IdempotencyKey.org_id == org_id, t.IdempotencyKey.route == route, t.IdempotencyKey.key == key
+            )
+        )
 
     def begin(self, org_id: str, route: str, key: str, request_hash: str) -> dict[str, Any] | None:
         """The stored answer of an earlier request with this key, or None once the key is
@@ -36,33 +39,51 @@ class IdempotencyService:
         while True:
             try:
                 with self.db.session() as s:
-                    s.add(t.IdempotencyKey(org_id=org_id, route=route, key=key, request_hash=request_hash,
-                                           response=None, created_at=now()))
+                    s.add(
+                        t.IdempotencyKey(
+                            org_id=org_id,
+                            route=route,
+                            key=key,
+                            request_hash=request_hash,
+                            response=None,
+                            created_at=now(),
+                        )
+                    )
                 return None
             except IntegrityError:
                 pass
             with self.db.session() as s:
                 row = self._row(s, org_id, route, key)
                 if row is not None and row.request_hash != request_hash:
-                    raise InvalidRequest("This Idempotency-Key was already used with a different request; "
-                                         "use a new key for a new request.", param="Idempotency-Key",
-                                         code="idempotency_key_reused")
+                    raise InvalidRequest(
+                        "This Idempotency-Key was already used with a different request; "
+                        "use a new key for a new request.",
+                        param="Idempotency-Key",
+                        code="idempotency_key_reused",
+                    )
                 if row is not None and row.response is not None:
                     return row.response
             if time.monotonic() > deadline:
-                raise Conflict("A request with this Idempotency-Key is still being handled; retry shortly.",
-                               param="Idempotency-Key", code="idempotency_in_progress")
+                raise Conflict(
+                    "A request with this Idempotency-Key is still being handled; retry shortly.",
+                    param="Idempotency-Key",
+                    code="idempotency_in_progress",
+                )
             time.sleep(_POLL)
 
     def finish(self, org_id: str, route: str, key: str, response: dict[str, Any]) -> None:
         with self.db.session() as s:
-            s.execute(sa.update(t.IdempotencyKey).where(
-                t.IdempotencyKey.org_id == org_id, t.IdempotencyKey.route == route,
-                t.IdempotencyKey.key == key).values(response=response))
+            s.execute(
+                sa.update(t.IdempotencyKey)
+                .where(t.IdempotencyKey.org_id == org_id, t.IdempotencyKey.route == route, t.IdempotencyKey.key == key)
+                .values(response=response)
+            )
 
     def abandon(self, org_id: str, route: str, key: str) -> None:
         """The request failed: free the key so a corrected retry can run."""
         with self.db.session() as s:
-            s.execute(sa.delete(t.IdempotencyKey).where(
-                t.IdempotencyKey.org_id == org_id, t.IdempotencyKey.route == route,
-                t.IdempotencyKey.key == key))
+            s.execute(
+                sa.delete(t.IdempotencyKey).where(
+                    t.IdempotencyKey.org_id == org_id, t.IdempotencyKey.route == route, t.IdempotencyKey.key == key
+                )
+            )

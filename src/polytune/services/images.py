@@ -48,15 +48,19 @@ class ImageService:
                 self._pipelines = ImagePipelines(threads=threads)
             return self._pipelines
 
-    def generate(self, org_id: str, model_id: str, prompt: str, *, n: int, size: str, seed: int | None,
-                 keep: bool) -> list[GeneratedImage]:
+    def generate(
+        self, org_id: str, model_id: str, prompt: str, *, n: int, size: str, seed: int | None, keep: bool
+    ) -> list[GeneratedImage]:
         """Blocking: call from a worker thread."""
         served = self.models.resolve(org_id, model_id)
         entry = self.catalog.get(served.base_model)
         if entry.kind != "image":
-            raise InvalidRequest(f"The model '{model_id}' is a text model; /images/generations needs an image "
-                                 f"model (in the catalog: {', '.join(e.name for e in self.catalog.list() if e.kind == 'image')}).",
-                                 param="model", code="model_not_supported")
+            raise InvalidRequest(
+                f"The model '{model_id}' is a text model; /images/generations needs an image "
+                f"model (in the catalog: {', '.join(e.name for e in self.catalog.list() if e.kind == 'image')}).",
+                param="model",
+                code="model_not_supported",
+            )
         if not prompt.strip():
             raise InvalidRequest("prompt must not be empty.", param="prompt")
         if not 1 <= n <= MAX_IMAGES:
@@ -69,13 +73,24 @@ class ImageService:
                 # A model that is not a base model always has its weights' blob_key.
                 weights = fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key)  # type: ignore[arg-type]
             except FileNotFoundError:
-                raise NotFound(f"The weights of model '{model_id}' are missing from storage.", param="model",
-                               code="model_not_found") from None
-        images = self.pipelines.generate(served.id, served.kind, base, weights, prompt, n=n, width=width,
-                                         height=height, steps=entry.sample_steps,
-                                         call_kwargs=call_kwargs(objective_family(self.catalog.pipeline_class(entry)),
-                                                                 entry),
-                                         seed=seed if seed is not None else secrets.randbelow(2**31))
+                raise NotFound(
+                    f"The weights of model '{model_id}' are missing from storage.",
+                    param="model",
+                    code="model_not_found",
+                ) from None
+        images = self.pipelines.generate(
+            served.id,
+            served.kind,
+            base,
+            weights,
+            prompt,
+            n=n,
+            width=width,
+            height=height,
+            steps=entry.sample_steps,
+            call_kwargs=call_kwargs(objective_family(self.catalog.pipeline_class(entry)), entry),
+            seed=seed if seed is not None else secrets.randbelow(2**31),
+        )
         out = []
         for image in images:
             buf = io.BytesIO()
@@ -104,7 +119,7 @@ class ImageService:
 
 
 def _size(size: str, native: int) -> tuple[int, int]:
-    """"auto" (the model's native square) or "<width>x<height>", each a multiple of 16."""
+    """ "auto" (the model's native square) or "<width>x<height>", each a multiple of 16."""
     if size == "auto":
         return native, native
     try:
@@ -112,6 +127,7 @@ def _size(size: str, native: int) -> tuple[int, int]:
     except ValueError:
         raise InvalidRequest(f"size must be 'auto' or '<width>x<height>', got '{size}'.", param="size") from None
     if not (16 <= width <= MAX_SIDE and 16 <= height <= MAX_SIDE) or width % 16 or height % 16:
-        raise InvalidRequest(f"size {size}: width and height must be multiples of 16 between 16 and {MAX_SIDE}.",
-                             param="size")
+        raise InvalidRequest(
+            f"size {size}: width and height must be multiples of 16 between 16 and {MAX_SIDE}.", param="size"
+        )
     return width, height

@@ -27,8 +27,14 @@ _TEXT_CACHE = 64
 
 
 class InferenceService:
-    def __init__(self, settings: Settings, models: ModelService, catalog: Catalog, blobs: BlobStore,
-                 backend: InferenceBackend | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        models: ModelService,
+        catalog: Catalog,
+        blobs: BlobStore,
+        backend: InferenceBackend | None = None,
+    ):
         self.settings, self.models, self.catalog, self.blobs = settings, models, catalog, blobs
         self._backend = backend
         self._lock = threading.Lock()
@@ -40,21 +46,25 @@ class InferenceService:
             if self._backend is None:
                 from polytune.inference.hf_backend import TransformersBackend
 
-                self._backend = TransformersBackend(memory_budget_bytes=self.settings.inference_memory_mb * 2**20,
-                                                    max_batch=self.settings.inference_max_batch,
-                                                    threads=self.settings.inference_threads)
+                self._backend = TransformersBackend(
+                    memory_budget_bytes=self.settings.inference_memory_mb * 2**20,
+                    max_batch=self.settings.inference_max_batch,
+                    threads=self.settings.inference_threads,
+                )
             return self._backend
 
     # -- preparing requests (blocking: call from a worker thread) -----------------------------
-    def prepare_chat(self, org_id: str, model_id: str, messages: list[ChatMessage],
-                     params: GenerationParams) -> PreparedRequest:
+    def prepare_chat(
+        self, org_id: str, model_id: str, messages: list[ChatMessage], params: GenerationParams
+    ) -> PreparedRequest:
         served = self.models.resolve(org_id, model_id)
         target, text = self._load(served)
         prompt = render_chat(text, model_id, messages)
         return self._prepared(served, target, text, [prompt], params, "messages", [""])
 
-    def prepare_completion(self, org_id: str, model_id: str, prompts: list[str | list[int]],
-                           params: GenerationParams) -> PreparedRequest:
+    def prepare_completion(
+        self, org_id: str, model_id: str, prompts: list[str | list[int]], params: GenerationParams
+    ) -> PreparedRequest:
         served = self.models.resolve(org_id, model_id)
         target, text = self._load(served)
         param = lambda i: "prompt" if len(prompts) == 1 else f"prompt[{i}]"  # noqa: E731
@@ -62,31 +72,52 @@ class InferenceService:
         echo = [(p if isinstance(p, str) else text.tokenizer.decode(p)) if params.echo else "" for p in prompts]
         return self._prepared(served, target, text, ids, params, "prompt", echo)
 
-    def _prepared(self, served: ServedModel, target: ModelTarget, text: ModelText, prompts: list[list[int]],
-                  params: GenerationParams, prompt_param: str, echo: list[str]) -> PreparedRequest:
+    def _prepared(
+        self,
+        served: ServedModel,
+        target: ModelTarget,
+        text: ModelText,
+        prompts: list[list[int]],
+        params: GenerationParams,
+        prompt_param: str,
+        echo: list[str],
+    ) -> PreparedRequest:
         vocab = len(text.tokenizer)
         bad = next((t for t in params.logit_bias if not 0 <= t < vocab), None)
         if bad is not None:
-            raise InvalidRequest(f"logit_bias names token {bad}, outside the vocabulary (0..{vocab - 1}).",
-                                 param="logit_bias")
+            raise InvalidRequest(
+                f"logit_bias names token {bad}, outside the vocabulary (0..{vocab - 1}).", param="logit_bias"
+            )
         limit = text.context_length
         max_tokens = []
         for prompt in prompts:
             room = limit - len(prompt)
             if room <= 0:
-                raise InvalidRequest(f"This model's maximum context length is {limit} tokens, but the "
-                                     f"{prompt_param} take {len(prompt)} tokens.", param=prompt_param,
-                                     code="context_length_exceeded")
+                raise InvalidRequest(
+                    f"This model's maximum context length is {limit} tokens, but the "
+                    f"{prompt_param} take {len(prompt)} tokens.",
+                    param=prompt_param,
+                    code="context_length_exceeded",
+                )
             if params.max_tokens is not None and params.max_tokens > room:
                 raise InvalidRequest(
                     f"This model's maximum context length is {limit} tokens. However, you requested "
                     f"{len(prompt) + params.max_tokens} tokens ({len(prompt)} in the {prompt_param}, "
                     f"{params.max_tokens} in the completion). Please reduce the length of the "
-                    f"{prompt_param} or of the completion.", param=params.max_tokens_param,
-                    code="context_length_exceeded")
+                    f"{prompt_param} or of the completion.",
+                    param=params.max_tokens_param,
+                    code="context_length_exceeded",
+                )
             max_tokens.append(params.max_tokens or room)
-        return PreparedRequest(model=served, target=target, text=text, prompts=prompts, max_tokens=max_tokens,
-                               params=params, echo_texts=echo)
+        return PreparedRequest(
+            model=served,
+            target=target,
+            text=text,
+            prompts=prompts,
+            max_tokens=max_tokens,
+            params=params,
+            echo_texts=echo,
+        )
 
     def _load(self, served: ServedModel) -> tuple[ModelTarget, ModelText]:
         """Where the weights are and how their text works, cached per model id."""
@@ -95,28 +126,38 @@ class InferenceService:
                 self._texts.move_to_end(served.id)
                 return self._texts[served.id]
         if self.catalog.get(served.base_model).kind == "image":
-            raise InvalidRequest(f"The model '{served.id}' is an image model; generate with /images/generations.",
-                                 param="model", code="model_not_supported")
+            raise InvalidRequest(
+                f"The model '{served.id}' is an image model; generate with /images/generations.",
+                param="model",
+                code="model_not_supported",
+            )
         if served.kind == "base":
             entry = self.catalog.get(served.id)
             folder = self.catalog.resolve_path(entry)
             options = entry.load_options
-            loaded = (ModelTarget(served.id, folder, base_options=tuple(options.items())),
-                      load_model_text(folder, folder, entry.chat_template, **options))
+            loaded = (
+                ModelTarget(served.id, folder, base_options=tuple(options.items())),
+                load_model_text(folder, folder, entry.chat_template, **options),
+            )
         else:
             try:
                 # A model that is not a base model always has its weights' blob_key.
                 folder = fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key)  # type: ignore[arg-type]
             except FileNotFoundError:
-                raise NotFound(f"The weights of model '{served.id}' are missing from storage.", param="model",
-                               code="model_not_found") from None
+                raise NotFound(
+                    f"The weights of model '{served.id}' are missing from storage.",
+                    param="model",
+                    code="model_not_found",
+                ) from None
             if served.kind == "full":
                 loaded = ModelTarget(served.id, folder), load_model_text(folder, folder)
             else:
                 base_entry = self.catalog.get(served.base_model)
                 base, options = self.catalog.resolve_path(base_entry), base_entry.load_options
-                loaded = (ModelTarget(served.base_model, base, served.id, folder, base_options=tuple(options.items())),
-                          load_model_text(folder, base, **options))
+                loaded = (
+                    ModelTarget(served.base_model, base, served.id, folder, base_options=tuple(options.items())),
+                    load_model_text(folder, base, **options),
+                )
         with self._lock:
             self._texts[served.id] = loaded
             while len(self._texts) > _TEXT_CACHE:

@@ -17,7 +17,7 @@ from typing import Any
 
 from polytune.data.problems import DatasetError
 from polytune.data.reinforcement import item_fields
-from polytune.data.tokens import TokenCounter, TokenReport, load_tokenizer, measure_file
+from polytune.data.tokens import LongExamples, TokenCounter, TokenReport, load_tokenizer, measure_file
 from polytune.data.validate import DatasetSummary, validate_file
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import JobError
@@ -36,8 +36,8 @@ class DataCheckFailed(Exception):
 
 @dataclass
 class DataCheck:
-    n_examples: int   # training examples kept for training
-    n_tokens: int     # their tokens
+    n_examples: int  # training examples kept for training
+    n_tokens: int  # their tokens
     report: dict[str, Any]
     # (level, message, data) for the job's events, in order.
     events: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
@@ -78,52 +78,102 @@ class JobDataChecker:
             summaries.append(self._validate(fid, param, spec.method.type, fields))
         n_raw = sum(s.n_examples for (param, _), s in zip(files, summaries) if param == "training_file")
         if n_raw < self.min_examples:
-            raise DataCheckFailed(JobError(
-                code="invalid_training_file", param="training_file",
-                message=f"The training data has {n_raw} example{'s' if n_raw != 1 else ''}; at least "
-                        f"{self.min_examples} are needed."))
+            raise DataCheckFailed(
+                JobError(
+                    code="invalid_training_file",
+                    param="training_file",
+                    message=f"The training data has {n_raw} example{'s' if n_raw != 1 else ''}; at least "
+                    f"{self.min_examples} are needed.",
+                )
+            )
         try:
             counter = self.counter(entry)
         except InvalidRequest as e:
-            raise DataCheckFailed(JobError(code=e.code or "invalid_model", message=e.message,
-                                           param=e.param or "model")) from e
-        check = DataCheck(n_examples=0, n_tokens=0, report={
-            "method": spec.method.type, "context_length": context_length, "long_examples": hp.long_examples,
-            "files": []})
+            raise DataCheckFailed(
+                JobError(code=e.code or "invalid_model", message=e.message, param=e.param or "model")
+            ) from e
+        check = DataCheck(
+            n_examples=0,
+            n_tokens=0,
+            report={
+                "method": spec.method.type,
+                "context_length": context_length,
+                "long_examples": hp.long_examples,
+                "files": [],
+            },
+        )
         totals = {"training_file": [0, 0], "validation_file": [0, 0]}
         for (param, fid), summary in zip(files, summaries):
             tokens = self._measure(fid, param, spec.method.type, counter, context_length, hp.long_examples)
             what = _WHAT[param]
-            check.report["files"].append({"param": param, "file": fid, "format": summary.format,
-                                          "shape": summary.shape, "n_lines": summary.n_examples,
-                                          **tokens.as_dict()})
-            check.events.append(("info", f"{what.capitalize()} file {fid}: {summary.describe()}, "
-                                         f"{tokens.tokens:,} tokens (longest example {tokens.longest:,} tokens)",
-                                 {"file": fid, "format": summary.format, "n_examples": summary.n_examples,
-                                  "tokens": tokens.tokens, "longest": tokens.longest}))
+            check.report["files"].append(
+                {
+                    "param": param,
+                    "file": fid,
+                    "format": summary.format,
+                    "shape": summary.shape,
+                    "n_lines": summary.n_examples,
+                    **tokens.as_dict(),
+                }
+            )
+            check.events.append(
+                (
+                    "info",
+                    f"{what.capitalize()} file {fid}: {summary.describe()}, "
+                    f"{tokens.tokens:,} tokens (longest example {tokens.longest:,} tokens)",
+                    {
+                        "file": fid,
+                        "format": summary.format,
+                        "n_examples": summary.n_examples,
+                        "tokens": tokens.tokens,
+                        "longest": tokens.longest,
+                    },
+                )
+            )
             message = tokens.policy_message(what)
             if message:
-                check.events.append(("warn", message, {"file": fid, "n_dropped": tokens.n_dropped,
-                                                       "dropped_lines": tokens.dropped_lines,
-                                                       "n_truncated": tokens.n_truncated,
-                                                       "truncated_lines": tokens.truncated_lines}))
+                check.events.append(
+                    (
+                        "warn",
+                        message,
+                        {
+                            "file": fid,
+                            "n_dropped": tokens.n_dropped,
+                            "dropped_lines": tokens.dropped_lines,
+                            "n_truncated": tokens.n_truncated,
+                            "truncated_lines": tokens.truncated_lines,
+                        },
+                    )
+                )
             totals[param][0] += tokens.n_examples
             totals[param][1] += tokens.tokens
         (n_train, train_tokens), (n_val, val_tokens) = totals["training_file"], totals["validation_file"]
         if n_train < self.min_examples:
-            raise DataCheckFailed(JobError(
-                code="invalid_training_file", param="training_file",
-                message=f"Only {n_train} of the {n_raw} training examples fit the context length of "
-                        f"{context_length} tokens; at least {self.min_examples} are needed. Raise "
-                        "hyperparameters.context_length, or set hyperparameters.long_examples to 'truncate'."))
+            raise DataCheckFailed(
+                JobError(
+                    code="invalid_training_file",
+                    param="training_file",
+                    message=f"Only {n_train} of the {n_raw} training examples fit the context length of "
+                    f"{context_length} tokens; at least {self.min_examples} are needed. Raise "
+                    "hyperparameters.context_length, or set hyperparameters.long_examples to 'truncate'.",
+                )
+            )
         if spec.validation_file and n_val == 0:
-            raise DataCheckFailed(JobError(
-                code="invalid_validation_file", param="validation_file",
-                message=f"No validation example fits the context length of {context_length} tokens. Raise "
-                        "hyperparameters.context_length, or set hyperparameters.long_examples to 'truncate'."))
+            raise DataCheckFailed(
+                JobError(
+                    code="invalid_validation_file",
+                    param="validation_file",
+                    message=f"No validation example fits the context length of {context_length} tokens. Raise "
+                    "hyperparameters.context_length, or set hyperparameters.long_examples to 'truncate'.",
+                )
+            )
         check.n_examples, check.n_tokens = n_train, train_tokens
-        check.report.update(training_examples=n_train, training_tokens=train_tokens,
-                            validation_examples=n_val, validation_tokens=val_tokens)
+        check.report.update(
+            training_examples=n_train,
+            training_tokens=train_tokens,
+            validation_examples=n_val,
+            validation_tokens=val_tokens,
+        )
         return check
 
     def _check_images(self, spec: JobSpec) -> DataCheck:
@@ -134,16 +184,26 @@ class JobDataChecker:
         for fid in spec.training_files:
             summary = self._validate(fid, "training_file", spec.method.type, ())
             n_train += summary.n_examples
-            check.report["files"].append({"param": "training_file", "file": fid, "format": summary.format,
-                                          "n_lines": summary.n_examples})
-            check.events.append(("info", f"Training file {fid}: {summary.describe()}",
-                                 {"file": fid, "format": summary.format, "n_examples": summary.n_examples}))
+            check.report["files"].append(
+                {"param": "training_file", "file": fid, "format": summary.format, "n_lines": summary.n_examples}
+            )
+            check.events.append(
+                (
+                    "info",
+                    f"Training file {fid}: {summary.describe()}",
+                    {"file": fid, "format": summary.format, "n_examples": summary.n_examples},
+                )
+            )
         if n_train < 1:
-            raise DataCheckFailed(JobError(code="invalid_training_file", param="training_file",
-                                           message="The training data has no image/caption examples."))
+            raise DataCheckFailed(
+                JobError(
+                    code="invalid_training_file",
+                    param="training_file",
+                    message="The training data has no image/caption examples.",
+                )
+            )
         check.n_examples = n_train
-        check.report.update(training_examples=n_train, training_tokens=0, validation_examples=0,
-                            validation_tokens=0)
+        check.report.update(training_examples=n_train, training_tokens=0, validation_examples=0, validation_tokens=0)
         return check
 
     @contextlib.contextmanager
@@ -153,18 +213,20 @@ class JobDataChecker:
             with local_copy(self.blobs, f"files/{fid}") as path:
                 yield path
         except DatasetError as e:
-            raise DataCheckFailed(JobError(code=f"invalid_{param}", message=f"{fid}: {e.message}",
-                                           param=param)) from e
+            raise DataCheckFailed(JobError(code=f"invalid_{param}", message=f"{fid}: {e.message}", param=param)) from e
         except FileNotFoundError as e:
-            raise DataCheckFailed(JobError(code=f"invalid_{param}", message=f"File {fid} was deleted.",
-                                           param=param)) from e
+            raise DataCheckFailed(
+                JobError(code=f"invalid_{param}", message=f"File {fid} was deleted.", param=param)
+            ) from e
 
     def _validate(self, fid: str, param: str, method: str, fields: tuple[str, ...]) -> DatasetSummary:
         with self._file(fid, param) as path:
             return validate_file(path, method=method, param=param, item_fields=fields)
 
-    def _measure(self, fid: str, param: str, method: str, counter: TokenCounter, context_length: int,
-                 long_examples: str) -> TokenReport:
+    def _measure(
+        self, fid: str, param: str, method: str, counter: TokenCounter, context_length: int, long_examples: LongExamples
+    ) -> TokenReport:
         with self._file(fid, param) as path:
-            return measure_file(path, counter, method=method, context_length=context_length,
-                                long_examples=long_examples, param=param)  # type: ignore[arg-type]
+            return measure_file(
+                path, counter, method=method, context_length=context_length, long_examples=long_examples, param=param
+            )

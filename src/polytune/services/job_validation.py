@@ -38,8 +38,11 @@ class JobValidation:
         not hold another's small job (a job interrupted by a restart is simply validated
         again). Returns how many it handed over."""
         with self.db.session() as s:
-            rows = s.execute(sa.select(t.Job.id, t.Job.org_id).where(
-                t.Job.status == JobStatus.VALIDATING_FILES.value).order_by(t.Job.seq)).all()
+            rows = s.execute(
+                sa.select(t.Job.id, t.Job.org_id)
+                .where(t.Job.status == JobStatus.VALIDATING_FILES.value)
+                .order_by(t.Job.seq)
+            ).all()
         return self._queue.add((job_id, org_id) for job_id, org_id in rows)
 
     def _validate_one(self, job_id: str) -> None:
@@ -54,8 +57,9 @@ class JobValidation:
         resolved = check = None
         try:
             check = self.data.check(spec)
-            resolved = resolve_auto(spec, n_examples=check.n_examples, n_tokens=check.n_tokens,
-                                    entry=self.catalog.get(spec.model))
+            resolved = resolve_auto(
+                spec, n_examples=check.n_examples, n_tokens=check.n_tokens, entry=self.catalog.get(spec.model)
+            )
             check.finish(int(resolved.hyperparameters.n_epochs))
         except DataCheckFailed as e:
             error = e.error
@@ -63,26 +67,37 @@ class JobValidation:
             error = JobError(code="invalid_hyperparameters", message=e.message, param=e.param)
         except Exception as e:  # a bug must fail this job, not stall every scheduler pass after it
             log.exception("validating job %s failed", job_id)
-            error = JobError(code="validation_error", message=f"Validation failed unexpectedly: "
-                                                              f"{type(e).__name__}: {e}")
+            error = JobError(
+                code="validation_error", message=f"Validation failed unexpectedly: {type(e).__name__}: {e}"
+            )
         with self.db.session() as s:
             row = job_store.get_row(s, job_id, lock=True)
             if row is None or row.status != JobStatus.VALIDATING_FILES.value:
                 return  # cancelled meanwhile
             if error is not None:
-                job_store.transition(s, row, JobStatus.FAILED, f"Validation failed: {error.message}",
-                                     level="error", error=_error_dict(error))
+                job_store.transition(
+                    s,
+                    row,
+                    JobStatus.FAILED,
+                    f"Validation failed: {error.message}",
+                    level="error",
+                    error=_error_dict(error),
+                )
                 return
             assert resolved is not None and check is not None
             for level, message, data in check.events:
                 job_store.add_event(s, job_id, message, level=level, data=data)
             report = check.report
             job_store.transition(
-                s, row, JobStatus.QUEUED,
+                s,
+                row,
+                JobStatus.QUEUED,
                 f"Files validated: {check.n_examples:,} training examples, {check.n_tokens:,} tokens; "
                 f"{report['n_epochs']} epochs make {report['billable_tokens']:,} billable tokens; job queued",
-                spec=resolved.model_dump(mode="json"), data_report=report,
-                trained_tokens=report["billable_tokens"])
+                spec=resolved.model_dump(mode="json"),
+                data_report=report,
+                trained_tokens=report["billable_tokens"],
+            )
 
 
 def _error_dict(e: JobError) -> dict[str, Any]:

@@ -31,8 +31,11 @@ class KeyService:
         """Create the organization if new, and a key for it that starts with `prefix`.
         Returns (org_id, key)."""
         if not _PREFIX_RE.fullmatch(prefix):
-            raise InvalidRequest(f"Invalid key prefix '{prefix}': up to 12 letters, digits or underscores, "
-                                 "optionally ending in '-' (e.g. 'tml-').", param="prefix")
+            raise InvalidRequest(
+                f"Invalid key prefix '{prefix}': up to 12 letters, digits or underscores, "
+                "optionally ending in '-' (e.g. 'tml-').",
+                param="prefix",
+            )
         key = prefix + secrets.token_urlsafe(32)
         with self.db.session() as s:
             org = s.scalar(sa.select(t.Organization).where(t.Organization.name == org_name))
@@ -40,8 +43,7 @@ class KeyService:
                 org = t.Organization(id=new_id("org"), name=org_name, created_at=now())
                 s.add(org)
                 s.flush()
-            s.add(t.ApiKey(id=new_id("key"), org_id=org.id, key_hash=hash_key(key),
-                           prefix=key[:8], created_at=now()))
+            s.add(t.ApiKey(id=new_id("key"), org_id=org.id, key_hash=hash_key(key), prefix=key[:8], created_at=now()))
             return org.id, key
 
     def org_id(self, org_name: str) -> str:
@@ -55,12 +57,24 @@ class KeyService:
         """Every key (or one organization's): id, organization, prefix, created, revoked — never
         the key itself, which is not stored."""
         with self.db.session() as s:
-            stmt = (sa.select(t.ApiKey, t.Organization.name).join(t.Organization, t.Organization.id == t.ApiKey.org_id)
-                    .order_by(t.ApiKey.seq))
+            stmt = (
+                sa.select(t.ApiKey, t.Organization.name)
+                .join(t.Organization, t.Organization.id == t.ApiKey.org_id)
+                .order_by(t.ApiKey.seq)
+            )
             if org_name is not None:
                 stmt = stmt.where(t.Organization.id == self.org_id(org_name))
-            return [{"id": k.id, "org": name, "org_id": k.org_id, "prefix": k.prefix, "created_at": k.created_at,
-                     "revoked_at": k.revoked_at} for k, name in s.execute(stmt)]
+            return [
+                {
+                    "id": k.id,
+                    "org": name,
+                    "org_id": k.org_id,
+                    "prefix": k.prefix,
+                    "created_at": k.created_at,
+                    "revoked_at": k.revoked_at,
+                }
+                for k, name in s.execute(stmt)
+            ]
 
     def revoke(self, key_id: str) -> dict:
         """Revoke a key by its id; it stops working at once. Revoking twice changes nothing."""
@@ -76,8 +90,9 @@ class KeyService:
         if not key:
             raise Unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
         with self.db.session() as s:
-            org_id = s.scalar(sa.select(t.ApiKey.org_id).where(
-                t.ApiKey.key_hash == hash_key(key), t.ApiKey.revoked_at.is_(None)))
+            org_id = s.scalar(
+                sa.select(t.ApiKey.org_id).where(t.ApiKey.key_hash == hash_key(key), t.ApiKey.revoked_at.is_(None))
+            )
         if org_id is None:
             raise Unauthorized("Incorrect API key provided.")
         return org_id

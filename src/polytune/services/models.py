@@ -22,9 +22,16 @@ _CHECKPOINT_SUFFIX = re.compile(r":ckpt-step-\d+$")
 
 
 def _info(row: t.Model, types: dict[str, str]) -> ModelInfo:
-    return ModelInfo(id=row.id, created=row.created_at, owned_by=row.org_id, base_model=row.base_model,
-                     job_id=row.job_id, kind=row.kind, is_checkpoint=row.is_checkpoint,
-                     model_type=types.get(row.base_model or "", "chat"))
+    return ModelInfo(
+        id=row.id,
+        created=row.created_at,
+        owned_by=row.org_id,
+        base_model=row.base_model,
+        job_id=row.job_id,
+        kind=row.kind,
+        is_checkpoint=row.is_checkpoint,
+        model_type=types.get(row.base_model or "", "chat"),
+    )
 
 
 def _model_type(kind: str) -> str:
@@ -33,8 +40,9 @@ def _model_type(kind: str) -> str:
 
 
 def _not_found(model_id: str) -> NotFound:
-    return NotFound(f"The model '{model_id}' does not exist or you do not have access to it.",
-                    param="model", code="model_not_found")
+    return NotFound(
+        f"The model '{model_id}' does not exist or you do not have access to it.", param="model", code="model_not_found"
+    )
 
 
 class ModelService:
@@ -42,21 +50,25 @@ class ModelService:
         self.db, self.catalog, self.created, self.blobs = db, catalog, created, blobs
 
     def _base(self) -> list[ModelInfo]:
-        return [ModelInfo(id=e.name, created=self.created, owned_by=BASE_OWNER, model_type=_model_type(e.kind))
-                for e in self.catalog.list()]
+        return [
+            ModelInfo(id=e.name, created=self.created, owned_by=BASE_OWNER, model_type=_model_type(e.kind))
+            for e in self.catalog.list()
+        ]
 
     def _types(self) -> dict[str, str]:
         # A base model taken out of the catalog leaves its fine-tunes "chat": text is the default.
         return {e.name: _model_type(e.kind) for e in self.catalog.list()}
 
     def _row(self, s, org_id: str, model_id: str) -> t.Model | None:
-        return s.scalar(sa.select(t.Model).where(t.Model.id == model_id, t.Model.org_id == org_id,
-                                                 t.Model.deleted_at.is_(None)))
+        return s.scalar(
+            sa.select(t.Model).where(t.Model.id == model_id, t.Model.org_id == org_id, t.Model.deleted_at.is_(None))
+        )
 
     def list(self, org_id: str) -> list[ModelInfo]:
         with self.db.session() as s:
-            rows = s.scalars(sa.select(t.Model).where(t.Model.org_id == org_id, t.Model.deleted_at.is_(None))
-                             .order_by(t.Model.seq))
+            rows = s.scalars(
+                sa.select(t.Model).where(t.Model.org_id == org_id, t.Model.deleted_at.is_(None)).order_by(t.Model.seq)
+            )
             types = self._types()
             return self._base() + [_info(r, types) for r in rows]
 
@@ -74,19 +86,29 @@ class ModelService:
         """Delete a fine-tuned model or checkpoint: its weights leave storage; its job keeps its
         history (fine_tuned_model, checkpoints) but the id no longer resolves."""
         if model_id in {e.name for e in self.catalog.list()}:
-            raise InvalidRequest(f"'{model_id}' is a base model of the catalog; only fine-tuned models "
-                                 "can be deleted.", param="model", code="model_not_deletable")
+            raise InvalidRequest(
+                f"'{model_id}' is a base model of the catalog; only fine-tuned models can be deleted.",
+                param="model",
+                code="model_not_deletable",
+            )
         with self.db.session() as s:
             row = self._row(s, org_id, model_id)
             if row is None:
                 raise _not_found(model_id)
             row.deleted_at = now()
-            served = ServedModel(id=row.id, kind=row.kind,  # type: ignore[arg-type]  # the column holds full|lora
-                                 base_model=row.base_model, blob_key=row.blob_key)
+            served = ServedModel(
+                id=row.id,
+                kind=row.kind,  # type: ignore[arg-type]  # the column holds full|lora
+                base_model=row.base_model,
+                blob_key=row.blob_key,
+            )
             # A job's final model is its last epoch checkpoint's folder when they are the same
             # weights (stored once): the folder goes only with the last model that uses it.
-            shared = s.scalar(sa.select(sa.func.count()).select_from(t.Model).where(
-                t.Model.blob_key == row.blob_key, t.Model.id != row.id, t.Model.deleted_at.is_(None)))
+            shared = s.scalar(
+                sa.select(sa.func.count())
+                .select_from(t.Model)
+                .where(t.Model.blob_key == row.blob_key, t.Model.id != row.id, t.Model.deleted_at.is_(None))
+            )
         if self.blobs is not None and served.blob_key and not shared:
             self.blobs.delete(served.blob_key)
             self.blobs.delete(f"exports/{served.blob_key}")  # its downloads (services/model_export.py)
@@ -99,8 +121,12 @@ class ModelService:
         with self.db.session() as s:
             row = self._row(s, org_id, model_id)
             if row is not None:
-                return ServedModel(id=row.id, kind=row.kind,  # type: ignore[arg-type]  # the column holds full|lora
-                                   base_model=row.base_model, blob_key=row.blob_key)
+                return ServedModel(
+                    id=row.id,
+                    kind=row.kind,  # type: ignore[arg-type]  # the column holds full|lora
+                    base_model=row.base_model,
+                    blob_key=row.blob_key,
+                )
             job = self._job_for(s, org_id, model_id)
         if job is not None:
             status = JobStatus(job.status)
@@ -108,13 +134,21 @@ class ModelService:
                 raise InvalidRequest(
                     f"The model '{model_id}' is not ready: its fine-tuning job {job.id} is {status.value}. "
                     "It can be used once the job has succeeded (checkpoints as soon as they are listed).",
-                    param="model", code="model_not_ready")
+                    param="model",
+                    code="model_not_ready",
+                )
             if status != JobStatus.SUCCEEDED:
-                raise NotFound(f"The model '{model_id}' does not exist: its fine-tuning job {job.id} "
-                               f"{status.value}.", param="model", code="model_not_found")
+                raise NotFound(
+                    f"The model '{model_id}' does not exist: its fine-tuning job {job.id} {status.value}.",
+                    param="model",
+                    code="model_not_found",
+                )
             if model_id == job.id and job.fine_tuned_model:
-                raise NotFound(f"'{model_id}' is a fine-tuning job; its model is '{job.fine_tuned_model}'.",
-                               param="model", code="model_not_found")
+                raise NotFound(
+                    f"'{model_id}' is a fine-tuning job; its model is '{job.fine_tuned_model}'.",
+                    param="model",
+                    code="model_not_found",
+                )
         raise _not_found(model_id)
 
     def _job_for(self, s, org_id: str, model_id: str) -> t.Job | None:

@@ -31,8 +31,11 @@ def documents(data: bytes, filename: str, param: str) -> list[str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise InvalidRequest(f"{filename} is not UTF-8 text (byte {e.start}); continued pre-training reads "
-                             "raw text.", param=param, code="invalid_file_format") from None
+        raise InvalidRequest(
+            f"{filename} is not UTF-8 text (byte {e.start}); continued pre-training reads raw text.",
+            param=param,
+            code="invalid_file_format",
+        ) from None
     if not filename.lower().endswith(".jsonl"):
         return [p.strip() for p in _PARAGRAPH.split(text) if p.strip()]
     docs = []
@@ -44,9 +47,12 @@ def documents(data: bytes, filename: str, param: str) -> list[str]:
         except orjson.JSONDecodeError:
             row = None
         if not isinstance(row, dict) or not isinstance(row.get("text"), str) or set(row) != {"text"}:
-            raise InvalidRequest(f"{filename} line {number}: continued pre-training takes raw text, a JSONL "
-                                 'file of {"text": "..."} rows or a plain-text file.', param=param,
-                                 code="invalid_file_format")
+            raise InvalidRequest(
+                f"{filename} line {number}: continued pre-training takes raw text, a JSONL "
+                'file of {"text": "..."} rows or a plain-text file.',
+                param=param,
+                code="invalid_file_format",
+            )
         docs.append(row["text"])
     return docs
 
@@ -55,17 +61,19 @@ def text_training_file(files: FileService, org_id: str, file_id: str, param: str
     """A new fine-tune file of `{"text"}` rows from the raw text of `file_id`; its id."""
     info = files.get(org_id, file_id)
     if info.purpose not in PRETRAIN_PURPOSES:
-        raise InvalidRequest(f"File '{file_id}' has purpose '{info.purpose}'; continued pre-training reads "
-                             f"purpose {' or '.join(repr(p) for p in PRETRAIN_PURPOSES)}.", param=param,
-                             code="invalid_file_purpose")
+        raise InvalidRequest(
+            f"File '{file_id}' has purpose '{info.purpose}'; continued pre-training reads "
+            f"purpose {' or '.join(repr(p) for p in PRETRAIN_PURPOSES)}.",
+            param=param,
+            code="invalid_file_purpose",
+        )
     _, chunks = files.content(org_id, file_id)
     docs = documents(b"".join(chunks), info.filename, param)
     new_id, pending = files.begin()
     try:
         for doc in docs:
             files.write(pending, orjson.dumps({"text": doc}) + b"\n")
-        made = files.finish(org_id, new_id, pending, filename=f"{info.filename}.pretrain.jsonl",
-                            purpose="fine-tune")
+        made = files.finish(org_id, new_id, pending, filename=f"{info.filename}.pretrain.jsonl", purpose="fine-tune")
     except BaseException:
         pending.abort()
         raise

@@ -57,49 +57,80 @@ class Run:
 
 
 class PrimitiveRuns:
-    def __init__(self, db: Database, catalog: Catalog, data_dir: Path, sweep_interval: float = 1.0,
-                 idle_seconds: float = 0.0):
+    def __init__(
+        self, db: Database, catalog: Catalog, data_dir: Path, sweep_interval: float = 1.0, idle_seconds: float = 0.0
+    ):
         self.db, self.catalog, self.idle_seconds = db, catalog, idle_seconds
         self.root = Path(data_dir) / "primitives"
         self._runs: dict[str, Run] = {}
         self._ended: dict[str, str] = {}  # model id -> org id of runs that were cancelled or unloaded
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._sweeper = threading.Thread(target=self._sweep, args=(sweep_interval,), name="polytune-primitives-sweep",
-                                         daemon=True)
+        self._sweeper = threading.Thread(
+            target=self._sweep, args=(sweep_interval,), name="polytune-primitives-sweep", daemon=True
+        )
         self._sweeper.start()
 
     # -- runs ----------------------------------------------------------------------------------
-    def create(self, org_id: str, model_id: str, base_model: str, lora: LoraSettings,
-               first_seq: int = 1) -> Run:
+    def create(self, org_id: str, model_id: str, base_model: str, lora: LoraSettings, first_seq: int = 1) -> Run:
         """A job of method `primitives`, running from now on, and its worker loading the model."""
         entry = self.catalog.get(base_model)
         if entry.kind != "text":
-            raise InvalidRequest(f"'{base_model}' is an image model; training runs need a text model.",
-                                 param="base_model")
+            raise InvalidRequest(
+                f"'{base_model}' is an image model; training runs need a text model.", param="base_model"
+            )
         if not 1 <= lora.rank <= 512:
             raise InvalidRequest("lora_config.rank must be between 1 and 512.", param="lora_config.rank")
         base_dir = str(self.catalog.resolve_path(entry))
         with self._lock:
             if model_id in self._runs:
                 raise InvalidRequest(f"Training run '{model_id}' already exists.", param="model_seq_id")
-        spec = JobSpec(model=base_model, method="primitives", training_files=[],
-                       adapter=AdapterSpec(kind="lora", lora=LoraSpec(r=lora.rank, alpha=LORA_ALPHA)), seed=lora.seed,
-                       extras={"tinker_model_id": model_id, "lora": {
-                           "train_mlp": lora.train_mlp, "train_attn": lora.train_attn,
-                           "train_unembed": lora.train_unembed}})
+        spec = JobSpec(
+            model=base_model,
+            method="primitives",
+            training_files=[],
+            adapter=AdapterSpec(kind="lora", lora=LoraSpec(r=lora.rank, alpha=LORA_ALPHA)),
+            seed=lora.seed,
+            extras={
+                "tinker_model_id": model_id,
+                "lora": {
+                    "train_mlp": lora.train_mlp,
+                    "train_attn": lora.train_attn,
+                    "train_unembed": lora.train_unembed,
+                },
+            },
+        )
         job_id = new_id("ftjob")
         with self.db.session() as s:
             # Running at once, on this server: no queue (the worker is a thread here); the
             # scheduler sees its worker alive through `pid` and never claims it.
-            s.add(t.Job(id=job_id, org_id=org_id, status=JobStatus.RUNNING.value,
-                        spec=spec.model_dump(mode="json"), created_at=now(), started_at=now(),
-                        worker={"host": socket.gethostname(), "pid": os.getpid(), "kind": "primitives"},
-                        trained_steps=0))
-            job_store.add_event(s, job_id, f"Training run {model_id} started on {base_model} (LoRA rank "
-                                f"{lora.rank}); its model stays loaded between calls")
-        run = Run(model_id, job_id, org_id, base_model, base_dir, lora,
-                  PrimitiveWorker(job_id, base_dir, base_model, lora, first_seq=first_seq))
+            s.add(
+                t.Job(
+                    id=job_id,
+                    org_id=org_id,
+                    status=JobStatus.RUNNING.value,
+                    spec=spec.model_dump(mode="json"),
+                    created_at=now(),
+                    started_at=now(),
+                    worker={"host": socket.gethostname(), "pid": os.getpid(), "kind": "primitives"},
+                    trained_steps=0,
+                )
+            )
+            job_store.add_event(
+                s,
+                job_id,
+                f"Training run {model_id} started on {base_model} (LoRA rank "
+                f"{lora.rank}); its model stays loaded between calls",
+            )
+        run = Run(
+            model_id,
+            job_id,
+            org_id,
+            base_model,
+            base_dir,
+            lora,
+            PrimitiveWorker(job_id, base_dir, base_model, lora, first_seq=first_seq),
+        )
         with self._lock:
             self._runs[model_id] = run
         return run
@@ -109,8 +140,11 @@ class PrimitiveRuns:
             run = self._runs.get(model_id)
             ended = self._ended.get(model_id) == org_id
         if ended or (run is not None and run.org_id == org_id and run.closed):
-            raise InvalidRequest(f"Training run '{model_id}' has ended (cancelled or unloaded).",
-                                 param="model_id", code="invalid_job_state")
+            raise InvalidRequest(
+                f"Training run '{model_id}' has ended (cancelled or unloaded).",
+                param="model_id",
+                code="invalid_job_state",
+            )
         if run is None or run.org_id != org_id:
             raise NotFound(f"No training run '{model_id}'.", param="model_id", code="model_not_found")
         with run.lock:
@@ -134,8 +168,11 @@ class PrimitiveRuns:
             run.worker.close()
             run.released = True
         with self.db.session() as s:
-            job_store.add_event(s, run.job_id, f"Idle for {self.idle_seconds:g} s: state saved, model released "
-                                "(it loads again at the next call)")
+            job_store.add_event(
+                s,
+                run.job_id,
+                f"Idle for {self.idle_seconds:g} s: state saved, model released (it loads again at the next call)",
+            )
 
     def _reload(self, run: Run) -> None:
         """Under run.lock: a new worker continues from the saved state and the same seq_id."""
@@ -158,8 +195,7 @@ class PrimitiveRuns:
         with self.db.session() as s:
             s.execute(sa.update(t.Job).where(t.Job.id == run.job_id).values(trained_steps=step))
             parts = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-            job_store.add_event(s, run.job_id, f"Step {step}: {parts}", type="metrics",
-                                data={"step": step, **metrics})
+            job_store.add_event(s, run.job_id, f"Step {step}: {parts}", type="metrics", data={"step": step, **metrics})
 
     def unload(self, org_id: str, model_id: str) -> Run:
         """The run's job succeeds and its worker frees the model."""
@@ -187,8 +223,13 @@ class PrimitiveRuns:
                 continue
             try:
                 with self.db.session() as s:
-                    ended = set(s.scalars(sa.select(t.Job.id).where(
-                        t.Job.id.in_([r.job_id for r in runs]), t.Job.status != JobStatus.RUNNING.value)))
+                    ended = set(
+                        s.scalars(
+                            sa.select(t.Job.id).where(
+                                t.Job.id.in_([r.job_id for r in runs]), t.Job.status != JobStatus.RUNNING.value
+                            )
+                        )
+                    )
             except Exception:  # noqa: BLE001 - the next sweep tries again
                 log.exception("primitives sweep failed")
                 continue
@@ -196,8 +237,7 @@ class PrimitiveRuns:
                 if run.job_id in ended:
                     log.info("training run %s ended (job %s); freeing its model", run.model_id, run.job_id)
                     self._close(run)
-                elif (self.idle_seconds and not run.released
-                      and time.monotonic() - run.last_call >= self.idle_seconds):
+                elif self.idle_seconds and not run.released and time.monotonic() - run.last_call >= self.idle_seconds:
                     try:
                         self._release(run)
                     except Exception:  # noqa: BLE001 - the run stays loaded; the next sweep tries again
@@ -215,8 +255,7 @@ class PrimitiveRuns:
     def new_checkpoint(self, run: Run, kind: str, name: str | None) -> tuple[str, Path]:
         name = name or f"{kind}-{int(time.time() * 1000)}"
         if not _NAME.fullmatch(name):
-            raise InvalidRequest(f"Invalid checkpoint name '{name}': letters, digits, '_', '.', '-'.",
-                                 param="path")
+            raise InvalidRequest(f"Invalid checkpoint name '{name}': letters, digits, '_', '.', '-'.", param="path")
         folder = self.root / run.job_id / kind / name
         return f"tinker://{run.job_id}/{kind}/{name}", folder
 
@@ -224,8 +263,7 @@ class PrimitiveRuns:
         """The base model and folder of an organization's checkpoint; 404 for anyone else's."""
         match = _PATH.fullmatch(path or "")
         if match is None:
-            raise InvalidRequest(f"'{path}' is not a checkpoint path (tinker://<run>/weights/<name>).",
-                                 param="path")
+            raise InvalidRequest(f"'{path}' is not a checkpoint path (tinker://<run>/weights/<name>).", param="path")
         with self.db.session() as s:
             row = job_store.get_row(s, match["job"], org_id=org_id)
             base_model = row.spec.get("model") if row is not None else None
@@ -249,9 +287,12 @@ class PrimitiveRuns:
 
     def list_runs(self, org_id: str, limit: int, offset: int) -> tuple[list[dict], int]:
         with self.db.session() as s:
-            rows = [r for r in s.scalars(sa.select(t.Job).where(t.Job.org_id == org_id).order_by(t.Job.seq.desc()))
-                    if method_type(r.spec or {}) == "primitives"]
-            described = [self._describe(r) for r in rows[offset:offset + limit]]
+            rows = [
+                r
+                for r in s.scalars(sa.select(t.Job).where(t.Job.org_id == org_id).order_by(t.Job.seq.desc()))
+                if method_type(r.spec or {}) == "primitives"
+            ]
+            described = [self._describe(r) for r in rows[offset : offset + limit]]
         return described, len(rows)
 
     def describe(self, org_id: str, run_id: str) -> dict:
@@ -264,10 +305,17 @@ class PrimitiveRuns:
     def _describe(self, row: t.Job) -> dict:
         checkpoints = self.checkpoints(row.id)
         last = lambda kind: next((c for c in reversed(checkpoints) if c["checkpoint_type"] == kind), None)  # noqa: E731
-        return {"training_run_id": row.id, "base_model": row.spec["model"], "model_owner": row.org_id, "is_lora": True,
-                "lora_rank": row.spec["adapter"]["lora"]["r"], "corrupted": row.status == JobStatus.FAILED.value,
-                "last_request_time": _iso(row.finished_at or row.started_at or row.created_at),
-                "last_checkpoint": last("training"), "last_sampler_checkpoint": last("sampler")}
+        return {
+            "training_run_id": row.id,
+            "base_model": row.spec["model"],
+            "model_owner": row.org_id,
+            "is_lora": True,
+            "lora_rank": row.spec["adapter"]["lora"]["r"],
+            "corrupted": row.status == JobStatus.FAILED.value,
+            "last_request_time": _iso(row.finished_at or row.started_at or row.created_at),
+            "last_checkpoint": last("training"),
+            "last_sampler_checkpoint": last("sampler"),
+        }
 
     def checkpoints(self, job_id: str) -> list[dict]:
         """A run's saved states and sampler weights, oldest first."""
@@ -275,10 +323,15 @@ class PrimitiveRuns:
         for kind, folder_name in (("training", "weights"), ("sampler", "sampler_weights")):
             for folder in (self.root / job_id / folder_name).glob("*"):
                 if folder.is_dir():
-                    found.append({"checkpoint_id": f"{folder_name}/{folder.name}", "checkpoint_type": kind,
-                                  "time": _iso(folder.stat().st_mtime),
-                                  "tinker_path": f"tinker://{job_id}/{folder_name}/{folder.name}",
-                                  "size_bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file())})
+                    found.append(
+                        {
+                            "checkpoint_id": f"{folder_name}/{folder.name}",
+                            "checkpoint_type": kind,
+                            "time": _iso(folder.stat().st_mtime),
+                            "tinker_path": f"tinker://{job_id}/{folder_name}/{folder.name}",
+                            "size_bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file()),
+                        }
+                    )
         return sorted(found, key=lambda c: c["time"])
 
 

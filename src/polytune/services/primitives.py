@@ -23,7 +23,15 @@ from polytune.catalog.models import Catalog
 from polytune.domain.errors import DomainError, InvalidRequest, NotFound
 from polytune.domain.ids import new_id
 from polytune.domain.primitives import (
-    LOSS_INPUTS, LOSSES, STATE_META, AdamSettings, Datum, LoraSettings, SampledSequence, SampleSettings)
+    LOSS_INPUTS,
+    LOSSES,
+    STATE_META,
+    AdamSettings,
+    Datum,
+    LoraSettings,
+    SampledSequence,
+    SampleSettings,
+)
 from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
 from polytune.inference.detokenize import IncrementalText
 from polytune.inference.model_text import ModelText, load_model_text
@@ -91,8 +99,9 @@ class PrimitiveService:
             self._pending[request_id] = _Pending(org_id, kind, future, time.time())
         return request_id
 
-    async def retrieve(self, org_id: str, request_id: str,
-                       wait: float = LONG_POLL_SECONDS) -> tuple[str, asyncio.Future] | None:
+    async def retrieve(
+        self, org_id: str, request_id: str, wait: float = LONG_POLL_SECONDS
+    ) -> tuple[str, asyncio.Future] | None:
         """(kind, the finished future) once done, None while it still runs."""
         with self._lock:
             pending = self._pending.get(request_id)
@@ -105,8 +114,7 @@ class PrimitiveService:
         return pending.kind, pending.future
 
     # -- training runs -------------------------------------------------------------------------
-    def create_run(self, org_id: str, session_id: str, model_seq_id: int, base_model: str,
-                   lora: LoraSettings) -> Run:
+    def create_run(self, org_id: str, session_id: str, model_seq_id: int, base_model: str, lora: LoraSettings) -> Run:
         self.check_session(org_id, session_id)
         return self.runs.create(org_id, f"{session_id}:train:{model_seq_id}", base_model, lora)
 
@@ -116,8 +124,9 @@ class PrimitiveService:
         await asyncio.wrap_future(run.worker.ready)
         return run.model_id
 
-    def create_run_from_state(self, org_id: str, session_id: str, model_seq_id: int, path: str,
-                              optimizer: bool) -> tuple[Run, Future]:
+    def create_run_from_state(
+        self, org_id: str, session_id: str, model_seq_id: int, path: str, optimizer: bool
+    ) -> tuple[Run, Future]:
         """A new run that starts from a saved state (the SDK's create-via-load: the load is the
         run's first call, so the calls after it count from seq_id 1)."""
         self.check_session(org_id, session_id)
@@ -138,16 +147,35 @@ class PrimitiveService:
                     self.runs.get(org_id, model_id).worker.submit(lambda model: None, seq_id)
             raise
 
-    def forward_backward(self, org_id: str, model_id: str, seq_id: int | None, data: list[Datum], loss_fn: str,
-                         config: dict[str, Any], forward_only: bool) -> Future:
+    def forward_backward(
+        self,
+        org_id: str,
+        model_id: str,
+        seq_id: int | None,
+        data: list[Datum],
+        loss_fn: str,
+        config: dict[str, Any],
+        forward_only: bool,
+    ) -> Future:
         with self._turn(org_id, model_id, seq_id):
             return self._forward_backward(org_id, model_id, seq_id, data, loss_fn, config, forward_only)
 
-    def _forward_backward(self, org_id: str, model_id: str, seq_id: int | None, data: list[Datum], loss_fn: str,
-                          config: dict[str, Any], forward_only: bool) -> Future:
+    def _forward_backward(
+        self,
+        org_id: str,
+        model_id: str,
+        seq_id: int | None,
+        data: list[Datum],
+        loss_fn: str,
+        config: dict[str, Any],
+        forward_only: bool,
+    ) -> Future:
         if loss_fn not in LOSSES:
-            raise InvalidRequest(f"Unsupported loss_fn '{loss_fn}'; this server has {', '.join(LOSSES)} "
-                                 "(custom losses run in the client: forward_backward_custom).", param="loss_fn")
+            raise InvalidRequest(
+                f"Unsupported loss_fn '{loss_fn}'; this server has {', '.join(LOSSES)} "
+                "(custom losses run in the client: forward_backward_custom).",
+                param="loss_fn",
+            )
         if not data:
             raise InvalidRequest("forward_backward needs at least one datum.", param="data")
         for i, d in enumerate(data):
@@ -181,6 +209,7 @@ class PrimitiveService:
         with self._turn(org_id, model_id, seq_id):
             run = self.runs.get(org_id, model_id)
             path, folder = self.runs.new_checkpoint(run, "weights", name)
+
         def save(model):
             folder.mkdir(parents=True, exist_ok=True)
             model.save_state(folder)
@@ -193,12 +222,14 @@ class PrimitiveService:
             run = self.runs.get(org_id, model_id)
             base_model, folder = self.runs.checkpoint(org_id, path)
             if base_model != run.base_model:
-                raise InvalidRequest(f"'{path}' was trained on {base_model}, this run on {run.base_model}.",
-                                     param="path")
+                raise InvalidRequest(
+                    f"'{path}' was trained on {base_model}, this run on {run.base_model}.", param="path"
+                )
         return run.worker.submit(lambda m: (m.load_state(folder, optimizer), path)[-1], seq_id)
 
-    def save_for_sampler(self, org_id: str, model_id: str, seq_id: int | None, name: str | None,
-                         with_session: bool) -> Future:
+    def save_for_sampler(
+        self, org_id: str, model_id: str, seq_id: int | None, name: str | None, with_session: bool
+    ) -> Future:
         """The adapter alone, saved; with_session: also a sampling session over it (its id is
         the result's second item)."""
         with self._turn(org_id, model_id, seq_id):
@@ -220,8 +251,7 @@ class PrimitiveService:
         return self.runs.unload(org_id, model_id)
 
     # -- sampling ------------------------------------------------------------------------------
-    def create_sampling_session(self, org_id: str, model_path: str | None = None,
-                                base_model: str | None = None) -> str:
+    def create_sampling_session(self, org_id: str, model_path: str | None = None, base_model: str | None = None) -> str:
         """A sampler over saved sampler weights (or a run's state), or over a catalog model."""
         if model_path:
             base_model, folder = self.runs.checkpoint(org_id, model_path)
@@ -248,8 +278,9 @@ class PrimitiveService:
             raise NotFound(f"No sampling session '{session_id}'.", param="sampling_session_id")
         return session
 
-    def check_sample(self, session: SamplingSession, prompt: list[int], num_samples: int,
-                     settings: SampleSettings) -> int:
+    def check_sample(
+        self, session: SamplingSession, prompt: list[int], num_samples: int, settings: SampleSettings
+    ) -> int:
         """The max_tokens the request gets; a 400 for what cannot run."""
         if not prompt:
             raise InvalidRequest("The prompt is empty.", param="prompt")
@@ -260,29 +291,38 @@ class PrimitiveService:
             raise InvalidRequest(f"The prompt holds a token outside the vocabulary (0..{vocab - 1}).", param="prompt")
         room = session.text.context_length - len(prompt)
         if room <= 0 or (settings.max_tokens or 0) > room:
-            raise InvalidRequest(f"This model's context is {session.text.context_length} tokens; the prompt takes "
-                                 f"{len(prompt)}.", param="sampling_params.max_tokens")
+            raise InvalidRequest(
+                f"This model's context is {session.text.context_length} tokens; the prompt takes {len(prompt)}.",
+                param="sampling_params.max_tokens",
+            )
         if settings.temperature < 0 or not 0 < settings.top_p <= 1:
             raise InvalidRequest("temperature must be >= 0 and top_p in (0, 1].", param="sampling_params")
         return settings.max_tokens or room
 
-    async def sample(self, session: SamplingSession, prompt: list[int], num_samples: int,
-                     settings: SampleSettings) -> list[SampledSequence]:
+    async def sample(
+        self, session: SamplingSession, prompt: list[int], num_samples: int, settings: SampleSettings
+    ) -> list[SampledSequence]:
         max_tokens = self.check_sample(session, prompt, num_samples, settings)
-        stops = (frozenset(settings.stop_tokens) if settings.stop_tokens is not None
-                 else session.text.stop_token_ids)
+        stops = frozenset(settings.stop_tokens) if settings.stop_tokens is not None else session.text.stop_token_ids
 
         async def one(i: int) -> SampledSequence:
-            params = SamplingParams(max_tokens=max_tokens, temperature=settings.temperature, top_p=settings.top_p,
-                                    seed=None if settings.seed is None else settings.seed + i,
-                                    stop_token_ids=stops, logprobs=0)
+            params = SamplingParams(
+                max_tokens=max_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                seed=None if settings.seed is None else settings.seed + i,
+                stop_token_ids=stops,
+                logprobs=0,
+            )
             text = IncrementalText(session.text.tokenizer, settings.stop_strings, prompt)
             tokens: list[int] = []
             logprobs: list[float] = []
             reason = "length"
             # A backend's generate is an async generator: closing it early aborts the request.
-            stream = cast(AsyncGenerator[TokenEvent, None],
-                          self.inference.backend.generate(new_id("gen", 16), session.target, prompt, params))
+            stream = cast(
+                AsyncGenerator[TokenEvent, None],
+                self.inference.backend.generate(new_id("gen", 16), session.target, prompt, params),
+            )
             async with contextlib.aclosing(stream):
                 async for event in stream:
                     tokens.append(event.token_id)
@@ -313,11 +353,15 @@ def _check_datum(i: int, d: Datum, loss_fn: str) -> None:
         if key not in d.inputs:
             if key == "weights":
                 continue
-            raise InvalidRequest(f"The {loss_fn} loss needs data[{i}].loss_fn_inputs['{key}'].",
-                                 param=f"data[{i}].loss_fn_inputs.{key}")
+            raise InvalidRequest(
+                f"The {loss_fn} loss needs data[{i}].loss_fn_inputs['{key}'].", param=f"data[{i}].loss_fn_inputs.{key}"
+            )
         if d.inputs[key].shape != (n,):
-            raise InvalidRequest(f"data[{i}].loss_fn_inputs['{key}'] has shape {list(d.inputs[key].shape)}; the "
-                                 f"model_input has {n} tokens.", param=f"data[{i}].loss_fn_inputs.{key}")
+            raise InvalidRequest(
+                f"data[{i}].loss_fn_inputs['{key}'] has shape {list(d.inputs[key].shape)}; the "
+                f"model_input has {n} tokens.",
+                param=f"data[{i}].loss_fn_inputs.{key}",
+            )
 
 
 def _saved_lora(folder: Path) -> LoraSettings:

@@ -29,8 +29,13 @@ class ProjectService:
         _check_length(description, DESCRIPTION_CHARS, "description")
         created = now()
         with self.db.session() as s:
-            row = t.Project(org_id=org_id, name=name.strip(), description=description.strip(),
-                            created_at=created, updated_at=created)
+            row = t.Project(
+                org_id=org_id,
+                name=name.strip(),
+                description=description.strip(),
+                created_at=created,
+                updated_at=created,
+            )
             s.add(row)
             s.flush()
             return self._info(s, row)
@@ -48,18 +53,33 @@ class ProjectService:
         if not 1 <= limit <= 10_000:
             raise InvalidRequest("limit must be between 1 and 10000.", param="limit")
         with self.db.session() as s:
-            rows = s.scalars(sa.select(t.Project).where(t.Project.org_id == org_id)
-                             .order_by(t.Project.id.desc()).offset(skip).limit(limit))
+            rows = s.scalars(
+                sa.select(t.Project)
+                .where(t.Project.org_id == org_id)
+                .order_by(t.Project.id.desc())
+                .offset(skip)
+                .limit(limit)
+            )
             return [self._info(s, r) for r in rows]
 
     def _info(self, s, row: t.Project) -> ProjectInfo:
         owner = s.scalar(sa.select(t.Organization.seq).where(t.Organization.id == row.org_id)) or 0
         runs, succeeded, latest = s.execute(
-            sa.select(sa.func.count(t.Job.id),
-                      sa.func.count(t.Job.id).filter(t.Job.status == JobStatus.SUCCEEDED.value),
-                      sa.func.max(sa.func.coalesce(t.Job.finished_at, t.Job.created_at)))
-            .where(t.Job.project_id == row.id)).one()
-        return ProjectInfo(id=row.id, org_id=row.org_id, name=row.name, description=row.description,
-                           created_at=row.created_at, updated_at=row.updated_at, owner_number=owner,
-                           runs=runs, runs_succeeded=succeeded,
-                           last_modified=max(row.updated_at, latest or 0))
+            sa.select(
+                sa.func.count(t.Job.id),
+                sa.func.count(t.Job.id).filter(t.Job.status == JobStatus.SUCCEEDED.value),
+                sa.func.max(sa.func.coalesce(t.Job.finished_at, t.Job.created_at)),
+            ).where(t.Job.project_id == row.id)
+        ).one()
+        return ProjectInfo(
+            id=row.id,
+            org_id=row.org_id,
+            name=row.name,
+            description=row.description,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            owner_number=owner,
+            runs=runs,
+            runs_succeeded=succeeded,
+            last_modified=max(row.updated_at, latest or 0),
+        )

@@ -25,8 +25,10 @@ class Quotas:
 
     @classmethod
     def from_settings(cls, settings) -> Quotas:
-        return cls(max_unfinished_jobs=settings.max_unfinished_jobs_per_org,
-                   max_storage_bytes=settings.max_storage_bytes_per_org)
+        return cls(
+            max_unfinished_jobs=settings.max_unfinished_jobs_per_org,
+            max_storage_bytes=settings.max_storage_bytes_per_org,
+        )
 
     def check_new_job(self, s: Session, org_id: str) -> None:
         """Inside the transaction that adds the job."""
@@ -39,7 +41,9 @@ class Quotas:
                 f"Job quota exceeded: this organization has {held} unfinished jobs (created, validating, "
                 f"queued, running or paused) and may have at most {self.max_unfinished_jobs} "
                 "(setting max_unfinished_jobs_per_org, POLYTUNE_MAX_UNFINISHED_JOBS_PER_ORG). Cancel a "
-                "job or wait for one to finish.", code="job_quota_exceeded")
+                "job or wait for one to finish.",
+                code="job_quota_exceeded",
+            )
 
     def check_storage(self, s: Session, org_id: str, adding: int, *, param: str) -> None:
         """Before `adding` bytes are kept for the organization."""
@@ -51,5 +55,7 @@ class Quotas:
             raise TooLarge(
                 f"Storage quota exceeded: this organization stores {used} bytes; {adding} more would pass "
                 f"its quota of {self.max_storage_bytes} bytes (setting max_storage_bytes_per_org, "
-                "POLYTUNE_MAX_STORAGE_BYTES_PER_ORG). Delete files to make room.", param=param,
-                code="storage_quota_exceeded")
+                "POLYTUNE_MAX_STORAGE_BYTES_PER_ORG). Delete files to make room.",
+                param=param,
+                code="storage_quota_exceeded",
+            )

@@ -58,15 +58,23 @@ class RepoJobService:
     def __init__(self, repos: RepoService, files: FileService, jobs: JobService):
         self.repos, self.files, self.jobs = repos, files, jobs
 
-    def create(self, org_id: str, namespace: str, name: str, spec: JobSpec, *, resource: str,
-               columns: TableColumns | ImageColumns, warnings: list[str] | None = None) -> Job:
+    def create(
+        self,
+        org_id: str,
+        namespace: str,
+        name: str,
+        spec: JobSpec,
+        *,
+        resource: str,
+        columns: TableColumns | ImageColumns,
+        warnings: list[str] | None = None,
+    ) -> Job:
         """A held job training on `resource` (`<branch>/<path>`); nothing is left behind on error."""
         self.jobs.check(spec)
         repo = self.repos.get(org_id, namespace, name)
         branch, path = self.repos.split_revision(repo.id, resource)
         if not path:
-            raise InvalidRequest(f"resource '{resource}' names no file; expected '<branch>/<path>'.",
-                                 param="resource")
+            raise InvalidRequest(f"resource '{resource}' names no file; expected '<branch>/<path>'.", param="resource")
         try:
             info, key = self.repos.file(org_id, namespace, name, branch, path)
         except NotFound as e:  # a parameter of this request, not the URL, names the file
@@ -75,21 +83,33 @@ class RepoJobService:
             if spec.method.type in IMAGE_METHODS:
                 assert isinstance(columns, ImageColumns)  # the dialect reads image columns for image methods
                 examples = image_caption_examples(
-                    local, filename=path, image_column=columns.image, caption_column=columns.caption,
-                    read_file=lambda p: self._read(org_id, namespace, name, branch, p))
+                    local,
+                    filename=path,
+                    image_column=columns.image,
+                    caption_column=columns.caption,
+                    read_file=lambda p: self._read(org_id, namespace, name, branch, p),
+                )
             else:
                 assert isinstance(columns, TableColumns)
-                examples = question_answer_examples(local, filename=path, question_column=columns.question,
-                                                    answer_column=columns.answer)
+                examples = question_answer_examples(
+                    local, filename=path, question_column=columns.question, answer_column=columns.answer
+                )
         file_id = self._training_file(org_id, repo, branch, path, examples)
-        spec = spec.model_copy(update={
-            "training_files": [file_id],
-            "output": spec.output.model_copy(update={"repository": repo.id, "branch": branch}),
-            "extras": {**spec.extras, "resource": {"branch": branch, "path": path, "version": info.commit_id}},
-        })
+        spec = spec.model_copy(
+            update={
+                "training_files": [file_id],
+                "output": spec.output.model_copy(update={"repository": repo.id, "branch": branch}),
+                "extras": {**spec.extras, "resource": {"branch": branch, "path": path, "version": info.commit_id}},
+            }
+        )
         try:
-            return self.jobs.create(org_id, spec, hold=True, warnings=warnings,
-                                    on_create=lambda s, job_id: repo_store.link_job(s, repo.id, job_id))
+            return self.jobs.create(
+                org_id,
+                spec,
+                hold=True,
+                warnings=warnings,
+                on_create=lambda s, job_id: repo_store.link_job(s, repo.id, job_id),
+            )
         except BaseException:
             self.files.delete(org_id, file_id)
             raise
@@ -126,14 +146,23 @@ class RepoJobService:
         read-only). Otherwise the caller's own, which then answers not found."""
         owner = self.repos.readable_owner(org_id, namespace, name)
         with self.repos.db.session() as s:
-            if s.scalar(sa.select(t.Repo.id).where(t.Repo.org_id == owner, t.Repo.namespace == namespace,
-                                                   t.Repo.name == name)) is not None:
+            if (
+                s.scalar(
+                    sa.select(t.Repo.id).where(
+                        t.Repo.org_id == owner, t.Repo.namespace == namespace, t.Repo.name == name
+                    )
+                )
+                is not None
+            ):
                 return owner, False
             other = s.scalar(
-                sa.select(t.Repo.org_id).join(t.RepoJob, t.RepoJob.repo_id == t.Repo.id)
+                sa.select(t.Repo.org_id)
+                .join(t.RepoJob, t.RepoJob.repo_id == t.Repo.id)
                 .join(t.Job, t.Job.id == t.RepoJob.job_id)
                 .where(t.Repo.namespace == namespace, t.Repo.name == name, _PUBLIC)
-                .order_by(t.Repo.created_at, t.Repo.id).limit(1))
+                .order_by(t.Repo.created_at, t.Repo.id)
+                .limit(1)
+            )
         return (other, True) if other is not None else (org_id, False)
 
     def public_folder(self, org_id: str, namespace: str, name: str, target: str) -> None:
@@ -147,19 +176,18 @@ class RepoJobService:
             out = job.spec.output
             if out.branch == branch and (path + "/").startswith(out.repository_path(job.id) + "/"):
                 return
-        raise NotFound(f"Repository '{namespace}/{name}' not found.", param="repository",
-                       code="repository_not_found")
+        raise NotFound(f"Repository '{namespace}/{name}' not found.", param="repository", code="repository_not_found")
 
     # -- a repository's jobs -----------------------------------------------------------------
     def _job(self, org_id: str, namespace: str, name: str, job_id: str, public_only: bool = False) -> Job:
         repo = self.repos.get(org_id, namespace, name)
         with self.repos.db.session() as s:
-            linked = s.scalar(sa.select(t.RepoJob.job_id).where(t.RepoJob.repo_id == repo.id,
-                                                                t.RepoJob.job_id == job_id))
+            linked = s.scalar(
+                sa.select(t.RepoJob.job_id).where(t.RepoJob.repo_id == repo.id, t.RepoJob.job_id == job_id)
+            )
         job = self.jobs.get(org_id, job_id) if linked is not None else None
         if job is None or (public_only and not job.spec.output.public):
-            raise NotFound(f"No fine-tune '{job_id}' in '{namespace}/{name}'.", param="id",
-                           code="fine_tune_not_found")
+            raise NotFound(f"No fine-tune '{job_id}' in '{namespace}/{name}'.", param="id", code="fine_tune_not_found")
         return job
 
     def get(self, org_id: str, namespace: str, name: str, job_id: str, *, public_only: bool = False) -> Job:
@@ -169,8 +197,9 @@ class RepoJobService:
         self._job(org_id, namespace, name, job_id)
         return self.jobs.start(org_id, job_id)
 
-    def checkpoints(self, org_id: str, namespace: str, name: str, job_id: str, *,
-                    public_only: bool = False) -> tuple[Job, list[tuple[Checkpoint, str, int | None]]]:
+    def checkpoints(
+        self, org_id: str, namespace: str, name: str, job_id: str, *, public_only: bool = False
+    ) -> tuple[Job, list[tuple[Checkpoint, str, int | None]]]:
         """The job and its checkpoints by step: each with its folder in the repository and the
         bytes published there (None until the job succeeds and publishes them)."""
         job = self._job(org_id, namespace, name, job_id, public_only)
@@ -179,15 +208,28 @@ class RepoJobService:
         with self.repos.db.session() as s:
             for c in sorted(self.jobs.checkpoints(org_id, job_id, limit=10_000).data, key=lambda c: c.step):
                 path = f"{out.repository_path(job_id)}/checkpoints/step-{c.step}"
-                size = s.scalar(sa.select(sa.func.sum(t.RepoFile.bytes)).where(
-                    t.RepoFile.repo_id == out.repository, t.RepoFile.branch == out.branch,
-                    t.RepoFile.path.startswith(path + "/", autoescape=True)))
+                size = s.scalar(
+                    sa.select(sa.func.sum(t.RepoFile.bytes)).where(
+                        t.RepoFile.repo_id == out.repository,
+                        t.RepoFile.branch == out.branch,
+                        t.RepoFile.path.startswith(path + "/", autoescape=True),
+                    )
+                )
                 found.append((c, path, int(size) if size is not None else None))
         return job, found
 
-    def list(self, org_id: str, *, namespace: str | None = None, name: str | None = None,
-             statuses: list[JobStatus] | None = None, page: int = 1, page_size: int = 20,
-             newest_first: bool = True, public_only: bool = False) -> JobsPage:
+    def list(
+        self,
+        org_id: str,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        statuses: list[JobStatus] | None = None,
+        page: int = 1,
+        page_size: int = 20,
+        newest_first: bool = True,
+        public_only: bool = False,
+    ) -> JobsPage:
         """One page (numbered from 1) of the organization's jobs, or of one repository's
         (`public_only`: its fine-tunes created with `is_public: true`)."""
         if page < 1:
@@ -204,8 +246,11 @@ class RepoJobService:
             stmt = stmt.where(_PUBLIC)
         with self.repos.db.session() as s:
             total = s.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
-            rows = s.scalars(stmt.order_by(t.Job.seq.desc() if newest_first else t.Job.seq.asc())
-                             .offset((page - 1) * page_size).limit(page_size))
+            rows = s.scalars(
+                stmt.order_by(t.Job.seq.desc() if newest_first else t.Job.seq.asc())
+                .offset((page - 1) * page_size)
+                .limit(page_size)
+            )
             return JobsPage([job_store.to_domain(r) for r in rows], total)
 
     def repository_of(self, org_id: str, job: Job) -> RepoInfo | None:
@@ -213,8 +258,7 @@ class RepoJobService:
         if not job.spec.output.repository:
             return None
         with self.repos.db.session() as s:
-            row = s.scalar(sa.select(t.Repo).where(t.Repo.id == job.spec.output.repository,
-                                                   t.Repo.org_id == org_id))
+            row = s.scalar(sa.select(t.Repo).where(t.Repo.id == job.spec.output.repository, t.Repo.org_id == org_id))
             if row is None:
                 return None
             return repo_store.repo_info(row)

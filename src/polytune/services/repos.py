@@ -28,16 +28,17 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 
 def check_name(value: str, param: str) -> None:
     if not _NAME.match(value or "") or value.endswith(".") or ".." in value:
-        raise InvalidRequest(f"Invalid {param} '{value}': use letters, digits, '-', '_' and '.', "
-                             "starting with a letter or digit.", param=param)
+        raise InvalidRequest(
+            f"Invalid {param} '{value}': use letters, digits, '-', '_' and '.', starting with a letter or digit.",
+            param=param,
+        )
 
 
 def clean_path(path: str, param: str) -> str:
     """A relative path inside a repository, with no '..' and no empty or '.' segments."""
     parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
     if not parts or ".." in parts or any(c < " " or c == "\x7f" for c in path):
-        raise InvalidRequest(f"Invalid path '{path}': expected a relative path inside the repository.",
-                             param=param)
+        raise InvalidRequest(f"Invalid path '{path}': expected a relative path inside the repository.", param=param)
     return "/".join(parts)
 
 
@@ -60,11 +61,13 @@ class RepoService:
 
     # -- repositories ------------------------------------------------------------------------
     def _row(self, s, org_id: str, namespace: str, name: str) -> t.Repo:
-        row = s.scalar(sa.select(t.Repo).where(t.Repo.org_id == org_id, t.Repo.namespace == namespace,
-                                               t.Repo.name == name))
+        row = s.scalar(
+            sa.select(t.Repo).where(t.Repo.org_id == org_id, t.Repo.namespace == namespace, t.Repo.name == name)
+        )
         if row is None:
-            raise NotFound(f"Repository '{namespace}/{name}' not found.", param="repository",
-                           code="repository_not_found")
+            raise NotFound(
+                f"Repository '{namespace}/{name}' not found.", param="repository", code="repository_not_found"
+            )
         return row
 
     def readable_owner(self, org_id: str, namespace: str, name: str) -> str:
@@ -73,13 +76,17 @@ class RepoService:
         routes ask this), else its own (which then answers not found). Of several public ones
         of that name, the oldest."""
         with self.db.session() as s:
-            own = s.scalar(sa.select(t.Repo.id).where(t.Repo.org_id == org_id, t.Repo.namespace == namespace,
-                                                      t.Repo.name == name))
+            own = s.scalar(
+                sa.select(t.Repo.id).where(t.Repo.org_id == org_id, t.Repo.namespace == namespace, t.Repo.name == name)
+            )
             if own is not None:
                 return org_id
-            public = s.scalar(sa.select(t.Repo.org_id).where(
-                t.Repo.namespace == namespace, t.Repo.name == name, t.Repo.is_public.is_(True))
-                .order_by(t.Repo.created_at, t.Repo.id).limit(1))
+            public = s.scalar(
+                sa.select(t.Repo.org_id)
+                .where(t.Repo.namespace == namespace, t.Repo.name == name, t.Repo.is_public.is_(True))
+                .order_by(t.Repo.created_at, t.Repo.id)
+                .limit(1)
+            )
             return public or org_id
 
     def get(self, org_id: str, namespace: str, name: str) -> RepoInfo:
@@ -87,9 +94,18 @@ class RepoService:
             row = self._row(s, org_id, namespace, name)
             return repo_store.repo_info(row, repo_store.head(s, row.id))
 
-    def create(self, org_id: str, namespace: str, name: str, *, description: str = "",
-               is_public: bool = False, files: list[tuple[str, bytes]] | None = None,
-               author: str = "polytune", email: str = "polytune@localhost") -> RepoInfo:
+    def create(
+        self,
+        org_id: str,
+        namespace: str,
+        name: str,
+        *,
+        description: str = "",
+        is_public: bool = False,
+        files: list[tuple[str, bytes]] | None = None,
+        author: str = "polytune",
+        email: str = "polytune@localhost",
+    ) -> RepoInfo:
         """A new repository; `files` (path, contents) become its first commit on main."""
         check_name(namespace, "namespace")
         check_name(name, "name")
@@ -101,19 +117,31 @@ class RepoService:
             with self.blobs.writer(key) as f:
                 f.write(data)
             new.append(repo_store.NewFile(path=path, blob_key=key, size=len(data)))
-        exists = Conflict(f"Repository '{namespace}/{name}' already exists.", param="name",
-                          code="repository_exists")
+        exists = Conflict(f"Repository '{namespace}/{name}' already exists.", param="name", code="repository_exists")
         try:
             with self.db.session() as s:
-                if s.scalar(sa.select(t.Repo.id).where(t.Repo.org_id == org_id, t.Repo.namespace == namespace,
-                                                       t.Repo.name == name)):
+                if s.scalar(
+                    sa.select(t.Repo.id).where(
+                        t.Repo.org_id == org_id, t.Repo.namespace == namespace, t.Repo.name == name
+                    )
+                ):
                     raise exists
-                s.add(t.Repo(id=repo_id, org_id=org_id, namespace=namespace, name=name,
-                             description=description or "", is_public=is_public, created_at=now()))
+                s.add(
+                    t.Repo(
+                        id=repo_id,
+                        org_id=org_id,
+                        namespace=namespace,
+                        name=name,
+                        description=description or "",
+                        is_public=is_public,
+                        created_at=now(),
+                    )
+                )
                 s.flush()
                 if new:
-                    repo_store.commit(s, repo_id, DEFAULT_BRANCH, new, message="Initialized repository",
-                                      author=author, email=email)
+                    repo_store.commit(
+                        s, repo_id, DEFAULT_BRANCH, new, message="Initialized repository", author=author, email=email
+                    )
         except BaseException as e:
             for added in new:
                 self.blobs.delete(added.blob_key)
@@ -141,21 +169,33 @@ class RepoService:
             repo = self._row(s, org_id, namespace, name)
             head = repo_store.head(s, repo.id, branch)
             if head is None:
-                raise NotFound(f"Branch '{branch}' not found in '{namespace}/{name}'.", param="branch",
-                               code="branch_not_found")
+                raise NotFound(
+                    f"Branch '{branch}' not found in '{namespace}/{name}'.", param="branch", code="branch_not_found"
+                )
             return BranchInfo(name=branch, commit=repo_store.commit_info(head))
 
     # -- files -------------------------------------------------------------------------------
     def begin_file(self, repo_id: str, path: str) -> PendingFile:
         return PendingFile(self.blobs.begin(repo_store.blob_key(repo_id)), path, self.max_bytes)
 
-    def commit_files(self, org_id: str, namespace: str, name: str, branch: str,
-                     pending: list[PendingFile], *, message: str, author: str, email: str) -> CommitInfo:
+    def commit_files(
+        self,
+        org_id: str,
+        namespace: str,
+        name: str,
+        branch: str,
+        pending: list[PendingFile],
+        *,
+        message: str,
+        author: str,
+        email: str,
+    ) -> CommitInfo:
         """Make streamed files visible at their paths on `branch`, as one commit."""
         try:
             if not pending:
-                raise InvalidRequest("Send at least one file as 'files[]'.", param="files[]",
-                                     code="missing_required_parameter")
+                raise InvalidRequest(
+                    "Send at least one file as 'files[]'.", param="files[]", code="missing_required_parameter"
+                )
             check_branch(branch)
             paths = [clean_path(p.path, "files[]") for p in pending]
             for p in pending:
@@ -165,11 +205,17 @@ class RepoService:
                 # (Counts files this commit replaces too: the quota is never passed, even briefly.)
                 self.quotas.check_storage(s, org_id, sum(p.blob.size for p in pending), param="files[]")
                 row, replaced = repo_store.commit(
-                    s, repo.id, branch,
-                    [repo_store.NewFile(path=path, blob_key=p.blob.key, size=p.blob.size)
-                     for path, p in zip(paths, pending)],
-                    message=message or f"Uploaded {', '.join(paths)}", author=author or "unknown",
-                    email=email or "")
+                    s,
+                    repo.id,
+                    branch,
+                    [
+                        repo_store.NewFile(path=path, blob_key=p.blob.key, size=p.blob.size)
+                        for path, p in zip(paths, pending)
+                    ],
+                    message=message or f"Uploaded {', '.join(paths)}",
+                    author=author or "unknown",
+                    email=email or "",
+                )
                 info = repo_store.commit_info(row)
         except BaseException:
             for p in pending:
@@ -186,11 +232,17 @@ class RepoService:
         path = clean_path(path, "path")
         with self.db.session() as s:
             repo = self._row(s, org_id, namespace, name)
-            row = s.scalar(sa.select(t.RepoFile).where(t.RepoFile.repo_id == repo.id, t.RepoFile.branch == branch,
-                                                       t.RepoFile.path == path))
+            row = s.scalar(
+                sa.select(t.RepoFile).where(
+                    t.RepoFile.repo_id == repo.id, t.RepoFile.branch == branch, t.RepoFile.path == path
+                )
+            )
             if row is None:
-                raise NotFound(f"'{path}' not found on branch '{branch}' of '{namespace}/{name}'.",
-                               param="path", code="file_not_found")
+                raise NotFound(
+                    f"'{path}' not found on branch '{branch}' of '{namespace}/{name}'.",
+                    param="path",
+                    code="file_not_found",
+                )
             return repo_store.file_info(row), row.blob_key
 
     def read(self, org_id: str, namespace: str, name: str, revision_path: str) -> tuple[RepoFileInfo, Iterator[bytes]]:

@@ -73,7 +73,7 @@ class BlobStore:
         """Copy `key/` to a local folder and return it."""
         base = self._path(key).rstrip("/")
         for path in self.fs.find(base):
-            rel = path[len(base):].lstrip("/")
+            rel = path[len(base) :].lstrip("/")
             target = local / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             with self.fs.open(path, "rb") as src, target.open("wb") as dst:

@@ -33,7 +33,7 @@ def members(blobs: BlobStore, key: str, arcname: str) -> list[Member]:
     base = blobs._path(key).rstrip("/")
     found = []
     for path, info in sorted(blobs.fs.find(base, detail=True).items()):
-        rel = path[len(base):].lstrip("/")
+        rel = path[len(base) :].lstrip("/")
         if ".partial-" in rel:
             continue  # a write still in flight (blobs.PendingBlob) is not part of the folder
         found.append(Member(key=f"{key.rstrip('/')}/{rel}", name=f"{arcname}/{rel}", size=int(info["size"])))

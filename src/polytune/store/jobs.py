@@ -17,12 +17,21 @@ from .db import now
 
 def to_domain(row: t.Job) -> Job:
     return Job(
-        id=row.id, org_id=row.org_id, spec=JobSpec.model_validate(row.spec),
-        status=JobStatus(row.status), created_at=row.created_at, started_at=row.started_at,
-        finished_at=row.finished_at, fine_tuned_model=row.fine_tuned_model,
-        error=JobError(**row.error) if row.error else None, result_files=list(row.result_files or []),
-        trained_tokens=row.trained_tokens, trained_steps=row.trained_steps or 0,
-        total_steps=row.total_steps, estimated_finish=row.estimated_finish, project_id=row.project_id,
+        id=row.id,
+        org_id=row.org_id,
+        spec=JobSpec.model_validate(row.spec),
+        status=JobStatus(row.status),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        fine_tuned_model=row.fine_tuned_model,
+        error=JobError(**row.error) if row.error else None,
+        result_files=list(row.result_files or []),
+        trained_tokens=row.trained_tokens,
+        trained_steps=row.trained_steps or 0,
+        total_steps=row.total_steps,
+        estimated_finish=row.estimated_finish,
+        project_id=row.project_id,
         data_report=row.data_report,
     )
 
@@ -36,16 +45,25 @@ def get_row(session: Session, job_id: str, *, org_id: str | None = None, lock: b
     return session.scalar(stmt)
 
 
-def add_event(session: Session, job_id: str, message: str, *, level: str = "info",
-              type: str = "message", data: dict[str, Any] | None = None) -> t.JobEvent:
-    ev = t.JobEvent(id=new_id("ftevent"), job_id=job_id, created_at=now(), level=level,
-                    type=type, message=message, data=data)
+def add_event(
+    session: Session,
+    job_id: str,
+    message: str,
+    *,
+    level: str = "info",
+    type: str = "message",
+    data: dict[str, Any] | None = None,
+) -> t.JobEvent:
+    ev = t.JobEvent(
+        id=new_id("ftevent"), job_id=job_id, created_at=now(), level=level, type=type, message=message, data=data
+    )
     session.add(ev)
     return ev
 
 
-def transition(session: Session, row: t.Job, target: JobStatus, message: str, *,
-               level: str = "info", **fields: Any) -> None:
+def transition(
+    session: Session, row: t.Job, target: JobStatus, message: str, *, level: str = "info", **fields: Any
+) -> None:
     """Move `row` to `target` (if the lifecycle allows it), set `fields`, and write the event.
 
     The UPDATE is conditional on the status read, so two processes racing on one job can't
@@ -62,8 +80,13 @@ def transition(session: Session, row: t.Job, target: JobStatus, message: str, *,
     if done != 1:
         raise StaleTransition(f"job {row.id} changed status while moving to {target.value}")
     session.refresh(row)
-    add_event(session, row.id, message, level=level,
-              data={"status": target.value, **({"error": fields["error"]} if fields.get("error") else {})})
+    add_event(
+        session,
+        row.id,
+        message,
+        level=level,
+        data={"status": target.value, **({"error": fields["error"]} if fields.get("error") else {})},
+    )
 
 
 class StaleTransition(RuntimeError):

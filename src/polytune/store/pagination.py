@@ -10,8 +10,15 @@ from sqlalchemy.orm import Session
 from polytune.domain.errors import InvalidRequest
 
 
-def page(session: Session, stmt: sa.Select, table: Any, *, after: str | None, limit: int,
-         order: Literal["asc", "desc"] = "desc") -> tuple[list[Any], bool]:
+def page(
+    session: Session,
+    stmt: sa.Select,
+    table: Any,
+    *,
+    after: str | None,
+    limit: int,
+    order: Literal["asc", "desc"] = "desc",
+) -> tuple[list[Any], bool]:
     """Rows after the cursor, at most `limit`, and whether more follow."""
     if not 1 <= limit <= 10_000:
         raise InvalidRequest("limit must be between 1 and 10000.", param="limit")

@@ -19,8 +19,12 @@ def add_job_secret(s: Session, box: SecretBox, job_id: str, name: str, value: st
 
 
 def job_secret(s: Session, box: SecretBox, job_id: str, name: str) -> str | None:
-    token = s.scalar(sa.select(t.JobSecret.value).where(t.JobSecret.job_id == job_id, t.JobSecret.name == name)
-                     .order_by(t.JobSecret.seq.desc()).limit(1))
+    token = s.scalar(
+        sa.select(t.JobSecret.value)
+        .where(t.JobSecret.job_id == job_id, t.JobSecret.name == name)
+        .order_by(t.JobSecret.seq.desc())
+        .limit(1)
+    )
     return box.decrypt(token) if token is not None else None
 
 

@@ -44,8 +44,15 @@ def load_running(db: Database, job_id: str) -> tuple[Job, int | None, str | None
         return job_store.to_domain(row), row.resume_step, row.resume_key, org_name
 
 
-def finish(db: Database, job_id: str, target: JobStatus, message: str, *,
-           from_: tuple[JobStatus, ...] = (JobStatus.RUNNING, JobStatus.PAUSING), **fields: Any) -> None:
+def finish(
+    db: Database,
+    job_id: str,
+    target: JobStatus,
+    message: str,
+    *,
+    from_: tuple[JobStatus, ...] = (JobStatus.RUNNING, JobStatus.PAUSING),
+    **fields: Any,
+) -> None:
     """Move the job to `target` if it is still in one of `from_`; otherwise (cancelled or taken
     over meanwhile) the store already says how it ended, and nothing changes."""
     with db.session() as s:
@@ -53,8 +60,9 @@ def finish(db: Database, job_id: str, target: JobStatus, message: str, *,
         if row is None or row.status not in {f.value for f in from_}:
             return
         try:
-            job_store.transition(s, row, target, message, level="error" if target == JobStatus.FAILED else "info",
-                                 **fields)
+            job_store.transition(
+                s, row, target, message, level="error" if target == JobStatus.FAILED else "info", **fields
+            )
         except (IllegalTransition, job_store.StaleTransition):
             return
 
@@ -71,8 +79,13 @@ def drop_resume_checkpoint(db: Database, blobs: BlobStore, job_id: str) -> None:
 def metrics_events(db: Database, job_id: str) -> list[dict[str, Any]]:
     """The data of the job's metrics events, oldest first (every attempt's)."""
     with db.session() as s:
-        return list(s.scalars(sa.select(t.JobEvent.data).where(
-            t.JobEvent.job_id == job_id, t.JobEvent.type == "metrics").order_by(t.JobEvent.seq)))
+        return list(
+            s.scalars(
+                sa.select(t.JobEvent.data)
+                .where(t.JobEvent.job_id == job_id, t.JobEvent.type == "metrics")
+                .order_by(t.JobEvent.seq)
+            )
+        )
 
 
 def add_result_file(db: Database, blobs: BlobStore, *, org_id: str, filename: str, data: bytes) -> str:
@@ -85,16 +98,28 @@ def add_result_file(db: Database, blobs: BlobStore, *, org_id: str, filename: st
     return file_id
 
 
-def add_model(db: Database, *, model_id: str, org_id: str, job_id: str, base_model: str, kind: str,
-              blob_key: str) -> None:
+def add_model(
+    db: Database, *, model_id: str, org_id: str, job_id: str, base_model: str, kind: str, blob_key: str
+) -> None:
     """The job's fine-tuned model, servable from `blob_key`."""
     with db.session() as s:
-        s.add(t.Model(id=model_id, org_id=org_id, job_id=job_id, base_model=base_model, kind=kind,
-                      is_checkpoint=False, blob_key=blob_key, created_at=now()))
+        s.add(
+            t.Model(
+                id=model_id,
+                org_id=org_id,
+                job_id=job_id,
+                base_model=base_model,
+                kind=kind,
+                is_checkpoint=False,
+                blob_key=blob_key,
+                created_at=now(),
+            )
+        )
 
 
-def wandb_api_keys(db: Database, settings: Settings, job_id: str, org_id: str,
-                   n: int) -> tuple[str | None, list[str | None]]:
+def wandb_api_keys(
+    db: Database, settings: Settings, job_id: str, org_id: str, n: int
+) -> tuple[str | None, list[str | None]]:
     """The organization's W&B key, and the key given with each of the job's `n` integrations
     (Nebius) or None: an integration's own key wins over the organization's (OpenAI's style)."""
     box = SecretBox.from_settings(settings)
@@ -109,9 +134,18 @@ def _fmt(v: Any) -> str:
 
 
 class StoreReporter:
-    def __init__(self, db: Database, blobs: BlobStore, *, job_id: str, org_id: str, base_model: str,
-                 model_name: str, adapter_kind: str,
-                 publish_samples: Callable[[int, Path], str | None] | None = None):
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        *,
+        job_id: str,
+        org_id: str,
+        base_model: str,
+        model_name: str,
+        adapter_kind: str,
+        publish_samples: Callable[[int, Path], str | None] | None = None,
+    ):
         self.db, self.blobs = db, blobs
         # (step, local folder of PNGs) -> the folder's path where it was published (a repository), or None.
         self.publish_samples = publish_samples
@@ -133,16 +167,29 @@ class StoreReporter:
         total = f"/{self.total_steps}" if self.total_steps else ""
         parts = ", ".join(f"{k.replace('_', ' ')}={_fmt(v)}" for k, v in metrics.items() if v is not None)
         with self.db.session() as s:
-            job_store.add_event(s, self.job_id, f"Step {step}{total}: {parts}", type="metrics",
-                                data={"step": step, **{k: v for k, v in metrics.items() if v is not None}})
+            job_store.add_event(
+                s,
+                self.job_id,
+                f"Step {step}{total}: {parts}",
+                type="metrics",
+                data={"step": step, **{k: v for k, v in metrics.items() if v is not None}},
+            )
 
-    def progress(self, *, trained_steps: int, total_steps: int, trained_tokens: int,
-                 estimated_finish: int | None) -> None:
+    def progress(
+        self, *, trained_steps: int, total_steps: int, trained_tokens: int, estimated_finish: int | None
+    ) -> None:
         self.total_steps = total_steps
         with self.db.session() as s:
-            s.execute(sa.update(t.Job).where(t.Job.id == self.job_id, t.Job.status == JobStatus.RUNNING.value)
-                      .values(trained_steps=trained_steps, total_steps=total_steps,
-                              estimated_finish=estimated_finish, heartbeat_at=time.time()))
+            s.execute(
+                sa.update(t.Job)
+                .where(t.Job.id == self.job_id, t.Job.status == JobStatus.RUNNING.value)
+                .values(
+                    trained_steps=trained_steps,
+                    total_steps=total_steps,
+                    estimated_finish=estimated_finish,
+                    heartbeat_at=time.time(),
+                )
+            )
 
     def heartbeat(self) -> None:
         with self.db.session() as s:
@@ -157,31 +204,58 @@ class StoreReporter:
         key = f"models/{self.job_id}/ckpt-step-{step}"
         started = time.monotonic()
         self.blobs.put_dir(local_dir, key)
-        stored = {"bytes": sum(p.stat().st_size for p in local_dir.rglob("*") if p.is_file()),
-                  "store_seconds": round(time.monotonic() - started, 3)}
+        stored = {
+            "bytes": sum(p.stat().st_size for p in local_dir.rglob("*") if p.is_file()),
+            "store_seconds": round(time.monotonic() - started, 3),
+        }
         # Stored once: the downloadable tar is this folder archived as it streams (folder_tar.py).
         archive_id = new_id("file")
         archive_bytes = folder_tar.tar_size(folder_tar.members(self.blobs, key, f"ckpt-step-{step}"))
         with self.db.session() as s:
-            add_file(s, file_id=archive_id, org_id=self.org_id, filename=f"{self.job_id}-ckpt-step-{step}.tar",
-                     purpose="fine-tune-results", size=archive_bytes, blob_key=key)
-            s.add(t.Checkpoint(id=new_id("ftckpt"), job_id=self.job_id, org_id=self.org_id, step=step,
-                               created_at=now(), metrics={k: v for k, v in metrics.items() if v is not None},
-                               model_id=model_id, result_files=[archive_id]))
-            s.add(t.Model(id=model_id, org_id=self.org_id, job_id=self.job_id, base_model=self.base_model,
-                          kind=self.adapter_kind, is_checkpoint=True, blob_key=key, created_at=now()))
-            job_store.add_event(s, self.job_id, f"Checkpoint created at step {step}",
-                                data={"step": step, "model": model_id, **stored})
+            add_file(
+                s,
+                file_id=archive_id,
+                org_id=self.org_id,
+                filename=f"{self.job_id}-ckpt-step-{step}.tar",
+                purpose="fine-tune-results",
+                size=archive_bytes,
+                blob_key=key,
+            )
+            s.add(
+                t.Checkpoint(
+                    id=new_id("ftckpt"),
+                    job_id=self.job_id,
+                    org_id=self.org_id,
+                    step=step,
+                    created_at=now(),
+                    metrics={k: v for k, v in metrics.items() if v is not None},
+                    model_id=model_id,
+                    result_files=[archive_id],
+                )
+            )
+            s.add(
+                t.Model(
+                    id=model_id,
+                    org_id=self.org_id,
+                    job_id=self.job_id,
+                    base_model=self.base_model,
+                    kind=self.adapter_kind,
+                    is_checkpoint=True,
+                    blob_key=key,
+                    created_at=now(),
+                )
+            )
+            job_store.add_event(
+                s, self.job_id, f"Checkpoint created at step {step}", data={"step": step, "model": model_id, **stored}
+            )
         return model_id
 
     def result_archive(self, local_dir: Path, filename: str) -> str:
         """A folder the job made (its W&B run) as a tar result file of the job's organization."""
         # Links left out: W&B's run folders link to logs elsewhere and to the latest run.
-        file_id, size = self._archive(local_dir, local_dir.name,
-                                      keep=lambda m: None if m.issym() or m.islnk() else m)
+        file_id, size = self._archive(local_dir, local_dir.name, keep=lambda m: None if m.issym() or m.islnk() else m)
         with self.db.session() as s:
-            add_file(s, file_id=file_id, org_id=self.org_id, filename=filename, purpose="fine-tune-results",
-                     size=size)
+            add_file(s, file_id=file_id, org_id=self.org_id, filename=filename, purpose="fine-tune-results", size=size)
         return file_id
 
     def _archive(self, local_dir: Path, name: str, keep=None) -> tuple[str, int]:
@@ -201,10 +275,14 @@ class StoreReporter:
             self.blobs.put_dir(folder, key)
         published = self.publish_samples(step, folder) if (folder is not None and self.publish_samples) else None
         where = published or key
-        self.event(f"Samples at step {step}: {len(files)} image{'s' if len(files) != 1 else ''} in {where}/",
-                   data={"step": step, "samples": [{"prompt": p, "path": f"{where}/{f.name}"}
-                                                   for p, f in zip(prompts, files)],
-                         "seconds_per_sample": seconds / len(files) if files else None})
+        self.event(
+            f"Samples at step {step}: {len(files)} image{'s' if len(files) != 1 else ''} in {where}/",
+            data={
+                "step": step,
+                "samples": [{"prompt": p, "path": f"{where}/{f.name}"} for p, f in zip(prompts, files)],
+                "seconds_per_sample": seconds / len(files) if files else None,
+            },
+        )
 
     def resume_checkpoint(self, step: int, trainer_dir: Path) -> None:
         """Stage the trainer's folder (hard links) and store it in the background (uploads.py):
@@ -229,11 +307,17 @@ class StoreReporter:
             # during the copy leaves the previous one in force, intact.
             with self.db.session() as s:
                 old = s.scalar(sa.select(t.Job.resume_key).where(t.Job.id == self.job_id))
-                s.execute(sa.update(t.Job).where(t.Job.id == self.job_id)
-                          .values(resume_step=step, resume_key=key, heartbeat_at=time.time()))
-                job_store.add_event(s, self.job_id, f"Resume checkpoint at step {step} stored",
-                                    data={"step": step, "bytes": size,
-                                          "upload_seconds": round(time.monotonic() - started, 3)})
+                s.execute(
+                    sa.update(t.Job)
+                    .where(t.Job.id == self.job_id)
+                    .values(resume_step=step, resume_key=key, heartbeat_at=time.time())
+                )
+                job_store.add_event(
+                    s,
+                    self.job_id,
+                    f"Resume checkpoint at step {step} stored",
+                    data={"step": step, "bytes": size, "upload_seconds": round(time.monotonic() - started, 3)},
+                )
             recorded = True
             if old and old != key:
                 self.blobs.delete(old)
@@ -245,9 +329,12 @@ class StoreReporter:
             if not recorded:  # a partial folder must not be mistaken for a checkpoint
                 with contextlib.suppress(OSError):
                     self.blobs.delete(key)
-            self.event(f"Storing the resume checkpoint at step {step} failed ({type(e).__name__}: {e}); "
-                       "the previous one stays in force and training goes on", level="error",
-                       data={"step": step})
+            self.event(
+                f"Storing the resume checkpoint at step {step} failed ({type(e).__name__}: {e}); "
+                "the previous one stays in force and training goes on",
+                level="error",
+                data={"step": step},
+            )
             raise
         finally:
             shutil.rmtree(staged, ignore_errors=True)
@@ -260,8 +347,9 @@ class StoreReporter:
         if self._request is None and time.monotonic() - self._last_poll >= _STOP_POLL_SECONDS:
             self._last_poll = time.monotonic()
             with self.db.session() as s:
-                status, worker = s.execute(sa.select(t.Job.status, t.Job.worker).where(
-                    t.Job.id == self.job_id)).one_or_none() or (None, None)
+                status, worker = s.execute(
+                    sa.select(t.Job.status, t.Job.worker).where(t.Job.id == self.job_id)
+                ).one_or_none() or (None, None)
             if status == JobStatus.RUNNING.value and (worker or {}).get("preempt"):
                 # An executor that can't signal the worker's process (it runs on another
                 # node) asks through the store: store.jobs.request_preemption.

@@ -25,9 +25,17 @@ class ResumeEvery:
 
 
 # GRPO's logged values (TRL's names and the grader reward function's) -> metrics event names.
-_REWARD_LOGS = {"loss": "train_loss", "reward": "reward", "reward_std": "reward_std", "reward_min": "reward_min",
-                "reward_max": "reward_max", "kl": "kl", "completions/mean_length": "completion_length",
-                "grader_errors": "grader_errors", "learning_rate": "learning_rate"}
+_REWARD_LOGS = {
+    "loss": "train_loss",
+    "reward": "reward",
+    "reward_std": "reward_std",
+    "reward_min": "reward_min",
+    "reward_max": "reward_max",
+    "kl": "kl",
+    "completions/mean_length": "completion_length",
+    "grader_errors": "grader_errors",
+    "learning_rate": "learning_rate",
+}
 
 
 def reward_metrics(logs: dict[str, float]) -> dict[str, float]:
@@ -37,7 +45,9 @@ def reward_metrics(logs: dict[str, float]) -> dict[str, float]:
     out = {}
     for key, name in _REWARD_LOGS.items():
         if prefix + key in logs:
-            out[("valid_loss" if name == "train_loss" else out_prefix + name) if evaluating else name] = logs[prefix + key]
+            out[("valid_loss" if name == "train_loss" else out_prefix + name) if evaluating else name] = logs[
+                prefix + key
+            ]
     for key, value in logs.items():
         if key.startswith(prefix + "sub_reward/"):
             out[f"{out_prefix}sub_reward_{key.split('/', 1)[1]}"] = value
@@ -52,8 +62,14 @@ class ReporterCallback(TrainerCallback):
     reporter's stop_request() ended it ("cancel", "pause" or "preempt"), else None.
     """
 
-    def __init__(self, reporter: Reporter, *, checkpoints_dir: Path, n_checkpoints: int,
-                 resume_every: ResumeEvery = ResumeEvery()):
+    def __init__(
+        self,
+        reporter: Reporter,
+        *,
+        checkpoints_dir: Path,
+        n_checkpoints: int,
+        resume_every: ResumeEvery = ResumeEvery(),
+    ):
         self.reporter = reporter
         self.checkpoints_dir = checkpoints_dir
         self.n_checkpoints = n_checkpoints
@@ -85,14 +101,14 @@ class ReporterCallback(TrainerCallback):
     def cancelled(self) -> bool:
         return self.stopped_for == "cancel"
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                       **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self._started = time.monotonic()
         self._first_step = state.global_step  # above 0 when resuming
         self._last_resume_save = (state.global_step, time.monotonic())
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                    **kwargs: Any) -> None:
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         # With several workers, rank 0's request is every rank's (distributed.py).
         request = distributed.agree(self.reporter.stop_request())
         if request is not None:
@@ -106,12 +122,21 @@ class ReporterCallback(TrainerCallback):
             control.should_save = True
         per_step = (time.monotonic() - self._started) / max(1, state.global_step - self._first_step)
         remaining = per_step * (state.max_steps - state.global_step)
-        self.reporter.progress(trained_steps=state.global_step, total_steps=state.max_steps,
-                               trained_tokens=int(state.num_input_tokens_seen),
-                               estimated_finish=int(time.time() + remaining))
+        self.reporter.progress(
+            trained_steps=state.global_step,
+            total_steps=state.max_steps,
+            trained_tokens=int(state.num_input_tokens_seen),
+            estimated_finish=int(time.time() + remaining),
+        )
 
-    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-               logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         # A pause or preemption saves this step, so its metrics belong to the record.
         if self.cancelled or not logs:
             return
@@ -119,13 +144,18 @@ class ReporterCallback(TrainerCallback):
             metrics = reward_metrics(logs)
         elif "loss" in logs:
             # The scheduler's rate for this step (warm-up and decay visible step by step).
-            metrics = {"train_loss": logs["loss"], "learning_rate": logs.get("learning_rate"),
-                       "train_mean_token_accuracy": logs.get("mean_token_accuracy"),
-                       **{k: logs.get(k) for k in PREFERENCE_METRICS}}
+            metrics = {
+                "train_loss": logs["loss"],
+                "learning_rate": logs.get("learning_rate"),
+                "train_mean_token_accuracy": logs.get("mean_token_accuracy"),
+                **{k: logs.get(k) for k in PREFERENCE_METRICS},
+            }
         elif "eval_loss" in logs:
-            metrics = {"valid_loss": logs["eval_loss"],
-                       "valid_mean_token_accuracy": logs.get("eval_mean_token_accuracy"),
-                       **{f"valid_{k}": logs.get(f"eval_{k}") for k in PREFERENCE_METRICS}}
+            metrics = {
+                "valid_loss": logs["eval_loss"],
+                "valid_mean_token_accuracy": logs.get("eval_mean_token_accuracy"),
+                **{f"valid_{k}": logs.get(f"eval_{k}") for k in PREFERENCE_METRICS},
+            }
         else:
             return  # the end-of-training summary repeats what was already reported
         metrics = {k: v for k, v in metrics.items() if v is not None}
@@ -133,20 +163,28 @@ class ReporterCallback(TrainerCallback):
         for name in ("train_loss", "valid_loss"):
             check_loss(name.replace("_", " "), metrics.get(name), state.global_step)
         self._latest.update(metrics)
-        row = self._rows.setdefault(state.global_step, {
-            "step": state.global_step, "train_loss": None, "train_accuracy": None,
-            "valid_loss": None, "valid_mean_token_accuracy": None, "learning_rate": None})
-        row.update({("train_accuracy" if k == "train_mean_token_accuracy" else k): v
-                    for k, v in metrics.items()})
+        row = self._rows.setdefault(
+            state.global_step,
+            {
+                "step": state.global_step,
+                "train_loss": None,
+                "train_accuracy": None,
+                "valid_loss": None,
+                "valid_mean_token_accuracy": None,
+                "learning_rate": None,
+            },
+        )
+        row.update({("train_accuracy" if k == "train_mean_token_accuracy" else k): v for k, v in metrics.items()})
 
     def _resume_save_due(self, step: int) -> bool:
         last_step, last_time = self._last_resume_save
         every = self.resume_every
-        return bool((every.steps and step - last_step >= every.steps)
-                    or (every.seconds and time.monotonic() - last_time >= every.seconds))
+        return bool(
+            (every.steps and step - last_step >= every.steps)
+            or (every.seconds and time.monotonic() - last_time >= every.seconds)
+        )
 
-    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                **kwargs: Any) -> None:
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         # The Trainer has just written output_dir/checkpoint-<step> with optimizer, scheduler,
         # RNG and trainer state: hand it over before anything else can happen to the worker.
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -154,12 +192,14 @@ class ReporterCallback(TrainerCallback):
             self.reporter.resume_checkpoint(state.global_step, folder)
         self._last_resume_save = (state.global_step, time.monotonic())
 
-    def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                       **kwargs: Any) -> None:
+    def on_epoch_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self._report_pending_checkpoint()
 
-    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                     **kwargs: Any) -> None:
+    def on_epoch_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self.stopped_for or self.n_checkpoints <= 0:
             return
         epoch = round(state.epoch)
@@ -172,8 +212,9 @@ class ReporterCallback(TrainerCallback):
         if out_dir is not None:  # rank 0
             self._pending_checkpoint = (state.global_step, out_dir)
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                     **kwargs: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self.stopped_for is None:
             model = kwargs.get("model")
             if model is not None:

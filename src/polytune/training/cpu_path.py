@@ -77,8 +77,10 @@ def choose_bf16(parameters: int | None, flags: frozenset[str], setting: str = "a
     if parameters is None or parameters < BF16_CPU_MIN_PARAMS:
         size = "unknown size" if parameters is None else f"{parameters / 1e6:.1f} M parameters"
         return False, f"fp32: the model ({size}) is below {BF16_CPU_MIN_PARAMS / 1e6:.0f} M, where bf16 stops paying"
-    return True, (f"bf16 autocast: this CPU has {', '.join(hardware)} and the model "
-                  f"({parameters / 1e6:.1f} M parameters) is matmul-bound")
+    return True, (
+        f"bf16 autocast: this CPU has {', '.join(hardware)} and the model "
+        f"({parameters / 1e6:.1f} M parameters) is matmul-bound"
+    )
 
 
 def choose_padding_free(*, long_examples: str, packing: bool | None) -> tuple[bool, str]:
@@ -94,8 +96,14 @@ def choose_padding_free(*, long_examples: str, packing: bool | None) -> tuple[bo
     return True, "padding-free batches"
 
 
-def choose_cpu_path(model_path: Path | str, *, long_examples: str, packing: bool | None,
-                    setting: str = "auto", flags: frozenset[str] | None = None) -> CpuPath:
+def choose_cpu_path(
+    model_path: Path | str,
+    *,
+    long_examples: str,
+    packing: bool | None,
+    setting: str = "auto",
+    flags: frozenset[str] | None = None,
+) -> CpuPath:
     """The path a CPU SFT job trains on."""
     bf16, why = choose_bf16(count_parameters(model_path), cpu_flags() if flags is None else flags, setting)
     padding_free, batches = choose_padding_free(long_examples=long_examples, packing=packing)

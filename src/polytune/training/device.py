@@ -21,7 +21,11 @@ def resources_note(resources: Resources) -> str | None:
     if not resources.accel_type:
         return None
     if given := os.environ.get("POLYTUNE_JOB_ACCELERATORS"):
-        return (f"Requested {resources.n_accel} x {resources.accel_type}; the local executor gave this job "
-                f"accelerator(s) {given} of this machine: {this_machine()}")
-    return (f"Requested {resources.n_node} node(s) with {resources.n_accel} x {resources.accel_type} each; "
-            f"the local executor runs this job on what this machine has: {this_machine()}")
+        return (
+            f"Requested {resources.n_accel} x {resources.accel_type}; the local executor gave this job "
+            f"accelerator(s) {given} of this machine: {this_machine()}"
+        )
+    return (
+        f"Requested {resources.n_node} node(s) with {resources.n_accel} x {resources.accel_type} each; "
+        f"the local executor runs this job on what this machine has: {this_machine()}"
+    )

@@ -40,8 +40,9 @@ def flag_device(backend: str, current_cuda: int | None) -> str:
     if "cpu" in parts or parts.get("") in ("gloo", "mpi"):
         return "cpu"
     if current_cuda is None:
-        raise RuntimeError(f"the process group's backend {backend!r} carries no CPU tensors and this rank has "
-                           "no CUDA device")
+        raise RuntimeError(
+            f"the process group's backend {backend!r} carries no CPU tensors and this rank has no CUDA device"
+        )
     return f"cuda:{current_cuda}"
 
 
@@ -52,8 +53,7 @@ def agree(request: str | None) -> str | None:
         return request
     import torch
 
-    device = flag_device(str(dist.get_backend()),
-                         torch.cuda.current_device() if torch.cuda.is_available() else None)
+    device = flag_device(str(dist.get_backend()), torch.cuda.current_device() if torch.cuda.is_available() else None)
     flag = torch.tensor([_REQUESTS.index(request) if rank() == 0 else 0], dtype=torch.int64, device=device)
     dist.broadcast(flag, src=0)
     return _REQUESTS[int(flag.item())]
@@ -100,8 +100,9 @@ class ReplicaReporter:
     def metrics(self, step: int, metrics: dict[str, float]) -> None:
         pass
 
-    def progress(self, *, trained_steps: int, total_steps: int, trained_tokens: int,
-                 estimated_finish: int | None) -> None:
+    def progress(
+        self, *, trained_steps: int, total_steps: int, trained_tokens: int, estimated_finish: int | None
+    ) -> None:
         pass
 
     def checkpoint(self, step: int, local_dir: Path, metrics: dict[str, float]) -> str:

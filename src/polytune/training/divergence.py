@@ -19,9 +19,11 @@ class TrainingDiverged(Exception):
     param = "hyperparameters.learning_rate_multiplier"
 
     def __init__(self, what: str, step: int):
-        self.message = (f"Training diverged: the {what} at step {step}. The learning rate is too high for "
-                        "this model and data; create the job again with a lower learning_rate_multiplier "
-                        "(or learning_rate).")
+        self.message = (
+            f"Training diverged: the {what} at step {step}. The learning rate is too high for "
+            "this model and data; create the job again with a lower learning_rate_multiplier "
+            "(or learning_rate)."
+        )
         super().__init__(self.message)
         self.step = step
 

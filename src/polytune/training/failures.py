@@ -11,9 +11,11 @@ import os
 
 from polytune.domain.errors import DomainError
 
-OOM_ADVICE = ("lower hyperparameters.batch_size or context_length, turn gradient_checkpointing on, "
-              "train a LoRA (or QLoRA: quantization nf4) instead of a full fine-tune, or ask for more "
-              "accelerators (resources.n_accel) so FSDP shards the model")
+OOM_ADVICE = (
+    "lower hyperparameters.batch_size or context_length, turn gradient_checkpointing on, "
+    "train a LoRA (or QLoRA: quantization nf4) instead of a full fine-tune, or ask for more "
+    "accelerators (resources.n_accel) so FSDP shards the model"
+)
 
 
 class AcceleratorUnavailable(DomainError):
@@ -30,8 +32,11 @@ def is_out_of_memory(e: BaseException) -> bool:
     seen: set[int] = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, oom) or (isinstance(e, RuntimeError) and "out of memory" in str(e).lower()
-                                  and ("cuda" in str(e).lower() or "hip" in str(e).lower())):
+        if isinstance(e, oom) or (
+            isinstance(e, RuntimeError)
+            and "out of memory" in str(e).lower()
+            and ("cuda" in str(e).lower() or "hip" in str(e).lower())
+        ):
             return True
         e = e.__cause__ or e.__context__
     return False
@@ -42,8 +47,9 @@ def out_of_memory_message(e: BaseException) -> str:
     return f"The accelerator ran out of memory ({first[:300]}). To fit, {OOM_ADVICE}."
 
 
-def require_accelerator(*, expected: str | None = None, available: bool | None = None,
-                        cuda_version: str | None = None) -> None:
+def require_accelerator(
+    *, expected: str | None = None, available: bool | None = None, cuda_version: str | None = None
+) -> None:
     """Fail when the executor gave this worker accelerators (POLYTUNE_JOB_ACCELERATORS) and torch
     cannot use them: a CPU build of torch, or a driver too old for its CUDA. Training on the CPU
     instead would take days and say nothing. Arguments default to this process's (tests pass them)."""
@@ -57,9 +63,13 @@ def require_accelerator(*, expected: str | None = None, available: bool | None =
         cuda_version = torch.version.cuda if cuda_version is None else cuda_version
     if available:
         return
-    why = ("this worker's torch is a CPU build (torch.version.cuda is None); install the CUDA build of torch"
-           if not cuda_version else
-           f"torch (CUDA {cuda_version}) cannot use the device(s): check the NVIDIA driver supports this CUDA "
-           "version and that nvidia-smi lists them")
-    raise AcceleratorUnavailable(f"The job was given accelerator(s) {expected} but CUDA is not available in its "
-                                 f"worker: {why}. See docs/scaling.md (installing torch on a GPU machine).")
+    why = (
+        "this worker's torch is a CPU build (torch.version.cuda is None); install the CUDA build of torch"
+        if not cuda_version
+        else f"torch (CUDA {cuda_version}) cannot use the device(s): check the NVIDIA driver supports this CUDA "
+        "version and that nvidia-smi lists them"
+    )
+    raise AcceleratorUnavailable(
+        f"The job was given accelerator(s) {expected} but CUDA is not available in its "
+        f"worker: {why}. See docs/scaling.md (installing torch on a GPU machine)."
+    )

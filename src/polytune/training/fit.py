@@ -18,8 +18,18 @@ if TYPE_CHECKING:
     from polytune.training.train import TrainingResult
 
 
-def fit_text(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
-             work: Path, reporter: Reporter, *, resume_from: Path | None, every: ResumeEvery) -> TrainingResult:
+def fit_text(
+    blobs: BlobStore,
+    settings: Settings,
+    spec: JobSpec,
+    entry: CatalogEntry,
+    model_path: Path | str,
+    work: Path,
+    reporter: Reporter,
+    *,
+    resume_from: Path | None,
+    every: ResumeEvery,
+) -> TrainingResult:
     from polytune.data.tokens import TokenCounter, load_tokenizer, measure_file
     from polytune.training.train import run_training
 
@@ -29,19 +39,45 @@ def fit_text(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: Catalog
 
     def rows_of(fid: str, param: str) -> list[dict]:
         rows: list[dict] = []
-        measure_file(blobs.get_file(f"files/{fid}", work / "data" / fid), counter, method=spec.method.type,
-                     context_length=spec.hyperparameters.context_length or entry.max_length,
-                     long_examples=spec.hyperparameters.long_examples, param=param, keep=rows)
+        measure_file(
+            blobs.get_file(f"files/{fid}", work / "data" / fid),
+            counter,
+            method=spec.method.type,
+            context_length=spec.hyperparameters.context_length or entry.max_length,
+            long_examples=spec.hyperparameters.long_examples,
+            param=param,
+            keep=rows,
+        )
         return rows
 
     train_rows = [row for fid in spec.training_files for row in rows_of(fid, "training_file")]
     val_rows = rows_of(spec.validation_file, "validation_file") if spec.validation_file else None
-    return run_training(spec, entry, model_path, train_rows, val_rows, work, reporter,
-                        resume_from=resume_from, resume_every=every, settings=settings)
+    return run_training(
+        spec,
+        entry,
+        model_path,
+        train_rows,
+        val_rows,
+        work,
+        reporter,
+        resume_from=resume_from,
+        resume_every=every,
+        settings=settings,
+    )
 
 
-def fit_images(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: CatalogEntry, model_path: Path | str,
-               work: Path, reporter: Reporter, *, resume_from: Path | None, every: ResumeEvery) -> TrainingResult:
+def fit_images(
+    blobs: BlobStore,
+    settings: Settings,
+    spec: JobSpec,
+    entry: CatalogEntry,
+    model_path: Path | str,
+    work: Path,
+    reporter: Reporter,
+    *,
+    resume_from: Path | None,
+    every: ResumeEvery,
+) -> TrainingResult:
     """The image recipe: rows are image/caption lines (validated when the job was queued)."""
     from polytune.data.jsonl import iter_jsonl
     from polytune.training.image.loop import Stopped, run_image_training
@@ -52,9 +88,11 @@ def fit_images(blobs: BlobStore, settings: Settings, spec: JobSpec, entry: Catal
         rows.extend(obj for _, obj in iter_jsonl(blobs.get_file(f"files/{fid}", work / "data" / fid)))
     threads = cpu_threads(settings.train_threads)
     try:
-        result = run_image_training(spec, entry, model_path, rows, work, reporter, resume_from=resume_from,
-                                    resume_every=every, threads=threads)
+        result = run_image_training(
+            spec, entry, model_path, rows, work, reporter, resume_from=resume_from, resume_every=every, threads=threads
+        )
     except Stopped as stop:
         raise TrainingStopped(stop.reason, stop.step) from None
-    return TrainingResult(final_dir=result.final_dir, metrics_rows=result.metrics_rows, trained_tokens=0,
-                          steps=result.steps)
+    return TrainingResult(
+        final_dir=result.final_dir, metrics_rows=result.metrics_rows, trained_tokens=0, steps=result.steps
+    )

@@ -42,7 +42,8 @@ class Precision:
     def describe(self) -> str:
         base = "4-bit NF4" if self.quantize_4bit else self.load_dtype
         return f"weights loaded in {base}, compute in {self.compute_dtype}" + (
-            " with loss scaling" if self.fp16 else "")
+            " with loss scaling" if self.fp16 else ""
+        )
 
 
 def choose(*, cuda: bool, bf16_supported: bool, adapter: str, quantization: str | None = None) -> Precision:
@@ -62,8 +63,9 @@ def for_this_device(adapter: str, quantization: str | None = None) -> Precision:
     import torch
 
     cuda = torch.cuda.is_available()
-    return choose(cuda=cuda, bf16_supported=cuda and torch.cuda.is_bf16_supported(), adapter=adapter,
-                  quantization=quantization)
+    return choose(
+        cuda=cuda, bf16_supported=cuda and torch.cuda.is_bf16_supported(), adapter=adapter, quantization=quantization
+    )
 
 
 def saved_dtype(config: dict[str, Any]) -> str | None:
@@ -82,8 +84,12 @@ def load_kwargs(precision: Precision) -> dict[str, Any]:
 
         compute = getattr(torch, precision.compute_dtype)
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=compute)
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute,
+            bnb_4bit_quant_storage=compute,
+        )
         kwargs["dtype"] = compute
         # bitsandbytes quantises while loading, onto this process's device (its rank's under torchrun).
         kwargs["device_map"] = {"": torch.cuda.current_device()}

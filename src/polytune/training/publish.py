@@ -28,24 +28,40 @@ def publish(db: Database, blobs: BlobStore, job: Job, reporter: Reporter, result
         blobs.put_dir(result.final_dir, key)
     if spec.output.repository:
         _publish_to_repository(db, blobs, spec, job_id, result.final_dir, work / "checkpoints", reporter)
-    results_id = worker_store.add_result_file(db, blobs, org_id=job.org_id,
-                                              filename=f"{job_id}-results.csv",
-                                              data=results_csv(metrics_rows(db, job_id)))
+    results_id = worker_store.add_result_file(
+        db, blobs, org_id=job.org_id, filename=f"{job_id}-results.csv", data=results_csv(metrics_rows(db, job_id))
+    )
     return key, results_id
 
 
-def _publish_to_repository(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str, final_dir: Path,
-                           checkpoints_dir: Path, reporter: Reporter) -> None:
+def _publish_to_repository(
+    db: Database,
+    blobs: BlobStore,
+    spec: JobSpec,
+    job_id: str,
+    final_dir: Path,
+    checkpoints_dir: Path,
+    reporter: Reporter,
+) -> None:
     """Commit the weights (and the checkpoints under checkpoints/) into the job's repository."""
     from polytune.store.repos import publish_folder
 
     out = spec.output
     branch, path = out.branch or DEFAULT_BRANCH, out.repository_path(job_id)
     folders = {"": final_dir, **({"checkpoints": checkpoints_dir} if checkpoints_dir.is_dir() else {})}
-    commit_id = publish_folder(db, blobs, repo_id=out.repository, branch=branch, path=path,
-                               folders=folders, message=f"Fine-tuned weights of {job_id}")
-    reporter.event(f"Published the weights to branch {branch} at {path}/ (commit {commit_id})",
-                   data={"branch": branch, "path": path, "commit_id": commit_id})
+    commit_id = publish_folder(
+        db,
+        blobs,
+        repo_id=out.repository,
+        branch=branch,
+        path=path,
+        folders=folders,
+        message=f"Fine-tuned weights of {job_id}",
+    )
+    reporter.event(
+        f"Published the weights to branch {branch} at {path}/ (commit {commit_id})",
+        data={"branch": branch, "path": path, "commit_id": commit_id},
+    )
 
 
 def sample_publisher(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str):
@@ -59,8 +75,15 @@ def sample_publisher(db: Database, blobs: BlobStore, spec: JobSpec, job_id: str)
 
     def publish(step: int, folder: Path) -> str:
         path = f"{out.repository_path(job_id)}/samples/step-{step}"
-        publish_folder(db, blobs, repo_id=out.repository, branch=out.branch or DEFAULT_BRANCH, path=path,
-                       folders={"": folder}, message=f"Samples of {job_id} at step {step}")
+        publish_folder(
+            db,
+            blobs,
+            repo_id=out.repository,
+            branch=out.branch or DEFAULT_BRANCH,
+            path=path,
+            folders={"": folder},
+            message=f"Samples of {job_id} at step {step}",
+        )
         return path
 
     return publish

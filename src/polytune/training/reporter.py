@@ -21,8 +21,9 @@ class Reporter(Protocol):
     def metrics(self, step: int, metrics: dict[str, float]) -> None:
         """One metrics event: step, train_loss, train_mean_token_accuracy, valid_loss, ..."""
 
-    def progress(self, *, trained_steps: int, total_steps: int, trained_tokens: int,
-                 estimated_finish: int | None) -> None:
+    def progress(
+        self, *, trained_steps: int, total_steps: int, trained_tokens: int, estimated_finish: int | None
+    ) -> None:
         """Where the job is; estimated_finish is a unix time."""
 
     def checkpoint(self, step: int, local_dir: Path, metrics: dict[str, float]) -> str:

@@ -38,11 +38,6 @@ log = logging.getLogger("polytune.worker")
 _HEARTBEAT_SECONDS = 10.0
 
 
-def _finish(db: Database, job_id: str, target: JobStatus, message: str, *,
-            from_: tuple[JobStatus, ...] = (JobStatus.RUNNING, JobStatus.PAUSING), **fields) -> None:
-    worker_store.finish(db, job_id, target, message, from_=from_, **fields)
-
-
 def _load(db: Database, job_id: str):
     """The running job (domain), its resume point and its organization's name; None when the
     job is not running (cancelled meanwhile, or taken over)."""
@@ -52,8 +47,18 @@ def _load(db: Database, job_id: str):
     return loaded
 
 
-def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path, job_id: str, work: Path,
-         reporter: Reporter, resume_step: int | None, resume_key: str | None):
+def _fit(
+    blobs: BlobStore,
+    settings: Settings,
+    spec: JobSpec,
+    entry,
+    model_path,
+    job_id: str,
+    work: Path,
+    reporter: Reporter,
+    resume_step: int | None,
+    resume_key: str | None,
+):
     """Fetch the resume checkpoint, if any, and train with the method's recipe."""
     from polytune.training.callback import ResumeEvery
     from polytune.training.recipes import get_recipe
@@ -67,8 +72,9 @@ def _fit(blobs: BlobStore, settings: Settings, spec: JobSpec, entry, model_path,
             # Read in place from a file-system store; fetched once per node from object storage.
             resume_from = stack.enter_context(resume_folder(blobs, resume_key, job_id, resume_step or 0))
             reporter.event(f"Resuming from the checkpoint at step {resume_step}", data={"step": resume_step})
-        return get_recipe(spec.method.type).fit(blobs, settings, spec, entry, model_path, work, reporter,
-                                           resume_from=resume_from, every=every)
+        return get_recipe(spec.method.type).fit(
+            blobs, settings, spec, entry, model_path, work, reporter, resume_from=resume_from, every=every
+        )
 
 
 def _run_replica(job_id: str, settings: Settings) -> int:
@@ -94,8 +100,18 @@ def _run_replica(job_id: str, settings: Settings) -> int:
         entry = catalog.get(job.spec.model)
         with tempfile.TemporaryDirectory(prefix=f"polytune-{job_id}-") as tmp:
             try:
-                _fit(blobs, settings, job.spec, entry, catalog.resolve_path(entry), job_id, Path(tmp),
-                     ReplicaReporter(), resume_step, resume_key)
+                _fit(
+                    blobs,
+                    settings,
+                    job.spec,
+                    entry,
+                    catalog.resolve_path(entry),
+                    job_id,
+                    Path(tmp),
+                    ReplicaReporter(),
+                    resume_step,
+                    resume_key,
+                )
             except TrainingStopped:
                 pass  # rank 0 stopped the job and says so
     finally:
@@ -127,14 +143,22 @@ def prepare(db: Database, blobs: BlobStore, settings: Settings, job_id: str) -> 
     catalog = Catalog(settings.resolved_data_dir)
     entry = catalog.get(spec.model)
     name = model_name(spec, org_name, job_id)
-    reporter = worker_store.StoreReporter(db, blobs, job_id=job_id, org_id=job.org_id, base_model=spec.model,
-                                          model_name=name, adapter_kind=spec.adapter.kind,
-                                          publish_samples=sample_publisher(db, blobs, spec, job_id))
+    reporter = worker_store.StoreReporter(
+        db,
+        blobs,
+        job_id=job_id,
+        org_id=job.org_id,
+        base_model=spec.model,
+        model_name=name,
+        adapter_kind=spec.adapter.kind,
+        publish_samples=sample_publisher(db, blobs, spec, job_id),
+    )
     return Prepared(job, catalog, entry, name, reporter, resume_step, resume_key)
 
 
-def fit(blobs: BlobStore, settings: Settings, attempt: Prepared, work: Path, reporter: Reporter,
-        placement_note: str | None):
+def fit(
+    blobs: BlobStore, settings: Settings, attempt: Prepared, work: Path, reporter: Reporter, placement_note: str | None
+):
     """Load the base model and train it with the method's recipe; `reporter` also logs to W&B
     when the job has a run there."""
     from polytune.training.device import resources_note
@@ -144,8 +168,18 @@ def fit(blobs: BlobStore, settings: Settings, attempt: Prepared, work: Path, rep
         attempt.reporter.event(note, data=spec.resources.model_dump())
     attempt.reporter.event(f"Loading base model {spec.model}")
     model_path = attempt.catalog.resolve_path(attempt.entry)
-    return _fit(blobs, settings, spec, attempt.entry, model_path, attempt.job.id, work, reporter,
-                attempt.resume_step, attempt.resume_key)
+    return _fit(
+        blobs,
+        settings,
+        spec,
+        attempt.entry,
+        model_path,
+        attempt.job.id,
+        work,
+        reporter,
+        attempt.resume_step,
+        attempt.resume_key,
+    )
 
 
 def finish(db: Database, attempt: Prepared, result, key: str, result_files: list[str]) -> None:
@@ -153,13 +187,27 @@ def finish(db: Database, attempt: Prepared, result, key: str, result_files: list
     spec, job_id = attempt.job.spec, attempt.job.id
     if (underfit := underfit_note(metrics_rows(db, job_id), spec)) is not None:
         attempt.reporter.event(underfit[0], level="warn", data=underfit[1])
-    worker_store.add_model(db, model_id=attempt.name, org_id=attempt.job.org_id, job_id=job_id,
-                           base_model=spec.model, kind=spec.adapter.kind, blob_key=key)
-    _finish(db, job_id, JobStatus.SUCCEEDED, f"The job has successfully completed: {attempt.name}",
-            fine_tuned_model=attempt.name, result_files=result_files,
-            # What validation billed (tokens x epochs); the trainer's own count is in the event.
-            trained_tokens=attempt.job.trained_tokens or result.trained_tokens,
-            trained_steps=result.steps, estimated_finish=None)
+    worker_store.add_model(
+        db,
+        model_id=attempt.name,
+        org_id=attempt.job.org_id,
+        job_id=job_id,
+        base_model=spec.model,
+        kind=spec.adapter.kind,
+        blob_key=key,
+    )
+    worker_store.finish(
+        db,
+        job_id,
+        JobStatus.SUCCEEDED,
+        f"The job has successfully completed: {attempt.name}",
+        fine_tuned_model=attempt.name,
+        result_files=result_files,
+        # What validation billed (tokens x epochs); the trainer's own count is in the event.
+        trained_tokens=attempt.job.trained_tokens or result.trained_tokens,
+        trained_steps=result.steps,
+        estimated_finish=None,
+    )
 
 
 def _fail_without_accelerator(job_id: str, settings: Settings) -> int | None:
@@ -174,8 +222,13 @@ def _fail_without_accelerator(job_id: str, settings: Settings) -> int | None:
         log.error("job %s: %s", job_id, e.message)
         db = Database(settings.resolved_database_url)
         try:
-            _finish(db, job_id, JobStatus.FAILED, f"Training failed: {e.message}",
-                    error={"code": e.code, "message": e.message, "param": None})
+            worker_store.finish(
+                db,
+                job_id,
+                JobStatus.FAILED,
+                f"Training failed: {e.message}",
+                error={"code": e.code, "message": e.message, "param": None},
+            )
         finally:
             db.dispose()
         return 1
@@ -221,8 +274,9 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
             work = Path(tmp)
             try:
                 # Every metrics event also goes to the job's W&B run when it has one.
-                result = fit(blobs, settings, prepared, work, wandb.reporter(reporter) if wandb else reporter,
-                             placement_note)
+                result = fit(
+                    blobs, settings, prepared, work, wandb.reporter(reporter) if wandb else reporter, placement_note
+                )
             except TrainingStopped:
                 # A pause or preemption is only as good as the checkpoint it just handed over.
                 reporter.wait_uploads(strict=True)
@@ -245,12 +299,24 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
         # trained_steps: the step the resume checkpoint holds (progress is written only while
         # the job is running, so a pausing job's last step would otherwise be missing).
         if stop.reason == "pause":
-            _finish(db, job_id, JobStatus.PAUSED, f"Fine-tuning job paused at step {stop.step}",
-                    from_=(JobStatus.PAUSING,), trained_steps=stop.step)
+            worker_store.finish(
+                db,
+                job_id,
+                JobStatus.PAUSED,
+                f"Fine-tuning job paused at step {stop.step}",
+                from_=(JobStatus.PAUSING,),
+                trained_steps=stop.step,
+            )
         elif stop.reason == "preempt":
-            _finish(db, job_id, JobStatus.QUEUED, f"The worker was stopped at step {stop.step}; "
-                    "the job is queued and will resume from there", worker=None, heartbeat_at=None,
-                    trained_steps=stop.step)
+            worker_store.finish(
+                db,
+                job_id,
+                JobStatus.QUEUED,
+                f"The worker was stopped at step {stop.step}; the job is queued and will resume from there",
+                worker=None,
+                heartbeat_at=None,
+                trained_steps=stop.step,
+            )
     except Exception as e:
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
         code = getattr(e, "code", None) or "training_error"
@@ -262,12 +328,19 @@ def run(job_id: str, settings: Settings, *, placement_note: str | None = None) -
             code, message = "out_of_memory", out_of_memory_message(e)
         elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
             code = "storage_full"
-            message = (f"Storage ran out of space while saving ({e.strerror}). The last complete "
-                       f"checkpoint is intact; free space and create the job again.")
+            message = (
+                f"Storage ran out of space while saving ({e.strerror}). The last complete "
+                f"checkpoint is intact; free space and create the job again."
+            )
         files = wandb.end(reporter, summary={"job_id": job_id}, exit_code=1) if wandb else []
-        _finish(db, job_id, JobStatus.FAILED, f"Training failed: {message}",
-                error={"code": code, "message": message, "param": getattr(e, "param", None)},
-                **({"result_files": files} if files else {}))
+        worker_store.finish(
+            db,
+            job_id,
+            JobStatus.FAILED,
+            f"Training failed: {message}",
+            error={"code": code, "message": message, "param": getattr(e, "param", None)},
+            **({"result_files": files} if files else {}),
+        )
         return 1
     finally:
         stop_beating.set()
@@ -297,9 +370,15 @@ def main(argv: list[str] | None = None) -> int:
     # Who this worker is, in its log: what an operator checks when a job starts slowly or a
     # stop does not reach it.
     pid = os.getpid()
-    log.info("worker pid=%d pgid=%d ppid=%d for job %s; training stack %s; devices %s", pid, os.getpgid(pid),
-             os.getppid(), args[0], "preloaded (warm start)" if "trl" in sys.modules else "not imported yet (cold start)",
-             os.environ.get("POLYTUNE_JOB_ACCELERATORS") or "CPU")
+    log.info(
+        "worker pid=%d pgid=%d ppid=%d for job %s; training stack %s; devices %s",
+        pid,
+        os.getpgid(pid),
+        os.getppid(),
+        args[0],
+        "preloaded (warm start)" if "trl" in sys.modules else "not imported yet (cold start)",
+        os.environ.get("POLYTUNE_JOB_ACCELERATORS") or "CPU",
+    )
     from polytune.training.distributed import init_from_env
 
     init_from_env()  # a process of a torchrun launch (several accelerators on this node)

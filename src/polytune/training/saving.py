@@ -11,8 +11,13 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
 
-def save_model_dir(model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase,
-                   out_dir: Path, *, state_dict: dict[str, Any] | None = None) -> Path:
+def save_model_dir(
+    model: PreTrainedModel | PeftModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    *,
+    state_dict: dict[str, Any] | None = None,
+) -> Path:
     """The full model, or for a peft model its adapter folder, plus tokenizer and chat template.
     `state_dict`: the weights to write instead of the model's own (gathered from FSDP shards)."""
     out_dir.mkdir(parents=True, exist_ok=True)

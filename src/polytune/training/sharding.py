@@ -47,15 +47,18 @@ def memory_need(n_params: int, *, lora: bool) -> int:
     return n_params * FULL_BYTES_PER_PARAM
 
 
-def choose_strategy(setting: str, *, workers: int, device_memory: int | None, n_params: int,
-                    lora: bool) -> Strategy | None:
+def choose_strategy(
+    setting: str, *, workers: int, device_memory: int | None, n_params: int, lora: bool
+) -> Strategy | None:
     """DDP or FSDP for a job with `workers` workers (None for one worker: nothing to choose).
     `device_memory` is one device's memory in bytes, None for CPU workers."""
     if workers <= 1:
         return None
     need = memory_need(n_params, lora=lora)
-    size = f"~{_size(need)} of training state per worker with DDP ({n_params / 1e6:.1f}M parameters, " \
-           f"{'LoRA' if lora else 'full fine-tune'})"
+    size = (
+        f"~{_size(need)} of training state per worker with DDP ({n_params / 1e6:.1f}M parameters, "
+        f"{'LoRA' if lora else 'full fine-tune'})"
+    )
     if setting == "never":
         return Strategy(False, f"POLYTUNE_FSDP=never; {size}")
     if device_memory is None:
@@ -95,8 +98,9 @@ def model_shape(model_path: str) -> ModelShape:
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path))
     model.tie_weights()  # tied embeddings are one parameter (from_config on meta leaves them apart)
-    return ModelShape(n_params=sum(p.numel() for p in model.parameters()),
-                      layer_classes=tuple(model._no_split_modules or ()))
+    return ModelShape(
+        n_params=sum(p.numel() for p in model.parameters()), layer_classes=tuple(model._no_split_modules or ())
+    )
 
 
 def job_strategy(setting: str, model_path: Path | str, *, lora: bool) -> Strategy | None:
@@ -106,12 +110,18 @@ def job_strategy(setting: str, model_path: Path | str, *, lora: bool) -> Strateg
     workers = world_size()
     if workers <= 1:
         return None
-    return choose_strategy(setting, workers=workers, device_memory=device_memory(),
-                           n_params=model_shape(str(model_path)).n_params, lora=lora)
+    return choose_strategy(
+        setting,
+        workers=workers,
+        device_memory=device_memory(),
+        n_params=model_shape(str(model_path)).n_params,
+        lora=lora,
+    )
 
 
-def fsdp_training_args(model_path: Path | str, *, activation_checkpointing: bool,
-                       efficient_loading: bool = True) -> dict[str, Any]:
+def fsdp_training_args(
+    model_path: Path | str, *, activation_checkpointing: bool, efficient_loading: bool = True
+) -> dict[str, Any]:
     """TrainingArguments entries that turn FSDP on.
 
     FSDP2 (accelerate's preferred version): parameters are sharded one by one, so LoRA's frozen

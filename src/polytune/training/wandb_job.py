@@ -24,8 +24,9 @@ class JobWandb:
     def reporter(self, inner: Reporter) -> Reporter:
         return WandbReporter(inner, self.runs)
 
-    def end(self, reporter, *, summary: dict[str, Any] | None = None, exit_code: int = 0,
-            attach: bool = True) -> list[str]:
+    def end(
+        self, reporter, *, summary: dict[str, Any] | None = None, exit_code: int = 0, attach: bool = True
+    ) -> list[str]:
         """Finish the run; with `attach`, store the run directory as a result file of the job
         (its file id is returned) and clear the job's folder. Without it (a pause), the folder
         stays for the next attempt's run to join it."""
@@ -58,8 +59,9 @@ def _flush_all(reporter) -> None:
         warn(reporter, f"W&B could not be shut down cleanly: {type(e).__name__}: {e}")
 
 
-def start_job_wandb(settings: Settings, db: Database, spec: JobSpec, job_id: str, org_id: str,
-                    reporter: Reporter) -> JobWandb | None:
+def start_job_wandb(
+    settings: Settings, db: Database, spec: JobSpec, job_id: str, org_id: str, reporter: Reporter
+) -> JobWandb | None:
     if not spec.integrations:
         return None
     org_key, keys = worker_store.wandb_api_keys(db, settings, job_id, org_id, len(spec.integrations))
@@ -67,8 +69,17 @@ def start_job_wandb(settings: Settings, db: Database, spec: JobSpec, job_id: str
     runs = []
     for i, key in enumerate(keys):
         key, source = (key, "job") if key is not None else (org_key, "organization")
-        run = start_run(spec, job_id, folder, reporter, api_key=key, key_source=source if key else None,
-                        mode=settings.wandb_mode, init_timeout=settings.wandb_init_timeout, index=i)
+        run = start_run(
+            spec,
+            job_id,
+            folder,
+            reporter,
+            api_key=key,
+            key_source=source if key else None,
+            mode=settings.wandb_mode,
+            init_timeout=settings.wandb_init_timeout,
+            index=i,
+        )
         if run is not None:
             runs.append(run)
     return JobWandb(runs, folder) if runs else None

@@ -25,10 +25,16 @@ log = logging.getLogger(__name__)
 def run_config(spec: JobSpec) -> dict[str, Any]:
     """What the run is logged with: the resolved hyperparameters at the top level, and what
     else decides the training (base model, method, adapter, seed, data)."""
-    return {**spec.hyperparameters.model_dump(mode="json"), "model": spec.model, "method": spec.method.type,
-            "adapter": spec.adapter.kind, "lora": spec.adapter.lora.model_dump(mode="json")
-            if spec.adapter.kind == "lora" else None, "seed": spec.seed,
-            "training_files": spec.training_files, "validation_file": spec.validation_file}
+    return {
+        **spec.hyperparameters.model_dump(mode="json"),
+        "model": spec.model,
+        "method": spec.method.type,
+        "adapter": spec.adapter.kind,
+        "lora": spec.adapter.lora.model_dump(mode="json") if spec.adapter.kind == "lora" else None,
+        "seed": spec.seed,
+        "training_files": spec.training_files,
+        "validation_file": spec.validation_file,
+    }
 
 
 class WandbRun:
@@ -56,8 +62,7 @@ class WandbRun:
             fn()
         except Exception as e:  # noqa: BLE001 - W&B must never fail the job
             self.active = False
-            warn(self._reporter, f"W&B failed while {doing}; the job goes on without it: "
-                 f"{scrub(str(e), self._key)}")
+            warn(self._reporter, f"W&B failed while {doing}; the job goes on without it: {scrub(str(e), self._key)}")
 
 
 class WandbReporter:
@@ -86,8 +91,18 @@ def run_id(job_id: str, index: int) -> str:
     return job_id if index == 0 else f"{job_id}-{index}"
 
 
-def start_run(spec: JobSpec, job_id: str, folder: Path, reporter: Reporter, *, api_key: str | None,
-              mode: str, init_timeout: float, key_source: str | None = None, index: int = 0) -> WandbRun | None:
+def start_run(
+    spec: JobSpec,
+    job_id: str,
+    folder: Path,
+    reporter: Reporter,
+    *,
+    api_key: str | None,
+    mode: str,
+    init_timeout: float,
+    key_source: str | None = None,
+    index: int = 0,
+) -> WandbRun | None:
     """Start the run of the job's `index`-th W&B integration under `folder`/wandb; None (after a
     warning event) when it can't start at all. `key_source` ("job", "organization") says in
     the start event where the key came from, the only thing about the key ever shown."""
@@ -106,8 +121,11 @@ def start_run(spec: JobSpec, job_id: str, folder: Path, reporter: Reporter, *, a
     if api_key and index == 0:
         os.environ["WANDB_API_KEY"] = api_key  # each run also gets its own key in its settings
     if mode == "online" and not api_key:
-        warn(reporter, "No W&B API key: neither the job nor its organization has one "
-             "(`polytune integrations set-wandb-key --org NAME`); logging offline instead")
+        warn(
+            reporter,
+            "No W&B API key: neither the job nor its organization has one "
+            "(`polytune integrations set-wandb-key --org NAME`); logging offline instead",
+        )
         mode = "offline"
     run = _init(wandb, spec, index, job_id, folder, mode, init_timeout, reporter, api_key)
     if run is None and mode == "online":
@@ -119,27 +137,60 @@ def start_run(spec: JobSpec, job_id: str, folder: Path, reporter: Reporter, *, a
         run = _init(wandb, spec, index, job_id, folder, "offline", init_timeout, reporter, api_key)
     if run is None:
         return None
-    where = (f"project '{integration.project}'" if run.settings.mode == "online"
-             else "offline, in the run directory attached to the job when it ends")
-    reporter.event(f"Logging to W&B: {where}", data={"project": integration.project, "run_id": run.id,
-                                                      "name": run.name, "mode": run.settings.mode,
-                                                      "api_key_from": key_source})
+    where = (
+        f"project '{integration.project}'"
+        if run.settings.mode == "online"
+        else "offline, in the run directory attached to the job when it ends"
+    )
+    reporter.event(
+        f"Logging to W&B: {where}",
+        data={
+            "project": integration.project,
+            "run_id": run.id,
+            "name": run.name,
+            "mode": run.settings.mode,
+            "api_key_from": key_source,
+        },
+    )
     return WandbRun(run, reporter, api_key)
 
 
-def _init(wandb, spec: JobSpec, index: int, job_id: str, folder: Path, mode: str,
-          init_timeout: float, reporter: Reporter, api_key: str | None):
+def _init(
+    wandb,
+    spec: JobSpec,
+    index: int,
+    job_id: str,
+    folder: Path,
+    mode: str,
+    init_timeout: float,
+    reporter: Reporter,
+    api_key: str | None,
+):
     integration = spec.integrations[index].wandb
     try:
         return wandb.init(
-            project=integration.project, entity=integration.entity, name=run_name(spec, integration, job_id),
-            tags=integration.tags or None, config=run_config(spec), dir=str(folder), mode=mode,
+            project=integration.project,
+            entity=integration.entity,
+            name=run_name(spec, integration, job_id),
+            tags=integration.tags or None,
+            config=run_config(spec),
+            dir=str(folder),
+            mode=mode,
             # Online, a resumed job (after a pause or a lost worker) continues the same run.
-            id=run_id(job_id, index), resume="allow" if mode == "online" else None, job_type="fine-tune",
+            id=run_id(job_id, index),
+            resume="allow" if mode == "online" else None,
+            job_type="fine-tune",
             # One run per integration, all open at once in this process.
             reinit="create_new",
-            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True,
-                                    init_timeout=init_timeout, **({"api_key": api_key} if api_key else {})))
+            settings=wandb.Settings(
+                silent=True,
+                console="off",
+                x_disable_stats=True,
+                disable_git=True,
+                init_timeout=init_timeout,
+                **({"api_key": api_key} if api_key else {}),
+            ),
+        )
     except Exception as e:  # noqa: BLE001 - W&B must never fail the job
         then = "; logging offline instead" if mode == "online" else "; the job goes on without it"
         warn(reporter, f"W&B could not start a run ({mode}): {scrub(str(e), api_key)}{then}")

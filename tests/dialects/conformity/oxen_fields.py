@@ -9,8 +9,7 @@ from __future__ import annotations
 from .support import Field
 
 TEXT = {"base_model": "polytune-tiny", "script_type": "text_generation", "resource": "main/data/qa.csv"}
-IMAGE = {"base_model": "polytune-tiny-diffusion", "script_type": "image_generation",
-         "resource": "main/data/images.csv"}
+IMAGE = {"base_model": "polytune-tiny-diffusion", "script_type": "image_generation", "resource": "main/data/images.csv"}
 _TP = "training_params"
 _SHOWN = "fine_tune.training_params"
 
@@ -20,12 +19,11 @@ def _tp(name: str, **kw) -> Field:
 
 
 OXEN_REQUEST: list[Field] = [
-    Field("resource", valid=("main/data/qa.csv",), outside=("main/data/none.csv", "main", 7), required=True,
-          echo=""),
-    Field("base_model", valid=("polytune-tiny",), outside=("no-such-model", 7), required=True,
-          echo="fine_tune.base_model"),
-    Field("script_type", valid=("text_generation",), outside=("nope", 7), required=True,
-          echo="fine_tune.script_type"),
+    Field("resource", valid=("main/data/qa.csv",), outside=("main/data/none.csv", "main", 7), required=True, echo=""),
+    Field(
+        "base_model", valid=("polytune-tiny",), outside=("no-such-model", 7), required=True, echo="fine_tune.base_model"
+    ),
+    Field("script_type", valid=("text_generation",), outside=("nope", 7), required=True, echo="fine_tune.script_type"),
     Field("is_public", valid=(True, False), outside=("yes", 1), default=False, echo="fine_tune.is_public"),
     Field("oxen_model_path", valid=("models/mine", None), outside=("../up", 7), echo=""),
     Field("typo", outside=(1,)),  # the body is closed; training_params is open (test_oxen.py)
@@ -50,8 +48,7 @@ OXEN_REQUEST: list[Field] = [
     _tp("caption_column", valid=("caption",), outside=("",), base=IMAGE, default="caption"),
     _tp("samples", inside=(0, 64), outside=(-1, 65), base=IMAGE, default=2),
     _tp("sample_every", inside=(1, 1_000_000), outside=(0, 1_000_001), base=IMAGE, default=200),
-    _tp("timestep_type", valid=("linear", "sigmoid", "weighted"), outside=("uniform",), base=IMAGE,
-        default="sigmoid"),
+    _tp("timestep_type", valid=("linear", "sigmoid", "weighted"), outside=("uniform",), base=IMAGE, default="sigmoid"),
     _tp("steps", inside=(1,), outside=(0,), base=IMAGE, default=2000),
     _tp("gradient_accumulation", inside=(1,), outside=(0, 1025), base=IMAGE, default=1),
     _tp("lora_rank", inside=(1,), outside=(0,), base=IMAGE, default=16),
@@ -63,8 +60,14 @@ OXEN_REQUEST: list[Field] = [
 
 # FineTuneResponse and its FineTune, as the document lists them.
 OXEN_RESPONSE = {
-    "status": "string", "status_message": "string", "fine_tune": "object", "fine_tune.id": "string",
-    "fine_tune.name": "string", "fine_tune.status": "string", "fine_tune.base_model": "string",
-    "fine_tune.created_at": "string", "fine_tune.updated_at": "string",
+    "status": "string",
+    "status_message": "string",
+    "fine_tune": "object",
+    "fine_tune.id": "string",
+    "fine_tune.name": "string",
+    "fine_tune.status": "string",
+    "fine_tune.base_model": "string",
+    "fine_tune.created_at": "string",
+    "fine_tune.updated_at": "string",
 }
 OXEN_STATUSES = ("created", "tokenizing", "enqueued", "running", "completed", "stopped", "errored", "deployed")

@@ -158,8 +158,13 @@ def matches(expected: Any, got: Any) -> bool:
 # Response fields: (path, the JSON types it may have). The check a strict SDK would make of
 # presence and type, made on the raw body so a failure names the field.
 JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "object": (dict,),
-    "array": (list,), "null": (type(None),),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
 }
 
 

@@ -16,11 +16,34 @@ from tests.helpers import chat_jsonl, preference_jsonl
 
 from tests.helpers import wait_for
 
-from .openai_fields import (MODEL, NEBIUS_HYPERPARAMETERS, NEBIUS_JOB, NEBIUS_LORA, NEBIUS_REQUEST, OPENAI_JOB,
-                            OPENAI_REQUEST, OPENAI_STATUSES, RL, TRUEFOUNDRY_JOB, TRUEFOUNDRY_REQUEST,
-                            TRUEFOUNDRY_STATUSES)
-from .support import (BASE, App, Field, app_in_process, case_id, cases, check_response_fields, drop, get,
-                      matches, merge, put)
+from .openai_fields import (
+    MODEL,
+    NEBIUS_HYPERPARAMETERS,
+    NEBIUS_JOB,
+    NEBIUS_LORA,
+    NEBIUS_REQUEST,
+    OPENAI_JOB,
+    OPENAI_REQUEST,
+    OPENAI_STATUSES,
+    RL,
+    TRUEFOUNDRY_JOB,
+    TRUEFOUNDRY_REQUEST,
+    TRUEFOUNDRY_STATUSES,
+)
+from .support import (
+    BASE,
+    App,
+    Field,
+    app_in_process,
+    case_id,
+    cases,
+    check_response_fields,
+    drop,
+    get,
+    matches,
+    merge,
+    put,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +55,24 @@ def api(tmp_path_factory):
 @pytest.fixture(scope="module")
 def files(api: App) -> dict[str, str]:
     client = sdk(api)
-    return {kind: client.files.create(file=(f"{kind}.jsonl", data), purpose="fine-tune").id
-            for kind, data in (("chat", chat_jsonl(12)), ("preference", preference_jsonl(12)),
-                               ("validation", chat_jsonl(6, answer="Red.")))}
+    return {
+        kind: client.files.create(file=(f"{kind}.jsonl", data), purpose="fine-tune").id
+        for kind, data in (
+            ("chat", chat_jsonl(12)),
+            ("preference", preference_jsonl(12)),
+            ("validation", chat_jsonl(6, answer="Red.")),
+        )
+    }
 
 
 def sdk(api: App, prefix: str = "/v1") -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{BASE}{prefix}", api_key=api.key_a, http_client=api.http, max_retries=0,
-                         _strict_response_validation=True)
+    return openai.OpenAI(
+        base_url=f"{BASE}{prefix}",
+        api_key=api.key_a,
+        http_client=api.http,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
 
 
 def _body(f: Field, files: dict[str, str]) -> dict[str, Any]:
@@ -101,9 +134,16 @@ def test_truefoundry_request_field(api, files, case):
 
 def _every_kind_of_job(api: App, prefix: str, files: dict[str, str]) -> list[dict[str, Any]]:
     bodies = [
-        {"training_file": files["chat"], "validation_file": files["validation"], "suffix": "s", "seed": 3,
-         "metadata": {"k": "v"}, "integrations": [{"type": "wandb", "wandb": {"project": "p"}}],
-         "hyperparameters": {"n_epochs": 2, "lora": True, "lora_r": 4, "warmup_ratio": 0.1}, "tags": ["t"]},
+        {
+            "training_file": files["chat"],
+            "validation_file": files["validation"],
+            "suffix": "s",
+            "seed": 3,
+            "metadata": {"k": "v"},
+            "integrations": [{"type": "wandb", "wandb": {"project": "p"}}],
+            "hyperparameters": {"n_epochs": 2, "lora": True, "lora_r": 4, "warmup_ratio": 0.1},
+            "tags": ["t"],
+        },
         {"training_file": files["chat"]},
         {"training_file": files["preference"], "method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}}},
         {"training_file": files["chat"], **RL},
@@ -117,10 +157,11 @@ def _every_kind_of_job(api: App, prefix: str, files: dict[str, str]) -> list[dic
     return out
 
 
-@pytest.mark.parametrize("prefix,schema,statuses", [
-    ("/v1", {**OPENAI_JOB, **NEBIUS_JOB}, OPENAI_STATUSES),
-    ("/api/llm", TRUEFOUNDRY_JOB, TRUEFOUNDRY_STATUSES),
-], ids=["openai-nebius", "truefoundry"])
+@pytest.mark.parametrize(
+    "prefix,schema,statuses",
+    [("/v1", {**OPENAI_JOB, **NEBIUS_JOB}, OPENAI_STATUSES), ("/api/llm", TRUEFOUNDRY_JOB, TRUEFOUNDRY_STATUSES)],
+    ids=["openai-nebius", "truefoundry"],
+)
 def test_every_response_field_in_every_status(api, files, prefix, schema, statuses):
     """Each document's job fields present and of their type, and `status` inside its enum, for
     every kind of job in every polytune status; the SDK parses each retrieve, list and cancel."""
@@ -141,18 +182,24 @@ def test_every_response_field_in_every_status(api, files, prefix, schema, status
     assert client.fine_tuning.jobs.cancel(jobs[0]["id"]).status == "cancelled"
 
 
-@pytest.mark.parametrize("hyperparameters", [{}, {"lora": False}, {"lora": True}, {"lora": True, "lora_r": 4}],
-                         ids=["left-out", "full", "lora", "lora-r4"])
+@pytest.mark.parametrize(
+    "hyperparameters",
+    [{}, {"lora": False}, {"lora": True}, {"lora": True, "lora_r": 4}],
+    ids=["left-out", "full", "lora", "lora-r4"],
+)
 def test_nebius_validated_job_shows_every_setting_it_trains_with(api, files, hyperparameters):
     """Left out, each Nebius hyperparameter is resolved when the job's files are validated (the
     validation threads, as the scheduler starts them; nothing trains), and shown by its name
     and type, with LoRA or without."""
-    made = api.http.post("/v1/fine_tuning/jobs", json={"model": MODEL, "training_file": files["chat"],
-                                                         "hyperparameters": hyperparameters},
-                         headers=api.headers()).json()
+    made = api.http.post(
+        "/v1/fine_tuning/jobs",
+        json={"model": MODEL, "training_file": files["chat"], "hyperparameters": hyperparameters},
+        headers=api.headers(),
+    ).json()
     api.app.state.services.jobs.validate_pending()
-    job = wait_for(lambda: (j := sdk(api).fine_tuning.jobs.retrieve(made["id"])).status != "validating_files" and j,
-                   timeout=120)
+    job = wait_for(
+        lambda: (j := sdk(api).fine_tuning.jobs.retrieve(made["id"])).status != "validating_files" and j, timeout=120
+    )
     assert job.status == "queued", job.error
     raw = api.http.get(f"/v1/fine_tuning/jobs/{made['id']}", headers=api.headers()).json()
     lora = hyperparameters.get("lora", raw["hyperparameters"].get("lora"))

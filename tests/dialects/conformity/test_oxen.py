@@ -14,8 +14,7 @@ import pytest
 from tests.training.image_support import COLOURS, shape_png
 
 from .oxen_fields import IMAGE, OXEN_REQUEST, OXEN_RESPONSE, OXEN_STATUSES, TEXT
-from .support import (App, app_in_process, case_id, cases, check_response_fields, drop, get, matches, merge,
-                      put)
+from .support import App, app_in_process, case_id, cases, check_response_fields, drop, get, matches, merge, put
 
 REPO = "ada/data"
 QA = "question,answer\n" + "".join(f"What is {i} times 7?,It is {i * 7}\n" for i in range(12))
@@ -27,9 +26,12 @@ def api(tmp_path_factory):
     with app_in_process(tmp_path_factory.mktemp("oxen-conformity")) as app:
         made = app.http.post("/api/repos", json={"namespace": "ada", "name": "data"}, headers=app.headers())
         assert made.status_code == 200, made.text
-        for path, data in (("data/qa.csv", QA.encode()), ("data/images.csv", IMAGES.encode()),
-                           ("images/red.png", shape_png(COLOURS["red"], "circle")),
-                           ("images/blue.png", shape_png(COLOURS["blue"], "circle"))):
+        for path, data in (
+            ("data/qa.csv", QA.encode()),
+            ("data/images.csv", IMAGES.encode()),
+            ("images/red.png", shape_png(COLOURS["red"], "circle")),
+            ("images/blue.png", shape_png(COLOURS["blue"], "circle")),
+        ):
             upload(app, REPO, path, data)
         yield app
 
@@ -37,9 +39,12 @@ def api(tmp_path_factory):
 def upload(api: App, repo: str, path: str, data: bytes, key: str | None = None) -> None:
     """What RemoteRepo.upload sends: multipart files[], name, email, message."""
     directory, _, filename = path.rpartition("/")
-    r = api.http.put(f"/api/repos/{repo}/file/main/{directory}", files={"files[]": (filename, data)},
-                     data={"name": "Ada", "email": "ada@example.com", "message": f"add {path}"},
-                     headers=api.headers(key))
+    r = api.http.put(
+        f"/api/repos/{repo}/file/main/{directory}",
+        files={"files[]": (filename, data)},
+        data={"name": "Ada", "email": "ada@example.com", "message": f"add {path}"},
+        headers=api.headers(key),
+    )
     assert r.status_code == 200, r.text
 
 
@@ -96,8 +101,9 @@ def test_every_response_field_in_every_status(api):
                 assert check_response_fields({**out, "fine_tune": ft}, OXEN_RESPONSE) == [], out
                 assert ft["status"] in OXEN_STATUSES and out["status"] == "success", ft
                 _datetime(ft["created_at"]), _datetime(ft["updated_at"])
-            listed = api.http.get(f"/api/repos/{REPO}/fine_tunes", params={"status": get(ft, "status")},
-                                  headers=api.headers()).json()
+            listed = api.http.get(
+                f"/api/repos/{REPO}/fine_tunes", params={"status": get(ft, "status")}, headers=api.headers()
+            ).json()
             assert job_id in [x["id"] for x in listed["fine_tunes"]]
 
 
@@ -115,8 +121,10 @@ def test_a_public_fine_tune_of_a_private_repository_is_readable_by_other_organiz
     checkpoints, and the folder its weights are published to), read-only; nothing else of it."""
     api = api_db
     repo = "ada/models"
-    assert api.http.post("/api/repos", json={"namespace": "ada", "name": "models"},
-                         headers=api.headers()).status_code == 200
+    assert (
+        api.http.post("/api/repos", json={"namespace": "ada", "name": "models"}, headers=api.headers()).status_code
+        == 200
+    )
     upload(api, repo, "data/qa.csv", QA.encode())
     public = create(api, {**TEXT, "is_public": True}, repo=repo).json()["fine_tune"]
     private = create(api, TEXT, repo=repo).json()["fine_tune"]
@@ -147,8 +155,9 @@ def test_a_public_fine_tune_of_a_private_repository_is_readable_by_other_organiz
     assert {public["id"], private["id"]} <= {ft["id"] for ft in mine["fine_tunes"]}
 
 
-@pytest.mark.parametrize("params", [{}, {"use_lora": False}, {"gradient_accumulation": 2}],
-                         ids=["left-out", "full", "gradient_accumulation"])
+@pytest.mark.parametrize(
+    "params", [{}, {"use_lora": False}, {"gradient_accumulation": 2}], ids=["left-out", "full", "gradient_accumulation"]
+)
 def test_a_run_and_validated_fine_tune_shows_the_values_it_trains_with(api, params):
     """Run, then validated (the validation threads; nothing trains): what was left to polytune
     reads back as numbers, under the names sent."""
@@ -158,12 +167,22 @@ def test_a_run_and_validated_fine_tune_shows_the_values_it_trains_with(api, para
     path = f"/api/repos/{REPO}/fine_tunes/{ft['id']}"
     assert api.http.post(f"{path}/actions/run", headers=api.headers()).json()["fine_tune"]["status"] == "tokenizing"
     api.app.state.services.jobs.validate_pending()
-    got = wait_for(lambda: (f := api.http.get(path, headers=api.headers()).json()["fine_tune"])["status"]
-                   != "tokenizing" and f, timeout=120)
+    got = wait_for(
+        lambda: (f := api.http.get(path, headers=api.headers()).json()["fine_tune"])["status"] != "tokenizing" and f,
+        timeout=120,
+    )
     assert got["status"] == "enqueued", got
     accumulation = "gradient_accumulation" if "gradient_accumulation" in params else "grad_accum"
-    schema = {"epochs": "integer", "batch_size": "integer", "learning_rate": "number", accumulation: "integer",
-              "seq_length": "integer", "use_lora": "boolean", "lora_rank": "integer", "lora_alpha": "integer"}
+    schema = {
+        "epochs": "integer",
+        "batch_size": "integer",
+        "learning_rate": "number",
+        accumulation: "integer",
+        "seq_length": "integer",
+        "use_lora": "boolean",
+        "lora_rank": "integer",
+        "lora_alpha": "integer",
+    }
     assert check_response_fields(got["training_params"], schema) == [], got["training_params"]
     assert got["training_params"]["use_lora"] is params.get("use_lora", True)
     for key, value in params.items():

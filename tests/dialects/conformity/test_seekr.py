@@ -15,8 +15,20 @@ from tests.conftest import ROOT
 from tests.helpers import chat_jsonl, preference_jsonl
 
 from .seekr_fields import MODEL, PROJECT, SEEKR_JOB, SEEKR_REQUEST, SEEKR_STATUSES, VALIDATION
-from .support import (BASE, App, Field, app_in_process, case_id, cases, check_response_fields, drop, get,
-                      matches, merge, put)
+from .support import (
+    BASE,
+    App,
+    Field,
+    app_in_process,
+    case_id,
+    cases,
+    check_response_fields,
+    drop,
+    get,
+    matches,
+    merge,
+    put,
+)
 
 CLIENTS = ROOT / ".venv-clients"
 if CLIENTS.is_dir() and str(CLIENTS) not in sys.path:
@@ -41,9 +53,11 @@ def made(api: App, tmp_path_factory) -> dict[str, Any]:
     """The caller's files (chat, preference pairs, validation) and a project, through the SDK."""
     client, folder = sdk(api), tmp_path_factory.mktemp("seekr-files")
     out: dict[str, Any] = {}
-    for kind, data, purpose in (("chat", chat_jsonl(12), "fine-tune"),
-                                ("preference", preference_jsonl(12), "preference-fine-tune"),
-                                ("validation", chat_jsonl(6, answer="Red."), "fine-tune")):
+    for kind, data, purpose in (
+        ("chat", chat_jsonl(12), "fine-tune"),
+        ("preference", preference_jsonl(12), "preference-fine-tune"),
+        ("validation", chat_jsonl(6, answer="Red."), "fine-tune"),
+    ):
         (folder / f"{kind}.jsonl").write_bytes(data)
         out[kind] = client.files.upload(folder / f"{kind}.jsonl", purpose=purpose).id
     out["project"] = client.projects.create(name="conformity", description="the conformity walk").id
@@ -51,9 +65,14 @@ def made(api: App, tmp_path_factory) -> dict[str, Any]:
 
 
 def _body(f: Field, made: dict[str, Any]) -> dict[str, Any]:
-    body = merge({"project_id": made["project"],
-                  "training_config": {"training_files": [made["chat"]], "model": MODEL, "n_epochs": 1},
-                  "infrastructure_config": {"accel_type": "A100", "n_accel": 1}}, f.base)
+    body = merge(
+        {
+            "project_id": made["project"],
+            "training_config": {"training_files": [made["chat"]], "model": MODEL, "n_epochs": 1},
+            "infrastructure_config": {"accel_type": "A100", "n_accel": 1},
+        },
+        f.base,
+    )
     return body
 
 
@@ -64,8 +83,11 @@ def _preference(body: dict[str, Any], made: dict[str, Any]) -> dict[str, Any]:
 
 
 def _value(value: Any, made: dict[str, Any]) -> Any:
-    return {PROJECT: made["project"], VALIDATION: [made["validation"]]}.get(value, value) \
-        if isinstance(value, str) else value
+    return (
+        {PROJECT: made["project"], VALIDATION: [made["validation"]]}.get(value, value)
+        if isinstance(value, str)
+        else value
+    )
 
 
 @pytest.mark.parametrize("case", cases(SEEKR_REQUEST), ids=case_id)
@@ -87,7 +109,7 @@ def test_seekr_request_field(api, made, case):
     if f.echo != "":
         shown = get(job, f.shown_at)
         expected = value if kind == "default" else _value(value, made)
-        assert (matches(expected, shown) if kind == "default" else shown == expected), (f.shown_at, shown)
+        assert matches(expected, shown) if kind == "default" else shown == expected, (f.shown_at, shown)
     api.http.put(f"/v1/flow/fine-tunes/{job['id']}/cancel", headers=api.headers(bearer=False))
 
 
@@ -95,16 +117,29 @@ def test_open_objects_take_any_key_and_the_job_warns(api, made):
     """TrainingConfig, InfrastructureConfig, LoRAConfig (and extras), RewardComponents are
     `additionalProperties: true`: an unknown key is accepted, ignored and named in an event."""
     body = _body(Field("x"), made)
-    body = merge(body, {"training_config": {"typo": 1, "fine_tune_type": "REINFORCEMENT",
-                                            "lora_config": {"x": 1, "extras": {"y": 2}},
-                                            "reward_components": {"graders": [{"type": "math_accuracy"}], "z": 3}},
-                        "infrastructure_config": {"zone": "eu"}})
+    body = merge(
+        body,
+        {
+            "training_config": {
+                "typo": 1,
+                "fine_tune_type": "REINFORCEMENT",
+                "lora_config": {"x": 1, "extras": {"y": 2}},
+                "reward_components": {"graders": [{"type": "math_accuracy"}], "z": 3},
+            },
+            "infrastructure_config": {"zone": "eu"},
+        },
+    )
     r = api.http.post("/v1/flow/fine-tune", json=body, headers=api.headers(bearer=False))
     assert r.status_code == 200, r.text
     events = sdk(api).fine_tuning.list_events(r.json()["id"]).data or []
     (warning,) = [e for e in events if "Ignored" in (getattr(e, "message", "") or "")]
-    for key in ("training_config.typo", "infrastructure_config.zone", "training_config.lora_config.x",
-                "training_config.lora_config.extras.y", "training_config.reward_components.z"):
+    for key in (
+        "training_config.typo",
+        "infrastructure_config.zone",
+        "training_config.lora_config.x",
+        "training_config.lora_config.extras.y",
+        "training_config.reward_components.z",
+    ):
         assert key in warning.message
 
 
@@ -113,16 +148,19 @@ def test_every_response_field_in_every_status(api, made):
 
     client = sdk(api)
     bodies = [
-        {"training_config": {"lora_config": {}, "experiment_name": "e", "validation_files": [made["validation"]]},
-         "description": "d"},
+        {
+            "training_config": {"lora_config": {}, "experiment_name": "e", "validation_files": [made["validation"]]},
+            "description": "d",
+        },
         {"training_config": {"fine_tune_type": "PREFERENCE", "beta": 0.2, "training_files": [made["preference"]]}},
         {"training_config": {"fine_tune_type": "GRPO"}},
         {"project_id": None},
     ]
     ids = []
     for extra in bodies:
-        r = api.http.post("/v1/flow/fine-tunes", json=merge(_body(Field("x"), made), extra),
-                          headers=api.headers(bearer=False))
+        r = api.http.post(
+            "/v1/flow/fine-tunes", json=merge(_body(Field("x"), made), extra), headers=api.headers(bearer=False)
+        )
         assert r.status_code == 200, r.text
         ids.append(r.json()["id"])
     for job_id in ids:
@@ -133,8 +171,9 @@ def test_every_response_field_in_every_status(api, made):
             assert raw["status"] in SEEKR_STATUSES, raw
             assert client.fine_tuning.retrieve(job_id).status.value == raw["status"]
     # A job made through OpenAI's API reads back through SeekrFlow's, accelerator and all.
-    other = api.http.post("/v1/fine_tuning/jobs", json={"model": MODEL, "training_file": made["chat"]},
-                          headers=api.headers()).json()
+    other = api.http.post(
+        "/v1/fine_tuning/jobs", json={"model": MODEL, "training_file": made["chat"]}, headers=api.headers()
+    ).json()
     assert client.fine_tuning.retrieve(other["id"]).accel_type.value == "A10"
     listed = {j.id for j in client.fine_tuning.list().data or []}
     assert set(ids) | {other["id"]} <= listed
@@ -142,8 +181,9 @@ def test_every_response_field_in_every_status(api, made):
     assert client.fine_tuning.cancel(ids[0]).status.value == "cancelled"
 
 
-@pytest.mark.parametrize("training", [{}, {"fine_tune_type": "PREFERENCE"}, {"lora_config": {}}],
-                         ids=["standard", "preference", "lora"])
+@pytest.mark.parametrize(
+    "training", [{}, {"fine_tune_type": "PREFERENCE"}, {"lora_config": {}}], ids=["standard", "preference", "lora"]
+)
 def test_a_validated_job_shows_the_values_it_trains_with(api, made, training):
     """What was left to polytune (batch_size, learning_rate; beta for PREFERENCE) is resolved
     when the files are validated (the validation threads; nothing trains) and shown as numbers

@@ -33,15 +33,17 @@ def _count_jobs(client) -> int:
 
 
 def test_a_dpo_job_echoes_its_method_and_resolves_beta(client, pairs_file):
-    job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=pairs_file,
-                                         method=_dpo(n_epochs=2, batch_size=4, learning_rate_multiplier=0.5))
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny",
+        training_file=pairs_file,
+        method=_dpo(n_epochs=2, batch_size=4, learning_rate_multiplier=0.5),
+    )
     try:
         assert job.method.type == "dpo" and job.method.dpo is not None
         hp = job.method.dpo.hyperparameters
         assert hp.beta == "auto" and hp.n_epochs == 2 and hp.batch_size == 4
         assert hp.learning_rate_multiplier == 0.5 and hp.model_extra["loss_type"] == "sigmoid"
-        validated = wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status != "validating_files"
-                             and j)
+        validated = wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status != "validating_files" and j)
         assert validated.status in ("queued", "running", "succeeded"), validated.error
         assert validated.method.dpo.hyperparameters.beta == 0.1  # the documented default
     finally:
@@ -50,8 +52,9 @@ def test_a_dpo_job_echoes_its_method_and_resolves_beta(client, pairs_file):
 
 def test_every_loss_type_is_accepted_and_echoed(client, pairs_file):
     for loss_type in PREFERENCE_LOSS_TYPES:
-        job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=pairs_file,
-                                             method=_dpo(beta=0.25, loss_type=loss_type))
+        job = client.fine_tuning.jobs.create(
+            model="polytune-tiny", training_file=pairs_file, method=_dpo(beta=0.25, loss_type=loss_type)
+        )
         client.fine_tuning.jobs.cancel(job.id)
         hp = client.fine_tuning.jobs.retrieve(job.id).method.dpo.hyperparameters
         assert (hp.beta, hp.model_extra["loss_type"]) == (0.25, loss_type)
@@ -63,8 +66,10 @@ BAD = [
     (_dpo(beta="big"), "method.dpo.hyperparameters.beta"),
     (_dpo(loss_type="kto"), "method.dpo.hyperparameters.loss_type"),
     (_dpo(loss_type=3), "method.dpo.hyperparameters.loss_type"),
-    ({"type": "supervised", "supervised": {"hyperparameters": {"loss_type": "ipo"}}},
-     "method.supervised.hyperparameters.loss_type"),
+    (
+        {"type": "supervised", "supervised": {"hyperparameters": {"loss_type": "ipo"}}},
+        "method.supervised.hyperparameters.loss_type",
+    ),
 ]
 
 
@@ -72,8 +77,11 @@ BAD = [
 def test_bad_preference_settings_are_400_naming_the_param(client, pairs_file, method, param):
     before = _count_jobs(client)
     with pytest.raises(openai.BadRequestError) as e:
-        client.post("/fine_tuning/jobs", body={"model": "polytune-tiny", "training_file": pairs_file,
-                                               "method": method}, cast_to=httpx.Response)
+        client.post(
+            "/fine_tuning/jobs",
+            body={"model": "polytune-tiny", "training_file": pairs_file, "method": method},
+            cast_to=httpx.Response,
+        )
     assert e.value.body["param"] == param, e.value.body
     assert e.value.body["message"]
     assert _count_jobs(client) == before
@@ -81,8 +89,10 @@ def test_bad_preference_settings_are_400_naming_the_param(client, pairs_file, me
 
 def test_a_file_without_preference_pairs_is_400_for_dpo(client, pairs_file, chat_file):
     before = _count_jobs(client)
-    for kwargs, param in (({"training_file": chat_file}, "training_file"),
-                          ({"training_file": pairs_file, "validation_file": chat_file}, "validation_file")):
+    for kwargs, param in (
+        ({"training_file": chat_file}, "training_file"),
+        ({"training_file": pairs_file, "validation_file": chat_file}, "validation_file"),
+    ):
         with pytest.raises(openai.BadRequestError) as e:
             client.fine_tuning.jobs.create(model="polytune-tiny", method=_dpo(), **kwargs)
         assert e.value.body["param"] == param and e.value.body["code"] == "invalid_file_format"

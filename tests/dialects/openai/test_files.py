@@ -53,8 +53,11 @@ def test_list_paginates_and_filters_by_purpose(client):
 
 def test_other_org_sees_404(client, client_b):
     f = upload(client)
-    for call in (lambda: client_b.files.retrieve(f.id), lambda: client_b.files.content(f.id),
-                 lambda: client_b.files.delete(f.id)):
+    for call in (
+        lambda: client_b.files.retrieve(f.id),
+        lambda: client_b.files.content(f.id),
+        lambda: client_b.files.delete(f.id),
+    ):
         with pytest.raises(openai.NotFoundError):
             call()
     assert f.id not in {x.id for x in client_b.files.list().data}
@@ -71,23 +74,29 @@ def test_too_large_is_413_and_nothing_is_kept(tmp_path):
     from tests.conftest import LiveServer
 
     # No job trains here: no warm worker process to start.
-    small = LiveServer(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", POLYTUNE_MAX_UPLOAD_BYTES="1000",
-                       POLYTUNE_WARM_WORKERS="false")
+    small = LiveServer(
+        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", POLYTUNE_MAX_UPLOAD_BYTES="1000", POLYTUNE_WARM_WORKERS="false"
+    )
     try:
         key = small.create_key("tiny-limit")
         client = openai.OpenAI(base_url=f"{small.url}/v1", api_key=key, max_retries=0)
         with pytest.raises(openai.APIStatusError) as e:
             client.files.create(file=("big.jsonl", io.BytesIO(b"x" * 5000)), purpose="fine-tune")
         assert e.value.status_code == 413
+
         # No Content-Length: the limit is enforced while streaming.
         def body():
-            yield b"--b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n"
-            yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jsonl\"\r\n\r\n"
+            yield b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+            yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n'
             for _ in range(10):
                 yield b"y" * 500
             yield b"\r\n--b--\r\n"
-        r = httpx.post(f"{small.url}/v1/files", content=body(),
-                       headers={"Authorization": f"Bearer {key}", "Content-Type": "multipart/form-data; boundary=b"})
+
+        r = httpx.post(
+            f"{small.url}/v1/files",
+            content=body(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "multipart/form-data; boundary=b"},
+        )
         assert r.status_code == 413 and r.json()["error"]["param"] == "file"
         assert client.files.list().data == []
         leftovers = [p for p in (tmp_path / "data" / "blobs").rglob("*") if p.is_file()]
@@ -104,8 +113,9 @@ def test_uploads_parts_in_given_order(client):
     # Send the parts out of order; complete lists them in the right one.
     p2 = client.uploads.parts.create(upload_id=up.id, data=parts_data[1])
     p1 = client.uploads.parts.create(upload_id=up.id, data=parts_data[0])
-    done = client.uploads.complete(upload_id=up.id, part_ids=[p1.id, p2.id],
-                                   md5=hashlib.md5(b"".join(parts_data)).hexdigest())
+    done = client.uploads.complete(
+        upload_id=up.id, part_ids=[p1.id, p2.id], md5=hashlib.md5(b"".join(parts_data)).hexdigest()
+    )
     assert done.status == "completed" and done.file.bytes == total
     assert client.files.content(done.file.id).read() == b"".join(parts_data)
 

@@ -6,8 +6,13 @@ from __future__ import annotations
 import openai
 import pytest
 
-EXACT = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
-         "reference": "{{item.answer}}", "operation": "eq"}
+EXACT = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "operation": "eq",
+}
 
 
 def test_validate_returns_the_grader(client):
@@ -17,13 +22,16 @@ def test_validate_returns_the_grader(client):
     assert client.fine_tuning.alpha.graders.validate(grader=multi).grader.calculate_output == "exact * 2"
 
 
-@pytest.mark.parametrize("grader,param", [
-    ({"type": "regex", "name": "x"}, "grader.type"),
-    ({**EXACT, "input": "{{sample.output_text"}, "grader.input"),
-    ({**EXACT, "operation": "startswith"}, "grader.operation"),
-    ({"type": "python", "name": "p", "source": "def nope(:"}, "grader.source"),
-    ({"type": "multi", "name": "m", "graders": EXACT, "calculate_output": "open('x')"}, "grader.calculate_output"),
-])
+@pytest.mark.parametrize(
+    "grader,param",
+    [
+        ({"type": "regex", "name": "x"}, "grader.type"),
+        ({**EXACT, "input": "{{sample.output_text"}, "grader.input"),
+        ({**EXACT, "operation": "startswith"}, "grader.operation"),
+        ({"type": "python", "name": "p", "source": "def nope(:"}, "grader.source"),
+        ({"type": "multi", "name": "m", "graders": EXACT, "calculate_output": "open('x')"}, "grader.calculate_output"),
+    ],
+)
 def test_validate_rejects_bad_graders_naming_the_field(client, grader, param):
     with pytest.raises(openai.BadRequestError) as e:
         client.fine_tuning.alpha.graders.validate(grader=grader)
@@ -43,28 +51,44 @@ def test_run_string_check(client):
 
 
 def test_run_multi_and_python(client):
-    grader = {"type": "multi", "name": "m", "calculate_output": "0.5 * exact + 0.5 * length",
-              "graders": {"exact": EXACT,
-                          "length": {"type": "python", "name": "length",
-                                     "source": "def grade(sample, item):\n"
-                                               "    return min(1.0, len(sample['output_text']) / 10)\n"}}}
+    grader = {
+        "type": "multi",
+        "name": "m",
+        "calculate_output": "0.5 * exact + 0.5 * length",
+        "graders": {
+            "exact": EXACT,
+            "length": {
+                "type": "python",
+                "name": "length",
+                "source": "def grade(sample, item):\n    return min(1.0, len(sample['output_text']) / 10)\n",
+            },
+        },
+    }
     out = client.fine_tuning.alpha.graders.run(grader=grader, model_sample="Paris", item={"answer": "Paris"})
     assert out.sub_rewards == {"exact": 1.0, "length": 0.5}
     assert out.reward == pytest.approx(0.75)
 
 
 def test_run_python_that_breaks_out_fails_clearly(client):
-    grader = {"type": "python", "name": "peek", "source": "def grade(sample, item):\n"
-                                                          "    return float(len(open('/etc/passwd').read()) > 0)\n"}
+    grader = {
+        "type": "python",
+        "name": "peek",
+        "source": "def grade(sample, item):\n    return float(len(open('/etc/passwd').read()) > 0)\n",
+    }
     out = client.fine_tuning.alpha.graders.run(grader=grader, model_sample="x")
     assert out.reward == 0.0 and out.metadata.errors.python_grader_runtime_error
     assert "sandbox" in out.metadata.errors.python_grader_runtime_error_details
 
 
 def test_run_score_model_asks_polytunes_own_chat_endpoint(client):
-    grader = {"type": "score_model", "name": "judge", "model": "polytune-tiny", "range": [0, 1],
-              "sampling_params": {"max_completions_tokens": 8, "seed": 1},
-              "input": [{"role": "user", "content": "Score this answer from 0 to 1: {{sample.output_text}}"}]}
+    grader = {
+        "type": "score_model",
+        "name": "judge",
+        "model": "polytune-tiny",
+        "range": [0, 1],
+        "sampling_params": {"max_completions_tokens": 8, "seed": 1},
+        "input": [{"role": "user", "content": "Score this answer from 0 to 1: {{sample.output_text}}"}],
+    }
     out = client.fine_tuning.alpha.graders.run(grader=grader, model_sample="Paris")
     errors = out.metadata.errors
     # The tiny model's words are random: whether they hold a score is up to them, but the call
@@ -76,24 +100,42 @@ def test_run_score_model_asks_polytunes_own_chat_endpoint(client):
     assert out.metadata.errors.api_model_grader_server_error
 
 
-@pytest.mark.parametrize("method,param", [
-    ({"type": "reinforcement", "reinforcement": {}}, "method.reinforcement.grader"),
-    ({"type": "reinforcement", "reinforcement": {"grader": {**EXACT, "reference": "{{item.answer"}}},
-     "method.reinforcement.grader.reference"),
-    ({"type": "reinforcement", "reinforcement": {"grader": {"type": "nope", "name": "x"}}},
-     "method.reinforcement.grader.type"),
-    ({"type": "reinforcement", "reinforcement": {"grader": EXACT, "hyperparameters": {"compute_multiplier": 0}}},
-     "method.reinforcement.hyperparameters.compute_multiplier"),
-    ({"type": "reinforcement", "reinforcement": {"grader": EXACT, "hyperparameters": {"reasoning_effort": "max"}}},
-     "method.reinforcement.hyperparameters.reasoning_effort"),
-    ({"type": "reinforcement", "reinforcement": {"grader": EXACT, "hyperparameters": {"beta": 0.1}}},
-     "method.reinforcement.hyperparameters.beta"),
-])
+@pytest.mark.parametrize(
+    "method,param",
+    [
+        ({"type": "reinforcement", "reinforcement": {}}, "method.reinforcement.grader"),
+        (
+            {"type": "reinforcement", "reinforcement": {"grader": {**EXACT, "reference": "{{item.answer"}}},
+            "method.reinforcement.grader.reference",
+        ),
+        (
+            {"type": "reinforcement", "reinforcement": {"grader": {"type": "nope", "name": "x"}}},
+            "method.reinforcement.grader.type",
+        ),
+        (
+            {"type": "reinforcement", "reinforcement": {"grader": EXACT, "hyperparameters": {"compute_multiplier": 0}}},
+            "method.reinforcement.hyperparameters.compute_multiplier",
+        ),
+        (
+            {
+                "type": "reinforcement",
+                "reinforcement": {"grader": EXACT, "hyperparameters": {"reasoning_effort": "max"}},
+            },
+            "method.reinforcement.hyperparameters.reasoning_effort",
+        ),
+        (
+            {"type": "reinforcement", "reinforcement": {"grader": EXACT, "hyperparameters": {"beta": 0.1}}},
+            "method.reinforcement.hyperparameters.beta",
+        ),
+    ],
+)
 def test_reinforcement_job_with_a_bad_grader_is_refused(client, method, param):
     import io
 
-    train = client.files.create(file=("rl.jsonl", io.BytesIO(
-        b'{"messages": [{"role": "user", "content": "hi"}], "answer": "x"}\n')), purpose="fine-tune").id
+    train = client.files.create(
+        file=("rl.jsonl", io.BytesIO(b'{"messages": [{"role": "user", "content": "hi"}], "answer": "x"}\n')),
+        purpose="fine-tune",
+    ).id
     before = len(client.fine_tuning.jobs.list(limit=100).data)
     with pytest.raises(openai.BadRequestError) as e:
         client.fine_tuning.jobs.create(model="polytune-tiny", training_file=train, method=method)

@@ -18,16 +18,18 @@ def _key() -> dict[str, str]:
 def test_retried_job_create_makes_one_job(client):
     fid = client.files.create(file=("t.jsonl", io.BytesIO(chat_jsonl())), purpose="fine-tune").id
     headers = _key()
-    first = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=fid, suffix="once",
-                                           extra_headers=headers)
-    again = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=fid, suffix="once",
-                                           extra_headers=headers)
+    first = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=fid, suffix="once", extra_headers=headers
+    )
+    again = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=fid, suffix="once", extra_headers=headers
+    )
     assert again.id == first.id
-    assert [j.id for j in client.fine_tuning.jobs.list(limit=100) if j.user_provided_suffix == "once"
-            and j.id == first.id] == [first.id]
+    assert [
+        j.id for j in client.fine_tuning.jobs.list(limit=100) if j.user_provided_suffix == "once" and j.id == first.id
+    ] == [first.id]
     with pytest.raises(openai.BadRequestError) as e:
-        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=fid, suffix="other",
-                                       extra_headers=headers)
+        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=fid, suffix="other", extra_headers=headers)
     assert e.value.body["code"] == "idempotency_key_reused"
     client.fine_tuning.jobs.cancel(first.id)
 

@@ -25,16 +25,19 @@ def test_base_image_model_generates_b64_and_urls(client):
     assert httpx.get(by_url.data[0].url.replace("/img-", "/img-1"), timeout=30).status_code == 404
 
 
-@pytest.mark.parametrize("kwargs,param", [
-    ({"model": "polytune-tiny"}, "model"),
-    ({"model": "no-such-model"}, "model"),
-    ({"size": "33x33"}, "size"),
-    ({"size": "big"}, "size"),
-    ({"n": 0}, "n"),
-    ({"n": 11}, "n"),
-    ({"prompt": " "}, "prompt"),
-    ({"response_format": "jpeg"}, "response_format"),
-])
+@pytest.mark.parametrize(
+    "kwargs,param",
+    [
+        ({"model": "polytune-tiny"}, "model"),
+        ({"model": "no-such-model"}, "model"),
+        ({"size": "33x33"}, "size"),
+        ({"size": "big"}, "size"),
+        ({"n": 0}, "n"),
+        ({"n": 11}, "n"),
+        ({"prompt": " "}, "prompt"),
+        ({"response_format": "jpeg"}, "response_format"),
+    ],
+)
 def test_bad_image_requests_name_the_parameter(client, kwargs, param):
     args = {"model": "polytune-tiny-diffusion", "prompt": "a red dot", **kwargs}
     with pytest.raises((openai.BadRequestError, openai.NotFoundError)) as e:
@@ -49,7 +52,8 @@ def test_chat_with_an_image_model_is_a_clear_400(client):
 
 
 def test_the_unet_base_model_generates(client):
-    got = client.images.generate(model="polytune-tiny-unet", prompt="a red square", response_format="b64_json",
-                                 extra_body={"seed": 5})
+    got = client.images.generate(
+        model="polytune-tiny-unet", prompt="a red square", response_format="b64_json", extra_body={"seed": 5}
+    )
     (item,) = got.data
     assert Image.open(io.BytesIO(base64.b64decode(item.b64_json))).size == (32, 32)

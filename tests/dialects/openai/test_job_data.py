@@ -47,8 +47,7 @@ def test_a_preference_file_for_a_supervised_job(client):
     assert f.status == "processed" and f.status_details == "12 examples in preference format, openai shape"
     failed, events = _fails(client, f.id)
     assert failed.error.code == "invalid_training_file" and failed.error.param == "training_file"
-    assert ("line 1 is a preference example (openai shape), but a supervised job needs chat"
-            in failed.error.message)
+    assert "line 1 is a preference example (openai shape), but a supervised job needs chat" in failed.error.message
     assert any(e.level == "error" and failed.error.message in e.message for e in events)
 
 
@@ -79,31 +78,41 @@ def test_upload_lists_twenty_problems_and_counts_the_rest(client):
 
 
 def test_all_examples_too_long(client):
-    failed, _ = _fails(client, _upload(client, _with_long_rows(12, tuple(range(1, 13)))).id,
-                       hyperparameters={"context_length": 64})
+    failed, _ = _fails(
+        client, _upload(client, _with_long_rows(12, tuple(range(1, 13)))).id, hyperparameters={"context_length": 64}
+    )
     assert "Only 0 of the 12 training examples fit the context length of 64 tokens" in failed.error.message
 
 
 def test_truncate_policy_reports_lines(client):
     job = client.fine_tuning.jobs.create(
-        model="polytune-tiny", training_file=_upload(client, _with_long_rows(12, (2, 7))).id,
-        method={"type": "supervised", "supervised": {"hyperparameters": {
-            "context_length": 64, "long_examples": "truncate", "n_epochs": 2}}})
+        model="polytune-tiny",
+        training_file=_upload(client, _with_long_rows(12, (2, 7))).id,
+        method={
+            "type": "supervised",
+            "supervised": {"hyperparameters": {"context_length": 64, "long_examples": "truncate", "n_epochs": 2}},
+        },
+    )
     queued = _settled(client, job.id)
     client.fine_tuning.jobs.cancel(job.id)
     report = queued.model_extra["data_report"]
     (train,) = report["files"]
     assert (train["n_examples"], train["n_truncated"], train["truncated_lines"]) == (12, 2, [2, 7])
     assert report["billable_tokens"] == 2 * report["training_tokens"] == queued.trained_tokens
-    assert any(e.level == "warn" and e.message.startswith("Truncated 2 training examples to the context length "
-                                                          "of 64 tokens: lines 2, 7.") for e in _events(client, job.id))
+    assert any(
+        e.level == "warn"
+        and e.message.startswith("Truncated 2 training examples to the context length of 64 tokens: lines 2, 7.")
+        for e in _events(client, job.id)
+    )
 
 
 @pytest.mark.slow
 def test_long_examples_are_dropped_and_the_tokens_billed_are_the_tokens_trained(client):
     job = client.fine_tuning.jobs.create(
-        model="polytune-tiny", training_file=_upload(client, _with_long_rows(12, (3, 9))).id,
-        hyperparameters={"context_length": 64, "n_epochs": 2, "batch_size": 4})
+        model="polytune-tiny",
+        training_file=_upload(client, _with_long_rows(12, (3, 9))).id,
+        hyperparameters={"context_length": 64, "n_epochs": 2, "batch_size": 4},
+    )
     queued = _settled(client, job.id)
     assert queued.status in ("queued", "running"), queued.error
     report = queued.model_extra["data_report"]
@@ -111,8 +120,10 @@ def test_long_examples_are_dropped_and_the_tokens_billed_are_the_tokens_trained(
     assert (train["n_lines"], train["n_examples"], train["n_dropped"], train["dropped_lines"]) == (12, 10, 2, [3, 9])
     assert report["long_examples"] == "drop" and report["context_length"] == 64
     assert queued.trained_tokens == report["billable_tokens"] == 2 * report["training_tokens"] > 0
-    done = wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status in
-                    ("succeeded", "failed", "cancelled") and j, timeout=240)
+    done = wait_for(
+        lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed", "cancelled") and j,
+        timeout=240,
+    )
     assert done.status == "succeeded", done.error
     events = _events(client, job.id)
     dropped = [e for e in events if e.message.startswith("Dropped 2 training examples")]

@@ -22,8 +22,9 @@ def _count_jobs(client) -> int:
 
 
 def test_create_echoes_spec_and_seed(client, training_file):
-    job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training_file, suffix="mine",
-                                         metadata={"team": "a"}, seed=7)
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=training_file, suffix="mine", metadata={"team": "a"}, seed=7
+    )
     assert job.id.startswith("ftjob-") and job.object == "fine_tuning.job"
     assert job.status == "validating_files" and job.seed == 7 and job.metadata == {"team": "a"}
     assert job.training_file == training_file and job.model == "polytune-tiny"
@@ -39,8 +40,12 @@ def test_seed_generated_when_absent(client, training_file):
 
 def test_list_paginates_and_filters_metadata(client, training_file):
     tag = f"run-{training_file[-6:]}"
-    ids = [client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training_file,
-                                          metadata={"batch": tag, "i": str(i)}).id for i in range(3)]
+    ids = [
+        client.fine_tuning.jobs.create(
+            model="polytune-tiny", training_file=training_file, metadata={"batch": tag, "i": str(i)}
+        ).id
+        for i in range(3)
+    ]
     for j in ids:
         client.fine_tuning.jobs.cancel(j)
     page = client.fine_tuning.jobs.list(limit=2, metadata={"batch": tag})
@@ -49,8 +54,10 @@ def test_list_paginates_and_filters_metadata(client, training_file):
     assert [j.id for j in rest.data] == [ids[0]] and not rest.has_more
     one = client.fine_tuning.jobs.list(metadata={"batch": tag, "i": "1"})
     assert [j.id for j in one.data] == [ids[1]]
-    assert list(client.fine_tuning.jobs.list(limit=1, metadata={"batch": tag})) and \
-        len(list(client.fine_tuning.jobs.list(limit=1, metadata={"batch": tag}))) == 3  # auto-pagination
+    assert (
+        list(client.fine_tuning.jobs.list(limit=1, metadata={"batch": tag}))
+        and len(list(client.fine_tuning.jobs.list(limit=1, metadata={"batch": tag}))) == 3
+    )  # auto-pagination
 
 
 def test_cancel_is_idempotent(client, training_file):
@@ -84,16 +91,20 @@ BAD_BODIES = [
     ({"hyperparameters": {"learning_rate_multiplier": 0}}, "hyperparameters.learning_rate_multiplier"),
     ({"hyperparameters": {"learning_rate_multiplier": -1.5}}, "hyperparameters.learning_rate_multiplier"),
     ({"hyperparameters": {"batch_size": 0}}, "hyperparameters.batch_size"),
-    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 0}}}},
-     "method.supervised.hyperparameters.batch_size"),
+    (
+        {"method": {"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 0}}}},
+        "method.supervised.hyperparameters.batch_size",
+    ),
     ({"suffix": "x" * 65}, "suffix"),
     ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
     ({"method": {"type": "distillation"}}, "method.type"),
     ({"method": {"type": "reinforcement"}}, "method.reinforcement.grader"),
     ({"hyperparameters": {"n_epochs": "lots"}}, "hyperparameters.n_epochs"),
     # QLoRA (a polytune extension): no accelerator on the test servers, and an unknown scheme.
-    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"quantization": "nf4"}}}},
-     "method.supervised.hyperparameters.quantization"),
+    (
+        {"method": {"type": "supervised", "supervised": {"hyperparameters": {"quantization": "nf4"}}}},
+        "method.supervised.hyperparameters.quantization",
+    ),
     ({"hyperparameters": {"quantization": "int3"}}, "hyperparameters.quantization"),
     ({"hyperparameters": {"quantization": "nf4", "lora": False}}, "hyperparameters.quantization"),
 ]
@@ -113,17 +124,20 @@ def test_bad_input_is_400_with_param_and_creates_nothing(client, training_file, 
 
 def test_qlora_without_an_accelerator_is_refused_saying_why(client, training_file):
     with pytest.raises(openai.BadRequestError) as e:
-        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training_file,
-                                       method={"type": "supervised", "supervised": {
-                                           "hyperparameters": {"quantization": "nf4"}}})
+        client.fine_tuning.jobs.create(
+            model="polytune-tiny",
+            training_file=training_file,
+            method={"type": "supervised", "supervised": {"hyperparameters": {"quantization": "nf4"}}},
+        )
     assert e.value.body["code"] == "unsupported_hardware"
     assert "needs a CUDA accelerator" in e.value.body["message"]
 
 
 def test_validation_file_equal_to_training_file(client, training_file):
     with pytest.raises(openai.BadRequestError) as e:
-        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training_file,
-                                       validation_file=training_file)
+        client.fine_tuning.jobs.create(
+            model="polytune-tiny", training_file=training_file, validation_file=training_file
+        )
     assert e.value.body["param"] == "validation_file"
 
 
@@ -140,7 +154,9 @@ def test_file_of_other_purpose_or_org_or_deleted(client, client_b, training_file
 
 def test_malformed_json_and_wrong_content_type(server):
     h = {"Authorization": f"Bearer {server.key_a}"}
-    r = httpx.post(f"{server.url}/v1/fine_tuning/jobs", content=b'{"model": ', headers={**h, "Content-Type": "application/json"})
+    r = httpx.post(
+        f"{server.url}/v1/fine_tuning/jobs", content=b'{"model": ', headers={**h, "Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
     r = httpx.post(f"{server.url}/v1/fine_tuning/jobs", content=b"model=x", headers={**h, "Content-Type": "text/plain"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_content_type"
@@ -157,10 +173,12 @@ def test_missing_or_invalid_key(server):
 
 def test_other_orgs_job_is_404(client, client_b, training_file):
     job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training_file)
-    for call in (lambda: client_b.fine_tuning.jobs.retrieve(job.id),
-                 lambda: client_b.fine_tuning.jobs.cancel(job.id),
-                 lambda: client_b.fine_tuning.jobs.list_events(job.id),
-                 lambda: client_b.fine_tuning.jobs.checkpoints.list(job.id)):
+    for call in (
+        lambda: client_b.fine_tuning.jobs.retrieve(job.id),
+        lambda: client_b.fine_tuning.jobs.cancel(job.id),
+        lambda: client_b.fine_tuning.jobs.list_events(job.id),
+        lambda: client_b.fine_tuning.jobs.checkpoints.list(job.id),
+    ):
         with pytest.raises(openai.NotFoundError):
             call()
     assert job.id not in {j.id for j in client_b.fine_tuning.jobs.list().data}

@@ -16,10 +16,19 @@ from tests.conftest import LiveServer
 from tests.helpers import chat_jsonl
 from tests.model_folders import shaped_model_folder
 
-LLAMA_8B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
-            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-            "intermediate_size": 14336, "vocab_size": 128256, "tie_word_embeddings": False,
-            "max_position_embeddings": 131072, "torch_dtype": "bfloat16"}
+LLAMA_8B = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "intermediate_size": 14336,
+    "vocab_size": 128256,
+    "tie_word_embeddings": False,
+    "max_position_embeddings": 131072,
+    "torch_dtype": "bfloat16",
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +37,9 @@ def gpu_server(tmp_path_factory):
     # Config, tokenizer and a sharded index of garbage: the planner reads the config alone.
     folder = shaped_model_folder(tmp / "llama-8b-shape", LLAMA_8B)
     Catalog(tmp / "data").add("llama-8b-shape", folder, max_length=4096)
-    srv = LiveServer(tmp, f"sqlite:///{tmp / 'db.sqlite'}", POLYTUNE_ACCELERATORS="0,1,2,3",
-                     POLYTUNE_ACCELERATOR_MEMORY_GB="80")
+    srv = LiveServer(
+        tmp, f"sqlite:///{tmp / 'db.sqlite'}", POLYTUNE_ACCELERATORS="0,1,2,3", POLYTUNE_ACCELERATOR_MEMORY_GB="80"
+    )
     srv.key = srv.create_key("org-gpu")
     yield srv
     srv.stop()
@@ -48,9 +58,11 @@ def training_file(gpu_client):
 def _refused(client, training_file, hyperparameters: dict) -> dict:
     before = len(client.fine_tuning.jobs.list(limit=100).data)
     with pytest.raises(openai.BadRequestError) as e:
-        client.fine_tuning.jobs.create(model="llama-8b-shape", training_file=training_file,
-                                       method={"type": "supervised",
-                                               "supervised": {"hyperparameters": hyperparameters}})
+        client.fine_tuning.jobs.create(
+            model="llama-8b-shape",
+            training_file=training_file,
+            method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+        )
     assert len(client.fine_tuning.jobs.list(limit=100).data) == before  # nothing created
     return e.value.body
 
@@ -76,4 +88,3 @@ def test_a_lora_that_fits_is_created(gpu_client, training_file):
     job = gpu_client.fine_tuning.jobs.create(model="llama-8b-shape", training_file=training_file)
     assert job.status == "validating_files"
     gpu_client.fine_tuning.jobs.cancel(job.id)
-

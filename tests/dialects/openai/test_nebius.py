@@ -16,8 +16,17 @@ from tests.helpers import chat_jsonl, wait_for
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 SECRET = "wandb-secret-never-echoed"
-EXTRAS = {"learning_rate": 0.004, "lora": True, "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.05,
-          "packing": True, "max_grad_norm": 0.5, "context_length": 256, "warmup_ratio": 0.1}
+EXTRAS = {
+    "learning_rate": 0.004,
+    "lora": True,
+    "lora_r": 4,
+    "lora_alpha": 8,
+    "lora_dropout": 0.05,
+    "packing": True,
+    "max_grad_norm": 0.5,
+    "context_length": 256,
+    "warmup_ratio": 0.1,
+}
 
 
 def _upload(client, n: int) -> str:
@@ -31,11 +40,14 @@ def _count_jobs(client) -> int:
 @pytest.mark.slow
 def test_nebius_extras_reach_the_trainer_and_checkpoints_carry_weights(server, client):
     created = client.fine_tuning.jobs.with_raw_response.create(
-        model="polytune-tiny", training_file=_upload(client, 16), seed=11,
+        model="polytune-tiny",
+        training_file=_upload(client, 16),
+        seed=11,
         hyperparameters={"n_epochs": 2, "batch_size": 4, **EXTRAS},
         integrations=[{"type": "wandb", "wandb": {"project": "neb", "name": "run", "api_key": SECRET}}],
         # The SDK merges extra_body into the JSON body: Nebius's `tags` and its own `extra_body`.
-        extra_body={"tags": ["nebius", "e2e"], "extra_body": {"weight_decay": 0.01}})
+        extra_body={"tags": ["nebius", "e2e"], "extra_body": {"weight_decay": 0.01}},
+    )
     assert SECRET not in created.text
     job = created.parse()
     assert job.status == "validating_files"
@@ -56,8 +68,10 @@ def test_nebius_extras_reach_the_trainer_and_checkpoints_carry_weights(server, c
     assert got["learning_rate"] == 0.004 and got["weight_decay"] == 0.01 and got["max_grad_norm"] == 0.5
     assert got["max_length"] == 256 and got["packing"] is True and got["warmup_steps"] == 0.1
     assert got["lora"]["r"] == 4 and got["lora"]["alpha"] == 8 and got["lora"]["dropout"] == 0.05
-    raw = [client.fine_tuning.jobs.with_raw_response.retrieve(job.id).text,
-           client.fine_tuning.jobs.with_raw_response.list(limit=100).text]
+    raw = [
+        client.fine_tuning.jobs.with_raw_response.retrieve(job.id).text,
+        client.fine_tuning.jobs.with_raw_response.list(limit=100).text,
+    ]
     assert all(SECRET not in text for text in raw)
 
     ckpts = client.fine_tuning.jobs.checkpoints.list(job.id).data
@@ -81,8 +95,10 @@ BAD_BODIES = [
     ({"hyperparameters": {"lora_dropout": 1.01}}, "hyperparameters.lora_dropout"),  # 1 itself trains
     ({"hyperparameters": {"warmup_ratio": 1.5}}, "hyperparameters.warmup_ratio"),
     ({"hyperparameters": {"packing": "sometimes"}}, "hyperparameters.packing"),
-    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"context_length": 0}}}},
-     "method.supervised.hyperparameters.context_length"),
+    (
+        {"method": {"type": "supervised", "supervised": {"hyperparameters": {"context_length": 0}}}},
+        "method.supervised.hyperparameters.context_length",
+    ),
     ({"extra_body": {"colour": "blue"}}, "extra_body.colour"),
     ({"hyperparameters": {"n_epochs": 2}, "extra_body": {"n_epochs": 3}}, "extra_body.n_epochs"),
     ({"tags": [1, 2]}, "tags"),

@@ -22,16 +22,16 @@ from tests.helpers import chat_jsonl, wait_for
 # The enums of the seed documents (../shared/seeds/*.md).
 OPENAI_STATUSES = {"validating_files", "queued", "running", "succeeded", "failed", "cancelled"}
 TRUEFOUNDRY_STATUSES = {"queued", "running", "succeeded", "failed", "cancelled"}
-GRADER = {"type": "string_check", "name": "g", "input": "{{sample.output_text}}", "reference": "7",
-          "operation": "eq"}
+GRADER = {"type": "string_check", "name": "g", "input": "{{sample.output_text}}", "reference": "7", "operation": "eq"}
 
 
 @pytest.fixture
 def tfy(server):
     from openai import OpenAI
 
-    return OpenAI(base_url=f"{server.url}/api/llm", api_key=server.key_a, max_retries=0,
-                  _strict_response_validation=True)
+    return OpenAI(
+        base_url=f"{server.url}/api/llm", api_key=server.key_a, max_retries=0, _strict_response_validation=True
+    )
 
 
 @pytest.fixture
@@ -45,8 +45,9 @@ def _count(client) -> int:
 
 @pytest.mark.parametrize("status", list(JobStatus))
 def test_every_status_is_inside_each_providers_enum_and_parses_strictly(status):
-    job = Job(id="ftjob-x", org_id="org-a", spec=JobSpec(model="m", training_files=["file-x"]), status=status,
-              created_at=1)
+    job = Job(
+        id="ftjob-x", org_id="org-a", spec=JobSpec(model="m", training_files=["file-x"]), status=status, created_at=1
+    )
     for flavor, enum in (("openai", OPENAI_STATUSES), ("truefoundry", TRUEFOUNDRY_STATUSES)):
         body = render.job(job, flavor)
         assert body["status"] in enum and body["polytune_status"] == status.value
@@ -56,11 +57,20 @@ def test_every_status_is_inside_each_providers_enum_and_parses_strictly(status):
 
 def test_truefoundry_document_body_is_supervised_with_defaults(server, tfy, training_file):
     # The body of TrueFoundry's document, field for field, through raw HTTP as its curl sends it.
-    body = {"model": "polytune-tiny", "training_file": training_file, "hyperparameters": {},
-            "integrations": [{}], "metadata": {}, "method": {}, "seed": 123, "suffix": "tfy-doc",
-            "validation_file": None}
-    r = httpx.post(f"{server.url}/api/llm/fine_tuning/jobs", json=body,
-                   headers={"Authorization": f"Bearer {server.key_a}"})
+    body = {
+        "model": "polytune-tiny",
+        "training_file": training_file,
+        "hyperparameters": {},
+        "integrations": [{}],
+        "metadata": {},
+        "method": {},
+        "seed": 123,
+        "suffix": "tfy-doc",
+        "validation_file": None,
+    }
+    r = httpx.post(
+        f"{server.url}/api/llm/fine_tuning/jobs", json=body, headers={"Authorization": f"Bearer {server.key_a}"}
+    )
     assert r.status_code == 200, r.text
     raw = r.json()
     assert raw["metadata"] == {} and raw["integrations"] is None and raw["status"] in TRUEFOUNDRY_STATUSES
@@ -68,8 +78,9 @@ def test_truefoundry_document_body_is_supervised_with_defaults(server, tfy, trai
     assert job.method.type == "supervised" and job.seed == 123 and job.metadata == {}
     assert tfy.fine_tuning.jobs.cancel(job.id).status == "cancelled"
     # Through the SDK too, with the SDK's own types.
-    made = tfy.fine_tuning.jobs.create(model="polytune-tiny", training_file=training_file, method={},
-                                       integrations=[{}], metadata={})
+    made = tfy.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=training_file, method={}, integrations=[{}], metadata={}
+    )
     assert made.method.type == "supervised" and made.status == "queued"  # no validating_files here
     assert made.model_extra["polytune_status"] == "validating_files"
     tfy.fine_tuning.jobs.cancel(made.id)
@@ -78,12 +89,14 @@ def test_truefoundry_document_body_is_supervised_with_defaults(server, tfy, trai
 def test_half_filled_integration_and_untyped_method_are_refused(client, training_file):
     before = _count(client)
     with pytest.raises(openai.BadRequestError) as e:
-        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training_file,
-                                       integrations=[{"type": "wandb"}])
+        client.fine_tuning.jobs.create(
+            model="polytune-tiny", training_file=training_file, integrations=[{"type": "wandb"}]
+        )
     assert e.value.body["param"] == "integrations[0].wandb"
     with pytest.raises(openai.BadRequestError) as e:
-        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training_file,
-                                       method={"dpo": {"hyperparameters": {"beta": 0.1}}})
+        client.fine_tuning.jobs.create(
+            model="polytune-tiny", training_file=training_file, method={"dpo": {"hyperparameters": {"beta": 0.1}}}
+        )
     assert e.value.body["param"] == "method.type"
     assert _count(client) == before
 
@@ -91,8 +104,11 @@ def test_half_filled_integration_and_untyped_method_are_refused(client, training
 def test_unknown_keys_beside_the_grader_are_refused(client, training_file):
     before = _count(client)
     with pytest.raises(openai.BadRequestError) as e:
-        client.fine_tuning.jobs.create(model="polytune-tiny", training_file=training_file, method={
-            "type": "reinforcement", "reinforcement": {"grader": GRADER, "n_epochs": 2}})
+        client.fine_tuning.jobs.create(
+            model="polytune-tiny",
+            training_file=training_file,
+            method={"type": "reinforcement", "reinforcement": {"grader": GRADER, "n_epochs": 2}},
+        )
     assert e.value.body["param"] == "method.reinforcement.n_epochs"
     assert e.value.body["code"] == "unknown_parameter"
     assert _count(client) == before
@@ -102,20 +118,28 @@ def test_hyperparameters_given_twice_must_agree(client, training_file):
     before = _count(client)
     with pytest.raises(openai.BadRequestError) as e:
         client.fine_tuning.jobs.create(
-            model="polytune-tiny", training_file=training_file, hyperparameters={"n_epochs": 2},
-            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}})
+            model="polytune-tiny",
+            training_file=training_file,
+            hyperparameters={"n_epochs": 2},
+            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}},
+        )
     assert e.value.body["param"] == "hyperparameters.n_epochs" and "method.supervised" in e.value.body["message"]
     with pytest.raises(openai.BadRequestError) as e:
         client.fine_tuning.jobs.create(
-            model="polytune-tiny", training_file=training_file, hyperparameters={"batch_size": 2},
-            method={"type": "reinforcement", "reinforcement": {"grader": GRADER,
-                                                               "hyperparameters": {"batch_size": 4}}})
+            model="polytune-tiny",
+            training_file=training_file,
+            hyperparameters={"batch_size": 2},
+            method={"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {"batch_size": 4}}},
+        )
     assert e.value.body["param"] == "hyperparameters.batch_size"
     assert _count(client) == before
     # Agreeing (or complementary) values are one setting: both reach the job.
     job = client.fine_tuning.jobs.create(
-        model="polytune-tiny", training_file=training_file, hyperparameters={"n_epochs": 2, "batch_size": 4},
-        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}})
+        model="polytune-tiny",
+        training_file=training_file,
+        hyperparameters={"n_epochs": 2, "batch_size": 4},
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}},
+    )
     hp = job.method.supervised.hyperparameters
     assert (hp.n_epochs, hp.batch_size) == (2, 4)
     client.fine_tuning.jobs.cancel(job.id)
@@ -123,14 +147,21 @@ def test_hyperparameters_given_twice_must_agree(client, training_file):
 
 def test_nebius_full_fine_tune_echoes_suffix_and_the_settings_it_trains_with(client, training_file):
     created = client.fine_tuning.jobs.with_raw_response.create(
-        model="polytune-tiny", training_file=training_file, suffix="neb-full",
+        model="polytune-tiny",
+        training_file=training_file,
+        suffix="neb-full",
         hyperparameters={"n_epochs": 1, "batch_size": 4, "lora": False, "learning_rate": 0.001},
-        extra_body={"tags": "my-ft-job"})
+        extra_body={"tags": "my-ft-job"},
+    )
     job = created.parse()
     assert json.loads(created.text)["suffix"] == "neb-full" and job.model_extra["tags"] == ["my-ft-job"]
     # Once validated, "auto" and left-out settings are the values the trainer uses.
-    queued = wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).model_extra["polytune_status"]
-                      != "validating_files" and j, 60)
+    queued = wait_for(
+        lambda: (
+            (j := client.fine_tuning.jobs.retrieve(job.id)).model_extra["polytune_status"] != "validating_files" and j
+        ),
+        60,
+    )
     client.fine_tuning.jobs.cancel(job.id)
     hp = queued.hyperparameters.to_dict()
     assert hp["lora"] is False and hp["learning_rate"] == 0.001 and hp["n_epochs"] == 1

@@ -39,8 +39,16 @@ def test_chat_completion_shape_usage_and_greedy_determinism(client):
 
 def test_streaming_gives_the_same_text_with_usage_and_done(client, server):
     whole = client.chat.completions.create(model="polytune-tiny", messages=HELLO, max_tokens=16, temperature=0)
-    chunks = list(client.chat.completions.create(model="polytune-tiny", messages=HELLO, max_tokens=16,
-                                                 temperature=0, stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="polytune-tiny",
+            messages=HELLO,
+            max_tokens=16,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     assert all(c.object == "chat.completion.chunk" and c.id == chunks[0].id for c in chunks)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -49,8 +57,12 @@ def test_streaming_gives_the_same_text_with_usage_and_done(client, server):
     assert finished == [whole.choices[0].finish_reason]
     assert chunks[-1].choices == [] and chunks[-1].usage == whole.usage
     # The raw stream ends with OpenAI's terminator.
-    raw = httpx.post(f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {server.key_a}"},
-                     json={"model": "polytune-tiny", "messages": HELLO, "max_tokens": 3, "stream": True}, timeout=120)
+    raw = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {server.key_a}"},
+        json={"model": "polytune-tiny", "messages": HELLO, "max_tokens": 3, "stream": True},
+        timeout=120,
+    )
     assert raw.headers["content-type"].startswith("text/event-stream")
     assert raw.text.rstrip().endswith("data: [DONE]")
 
@@ -64,16 +76,21 @@ def test_seeded_sampling_n_choices_stop_and_logprobs(client):
     assert len({c.message.content for c in a.choices}) > 1
 
     # A stop string cuts the text before it, and the choice stops there.
-    full = client.completions.create(model="polytune-tiny", prompt="The river and the king", max_tokens=12,
-                                     temperature=0).choices[0].text
+    full = (
+        client.completions.create(model="polytune-tiny", prompt="The river and the king", max_tokens=12, temperature=0)
+        .choices[0]
+        .text
+    )
     word = full.split()[1]
-    cut = client.completions.create(model="polytune-tiny", prompt="The river and the king", max_tokens=12,
-                                    temperature=0, stop=[word])
-    assert cut.choices[0].text == full[:full.index(word)]
+    cut = client.completions.create(
+        model="polytune-tiny", prompt="The river and the king", max_tokens=12, temperature=0, stop=[word]
+    )
+    assert cut.choices[0].text == full[: full.index(word)]
     assert cut.choices[0].finish_reason == "stop"
 
-    lp = client.chat.completions.create(model="polytune-tiny", messages=HELLO, max_tokens=4, temperature=0,
-                                        logprobs=True, top_logprobs=3)
+    lp = client.chat.completions.create(
+        model="polytune-tiny", messages=HELLO, max_tokens=4, temperature=0, logprobs=True, top_logprobs=3
+    )
     tokens = lp.choices[0].logprobs.content
     assert len(tokens) == lp.usage.completion_tokens
     for t in tokens:
@@ -83,8 +100,9 @@ def test_seeded_sampling_n_choices_stop_and_logprobs(client):
 
 
 def test_completions_prompt_list_echo_and_lenient_streaming(client, server):
-    out = client.completions.create(model="polytune-tiny", prompt=["One", "Two"], max_tokens=3, n=2, echo=True,
-                                    temperature=0)
+    out = client.completions.create(
+        model="polytune-tiny", prompt=["One", "Two"], max_tokens=3, n=2, echo=True, temperature=0
+    )
     assert out.object == "text_completion" and [c.index for c in out.choices] == [0, 1, 2, 3]
     assert out.choices[0].text.startswith("One") and out.choices[2].text.startswith("Two")
     assert out.choices[0].text == out.choices[1].text  # greedy: both choices agree
@@ -94,16 +112,19 @@ def test_completions_prompt_list_echo_and_lenient_streaming(client, server):
     # Streamed completion chunks carry finish_reason null until the end, as OpenAI's do; the SDK's
     # strict mode rejects that (its type says the field is never null), so read them leniently.
     lenient = OpenAI(base_url=f"{server.url}/v1", api_key=server.key_a, max_retries=0)
-    chunks = list(lenient.completions.create(model="polytune-tiny", prompt="One", max_tokens=5, temperature=0,
-                                             stream=True))
+    chunks = list(
+        lenient.completions.create(model="polytune-tiny", prompt="One", max_tokens=5, temperature=0, stream=True)
+    )
     whole = client.completions.create(model="polytune-tiny", prompt="One", max_tokens=5, temperature=0)
     assert "".join(c.choices[0].text for c in chunks) == whole.choices[0].text
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_unknown_model_is_404(client):
-    for call in (lambda: client.chat.completions.create(model="ft:nope:x::abc", messages=HELLO),
-                 lambda: client.completions.create(model="no-such-model", prompt="Hi")):
+    for call in (
+        lambda: client.chat.completions.create(model="ft:nope:x::abc", messages=HELLO),
+        lambda: client.completions.create(model="no-such-model", prompt="Hi"),
+    ):
         with pytest.raises(openai.NotFoundError) as e:
             call()
         assert e.value.body["code"] == "model_not_found" and e.value.body["param"] == "model"
@@ -116,36 +137,60 @@ def test_bad_inputs_name_their_field(client):
     _bad_request(lambda: chat(model="polytune-tiny", messages=[]), "messages")
     _bad_request(lambda: chat(model="polytune-tiny", messages=[{"role": "robot", "content": "x"}]), "messages[0].role")
     _bad_request(lambda: chat(model="polytune-tiny", messages=[{"role": "user"}]), "messages[0].content")
-    _bad_request(lambda: chat(model="polytune-tiny", messages=[{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]), "messages[0].content[0].type")
+    _bad_request(
+        lambda: chat(
+            model="polytune-tiny",
+            messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}],
+        ),
+        "messages[0].content[0].type",
+    )
     _bad_request(lambda: chat(model="polytune-tiny", messages=HELLO, max_tokens=0), "max_tokens")
     _bad_request(lambda: chat(model="polytune-tiny", messages=HELLO, stop=["a", "b", "c", "d", "e"]), "stop")
-    _bad_request(lambda: chat(model="polytune-tiny", messages=HELLO, tools=[{"type": "function", "function": {
-        "name": "f", "parameters": {}}}]), "tools", "unsupported_parameter")
+    _bad_request(
+        lambda: chat(
+            model="polytune-tiny",
+            messages=HELLO,
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        ),
+        "tools",
+        "unsupported_parameter",
+    )
     _bad_request(lambda: chat(model="polytune-tiny", messages=HELLO, logit_bias={"999999": 5}), "logit_bias")
-    _bad_request(lambda: chat(model="polytune-tiny", messages=HELLO, extra_body={"bogus": 1}), "bogus",
-                 "unknown_parameter")
-    e = _bad_request(lambda: chat(model="polytune-tiny", messages=HELLO, max_completion_tokens=100_000),
-                     "max_completion_tokens", "context_length_exceeded")
+    _bad_request(
+        lambda: chat(model="polytune-tiny", messages=HELLO, extra_body={"bogus": 1}), "bogus", "unknown_parameter"
+    )
+    e = _bad_request(
+        lambda: chat(model="polytune-tiny", messages=HELLO, max_completion_tokens=100_000),
+        "max_completion_tokens",
+        "context_length_exceeded",
+    )
     assert "maximum context length is 2048 tokens" in e.body["message"]
-    _bad_request(lambda: chat(model="polytune-tiny", messages=[{"role": "user", "content": "word " * 3000}]),
-                 "messages", "context_length_exceeded")
-    _bad_request(lambda: client.completions.create(model="polytune-tiny", prompt="Hi", max_tokens=5000), "max_tokens",
-                 "context_length_exceeded")
+    _bad_request(
+        lambda: chat(model="polytune-tiny", messages=[{"role": "user", "content": "word " * 3000}]),
+        "messages",
+        "context_length_exceeded",
+    )
+    _bad_request(
+        lambda: client.completions.create(model="polytune-tiny", prompt="Hi", max_tokens=5000),
+        "max_tokens",
+        "context_length_exceeded",
+    )
     _bad_request(lambda: client.completions.create(model="polytune-tiny", prompt=[1, 10**9]), "prompt")
 
 
 def test_a_model_still_training_is_a_clear_400(client):
     f = client.files.create(file=("t.jsonl", io.BytesIO(chat_jsonl(10))), purpose="fine-tune")
     # One short epoch: cheap even if it started training before the cancel below lands.
-    job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=f.id, suffix="later",
-                                         hyperparameters={"n_epochs": 1})
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=f.id, suffix="later", hyperparameters={"n_epochs": 1}
+    )
     try:
         org = "org-a"  # the key's organization name, as the fixture made it
         future = f"ft:polytune-tiny:{org}:later:{job.id.split('-', 1)[1][:8]}"
         for model in (future, job.id, f"{future}:ckpt-step-1"):
-            e = _bad_request(lambda: client.chat.completions.create(model=model, messages=HELLO), "model",
-                             "model_not_ready")
+            e = _bad_request(
+                lambda: client.chat.completions.create(model=model, messages=HELLO), "model", "model_not_ready"
+            )
             assert job.id in e.body["message"] and "not ready" in e.body["message"]
     finally:
         client.fine_tuning.jobs.cancel(job.id)

@@ -20,10 +20,16 @@ SLASH_MODEL = "acme/tiny-chat"
 def tfy(server):
     from openai import OpenAI
 
-    return OpenAI(base_url=f"{server.url}/api/llm", api_key=server.key_a, max_retries=0,
-                  _strict_response_validation=True,
-                  default_headers={"x-tfy-provider-name": "polytune-local",
-                                   "x-tfy-metadata": json.dumps({"tfy_log_request": "true", "team": "ml"})})
+    return OpenAI(
+        base_url=f"{server.url}/api/llm",
+        api_key=server.key_a,
+        max_retries=0,
+        _strict_response_validation=True,
+        default_headers={
+            "x-tfy-provider-name": "polytune-local",
+            "x-tfy-metadata": json.dumps({"tfy_log_request": "true", "team": "ml"}),
+        },
+    )
 
 
 @pytest.fixture
@@ -35,16 +41,22 @@ def slash_model(server) -> str:
     data_dir = server.tmp / "data"
     catalog = Catalog(data_dir)
     if SLASH_MODEL not in {e.name for e in catalog.list()}:
-        catalog.add(SLASH_MODEL, ensure_tiny(data_dir / "models"), adapter_default="full",
-                    base_learning_rate=3e-3, lr_scheduler="constant")
+        catalog.add(
+            SLASH_MODEL,
+            ensure_tiny(data_dir / "models"),
+            adapter_default="full",
+            base_learning_rate=3e-3,
+            lr_scheduler="constant",
+        )
     return SLASH_MODEL
 
 
 def test_every_openai_route_is_also_under_api_llm(server):
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
-    openai_paths = {p[len("/v1"):]: set(ops) for p, ops in paths.items()
-                    if p.startswith("/v1/") and not p.startswith("/v1/flow/")}
-    tfy_paths = {p[len("/api/llm"):]: set(ops) for p, ops in paths.items() if p.startswith("/api/llm/")}
+    openai_paths = {
+        p[len("/v1") :]: set(ops) for p, ops in paths.items() if p.startswith("/v1/") and not p.startswith("/v1/flow/")
+    }
+    tfy_paths = {p[len("/api/llm") :]: set(ops) for p, ops in paths.items() if p.startswith("/api/llm/")}
     assert "/fine_tuning/jobs" in openai_paths and "/uploads/{upload_id}/parts" in openai_paths
     assert tfy_paths == openai_paths
 
@@ -53,16 +65,18 @@ def test_every_openai_route_is_also_under_api_llm(server):
 def test_truefoundry_job_on_a_slash_model_trains_and_round_trips(client, tfy, slash_model):
     fid = tfy.files.create(file=("train.jsonl", io.BytesIO(chat_jsonl(10))), purpose="fine-tune").id
     method = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4}}}
-    job = tfy.fine_tuning.jobs.create(model=slash_model, training_file=fid, suffix="tfy",
-                                      metadata={"team": "ml", "run": "1"}, method=method)
+    job = tfy.fine_tuning.jobs.create(
+        model=slash_model, training_file=fid, suffix="tfy", metadata={"team": "ml", "run": "1"}, method=method
+    )
     assert job.metadata == {"team": "ml", "run": "1"} and job.model == slash_model
     assert job.method.type == "supervised" and job.method.supervised.hyperparameters.n_epochs == 1
     # One store behind both prefixes: the same job through /v1.
     assert client.fine_tuning.jobs.retrieve(job.id).metadata == job.metadata
     assert [j.id for j in tfy.fine_tuning.jobs.list(metadata={"run": "1", "team": "ml"})] == [job.id]
 
-    done = wait_for(lambda: (j := tfy.fine_tuning.jobs.retrieve(job.id)).status
-                    in ("succeeded", "failed", "cancelled") and j, 240)
+    done = wait_for(
+        lambda: (j := tfy.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed", "cancelled") and j, 240
+    )
     assert done.status == "succeeded", done.error
     assert done.fine_tuned_model.startswith(f"ft:{slash_model}:org-a:tfy:")
     assert done.method.supervised.hyperparameters.batch_size == 4 and done.metadata == job.metadata

@@ -25,8 +25,13 @@ def main() -> None:
                 repo.create(empty=op.get("empty", True))
                 results.append(None)
             elif op["op"] == "upload":
-                repo.upload(op["src"], op.get("message", "add data"), file_name=op.get("file_name"),
-                            dst_dir=op.get("dst_dir", ""), branch=op.get("branch"))
+                repo.upload(
+                    op["src"],
+                    op.get("message", "add data"),
+                    file_name=op.get("file_name"),
+                    dst_dir=op.get("dst_dir", ""),
+                    branch=op.get("branch"),
+                )
                 results.append(None)
             elif op["op"] == "get_file":
                 data = repo.get_file(op["path"], op.get("revision"))

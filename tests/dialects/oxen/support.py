@@ -21,8 +21,13 @@ def oxen_client(server, key: str, config_dir: Path, ops: list[dict]) -> list:
     if not OXEN_PYTHON.exists():
         pytest.fail(f"the oxenai client venv is missing ({OXEN_PYTHON}); `make venv` creates it")
     host = server.url.removeprefix("http://")
-    out = subprocess.run([str(OXEN_PYTHON), str(CLIENT), host, key, json.dumps(ops)], capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "OXEN_CONFIG_DIR": str(config_dir)})
+    out = subprocess.run(
+        [str(OXEN_PYTHON), str(CLIENT), host, key, json.dumps(ops)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OXEN_CONFIG_DIR": str(config_dir)},
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -49,7 +54,10 @@ def put_file(c: httpx.Client, repo: str, path: str, data: bytes, branch: str = "
     """What RemoteRepo.upload sends (multipart files[], name, email, message), for tests that
     only need data in a repository."""
     directory, _, filename = path.rpartition("/")
-    r = c.put(f"/api/repos/{repo}/file/{branch}/{directory}", files={"files[]": (filename, data)},
-              data={"name": "Ada", "email": "ada@example.com", "message": f"add {path}"})
+    r = c.put(
+        f"/api/repos/{repo}/file/{branch}/{directory}",
+        files={"files[]": (filename, data)},
+        data={"name": "Ada", "email": "ada@example.com", "message": f"add {path}"},
+    )
     assert r.status_code == 200, r.text
     return r.json()["commit"]

@@ -48,18 +48,32 @@ def _create(oxen, repo, **body):
 
 
 def test_created_waits_for_run_and_reads_through_openai(oxen, repo, client):
-    r = _create(oxen, repo, training_params={"epochs": 2, "batch_size": 2, "use_lora": False,
-                                             "logging_steps": 5}, oxen_model_path="out/model")
+    r = _create(
+        oxen,
+        repo,
+        training_params={"epochs": 2, "batch_size": 2, "use_lora": False, "logging_steps": 5},
+        oxen_model_path="out/model",
+    )
     assert r.status_code == 201
     body = r.json()
     assert body["status"] == "success" and body["status_message"] == "resource_created"
     ft = body["fine_tune"]
     assert ft["status"] == "created" and ft["base_model"] == "polytune-tiny"
     assert ft["resource"]["path"] == "main/data/qa.csv" and ft["resource"]["version"]
-    assert ft["training_params"] == {"question_column": "question", "answer_column": "answer", "epochs": 2,
-                                     "steps": None, "batch_size": 2, "learning_rate": None, "grad_accum": 1,
-                                     "seq_length": None, "use_lora": False, "lora_rank": 16, "lora_alpha": 32,
-                                     "logging_steps": 5}
+    assert ft["training_params"] == {
+        "question_column": "question",
+        "answer_column": "answer",
+        "epochs": 2,
+        "steps": None,
+        "batch_size": 2,
+        "learning_rate": None,
+        "grad_accum": 1,
+        "seq_length": None,
+        "use_lora": False,
+        "lora_rank": 16,
+        "lora_alpha": 32,
+        "logging_steps": 5,
+    }
     assert ft["output_resource"] == {"repository": repo, "branch": "main", "path": "out/model"}
 
     time.sleep(1.0)  # several scheduler passes: a created job is left alone
@@ -86,53 +100,75 @@ def _counts(client) -> tuple[int, int]:
     return len(client.fine_tuning.jobs.list(limit=1000).data), len(client.files.list().data)
 
 
-@pytest.mark.parametrize("body,param", [
-    ({"resource": None}, "resource"),
-    ({"base_model": None}, "base_model"),
-    ({"base_model": "no-such-model"}, "base_model"),
-    ({"script_type": "audio_generation"}, "script_type"),
-    # an image job on a text model (and, below, the image parameters' own checks)
-    ({"script_type": "image_generation", "training_params": {"image_column": "img", "caption_column": "cap",
-                                                             "timestep_type": "weighted", "samples": 2,
-                                                             "sample_every": 100}}, "base_model"),
-    ({"training_params": {"image_column": "img"}}, "training_params.image_column"),
-    ({"script_type": "image_generation", "training_params": {"timestep_type": "cosmic"}},
-     "training_params.timestep_type"),
-    ({"script_type": "image_generation", "training_params": {"samples": -1}}, "training_params.samples"),
-    ({"script_type": "image_generation", "training_params": {"sample_every": 0}}, "training_params.sample_every"),
-    ({"script_type": "image_generation", "training_params": {"samples": [{"prompt": " "}]}},
-     "training_params.samples[0].prompt"),
-    ({"script_type": "image_generation", "training_params": {"samples": [{"prompt": "a", "steps": 9}]}},
-     "training_params.samples"),
-    ({"script_type": "image_generation", "training_params": {"epochs": 2}}, "training_params.epochs"),
-    ({"training_params": {"epochs": 0}}, "training_params.epochs"),
-    ({"training_params": {"epochs": "three"}}, "training_params.epochs"),
-    ({"training_params": {"steps": 0}}, "training_params.steps"),
-    ({"training_params": {"batch_size": -2}}, "training_params.batch_size"),
-    ({"training_params": {"learning_rate": 0}}, "training_params.learning_rate"),
-    ({"training_params": {"grad_accum": 0}}, "training_params.grad_accum"),
-    ({"training_params": {"grad_accum": 2, "gradient_accumulation": 4}}, "training_params.grad_accum"),
-    ({"training_params": {"seq_length": 0}}, "training_params.seq_length"),
-    ({"training_params": {"lora_rank": 0}}, "training_params.lora_rank"),
-    ({"training_params": {"use_lora": "yes"}}, "training_params.use_lora"),
-    # QLoRA (a polytune extension): the test servers have no accelerator; an unknown scheme.
-    ({"training_params": {"quantization": "nf4"}}, "training_params.quantization"),
-    ({"training_params": {"quantization": "int3"}}, "training_params.quantization"),
-    ({"training_params": {"neftune_noise_alpha": 5}}, "training_params.neftune_noise_alpha"),
-    ({"training_params": {"question_column": "prompt"}}, "training_params.question_column"),
-    ({"training_params": {"answer_column": ""}}, "training_params.answer_column"),
-    ({"resource": "main/data/missing.csv"}, "resource"),
-    ({"resource": "main"}, "resource"),
-    ({"resource": "main/data/holes.csv"}, "resource"),
-    ({"oxen_model_path": "../elsewhere"}, "oxen_model_path"),
-    ({"is_public": "yes"}, "is_public"),
-    ({"surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"resource": None}, "resource"),
+        ({"base_model": None}, "base_model"),
+        ({"base_model": "no-such-model"}, "base_model"),
+        ({"script_type": "audio_generation"}, "script_type"),
+        # an image job on a text model (and, below, the image parameters' own checks)
+        (
+            {
+                "script_type": "image_generation",
+                "training_params": {
+                    "image_column": "img",
+                    "caption_column": "cap",
+                    "timestep_type": "weighted",
+                    "samples": 2,
+                    "sample_every": 100,
+                },
+            },
+            "base_model",
+        ),
+        ({"training_params": {"image_column": "img"}}, "training_params.image_column"),
+        (
+            {"script_type": "image_generation", "training_params": {"timestep_type": "cosmic"}},
+            "training_params.timestep_type",
+        ),
+        ({"script_type": "image_generation", "training_params": {"samples": -1}}, "training_params.samples"),
+        ({"script_type": "image_generation", "training_params": {"sample_every": 0}}, "training_params.sample_every"),
+        (
+            {"script_type": "image_generation", "training_params": {"samples": [{"prompt": " "}]}},
+            "training_params.samples[0].prompt",
+        ),
+        (
+            {"script_type": "image_generation", "training_params": {"samples": [{"prompt": "a", "steps": 9}]}},
+            "training_params.samples",
+        ),
+        ({"script_type": "image_generation", "training_params": {"epochs": 2}}, "training_params.epochs"),
+        ({"training_params": {"epochs": 0}}, "training_params.epochs"),
+        ({"training_params": {"epochs": "three"}}, "training_params.epochs"),
+        ({"training_params": {"steps": 0}}, "training_params.steps"),
+        ({"training_params": {"batch_size": -2}}, "training_params.batch_size"),
+        ({"training_params": {"learning_rate": 0}}, "training_params.learning_rate"),
+        ({"training_params": {"grad_accum": 0}}, "training_params.grad_accum"),
+        ({"training_params": {"grad_accum": 2, "gradient_accumulation": 4}}, "training_params.grad_accum"),
+        ({"training_params": {"seq_length": 0}}, "training_params.seq_length"),
+        ({"training_params": {"lora_rank": 0}}, "training_params.lora_rank"),
+        ({"training_params": {"use_lora": "yes"}}, "training_params.use_lora"),
+        # QLoRA (a polytune extension): the test servers have no accelerator; an unknown scheme.
+        ({"training_params": {"quantization": "nf4"}}, "training_params.quantization"),
+        ({"training_params": {"quantization": "int3"}}, "training_params.quantization"),
+        ({"training_params": {"neftune_noise_alpha": 5}}, "training_params.neftune_noise_alpha"),
+        ({"training_params": {"question_column": "prompt"}}, "training_params.question_column"),
+        ({"training_params": {"answer_column": ""}}, "training_params.answer_column"),
+        ({"resource": "main/data/missing.csv"}, "resource"),
+        ({"resource": "main"}, "resource"),
+        ({"resource": "main/data/holes.csv"}, "resource"),
+        ({"oxen_model_path": "../elsewhere"}, "oxen_model_path"),
+        ({"is_public": "yes"}, "is_public"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
 def test_bad_bodies_are_400_and_create_nothing(oxen, shared_repo, client, body, param):
     before = _counts(client)
     full = {"resource": "main/data/qa.csv", **TEXT, **body}
-    err = assert_oxen_error(oxen.post(f"/api/repos/{shared_repo}/fine_tunes",
-                                      json={k: v for k, v in full.items() if v is not None}), 400, param)
+    err = assert_oxen_error(
+        oxen.post(f"/api/repos/{shared_repo}/fine_tunes", json={k: v for k, v in full.items() if v is not None}),
+        400,
+        param,
+    )
     assert err["detail"] and "hyperparameters." not in err["detail"]  # named as the user wrote it
     assert _counts(client) == before
 
@@ -175,15 +211,23 @@ def test_lists_per_repository_and_per_user(oxen, repo, client):
     assert mine[elsewhere]["repository"] == other
     assert mine[openai_job.id]["resource"] == {"path": f.id, "version": None}
     assert mine[openai_job.id]["repository_id"] is None and mine[openai_job.id]["status"] in (
-        "tokenizing", "enqueued", "running", "completed")
+        "tokenizing",
+        "enqueued",
+        "running",
+        "completed",
+    )
     # An OpenAI job belongs to no repository.
     assert_oxen_error(oxen.get(f"/api/repos/{repo}/fine_tunes/{openai_job.id}"), 404)
 
     client.fine_tuning.jobs.cancel(first)
     stopped = oxen.get(f"/api/repos/{repo}/fine_tunes", params={"status": "stopped"}).json()["fine_tunes"]
     assert [j["id"] for j in stopped] == [first]
-    for bad, param in (({"status": "sleeping"}, "status"), ({"sort": "random"}, "sort"),
-                       ({"page": 0}, "page"), ({"page_size": "many"}, "page_size")):
+    for bad, param in (
+        ({"status": "sleeping"}, "status"),
+        ({"sort": "random"}, "sort"),
+        ({"page": 0}, "page"),
+        ({"page_size": "many"}, "page_size"),
+    ):
         assert_oxen_error(oxen.get(f"/api/repos/{repo}/fine_tunes", params=bad), 400, param)
     for job_id in (second, elsewhere, openai_job.id):
         client.fine_tuning.jobs.cancel(job_id)

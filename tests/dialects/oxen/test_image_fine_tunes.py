@@ -52,9 +52,19 @@ def test_an_image_table_makes_a_held_job_with_oxens_defaults(server, image_repo,
         ft = r.json()["fine_tune"]
     assert ft["status"] == "created" and ft["script_type"] == "image_generation"
     assert ft["training_params"] == {
-        "image_column": "image", "caption_column": "caption", "steps": 2000, "batch_size": 1,
-        "learning_rate": 2e-4, "gradient_accumulation": 1, "use_lora": True, "lora_rank": 16, "lora_alpha": 16,
-        "timestep_type": "sigmoid", "sample_every": 200, "samples": 2}
+        "image_column": "image",
+        "caption_column": "caption",
+        "steps": 2000,
+        "batch_size": 1,
+        "learning_rate": 2e-4,
+        "gradient_accumulation": 1,
+        "use_lora": True,
+        "lora_rank": 16,
+        "lora_alpha": 16,
+        "timestep_type": "sigmoid",
+        "sample_every": 200,
+        "samples": 2,
+    }
     # The table became an ordinary fine-tune file of image/caption lines (images inline).
     job = client.fine_tuning.jobs.retrieve(ft["id"])
     lines = client.files.content(job.training_file).text.splitlines()
@@ -62,30 +72,56 @@ def test_an_image_table_makes_a_held_job_with_oxens_defaults(server, image_repo,
 
 
 def test_sample_prompts_and_the_documented_parameters_are_kept(server, image_repo):
-    params = {"image_column": "image", "caption_column": "caption", "steps": 30, "batch_size": 2,
-              "learning_rate": 1e-3, "gradient_accumulation": 2, "lora_rank": 8, "lora_alpha": 8, "use_lora": False,
-              "timestep_type": "weighted", "sample_every": 10, "samples": [{"prompt": "a red dot", "seed": 5}]}
+    params = {
+        "image_column": "image",
+        "caption_column": "caption",
+        "steps": 30,
+        "batch_size": 2,
+        "learning_rate": 1e-3,
+        "gradient_accumulation": 2,
+        "lora_rank": 8,
+        "lora_alpha": 8,
+        "use_lora": False,
+        "timestep_type": "weighted",
+        "sample_every": 10,
+        "samples": [{"prompt": "a red dot", "seed": 5}],
+    }
     with http(server, server.key_a) as c:
         r = _create(c, image_repo, resource="main/data/relative.csv", training_params=params)
     assert r.status_code == 201, r.text
     assert r.json()["fine_tune"]["training_params"] == params
 
 
-@pytest.mark.parametrize("resource,body,param,words", [
-    ("missing.csv", {}, "resource", ["row 2, column 'image'", "'images/green.png' is not a file"]),
-    ("notimage.csv", {}, "resource", ["row 1, column 'image'", "not an image"]),
-    ("broken.csv", {}, "resource", ["row 1, column 'image'", "images/broken.png"]),
-    ("emptycap.csv", {}, "resource", ["row 2, column 'caption'", "empty"]),
-    ("columns.csv", {}, "training_params.image_column", ["no column 'image'", "'picture', 'text'"]),
-    ("columns.csv", {"training_params": {"image_column": "picture", "caption_column": "caption"}},
-     "training_params.caption_column", ["no column 'caption'"]),
-    ("qa.csv", {}, "training_params.image_column", ["text table", "text_generation"]),
-    ("good.csv", {"script_type": "text_generation", "base_model": "polytune-tiny"},
-     "training_params.question_column", ["image table", "image_generation"]),
-    ("good.csv", {"base_model": "polytune-tiny"}, "base_model", ["text model", "polytune-tiny-diffusion"]),
-    ("good.csv", {"script_type": "text_generation", "base_model": "polytune-tiny-diffusion"}, "base_model",
-     ["image model", "polytune-tiny"]),
-])
+@pytest.mark.parametrize(
+    "resource,body,param,words",
+    [
+        ("missing.csv", {}, "resource", ["row 2, column 'image'", "'images/green.png' is not a file"]),
+        ("notimage.csv", {}, "resource", ["row 1, column 'image'", "not an image"]),
+        ("broken.csv", {}, "resource", ["row 1, column 'image'", "images/broken.png"]),
+        ("emptycap.csv", {}, "resource", ["row 2, column 'caption'", "empty"]),
+        ("columns.csv", {}, "training_params.image_column", ["no column 'image'", "'picture', 'text'"]),
+        (
+            "columns.csv",
+            {"training_params": {"image_column": "picture", "caption_column": "caption"}},
+            "training_params.caption_column",
+            ["no column 'caption'"],
+        ),
+        ("qa.csv", {}, "training_params.image_column", ["text table", "text_generation"]),
+        (
+            "good.csv",
+            {"script_type": "text_generation", "base_model": "polytune-tiny"},
+            "training_params.question_column",
+            ["image table", "image_generation"],
+        ),
+        ("good.csv", {"base_model": "polytune-tiny"}, "base_model", ["text model", "polytune-tiny-diffusion"]),
+        (
+            "good.csv",
+            {"script_type": "text_generation", "base_model": "polytune-tiny-diffusion"},
+            "base_model",
+            ["image model", "polytune-tiny"],
+        ),
+    ],
+)
 def test_bad_image_tables_name_the_row_and_column(server, image_repo, client, resource, body, param, words):
     before = len(client.fine_tuning.jobs.list(limit=1000).data), len(client.files.list().data)
     with http(server, server.key_a) as c:

@@ -49,10 +49,13 @@ def test_unknown_training_params_are_accepted_and_named_in_a_warning(oxen, clien
     client.fine_tuning.jobs.cancel(ft["id"])
 
 
-@pytest.mark.parametrize("sent,echoed,absent", [
-    ({"gradient_accumulation": 4}, "gradient_accumulation", "grad_accum"),
-    ({"grad_accum": 4}, "grad_accum", "gradient_accumulation"),
-])
+@pytest.mark.parametrize(
+    "sent,echoed,absent",
+    [
+        ({"gradient_accumulation": 4}, "gradient_accumulation", "grad_accum"),
+        ({"grad_accum": 4}, "grad_accum", "gradient_accumulation"),
+    ],
+)
 def test_gradient_accumulation_reads_back_under_the_name_sent(oxen, client, sent, echoed, absent):
     repo = _repo(oxen)
     ft = _fine_tune(oxen, repo, epochs=1, **sent)
@@ -80,14 +83,23 @@ def test_a_public_repository_is_readable_by_another_organization_and_a_private_o
     # ... read-only: no run, no new fine-tune, no upload in it.
     assert_oxen_error(oxen_b.post(f"/api/repos/{public}/fine_tunes/{shown['id']}/actions/run"), 404)
     assert_oxen_error(oxen_b.post(f"/api/repos/{public}/fine_tunes", json={**TEXT, "training_params": {}}), 404)
-    r = oxen_b.put(f"/api/repos/{public}/file/main/data", files={"files[]": ("x.csv", b"question,answer\n")},
-                   data={"name": "B", "email": "b@example.com", "message": "no"})
+    r = oxen_b.put(
+        f"/api/repos/{public}/file/main/data",
+        files={"files[]": ("x.csv", b"question,answer\n")},
+        data={"name": "B", "email": "b@example.com", "message": "no"},
+    )
     assert_oxen_error(r, 404)
     assert oxen.get(f"/api/repos/{public}/fine_tunes/{shown['id']}").json()["fine_tune"]["status"] == "created"
 
     # The private repository is not there for B, in any of its routes.
-    for path in ("", "/fine_tunes", f"/fine_tunes/{hidden['id']}", f"/fine_tunes/{hidden['id']}/train_status",
-                 f"/fine_tunes/{hidden['id']}/checkpoints", "/file/main/data/qa.csv"):
+    for path in (
+        "",
+        "/fine_tunes",
+        f"/fine_tunes/{hidden['id']}",
+        f"/fine_tunes/{hidden['id']}/train_status",
+        f"/fine_tunes/{hidden['id']}/checkpoints",
+        "/file/main/data/qa.csv",
+    ):
         assert_oxen_error(oxen_b.get(f"/api/repos/{private}{path}"), 404)
     # And B's own lists don't include A's jobs.
     assert shown["id"] not in {f["id"] for f in oxen_b.get("/api/users/b/fine_tunes").json()["fine_tunes"]}

@@ -79,8 +79,11 @@ BAD_UPLOADS = [
 def test_bad_upload_is_422_and_creates_nothing(server, seekr, headers, form, loc):
     form = dict(form)  # parametrized dicts are shared by both backends: never mutate them
     before = _n_files(seekr)
-    files = {"filename": (None, "x.jsonl")} if form.pop("no_files", False) else \
-        {"files": ("x.jsonl", chat_jsonl(2)), "filename": ("upload", b"x.jsonl")}
+    files = (
+        {"filename": (None, "x.jsonl")}
+        if form.pop("no_files", False)
+        else {"files": ("x.jsonl", chat_jsonl(2)), "filename": ("upload", b"x.jsonl")}
+    )
     r = httpx.put(f"{server.url}/v1/flow/files", data=form, files=files, headers=headers)
     assert r.status_code == 422, r.text
     (err,) = r.json()["detail"]
@@ -115,8 +118,9 @@ def test_projects_create_list_retrieve(server, seekr, seekr_b, headers):
         seekr_b.projects.retrieve(made.id)
 
     before = len(seekr.projects.list(limit=10000).data)
-    r = httpx.post(f"{server.url}/v1/flow/projects", json={"name": "abc", "description": "long enough"},
-                   headers=headers)
+    r = httpx.post(
+        f"{server.url}/v1/flow/projects", json={"name": "abc", "description": "long enough"}, headers=headers
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"]
     r = httpx.get(f"{server.url}/v1/flow/projects/not-a-number", headers=headers)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "project_id"]

@@ -37,10 +37,18 @@ def test_lora_training_runs_to_completed_and_reads_through_openai(server, seekr,
     job = seekr.fine_tuning.create(
         project_id=project,
         training_config=TrainingConfig(
-            training_files=[train_file], model="polytune-tiny", n_epochs=2, batch_size=5, learning_rate=3e-3,
-            n_checkpoints=1, experiment_name="lora-run", max_length=512,
-            lora_config=LoRAConfig(r=8, alpha=16, dropout=0.0)),
-        infrastructure_config=InfrastructureConfig(accel_type="H100", n_accel=n_accel, n_node=1))
+            training_files=[train_file],
+            model="polytune-tiny",
+            n_epochs=2,
+            batch_size=5,
+            learning_rate=3e-3,
+            n_checkpoints=1,
+            experiment_name="lora-run",
+            max_length=512,
+            lora_config=LoRAConfig(r=8, alpha=16, dropout=0.0),
+        ),
+        infrastructure_config=InfrastructureConfig(accel_type="H100", n_accel=n_accel, n_node=1),
+    )
     assert job.status.value == "pending" and job.accel_type.value == "H100" and job.n_accel == n_accel
     assert job.project_id == project and job.lora_config.r == 8 and job.experiment_name == "lora-run"
     with pytest.raises(InvalidRequestError):
@@ -86,7 +94,8 @@ def test_create_without_lora_list_retrieve_cancel_put(seekr, train_file, project
     job = seekr.fine_tuning.create(
         project_id=project,
         training_config=TrainingConfig(training_files=[train_file], model="polytune-tiny", n_epochs=50),
-        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1))
+        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1),
+    )
     assert job.lora_config is None and job.fine_tune_type.value == "STANDARD" and job.batch_size is None
     assert job.id in {j.id for j in seekr.fine_tuning.list().data}
     assert seekr.fine_tuning.retrieve(job.id).training_files == [train_file]
@@ -105,9 +114,11 @@ def test_async_client_creates_with_lora_and_cancels_with_post(server, seekr_asyn
     async def go():
         job = await seekr_async.fine_tuning.create(  # POST /v1/flow/fine-tunes, after GET models
             project_id=project,
-            training_config=TrainingConfig(training_files=[train_file], model="polytune-tiny", n_epochs=50,
-                                           lora_config=LoRAConfig()),
-            infrastructure_config=InfrastructureConfig(accel_type="MI300X", n_accel=2, n_node=n_node))
+            training_config=TrainingConfig(
+                training_files=[train_file], model="polytune-tiny", n_epochs=50, lora_config=LoRAConfig()
+            ),
+            infrastructure_config=InfrastructureConfig(accel_type="MI300X", n_accel=2, n_node=n_node),
+        )
         cancelled = await seekr_async.fine_tuning.cancel(job.id)  # async client: POST
         return job, cancelled, await seekr_async.fine_tuning.retrieve(job.id)
 
@@ -118,8 +129,9 @@ def test_async_client_creates_with_lora_and_cancels_with_post(server, seekr_asyn
 
 def test_openai_job_reads_through_seekr(client, seekr):
     fid = client.files.create(file=("t.jsonl", io.BytesIO(chat_jsonl(10))), purpose="fine-tune").id
-    job = client.fine_tuning.jobs.create(model="polytune-tiny", training_file=fid, suffix="x",
-                                         hyperparameters={"n_epochs": 3, "lora": True, "lora_r": 4})
+    job = client.fine_tuning.jobs.create(
+        model="polytune-tiny", training_file=fid, suffix="x", hyperparameters={"n_epochs": 3, "lora": True, "lora_r": 4}
+    )
     client.fine_tuning.jobs.cancel(job.id)
     seen = seekr.fine_tuning.retrieve(job.id)
     assert seen.status.value == "cancelled" and seen.fine_tune_type.value == "STANDARD"
@@ -129,18 +141,23 @@ def test_openai_job_reads_through_seekr(client, seekr):
 
 
 def _body(train_file: str, **training) -> dict:
-    return {"project_id": None,
-            "training_config": {"training_files": [train_file], "model": "polytune-tiny", "n_epochs": 1,
-                                **training},
-            "infrastructure_config": {"accel_type": "A100", "n_accel": 1}}
+    return {
+        "project_id": None,
+        "training_config": {"training_files": [train_file], "model": "polytune-tiny", "n_epochs": 1, **training},
+        "infrastructure_config": {"accel_type": "A100", "n_accel": 1},
+    }
 
 
 BAD_BODIES = [
     (lambda f: {"training_config": _body(f)["training_config"]}, ["body", "infrastructure_config"]),
-    (lambda f: {**_body(f), "infrastructure_config": {"accel_type": "TPU", "n_accel": 1}},
-     ["body", "infrastructure_config", "accel_type"]),
-    (lambda f: {**_body(f), "infrastructure_config": {"accel_type": "A10", "n_accel": 0}},
-     ["body", "infrastructure_config", "n_accel"]),
+    (
+        lambda f: {**_body(f), "infrastructure_config": {"accel_type": "TPU", "n_accel": 1}},
+        ["body", "infrastructure_config", "accel_type"],
+    ),
+    (
+        lambda f: {**_body(f), "infrastructure_config": {"accel_type": "A10", "n_accel": 0}},
+        ["body", "infrastructure_config", "n_accel"],
+    ),
     (lambda f: _body(f, batch_size=2048), ["body", "training_config", "batch_size"]),
     (lambda f: _body(f, n_epochs="many"), ["body", "training_config", "n_epochs"]),
     (lambda f: _body(f, lora_config={"r": 0}), ["body", "training_config", "lora_config", "r"]),
@@ -156,28 +173,34 @@ BAD_BODIES = [
     (lambda f: {**_body(f), "colour": "blue"}, ["body", "colour"]),  # RequestConfig itself is closed
     (lambda f: {**_body(f), "project_id": 987654}, ["body", "project_id"]),
     # QLoRA (a polytune extension in lora_config.extras): the test servers have no accelerator.
-    (lambda f: _body(f, lora_config={"extras": {"quantization": "nf4"}}),
-     ["body", "training_config", "lora_config", "extras", "quantization"]),
-    (lambda f: _body(f, lora_config={"extras": {"quantization": "int3"}}),
-     ["body", "training_config", "lora_config", "extras", "quantization"]),
+    (
+        lambda f: _body(f, lora_config={"extras": {"quantization": "nf4"}}),
+        ["body", "training_config", "lora_config", "extras", "quantization"],
+    ),
+    (
+        lambda f: _body(f, lora_config={"extras": {"quantization": "int3"}}),
+        ["body", "training_config", "lora_config", "extras", "quantization"],
+    ),
 ]
 
 
 @pytest.mark.parametrize("make,loc", BAD_BODIES)
-def test_bad_bodies_are_422_http_validation_errors_and_create_nothing(server, seekr, headers, train_file,
-                                                                      make, loc):
+def test_bad_bodies_are_422_http_validation_errors_and_create_nothing(server, seekr, headers, train_file, make, loc):
     before = _count(seekr)
     for path in ("fine-tune", "fine-tunes"):
         r = httpx.post(f"{server.url}/v1/flow/{path}", json=make(train_file), headers=headers)
         assert r.status_code == 422, r.text
         detail = r.json()["detail"]
-        assert detail[0]["loc"][:len(loc)] == loc and detail[0]["msg"] and detail[0]["type"], detail
+        assert detail[0]["loc"][: len(loc)] == loc and detail[0]["msg"] and detail[0]["type"], detail
     assert _count(seekr) == before
 
 
 def test_malformed_json_and_unknown_job(server, seekr, headers):
-    r = httpx.post(f"{server.url}/v1/flow/fine-tune", content=b'{"project_id": ',
-                   headers={**headers, "Content-Type": "application/json"})
+    r = httpx.post(
+        f"{server.url}/v1/flow/fine-tune",
+        content=b'{"project_id": ',
+        headers={**headers, "Content-Type": "application/json"},
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
     with pytest.raises(InvalidRequestError):
         seekr.fine_tuning.retrieve("ftjob-nope")
@@ -186,16 +209,29 @@ def test_malformed_json_and_unknown_job(server, seekr, headers):
 
 
 @pytest.mark.parametrize("fine_tune_type", ["REINFORCEMENT", "GRPO"])
-def test_reinforcement_reward_components_become_the_jobs_grader(server, seekr, client, headers, tmp_path,
-                                                                fine_tune_type):
+def test_reinforcement_reward_components_become_the_jobs_grader(
+    server, seekr, client, headers, tmp_path, fine_tune_type
+):
     path = tmp_path / "rl.jsonl"
-    path.write_text("".join(f'{{"messages": [{{"role": "user", "content": "What is {i} + 1?"}}], '
-                            f'"reference_answer": "{i + 1}"}}\n' for i in range(10)))
+    path.write_text(
+        "".join(
+            f'{{"messages": [{{"role": "user", "content": "What is {i} + 1?"}}], "reference_answer": "{i + 1}"}}\n'
+            for i in range(10)
+        )
+    )
     train = seekr.files.upload(path, purpose="fine-tune").id
-    components = {"format_reward_weight": 0.2, "graders": [
-        {"type": "math_accuracy", "weight": 0.5}, {"type": "string_check", "operation": "contains", "weight": 0.3}]}
-    r = httpx.post(f"{server.url}/v1/flow/fine-tune", headers=headers, json=_body(
-        train, fine_tune_type=fine_tune_type, reward_components=components))
+    components = {
+        "format_reward_weight": 0.2,
+        "graders": [
+            {"type": "math_accuracy", "weight": 0.5},
+            {"type": "string_check", "operation": "contains", "weight": 0.3},
+        ],
+    }
+    r = httpx.post(
+        f"{server.url}/v1/flow/fine-tune",
+        headers=headers,
+        json=_body(train, fine_tune_type=fine_tune_type, reward_components=components),
+    )
     assert r.status_code == 200, r.text
     job = seekr.fine_tuning.retrieve(r.json()["id"])
     assert job.fine_tune_type.value == fine_tune_type  # GRPO reads back as sent

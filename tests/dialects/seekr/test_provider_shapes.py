@@ -24,8 +24,11 @@ def project(seekr) -> int:
 
 
 def _warnings(seekr, job_id: str) -> list[str]:
-    return [e.model_extra["message"] for e in seekr.fine_tuning.list_events(job_id).data
-            if e.model_extra.get("level") == "warn"]
+    return [
+        e.model_extra["message"]
+        for e in seekr.fine_tuning.list_events(job_id).data
+        if e.model_extra.get("level") == "warn"
+    ]
 
 
 def _cancel_unless_finished(seekr, job_id: str) -> None:
@@ -42,16 +45,27 @@ def test_unknown_keys_in_open_objects_are_ignored_with_a_warning(seekr, train_fi
     job = seekr.fine_tuning.create(
         project_id=project,
         training_config=TrainingConfig(
-            training_files=[train_file], model="polytune-tiny", n_epochs=1, batch_size=2, learning_rate=1e-3,
-            warmup_stepz=5, lora_config=LoRAConfig(r=4, dropout=1.0, rank_pattern={}, extras={"use_dora": True})),
-        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1, zone="eu"))
+            training_files=[train_file],
+            model="polytune-tiny",
+            n_epochs=1,
+            batch_size=2,
+            learning_rate=1e-3,
+            warmup_stepz=5,
+            lora_config=LoRAConfig(r=4, dropout=1.0, rank_pattern={}, extras={"use_dora": True}),
+        ),
+        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1, zone="eu"),
+    )
     assert job.lora_config.dropout == 1.0 and job.lora_config.r == 4
     # Left out: the document's 2500, bounded by polytune-tiny's context.
     assert job.max_length == min(2500, TINY_CONTEXT)
     warned = _warnings(seekr, job.id)
     (ignored,) = [w for w in warned if w.startswith("Ignored unknown keys")]
-    for key in ("training_config.warmup_stepz", "infrastructure_config.zone", "training_config.lora_config.rank_pattern",
-                "training_config.lora_config.extras.use_dora"):
+    for key in (
+        "training_config.warmup_stepz",
+        "infrastructure_config.zone",
+        "training_config.lora_config.rank_pattern",
+        "training_config.lora_config.extras.use_dora",
+    ):
         assert key in ignored
     assert any("dropout is 1" in w for w in warned)
     _cancel_unless_finished(seekr, job.id)
@@ -60,9 +74,17 @@ def test_unknown_keys_in_open_objects_are_ignored_with_a_warning(seekr, train_fi
 def test_max_length_and_experiment_name_are_echoed(seekr, client, train_file, project):
     job = seekr.fine_tuning.create(
         project_id=project,
-        training_config=TrainingConfig(training_files=[train_file], model="polytune-tiny", n_epochs=1,
-                                       batch_size=2, learning_rate=1e-3, max_length=300, experiment_name="exp-1"),
-        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1))
+        training_config=TrainingConfig(
+            training_files=[train_file],
+            model="polytune-tiny",
+            n_epochs=1,
+            batch_size=2,
+            learning_rate=1e-3,
+            max_length=300,
+            experiment_name="exp-1",
+        ),
+        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1),
+    )
     assert job.max_length == 300 and seekr.fine_tuning.retrieve(job.id).max_length == 300
     # The dashboard reads jobs through /v1: the experiment name is there (and names the W&B run,
     # tests/training/test_wandb_run.py).
@@ -72,12 +94,22 @@ def test_max_length_and_experiment_name_are_echoed(seekr, client, train_file, pr
 
 
 def test_reward_components_extras_and_grpo_reads_back_as_grpo(server, seekr, train_file):
-    body = {"training_config": {
-        "training_files": [train_file], "model": "polytune-tiny", "n_epochs": 1, "batch_size": 2,
-        "learning_rate": 1e-3, "fine_tune_type": "GRPO",
-        "reward_components": {"format_reward_weight": 0.2, "graders": [{"type": "math_accuracy", "weight": 0.8}],
-                              "normalise": True}},
-        "infrastructure_config": {"accel_type": "A100", "n_accel": 1}}
+    body = {
+        "training_config": {
+            "training_files": [train_file],
+            "model": "polytune-tiny",
+            "n_epochs": 1,
+            "batch_size": 2,
+            "learning_rate": 1e-3,
+            "fine_tune_type": "GRPO",
+            "reward_components": {
+                "format_reward_weight": 0.2,
+                "graders": [{"type": "math_accuracy", "weight": 0.8}],
+                "normalise": True,
+            },
+        },
+        "infrastructure_config": {"accel_type": "A100", "n_accel": 1},
+    }
     r = httpx.post(f"{server.url}/v1/flow/fine-tune", json=body, headers={"Authorization": server.key_a})
     assert r.status_code == 200, r.text
     job = seekr.fine_tuning.retrieve(r.json()["id"])
@@ -98,26 +130,46 @@ def test_pre_train_on_a_raw_text_file_trains_to_completed(seekr, client, project
     raw = seekr.files.upload(path, purpose="pre-train").id
     job = seekr.fine_tuning.create(
         project_id=project,
-        training_config=TrainingConfig(training_files=[raw], model="polytune-tiny", n_epochs=1, batch_size=2,
-                                       learning_rate=1e-3, max_length=64, pre_train=True),
-        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1))
+        training_config=TrainingConfig(
+            training_files=[raw],
+            model="polytune-tiny",
+            n_epochs=1,
+            batch_size=2,
+            learning_rate=1e-3,
+            max_length=64,
+            pre_train=True,
+        ),
+        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1),
+    )
     assert job.pre_train is True and job.training_files == [raw] and job.fine_tune_type.value == "STANDARD"
     # Trains on a {"text"} file made from the book: one document per paragraph, packed.
     trained = client.fine_tuning.jobs.retrieve(job.id)
     assert trained.training_file != raw and trained.hyperparameters.to_dict()["packing"] is True
     rows = client.files.content(trained.training_file).text.splitlines()
-    assert len(rows) == 24 and rows[0] == '{"text":"Chapter 0. The lighthouse keeper counted 0 ships before the storm."}'
-    done = wait_for(lambda: (j := seekr.fine_tuning.retrieve(job.id)).status.value in
-                    ("completed", "failed", "cancelled") and j, 300)
+    assert (
+        len(rows) == 24 and rows[0] == '{"text":"Chapter 0. The lighthouse keeper counted 0 ships before the storm."}'
+    )
+    done = wait_for(
+        lambda: (j := seekr.fine_tuning.retrieve(job.id)).status.value in ("completed", "failed", "cancelled") and j,
+        300,
+    )
     assert done.status.value == "completed", done.error_analysis
     assert [e for e in seekr.fine_tuning.list_events(job.id).data if e.loss is not None]
 
 
 def test_pre_train_refuses_other_types_and_non_text_files(server, seekr, project, train_file, tmp_path):
     headers = {"Authorization": server.key_a}
-    body = {"training_config": {"training_files": [train_file], "model": "polytune-tiny", "n_epochs": 1,
-                                "batch_size": 2, "learning_rate": 1e-3, "pre_train": True},
-            "infrastructure_config": {"accel_type": "A100", "n_accel": 1}}
+    body = {
+        "training_config": {
+            "training_files": [train_file],
+            "model": "polytune-tiny",
+            "n_epochs": 1,
+            "batch_size": 2,
+            "learning_rate": 1e-3,
+            "pre_train": True,
+        },
+        "infrastructure_config": {"accel_type": "A100", "n_accel": 1},
+    }
     before = len(seekr.files.list().data), len(seekr.fine_tuning.list().data)
     grpo = {**body, "training_config": {**body["training_config"], "fine_tune_type": "GRPO"}}
     r = httpx.post(f"{server.url}/v1/flow/fine-tune", json=grpo, headers=headers)

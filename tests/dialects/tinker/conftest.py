@@ -27,8 +27,13 @@ def tinker_server(tmp_path_factory):
     srv = LiveServer(tmp, f"sqlite:///{tmp}/polytune.db")
 
     def key(org: str) -> str:
-        out = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", org, "--prefix", "tml-"],
-                             env=srv.env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [str(BIN / "polytune"), "keys", "create", "--org", org, "--prefix", "tml-"],
+            env=srv.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return out.stdout.strip().splitlines()[-1]
 
     srv.key_a, srv.key_b = key("org-a"), key("org-b")

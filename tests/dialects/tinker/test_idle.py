@@ -18,8 +18,13 @@ pytestmark = [pytest.mark.live, pytest.mark.slow]
 def idle_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tinker-idle")
     srv = LiveServer(tmp, f"sqlite:///{tmp}/polytune.db", POLYTUNE_PRIMITIVES_IDLE_SECONDS="2")
-    srv.key = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", "org-a", "--prefix", "tml-"],
-                             env=srv.env, capture_output=True, text=True, check=True).stdout.split()[-1]
+    srv.key = subprocess.run(
+        [str(BIN / "polytune"), "keys", "create", "--org", "org-a", "--prefix", "tml-"],
+        env=srv.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[-1]
     try:
         yield srv
     finally:
@@ -34,8 +39,11 @@ def test_an_idle_run_is_released_and_comes_back(idle_server):
     before = _jobs(idle_server)
     tc = service.create_lora_training_client(base_model="polytune-tiny", rank=4, seed=0).result()
     (job_id,) = _jobs(idle_server) - before
-    data = [types.Datum(model_input=types.ModelInput.from_ints([5, 17, 42, 8]),
-                        loss_fn_inputs={"target_tokens": [17, 42, 8, 99]})]
+    data = [
+        types.Datum(
+            model_input=types.ModelInput.from_ints([5, 17, 42, 8]), loss_fn_inputs={"target_tokens": [17, 42, 8, 99]}
+        )
+    ]
     tc.forward_backward(data, "cross_entropy").result()
     tc.optim_step(types.AdamParams(learning_rate=1e-2)).result()
     loss = tc.forward(data, "cross_entropy").result().metrics["loss:sum"]
@@ -58,6 +66,9 @@ def _jobs(srv) -> set[str]:
 
 
 def _events(srv, job_id: str) -> list[str]:
-    r = httpx.get(f"{srv.url}/v1/fine_tuning/jobs/{job_id}/events", params={"limit": 100},
-                  headers={"Authorization": f"Bearer {srv.key}"})
+    r = httpx.get(
+        f"{srv.url}/v1/fine_tuning/jobs/{job_id}/events",
+        params={"limit": 100},
+        headers={"Authorization": f"Bearer {srv.key}"},
+    )
     return [e["message"] for e in r.json()["data"]]

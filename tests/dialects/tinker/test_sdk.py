@@ -17,8 +17,10 @@ def datum(types, tokenizer, prompt: str, answer: str):
     a = tokenizer.encode(answer, add_special_tokens=False)
     tokens = p + a
     weights = [0.0] * (len(p) - 1) + [1.0] * len(a)
-    return types.Datum(model_input=types.ModelInput.from_ints(tokens[:-1]),
-                       loss_fn_inputs={"target_tokens": tokens[1:], "weights": weights})
+    return types.Datum(
+        model_input=types.ModelInput.from_ints(tokens[:-1]),
+        loss_fn_inputs={"target_tokens": tokens[1:], "weights": weights},
+    )
 
 
 def loss(result) -> float:
@@ -53,8 +55,11 @@ def test_supervised_loop_learns_and_the_sampler_answers(trained, service_a, tink
     sampler = tc.save_weights_and_get_sampling_client()
     params = types.SamplingParams(max_tokens=len(tok.encode(" banana", add_special_tokens=False)), temperature=0.0)
     for prompt, answer in FACTS:
-        out = sampler.sample(types.ModelInput.from_ints(tok.encode(prompt, add_special_tokens=False)),
-                             num_samples=2, sampling_params=params).result()
+        out = sampler.sample(
+            types.ModelInput.from_ints(tok.encode(prompt, add_special_tokens=False)),
+            num_samples=2,
+            sampling_params=params,
+        ).result()
         assert len(out.sequences) == 2
         assert tok.decode(out.sequences[0].tokens).startswith(answer), (prompt, tok.decode(out.sequences[0].tokens))
         assert len(out.sequences[0].logprobs) == len(out.sequences[0].tokens)
@@ -71,19 +76,26 @@ def test_supervised_loop_learns_and_the_sampler_answers(trained, service_a, tink
     second = again.sample(types.ModelInput.from_ints(prompt), 3, seeded).result()
     assert [s.tokens for s in first.sequences] == [s.tokens for s in second.sequences]
     stop_at = out.sequences[0].tokens[0]
-    stopped = again.sample(types.ModelInput.from_ints(prompt), 1, types.SamplingParams(
-        max_tokens=6, temperature=0.0, stop=[stop_at])).result()
+    stopped = again.sample(
+        types.ModelInput.from_ints(prompt), 1, types.SamplingParams(max_tokens=6, temperature=0.0, stop=[stop_at])
+    ).result()
     assert stopped.sequences[0].tokens == [stop_at] and stopped.sequences[0].stop_reason == "stop"
 
     # The run is a job of method `primitives`, listed by the OpenAI API with the same tml- key.
-    jobs = httpx.get(f"{tinker_server.url}/v1/fine_tuning/jobs", timeout=30,
-                     headers={"Authorization": f"Bearer {tinker_server.key_a}"}).json()["data"]
+    jobs = httpx.get(
+        f"{tinker_server.url}/v1/fine_tuning/jobs",
+        timeout=30,
+        headers={"Authorization": f"Bearer {tinker_server.key_a}"},
+    ).json()["data"]
     mine = [j for j in jobs if j["method"]["type"] == "primitives"]
     assert mine and mine[0]["status"] == "running" and mine[0]["model"] == "polytune-tiny"
     assert mine[0]["trained_steps"] >= 30
     # Each optimizer step is a metrics event carrying its loss: the dashboard's loss curve.
-    events = httpx.get(f"{tinker_server.url}/v1/fine_tuning/jobs/{mine[0]['id']}/events", params={"limit": 100},
-                       headers={"Authorization": f"Bearer {tinker_server.key_a}"}).json()["data"]
+    events = httpx.get(
+        f"{tinker_server.url}/v1/fine_tuning/jobs/{mine[0]['id']}/events",
+        params={"limit": 100},
+        headers={"Authorization": f"Bearer {tinker_server.key_a}"},
+    ).json()["data"]
     steps = sorted((e["data"] for e in events if e["type"] == "metrics"), key=lambda d: d["step"])
     assert len(steps) >= 30 and steps[0]["train_loss"] == pytest.approx(losses[0], rel=1e-4)
 
@@ -112,10 +124,15 @@ def test_organizations_are_isolated(trained, service_b, tinker_server):
     path = tc.save_weights_for_sampler("private").result().path
     with pytest.raises(tinker.NotFoundError):
         service_b.create_sampling_client(model_path=path).sample(
-            tinker.types.ModelInput.from_ints([1, 2]), 1, tinker.types.SamplingParams(max_tokens=1)).result()
+            tinker.types.ModelInput.from_ints([1, 2]), 1, tinker.types.SamplingParams(max_tokens=1)
+        ).result()
     b = {"X-API-Key": tinker_server.key_b}
-    assert httpx.post(f"{tinker_server.url}/api/v1/get_info", json={"model_id": tc.model_id}, headers=b).status_code == 404
-    jobs = httpx.get(f"{tinker_server.url}/v1/fine_tuning/jobs", headers={"Authorization": f"Bearer {tinker_server.key_b}"}).json()
+    assert (
+        httpx.post(f"{tinker_server.url}/api/v1/get_info", json={"model_id": tc.model_id}, headers=b).status_code == 404
+    )
+    jobs = httpx.get(
+        f"{tinker_server.url}/v1/fine_tuning/jobs", headers={"Authorization": f"Bearer {tinker_server.key_b}"}
+    ).json()
     assert jobs["data"] == []
 
 
@@ -147,8 +164,11 @@ def test_cancel_from_the_openai_api_frees_the_run(service_a, tinker_server):
     # The run's worker lets its model go within a sweep; its calls then say the run has ended.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        r = httpx.post(f"{tinker_server.url}/api/v1/get_info", json={"model_id": tc.model_id},
-                       headers={"X-API-Key": tinker_server.key_a})
+        r = httpx.post(
+            f"{tinker_server.url}/api/v1/get_info",
+            json={"model_id": tc.model_id},
+            headers={"X-API-Key": tinker_server.key_a},
+        )
         if r.status_code != 200:
             break
         time.sleep(0.5)
@@ -168,9 +188,14 @@ def test_tml_keys_work_on_every_api_and_a_bad_prefix_is_refused(tinker_server):
     # The SDK itself refuses other keys: why `--prefix tml-` exists.
     with pytest.raises(tinker.TinkerError, match="tml-"):
         tinker.ServiceClient(base_url=tinker_server.url, api_key="pt-not-a-tinker-key").create_lora_training_client(
-            base_model="polytune-tiny")
-    bad = subprocess.run([str(BIN / "polytune"), "keys", "create", "--org", "org-a", "--prefix", "tml key"],
-                         env=tinker_server.env, capture_output=True, text=True)
+            base_model="polytune-tiny"
+        )
+    bad = subprocess.run(
+        [str(BIN / "polytune"), "keys", "create", "--org", "org-a", "--prefix", "tml key"],
+        env=tinker_server.env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "--prefix" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -183,8 +208,9 @@ def test_an_importance_sampling_step_on_the_samplers_own_logprobs(trained):
     tc, tok, _, _ = trained
     sampler = tc.save_weights_and_get_sampling_client()
     prompt = tok.encode(FACTS[0][0], add_special_tokens=False)
-    out = sampler.sample(types.ModelInput.from_ints(prompt), 4,
-                         types.SamplingParams(max_tokens=3, temperature=1.0, seed=3)).result()
+    out = sampler.sample(
+        types.ModelInput.from_ints(prompt), 4, types.SamplingParams(max_tokens=3, temperature=1.0, seed=3)
+    ).result()
     data, total_advantage = [], 0.0
     for seq in out.sequences:
         reward = 1.0 if tok.decode(seq.tokens).startswith(FACTS[0][1]) else 0.0
@@ -194,11 +220,19 @@ def test_an_importance_sampling_step_on_the_samplers_own_logprobs(trained):
         sampled_logprobs = [0.0] * (len(prompt) - 1) + list(seq.logprobs)
         advantages = [0.0] * (len(prompt) - 1) + [advantage] * len(seq.tokens)
         total_advantage += advantage * len(seq.tokens)
-        data.append(types.Datum(model_input=types.ModelInput.from_ints(tokens[:-1]), loss_fn_inputs={
-            "target_tokens": tokens[1:], "logprobs": sampled_logprobs[:n], "advantages": advantages[:n]}))
+        data.append(
+            types.Datum(
+                model_input=types.ModelInput.from_ints(tokens[:-1]),
+                loss_fn_inputs={
+                    "target_tokens": tokens[1:],
+                    "logprobs": sampled_logprobs[:n],
+                    "advantages": advantages[:n],
+                },
+            )
+        )
     result = tc.forward_backward(data, "importance_sampling").result()
     for seq, output in zip(out.sequences, result.loss_fn_outputs):
-        trained_logprobs = output["logprobs"].tolist()[-len(seq.tokens):]
+        trained_logprobs = output["logprobs"].tolist()[-len(seq.tokens) :]
         assert trained_logprobs == pytest.approx(list(seq.logprobs), abs=1e-3)
     assert result.metrics["loss:sum"] == pytest.approx(-total_advantage, abs=1e-2)
     tc.optim_step(types.AdamParams(learning_rate=1e-3)).result()

@@ -64,8 +64,10 @@ async def json_body(request: Request, model: type[M]) -> M:
     ctype = request.headers.get("content-type", "")
     # Checked before the body is read: a body of the wrong kind is refused unread.
     if not ctype.split(";")[0].strip().lower().endswith("json"):
-        raise InvalidRequest(f"Expected a JSON body with 'Content-Type: application/json', got "
-                             f"'{ctype or 'none'}'.", code="invalid_content_type")
+        raise InvalidRequest(
+            f"Expected a JSON body with 'Content-Type: application/json', got '{ctype or 'none'}'.",
+            code="invalid_content_type",
+        )
     raw = await request.body()
     try:
         data = orjson.loads(raw) if raw else {}

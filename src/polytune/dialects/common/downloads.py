@@ -32,9 +32,11 @@ def content_disposition(filename: str) -> str:
 def file_content_response(files: FileService, org_id: str, file_id: str) -> StreamingResponse:
     info, chunks = files.content(org_id, file_id)
     # The SDKs size their download from Content-Length (seekrai refuses a missing or zero one).
-    return StreamingResponse(chunks, media_type="application/octet-stream",
-                             headers={"Content-Length": str(info.bytes),
-                                      "Content-Disposition": content_disposition(info.filename)})
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(info.bytes), "Content-Disposition": content_disposition(info.filename)},
+    )
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -57,8 +59,9 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return int(first), min(int(last), size - 1) if last else size - 1
 
 
-def ranged_response(open_blob: Callable[[], BinaryIO], size: int, filename: str, media_type: str,
-                    range_header: str | None, etag: str) -> Response:
+def ranged_response(
+    open_blob: Callable[[], BinaryIO], size: int, filename: str, media_type: str, range_header: str | None, etag: str
+) -> Response:
     """A stored blob streamed whole (200) or from a byte range (206), so an interrupted
     download resumes where it stopped (`curl -C -`, the CLI's `models download`)."""
     headers = {"Accept-Ranges": "bytes", "ETag": etag, "Content-Disposition": content_disposition(filename)}

@@ -21,8 +21,15 @@ from polytune.domain.errors import DomainError
 log = logging.getLogger("polytune.api")
 
 # domain error kind -> HTTP status
-STATUS = {"invalid_request": 400, "not_found": 404, "unauthorized": 401, "too_large": 413, "conflict": 409,
-          "rate_limited": 429, "quota_exceeded": 429}
+STATUS = {
+    "invalid_request": 400,
+    "not_found": 404,
+    "unauthorized": 401,
+    "too_large": 413,
+    "conflict": 409,
+    "rate_limited": 429,
+    "quota_exceeded": 429,
+}
 
 
 def status_of(e: DomainError) -> int:

@@ -11,9 +11,15 @@ from starlette.concurrency import run_in_threadpool
 from .deps import Services
 
 
-async def once_per_key(request: Request, svc: Services, org_id: str, route: str, request_hash: str,
-                       create: Callable[[], Awaitable[dict[str, Any]]],
-                       on_replay: Callable[[], None] | None = None) -> dict[str, Any]:
+async def once_per_key(
+    request: Request,
+    svc: Services,
+    org_id: str,
+    route: str,
+    request_hash: str,
+    create: Callable[[], Awaitable[dict[str, Any]]],
+    on_replay: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     key = request.headers.get("idempotency-key")
     if key is None:
         return await create()

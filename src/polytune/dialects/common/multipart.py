@@ -88,12 +88,18 @@ async def read_multipart(request: Request, open_sink: Callable[[str, str], Sink]
     def on_part_end() -> None:
         actions.append(("end", current, b""))
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-        "on_part_end": on_part_end,
-    })
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
     form = Form({}, {})
     async for chunk in request.stream():
         try:
@@ -145,8 +151,9 @@ def extended_filename(header: bytes) -> str | None:
     try:
         return unquote(encoded, encoding=charset or "utf-8", errors="strict")
     except (LookupError, UnicodeDecodeError):
-        raise InvalidRequest("The part's filename* is not valid RFC 8187 text.", param="file",
-                             code="invalid_multipart") from None
+        raise InvalidRequest(
+            "The part's filename* is not valid RFC 8187 text.", param="file", code="invalid_multipart"
+        ) from None
 
 
 async def _flush(sink: Sink, chunks: list[bytes]) -> None:

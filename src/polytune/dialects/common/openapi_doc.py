@@ -19,12 +19,18 @@ _SCHEMAS = "x-polytune-schemas"  # carried on the operation until install() hois
 def json_request(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template=_REF)
     schemas = {**schema.pop("$defs", {}), model.__name__: schema}
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": _REF.format(model=model.__name__)}}}}, _SCHEMAS: schemas}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}},
+        },
+        _SCHEMAS: schemas,
+    }
 
 
-def multipart_request(files: list[str], fields: dict[str, dict[str, Any]] | None = None,
-                      required: list[str] | None = None) -> dict[str, Any]:
+def multipart_request(
+    files: list[str], fields: dict[str, dict[str, Any]] | None = None, required: list[str] | None = None
+) -> dict[str, Any]:
     properties = {name: {"type": "string", "format": "binary"} for name in files}
     properties.update(fields or {})
     schema = {"type": "object", "properties": properties, "required": required or list(files)}

@@ -12,24 +12,43 @@ from starlette.exceptions import HTTPException
 from polytune.dialects.common.errors import request_param, retry_headers, status_of
 from polytune.domain.errors import DomainError
 
-TYPE = {"invalid_request": "invalid_request_error", "not_found": "invalid_request_error",
-        "unauthorized": "invalid_request_error", "too_large": "invalid_request_error",
-        "conflict": "invalid_request_error", "rate_limited": "rate_limit_error",
-        "quota_exceeded": "rate_limit_error"}
+TYPE = {
+    "invalid_request": "invalid_request_error",
+    "not_found": "invalid_request_error",
+    "unauthorized": "invalid_request_error",
+    "too_large": "invalid_request_error",
+    "conflict": "invalid_request_error",
+    "rate_limited": "rate_limit_error",
+    "quota_exceeded": "rate_limit_error",
+}
 # A quota is not freed by waiting a second: the SDK's automatic retries of a 429 would only
 # repeat the refusal (openai-python honours this header).
 NO_RETRY = {"quota_exceeded": {"x-should-retry": "false"}}
 
 
-def envelope(status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-             code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}},
-                        status_code=status, headers=headers)
+def envelope(
+    status: int,
+    message: str,
+    *,
+    type: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": type, "param": param, "code": code}}, status_code=status, headers=headers
+    )
 
 
 def render_domain_error(e: DomainError) -> JSONResponse:
-    response = envelope(status_of(e), e.message, type=TYPE.get(e.kind, "invalid_request_error"),
-                        param=e.param, code=e.code, headers=NO_RETRY.get(e.kind))
+    response = envelope(
+        status_of(e),
+        e.message,
+        type=TYPE.get(e.kind, "invalid_request_error"),
+        param=e.param,
+        code=e.code,
+        headers=NO_RETRY.get(e.kind),
+    )
     response.headers.update(retry_headers(e) or {})
     return response
 
@@ -44,8 +63,13 @@ async def request_validation_handler(_: Request, e: RequestValidationError) -> J
 
 
 async def http_error_handler(_: Request, e: HTTPException) -> JSONResponse:
-    code = {401: "invalid_api_key", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
-            429: "rate_limit_exceeded"}.get(e.status_code, "server_error" if e.status_code >= 500 else "invalid_request")
+    code = {
+        401: "invalid_api_key",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "request_too_large",
+        429: "rate_limit_exceeded",
+    }.get(e.status_code, "server_error" if e.status_code >= 500 else "invalid_request")
     return envelope(e.status_code, str(e.detail), code=code)
 
 

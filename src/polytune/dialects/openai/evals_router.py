@@ -46,14 +46,26 @@ def _base(request: Request) -> str:
 @router.post("/evals", openapi_extra=json_request(CreateEvalRequest))
 async def create_eval(request: Request, org: OrgId, evals: Evals) -> dict[str, Any]:
     req = await json_body(request, CreateEvalRequest)
-    created = await run_in_threadpool(evals.create, org, name=req.name, data_source_config=req.data_source_config,
-                                      testing_criteria=req.testing_criteria, metadata=req.metadata)
+    created = await run_in_threadpool(
+        evals.create,
+        org,
+        name=req.name,
+        data_source_config=req.data_source_config,
+        testing_criteria=req.testing_criteria,
+        metadata=req.metadata,
+    )
     return tr.evaluation(created)
 
 
 @router.get("/evals")
-def list_evals(org: OrgId, evals: Evals, after: str | None = None, limit: Limit = 20, order: str = "asc",
-               order_by: str = "created_at") -> dict[str, Any]:
+def list_evals(
+    org: OrgId,
+    evals: Evals,
+    after: str | None = None,
+    limit: Limit = 20,
+    order: str = "asc",
+    order_by: str = "created_at",
+) -> dict[str, Any]:
     return page(evals.list(org, after=after, limit=limit, order=order, order_by=order_by), tr.evaluation)
 
 
@@ -78,17 +90,33 @@ def delete_eval(eval_id: str, org: OrgId, evals: Evals) -> dict[str, Any]:
 async def create_run(eval_id: str, request: Request, org: OrgId, runs: Runs) -> dict[str, Any]:
     req = await json_body(request, CreateRunRequest)
     # Model graders call this server's API with the caller's key (as graders/run does).
-    created = await run_in_threadpool(runs.create, org, eval_id, data_source=req.data_source, name=req.name,
-                                      metadata=req.metadata, api_key=api_key(request))
+    created = await run_in_threadpool(
+        runs.create,
+        org,
+        eval_id,
+        data_source=req.data_source,
+        name=req.name,
+        metadata=req.metadata,
+        api_key=api_key(request),
+    )
     return tr.run(created, _base(request))
 
 
 @router.get("/evals/{eval_id}/runs")
-def list_runs(eval_id: str, request: Request, org: OrgId, runs: Runs, after: str | None = None, limit: Limit = 20,
-              order: str = "asc", status: str | None = None) -> dict[str, Any]:
+def list_runs(
+    eval_id: str,
+    request: Request,
+    org: OrgId,
+    runs: Runs,
+    after: str | None = None,
+    limit: Limit = 20,
+    order: str = "asc",
+    status: str | None = None,
+) -> dict[str, Any]:
     base = _base(request)
-    return page(runs.list(org, eval_id, after=after, limit=limit, order=order, status=status),
-                lambda r: tr.run(r, base))
+    return page(
+        runs.list(org, eval_id, after=after, limit=limit, order=order, status=status), lambda r: tr.run(r, base)
+    )
 
 
 @router.get("/evals/{eval_id}/runs/{run_id}")
@@ -108,10 +136,17 @@ def delete_run(eval_id: str, run_id: str, org: OrgId, runs: Runs) -> dict[str, A
 
 # -- output items -----------------------------------------------------------------------------
 @router.get("/evals/{eval_id}/runs/{run_id}/output_items")
-def list_output_items(eval_id: str, run_id: str, org: OrgId, runs: Runs, after: str | None = None,
-                      limit: Limit = 20, order: str = "asc", status: str | None = None) -> dict[str, Any]:
-    return page(runs.items(org, eval_id, run_id, after=after, limit=limit, order=order, status=status),
-                tr.output_item)
+def list_output_items(
+    eval_id: str,
+    run_id: str,
+    org: OrgId,
+    runs: Runs,
+    after: str | None = None,
+    limit: Limit = 20,
+    order: str = "asc",
+    status: str | None = None,
+) -> dict[str, Any]:
+    return page(runs.items(org, eval_id, run_id, after=after, limit=limit, order=order, status=status), tr.output_item)
 
 
 @router.get("/evals/{eval_id}/runs/{run_id}/output_items/{output_item_id}")

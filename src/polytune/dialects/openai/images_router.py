@@ -44,11 +44,14 @@ class ImageGenerationRequest(BaseModel):
 async def generate_images(request: Request, org: OrgId, images: Images) -> dict[str, Any]:
     req = await json_body(request, ImageGenerationRequest)
     url = req.response_format == "url"
-    made = await run_in_threadpool(images.generate, org, req.model, req.prompt, n=req.n, size=req.size,
-                                   seed=req.seed, keep=url)
+    made = await run_in_threadpool(
+        images.generate, org, req.model, req.prompt, n=req.n, size=req.size, seed=req.seed, keep=url
+    )
     base = str(request.base_url).rstrip("/") + request.url.path.rsplit("/images/", 1)[0]
-    data = [{"url": f"{base}/images/files/{img.id}.png"} if url else
-            {"b64_json": base64.b64encode(img.png).decode()} for img in made]
+    data = [
+        {"url": f"{base}/images/files/{img.id}.png"} if url else {"b64_json": base64.b64encode(img.png).decode()}
+        for img in made
+    ]
     return {"created": int(time.time()), "data": data, "output_format": "png"}
 
 

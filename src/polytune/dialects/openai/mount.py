@@ -18,8 +18,15 @@ OPENAI_PREFIXES: tuple[str, ...] = ("/v1", "/api/llm")
 
 # Every router of the OpenAI family; a new one (chat completions) joins with one line here.
 # model_downloads_router first: its /models/{id}/content is more specific than /models/{id:path}.
-OPENAI_ROUTERS: list[APIRouter] = [model_downloads_router, fine_tuning_router, serving_router, graders_router,
-                                   images_router, account_router, evals_router]
+OPENAI_ROUTERS: list[APIRouter] = [
+    model_downloads_router,
+    fine_tuning_router,
+    serving_router,
+    graders_router,
+    images_router,
+    account_router,
+    evals_router,
+]
 
 
 def mount_openai(app: FastAPI, prefix: str) -> None:

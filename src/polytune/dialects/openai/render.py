@@ -14,14 +14,25 @@ from .translate import _LORA, _PASSTHROUGH  # the wire names requests map from
 
 # File purposes the openai SDK's FileObject accepts; files uploaded through another API with
 # another purpose are shown under the nearest of these.
-_OPENAI_PURPOSES = ("assistants", "assistants_output", "batch", "batch_output", "fine-tune",
-                    "fine-tune-results", "vision", "user_data")
+_OPENAI_PURPOSES = (
+    "assistants",
+    "assistants_output",
+    "batch",
+    "batch_output",
+    "fine-tune",
+    "fine-tune-results",
+    "vision",
+    "user_data",
+)
 
 
 def _hp_out(spec: JobSpec) -> dict[str, Any]:
     hp = spec.hyperparameters
-    out: dict[str, Any] = {"n_epochs": hp.n_epochs, "batch_size": hp.batch_size,
-                           "learning_rate_multiplier": hp.learning_rate_multiplier}
+    out: dict[str, Any] = {
+        "n_epochs": hp.n_epochs,
+        "batch_size": hp.batch_size,
+        "learning_rate_multiplier": hp.learning_rate_multiplier,
+    }
     # Nebius's extras, echoed by their wire names once known (given, or resolved at queueing).
     out.update({k: getattr(hp, k) for k in _PASSTHROUGH if getattr(hp, k) is not None})
     if spec.adapter.kind != "auto":
@@ -39,8 +50,13 @@ def _method_out(spec: JobSpec, hp: dict[str, Any]) -> dict[str, Any]:
     if spec.method.type != "reinforcement" or spec.reward is None:
         return {"type": spec.method.type, spec.method.type: {"hyperparameters": hp}}
     r = spec.reward
-    rl_hp = {**hp, "compute_multiplier": r.compute_multiplier, "eval_samples": r.eval_samples,
-             "eval_interval": spec.hyperparameters.eval_interval or "auto", "reasoning_effort": r.reasoning_effort}
+    rl_hp = {
+        **hp,
+        "compute_multiplier": r.compute_multiplier,
+        "eval_samples": r.eval_samples,
+        "eval_interval": spec.hyperparameters.eval_interval or "auto",
+        "reasoning_effort": r.reasoning_effort,
+    }
     if r.max_completion_tokens:
         rl_hp["max_completion_tokens"] = r.max_completion_tokens
     body = {"grader": r.graders[0] if r.graders else None, "hyperparameters": rl_hp}
@@ -72,8 +88,7 @@ def job(j: Job, flavor: str = "openai") -> dict[str, Any]:
         "id": j.id,
         "object": "fine_tuning.job",
         "created_at": j.created_at,
-        "error": ({"code": j.error.code, "message": j.error.message, "param": j.error.param}
-                  if j.error else None),
+        "error": ({"code": j.error.code, "message": j.error.message, "param": j.error.param} if j.error else None),
         "fine_tuned_model": j.fine_tuned_model,
         "finished_at": j.finished_at,
         "hyperparameters": hp,
@@ -88,8 +103,8 @@ def job(j: Job, flavor: str = "openai") -> dict[str, Any]:
         "trained_tokens": j.trained_tokens,
         "training_file": spec.training_file,
         "validation_file": spec.validation_file,
-        "integrations": [{"type": i.type, "wandb": i.wandb.model_dump(exclude_none=True)}
-                         for i in spec.integrations] or None,
+        "integrations": [{"type": i.type, "wandb": i.wandb.model_dump(exclude_none=True)} for i in spec.integrations]
+        or None,
         # TrueFoundry types metadata as an object; OpenAI's SDK takes null for none.
         "metadata": spec.metadata if flavor == "truefoundry" else (spec.metadata or None),
         # OpenAI's method types are text ones; an image job (made through Oxen's API) has none here.
@@ -109,22 +124,43 @@ def job(j: Job, flavor: str = "openai") -> dict[str, Any]:
 
 
 def event(e: Event) -> dict[str, Any]:
-    return {"id": e.id, "object": "fine_tuning.job.event", "created_at": e.created_at,
-            "level": e.level, "message": e.message, "data": e.data or {}, "type": e.type}
+    return {
+        "id": e.id,
+        "object": "fine_tuning.job.event",
+        "created_at": e.created_at,
+        "level": e.level,
+        "message": e.message,
+        "data": e.data or {},
+        "type": e.type,
+    }
 
 
 def checkpoint(c: Checkpoint) -> dict[str, Any]:
-    return {"id": c.id, "object": "fine_tuning.job.checkpoint", "created_at": c.created_at,
-            "fine_tuned_model_checkpoint": c.model_id, "fine_tuning_job_id": c.job_id,
-            "step_number": c.step, "metrics": {"step": c.step, **c.metrics},
-            # Nebius: the checkpoint's weights as files (a tar of the checkpoint folder).
-            "result_files": c.result_files}
+    return {
+        "id": c.id,
+        "object": "fine_tuning.job.checkpoint",
+        "created_at": c.created_at,
+        "fine_tuned_model_checkpoint": c.model_id,
+        "fine_tuning_job_id": c.job_id,
+        "step_number": c.step,
+        "metrics": {"step": c.step, **c.metrics},
+        # Nebius: the checkpoint's weights as files (a tar of the checkpoint folder).
+        "result_files": c.result_files,
+    }
 
 
 def file(f: FileInfo) -> dict[str, Any]:
-    return {"id": f.id, "object": "file", "bytes": f.bytes, "created_at": f.created_at,
-            "filename": f.filename, "purpose": _openai_purpose(f.purpose), "status": f.status,
-            "status_details": f.status_details, "expires_at": f.expires_at}
+    return {
+        "id": f.id,
+        "object": "file",
+        "bytes": f.bytes,
+        "created_at": f.created_at,
+        "filename": f.filename,
+        "purpose": _openai_purpose(f.purpose),
+        "status": f.status,
+        "status_details": f.status_details,
+        "expires_at": f.expires_at,
+    }
 
 
 def _openai_purpose(purpose: str) -> str:
@@ -134,9 +170,17 @@ def _openai_purpose(purpose: str) -> str:
 
 
 def upload(u: UploadInfo) -> dict[str, Any]:
-    return {"id": u.id, "object": "upload", "bytes": u.bytes, "created_at": u.created_at,
-            "expires_at": u.expires_at, "filename": u.filename, "purpose": u.purpose,
-            "status": u.status, "file": file(u.file) if u.file else None}
+    return {
+        "id": u.id,
+        "object": "upload",
+        "bytes": u.bytes,
+        "created_at": u.created_at,
+        "expires_at": u.expires_at,
+        "filename": u.filename,
+        "purpose": u.purpose,
+        "status": u.status,
+        "file": file(u.file) if u.file else None,
+    }
 
 
 def upload_part(p: UploadPartInfo) -> dict[str, Any]:
@@ -145,14 +189,26 @@ def upload_part(p: UploadPartInfo) -> dict[str, Any]:
 
 def model(m: ModelInfo) -> dict[str, Any]:
     # polytune's extras (kept by the SDK): chat or image model, its base, the job that made it.
-    return {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by,
-            "model_type": m.model_type, "base_model": m.base_model, "fine_tuning_job_id": m.job_id}
+    return {
+        "id": m.id,
+        "object": "model",
+        "created": m.created,
+        "owned_by": m.owned_by,
+        "model_type": m.model_type,
+        "base_model": m.base_model,
+        "fine_tuning_job_id": m.job_id,
+    }
 
 
 def page(p: Page, render) -> dict[str, Any]:
     data = [render(x) for x in p.data]
-    return {"object": "list", "data": data, "has_more": p.has_more,
-            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": p.has_more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
 
 
 # -- graders ------------------------------------------------------------------------------------
@@ -161,9 +217,16 @@ def grader_run(grader: Any, result: Any, seconds: float) -> dict[str, Any]:
     return {
         "reward": result.reward,
         "sub_rewards": result.sub_rewards,
-        "model_grader_token_usage_per_model": ({getattr(grader, "model", grader.name): result.token_usage}
-                                               if result.token_usage else {}),
-        "metadata": {"name": grader.name, "type": grader.type, "execution_time": seconds,
-                     "scores": result.sub_rewards, "errors": result.error_flags(),
-                     "token_usage": result.token_usage or None, "sampled_model_name": result.sampled_model_name},
+        "model_grader_token_usage_per_model": (
+            {getattr(grader, "model", grader.name): result.token_usage} if result.token_usage else {}
+        ),
+        "metadata": {
+            "name": grader.name,
+            "type": grader.type,
+            "execution_time": seconds,
+            "scores": result.sub_rewards,
+            "errors": result.error_flags(),
+            "token_usage": result.token_usage or None,
+            "sampled_model_name": result.sampled_model_name,
+        },
     }

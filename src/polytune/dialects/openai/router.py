@@ -72,8 +72,9 @@ async def _receive_one_file(request: Request, begin, write, field: str):
     try:
         form = await read_multipart(request, open_sink)
         if not opened:
-            raise InvalidRequest(f"Missing required parameter: '{field}'.", param=field,
-                                 code="missing_required_parameter")
+            raise InvalidRequest(
+                f"Missing required parameter: '{field}'.", param=field, code="missing_required_parameter"
+            )
     except BaseException:
         for _, blob, _, _ in opened:
             blob.abort()
@@ -83,29 +84,34 @@ async def _receive_one_file(request: Request, begin, write, field: str):
 
 
 # -- files ------------------------------------------------------------------------------------
-@router.post("/files", openapi_extra=multipart_request(
-    ["file"], {"purpose": {"type": "string"}, "expires_after[seconds]": {"type": "string"}}, ["file", "purpose"]))
+@router.post(
+    "/files",
+    openapi_extra=multipart_request(
+        ["file"], {"purpose": {"type": "string"}, "expires_after[seconds]": {"type": "string"}}, ["file", "purpose"]
+    ),
+)
 async def create_file(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     _too_large_early(request, svc.files.max_bytes)
-    form, file_id, blob, filename, digest = await _receive_one_file(request, svc.files.begin,
-                                                                    svc.files.write, "file")
+    form, file_id, blob, filename, digest = await _receive_one_file(request, svc.files.begin, svc.files.write, "file")
     try:
         purpose = form.fields.get("purpose")
         if not purpose:
-            raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose",
-                                 code="missing_required_parameter")
+            raise InvalidRequest(
+                "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
+            )
         expires = form.fields.get("expires_after[seconds]")
         expires_after = None
         if expires is not None:
             if not expires.isdigit() or not 3600 <= int(expires) <= 2_592_000:
-                raise InvalidRequest("expires_after.seconds must be between 3600 and 2592000.",
-                                     param="expires_after.seconds")
+                raise InvalidRequest(
+                    "expires_after.seconds must be between 3600 and 2592000.", param="expires_after.seconds"
+                )
             expires_after = int(expires)
 
-
         async def create() -> dict[str, Any]:
-            info = await run_in_threadpool(svc.files.finish, org, file_id, blob, filename=filename,
-                                           purpose=purpose, expires_after=expires_after)
+            info = await run_in_threadpool(
+                svc.files.finish, org, file_id, blob, filename=filename, purpose=purpose, expires_after=expires_after
+            )
             return render.file(info)
 
         request_hash = hashlib.sha256(f"{purpose}\0{filename}\0{expires_after}\0{digest}".encode()).hexdigest()
@@ -116,8 +122,14 @@ async def create_file(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/files")
-def list_files(org: OrgId, svc: Svc, after: str | None = None, limit: int = Query(10000, ge=1, le=MAX_LIMIT),
-               order: str = "desc", purpose: str | None = None) -> dict[str, Any]:
+def list_files(
+    org: OrgId,
+    svc: Svc,
+    after: str | None = None,
+    limit: int = Query(10000, ge=1, le=MAX_LIMIT),
+    order: str = "desc",
+    purpose: str | None = None,
+) -> dict[str, Any]:
     return render.page(svc.files.list(org, after=after, limit=limit, order=order, purpose=purpose), render.file)
 
 
@@ -128,8 +140,14 @@ add_file_routes(router, render.file)  # retrieve, content, delete (dialects/comm
 @router.post("/uploads", openapi_extra=json_request(CreateUploadRequest))
 async def create_upload(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     req = await json_body(request, CreateUploadRequest)
-    info = await run_in_threadpool(svc.files.create_upload, org, filename=req.filename,
-                                   purpose=req.purpose, bytes=req.bytes, mime_type=req.mime_type)
+    info = await run_in_threadpool(
+        svc.files.create_upload,
+        org,
+        filename=req.filename,
+        purpose=req.purpose,
+        bytes=req.bytes,
+        mime_type=req.mime_type,
+    )
     return render.upload(info)
 
 
@@ -187,15 +205,23 @@ def _metadata_filter(request: Request) -> dict[str, str]:
     out = {}
     for key, value in request.query_params.multi_items():
         if key.startswith("metadata[") and key.endswith("]"):
-            out[key[len("metadata["):-1]] = value
+            out[key[len("metadata[") : -1]] = value
     return out
 
 
 @router.get("/fine_tuning/jobs")
-def list_jobs(request: Request, org: OrgId, svc: Svc, flavor: Flavor, after: str | None = None,
-              limit: int = Query(20, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
-    return render.page(svc.jobs.list(org, after=after, limit=limit, metadata=_metadata_filter(request)),
-                   lambda j: render.job(j, flavor))
+def list_jobs(
+    request: Request,
+    org: OrgId,
+    svc: Svc,
+    flavor: Flavor,
+    after: str | None = None,
+    limit: int = Query(20, ge=1, le=MAX_LIMIT),
+) -> dict[str, Any]:
+    return render.page(
+        svc.jobs.list(org, after=after, limit=limit, metadata=_metadata_filter(request)),
+        lambda j: render.job(j, flavor),
+    )
 
 
 @router.get("/fine_tuning/jobs/{job_id}")
@@ -219,14 +245,16 @@ def resume_job(job_id: str, org: OrgId, svc: Svc, flavor: Flavor) -> dict[str, A
 
 
 @router.get("/fine_tuning/jobs/{job_id}/events")
-def list_events(job_id: str, org: OrgId, svc: Svc, after: str | None = None,
-                limit: int = Query(20, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
+def list_events(
+    job_id: str, org: OrgId, svc: Svc, after: str | None = None, limit: int = Query(20, ge=1, le=MAX_LIMIT)
+) -> dict[str, Any]:
     return render.page(svc.jobs.events(org, job_id, after=after, limit=limit), render.event)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints")
-def list_checkpoints(job_id: str, org: OrgId, svc: Svc, after: str | None = None,
-                     limit: int = Query(10, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
+def list_checkpoints(
+    job_id: str, org: OrgId, svc: Svc, after: str | None = None, limit: int = Query(10, ge=1, le=MAX_LIMIT)
+) -> dict[str, Any]:
     return render.page(svc.jobs.checkpoints(org, job_id, after=after, limit=limit), render.checkpoint)
 
 

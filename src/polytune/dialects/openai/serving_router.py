@@ -36,7 +36,9 @@ async def _collect(deltas: AsyncIterator[ChoiceDelta | Usage]) -> tuple[list[Cho
             if isinstance(item, Usage):
                 usage = item
                 continue
-            whole = choices.setdefault(item.index, ChoiceDelta(item.index, "", [] if item.logprobs is not None else None))
+            whole = choices.setdefault(
+                item.index, ChoiceDelta(item.index, "", [] if item.logprobs is not None else None)
+            )
             whole.text += item.text
             if item.logprobs is not None:
                 whole.logprobs.extend(item.logprobs)
@@ -48,8 +50,9 @@ def _event(data: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-def _sse(deltas: AsyncIterator[ChoiceDelta | Usage],
-         render: Callable[[ChoiceDelta | Usage], dict[str, Any] | None]) -> StreamingResponse:
+def _sse(
+    deltas: AsyncIterator[ChoiceDelta | Usage], render: Callable[[ChoiceDelta | Usage], dict[str, Any] | None]
+) -> StreamingResponse:
     async def body() -> AsyncIterator[bytes]:
         try:
             async with contextlib.aclosing(deltas):
@@ -58,20 +61,37 @@ def _sse(deltas: AsyncIterator[ChoiceDelta | Usage],
                     if chunk is not None:
                         yield _event(chunk)
         except DomainError as e:  # after the headers went out: an error event, as OpenAI sends
-            yield _event({"error": {"message": e.message, "type": TYPE.get(e.kind, "invalid_request_error"),
-                                    "param": e.param, "code": e.code}})
+            yield _event(
+                {
+                    "error": {
+                        "message": e.message,
+                        "type": TYPE.get(e.kind, "invalid_request_error"),
+                        "param": e.param,
+                        "code": e.code,
+                    }
+                }
+            )
             return
         except Exception:  # noqa: BLE001 - logged; the client gets an error event, not a cut stream
             import logging
 
             logging.getLogger("polytune.api").exception("streaming failed")
-            yield _event({"error": {"message": "The server had an error while generating.", "type": "server_error",
-                                    "param": None, "code": "server_error"}})
+            yield _event(
+                {
+                    "error": {
+                        "message": "The server had an error while generating.",
+                        "type": "server_error",
+                        "param": None,
+                        "code": "server_error",
+                    }
+                }
+            )
             return
         yield b"data: [DONE]\n\n"
 
-    return StreamingResponse(body(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 async def _respond(stream: bool | None, deltas: AsyncIterator[ChoiceDelta | Usage], renderer):
@@ -98,8 +118,7 @@ async def completions(request: Request, org: OrgId, inference: Inference):
     req = await json_body(request, CompletionRequest)
     prompts, params = tr.completion_request(req)
     prepared = await run_in_threadpool(inference.prepare_completion, org, req.model, prompts, params)
-    return await _respond(req.stream, inference.run(prepared),
-                          tr.CompletionRenderer(req.model, _include_usage(req)))
+    return await _respond(req.stream, inference.run(prepared), tr.CompletionRenderer(req.model, _include_usage(req)))
 
 
 @router.delete("/models/{model_id:path}")

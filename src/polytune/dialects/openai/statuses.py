@@ -11,7 +11,10 @@ from polytune.domain.job import JobStatus
 # waits for a worker. "created" (held until an explicit start, Oxen's way) has not been queued:
 # OpenAI's nearest is validating_files, TrueFoundry (no validating_files) calls it queued.
 _OPENAI_STATUS = {s: s.value for s in JobStatus} | {
-    JobStatus.CREATED: "validating_files", JobStatus.PAUSING: "running", JobStatus.PAUSED: "queued"}
+    JobStatus.CREATED: "validating_files",
+    JobStatus.PAUSING: "running",
+    JobStatus.PAUSED: "queued",
+}
 STATUS: dict[str, dict[JobStatus, str]] = {
     "openai": _OPENAI_STATUS,
     "truefoundry": _OPENAI_STATUS | {JobStatus.CREATED: "queued", JobStatus.VALIDATING_FILES: "queued"},

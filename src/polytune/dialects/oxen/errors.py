@@ -28,30 +28,37 @@ _KINDS = {
 }
 
 
-def envelope(status: int, status_message: str, title: str, detail: str, *, type: str,
-             param: str | None = None) -> JSONResponse:
+def envelope(
+    status: int, status_message: str, title: str, detail: str, *, type: str, param: str | None = None
+) -> JSONResponse:
     error = {"type": type, "title": title, "detail": detail}
     if param:
         error["param"] = param
-    return JSONResponse({"status": "error", "status_message": status_message, "oxen_version": OXEN_VERSION,
-                         "error": error}, status_code=status)
+    return JSONResponse(
+        {"status": "error", "status_message": status_message, "oxen_version": OXEN_VERSION, "error": error},
+        status_code=status,
+    )
 
 
 def render_domain_error(e: DomainError, *, title: str | None = None) -> JSONResponse:
     message, default_title = _KINDS.get(e.kind, _KINDS["invalid_request"])
-    response = envelope(status_of(e), message, title or default_title, e.message, type=e.code or e.kind,
-                        param=e.param)
+    response = envelope(status_of(e), message, title or default_title, e.message, type=e.code or e.kind, param=e.param)
     response.headers.update(retry_headers(e) or {})
     return response
 
 
 def not_supported(what: str) -> JSONResponse:
     """A part of Oxen's protocol polytune does not serve: say so, and what does work."""
-    return envelope(404, "not_implemented", "Not supported by polytune",
-                    f"{what} is not supported by this server. polytune serves Oxen's repository "
-                    "create/exists, single-file upload (RemoteRepo.upload), file download and the "
-                    "fine-tune API; push, clone, workspaces (add/commit) and the merkle/versions "
-                    "sync protocol are not available.", type="not_supported")
+    return envelope(
+        404,
+        "not_implemented",
+        "Not supported by polytune",
+        f"{what} is not supported by this server. polytune serves Oxen's repository "
+        "create/exists, single-file upload (RemoteRepo.upload), file download and the "
+        "fine-tune API; push, clone, workspaces (add/commit) and the merkle/versions "
+        "sync protocol are not available.",
+        type="not_supported",
+    )
 
 
 class OxenErrors:
@@ -62,15 +69,26 @@ class OxenErrors:
 
     def validation(self, e: RequestValidationError) -> JSONResponse:
         param, err = request_param(e)
-        return envelope(400, "bad_request", "Invalid parameters", f"Invalid value for '{param}': {err.get('msg')}.",
-                        type="invalid_value", param=param)
+        return envelope(
+            400,
+            "bad_request",
+            "Invalid parameters",
+            f"Invalid value for '{param}': {err.get('msg')}.",
+            type="invalid_value",
+            param=param,
+        )
 
     def http(self, e: HTTPException) -> JSONResponse:
         return envelope(e.status_code, "error", "Error", str(e.detail), type="http_error")
 
     def unhandled(self) -> JSONResponse:
-        return envelope(500, "internal_server_error", "Internal server error",
-                        "The server had an error while processing your request.", type="server_error")
+        return envelope(
+            500,
+            "internal_server_error",
+            "Internal server error",
+            "The server had an error while processing your request.",
+            type="server_error",
+        )
 
 
 # Renders errors raised anywhere in an Oxen route (auth, parsing, services) as Oxen does.

@@ -104,5 +104,13 @@ def set_params(params: TrainingParams, names: set[str]) -> list[str]:
 
 IMAGE_PARAMS = {"image_column", "caption_column", "timestep_type", "samples", "sample_every"}
 # Parameters only text_generation reads.
-TEXT_PARAMS = {"question_column", "answer_column", "epochs", "seq_length", "logging_steps", "enable_thinking",
-               "neftune_noise_alpha", "quantization"}
+TEXT_PARAMS = {
+    "question_column",
+    "answer_column",
+    "epochs",
+    "seq_length",
+    "logging_steps",
+    "enable_thinking",
+    "neftune_noise_alpha",
+    "quantization",
+}

@@ -40,9 +40,15 @@ async def create_repo(request: Request, org: OrgId, svc: Svc) -> dict[str, Any]:
     seed = [(f.path, f.contents.encode()) for f in req.files or []]
     author = next((f.user for f in req.files or [] if f.user), None)
     repo = await run_in_threadpool(
-        svc.repos.create, org, req.namespace, req.name, description=req.description or "",
-        is_public=bool(req.is_public), files=seed,
-        **({"author": author.name, "email": author.email} if author else {}))
+        svc.repos.create,
+        org,
+        req.namespace,
+        req.name,
+        description=req.description or "",
+        is_public=bool(req.is_public),
+        files=seed,
+        **({"author": author.name, "email": author.email} if author else {}),
+    )
     return render.ok("resource_created", repository=render.repository(repo))
 
 
@@ -59,10 +65,15 @@ def get_branch(namespace: str, name: str, branch: str, org: OrgId, svc: Svc) -> 
 
 
 # -- files --------------------------------------------------------------------------------------
-@router.put("/api/repos/{namespace}/{name}/file/{target:path}", openapi_extra=multipart_request(
-    ["files[]"], {"message": {"type": "string"}, "name": {"type": "string"}, "email": {"type": "string"}}))
-async def upload_files(namespace: str, name: str, target: str, request: Request, org: OrgId,
-                       svc: Svc) -> dict[str, Any]:
+@router.put(
+    "/api/repos/{namespace}/{name}/file/{target:path}",
+    openapi_extra=multipart_request(
+        ["files[]"], {"message": {"type": "string"}, "name": {"type": "string"}, "email": {"type": "string"}}
+    ),
+)
+async def upload_files(
+    namespace: str, name: str, target: str, request: Request, org: OrgId, svc: Svc
+) -> dict[str, Any]:
     """`RemoteRepo.upload`: multipart `files[]` into `<branch>/<dir>`, one commit."""
     repo = await run_in_threadpool(svc.repos.get, org, namespace, name)
     branch, directory = await run_in_threadpool(svc.repos.split_revision, repo.id, target)
@@ -81,8 +92,16 @@ async def upload_files(namespace: str, name: str, target: str, request: Request,
             p.blob.abort()
         raise
     commit = await run_in_threadpool(
-        svc.repos.commit_files, org, namespace, name, branch, pending, message=form.fields.get("message", ""),
-        author=form.fields.get("name", ""), email=form.fields.get("email", ""))
+        svc.repos.commit_files,
+        org,
+        namespace,
+        name,
+        branch,
+        pending,
+        message=form.fields.get("message", ""),
+        author=form.fields.get("name", ""),
+        email=form.fields.get("email", ""),
+    )
     return render.ok("resource_created", commit=render.commit(commit))
 
 
@@ -93,9 +112,15 @@ def download_file(namespace: str, name: str, target: str, org: OrgId, svc: Svc) 
         svc.repo_jobs.public_folder(owner, namespace, name, target)
     info, chunks = svc.repos.read(owner, namespace, name, target)
     media = mimetypes.guess_type(info.path)[0] or "application/octet-stream"
-    return StreamingResponse(chunks, media_type=media, headers={
-        "Content-Length": str(info.bytes), "oxen-revision-id": info.commit_id,
-        "Content-Disposition": content_disposition(info.path.rsplit("/", 1)[-1])})
+    return StreamingResponse(
+        chunks,
+        media_type=media,
+        headers={
+            "Content-Length": str(info.bytes),
+            "oxen-revision-id": info.commit_id,
+            "Content-Disposition": content_disposition(info.path.rsplit("/", 1)[-1]),
+        },
+    )
 
 
 # -- fine-tunes ---------------------------------------------------------------------------------
@@ -108,42 +133,75 @@ async def create_fine_tune(namespace: str, name: str, request: Request, org: Org
     req = await json_body(request, CreateFineTuneRequest)
     spec, columns = tr.to_spec(req, name)
     try:
-        job = await run_in_threadpool(svc.repo_jobs.create, org, namespace, name, spec,
-                                      resource=req.resource, columns=columns, warnings=tr.warnings(req))
+        job = await run_in_threadpool(
+            svc.repo_jobs.create,
+            org,
+            namespace,
+            name,
+            spec,
+            resource=req.resource,
+            columns=columns,
+            warnings=tr.warnings(req),
+        )
     except InvalidRequest as e:
         raise tr.to_wire(e, req) from None
     body = await run_in_threadpool(_fine_tune, svc, org, job, "resource_created")
     return JSONResponse(body, status_code=201)
 
 
-def _page(svc: Svc, org: str, page: int, page_size: int, status: str | None, sort: str,
-          public_only: bool = False, **repo: str) -> dict[str, Any]:
+def _page(
+    svc: Svc, org: str, page: int, page_size: int, status: str | None, sort: str, public_only: bool = False, **repo: str
+) -> dict[str, Any]:
     if sort not in ("newest", "oldest"):
         raise InvalidRequest(f"sort must be 'newest' or 'oldest', got '{sort}'.", param="sort")
-    found = svc.repo_jobs.list(org, statuses=tr.statuses(status), page=page, page_size=page_size,
-                               newest_first=sort == "newest", public_only=public_only, **repo)
+    found = svc.repo_jobs.list(
+        org,
+        statuses=tr.statuses(status),
+        page=page,
+        page_size=page_size,
+        newest_first=sort == "newest",
+        public_only=public_only,
+        **repo,
+    )
     repos: dict[str | None, Any] = {}  # one lookup per repository on the page
     for j in found.jobs:
         if j.spec.output.repository not in repos:
             repos[j.spec.output.repository] = svc.repo_jobs.repository_of(org, j)
-    return render.ok("resource_found", fine_tunes=[render.fine_tune(j, repos[j.spec.output.repository])
-                                               for j in found.jobs],
-                 page_number=page, page_size=page_size, total_entries=found.total,
-                 total_pages=(found.total + page_size - 1) // page_size)
+    return render.ok(
+        "resource_found",
+        fine_tunes=[render.fine_tune(j, repos[j.spec.output.repository]) for j in found.jobs],
+        page_number=page,
+        page_size=page_size,
+        total_entries=found.total,
+        total_pages=(found.total + page_size - 1) // page_size,
+    )
 
 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes")
-def list_repo_fine_tunes(namespace: str, name: str, org: OrgId, svc: Svc, page: int = Query(1, ge=1, le=MAX_PAGE),
-                         page_size: int = Query(20, ge=1, le=1000), status: str | None = None,
-                         sort: str = "newest") -> dict[str, Any]:
+def list_repo_fine_tunes(
+    namespace: str,
+    name: str,
+    org: OrgId,
+    svc: Svc,
+    page: int = Query(1, ge=1, le=MAX_PAGE),
+    page_size: int = Query(20, ge=1, le=1000),
+    status: str | None = None,
+    sort: str = "newest",
+) -> dict[str, Any]:
     owner, public_only = svc.repo_jobs.reader(org, namespace, name)
     return _page(svc, owner, page, page_size, status, sort, public_only, namespace=namespace, name=name)
 
 
 @router.get("/api/users/{username}/fine_tunes")
-def list_user_fine_tunes(username: str, org: OrgId, svc: Svc, page: int = Query(1, ge=1, le=MAX_PAGE),
-                         page_size: int = Query(20, ge=1, le=1000),
-                         status: str | None = None, sort: str = "newest") -> dict[str, Any]:
+def list_user_fine_tunes(
+    username: str,
+    org: OrgId,
+    svc: Svc,
+    page: int = Query(1, ge=1, le=MAX_PAGE),
+    page_size: int = Query(20, ge=1, le=1000),
+    status: str | None = None,
+    sort: str = "newest",
+) -> dict[str, Any]:
     # polytune's keys belong to organizations: the key, not the username, decides whose
     # fine-tunes these are, and jobs created through any API are listed.
     return _page(svc, org, page, page_size, status, sort)
@@ -152,8 +210,9 @@ def list_user_fine_tunes(username: str, org: OrgId, svc: Svc, page: int = Query(
 @router.get("/api/repos/{namespace}/{name}/fine_tunes/{job_id}")
 def get_fine_tune(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
     owner, public_only = svc.repo_jobs.reader(org, namespace, name)
-    return _fine_tune(svc, owner, svc.repo_jobs.get(owner, namespace, name, job_id, public_only=public_only),
-                      "resource_found")
+    return _fine_tune(
+        svc, owner, svc.repo_jobs.get(owner, namespace, name, job_id, public_only=public_only), "resource_found"
+    )
 
 
 @router.get("/api/repos/{namespace}/{name}/fine_tunes/{job_id}/train_status")
@@ -172,9 +231,13 @@ def run_fine_tune(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) 
 def list_checkpoints(namespace: str, name: str, job_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
     owner, public_only = svc.repo_jobs.reader(org, namespace, name)
     job, found = svc.repo_jobs.checkpoints(owner, namespace, name, job_id, public_only=public_only)
-    return render.ok("resource_found", fine_tune_id=job.id, branch=job.spec.output.branch,
-                 checkpoints=[render.checkpoint(c, path, size) for c, path, size in found],
-                 total_checkpoints=len(found))
+    return render.ok(
+        "resource_found",
+        fine_tune_id=job.id,
+        branch=job.spec.output.branch,
+        checkpoints=[render.checkpoint(c, path, size) for c, path, size in found],
+        total_checkpoints=len(found),
+    )
 
 
 # -- everything else of Oxen's protocol ------------------------------------------------------------

@@ -44,8 +44,7 @@ class InvalidField(InvalidRequest):
 
 def render(e: DomainError) -> JSONResponse:
     if isinstance(e, InvalidField):
-        return JSONResponse({"detail": [{"loc": list(e.loc), "msg": e.message, "type": e.code}]},
-                            status_code=422)
+        return JSONResponse({"detail": [{"loc": list(e.loc), "msg": e.message, "type": e.code}]}, status_code=422)
     return JSONResponse({"detail": e.message}, status_code=status_of(e), headers=retry_headers(e))
 
 

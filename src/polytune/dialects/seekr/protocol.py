@@ -43,8 +43,11 @@ class LoraConfigIn(Open):
     @model_validator(mode="after")
     def _known_extras(self) -> LoraConfigIn:
         modules = self.extras.get("target_modules")
-        if modules is not None and modules != "all-linear" and not (
-                isinstance(modules, list) and modules and all(isinstance(m, str) for m in modules)):
+        if (
+            modules is not None
+            and modules != "all-linear"
+            and not (isinstance(modules, list) and modules and all(isinstance(m, str) for m in modules))
+        ):
             raise ValueError("lora_config.extras.target_modules must be 'all-linear' or a list of module names")
         return self
 
@@ -79,8 +82,10 @@ class LlmGrader(_Grader):
     max_completion_tokens: int = Field(512, ge=1)
 
 
-Grader = Annotated[Union[FormatCheckGrader, MathAccuracyGrader, StringCheckGrader, TextSimilarityGrader,
-                         LlmGrader], Field(discriminator="type")]
+Grader = Annotated[
+    Union[FormatCheckGrader, MathAccuracyGrader, StringCheckGrader, TextSimilarityGrader, LlmGrader],
+    Field(discriminator="type"),
+]
 
 
 class RewardComponentsIn(Open):
@@ -101,8 +106,10 @@ class RewardComponentsIn(Open):
         rest = 1.0 - self.format_reward_weight
         if given and "format_reward_weight" in self.model_fields_set:
             if abs(sum(given) + self.format_reward_weight - 1.0) > 1e-9:
-                raise ValueError(f"format_reward_weight and the graders' weights must sum to 1, got "
-                                 f"{self.format_reward_weight} + {' + '.join(map(str, given))}")
+                raise ValueError(
+                    f"format_reward_weight and the graders' weights must sum to 1, got "
+                    f"{self.format_reward_weight} + {' + '.join(map(str, given))}"
+                )
             return self
         weights = given or [1.0] * len(self.graders)
         for g, w in zip(self.graders, weights):
@@ -166,9 +173,12 @@ class FinetuneRequestIn(Wire):
 def ignored_keys(req: FinetuneRequestIn) -> list[str]:
     """The unknown keys of the request's open objects, by their path in the body."""
     tc = req.training_config
-    objects = [("training_config", tc), ("infrastructure_config", req.infrastructure_config),
-               ("training_config.lora_config", tc.lora_config),
-               ("training_config.reward_components", tc.reward_components)]
+    objects = [
+        ("training_config", tc),
+        ("infrastructure_config", req.infrastructure_config),
+        ("training_config.lora_config", tc.lora_config),
+        ("training_config.reward_components", tc.reward_components),
+    ]
     found = [f"{where}.{key}" for where, obj in objects if obj is not None for key in (obj.model_extra or {})]
     if tc.lora_config is not None:
         found += [f"training_config.lora_config.extras.{k}" for k in tc.lora_config.extras if k not in LORA_EXTRAS]

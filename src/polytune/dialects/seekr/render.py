@@ -47,8 +47,11 @@ def speaks(j: Job) -> bool:
 
 def job(j: Job) -> dict[str, Any]:
     if not speaks(j):
-        raise InvalidRequest(f"Fine-tune {j.id} is a {j.spec.method.type} job, which SeekrFlow's API has no "
-                             "fine_tune_type for; read it through the Oxen.ai or OpenAI API.", param="fine_tune_id")
+        raise InvalidRequest(
+            f"Fine-tune {j.id} is a {j.spec.method.type} job, which SeekrFlow's API has no "
+            "fine_tune_type for; read it through the Oxen.ai or OpenAI API.",
+            param="fine_tune_id",
+        )
     spec, hp, res = j.spec, j.spec.hyperparameters, j.spec.resources
     lora = spec.adapter.lora
     return {
@@ -58,7 +61,8 @@ def job(j: Job) -> dict[str, Any]:
         # A pre_train job trains on {"text"} files made from the raw text sent; it shows those sent.
         "training_files": spec.extras.get("sent_files", {}).get("training_files", spec.training_files),
         "validation_files": spec.extras.get("sent_files", {}).get(
-            "validation_files", [spec.validation_file] if spec.validation_file else []),
+            "validation_files", [spec.validation_file] if spec.validation_file else []
+        ),
         "pre_train": bool(spec.extras.get("pre_train")),
         "model": spec.model,
         "accel_type": _SEEKR_NAME.get(res.accel_type, res.accel_type) if res.accel_type else DEFAULT_ACCEL,
@@ -69,11 +73,20 @@ def job(j: Job) -> dict[str, Any]:
         "learning_rate": hp.learning_rate,
         "n_checkpoints": hp.n_checkpoints,
         "max_length": hp.context_length,
-        "lora_config": ({"r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout, "bias": lora.bias,
-                         "extras": {"target_modules": lora.target_modules,
-                                    **({"quantization": spec.adapter.quantization}
-                                       if spec.adapter.quantization else {})}}
-                        if spec.adapter.kind == "lora" else None),
+        "lora_config": (
+            {
+                "r": lora.r,
+                "alpha": lora.alpha,
+                "dropout": lora.dropout,
+                "bias": lora.bias,
+                "extras": {
+                    "target_modules": lora.target_modules,
+                    **({"quantization": spec.adapter.quantization} if spec.adapter.quantization else {}),
+                },
+            }
+            if spec.adapter.kind == "lora"
+            else None
+        ),
         "beta": _number(spec.preference.beta) if spec.preference else None,
         "loss_type": spec.preference.loss_type.upper() if spec.preference else None,
         "gradient_checkpointing": hp.gradient_checkpointing,
@@ -97,13 +110,17 @@ def job(j: Job) -> dict[str, Any]:
 
 def event(e: Event, j: Job) -> dict[str, Any]:
     data = e.data or {}
-    out: dict[str, Any] = {"object": "fine-tune-event", "created_at": iso(e.created_at), "message": e.message,
-                           "level": e.level, "type": e.type}
+    out: dict[str, Any] = {
+        "object": "fine-tune-event",
+        "created_at": iso(e.created_at),
+        "message": e.message,
+        "level": e.level,
+        "type": e.type,
+    }
     if e.type == "metrics":
         step = data.get("step")
         n_epochs = j.spec.hyperparameters.n_epochs
-        out.update(step=step, loss=data.get("train_loss"), valid_loss=data.get("valid_loss"),
-                   reward=data.get("reward"))
+        out.update(step=step, loss=data.get("train_loss"), valid_loss=data.get("valid_loss"), reward=data.get("reward"))
         if isinstance(step, int) and isinstance(n_epochs, int) and j.total_steps:
             out["epoch"] = round(step * n_epochs / j.total_steps, 4)
     return out
@@ -119,24 +136,49 @@ def file_type(filename: str) -> str | None:
 
 
 def file(f: FileInfo) -> dict[str, Any]:
-    return {"id": f.id, "object": "file", "created_at": iso(f.created_at), "type": file_type(f.filename),
-            # The SDK validates purpose against its five; another API's purpose is left out.
-            "purpose": f.purpose if f.purpose in PURPOSES else None,
-            "filename": f.filename, "bytes": f.bytes, "created_by": f.org_id, "origin_file_id": None,
-            "deleted": False, "status": f.status, "status_details": f.status_details}
+    return {
+        "id": f.id,
+        "object": "file",
+        "created_at": iso(f.created_at),
+        "type": file_type(f.filename),
+        # The SDK validates purpose against its five; another API's purpose is left out.
+        "purpose": f.purpose if f.purpose in PURPOSES else None,
+        "filename": f.filename,
+        "bytes": f.bytes,
+        "created_by": f.org_id,
+        "origin_file_id": None,
+        "deleted": False,
+        "status": f.status,
+        "status_details": f.status_details,
+    }
 
 
 def project(p: ProjectInfo, *, with_runs: bool = False) -> dict[str, Any]:
-    out = {"id": p.id, "name": p.name, "description": p.description, "user_id": p.owner_number,
-           "team_id": None, "created_at": iso(p.created_at), "updated_at": iso(p.updated_at)}
+    out = {
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "user_id": p.owner_number,
+        "team_id": None,
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+    }
     if with_runs:
         out.update(runs=p.runs, runs_deployed=p.runs_succeeded, last_modified=iso(p.last_modified))
     return out
 
 
 def model(m: ModelInfo) -> dict[str, Any]:
-    return {"id": m.id, "object": "model", "name": m.id, "created": m.created,
-            # The SDK reads these keys directly; polytune knows no size without loading weights.
-            "size": None, "model_type": "chat",
-            # Any base model trains with LoRA (peft); fine-tuned models are not bases for new jobs yet.
-            "supports_lora": m.kind == "base", "owned_by": m.owned_by, "base_model": m.base_model}
+    return {
+        "id": m.id,
+        "object": "model",
+        "name": m.id,
+        "created": m.created,
+        # The SDK reads these keys directly; polytune knows no size without loading weights.
+        "size": None,
+        "model_type": "chat",
+        # Any base model trains with LoRA (peft); fine-tuned models are not bases for new jobs yet.
+        "supports_lora": m.kind == "base",
+        "owned_by": m.owned_by,
+        "base_model": m.base_model,
+    }

@@ -27,8 +27,10 @@ SIMILARITY_OPS = {"bleu": "bleu", "rouge": "rouge_l"}
 # The model SeekrFlow's `llm` grader asks (served by polytune's own chat endpoint unless
 # POLYTUNE_GRADER_MODEL_BASE_URL points elsewhere).
 DEFAULT_JUDGE_MODEL = "polytune-tiny"
-JUDGE_PROMPT = ("You grade an answer against a reference answer. Reply with only a number from 0 to 1: "
-                "1 when the answer is correct and complete, 0 when it is wrong.")
+JUDGE_PROMPT = (
+    "You grade an answer against a reference answer. Reply with only a number from 0 to 1: "
+    "1 when the answer is correct and complete, 0 when it is wrong."
+)
 
 
 def from_reward_components(components: dict[str, Any], *, judge_model: str) -> dict[str, Any]:
@@ -48,8 +50,7 @@ def from_reward_components(components: dict[str, Any], *, judge_model: str) -> d
     unweighted = [n for n, w in weights.items() if w is None]
     share = max(0.0, 1.0 - given) / len(unweighted) if unweighted else 0.0
     terms = [f"{weights[n] if weights[n] is not None else share!r} * {n}" for n in graders]
-    return {"type": "multi", "name": "reward_components", "graders": graders,
-            "calculate_output": " + ".join(terms)}
+    return {"type": "multi", "name": "reward_components", "graders": graders, "calculate_output": " + ".join(terms)}
 
 
 def _one(kind: str, name: str, g: dict[str, Any], judge_model: str) -> dict[str, Any]:
@@ -58,17 +59,36 @@ def _one(kind: str, name: str, g: dict[str, Any], judge_model: str) -> dict[str,
     if kind == "math_accuracy":
         return {"type": "math_accuracy", "name": name, "input": OUTPUT, "reference": REFERENCE}
     if kind == "string_check":
-        return {"type": "string_check", "name": name, "input": OUTPUT, "reference": REFERENCE,
-                "operation": STRING_OPS[g["operation"]]}
+        return {
+            "type": "string_check",
+            "name": name,
+            "input": OUTPUT,
+            "reference": REFERENCE,
+            "operation": STRING_OPS[g["operation"]],
+        }
     if kind == "text_similarity":
-        return {"type": "text_similarity", "name": name, "input": OUTPUT, "reference": REFERENCE,
-                "evaluation_metric": SIMILARITY_OPS[g["operation"]]}
+        return {
+            "type": "text_similarity",
+            "name": name,
+            "input": OUTPUT,
+            "reference": REFERENCE,
+            "evaluation_metric": SIMILARITY_OPS[g["operation"]],
+        }
     if kind == "llm":
-        params = {"temperature": g.get("temperature", 0.0),
-                  "max_completions_tokens": g.get("max_completion_tokens", 512)}
+        params = {
+            "temperature": g.get("temperature", 0.0),
+            "max_completions_tokens": g.get("max_completion_tokens", 512),
+        }
         params.update({k: g[k] for k in ("seed", "top_p") if g.get(k) is not None})
-        return {"type": "score_model", "name": name, "model": judge_model, "range": [0.0, 1.0],
-                "sampling_params": params,
-                "input": [{"role": "system", "content": JUDGE_PROMPT},
-                          {"role": "user", "content": f"Reference answer: {REFERENCE}\n\nAnswer: {OUTPUT}"}]}
+        return {
+            "type": "score_model",
+            "name": name,
+            "model": judge_model,
+            "range": [0.0, 1.0],
+            "sampling_params": params,
+            "input": [
+                {"role": "system", "content": JUDGE_PROMPT},
+                {"role": "user", "content": f"Reference answer: {REFERENCE}\n\nAnswer: {OUTPUT}"},
+            ],
+        }
     raise ValueError(f"unknown SeekrFlow grader type {kind!r}")

@@ -72,8 +72,7 @@ async def _receive_files(request: Request, org: str, svc, *, many: bool) -> list
         if field != "files":
             raise InvalidRequest(f"Unexpected file part '{field}'; send files as 'files'.", param="files")
         if opened and not many:
-            raise InvalidRequest("Send one 'files' part here; PUT /v1/flow/bulk_files takes several.",
-                                 param="files")
+            raise InvalidRequest("Send one 'files' part here; PUT /v1/flow/bulk_files takes several.", param="files")
         file_id, blob = svc.files.begin()
         opened.append((file_id, blob, filename))
         return _BlobSink(svc.files.write, blob)
@@ -88,9 +87,17 @@ async def _receive_files(request: Request, org: str, svc, *, many: bool) -> list
             given_name = name.data.decode("utf-8", "replace").strip() if not many else ""
             infos = []
             for i, (file_id, blob, filename) in enumerate(opened):
-                infos.append(await run_in_threadpool(
-                    svc.files.finish, org, file_id, blob, filename=(given_name or filename).rsplit("/", 1)[-1],
-                    purpose=purpose, purposes=tr.PURPOSES))
+                infos.append(
+                    await run_in_threadpool(
+                        svc.files.finish,
+                        org,
+                        file_id,
+                        blob,
+                        filename=(given_name or filename).rsplit("/", 1)[-1],
+                        purpose=purpose,
+                        purposes=tr.PURPOSES,
+                    )
+                )
                 opened[i] = (file_id, None, filename)
     except BaseException:
         for _, blob, _ in opened:
@@ -125,12 +132,18 @@ def validate_metadata(body: ValidateMetadataIn, org: OrgId, svc: Svc) -> dict[st
 
 
 @router.get("/files")
-def list_files(org: OrgId, svc: Svc, limit: int = Query(100, ge=1, le=MAX_LIMIT),
-               offset: int = Query(0, ge=0, le=MAX_OFFSET),
-               sort_by: str = "created_at", sort_order: str = "desc",
-               purpose: str | None = None) -> dict[str, Any]:
-    page = file_window(svc.files, org, offset=offset, limit=limit, sort_by=sort_by, sort_order=sort_order,
-                       purpose=purpose)
+def list_files(
+    org: OrgId,
+    svc: Svc,
+    limit: int = Query(100, ge=1, le=MAX_LIMIT),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    sort_by: str = "created_at",
+    sort_order: str = "desc",
+    purpose: str | None = None,
+) -> dict[str, Any]:
+    page = file_window(
+        svc.files, org, offset=offset, limit=limit, sort_by=sort_by, sort_order=sort_order, purpose=purpose
+    )
     return {"object": "list", "data": [render.file(f) for f in page.data], "has_more": page.has_more}
 
 
@@ -151,8 +164,9 @@ def create_project(body: ProjectIn, org: OrgId, svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/projects")
-def list_projects(org: OrgId, svc: Svc, skip: int = Query(0, ge=0, le=MAX_OFFSET),
-                  limit: int = Query(100, ge=1, le=MAX_LIMIT)) -> dict[str, Any]:
+def list_projects(
+    org: OrgId, svc: Svc, skip: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(100, ge=1, le=MAX_LIMIT)
+) -> dict[str, Any]:
     return {"data": [render.project(p, with_runs=True) for p in svc.projects.list(org, skip=skip, limit=limit)]}
 
 
@@ -175,6 +189,7 @@ def _create(body: FinetuneRequestIn, org: str, svc) -> dict[str, Any]:
         try:
             sent = None
             if body.training_config.pre_train:
+
                 def convert(file_id: str, param: str) -> str:
                     made.append(text_training_file(svc.files, org, file_id, param))
                     return made[-1]

@@ -40,8 +40,11 @@ def healthz() -> dict[str, str]:
 
 @router.get("/get_server_capabilities")
 def capabilities(org_id: OrgId, services: Svc, prims: Prims) -> dict[str, Any]:
-    models = [{"model_name": e.name, "max_context_length": e.max_length, "trainable": True, "sampleable": True}
-              for e in prims.catalog.list() if e.kind == "text"]
+    models = [
+        {"model_name": e.name, "max_context_length": e.max_length, "trainable": True, "sampleable": True}
+        for e in prims.catalog.list()
+        if e.kind == "text"
+    ]
     return {"supported_models": models}
 
 
@@ -71,10 +74,17 @@ def session_heartbeat(body: w.SessionRef, org_id: OrgId, prims: Prims) -> dict[s
 @router.post("/create_model")
 async def create_model(body: w.CreateModel, org_id: OrgId, prims: Prims) -> dict[str, Any]:
     if body.optimizer_config.type != "adamw":
-        raise InvalidRequest(f"Optimizer '{body.optimizer_config.type}' is not available here; use adamw.",
-                             param="optimizer_config.type")
-    run = await run_in_threadpool(prims.create_run, org_id, body.session_id, body.model_seq_id, body.base_model,
-                                  serving.lora_settings(body.lora_config))
+        raise InvalidRequest(
+            f"Optimizer '{body.optimizer_config.type}' is not available here; use adamw.", param="optimizer_config.type"
+        )
+    run = await run_in_threadpool(
+        prims.create_run,
+        org_id,
+        body.session_id,
+        body.model_seq_id,
+        body.base_model,
+        serving.lora_settings(body.lora_config),
+    )
     return _future(prims.track(org_id, "create_model", prims.loaded(run)), run.model_id)
 
 
@@ -82,19 +92,27 @@ async def create_model(body: w.CreateModel, org_id: OrgId, prims: Prims) -> dict
 def get_info(body: w.ModelRef, org_id: OrgId, prims: Prims) -> dict[str, Any]:
     run = prims.get_info(org_id, body.model_id)
     # The tokenizer is the catalog model's own folder: the SDK loads it with AutoTokenizer, offline.
-    return {"type": "get_info", "model_id": run.model_id, "model_name": run.base_model, "is_lora": True,
-            "lora_rank": run.lora.rank, "optimizer_config": {"type": "adamw"},
-            "model_data": {"model_name": run.base_model, "tokenizer_id": run.base_dir, "arch": "causal_lm"}}
+    return {
+        "type": "get_info",
+        "model_id": run.model_id,
+        "model_name": run.base_model,
+        "is_lora": True,
+        "lora_rank": run.lora.rank,
+        "optimizer_config": {"type": "adamw"},
+        "model_data": {"model_name": run.base_model, "tokenizer_id": run.base_dir, "arch": "causal_lm"},
+    }
 
 
 @router.post("/forward_backward")
 async def forward_backward(request: Request, org_id: OrgId, prims: Prims) -> dict[str, Any]:
     if PROTOBUF not in request.headers.get("content-type", ""):
-        raise InvalidRequest(f"forward_backward takes a protobuf body (Content-Type: {PROTOBUF}).",
-                             param="content-type")
+        raise InvalidRequest(
+            f"forward_backward takes a protobuf body (Content-Type: {PROTOBUF}).", param="content-type"
+        )
     call = serving.decode_forward_backward(await request.body())
-    work = prims.forward_backward(org_id, call.model_id, call.seq_id, call.data, call.loss_fn, call.config,
-                                  call.forward_only)
+    work = prims.forward_backward(
+        org_id, call.model_id, call.seq_id, call.data, call.loss_fn, call.config, call.forward_only
+    )
     return _future(prims.track(org_id, "forward_backward", work), call.model_id)
 
 
@@ -121,8 +139,9 @@ async def load_weights(body: w.LoadWeights, org_id: OrgId, prims: Prims) -> dict
     if body.session_id is not None:
         if body.model_seq_id is None:
             raise InvalidRequest("model_seq_id is required with session_id.", param="model_seq_id")
-        run, work = await run_in_threadpool(prims.create_run_from_state, org_id, body.session_id,
-                                            body.model_seq_id, body.path, body.optimizer)
+        run, work = await run_in_threadpool(
+            prims.create_run_from_state, org_id, body.session_id, body.model_seq_id, body.path, body.optimizer
+        )
         return _future(prims.track(org_id, "load_weights", work), run.model_id)
     if body.model_id is None:
         raise InvalidRequest("load_weights needs model_id (or session_id and model_seq_id).", param="model_id")
@@ -217,8 +236,9 @@ def _render(kind: str, result: Any) -> Response:
         return JSONResponse({"type": "save_weights", "path": result})
     if kind == "save_weights_for_sampler":
         path, session = result
-        return JSONResponse({"type": "save_weights_for_sampler", "path": None if session else path,
-                             "sampling_session_id": session})
+        return JSONResponse(
+            {"type": "save_weights_for_sampler", "path": None if session else path, "sampling_session_id": session}
+        )
     if kind == "load_weights":
         return JSONResponse({"type": "load_weights", "path": result})
     raise AssertionError(kind)

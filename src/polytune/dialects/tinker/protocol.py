@@ -138,10 +138,17 @@ class RetrieveFuture(Wire):
 def client_config() -> dict[str, Any]:
     """The SDK's feature flags for this server: plain httpx (no pyqwest), protobuf bodies
     uncompressed, per-request retrieve_future polling, custom losses run in the client."""
-    return {"pjwt_auth_enabled": False, "credential_default_source": "api_key", "parallel_fwdbwd_chunks": True,
-            "proto_compress_fwdbwd": False, "use_pyqwest_transport": False, "sample_use_retrieve_futures": False,
-            "custom_loss_server_side": False, "sample_join_sampling_session": False,
-            "sample_enable_stuck_detection": False}
+    return {
+        "pjwt_auth_enabled": False,
+        "credential_default_source": "api_key",
+        "parallel_fwdbwd_chunks": True,
+        "proto_compress_fwdbwd": False,
+        "use_pyqwest_transport": False,
+        "sample_use_retrieve_futures": False,
+        "custom_loss_server_side": False,
+        "sample_join_sampling_session": False,
+        "sample_enable_stuck_detection": False,
+    }
 
 
 def try_again(request_id: str) -> dict[str, Any]:

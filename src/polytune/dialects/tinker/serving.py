@@ -11,7 +11,13 @@ from google.protobuf.message import DecodeError
 
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.primitives import (
-    AdamSettings, Datum, ForwardBackwardResult, LoraSettings, SampledSequence, SampleSettings)
+    AdamSettings,
+    Datum,
+    ForwardBackwardResult,
+    LoraSettings,
+    SampledSequence,
+    SampleSettings,
+)
 
 from . import protocol as w
 from . import wire_pb2 as pb
@@ -20,8 +26,15 @@ _NUMPY = {pb.DTYPE_FLOAT32: np.float32, pb.DTYPE_INT64: np.int64, pb.DTYPE_INT32
 
 
 class ForwardBackwardCall:
-    def __init__(self, model_id: str, seq_id: int | None, loss_fn: str, config: dict[str, Any],
-                 forward_only: bool, data: list[Datum]):
+    def __init__(
+        self,
+        model_id: str,
+        seq_id: int | None,
+        loss_fn: str,
+        config: dict[str, Any],
+        forward_only: bool,
+        data: list[Datum],
+    ):
         self.model_id, self.seq_id, self.loss_fn, self.config = model_id, seq_id, loss_fn, config
         self.forward_only, self.data = forward_only, data
 
@@ -31,8 +44,9 @@ def decode_forward_backward(body: bytes) -> ForwardBackwardCall:
     try:
         msg.ParseFromString(body)
     except DecodeError as e:
-        raise InvalidRequest(f"The forward_backward body is not a ForwardBackwardRequest protobuf: {e}",
-                             param="body") from None
+        raise InvalidRequest(
+            f"The forward_backward body is not a ForwardBackwardRequest protobuf: {e}", param="body"
+        ) from None
     if not msg.model_id:
         raise InvalidRequest("model_id is required.", param="model_id")
     config: dict[str, Any] = {k: float(v) for k, v in msg.loss_fn_config.items()}
@@ -46,8 +60,10 @@ def _datum(i: int, d) -> Datum:
     tokens: list[int] = []
     for chunk in d.model_input:
         if chunk.WhichOneof("chunk") != "encoded_text":
-            raise InvalidRequest(f"data[{i}].model_input: only encoded_text chunks are supported here (no images or "
-                                 "audio).", param=f"data[{i}].model_input")
+            raise InvalidRequest(
+                f"data[{i}].model_input: only encoded_text chunks are supported here (no images or audio).",
+                param=f"data[{i}].model_input",
+            )
         tokens.extend(np.frombuffer(chunk.encoded_text.tokens, dtype=np.int32).tolist())
     inputs = {name: _tensor(f"data[{i}].loss_fn_inputs.{name}", t) for name, t in d.loss_fn_inputs.items()}
     return Datum(tokens, inputs)
@@ -68,7 +84,7 @@ def _tensor(param: str, t) -> np.ndarray:
             col = np.frombuffer(t.sparse_csr.col_indices, dtype=np.int64)
             dense = np.zeros((rows, cols), dtype=dtype)
             for r in range(rows):
-                dense[r, col[crow[r]:crow[r + 1]]] = values[crow[r]:crow[r + 1]]
+                dense[r, col[crow[r] : crow[r + 1]]] = values[crow[r] : crow[r + 1]]
             array = dense
         else:
             array = np.frombuffer(t.dense, dtype=dtype).copy()
@@ -89,7 +105,7 @@ def encode_forward_backward(result: ForwardBackwardResult) -> bytes:
         out.metrics[k] = v
     record = out.loss_fn_outputs.add()
     record.num_datums = len(result.outputs)
-    for name in (result.outputs[0] if result.outputs else {}):
+    for name in result.outputs[0] if result.outputs else {}:
         arrays = [np.ascontiguousarray(o[name], dtype=np.float32) for o in result.outputs]
         field = record.fields[name]
         field.dtype = pb.DTYPE_FLOAT32
@@ -111,8 +127,13 @@ def encode_samples(sequences: list[SampledSequence]) -> bytes:
 def lora_settings(config: w.LoraConfig | None) -> LoraSettings:
     if config is None:
         return LoraSettings()
-    return LoraSettings(rank=config.rank, seed=config.seed, train_mlp=config.train_mlp,
-                        train_attn=config.train_attn, train_unembed=config.train_unembed)
+    return LoraSettings(
+        rank=config.rank,
+        seed=config.seed,
+        train_mlp=config.train_mlp,
+        train_attn=config.train_attn,
+        train_unembed=config.train_unembed,
+    )
 
 
 def adam_settings(req: w.OptimStep) -> AdamSettings:
@@ -120,31 +141,45 @@ def adam_settings(req: w.OptimStep) -> AdamSettings:
         kind = (req.optimizer_params or {}).get("type", "?")
         raise InvalidRequest(f"Optimizer '{kind}' is not available here; use AdamParams.", param="optimizer_params")
     p = req.adam_params
-    return AdamSettings(learning_rate=p.learning_rate, beta1=p.beta1, beta2=p.beta2, eps=p.eps,
-                        weight_decay=p.weight_decay, grad_clip_norm=p.grad_clip_norm)
+    return AdamSettings(
+        learning_rate=p.learning_rate,
+        beta1=p.beta1,
+        beta2=p.beta2,
+        eps=p.eps,
+        weight_decay=p.weight_decay,
+        grad_clip_norm=p.grad_clip_norm,
+    )
 
 
 def prompt_tokens(req: w.Sample) -> list[int]:
     tokens: list[int] = []
     for chunk in req.prompt.chunks:
         if not isinstance(chunk, w.EncodedText):
-            raise InvalidRequest(f"prompt: only encoded_text chunks are supported here, not '{chunk.type}'.",
-                                 param="prompt.chunks")
+            raise InvalidRequest(
+                f"prompt: only encoded_text chunks are supported here, not '{chunk.type}'.", param="prompt.chunks"
+            )
         tokens.extend(chunk.tokens)
     return tokens
 
 
 def sample_settings(req: w.Sample) -> SampleSettings:
     p = req.sampling_params
-    unsupported = [name for name, given in (("top_k", p.top_k not in (-1, 0)), ("prompt_logprobs", req.prompt_logprobs),
-                                            ("topk_prompt_logprobs", req.topk_prompt_logprobs > 0),
-                                            ("topk_sample_logprobs", req.topk_sample_logprobs > 0),
-                                            ("prompt_alt_tokens_k", req.prompt_alt_tokens_k > 0),
-                                            ("target_prompt_logprobs", req.target_prompt_logprobs is not None))
-                   if given]
+    unsupported = [
+        name
+        for name, given in (
+            ("top_k", p.top_k not in (-1, 0)),
+            ("prompt_logprobs", req.prompt_logprobs),
+            ("topk_prompt_logprobs", req.topk_prompt_logprobs > 0),
+            ("topk_sample_logprobs", req.topk_sample_logprobs > 0),
+            ("prompt_alt_tokens_k", req.prompt_alt_tokens_k > 0),
+            ("target_prompt_logprobs", req.target_prompt_logprobs is not None),
+        )
+        if given
+    ]
     if unsupported:
-        raise InvalidRequest(f"{unsupported[0]} is not supported by this server yet (docs/tinker.md).",
-                             param=unsupported[0])
+        raise InvalidRequest(
+            f"{unsupported[0]} is not supported by this server yet (docs/tinker.md).", param=unsupported[0]
+        )
     stop = p.stop
     strings: tuple[str, ...] = ()
     tokens: tuple[int, ...] | None = None
@@ -155,5 +190,11 @@ def sample_settings(req: w.Sample) -> SampleSettings:
         tokens = None if strings else ()
     elif stop is not None:
         tokens = tuple(int(s) for s in stop)
-    return SampleSettings(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, seed=p.seed,
-                          stop_tokens=tokens, stop_strings=strings)
+    return SampleSettings(
+        max_tokens=p.max_tokens,
+        temperature=p.temperature,
+        top_p=p.top_p,
+        seed=p.seed,
+        stop_tokens=tokens,
+        stop_strings=strings,
+    )

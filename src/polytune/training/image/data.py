@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class PromptEmbeddings:
-    embeds: torch.Tensor   # [n, tokens, dim]: the sequence the denoiser attends to (T5's, CLIP's)
-    pooled: torch.Tensor | None = None    # [n, dim]: CLIP's pooled output (FLUX)
+    embeds: torch.Tensor  # [n, tokens, dim]: the sequence the denoiser attends to (T5's, CLIP's)
+    pooled: torch.Tensor | None = None  # [n, dim]: CLIP's pooled output (FLUX)
     text_ids: torch.Tensor | None = None  # [tokens, 3]: the positions FLUX gives text tokens
     # [n, tokens] bool: which tokens are the prompt's, where the denoiser takes prompts of their
     # own lengths (Qwen-Image's mask, Z-Image's list of unpadded embeddings)
@@ -40,13 +40,13 @@ class PromptEmbeddings:
         embeds = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True)
         mask = torch.zeros(embeds.shape[:2], dtype=torch.bool)
         for i, seq in enumerate(sequences):
-            mask[i, :len(seq)] = True
+            mask[i, : len(seq)] = True
         return PromptEmbeddings(embeds, mask=mask)
 
 
 @dataclass
 class CachedData:
-    latents: torch.Tensor   # [n, ...]: as the denoiser reads them (FLUX: packed tokens; UNet: [c, h, w])
+    latents: torch.Tensor  # [n, ...]: as the denoiser reads them (FLUX: packed tokens; UNet: [c, h, w])
     image_ids: torch.Tensor | None  # FLUX: [image tokens, 3]; Qwen-Image: its patch grid (frames, rows, columns)
     prompts: PromptEmbeddings
     captions: list[str]
@@ -80,13 +80,14 @@ def shifted_latents(vae, images: list[Image.Image], batch: int = 16) -> torch.Te
     shift = vae.config.shift_factor or 0.0
     out = []
     for i in range(0, len(images), batch):
-        pixels = to_tensor(images[i:i + batch]).to(vae.device, vae.dtype)
+        pixels = to_tensor(images[i : i + batch]).to(vae.device, vae.dtype)
         out.append((vae.encode(pixels).latent_dist.mode() - shift) * vae.config.scaling_factor)
     return torch.cat(out)
 
 
-def cache_dataset(family: Family, pipe, rows: list[dict[str, Any]], *, size: int,
-                  max_sequence_length: int) -> CachedData:
+def cache_dataset(
+    family: Family, pipe, rows: list[dict[str, Any]], *, size: int, max_sequence_length: int
+) -> CachedData:
     captions = [row["caption"] for row in rows]
     latents, image_ids = family.encode_images(pipe, [load_image(row["image"], size) for row in rows])
     # One embedding per distinct caption, gathered per row.

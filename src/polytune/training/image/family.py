@@ -18,10 +18,15 @@ if TYPE_CHECKING:
     Family = FluxFamily | UNetFamily
 
 # The module and class that train each pipeline class of TRAINED.
-_FAMILY_CLASSES = {"FluxPipeline": ("flux", "FluxFamily"), "StableDiffusionPipeline": ("unet", "UNetFamily"),
-                   "StableDiffusionXLPipeline": ("sdxl", "SDXLFamily"),
-                   "StableDiffusion3Pipeline": ("sd3", "SD3Family"), "ZImagePipeline": ("zimage", "ZImageFamily"),
-                   "QwenImagePipeline": ("qwenimage", "QwenImageFamily"), "Flux2Pipeline": ("flux2", "Flux2Family")}
+_FAMILY_CLASSES = {
+    "FluxPipeline": ("flux", "FluxFamily"),
+    "StableDiffusionPipeline": ("unet", "UNetFamily"),
+    "StableDiffusionXLPipeline": ("sdxl", "SDXLFamily"),
+    "StableDiffusion3Pipeline": ("sd3", "SD3Family"),
+    "ZImagePipeline": ("zimage", "ZImageFamily"),
+    "QwenImagePipeline": ("qwenimage", "QwenImageFamily"),
+    "Flux2Pipeline": ("flux2", "Flux2Family"),
+}
 
 
 def family_for(model_path: Path | str) -> Family:

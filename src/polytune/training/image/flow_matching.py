@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 Predict = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def flow_matching_loss(training: ImageTraining, x0: torch.Tensor, timestep_type: str, generator: torch.Generator,
-                       predict: Predict) -> torch.Tensor:
+def flow_matching_loss(
+    training: ImageTraining, x0: torch.Tensor, timestep_type: str, generator: torch.Generator, predict: Predict
+) -> torch.Tensor:
     device = training.accelerator.device
     x0 = x0.to(device)
     # Noise first, then σ, from the step's generator: the order fixes what a seed draws.

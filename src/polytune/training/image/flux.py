@@ -21,9 +21,20 @@ if TYPE_CHECKING:
 
 # diffusers' Flux LoRA example's targets: the joint blocks' attention (image and text
 # streams) and feed-forward layers; single blocks' attention shares the to_q/k/v names.
-FLUX_LORA_TARGETS = ["attn.to_k", "attn.to_q", "attn.to_v", "attn.to_out.0", "attn.add_k_proj",
-                     "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out", "ff.net.0.proj", "ff.net.2",
-                     "ff_context.net.0.proj", "ff_context.net.2"]
+FLUX_LORA_TARGETS = [
+    "attn.to_k",
+    "attn.to_q",
+    "attn.to_v",
+    "attn.to_out.0",
+    "attn.add_k_proj",
+    "attn.add_q_proj",
+    "attn.add_v_proj",
+    "attn.to_add_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "ff_context.net.0.proj",
+    "ff_context.net.2",
+]
 
 
 class FluxFamily:
@@ -43,12 +54,14 @@ class FluxFamily:
         return "flow_matching"
 
     @torch.no_grad()
-    def encode_prompts(self, pipe: FluxPipeline, prompts: list[str], max_sequence_length: int,
-                       batch: int = 64) -> PromptEmbeddings:
+    def encode_prompts(
+        self, pipe: FluxPipeline, prompts: list[str], max_sequence_length: int, batch: int = 64
+    ) -> PromptEmbeddings:
         embeds, pooled, text_ids = [], [], None
         for i in range(0, len(prompts), batch):
-            e, p, text_ids = pipe.encode_prompt(prompt=prompts[i:i + batch], prompt_2=None,
-                                                max_sequence_length=max_sequence_length)
+            e, p, text_ids = pipe.encode_prompt(
+                prompt=prompts[i : i + batch], prompt_2=None, max_sequence_length=max_sequence_length
+            )
             embeds.append(e)
             pooled.append(p)
         return PromptEmbeddings(torch.cat(embeds), torch.cat(pooled), text_ids)
@@ -61,22 +74,34 @@ class FluxFamily:
         image_ids = pipe._prepare_latent_image_ids(1, h // 2, w // 2, pipe.vae.device, pipe.vae.dtype)
         return pipe._pack_latents(latents, n, c, h, w), image_ids
 
-    def loss(self, training: ImageTraining, data: CachedData, index: torch.Tensor, timestep_type: str,
-             generator: torch.Generator) -> torch.Tensor:
+    def loss(
+        self,
+        training: ImageTraining,
+        data: CachedData,
+        index: torch.Tensor,
+        timestep_type: str,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         device, dtype = training.accelerator.device, training.weight_dtype
         embeds, pooled = data.prompts.take(index)
 
         def predict(noisy: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
-            return training.denoiser(hidden_states=noisy, timestep=sigmas.to(dtype), guidance=None,
-                                     pooled_projections=pooled.to(device, dtype),
-                                     encoder_hidden_states=embeds.to(device, dtype),
-                                     txt_ids=data.prompts.text_ids.to(device, dtype),
-                                     img_ids=data.image_ids.to(device, dtype), return_dict=False)[0]
+            return training.denoiser(
+                hidden_states=noisy,
+                timestep=sigmas.to(dtype),
+                guidance=None,
+                pooled_projections=pooled.to(device, dtype),
+                encoder_hidden_states=embeds.to(device, dtype),
+                txt_ids=data.prompts.text_ids.to(device, dtype),
+                img_ids=data.image_ids.to(device, dtype),
+                return_dict=False,
+            )[0]
 
         return flow_matching_loss(training, data.latents[index], timestep_type, generator, predict)
 
     def save_lora(self, out_dir: Path, layers: dict[str, Any], metadata: dict[str, Any]) -> None:
         from diffusers import FluxPipeline
 
-        FluxPipeline.save_lora_weights(out_dir, transformer_lora_layers=layers,
-                                       transformer_lora_adapter_metadata=metadata)
+        FluxPipeline.save_lora_weights(
+            out_dir, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata
+        )

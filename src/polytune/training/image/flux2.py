@@ -52,36 +52,45 @@ class Flux2Family:
         return "flow_matching"
 
     @torch.no_grad()
-    def encode_prompts(self, pipe: Flux2Pipeline, prompts: list[str], max_sequence_length: int,
-                       batch: int = 64) -> PromptEmbeddings:
+    def encode_prompts(
+        self, pipe: Flux2Pipeline, prompts: list[str], max_sequence_length: int, batch: int = 64
+    ) -> PromptEmbeddings:
         """Every prompt padded to max_sequence_length, as the pipeline encodes them (the
         transformer attends to the padding too); one set of text ids, the same for every prompt."""
         embeds, text_ids = [], None
         for i in range(0, len(prompts), batch):
-            e, ids = pipe.encode_prompt(prompts[i:i + batch], device=pipe.device,
-                                        max_sequence_length=max_sequence_length)
+            e, ids = pipe.encode_prompt(
+                prompts[i : i + batch], device=pipe.device, max_sequence_length=max_sequence_length
+            )
             embeds.append(e.cpu())
             text_ids = ids[0].cpu()
         return PromptEmbeddings(torch.cat(embeds), text_ids=text_ids)
 
     @torch.no_grad()
-    def encode_images(self, pipe: Flux2Pipeline, images: list[Image.Image],
-                      batch: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_images(
+        self, pipe: Flux2Pipeline, images: list[Image.Image], batch: int = 16
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Packed, normalised patch latents [n, patches, 4·channels] and their position ids."""
         vae = pipe.vae
         mean = vae.bn.running_mean.view(1, -1, 1, 1)
         std = torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + vae.config.batch_norm_eps)
         out, ids = [], None
         for i in range(0, len(images), batch):
-            pixels = to_tensor(images[i:i + batch]).to(vae.device, vae.dtype)
+            pixels = to_tensor(images[i : i + batch]).to(vae.device, vae.dtype)
             patches = pipe._patchify_latents(vae.encode(pixels).latent_dist.mode())
             patches = (patches - mean.to(patches)) / std.to(patches)
             ids = pipe._prepare_latent_ids(patches)[0]
             out.append(pipe._pack_latents(patches).cpu())
         return torch.cat(out), ids.cpu()
 
-    def loss(self, training: ImageTraining, data: CachedData, index: torch.Tensor, timestep_type: str,
-             generator: torch.Generator) -> torch.Tensor:
+    def loss(
+        self,
+        training: ImageTraining,
+        data: CachedData,
+        index: torch.Tensor,
+        timestep_type: str,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         device, dtype = training.accelerator.device, training.weight_dtype
         embeds, _ = data.prompts.take(index)
         n = len(index)
@@ -93,14 +102,21 @@ class Flux2Family:
         guidance = torch.full((n,), TRAINING_GUIDANCE, device=device) if guided else None
 
         def predict(noisy: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
-            return training.denoiser(hidden_states=noisy, timestep=sigmas.to(dtype), guidance=guidance,
-                                     encoder_hidden_states=embeds, txt_ids=txt_ids, img_ids=img_ids,
-                                     return_dict=False)[0]
+            return training.denoiser(
+                hidden_states=noisy,
+                timestep=sigmas.to(dtype),
+                guidance=guidance,
+                encoder_hidden_states=embeds,
+                txt_ids=txt_ids,
+                img_ids=img_ids,
+                return_dict=False,
+            )[0]
 
         return flow_matching_loss(training, data.latents[index], timestep_type, generator, predict)
 
     def save_lora(self, out_dir: Path, layers: dict[str, Any], metadata: dict[str, Any]) -> None:
         from diffusers import Flux2Pipeline
 
-        Flux2Pipeline.save_lora_weights(out_dir, transformer_lora_layers=layers,
-                                        transformer_lora_adapter_metadata=metadata)
+        Flux2Pipeline.save_lora_weights(
+            out_dir, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata
+        )

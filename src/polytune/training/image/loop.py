@@ -76,15 +76,25 @@ class _Batches:
         for pos in range(micro_step * self.batch_size, (micro_step + 1) * self.batch_size):
             epoch = pos // self.n
             if epoch not in self._perms:
-                self._perms = {epoch: torch.randperm(self.n, generator=torch.Generator().manual_seed(
-                    self.seed * 1009 + epoch))}
+                self._perms = {
+                    epoch: torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1009 + epoch))
+                }
             out.append(self._perms[epoch][pos % self.n])
         return torch.stack(out)
 
 
-def run_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, rows: list[dict[str, Any]],
-                       workdir: Path, reporter: Reporter, *, resume_from: Path | None = None,
-                       resume_every: ResumeEvery = ResumeEvery(), threads: int = 0) -> ImageResult:
+def run_image_training(
+    spec: JobSpec,
+    entry: CatalogEntry,
+    model_path: Path | str,
+    rows: list[dict[str, Any]],
+    workdir: Path,
+    reporter: Reporter,
+    *,
+    resume_from: Path | None = None,
+    resume_every: ResumeEvery = ResumeEvery(),
+    threads: int = 0,
+) -> ImageResult:
     """Train `spec` (resolved: steps, batch size, learning rate, seed) on image/caption rows.
     Samples go to workdir/samples/step-<n>, checkpoints to workdir/checkpoints/step-<n>,
     the final weights to workdir/final."""
@@ -97,22 +107,38 @@ def run_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
     size = image.resolution or entry.image_size
     training = build_image_training(spec, entry, model_path)
     reporter.event(f"Caching latents and prompt embeddings of {len(rows)} images at {size}x{size}")
-    data = cache_dataset(training.family, training.pipe, rows, size=size,
-                         max_sequence_length=entry.max_sequence_length)
-    plan = plan_samples(data.captions, count=image.samples, prompts=image.sample_prompts, seeds=image.sample_seeds,
-                        job_seed=spec.seed, size=size, steps=image.sample_steps or entry.sample_steps,
-                        call_kwargs=call_kwargs(training.family.name, entry))
+    data = cache_dataset(training.family, training.pipe, rows, size=size, max_sequence_length=entry.max_sequence_length)
+    plan = plan_samples(
+        data.captions,
+        count=image.samples,
+        prompts=image.sample_prompts,
+        seeds=image.sample_seeds,
+        job_seed=spec.seed,
+        size=size,
+        steps=image.sample_steps or entry.sample_steps,
+        call_kwargs=call_kwargs(training.family.name, entry),
+    )
     sample_at = set(sampling_steps(image, steps))
     checkpoint_at = set(checkpoint_steps(image, steps, hp.n_checkpoints))
     start = 0
     if resume_from is not None:
         training.accelerator.load_state(str(resume_from))
         start = json.loads((resume_from / _STATE_FILE).read_text())["step"]
-    reporter.event(f"Training started: {steps} steps of {batch_size} x {accumulate} images, "
-                   f"{len(rows)} examples, timestep_type {image.timestep_type}",
-                   data={"max_steps": steps, "batch_size": batch_size, "timestep_type": image.timestep_type,
-                         "resolution": size, "sample_every": image.sample_every, "samples": plan.count,
-                         "sample_prompts": plan.prompts, "seed": spec.seed, **training.settings()})
+    reporter.event(
+        f"Training started: {steps} steps of {batch_size} x {accumulate} images, "
+        f"{len(rows)} examples, timestep_type {image.timestep_type}",
+        data={
+            "max_steps": steps,
+            "batch_size": batch_size,
+            "timestep_type": image.timestep_type,
+            "resolution": size,
+            "sample_every": image.sample_every,
+            "samples": plan.count,
+            "sample_prompts": plan.prompts,
+            "seed": spec.seed,
+            **training.settings(),
+        },
+    )
     batches = _Batches(len(data), batch_size, spec.seed)
     rows_out: list[dict[str, Any]] = []
     samples_done: list[int] = []
@@ -128,8 +154,9 @@ def run_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
                 loss = training.family.loss(training, data, batches(micro), image.timestep_type, generator)
                 training.accelerator.backward(loss)
                 if training.accelerator.sync_gradients:
-                    training.accelerator.clip_grad_norm_(training.params,
-                                                         hp.max_grad_norm if hp.max_grad_norm is not None else 1.0)
+                    training.accelerator.clip_grad_norm_(
+                        training.params, hp.max_grad_norm if hp.max_grad_norm is not None else 1.0
+                    )
                 training.optimizer.step()
                 training.optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
@@ -144,8 +171,12 @@ def run_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
                 _save_resume(training, workdir, step, reporter)
             raise Stopped(request, step)
         per_step = (time.monotonic() - began) / (step - start)
-        reporter.progress(trained_steps=step, total_steps=steps, trained_tokens=0,
-                          estimated_finish=int(time.time() + per_step * (steps - step)))
+        reporter.progress(
+            trained_steps=step,
+            total_steps=steps,
+            trained_tokens=0,
+            estimated_finish=int(time.time() + per_step * (steps - step)),
+        )
         if step in sample_at:
             training.denoiser.eval()
             t0 = time.monotonic()
@@ -157,19 +188,24 @@ def run_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
         if step in checkpoint_at and step < steps:
             reporter.checkpoint(step, save_weights(training, workdir / "checkpoints" / f"step-{step}"), latest)
         last_step, last_time = last_resume
-        if step < steps and ((resume_every.steps and step - last_step >= resume_every.steps)
-                             or (resume_every.seconds and time.monotonic() - last_time >= resume_every.seconds)):
+        if step < steps and (
+            (resume_every.steps and step - last_step >= resume_every.steps)
+            or (resume_every.seconds and time.monotonic() - last_time >= resume_every.seconds)
+        ):
             _save_resume(training, workdir, step, reporter)
             last_resume = (step, time.monotonic())
     runtime = time.monotonic() - began
     trained = steps - start
-    reporter.event(f"Training finished: {trained} steps in {runtime:.1f} s",
-                   data={"train_runtime": runtime, "train_steps_per_second": trained / runtime if runtime else None})
+    reporter.event(
+        f"Training finished: {trained} steps in {runtime:.1f} s",
+        data={"train_runtime": runtime, "train_steps_per_second": trained / runtime if runtime else None},
+    )
     final_dir = save_weights(training, workdir / "final")
     if steps in checkpoint_at:
         reporter.checkpoint(steps, save_weights(training, workdir / "checkpoints" / f"step-{steps}"), latest)
-    return ImageResult(final_dir=final_dir, metrics_rows=rows_out, steps=steps, runtime=runtime,
-                       sample_steps=samples_done)
+    return ImageResult(
+        final_dir=final_dir, metrics_rows=rows_out, steps=steps, runtime=runtime, sample_steps=samples_done
+    )
 
 
 def _save_resume(training: ImageTraining, workdir: Path, step: int, reporter: Reporter) -> None:

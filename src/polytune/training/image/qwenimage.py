@@ -46,20 +46,23 @@ class QwenImageFamily:
         return "flow_matching"
 
     @torch.no_grad()
-    def encode_prompts(self, pipe: QwenImagePipeline, prompts: list[str], max_sequence_length: int,
-                       batch: int = 64) -> PromptEmbeddings:
+    def encode_prompts(
+        self, pipe: QwenImagePipeline, prompts: list[str], max_sequence_length: int, batch: int = 64
+    ) -> PromptEmbeddings:
         """Each prompt at its own length (the pipeline pads a batch to its longest)."""
         sequences: list[torch.Tensor] = []
         for i in range(0, len(prompts), batch):
-            embeds, mask = pipe.encode_prompt(prompts[i:i + batch], device=pipe.device,
-                                              max_sequence_length=max_sequence_length)
+            embeds, mask = pipe.encode_prompt(
+                prompts[i : i + batch], device=pipe.device, max_sequence_length=max_sequence_length
+            )
             mask = torch.ones(embeds.shape[:2], dtype=torch.bool) if mask is None else mask.bool()
             sequences += [e[m].cpu() for e, m in zip(embeds, mask)]
         return PromptEmbeddings.padded(sequences)
 
     @torch.no_grad()
-    def encode_images(self, pipe: QwenImagePipeline, images: list[Image.Image],
-                      batch: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_images(
+        self, pipe: QwenImagePipeline, images: list[Image.Image], batch: int = 16
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Packed latents, and the (frames, rows, columns) of their patch grid."""
         vae = pipe.vae
         shape = (1, vae.config.z_dim, 1, 1, 1)
@@ -67,15 +70,21 @@ class QwenImageFamily:
         std = torch.tensor(vae.config.latents_std).view(shape)
         out = []
         for i in range(0, len(images), batch):
-            pixels = to_tensor(images[i:i + batch]).to(vae.device, vae.dtype)[:, :, None]  # one frame
+            pixels = to_tensor(images[i : i + batch]).to(vae.device, vae.dtype)[:, :, None]  # one frame
             latents = vae.encode(pixels).latent_dist.mode()
             latents = ((latents - mean.to(latents)) / std.to(latents))[:, :, 0]
             n, c, h, w = latents.shape
             out.append(pipe._pack_latents(latents, n, c, h, w))
         return torch.cat(out), torch.tensor([1, h // 2, w // 2])
 
-    def loss(self, training: ImageTraining, data: CachedData, index: torch.Tensor, timestep_type: str,
-             generator: torch.Generator) -> torch.Tensor:
+    def loss(
+        self,
+        training: ImageTraining,
+        data: CachedData,
+        index: torch.Tensor,
+        timestep_type: str,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         device, dtype = training.accelerator.device, training.weight_dtype
         embeds, _ = data.prompts.take(index)
         mask = data.prompts.mask[index]
@@ -85,14 +94,20 @@ class QwenImageFamily:
         grid = [[tuple(data.image_ids.tolist())]] * len(index)
 
         def predict(noisy: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
-            return training.denoiser(hidden_states=noisy, timestep=sigmas.to(dtype), encoder_hidden_states=embeds,
-                                     encoder_hidden_states_mask=None if bool(mask.all()) else mask,
-                                     img_shapes=grid, return_dict=False)[0]
+            return training.denoiser(
+                hidden_states=noisy,
+                timestep=sigmas.to(dtype),
+                encoder_hidden_states=embeds,
+                encoder_hidden_states_mask=None if bool(mask.all()) else mask,
+                img_shapes=grid,
+                return_dict=False,
+            )[0]
 
         return flow_matching_loss(training, data.latents[index], timestep_type, generator, predict)
 
     def save_lora(self, out_dir: Path, layers: dict[str, Any], metadata: dict[str, Any]) -> None:
         from diffusers import QwenImagePipeline
 
-        QwenImagePipeline.save_lora_weights(out_dir, transformer_lora_layers=layers,
-                                            transformer_lora_adapter_metadata=metadata)
+        QwenImagePipeline.save_lora_weights(
+            out_dir, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata
+        )

@@ -29,8 +29,17 @@ class SamplePlan:
         return len(self.prompts)
 
 
-def plan_samples(captions: list[str], *, count: int, prompts: list[str], seeds: list[int | None], job_seed: int,
-                 size: int, steps: int, call_kwargs: dict[str, Any]) -> SamplePlan:
+def plan_samples(
+    captions: list[str],
+    *,
+    count: int,
+    prompts: list[str],
+    seeds: list[int | None],
+    job_seed: int,
+    size: int,
+    steps: int,
+    call_kwargs: dict[str, Any],
+) -> SamplePlan:
     """The prompts given, else `count` of the job's captions (distinct ones first, in order)."""
     if not prompts:
         distinct = list(dict.fromkeys(captions))
@@ -40,12 +49,14 @@ def plan_samples(captions: list[str], *, count: int, prompts: list[str], seeds: 
 
 
 @torch.no_grad()
-def generate(pipe: DiffusionPipeline, prompt: str, *, seed: int, size: int, steps: int,
-             **call_kwargs: Any) -> Image.Image:
+def generate(
+    pipe: DiffusionPipeline, prompt: str, *, seed: int, size: int, steps: int, **call_kwargs: Any
+) -> Image.Image:
     generator = torch.Generator(device="cpu").manual_seed(seed)
     # By name: FLUX.2 takes a conditioning image first.
-    return pipe(prompt=prompt, height=size, width=size, num_inference_steps=steps, generator=generator,
-                **call_kwargs).images[0]
+    return pipe(
+        prompt=prompt, height=size, width=size, num_inference_steps=steps, generator=generator, **call_kwargs
+    ).images[0]
 
 
 def write_samples(pipe: DiffusionPipeline, plan: SamplePlan, out_dir: Path) -> list[Path]:

@@ -48,8 +48,9 @@ def sample_sigmas(timestep_type: str, batch_size: int, generator: torch.Generato
 
     if timestep_type not in _SCHEME:
         raise ValueError(f"unknown timestep_type {timestep_type!r}; expected one of {TIMESTEP_TYPES}")
-    u = compute_density_for_timestep_sampling(_SCHEME[timestep_type], batch_size, logit_mean=0.0, logit_std=1.0,
-                                              generator=generator)
+    u = compute_density_for_timestep_sampling(
+        _SCHEME[timestep_type], batch_size, logit_mean=0.0, logit_std=1.0, generator=generator
+    )
     # Keep away from exactly 0 (nothing to learn) and 1 (no image left), as the scheduler does.
     return u.clamp(1e-3, 1.0 - 1e-3)
 

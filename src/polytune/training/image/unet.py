@@ -42,8 +42,9 @@ class UNetFamily:
     def load(self, model_path: Path | str, dtype: torch.dtype) -> StableDiffusionPipeline:
         from diffusers import StableDiffusionPipeline
 
-        pipe = StableDiffusionPipeline.from_pretrained(model_path, dtype=dtype, safety_checker=None,
-                                                       requires_safety_checker=False)
+        pipe = StableDiffusionPipeline.from_pretrained(
+            model_path, dtype=dtype, safety_checker=None, requires_safety_checker=False
+        )
         self.use_scheduler_of(pipe)
         return pipe
 
@@ -64,28 +65,37 @@ class UNetFamily:
         return self.noise_scheduler.config.prediction_type
 
     @torch.no_grad()
-    def encode_prompts(self, pipe: StableDiffusionPipeline, prompts: list[str], max_sequence_length: int,
-                       batch: int = 64) -> PromptEmbeddings:
+    def encode_prompts(
+        self, pipe: StableDiffusionPipeline, prompts: list[str], max_sequence_length: int, batch: int = 64
+    ) -> PromptEmbeddings:
         """The text encoder's last hidden states, padded to the tokenizer's length (the
         pipeline's own limit; max_sequence_length is a FLUX setting)."""
-        embeds = [pipe.encode_prompt(prompts[i:i + batch], pipe.device, 1, False)[0]
-                  for i in range(0, len(prompts), batch)]
+        embeds = [
+            pipe.encode_prompt(prompts[i : i + batch], pipe.device, 1, False)[0] for i in range(0, len(prompts), batch)
+        ]
         return PromptEmbeddings(torch.cat(embeds))
 
     @torch.no_grad()
-    def encode_images(self, pipe: StableDiffusionPipeline, images: list[Image.Image],
-                      batch: int = 16) -> tuple[torch.Tensor, None]:
+    def encode_images(
+        self, pipe: StableDiffusionPipeline, images: list[Image.Image], batch: int = 16
+    ) -> tuple[torch.Tensor, None]:
         """Latents scaled as Stable Diffusion's pipelines expect them (never shifted)."""
         vae = pipe.vae
         out = []
         for i in range(0, len(images), batch):
-            pixels = to_tensor(images[i:i + batch]).to(vae.device, vae.dtype)
+            pixels = to_tensor(images[i : i + batch]).to(vae.device, vae.dtype)
             # The mean of the latent distribution: the same latent for an image at every step.
             out.append(vae.encode(pixels).latent_dist.mode() * vae.config.scaling_factor)
         return torch.cat(out), None
 
-    def loss(self, training: ImageTraining, data: CachedData, index: torch.Tensor, timestep_type: str,
-             generator: torch.Generator) -> torch.Tensor:
+    def loss(
+        self,
+        training: ImageTraining,
+        data: CachedData,
+        index: torch.Tensor,
+        timestep_type: str,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         device, dtype = training.accelerator.device, training.weight_dtype
         scheduler = self.noise_scheduler
         x0 = data.latents[index].to(device)
@@ -94,13 +104,21 @@ class UNetFamily:
         steps = scheduler.config.num_train_timesteps
         timesteps = (u * steps).long().clamp(0, steps - 1).to(device)
         noisy = scheduler.add_noise(x0, noise, timesteps)
-        target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, timesteps)
+        target = (
+            noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, timesteps)
+        )
         pred = self.predict(training, noisy.to(dtype), timesteps, data, index)
         per_example = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3))
         return (loss_weights(timestep_type, u).to(device) * per_example).mean()
 
-    def predict(self, training: ImageTraining, noisy: torch.Tensor, timesteps: torch.Tensor, data: CachedData,
-                index: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self,
+        training: ImageTraining,
+        noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+        data: CachedData,
+        index: torch.Tensor,
+    ) -> torch.Tensor:
         """The UNet's output for the noisy latents of the examples `index` (SDXL adds its
         micro-conditioning here)."""
         device, dtype = training.accelerator.device, training.weight_dtype
@@ -111,5 +129,6 @@ class UNetFamily:
         from diffusers import StableDiffusionPipeline
         from diffusers.utils import convert_state_dict_to_diffusers
 
-        StableDiffusionPipeline.save_lora_weights(out_dir, unet_lora_layers=convert_state_dict_to_diffusers(layers),
-                                                  unet_lora_adapter_metadata=metadata)
+        StableDiffusionPipeline.save_lora_weights(
+            out_dir, unet_lora_layers=convert_state_dict_to_diffusers(layers), unet_lora_adapter_metadata=metadata
+        )

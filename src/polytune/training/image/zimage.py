@@ -46,28 +46,40 @@ class ZImageFamily:
         return "flow_matching"
 
     @torch.no_grad()
-    def encode_prompts(self, pipe: ZImagePipeline, prompts: list[str], max_sequence_length: int,
-                       batch: int = 64) -> PromptEmbeddings:
+    def encode_prompts(
+        self, pipe: ZImagePipeline, prompts: list[str], max_sequence_length: int, batch: int = 64
+    ) -> PromptEmbeddings:
         sequences: list[torch.Tensor] = []
         for i in range(0, len(prompts), batch):
-            embeds, _ = pipe.encode_prompt(prompt=list(prompts[i:i + batch]), device=pipe.device,
-                                           do_classifier_free_guidance=False, max_sequence_length=max_sequence_length)
+            embeds, _ = pipe.encode_prompt(
+                prompt=list(prompts[i : i + batch]),
+                device=pipe.device,
+                do_classifier_free_guidance=False,
+                max_sequence_length=max_sequence_length,
+            )
             sequences += [e.cpu() for e in embeds]
         return PromptEmbeddings.padded(sequences)
 
     def encode_images(self, pipe: ZImagePipeline, images: list[Image.Image]) -> tuple[torch.Tensor, None]:
         return shifted_latents(pipe.vae, images), None
 
-    def loss(self, training: ImageTraining, data: CachedData, index: torch.Tensor, timestep_type: str,
-             generator: torch.Generator) -> torch.Tensor:
+    def loss(
+        self,
+        training: ImageTraining,
+        data: CachedData,
+        index: torch.Tensor,
+        timestep_type: str,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         device, dtype = training.accelerator.device, training.weight_dtype
         embeds, _ = data.prompts.take(index)
         mask = data.prompts.mask[index]
         captions = [e[m].to(device, dtype) for e, m in zip(embeds, mask)]
 
         def predict(noisy: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
-            out = training.denoiser(list(noisy.unsqueeze(2).unbind(0)), (1.0 - sigmas).to(dtype), captions,
-                                    return_dict=False)[0]
+            out = training.denoiser(
+                list(noisy.unsqueeze(2).unbind(0)), (1.0 - sigmas).to(dtype), captions, return_dict=False
+            )[0]
             return -torch.stack(out).squeeze(2)
 
         return flow_matching_loss(training, data.latents[index], timestep_type, generator, predict)
@@ -75,5 +87,6 @@ class ZImageFamily:
     def save_lora(self, out_dir: Path, layers: dict[str, Any], metadata: dict[str, Any]) -> None:
         from diffusers import ZImagePipeline
 
-        ZImagePipeline.save_lora_weights(out_dir, transformer_lora_layers=layers,
-                                         transformer_lora_adapter_metadata=metadata)
+        ZImagePipeline.save_lora_weights(
+            out_dir, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata
+        )

@@ -53,6 +53,9 @@ def dro(logprobs: torch.Tensor, inputs: Inputs, config: Config) -> torch.Tensor:
 
 
 LOSS_FUNCTIONS: dict[str, Callable[[torch.Tensor, Inputs, Config], torch.Tensor]] = {
-    "cross_entropy": cross_entropy, "importance_sampling": importance_sampling, "ppo": ppo, "cispo": cispo,
+    "cross_entropy": cross_entropy,
+    "importance_sampling": importance_sampling,
+    "ppo": ppo,
+    "cispo": cispo,
     "dro": dro,
 }

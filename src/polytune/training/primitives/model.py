@@ -35,8 +35,7 @@ def lora_targets(model, lora: LoraSettings) -> list[str]:
         elif "attn" in name and lora.train_attn:
             names.add(leaf)
     if not names:
-        raise InvalidRequest("LoRA needs at least one of train_attn, train_mlp, train_unembed.",
-                             param="lora_config")
+        raise InvalidRequest("LoRA needs at least one of train_attn, train_mlp, train_unembed.", param="lora_config")
     return sorted(names)
 
 
@@ -50,20 +49,31 @@ class PrimitiveModel:
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
         if lora.seed is not None:
             torch.manual_seed(lora.seed)
-        config = LoraConfig(r=lora.rank, lora_alpha=LORA_ALPHA, lora_dropout=0.0, bias="none",
-                            target_modules=lora_targets(base, lora), task_type="CAUSAL_LM")
+        config = LoraConfig(
+            r=lora.rank,
+            lora_alpha=LORA_ALPHA,
+            lora_dropout=0.0,
+            bias="none",
+            target_modules=lora_targets(base, lora),
+            task_type="CAUSAL_LM",
+        )
         self.model = get_peft_model(base, config).to(self.device)
         self.model.train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         defaults = AdamSettings()
-        self.optimizer = torch.optim.AdamW(self.params, lr=defaults.learning_rate,
-                                           betas=(defaults.beta1, defaults.beta2), eps=defaults.eps,
-                                           weight_decay=defaults.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.params,
+            lr=defaults.learning_rate,
+            betas=(defaults.beta1, defaults.beta2),
+            eps=defaults.eps,
+            weight_decay=defaults.weight_decay,
+        )
         self.steps = 0
 
     # -- the calls ------------------------------------------------------------------------------
-    def forward_backward(self, data: list[Datum], loss_fn: str, config: dict[str, Any],
-                         forward_only: bool = False) -> ForwardBackwardResult:
+    def forward_backward(
+        self, data: list[Datum], loss_fn: str, config: dict[str, Any], forward_only: bool = False
+    ) -> ForwardBackwardResult:
         fn = LOSS_FUNCTIONS[loss_fn]
         lengths = [len(d.tokens) for d in data]
         ids = torch.zeros(len(data), max(lengths), dtype=torch.long)
@@ -84,16 +94,21 @@ class PrimitiveModel:
                 inputs = {k: v.float() for k, v in inputs.items()}
                 elementwise = fn(logprobs, inputs, config)
                 total = total + elementwise.sum()
-                outputs.append({"logprobs": logprobs.detach().float().cpu().numpy(),
-                                "elementwise_loss": elementwise.detach().float().cpu().numpy()})
+                outputs.append(
+                    {
+                        "logprobs": logprobs.detach().float().cpu().numpy(),
+                        "elementwise_loss": elementwise.detach().float().cpu().numpy(),
+                    }
+                )
             if not forward_only:
                 total.backward()
         return ForwardBackwardResult(outputs, {"loss:sum": float(total.detach())})
 
     def optim_step(self, adam: AdamSettings) -> dict[str, float]:
         for group in self.optimizer.param_groups:
-            group.update(lr=adam.learning_rate, betas=(adam.beta1, adam.beta2), eps=adam.eps,
-                         weight_decay=adam.weight_decay)
+            group.update(
+                lr=adam.learning_rate, betas=(adam.beta1, adam.beta2), eps=adam.eps, weight_decay=adam.weight_decay
+            )
         max_norm = adam.grad_clip_norm if adam.grad_clip_norm > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
         self.optimizer.step()
@@ -105,8 +120,9 @@ class PrimitiveModel:
     def save_adapter(self, folder: Path) -> None:
         """The adapter alone (peft's folder): what a sampler or the inference server loads."""
         self.model.save_pretrained(folder)
-        (folder / STATE_META).write_text(json.dumps({"base_model": self.base_model, "lora": asdict(self.lora),
-                                                "steps": self.steps}))
+        (folder / STATE_META).write_text(
+            json.dumps({"base_model": self.base_model, "lora": asdict(self.lora), "steps": self.steps})
+        )
 
     def save_state(self, folder: Path) -> None:
         """The adapter and the optimizer's state: training continues from it as if never stopped."""
@@ -122,8 +138,9 @@ class PrimitiveModel:
         self.steps = json.loads((folder / STATE_META).read_text()).get("steps", 0)
         if optimizer:
             if not (folder / _OPTIMIZER).is_file():
-                raise InvalidRequest("This checkpoint was saved for sampling and holds no optimizer state.",
-                                     param="path")
+                raise InvalidRequest(
+                    "This checkpoint was saved for sampling and holds no optimizer state.", param="path"
+                )
             self.optimizer.load_state_dict(torch.load(folder / _OPTIMIZER, map_location=self.device))
 
     def close(self) -> None:

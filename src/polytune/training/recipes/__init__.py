@@ -25,9 +25,18 @@ class TrainerBuilder(Protocol):
     """(resolved spec, catalog entry, model path, train rows, validation rows or None, trainer
     output dir, extra callbacks; the worker's settings) -> a trainer ready to .train()"""
 
-    def __call__(self, spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: list[dict[str, Any]],
-                 val_rows: list[dict[str, Any]] | None, output_dir: Path, callbacks: list[TrainerCallback], *,
-                 settings: Settings | None = None) -> Trainer: ...
+    def __call__(
+        self,
+        spec: JobSpec,
+        entry: CatalogEntry,
+        model_path: Path | str,
+        train_rows: list[dict[str, Any]],
+        val_rows: list[dict[str, Any]] | None,
+        output_dir: Path,
+        callbacks: list[TrainerCallback],
+        *,
+        settings: Settings | None = None,
+    ) -> Trainer: ...
 
 
 @dataclass(frozen=True)
@@ -53,5 +62,6 @@ def get_recipe(method: str) -> Recipe:
     try:
         return RECIPES[method]
     except KeyError:
-        raise InvalidRequest(f"Training with method '{method}' is not supported yet "
-                             f"(supported: {', '.join(RECIPES)}).", param="method") from None
+        raise InvalidRequest(
+            f"Training with method '{method}' is not supported yet (supported: {', '.join(RECIPES)}).", param="method"
+        ) from None

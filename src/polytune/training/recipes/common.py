@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 def require_resolved(spec: JobSpec) -> None:
     """A recipe trains a resolved spec only (services/hyperparameters.py:resolve_auto)."""
     hp = spec.hyperparameters
-    unresolved = [name for name in ("n_epochs", "batch_size", "learning_rate_multiplier")
-                  if getattr(hp, name) == "auto"]
+    unresolved = [
+        name for name in ("n_epochs", "batch_size", "learning_rate_multiplier") if getattr(hp, name) == "auto"
+    ]
     if hp.learning_rate is None:
         unresolved.append("learning_rate")
     if spec.adapter.kind == "auto":
@@ -37,8 +38,7 @@ def require_resolved(spec: JobSpec) -> None:
     if spec.seed is None:
         unresolved.append("seed")
     if unresolved:
-        raise ValueError(f"the job spec still has unresolved values: {', '.join(unresolved)} "
-                         "(run resolve_auto first)")
+        raise ValueError(f"the job spec still has unresolved values: {', '.join(unresolved)} (run resolve_auto first)")
 
 
 def scheduler_type(scheduler: str, warmup_ratio: float | None) -> str:
@@ -53,8 +53,9 @@ def worker_settings(settings: Settings | None) -> Settings:
     return settings if settings is not None else get_settings()
 
 
-def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_eval: bool,
-                  model_path: Path | str, settings: Settings) -> dict[str, Any]:
+def training_args(
+    spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_eval: bool, model_path: Path | str, settings: Settings
+) -> dict[str, Any]:
     """Keyword arguments every TRL config (a transformers TrainingArguments) takes alike."""
     import torch
 
@@ -64,44 +65,53 @@ def training_args(spec: JobSpec, entry: CatalogEntry, output_dir: Path, *, has_e
     checkpointing = hp.gradient_checkpointing if hp.gradient_checkpointing is not None else cuda
     # A multi-worker job shards the model (FSDP) when POLYTUNE_FSDP says so (sharding.py).
     strategy = job_strategy(settings.fsdp, model_path, lora=spec.adapter.kind == "lora")
-    fsdp = (fsdp_training_args(model_path, activation_checkpointing=checkpointing,
-                               efficient_loading=not (spec.adapter.kind == "lora" and entry.lora_train_embeddings))
-            if strategy is not None and strategy.fsdp else {})
+    fsdp = (
+        fsdp_training_args(
+            model_path,
+            activation_checkpointing=checkpointing,
+            efficient_loading=not (spec.adapter.kind == "lora" and entry.lora_train_embeddings),
+        )
+        if strategy is not None and strategy.fsdp
+        else {}
+    )
     if not fsdp:
         # accelerate marks a process that once had an FSDP plugin (ACCELERATE_USE_FSDP) and would
         # shard every later trainer in it with a default FSDP1; Ray reuses worker processes.
         os.environ.pop("ACCELERATE_USE_FSDP", None)
-    return dict(
-        output_dir=str(output_dir),
-        num_train_epochs=hp.n_epochs,
-        max_steps=hp.max_steps or -1,
-        # batch_size is the job's global batch: split across the workers of a multi-worker job,
-        # and on an accelerator into micro-batches that fit its memory (plan_batches).
-        **plan_batches(spec, entry, model_path, fsdp=bool(fsdp), cuda=cuda),
-        learning_rate=hp.learning_rate,
-        lr_scheduler_type=scheduler_type(hp.lr_scheduler or entry.lr_scheduler, hp.warmup_ratio),
-        warmup_steps=hp.warmup_ratio or 0.0,  # a float below 1 is a ratio of all steps
-        weight_decay=hp.weight_decay or 0.0,
-        max_grad_norm=hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
-        # Measured on CPU: bf16 autocast wins only for models large enough to be matmul-bound,
-        # on CPUs with bf16 matrix instructions (cpu_path.py); gradient checkpointing costs
-        # ~20-30% of the speed; on a GPU memory is the tighter limit.
-        use_cpu=not cuda,
-        # Accelerators: the precision rule (precision.py); a CPU: bf16 autocast by cpu_path.py's rule.
-        bf16=precision.bf16 if cuda else cpu_bf16(model_path, settings),
-        fp16=precision.fp16,
-        activation_checkpointing=checkpointing,
-        seed=spec.seed,
-        data_seed=spec.seed,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",  # checkpoints are the reporter callback's job
-        eval_strategy=("steps" if hp.eval_interval else "epoch") if has_eval else "no",
-        eval_steps=hp.eval_interval,
-        include_num_input_tokens_seen="non_padding",
-        dataloader_pin_memory=cuda,
-        disable_tqdm=True,
-    ) | fsdp
+    return (
+        dict(
+            output_dir=str(output_dir),
+            num_train_epochs=hp.n_epochs,
+            max_steps=hp.max_steps or -1,
+            # batch_size is the job's global batch: split across the workers of a multi-worker job,
+            # and on an accelerator into micro-batches that fit its memory (plan_batches).
+            **plan_batches(spec, entry, model_path, fsdp=bool(fsdp), cuda=cuda),
+            learning_rate=hp.learning_rate,
+            lr_scheduler_type=scheduler_type(hp.lr_scheduler or entry.lr_scheduler, hp.warmup_ratio),
+            warmup_steps=hp.warmup_ratio or 0.0,  # a float below 1 is a ratio of all steps
+            weight_decay=hp.weight_decay or 0.0,
+            max_grad_norm=hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
+            # Measured on CPU: bf16 autocast wins only for models large enough to be matmul-bound,
+            # on CPUs with bf16 matrix instructions (cpu_path.py); gradient checkpointing costs
+            # ~20-30% of the speed; on a GPU memory is the tighter limit.
+            use_cpu=not cuda,
+            # Accelerators: the precision rule (precision.py); a CPU: bf16 autocast by cpu_path.py's rule.
+            bf16=precision.bf16 if cuda else cpu_bf16(model_path, settings),
+            fp16=precision.fp16,
+            activation_checkpointing=checkpointing,
+            seed=spec.seed,
+            data_seed=spec.seed,
+            logging_steps=1,
+            report_to=[],
+            save_strategy="no",  # checkpoints are the reporter callback's job
+            eval_strategy=("steps" if hp.eval_interval else "epoch") if has_eval else "no",
+            eval_steps=hp.eval_interval,
+            include_num_input_tokens_seen="non_padding",
+            dataloader_pin_memory=cuda,
+            disable_tqdm=True,
+        )
+        | fsdp
+    )
 
 
 def cpu_bf16(model_path: Path | str, settings: Settings) -> bool:
@@ -136,16 +146,20 @@ def job_precision(spec: JobSpec) -> Precision:
     return precision_for_device("full" if spec.adapter.kind == "full" else "lora", spec.adapter.quantization)
 
 
-def plan_batches(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, fsdp: bool,
-                 cuda: bool) -> dict[str, int]:
+def plan_batches(
+    spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, fsdp: bool, cuda: bool
+) -> dict[str, int]:
     """Micro-batch and gradient accumulation. On an accelerator the micro-batch is what fits the
     device's token budget (catalog/memory.py) and accumulation makes up the global batch; a job
     that set gradient_accumulation_steps, and every CPU job, keeps batch_size / workers per step.
     (Reinforcement sizes its batches by generations per prompt: recipes/grpo.py.)"""
     hp = spec.hyperparameters
     per_device = per_device_batch(hp.batch_size)
-    plain = dict(per_device_train_batch_size=per_device, per_device_eval_batch_size=per_device,
-                 gradient_accumulation_steps=hp.gradient_accumulation_steps or 1)
+    plain = dict(
+        per_device_train_batch_size=per_device,
+        per_device_eval_batch_size=per_device,
+        gradient_accumulation_steps=hp.gradient_accumulation_steps or 1,
+    )
     if not cuda or hp.gradient_accumulation_steps or spec.method.type not in ("supervised", "dpo"):
         return plain
     from dataclasses import replace
@@ -158,11 +172,17 @@ def plan_batches(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, 
     capacity = device_memory()
     if dims is None or not capacity:
         return plain
-    shape = replace(memory.job_shape(spec, adapter_default=entry.adapter_default, max_length=entry.max_length),
-                    devices=world_size(), fsdp=fsdp)
+    shape = replace(
+        memory.job_shape(spec, adapter_default=entry.adapter_default, max_length=entry.max_length),
+        devices=world_size(),
+        fsdp=fsdp,
+    )
     plan = memory.batching(dims, shape, capacity, global_batch=int(hp.batch_size))
-    return dict(per_device_train_batch_size=plan.micro_batch, per_device_eval_batch_size=plan.micro_batch,
-                gradient_accumulation_steps=plan.accumulation)
+    return dict(
+        per_device_train_batch_size=plan.micro_batch,
+        per_device_eval_batch_size=plan.micro_batch,
+        gradient_accumulation_steps=plan.accumulation,
+    )
 
 
 def load_policy(model_path: Path | str, precision: Precision | None = None, **options: Any):
@@ -186,8 +206,16 @@ def load_reference(spec: JobSpec, model_path: Path | str, **options: Any):
     return AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, precision.reference_dtype), **options)
 
 
-def trainer_inputs(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: list[dict[str, Any]],
-                   val_rows: list[dict[str, Any]] | None, callbacks: list, *, tokenizer=None) -> dict[str, Any]:
+def trainer_inputs(
+    spec: JobSpec,
+    entry: CatalogEntry,
+    model_path: Path | str,
+    train_rows: list[dict[str, Any]],
+    val_rows: list[dict[str, Any]] | None,
+    callbacks: list,
+    *,
+    tokenizer=None,
+) -> dict[str, Any]:
     """What every TRL trainer is built from: the policy, the data, the tokenizer (the one
     validation counted tokens with, unless the recipe already loaded it), LoRA, callbacks."""
     from polytune.data.convert import trl_dataset

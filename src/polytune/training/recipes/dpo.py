@@ -19,8 +19,14 @@ from typing import TYPE_CHECKING, Any
 from polytune.config import Settings
 from polytune.domain.spec import DpoMethod, JobSpec
 from polytune.catalog.models import CatalogEntry
-from polytune.training.recipes.common import (load_reference, quiet, require_resolved, trainer_inputs,
-                                              training_args, worker_settings)
+from polytune.training.recipes.common import (
+    load_reference,
+    quiet,
+    require_resolved,
+    trainer_inputs,
+    training_args,
+    worker_settings,
+)
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -29,9 +35,17 @@ if TYPE_CHECKING:
 Rows = list[dict[str, Any]]
 
 
-def build_dpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: Rows,
-                      val_rows: Rows | None, output_dir: Path,
-                      callbacks: list[TrainerCallback], *, settings: Settings | None = None) -> DPOTrainer:
+def build_dpo_trainer(
+    spec: JobSpec,
+    entry: CatalogEntry,
+    model_path: Path | str,
+    train_rows: Rows,
+    val_rows: Rows | None,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+    *,
+    settings: Settings | None = None,
+) -> DPOTrainer:
     from trl import DPOConfig, DPOTrainer
 
     from polytune.training.recipes.kto_pair import KtoPairDPOTrainer
@@ -45,8 +59,7 @@ def build_dpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
         raise ValueError("the job spec has no resolved preference settings (run resolve_auto first)")
     hp = spec.hyperparameters
     config = DPOConfig(
-        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path,
-                        settings=settings),
+        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path, settings=settings),
         beta=preference.beta,
         loss_type=[preference.loss_type],
         # Validation measured prompt + chosen and prompt + rejected against this length and
@@ -57,5 +70,10 @@ def build_dpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
     # ref_model None: trl loads a frozen copy from the same path for a full fine-tune (in the
     # policy's dtype), and uses the adapter-disabled policy for LoRA. On an accelerator a full
     # fine-tune's reference is loaded here in bf16/fp16 instead (training/precision.py).
-    return quiet(trainer_class(args=config, ref_model=load_reference(spec, model_path, **entry.load_options),
-                               **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks)))
+    return quiet(
+        trainer_class(
+            args=config,
+            ref_model=load_reference(spec, model_path, **entry.load_options),
+            **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks),
+        )
+    )

@@ -61,8 +61,7 @@ def grader_reward(grader: Any, grading: Grading):
     def reward(prompts: list, completions: list, log_metric=None, **columns: Any) -> list[float]:
         rows = [{k: v[i] for k, v in columns.items() if k not in _TRL_KWARGS} for i in range(len(completions))]
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        items = [{**row, "messages": prompt} if isinstance(prompt, list) else row
-                 for row, prompt in zip(rows, prompts)]
+        items = [{**row, "messages": prompt} if isinstance(prompt, list) else row for row, prompt in zip(rows, prompts)]
         results = grading.grade_batch(grader, list(zip(texts, items)))
         rewards = [r.reward for r in results]
         if log_metric is not None:
@@ -78,9 +77,17 @@ def grader_reward(grader: Any, grading: Grading):
     return reward
 
 
-def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: Rows,
-                       val_rows: Rows | None, output_dir: Path,
-                       callbacks: list[TrainerCallback], *, settings: Settings | None = None) -> GRPOTrainer:
+def build_grpo_trainer(
+    spec: JobSpec,
+    entry: CatalogEntry,
+    model_path: Path | str,
+    train_rows: Rows,
+    val_rows: Rows | None,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+    *,
+    settings: Settings | None = None,
+) -> GRPOTrainer:
     from trl import GRPOConfig, GRPOTrainer
 
     from polytune.graders import Grading, parse_grader
@@ -96,17 +103,24 @@ def build_grpo_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | st
     grader = parse_grader(reward.graders[0], "method.reinforcement.grader", config)
     generations = num_generations(float(reward.compute_multiplier))
     eval_samples = reward.eval_samples if isinstance(reward.eval_samples, int) else generations
-    args = GRPOConfig(**{
-        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path,
-                        settings=settings),
-        # A step's batch is batch_size prompts (split across workers) times their generations.
-        "per_device_train_batch_size": per_device_batch(hp.batch_size) * generations,
-        # Whole groups of a prompt's eval samples per batch (TRL requires a multiple).
-        "per_device_eval_batch_size": eval_samples * max(1, min(len(val_rows or []), EVAL_PROMPTS_PER_BATCH)),
-        "num_generations": generations,
-        "num_generations_eval": eval_samples,
-        "max_completion_length": reward.max_completion_tokens or COMPLETION_TOKENS.get(reward.reasoning_effort, 128),
-        "beta": BETA,
-    })
-    return quiet(GRPOTrainer(args=args, reward_funcs=[grader_reward(grader, Grading(config))],
-                             **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks)))
+    args = GRPOConfig(
+        **{
+            **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path, settings=settings),
+            # A step's batch is batch_size prompts (split across workers) times their generations.
+            "per_device_train_batch_size": per_device_batch(hp.batch_size) * generations,
+            # Whole groups of a prompt's eval samples per batch (TRL requires a multiple).
+            "per_device_eval_batch_size": eval_samples * max(1, min(len(val_rows or []), EVAL_PROMPTS_PER_BATCH)),
+            "num_generations": generations,
+            "num_generations_eval": eval_samples,
+            "max_completion_length": reward.max_completion_tokens
+            or COMPLETION_TOKENS.get(reward.reasoning_effort, 128),
+            "beta": BETA,
+        }
+    )
+    return quiet(
+        GRPOTrainer(
+            args=args,
+            reward_funcs=[grader_reward(grader, Grading(config))],
+            **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks),
+        )
+    )

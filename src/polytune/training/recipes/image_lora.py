@@ -35,7 +35,7 @@ class ImageTraining:
     family: Family
     pipe: DiffusionPipeline
     accelerator: Accelerator
-    denoiser: torch.nn.Module         # the transformer or UNet, prepared by the accelerator
+    denoiser: torch.nn.Module  # the transformer or UNet, prepared by the accelerator
     optimizer: torch.optim.Optimizer  # prepared by the accelerator
     params: list[torch.nn.Parameter]
     lora: LoraConfig | None
@@ -45,15 +45,20 @@ class ImageTraining:
         """What the optimizer and adapter actually got, read back from them."""
         group = self.optimizer.param_groups[0]
         out: dict[str, Any] = {
-            "learning_rate": group["lr"], "weight_decay": group["weight_decay"],
+            "learning_rate": group["lr"],
+            "weight_decay": group["weight_decay"],
             "gradient_accumulation_steps": self.accelerator.gradient_accumulation_steps,
             "mixed_precision": str(self.accelerator.mixed_precision),
             "trainable_parameters": sum(p.numel() for p in self.params),
-            "family": self.family.name, "objective": self.family.objective(self.pipe),
+            "family": self.family.name,
+            "objective": self.family.objective(self.pipe),
         }
         if self.lora is not None:
-            out["lora"] = {"r": self.lora.r, "alpha": self.lora.lora_alpha,
-                           "target_modules": sorted(self.lora.target_modules)}
+            out["lora"] = {
+                "r": self.lora.r,
+                "alpha": self.lora.lora_alpha,
+                "target_modules": sorted(self.lora.target_modules),
+            }
         return out
 
 
@@ -71,8 +76,11 @@ def build_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | 
     hp = spec.hyperparameters
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    accelerator = Accelerator(gradient_accumulation_steps=hp.gradient_accumulation_steps or 1,
-                              mixed_precision="bf16" if bf16 else "no", cpu=not cuda)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=hp.gradient_accumulation_steps or 1,
+        mixed_precision="bf16" if bf16 else "no",
+        cpu=not cuda,
+    )
     # Frozen parts in the compute dtype; what trains is upcast to fp32 below.
     weight_dtype = torch.bfloat16 if bf16 else torch.float32
     family = family_for(model_path)
@@ -84,9 +92,13 @@ def build_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | 
     denoiser = getattr(pipe, family.denoiser)
     lora = None
     if spec.adapter.kind == "lora":
-        lora = LoraConfig(r=spec.adapter.lora.r, lora_alpha=spec.adapter.lora.alpha,
-                          lora_dropout=spec.adapter.lora.dropout, init_lora_weights="gaussian",
-                          target_modules=lora_targets(spec, family))
+        lora = LoraConfig(
+            r=spec.adapter.lora.r,
+            lora_alpha=spec.adapter.lora.alpha,
+            lora_dropout=spec.adapter.lora.dropout,
+            init_lora_weights="gaussian",
+            target_modules=lora_targets(spec, family),
+        )
         denoiser.add_adapter(lora)
     else:
         denoiser.requires_grad_(True)
@@ -94,8 +106,16 @@ def build_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | 
     params = [p for p in denoiser.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay or 0.0)
     denoiser, optimizer = accelerator.prepare(denoiser, optimizer)
-    return ImageTraining(family=family, pipe=pipe, accelerator=accelerator, denoiser=denoiser, optimizer=optimizer,
-                         params=params, lora=lora, weight_dtype=weight_dtype)
+    return ImageTraining(
+        family=family,
+        pipe=pipe,
+        accelerator=accelerator,
+        denoiser=denoiser,
+        optimizer=optimizer,
+        params=params,
+        lora=lora,
+        weight_dtype=weight_dtype,
+    )
 
 
 def save_weights(training: ImageTraining, out_dir: Path) -> Path:

@@ -39,8 +39,12 @@ def kto_pair_loss(chosen_logratios: torch.Tensor, rejected_logratios: torch.Tens
     """The kto_pair loss of one batch (formula in the module docstring)."""
     chosen_kl = chosen_logratios.mean().clamp(min=0)
     rejected_kl = rejected_logratios.mean().clamp(min=0)
-    losses = torch.cat((1 - torch.sigmoid(beta * (chosen_logratios - rejected_kl)),
-                        1 - torch.sigmoid(beta * (chosen_kl - rejected_logratios))))
+    losses = torch.cat(
+        (
+            1 - torch.sigmoid(beta * (chosen_logratios - rejected_kl)),
+            1 - torch.sigmoid(beta * (chosen_kl - rejected_logratios)),
+        )
+    )
     return losses.mean()
 
 

@@ -32,9 +32,17 @@ if TYPE_CHECKING:
 Rows = list[dict[str, Any]]
 
 
-def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str, train_rows: Rows,
-                      val_rows: Rows | None, output_dir: Path,
-                      callbacks: list[TrainerCallback], *, settings: Settings | None = None) -> SFTTrainer:
+def build_sft_trainer(
+    spec: JobSpec,
+    entry: CatalogEntry,
+    model_path: Path | str,
+    train_rows: Rows,
+    val_rows: Rows | None,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+    *,
+    settings: Settings | None = None,
+) -> SFTTrainer:
     from trl import SFTConfig, SFTTrainer
 
     require_resolved(spec)
@@ -46,8 +54,11 @@ def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
     assistant_only = False
     if is_chat:
         if not tokenizer.chat_template:
-            raise InvalidRequest(f"The model '{entry.name}' has no chat template, so it cannot train on "
-                                 "chat data; give it one in the model catalog.", param="model")
+            raise InvalidRequest(
+                f"The model '{entry.name}' has no chat template, so it cannot train on "
+                "chat data; give it one in the model catalog.",
+                param="model",
+            )
         assistant_only = template_masks_by_weight(tokenizer)
         if not assistant_only:
             train_rows = split_trained_turns(train_rows)
@@ -58,16 +69,18 @@ def build_sft_trainer(spec: JobSpec, entry: CatalogEntry, model_path: Path | str
     # none: validation already dropped every example longer than the context.
     padding_free, _ = choose_padding_free(long_examples=hp.long_examples, packing=hp.packing)
     config = SFTConfig(
-        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path,
-                        settings=settings),
+        **training_args(spec, entry, output_dir, has_eval=bool(val_rows), model_path=model_path, settings=settings),
         max_length=None if padding_free else hp.context_length or entry.max_length,
         padding_free=padding_free,
         packing=bool(hp.packing),
         assistant_only_loss=assistant_only,
         completion_only_loss=not is_chat or not assistant_only,
     )
-    return quiet(SFTTrainer(args=config, **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks,
-                                                           tokenizer=tokenizer)))
+    return quiet(
+        SFTTrainer(
+            args=config, **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks, tokenizer=tokenizer)
+        )
+    )
 
 
 def template_masks_by_weight(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -80,8 +93,7 @@ def template_masks_by_weight(tokenizer: PreTrainedTokenizerBase) -> bool:
         {"role": "assistant", "content": "delta", "weight": 0},
     ]
     try:
-        out = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True,
-                                            return_assistant_tokens_mask=True)
+        out = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     except Exception:  # noqa: BLE001 - any template failure means "cannot mask"
         return False
     trained = tokenizer.decode([i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m])

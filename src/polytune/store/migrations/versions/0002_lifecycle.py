@@ -3,6 +3,7 @@
 Revision ID: 0002_lifecycle
 Revises: 0002_dialects
 """
+
 from alembic import op
 import sqlalchemy as sa
 
