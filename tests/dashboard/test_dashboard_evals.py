@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dashboard.test_dashboard import browser, find, shot, text_of  # noqa: F401 - the fixture
+from tests.dashboard.browser import find, shot, text_of
 from tests.helpers import wait_for
 
 pytestmark = [
@@ -31,7 +31,7 @@ def _rows(outputs: list[str]) -> list[dict]:
     ]
 
 
-def test_the_evals_pages_show_runs_side_by_side_and_their_items(server, client, browser):  # noqa: F811
+def test_the_evals_pages_show_runs_side_by_side_and_their_items(server, client, browser):
     ev = client.evals.create(name="dashboard eval", data_source_config=CONFIG, testing_criteria=[EXACT])
     runs = [
         client.evals.runs.create(
