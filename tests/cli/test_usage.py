@@ -1,6 +1,7 @@
 """The CLI's usage errors and narrow terminals, with no server: an unknown option or command,
 a missing argument or a bad value is one line on stderr and exit code 2, never a traceback;
-`--version` prints the version; tables keep ids whole in 80 columns."""
+`--version` prints the version; `polytune` alone prints the help and exits 0; tables keep ids
+whole in 80 columns."""
 
 from __future__ import annotations
 
