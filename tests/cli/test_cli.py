@@ -140,3 +140,32 @@ def test_chat_refuses_a_model_it_cannot_chat_with_before_the_first_prompt(server
     # /help and /reset are answered here, never sent to the model.
     local = cli(server, "chat", "polytune-tiny", input="/help\n/reset\n")
     assert local.returncode == 0 and "/reset starts a new conversation" in local.stderr and not local.stdout
+
+
+def test_files_download_resumes_a_partial_download(server, tmp_path):
+    data = chat_jsonl(300)
+    file_id = upload(server, tmp_path, "big.jsonl", 300)
+    target = tmp_path / "out" / "big.jsonl"
+    target.parent.mkdir()  # a folder: the file goes in it under its own name
+    got = cli(server, "files", "download", file_id, "-o", str(target.parent))
+    assert got.returncode == 0, got.stderr
+    assert target.read_bytes() == data and not list(target.parent.glob("*.part"))
+
+    # Interrupted after 5000 bytes: the run again fetches the rest and the file is whole.
+    part = target.with_name("big.jsonl.part")
+    target.replace(part)
+    with part.open("r+b") as f:
+        f.truncate(5000)
+    got = cli(server, "files", "download", file_id, "-o", str(target))
+    assert got.returncode == 0, got.stderr
+    assert target.read_bytes() == data and not part.exists()
+
+    # The bytes already there are kept, not fetched again (a Range request, not a fresh download).
+    part.write_bytes(b"\0" * 5000)
+    assert cli(server, "files", "download", file_id, "-o", str(target)).returncode == 0
+    assert target.read_bytes() == b"\0" * 5000 + data[5000:]
+
+    # A .part longer than the file is no piece of it: the download starts over.
+    part.write_bytes(b"\0" * (len(data) + 10))
+    assert cli(server, "files", "download", file_id, "-o", str(target)).returncode == 0
+    assert target.read_bytes() == data and not part.exists()

@@ -1,6 +1,7 @@
 """The CLI's usage errors and narrow terminals, with no server: an unknown option or command,
 a missing argument or a bad value is one line on stderr and exit code 2, never a traceback;
-`--version` prints the version; tables keep ids whole in 80 columns."""
+`--version` prints the version; `polytune` alone prints the help and exits 0; tables keep ids
+whole in 80 columns."""
 
 from __future__ import annotations
 
@@ -91,3 +92,12 @@ def test_keys_create_in_an_empty_data_dir_says_where_it_wrote(tmp_path):
     )
     assert second.returncode == 0 and "POLYTUNE_DATA_DIR" not in second.stderr
     assert str(tmp_path / "new" / "polytune.db") in second.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["files"], ["jobs"]])
+def test_no_arguments_prints_the_help_and_exits_0(args):
+    # Asking for nothing is asking for the help: on stdout, as --help, with no `error:` line.
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: polytune" in result.stdout and "Commands" in result.stdout
+    assert result.stderr == ""

@@ -1,7 +1,7 @@
 """Downloading to a file with a progress bar, resuming where an interrupted download stopped:
-the bytes go to `<target>.part`, and a later run asks for the rest with `Range`
-(`GET /v1/models/{id}/content` answers it; a server that answers 200 instead, as the files
-content route does, sends it all again and the .part starts over)."""
+the bytes go to `<target>.part`, and a later run asks for the rest with `Range` (the models and
+files content routes answer it with a 206; a server that answers 200 instead sends it all again
+and the .part starts over)."""
 
 from __future__ import annotations
 
@@ -35,9 +35,13 @@ def fetch(
     headers = {"Authorization": f"Bearer {api_key}", **({"Range": f"bytes={have}-"} if have else {})}
     try:
         with httpx.stream("GET", url, params=params, headers=headers, timeout=TIMEOUT) as response:
-            if response.status_code == 416 and have:  # the .part is whole already
-                part.replace(target)
-                return response.headers
+            if response.status_code == 416 and have:
+                if _full_size(response.headers) == have:  # the .part is whole already
+                    part.replace(target)
+                    return response.headers
+                # Longer than the content: not a piece of it (another file that had this name).
+                part.unlink()
+                return fetch(url, api_key, target, params=params, total=total)
             if response.status_code not in (200, 206):
                 response.read()
                 _fail(response)
@@ -56,6 +60,12 @@ def fetch(
         raise typer.Exit(EXIT_REQUEST_FAILED) from None
     part.replace(target)
     return result
+
+
+def _full_size(headers: httpx.Headers) -> int | None:
+    """The content's size a 416's `Content-Range: bytes */SIZE` gives."""
+    match = re.fullmatch(r"bytes \*/(\d+)", headers.get("content-range") or "")
+    return int(match.group(1)) if match else None
 
 
 def _progress() -> Progress:

@@ -61,7 +61,8 @@ def download(
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Download a file's content (a training file, or a job's result file), with a progress bar."""
+    """Download a file's content (a training file, or a job's result file), with a progress bar;
+    run it again to resume an interrupted download (it is kept in `<output>.part` until whole)."""
     api = client(base_url, api_key)
     with requesting():
         info = api.files.retrieve(file_id)

@@ -95,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.message}", file=sys.stderr)
         return 1
     except typer.TyperException as e:
+        if type(e).__name__ == "NoArgsIsHelpError":
+            # `polytune` or `polytune files` alone: the help (already printed, on stdout) is the
+            # answer asked for, as with --help; click counts it a usage error (exit 2, since
+            # click 8.2), which would add an empty `error:` line. Matched by name, as typer's own
+            # rich_utils does: typer raises its vendored copy or click's, depending on the path.
+            return 0
         # A usage error (unknown option or command, missing argument, bad value): typer raises
         # its own copy of click's exceptions, so catch its base class, not click's.
         print(usage_error(e), file=sys.stderr)

@@ -6,7 +6,8 @@ import dataclasses
 import hashlib
 import json
 import re
-from typing import Literal
+from collections.abc import Callable
+from typing import BinaryIO, Literal
 
 import sqlalchemy as sa
 
@@ -28,18 +29,8 @@ FileSort = Literal["created", "name", "size"]
 
 
 def _info(row: t.File) -> FileInfo:
-    return FileInfo(
-        id=row.id,
-        org_id=row.org_id,
-        filename=row.filename,
-        purpose=row.purpose,
-        bytes=row.bytes,
-        created_at=row.created_at,
-        status=row.status,
-        status_details=row.status_details,
-        expires_at=row.expires_at,
-        data_report=row.data_report,
-    )
+    # FileInfo's fields are the row's columns of the same names.
+    return FileInfo(**{f.name: getattr(row, f.name) for f in dataclasses.fields(FileInfo)})
 
 
 def _live():
@@ -214,12 +205,21 @@ class FileService:
             row.filename = name
             return _info(row)
 
+    def _located(self, org_id: str, file_id: str) -> tuple[FileInfo, str]:
+        with self.db.session() as s:
+            row = self._row(s, org_id, file_id)
+            return _info(row), row.blob_key
+
+    def opener(self, org_id: str, file_id: str) -> tuple[FileInfo, Callable[[], BinaryIO] | None]:
+        """(info, an opener of the file's bytes) for a file stored as one blob: seekable, so a
+        download resumes at a byte (`Range`); (info, None) for a stored folder (see content)."""
+        info, key = self._located(org_id, file_id)
+        return info, (lambda: self.blobs.open(key)) if key == f"files/{file_id}" else None
+
     def content(self, org_id: str, file_id: str):
         """(info, chunk iterator) of the file's bytes. A file whose blob is a stored folder (a
         checkpoint's tar: store/folder_tar.py) is that folder archived as it streams."""
-        with self.db.session() as s:
-            row = self._row(s, org_id, file_id)
-            info, key = _info(row), row.blob_key
+        info, key = self._located(org_id, file_id)
         if key == f"files/{file_id}":
             return info, self.blobs.iter_chunks(key)
         from polytune.store import folder_tar

@@ -29,8 +29,15 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def file_content_response(files: FileService, org_id: str, file_id: str) -> StreamingResponse:
-    info, chunks = files.content(org_id, file_id)
+def file_content_response(files: FileService, org_id: str, file_id: str, range_header: str | None) -> Response:
+    """A file's bytes: a file stored as one blob honours `Range` (206, 416), so `polytune files
+    download` resumes; a stored folder (a checkpoint's tar, built as it streams) comes whole."""
+    info, opener = files.opener(org_id, file_id)
+    if opener is not None:
+        # Files are never rewritten in place: the id and size name these bytes.
+        etag = f'"{file_id}:{info.bytes}"'
+        return ranged_response(opener, info.bytes, info.filename, "application/octet-stream", range_header, etag)
+    _, chunks = files.content(org_id, file_id)
     # The SDKs size their download from Content-Length (seekrai refuses a missing or zero one).
     return StreamingResponse(
         chunks,

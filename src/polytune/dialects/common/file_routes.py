@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from polytune.dialects.common.deps import OrgId, Svc
 from polytune.dialects.common.downloads import file_content_response
@@ -21,8 +21,8 @@ def add_file_routes(router: APIRouter, render: Callable[[FileInfo], dict[str, An
         return render(svc.files.get(org, file_id))
 
     @router.get("/files/{file_id}/content")
-    def file_content(file_id: str, org: OrgId, svc: Svc) -> StreamingResponse:
-        return file_content_response(svc.files, org, file_id)
+    def file_content(file_id: str, request: Request, org: OrgId, svc: Svc) -> Response:
+        return file_content_response(svc.files, org, file_id, request.headers.get("range"))
 
     @router.delete("/files/{file_id}")
     def delete_file(file_id: str, org: OrgId, svc: Svc) -> dict[str, Any]:
