@@ -112,31 +112,32 @@ class EvalRunService:
         return run_record(row)
 
     # -- a run after a fine-tuning job (polytune's extension on job create) ---------------------
-    def check_after_job(self, org_id: str, request: Any, base_model: str) -> tuple[str, dict[str, Any]]:
+    def check_after_job(
+        self, org_id: str, request: Any, base_model: str, *, where: str = "polytune_eval"
+    ) -> tuple[str, dict[str, Any]]:
         """`{"eval_id", "data_source"}`: the eval exists and the `completions` data source (its
         model left out: the job's fine-tuned model fills it) is sound, checked with the job's
-        base model standing in. Params are named under `polytune_eval`."""
+        base model standing in. Params are named under `where` (the field's path in the
+        dialect's body)."""
         if not isinstance(request, dict) or not isinstance(request.get("eval_id"), str):
             raise InvalidRequest(
-                'polytune_eval must be {"eval_id": ..., "data_source": {...}}.', param="polytune_eval.eval_id"
+                f'{where} must be {{"eval_id": ..., "data_source": {{...}}}}.', param=f"{where}.eval_id"
             )
         unknown = sorted(set(request) - {"eval_id", "data_source"})
         if unknown:
             raise InvalidRequest(
-                f"Unknown parameter: 'polytune_eval.{unknown[0]}'.",
-                param=f"polytune_eval.{unknown[0]}",
-                code="unknown_parameter",
+                f"Unknown parameter: '{where}.{unknown[0]}'.", param=f"{where}.{unknown[0]}", code="unknown_parameter"
             )
         try:
             evaluation = self.evals.get(org_id, request["eval_id"])
         except NotFound as e:
-            raise InvalidRequest(e.message, param="polytune_eval.eval_id", code="eval_not_found") from None
+            raise InvalidRequest(e.message, param=f"{where}.eval_id", code="eval_not_found") from None
         data_source = request.get("data_source")
         if not isinstance(data_source, dict) or data_source.get("type") != "completions" or "model" in data_source:
             raise InvalidRequest(
-                "polytune_eval.data_source must be a 'completions' data source without a model "
+                f"{where}.data_source must be a 'completions' data source without a model "
                 "(the fine-tuned model is sampled).",
-                param="polytune_eval.data_source",
+                param=f"{where}.data_source",
             )
         try:
             eval_data.check(
@@ -148,7 +149,7 @@ class EvalRunService:
                 self.models,
             )
         except InvalidRequest as e:
-            e.param = f"polytune_eval.{e.param}" if e.param else "polytune_eval"
+            e.param = f"{where}.{e.param}" if e.param else where
             raise
         return evaluation["id"], data_source
 
