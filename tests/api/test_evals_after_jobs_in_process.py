@@ -5,6 +5,7 @@ error shape naming the field, with no job created."""
 
 from __future__ import annotations
 
+import openai
 import pytest
 import sqlalchemy as sa
 
@@ -129,3 +130,58 @@ async def test_oxen_training_params_carry_polytune_eval(tmp_path, database_url):
         runs, _ = await _runs_and_jobs(api, eval_id)
         assert runs == [("queued", "", job_id, {"fine_tuning_job_id": job_id})]
         assert not any("polytune_eval" in w for w in await _warnings(api, job_id))
+
+
+async def test_checkpoints_true_adds_a_run_per_saved_checkpoint(tmp_path, database_url):
+    async with in_process(tmp_path, database_url) as api:
+        client = api.openai()
+        eval_id, after = await _eval_and_request(api)
+        training = await client.files.create(file=("train.jsonl", chat_jsonl(12)), purpose="fine-tune")
+
+        def create(polytune_eval: dict):
+            return client.fine_tuning.jobs.create(
+                model="polytune-tiny", training_file=training.id, extra_body={"polytune_eval": polytune_eval}
+            )
+
+        with pytest.raises(openai.BadRequestError) as e:
+            await create({**after, "checkpoints": "yes"})
+        assert e.value.body["param"] == "polytune_eval.checkpoints"
+        job = await create({**after, "checkpoints": True})
+        services = api.app.state.services
+        runs = services.eval_runs
+
+        def saved(step: int) -> None:
+            # What the training worker writes when it saves a checkpoint (store/worker.py), by
+            # hand: nothing trains in this process.
+            with runs.db.session() as s:
+                org_id = s.scalar(sa.select(t.Job.org_id).where(t.Job.id == job.id))
+                s.add(
+                    t.Checkpoint(
+                        id=f"ftckpt-{step}",
+                        job_id=job.id,
+                        org_id=org_id,
+                        step=step,
+                        created_at=step,
+                        metrics={},
+                        model_id=f"{job.id}:ckpt-step-{step}",
+                    )
+                )
+
+        def scheduler_pass() -> None:
+            with runs.db.session() as s:
+                runs.add_checkpoint_runs(s)
+
+        scheduler_pass()
+        (waiting,) = [r async for r in client.evals.runs.list(eval_id)]
+        assert waiting.model == "" and waiting.metadata == {"fine_tuning_job_id": job.id, "each_checkpoint": "true"}
+        saved(5)
+        scheduler_pass()
+        saved(10)
+        scheduler_pass()
+        scheduler_pass()  # a checkpoint is evaluated once
+        listed = [r async for r in client.evals.runs.list(eval_id, order="asc")]
+        assert [(r.status, r.model, r.metadata.get("fine_tuning_checkpoint_id")) for r in listed[1:]] == [
+            ("queued", f"{job.id}:ckpt-step-5", "ftckpt-5"),
+            ("queued", f"{job.id}:ckpt-step-10", "ftckpt-10"),
+        ]
+        assert listed[1].data_source.model == f"{job.id}:ckpt-step-5"

@@ -135,8 +135,8 @@ def _eval_after(req: CreateFineTuneRequest, base_model: str, org: str, svc: Svc)
     if request is None or svc.eval_runs is None:
         return None
     runs = svc.eval_runs
-    eval_id, data_source = runs.check_after_job(org, request, base_model, where="training_params.polytune_eval")
-    return lambda s, job_id: runs.add_after_job(s, org, eval_id, data_source, job_id)
+    after = runs.check_after_job(org, request, base_model, where="training_params.polytune_eval")
+    return lambda s, job_id: runs.add_after_job(s, org, after, job_id)
 
 
 @router.post("/api/repos/{namespace}/{name}/fine_tunes", openapi_extra=json_request(CreateFineTuneRequest))

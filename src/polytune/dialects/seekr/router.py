@@ -213,8 +213,8 @@ def _eval_after(body: FinetuneRequestIn, base_model: str, org: str, svc) -> Call
     if request is None or svc.eval_runs is None:
         return None
     runs = svc.eval_runs
-    eval_id, data_source = runs.check_after_job(org, request, base_model, where="training_config.polytune_eval")
-    return lambda s, job_id: runs.add_after_job(s, org, eval_id, data_source, job_id)
+    after = runs.check_after_job(org, request, base_model, where="training_config.polytune_eval")
+    return lambda s, job_id: runs.add_after_job(s, org, after, job_id)
 
 
 # The sync client posts to /fine-tune, the async client to /fine-tunes.
