@@ -166,6 +166,7 @@ class EvalRunner:
                     data={
                         "eval_id": run.eval_id,
                         "run_id": run.id,
+                        "model": run.model,
                         "status": status,
                         "pass_rate": rate,
                         "result_counts": counts,
