@@ -42,7 +42,7 @@ def test_the_job_page_shows_its_eval_results(server, client, browser):
             "sampling_params": {"temperature": 0, "max_completion_tokens": 4},
         },
     }
-    training = client.files.create(file=("train.jsonl", io.BytesIO(chat_jsonl(8))), purpose="fine-tune")
+    training = client.files.create(file=("train.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
     job = client.fine_tuning.jobs.create(
         model="polytune-tiny",
         training_file=training.id,
@@ -69,6 +69,7 @@ def test_the_job_page_shows_its_eval_results(server, client, browser):
         assert e.data["run_id"] in table and e.data["model"] in table
     assert "exact: " in table and "%" in table
     link = find(browser, f'#job-evals-table a[href="#/evals/{ev.id}/runs/{finished[0].data["run_id"]}"]')
+    browser.execute_script("document.getElementById('job-evals').scrollIntoView()")
     shot(browser, "23-job-evals")
     link.click()
     wait_for(lambda: finished[0].data["run_id"] in text_of(browser, "main"))
