@@ -76,6 +76,8 @@ class EvalRunner:
                 worker = row.worker or {}
                 if worker.get("host") == self.worker["host"] and not _pid_alive(int(worker.get("pid") or 0)):
                     row.status, row.worker = "queued", None
+            self.runs.add_checkpoint_runs(s)
+            s.flush()
             self._release_waiting(s)
             queued = s.execute(
                 sa.select(t.EvalRun.id, t.EvalRun.org_id)
@@ -164,6 +166,7 @@ class EvalRunner:
                     data={
                         "eval_id": run.eval_id,
                         "run_id": run.id,
+                        "model": run.model,
                         "status": status,
                         "pass_rate": rate,
                         "result_counts": counts,

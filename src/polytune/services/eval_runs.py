@@ -5,6 +5,7 @@ eval_runner.py, which the scheduler feeds."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,6 +55,16 @@ def item_record(row: t.EvalOutputItem) -> dict[str, Any]:
         "results": row.results,
         "status": row.status,
     }
+
+
+@dataclass(frozen=True)
+class AfterJob:
+    """A checked polytune_eval: the eval, its data source (no model), and whether each
+    checkpoint of the job is evaluated too."""
+
+    eval_id: str
+    data_source: dict[str, Any]
+    each_checkpoint: bool = False
 
 
 class EvalRunService:
@@ -112,31 +123,32 @@ class EvalRunService:
         return run_record(row)
 
     # -- a run after a fine-tuning job (polytune's extension on job create) ---------------------
-    def check_after_job(self, org_id: str, request: Any, base_model: str) -> tuple[str, dict[str, Any]]:
-        """`{"eval_id", "data_source"}`: the eval exists and the `completions` data source (its
+    def check_after_job(self, org_id: str, request: Any, base_model: str, *, where: str = "polytune_eval") -> AfterJob:
+        """`{"eval_id", "data_source", "checkpoints"}`: the eval exists and the `completions` data source (its
         model left out: the job's fine-tuned model fills it) is sound, checked with the job's
-        base model standing in. Params are named under `polytune_eval`."""
+        base model standing in. Params are named under `where` (the field's path in the
+        dialect's body)."""
         if not isinstance(request, dict) or not isinstance(request.get("eval_id"), str):
             raise InvalidRequest(
-                'polytune_eval must be {"eval_id": ..., "data_source": {...}}.', param="polytune_eval.eval_id"
+                f'{where} must be {{"eval_id": ..., "data_source": {{...}}}}.', param=f"{where}.eval_id"
             )
-        unknown = sorted(set(request) - {"eval_id", "data_source"})
+        unknown = sorted(set(request) - {"eval_id", "data_source", "checkpoints"})
         if unknown:
             raise InvalidRequest(
-                f"Unknown parameter: 'polytune_eval.{unknown[0]}'.",
-                param=f"polytune_eval.{unknown[0]}",
-                code="unknown_parameter",
+                f"Unknown parameter: '{where}.{unknown[0]}'.", param=f"{where}.{unknown[0]}", code="unknown_parameter"
             )
+        if not isinstance(request.get("checkpoints", False), bool):
+            raise InvalidRequest(f"{where}.checkpoints must be true or false.", param=f"{where}.checkpoints")
         try:
             evaluation = self.evals.get(org_id, request["eval_id"])
         except NotFound as e:
-            raise InvalidRequest(e.message, param="polytune_eval.eval_id", code="eval_not_found") from None
+            raise InvalidRequest(e.message, param=f"{where}.eval_id", code="eval_not_found") from None
         data_source = request.get("data_source")
         if not isinstance(data_source, dict) or data_source.get("type") != "completions" or "model" in data_source:
             raise InvalidRequest(
-                "polytune_eval.data_source must be a 'completions' data source without a model "
+                f"{where}.data_source must be a 'completions' data source without a model "
                 "(the fine-tuned model is sampled).",
-                param="polytune_eval.data_source",
+                param=f"{where}.data_source",
             )
         try:
             eval_data.check(
@@ -148,12 +160,13 @@ class EvalRunService:
                 self.models,
             )
         except InvalidRequest as e:
-            e.param = f"polytune_eval.{e.param}" if e.param else "polytune_eval"
+            e.param = f"{where}.{e.param}" if e.param else where
             raise
-        return evaluation["id"], data_source
+        return AfterJob(evaluation["id"], data_source, bool(request.get("checkpoints")))
 
-    def add_after_job(self, s, org_id: str, eval_id: str, data_source: dict[str, Any], job_id: str) -> None:
+    def add_after_job(self, s, org_id: str, after: AfterJob, job_id: str) -> None:
         """In the job's own transaction: the run, waiting (queued, no model yet) for the job."""
+        eval_id, data_source = after.eval_id, after.data_source
         s.add(
             t.EvalRun(
                 id=new_id("evalrun"),
@@ -163,7 +176,10 @@ class EvalRunService:
                 model="",
                 status="queued",
                 data_source=data_source,
-                metadata_={"fine_tuning_job_id": job_id},
+                metadata_={
+                    "fine_tuning_job_id": job_id,
+                    **({"each_checkpoint": "true"} if after.each_checkpoint else {}),
+                },
                 error=None,
                 result_counts=dict(EMPTY_COUNTS),
                 per_testing_criteria_results=[],
@@ -172,6 +188,40 @@ class EvalRunService:
                 job_id=job_id,
             )
         )
+
+    @staticmethod
+    def add_checkpoint_runs(s) -> None:
+        """For each run waiting for a job with `checkpoints: true`: a run of every checkpoint the
+        job has saved that has none yet, queued with the checkpoint's model (the scheduler's pass
+        calls this, so a checkpoint is evaluated while the job trains on)."""
+        waiting = s.scalars(sa.select(t.EvalRun).where(t.EvalRun.status == "queued", t.EvalRun.model == ""))
+        for run in [r for r in waiting if r.job_id and (r.metadata_ or {}).get("each_checkpoint") == "true"]:
+            done = {
+                (r.metadata_ or {}).get("fine_tuning_checkpoint_id")
+                for r in s.scalars(sa.select(t.EvalRun).where(t.EvalRun.job_id == run.job_id))
+            }
+            checkpoints = s.scalars(
+                sa.select(t.Checkpoint).where(t.Checkpoint.job_id == run.job_id).order_by(t.Checkpoint.step)
+            )
+            for ckpt in [c for c in checkpoints if c.id not in done]:
+                s.add(
+                    t.EvalRun(
+                        id=new_id("evalrun"),
+                        org_id=run.org_id,
+                        eval_id=run.eval_id,
+                        name=f"{ckpt.model_id} (step {ckpt.step}) of {run.job_id}",
+                        model=ckpt.model_id,
+                        status="queued",
+                        data_source={**run.data_source, "model": ckpt.model_id},
+                        metadata_={"fine_tuning_job_id": run.job_id, "fine_tuning_checkpoint_id": ckpt.id},
+                        error=None,
+                        result_counts=dict(EMPTY_COUNTS),
+                        per_testing_criteria_results=[],
+                        per_model_usage=[],
+                        created_at=now(),
+                        job_id=run.job_id,
+                    )
+                )
 
     def api_key(self, run_id: str, *, forget: bool = False) -> str | None:
         with self._lock:

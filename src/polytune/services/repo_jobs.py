@@ -10,10 +10,12 @@ branch (see training/runner.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from polytune.data.image_table import image_caption_examples
 from polytune.data.tabular import question_answer_examples
@@ -68,8 +70,10 @@ class RepoJobService:
         resource: str,
         columns: TableColumns | ImageColumns,
         warnings: list[str] | None = None,
+        on_create: Callable[[Session, str], None] | None = None,
     ) -> Job:
-        """A held job training on `resource` (`<branch>/<path>`); nothing is left behind on error."""
+        """A held job training on `resource` (`<branch>/<path>`); nothing is left behind on error.
+        `on_create(session, job_id)` adds rows that belong with the job (jobs.create)."""
         self.jobs.check(spec)
         repo = self.repos.get(org_id, namespace, name)
         branch, path = self.repos.split_revision(repo.id, resource)
@@ -108,11 +112,17 @@ class RepoJobService:
                 spec,
                 hold=True,
                 warnings=warnings,
-                on_create=lambda s, job_id: repo_store.link_job(s, repo.id, job_id),
+                on_create=lambda s, job_id: self._created(s, repo.id, job_id, on_create),
             )
         except BaseException:
             self.files.delete(org_id, file_id)
             raise
+
+    @staticmethod
+    def _created(s: Session, repo_id: str, job_id: str, also: Callable[[Session, str], None] | None) -> None:
+        repo_store.link_job(s, repo_id, job_id)
+        if also is not None:
+            also(s, job_id)
 
     def _read(self, org_id: str, namespace: str, name: str, branch: str, path: str) -> bytes:
         """A file of the repository (an image a table points at); FileNotFoundError if none."""

@@ -186,8 +186,8 @@ async def create_job(request: Request, org: OrgId, svc: Svc, flavor: Flavor) -> 
     on_create = None
     if req.polytune_eval is not None and svc.eval_runs is not None:
         runs = svc.eval_runs
-        eval_id, data_source = await run_in_threadpool(runs.check_after_job, org, req.polytune_eval, spec.model)
-        on_create = lambda s, job_id: runs.add_after_job(s, org, eval_id, data_source, job_id)  # noqa: E731
+        after = await run_in_threadpool(runs.check_after_job, org, req.polytune_eval, spec.model)
+        on_create = lambda s, job_id: runs.add_after_job(s, org, after, job_id)  # noqa: E731
 
     async def create() -> dict[str, Any]:
         try:

@@ -3,7 +3,7 @@ Responses are rendered in translate.py."""
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
@@ -81,6 +81,9 @@ class TrainingParams(BaseModel):
     timestep_type: str | None = None
     samples: StrictInt | list[SampleRequest] | None = None
     sample_every: StrictInt | None = None
+    # polytune's extension (an eval run when the job succeeds, docs/evals.md): declared so that it
+    # is read, not ignored with a warning; checked by the eval service.
+    polytune_eval: dict[str, Any] | None = None
 
 
 class CreateFineTuneRequest(Strict):

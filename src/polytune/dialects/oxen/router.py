@@ -9,6 +9,7 @@ their weights to. Every write (upload, create, run) acts on the caller's own rep
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -128,11 +129,22 @@ def _fine_tune(svc: Svc, org: str, job: Job, message: str) -> dict[str, Any]:
     return render.ok(message, fine_tune=render.fine_tune(job, svc.repo_jobs.repository_of(org, job)))
 
 
+def _eval_after(req: CreateFineTuneRequest, base_model: str, org: str, svc: Svc) -> Callable[[Any, str], None] | None:
+    """training_params.polytune_eval: the eval run the job brings (services/eval_runs.py)."""
+    request = req.training_params.polytune_eval
+    if request is None or svc.eval_runs is None:
+        return None
+    runs = svc.eval_runs
+    after = runs.check_after_job(org, request, base_model, where="training_params.polytune_eval")
+    return lambda s, job_id: runs.add_after_job(s, org, after, job_id)
+
+
 @router.post("/api/repos/{namespace}/{name}/fine_tunes", openapi_extra=json_request(CreateFineTuneRequest))
 async def create_fine_tune(namespace: str, name: str, request: Request, org: OrgId, svc: Svc) -> JSONResponse:
     req = await json_body(request, CreateFineTuneRequest)
     spec, columns = tr.to_spec(req, name)
     try:
+        on_create = await run_in_threadpool(_eval_after, req, spec.model, org, svc)
         job = await run_in_threadpool(
             svc.repo_jobs.create,
             org,
@@ -142,6 +154,7 @@ async def create_fine_tune(namespace: str, name: str, request: Request, org: Org
             resource=req.resource,
             columns=columns,
             warnings=tr.warnings(req),
+            on_create=on_create,
         )
     except InvalidRequest as e:
         raise tr.to_wire(e, req) from None

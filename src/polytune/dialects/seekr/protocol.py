@@ -137,6 +137,9 @@ class TrainingConfigIn(Open):
     beta: float | None = Field(None, gt=0)
     loss_type: Literal["SIGMOID", "HINGE", "IPO", "KTO_PAIR"] | None = None
     gradient_checkpointing: bool | None = None
+    # polytune's extension (an eval run when the job succeeds, docs/evals.md): a key of this open
+    # object, declared so that it is read, not ignored with a warning. Checked by the eval service.
+    polytune_eval: dict[str, Any] | None = None
 
     # Field validators (fine_tune_type is validated before these fields), so a refusal's
     # `loc` names the field sent, not the whole training_config.

@@ -196,12 +196,25 @@ def _create(body: FinetuneRequestIn, org: str, svc) -> dict[str, Any]:
 
                 body, sent = tr.with_text_files(body, convert)
             spec = tr.to_spec(body, model_max_length=context, sent_files=sent)
-            job = svc.jobs.create(org, spec, project_id=body.project_id, warnings=tr.warnings(body))
+            on_create = _eval_after(body, spec.model, org, svc)
+            job = svc.jobs.create(
+                org, spec, project_id=body.project_id, warnings=tr.warnings(body), on_create=on_create
+            )
         except BaseException:
             for file_id in made:
                 svc.files.delete(org, file_id)
             raise
     return render.job(job)
+
+
+def _eval_after(body: FinetuneRequestIn, base_model: str, org: str, svc) -> Callable[[Any, str], None] | None:
+    """training_config.polytune_eval: the eval run the job brings (services/eval_runs.py)."""
+    request = body.training_config.polytune_eval
+    if request is None or svc.eval_runs is None:
+        return None
+    runs = svc.eval_runs
+    after = runs.check_after_job(org, request, base_model, where="training_config.polytune_eval")
+    return lambda s, job_id: runs.add_after_job(s, org, after, job_id)
 
 
 # The sync client posts to /fine-tune, the async client to /fine-tunes.

@@ -1,4 +1,5 @@
 // One job: status and actions, live loss (and reward) curves from its metrics events, the
+// results of the evals it asked for (polytune_eval: one event per finished run), the
 // events, checkpoints and hyperparameters. Polls once a second until the job has finished.
 
 import { get, ownStatus, post, query } from "../api.js";
@@ -49,6 +50,9 @@ export async function jobView(root, { args: [id], ctx }) {
   const checkpointsBox = h("div", { id: "job-checkpoints" });
   const checkpointsSection = h("section", {}, h("h2", {}, "Checkpoints"), checkpointsBox);
   const hyperBox = h("div", { id: "job-hyperparameters" });
+  const evalsBox = h("div", { id: "job-evals" });
+  // Shown once an eval run of the job has finished (docs/evals.md).
+  const evalsSection = h("section", { hidden: true }, h("h2", {}, "Evals"), evalsBox);
 
   root.append(
     h("p", {}, h("a", { href: "#/jobs" }, "← all jobs")),
@@ -57,6 +61,7 @@ export async function jobView(root, { args: [id], ctx }) {
     actionError, summary,
     lossSection,
     rewardSection,
+    evalsSection,
     checkpointsSection,
     h("section", {}, h("h2", {}, "Hyperparameters"), hyperBox),
     h("section", {}, h("div", { class: "page-head" }, h("h2", {}, "Events"),
@@ -93,6 +98,26 @@ export async function jobView(root, { args: [id], ctx }) {
       byStep.set(e.data.step, { ...(byStep.get(e.data.step) || {}), ...e.data });
     }
     return [...byStep.values()].sort((a, b) => a.step - b.step);
+  }
+
+  // The eval runner's event for each finished run the job asked for: its data names the run,
+  // its model and counts (services/eval_runner.py), newest last.
+  function drawEvals() {
+    const results = events.filter((e) => e.data && e.data.run_id && e.data.result_counts);
+    evalsSection.hidden = !results.length;
+    if (!results.length) return;
+    const runLink = (e) => `#/evals/${encodeURIComponent(e.data.eval_id)}/runs/${encodeURIComponent(e.data.run_id)}`;
+    evalsBox.replaceChildren(table([
+      { label: "Run", cell: (e) => h("a", { href: runLink(e) }, e.data.run_id) },
+      { label: "Model", cell: (e) => e.data.model || "" },
+      { label: "Status", cell: (e) => badge(e.data.status) },
+      { label: "Pass rate", cell: (e) => (e.data.status === "completed" ? `${Math.round(100 * e.data.pass_rate)}%` : "") },
+      { label: "Passed", cell: (e) => `${e.data.result_counts.passed} of ${e.data.result_counts.total}` },
+      { label: "Errored", cell: (e) => e.data.result_counts.errored },
+      { label: "Per criterion", cell: (e) => (e.data.per_testing_criteria_results || [])
+        .map((c) => `${c.testing_criteria}: ${c.passed}/${c.passed + c.failed}`).join(", ") },
+      { label: "Finished", cell: (e) => when(e.created_at) },
+    ], results, { id: "job-evals-table" }));
   }
 
   function drawEvents() {
@@ -178,6 +203,7 @@ export async function jobView(root, { args: [id], ctx }) {
       const rewarded = rows.some((r) => typeof r.reward === "number");
       rewardSection.hidden = !rewarded;
       if (rewarded) reward.update(rows);
+      drawEvals();
       drawEvents();
     }
     // Checkpoints are few and come with events: re-read them only when an event arrived.
