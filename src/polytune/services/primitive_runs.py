@@ -31,6 +31,7 @@ from polytune.domain.spec import AdapterSpec, JobSpec, LoraSpec, method_type
 from polytune.executors.primitives import Call, PrimitiveWorker
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
+from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
 
 log = logging.getLogger("polytune.primitives")
@@ -58,9 +59,15 @@ class Run:
 
 class PrimitiveRuns:
     def __init__(
-        self, db: Database, catalog: Catalog, data_dir: Path, sweep_interval: float = 1.0, idle_seconds: float = 0.0
+        self,
+        db: Database,
+        catalog: Catalog,
+        data_dir: Path,
+        sweep_interval: float = 1.0,
+        idle_seconds: float = 0.0,
+        blobs: BlobStore | None = None,
     ):
-        self.db, self.catalog, self.idle_seconds = db, catalog, idle_seconds
+        self.db, self.catalog, self.idle_seconds, self.blobs = db, catalog, idle_seconds, blobs
         self.root = Path(data_dir) / "primitives"
         self._runs: dict[str, Run] = {}
         self._ended: dict[str, str] = {}  # model id -> org id of runs that were cancelled or unloaded
@@ -258,6 +265,23 @@ class PrimitiveRuns:
             raise InvalidRequest(f"Invalid checkpoint name '{name}': letters, digits, '_', '.', '-'.", param="path")
         folder = self.root / run.job_id / kind / name
         return f"tinker://{run.job_id}/{kind}/{name}", folder
+
+    def publish_sampler(self, run: Run, path: str, folder: Path) -> None:
+        """Sampler weights become a fine-tuned model of the organization named by their Tinker
+        path: listed by /v1/models and served at /v1/chat/completions like a job's checkpoint."""
+        if self.blobs is None:
+            return
+        # A fresh key each save: a name saved again must not be served from the old cached copy.
+        key = f"models/{run.job_id}/sampler_weights/{folder.name}-{new_id('w', 8)}"
+        self.blobs.put_dir(folder, key)
+        with self.db.session() as s:
+            row = s.scalar(sa.select(t.Model).where(t.Model.id == path))
+            if row is None:
+                row = t.Model(id=path, org_id=run.org_id, job_id=run.job_id, base_model=run.base_model, kind="lora")
+                s.add(row)
+            old, row.blob_key, row.is_checkpoint, row.created_at, row.deleted_at = row.blob_key, key, True, now(), None
+        if old:
+            self.blobs.delete(old)
 
     def checkpoint(self, org_id: str, path: str) -> tuple[str, Path]:
         """The base model and folder of an organization's checkpoint; 404 for anyone else's."""

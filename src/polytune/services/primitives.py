@@ -239,6 +239,8 @@ class PrimitiveService:
         def save(model):
             folder.mkdir(parents=True, exist_ok=True)
             model.save_adapter(folder)
+            self.runs.publish_sampler(run, path, folder)
+            self.inference.forget(path)  # the same name saved again: serve the new weights
             session = self.create_sampling_session(org_id, path) if with_session else None
             return path, session
 
