@@ -29,6 +29,7 @@ from polytune.domain.job import JobStatus
 from polytune.domain.primitives import LORA_ALPHA, LoraSettings
 from polytune.domain.spec import AdapterSpec, JobSpec, LoraSpec, method_type
 from polytune.executors.primitives import Call, PrimitiveWorker
+from polytune.services.checkpoint_urls import CheckpointUrls
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
@@ -36,7 +37,9 @@ from polytune.store.db import Database, now
 
 log = logging.getLogger("polytune.primitives")
 
-_PATH = re.compile(r"tinker://(?P<job>[A-Za-z0-9_-]+)/(?P<kind>weights|sampler_weights)/(?P<name>[A-Za-z0-9_.-]+)")
+_PATH = re.compile(
+    r"tinker://(?P<job>[A-Za-z0-9_-]+)/(?P<kind>weights|sampler_weights|external_weights)/(?P<name>[A-Za-z0-9_.-]+)"
+)
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
@@ -69,6 +72,7 @@ class PrimitiveRuns:
     ):
         self.db, self.catalog, self.idle_seconds, self.blobs = db, catalog, idle_seconds, blobs
         self.root = Path(data_dir) / "primitives"
+        self.urls = CheckpointUrls(self.root)
         self._runs: dict[str, Run] = {}
         self._ended: dict[str, str] = {}  # model id -> org id of runs that were cancelled or unloaded
         self._lock = threading.Lock()
@@ -344,7 +348,8 @@ class PrimitiveRuns:
     def checkpoints(self, job_id: str) -> list[dict]:
         """A run's saved states and sampler weights, oldest first."""
         found = []
-        for kind, folder_name in (("training", "weights"), ("sampler", "sampler_weights")):
+        kinds = (("training", "weights"), ("sampler", "sampler_weights"), ("external", "external_weights"))
+        for kind, folder_name in kinds:
             for folder in (self.root / job_id / folder_name).glob("*"):
                 if folder.is_dir():
                     found.append(
@@ -353,10 +358,14 @@ class PrimitiveRuns:
                             "checkpoint_type": kind,
                             "time": _iso(folder.stat().st_mtime),
                             "tinker_path": f"tinker://{job_id}/{folder_name}/{folder.name}",
-                            "size_bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file()),
+                            "size_bytes": folder_size(folder),
                         }
                     )
         return sorted(found, key=lambda c: c["time"])
+
+
+def folder_size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
 
 
 def _iso(seconds: float) -> str:

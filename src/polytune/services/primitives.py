@@ -36,7 +36,7 @@ from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
 from polytune.inference.detokenize import IncrementalText
 from polytune.inference.model_text import ModelText, load_model_text
 from polytune.services.inference import InferenceService
-from polytune.services.primitive_runs import PrimitiveRuns, Run
+from polytune.services.primitive_runs import PrimitiveRuns, Run, folder_size
 
 # How long a retrieve_future waits for its result before answering "try again" (the SDK waits 45 s).
 LONG_POLL_SECONDS = 20.0
@@ -245,6 +245,29 @@ class PrimitiveService:
             return path, session
 
         return run.worker.submit(save, seq_id)
+
+    def save_external(self, org_id: str, model_id: str, seq_id: int | None, name: str) -> Future:
+        """The adapter as a plain peft folder (safetensors, adapter_config.json and the tokenizer),
+        for download (external_weights_urls)."""
+        with self._turn(org_id, model_id, seq_id):
+            run = self.runs.get(org_id, model_id)
+            path, folder = self.runs.new_checkpoint(run, "external_weights", name)
+
+        def save(model):
+            folder.mkdir(parents=True, exist_ok=True)
+            model.save_adapter(folder)
+            return path, folder_size(folder)
+
+        return run.worker.submit(save, seq_id)
+
+    def external_urls(self, org_id: str, run_id: str, checkpoint_id: str, base_url: str) -> tuple[dict[str, str], int]:
+        job_id = self.runs.job_id(org_id, run_id)
+        if not checkpoint_id.startswith("external_weights/"):
+            raise InvalidRequest(
+                "Only external weights checkpoints (external_weights/<name>) are downloadable.", param="checkpoint_id"
+            )
+        _, folder = self.runs.checkpoint(org_id, f"tinker://{job_id}/{checkpoint_id}")
+        return self.runs.urls.sign(folder, base_url)
 
     def get_info(self, org_id: str, model_id: str) -> Run:
         return self.runs.get(org_id, model_id)

@@ -68,3 +68,40 @@ def test_another_organization_cannot_see_or_use_them(saved, tinker_server):
     assert path not in {m.id for m in client.models.list().data}
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model=path, messages=[{"role": "user", "content": "red?"}], max_tokens=2)
+
+
+def test_external_weights_download_and_load_in_peft(saved, service_a, tinker_server, tmp_path):
+    import httpx
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tc, _, _ = saved
+    # The steps above taught " sky" after "Q: blue?"; the export carries that adapter.
+    path = tc.save_weights_external("export").result().path
+    assert path.endswith("/external_weights/export")
+    rest = service_a.create_rest_client()
+    listed = rest.list_checkpoints(tc.model_id).result().checkpoints
+    assert any(c.tinker_path == path and c.checkpoint_type == "external" for c in listed)
+    response = rest.get_external_weights_urls(path).result()
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer_config.json"} <= set(response.urls)
+    for name, url in response.urls.items():  # a plain GET, no key, as `tinker checkpoint download` does
+        got = httpx.get(url, timeout=30)
+        assert got.status_code == 200, (name, got.text)
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(got.content)
+    base = AutoModelForCausalLM.from_pretrained(tc.get_info().model_data.tokenizer_id, dtype=torch.float32)
+    model, tok = PeftModel.from_pretrained(base, tmp_path).eval(), AutoTokenizer.from_pretrained(tmp_path)
+    ids = torch.tensor([tok.encode("Q: blue?\nA:", add_special_tokens=False)])
+    out = model.generate(ids, max_new_tokens=1, do_sample=False)
+    assert tok.decode(out[0, ids.shape[1] :]) == " sky"
+    # A forged or tampered URL is a 404; so is another organization's checkpoint.
+    url = next(iter(response.urls.values()))
+    assert httpx.get(url.replace("signature=", "signature=0"), timeout=30).status_code == 404
+    run_id, checkpoint = path.removeprefix("tinker://").split("/", 1)
+    b = httpx.get(
+        f"{tinker_server.url}/api/v1/training_runs/{run_id}/checkpoints/{checkpoint}/external_weights_urls",
+        headers={"X-API-Key": tinker_server.key_b},
+        timeout=30,
+    )
+    assert b.status_code == 404

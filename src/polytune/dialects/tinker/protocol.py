@@ -75,6 +75,14 @@ class SaveWeights(Wire):
     kind: str = "snapshot"
 
 
+class SaveWeightsExternal(Wire):
+    model_id: str
+    path: str
+    seq_id: int | None = None
+    ttl_seconds: int | None = None  # accepted; checkpoints here are kept until the run's folder goes
+    age_encryption_recipients: list[str] | None = None
+
+
 class LoadWeights(Wire):
     model_id: str | None = None
     seq_id: int | None = None
