@@ -338,11 +338,13 @@ class PrimitiveService:
                 seed=None if settings.seed is None else settings.seed + i,
                 stop_token_ids=stops,
                 logprobs=0,
+                prompt_logprobs=settings.prompt_logprobs and i == 0,  # the same for every sample
             )
             text = IncrementalText(session.text.tokenizer, settings.stop_strings, prompt)
             tokens: list[int] = []
             logprobs: list[float] = []
             reason = "length"
+            prompt_logprobs = None
             # A backend's generate is an async generator: closing it early aborts the request.
             stream = cast(
                 AsyncGenerator[TokenEvent, None],
@@ -350,6 +352,7 @@ class PrimitiveService:
             )
             async with contextlib.aclosing(stream):
                 async for event in stream:
+                    prompt_logprobs = prompt_logprobs or event.prompt_logprobs
                     tokens.append(event.token_id)
                     logprobs.append(float(event.logprob or 0.0))
                     if settings.stop_strings:
@@ -360,7 +363,7 @@ class PrimitiveService:
                     if event.finish_reason:
                         reason = event.finish_reason
                         break
-            return SampledSequence(tokens, logprobs, reason)
+            return SampledSequence(tokens, logprobs, reason, prompt_logprobs)
 
         return list(await asyncio.gather(*(one(i) for i in range(num_samples))))
 

@@ -72,6 +72,7 @@ def test_another_organization_cannot_see_or_use_them(saved, tinker_server):
 
 def test_external_weights_download_and_load_in_peft(saved, service_a, tinker_server, tmp_path):
     import httpx
+    import tinker
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -80,7 +81,7 @@ def test_external_weights_download_and_load_in_peft(saved, service_a, tinker_ser
     # The steps above taught " sky" after "Q: blue?"; the export carries that adapter.
     path = tc.save_weights_external("export").result().path
     assert path.endswith("/external_weights/export")
-    rest = service_a.create_rest_client()
+    rest = tinker.RestClient(base_url=tinker_server.url, api_key=tinker_server.key_a)
     listed = rest.list_checkpoints(tc.model_id).result().checkpoints
     assert any(c.tinker_path == path and c.checkpoint_type == "external" for c in listed)
     response = rest.get_external_weights_urls(path).result()
@@ -105,3 +106,33 @@ def test_external_weights_download_and_load_in_peft(saved, service_a, tinker_ser
         timeout=30,
     )
     assert b.status_code == 404
+
+
+def test_prompt_logprobs_match_a_plain_transformers_forward(saved, service_a):
+    import math
+
+    import torch
+    from tinker import types
+    from transformers import AutoModelForCausalLM
+
+    tc, tok, _ = saved
+    base_dir = tc.get_info().model_data.tokenizer_id
+    prompt = tok.encode("Q: red?\nA: an apple a day", add_special_tokens=False)
+    sampler = service_a.create_sampling_client(base_model="polytune-tiny").result()
+    out = sampler.sample(
+        types.ModelInput.from_ints(prompt),
+        2,
+        types.SamplingParams(max_tokens=2, temperature=0.0),
+        include_prompt_logprobs=True,
+    ).result()
+    assert out.prompt_logprobs is not None and len(out.prompt_logprobs) == len(prompt)
+    assert out.prompt_logprobs[0] is None and len(out.sequences) == 2
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        scores = torch.log_softmax(model(torch.tensor([prompt])).logits[0, :-1].float(), dim=-1)
+    expected = scores.gather(1, torch.tensor(prompt[1:]).unsqueeze(1)).squeeze(1).tolist()
+    for got, want in zip(out.prompt_logprobs[1:], expected, strict=True):
+        assert math.isclose(got, want, abs_tol=1e-3), (got, want)
+    # Without the flag there are none.
+    plain = sampler.sample(types.ModelInput.from_ints(prompt), 1, types.SamplingParams(max_tokens=1)).result()
+    assert plain.prompt_logprobs is None

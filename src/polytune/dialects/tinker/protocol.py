@@ -131,6 +131,7 @@ class Sample(Wire):
     base_model: str | None = None
     model_path: str | None = None
     prompt_logprobs: bool | None = None
+    prompt_logprobs_last_n: int | None = None  # a 400: not supported yet
     topk_prompt_logprobs: int = 0
     topk_sample_logprobs: int = 0
     prompt_alt_tokens_k: int = 0
