@@ -246,10 +246,12 @@ class PrimitiveService:
 
         return run.worker.submit(save, seq_id)
 
-    def save_external(self, org_id: str, model_id: str, seq_id: int | None, name: str) -> Future:
+    def save_external(self, org_id: str, model_id: str, seq_id: int | None, name: str, encrypt: bool) -> Future:
         """The adapter as a plain peft folder (safetensors, adapter_config.json and the tokenizer),
         for download (external_weights_urls)."""
         with self._turn(org_id, model_id, seq_id):
+            if encrypt:
+                raise InvalidRequest("age encryption is not supported here.", param="age_encryption_recipients")
             run = self.runs.get(org_id, model_id)
             path, folder = self.runs.new_checkpoint(run, "external_weights", name)
 

@@ -106,6 +106,14 @@ def test_external_weights_download_and_load_in_peft(saved, service_a, tinker_ser
         timeout=30,
     )
     assert b.status_code == 404
+    # Encryption is refused with a 400 naming the field.
+    refused = httpx.post(
+        f"{tinker_server.url}/api/v1/save_weights_external",
+        json={"model_id": tc.model_id, "path": "sealed", "age_encryption_recipients": ["age1x"]},
+        headers={"X-API-Key": tinker_server.key_a},
+        timeout=30,
+    )
+    assert refused.status_code == 400 and "age_encryption_recipients" in refused.text
 
 
 def test_prompt_logprobs_match_a_plain_transformers_forward(saved, service_a):

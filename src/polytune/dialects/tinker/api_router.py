@@ -137,11 +137,7 @@ async def save_weights_for_sampler(body: w.SaveWeights, org_id: OrgId, prims: Pr
 
 @router.post("/save_weights_external")
 async def save_weights_external(body: w.SaveWeightsExternal, org_id: OrgId, prims: Prims) -> dict[str, Any]:
-    if body.age_encryption_recipients:
-        raise InvalidRequest(
-            "age encryption of exported weights is not supported here.", param="age_encryption_recipients"
-        )
-    work = prims.save_external(org_id, body.model_id, body.seq_id, body.path)
+    work = prims.save_external(org_id, body.model_id, body.seq_id, body.path, bool(body.age_encryption_recipients))
     return _future(prims.track(org_id, "save_weights_external", work), body.model_id)
 
 
