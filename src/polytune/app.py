@@ -95,7 +95,9 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     services.eval_runs = EvalRunService(db, services.evals, services.files, services.models)
     # The Tinker API's training runs (their models load with each run's first call) and samplers.
     services.primitives = PrimitiveService(
-        PrimitiveRuns(db, catalog, settings.resolved_data_dir, idle_seconds=settings.primitives_idle_seconds),
+        PrimitiveRuns(
+            db, catalog, settings.resolved_data_dir, idle_seconds=settings.primitives_idle_seconds, blobs=blobs
+        ),
         catalog,
         services.inference,
     )

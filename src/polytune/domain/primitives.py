@@ -66,6 +66,7 @@ class SampleSettings:
     # None: the tokenizer's end-of-sequence tokens; [] and no strings: none (runs to max_tokens).
     stop_tokens: tuple[int, ...] | None = None
     stop_strings: tuple[str, ...] = ()
+    prompt_logprobs: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,5 @@ class SampledSequence:
     tokens: list[int]
     logprobs: list[float]
     stop_reason: str  # "stop" or "length"
+    # Each prompt token's logprob given the ones before it (NaN for the first); the first sample's only.
+    prompt_logprobs: tuple[float, ...] | None = None

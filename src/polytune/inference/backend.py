@@ -49,6 +49,8 @@ class SamplingParams:
     logit_bias: dict[int, float] = field(default_factory=dict)
     # None: no logprobs; k >= 0: the chosen token's logprob and the k most likely tokens.
     logprobs: int | None = None
+    # The logprob of each prompt token given the ones before it (the first has none: NaN).
+    prompt_logprobs: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class TokenEvent:
     logprob: float | None = None
     top_logprobs: tuple[tuple[int, float], ...] = ()
     finish_reason: Literal["stop", "length"] | None = None
+    prompt_logprobs: tuple[float, ...] | None = None  # on the first event, when asked for
 
 
 class InferenceBackend(Protocol):

@@ -43,6 +43,7 @@ class _Sequence:
     generated: int = 0
     aborted: bool = False
     done: bool = field(default=False)
+    prompt_logprobs: tuple[float, ...] | None = None
 
 
 class TransformersBackend:
@@ -177,9 +178,13 @@ class TransformersBackend:
             newcomers, model.waiting = model.waiting[:room], model.waiting[room:]
             newcomers = [s for s in newcomers if not self._finish_if_aborted(s)]
             if newcomers:
+                every = any(s.params.prompt_logprobs for s in newcomers)
                 logits, cache, mask = RunningBatch.prefill(
-                    model.forward, [s.prompt for s in newcomers], [s.adapter for s in newcomers], self.device
+                    model.forward, [s.prompt for s in newcomers], [s.adapter for s in newcomers], self.device, every
                 )
+                if every:
+                    _score_prompts(newcomers, logits)
+                    logits = logits[:, -1]
                 for seq in newcomers:
                     seq.position = len(seq.prompt) - 1  # the last prompt token's
                 self._emit_next(newcomers, logits)
@@ -216,7 +221,8 @@ class TransformersBackend:
             elif seq.generated >= seq.params.max_tokens:
                 reason = "length"
             top = tuple(choice.top)
-            seq.emit(TokenEvent(choice.token, choice.logprob, top, reason))
+            prompt = seq.prompt_logprobs if seq.generated == 1 else None
+            seq.emit(TokenEvent(choice.token, choice.logprob, top, reason, prompt))
             seq.pending = choice.token
             seq.position += 1
             if reason is not None:
@@ -253,3 +259,16 @@ class TransformersBackend:
                 self._retire(seq)
             except Exception:  # noqa: BLE001 - releasing must not stop the others from failing cleanly
                 log.exception("releasing %s failed", seq.request_id)
+
+
+def _score_prompts(rows: list[_Sequence], logits: torch.Tensor) -> None:
+    """Each asking row's prompt logprobs from its prefill's logits (rows are left-padded)."""
+    length = logits.shape[1]
+    for i, seq in enumerate(rows):
+        if not seq.params.prompt_logprobs:
+            continue
+        n = len(seq.prompt)
+        scores = torch.log_softmax(logits[i, length - n : length - 1].float(), dim=-1)
+        targets = torch.tensor(seq.prompt[1:], dtype=torch.long, device=scores.device)
+        picked = scores.gather(1, targets.unsqueeze(1)).squeeze(1).tolist()
+        seq.prompt_logprobs = (float("nan"), *picked)

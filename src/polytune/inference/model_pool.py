@@ -77,18 +77,20 @@ class LoadedModel:
     def busy(self) -> bool:
         return self.users > 0 or bool(self.waiting) or len(self.batch) > 0
 
-    def forward(self, ids, mask, positions, cache, adapters: list[str | None]) -> torch.Tensor:
-        """Last-position logits, each row through its own adapter (None: the bare weights)."""
+    def forward(self, ids, mask, positions, cache, adapters: list[str | None], every: bool = False) -> torch.Tensor:
+        """Last-position logits, each row through its own adapter (None: the bare weights);
+        every: the logits at every position ([rows, positions, vocab]: prompt logprobs)."""
         kwargs = dict(
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=0 if every else 1,
         )
         if self.peft is None:
-            return self.model(**kwargs).logits[:, -1]
+            logits = self.model(**kwargs).logits
+            return logits if every else logits[:, -1]
         names = set(adapters)
         if len(names) == 1 and None not in names:
             (name,) = names
@@ -99,7 +101,7 @@ class LoadedModel:
         else:
             # Mixed adapters, or bare-weight rows (measured: cheaper than disable_adapter()).
             out = self.peft(**kwargs, adapter_names=[a or BASE for a in adapters])
-        return out.logits[:, -1]
+        return out.logits if every else out.logits[:, -1]
 
     def load_adapter(self, key: str, folder: Path, name: str) -> LoadedAdapter:
         from peft import PeftModel

@@ -13,8 +13,9 @@ from collections.abc import Callable
 import torch
 from transformers import DynamicCache
 
-# (input_ids, attention_mask, position_ids, cache, adapter name of each row) -> last-position logits
-Forward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, DynamicCache, list], torch.Tensor]
+# (input_ids, attention_mask, position_ids, cache, adapter name of each row[, every=True]) -> the
+# last-position logits (every: at every position); LoadedModel.forward
+Forward = Callable[..., torch.Tensor]
 
 
 def _layers(cache: DynamicCache) -> list:
@@ -45,9 +46,10 @@ class RunningBatch:
 
     @staticmethod
     def prefill(
-        forward: Forward, prompts: list[list[int]], adapters: list, device: torch.device
+        forward: Forward, prompts: list[list[int]], adapters: list, device: torch.device, every: bool = False
     ) -> tuple[torch.Tensor, DynamicCache, torch.Tensor]:
-        """Run the prompts (left-padded together); their last logits, cache and mask."""
+        """Run the prompts (left-padded together); their last logits (every: the logits at
+        every position, [rows, positions, vocab]), cache and mask."""
         length = max(len(p) for p in prompts)
         ids = torch.zeros(len(prompts), length, dtype=torch.long, device=device)
         mask = torch.zeros(len(prompts), length, dtype=torch.long, device=device)
@@ -56,7 +58,11 @@ class RunningBatch:
             mask[i, length - len(p) :] = 1
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         cache = DynamicCache()
-        logits = forward(ids, mask, positions, cache, adapters)
+        logits = (
+            forward(ids, mask, positions, cache, adapters, every=True)
+            if every
+            else forward(ids, mask, positions, cache, adapters)
+        )
         return logits, cache, mask
 
     def join(self, rows: list, cache: DynamicCache, mask: torch.Tensor) -> None:

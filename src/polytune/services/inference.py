@@ -171,14 +171,18 @@ class InferenceService:
     def delete_model(self, org_id: str, model_id: str) -> ServedModel:
         """Delete a fine-tuned model, and drop it from memory and from the local cache."""
         served = self.models.delete(org_id, model_id)
-        with self._lock:
-            self._texts.pop(served.id, None)
-            backend = self._backend
-        if backend is not None:
-            backend.forget(served.id)
+        self.forget(served.id)
         if served.blob_key:
             drop_model_dir(cache_root(self.settings), served.blob_key)
         return served
+
+    def forget(self, model_id: str) -> None:
+        """Drop a model from memory: its next request loads its weights again (deleted or replaced)."""
+        with self._lock:
+            self._texts.pop(model_id, None)
+            backend = self._backend
+        if backend is not None:
+            backend.forget(model_id)
 
     def close(self) -> None:
         with self._lock:

@@ -29,13 +29,17 @@ from polytune.domain.job import JobStatus
 from polytune.domain.primitives import LORA_ALPHA, LoraSettings
 from polytune.domain.spec import AdapterSpec, JobSpec, LoraSpec, method_type
 from polytune.executors.primitives import Call, PrimitiveWorker
+from polytune.services.checkpoint_urls import CheckpointUrls
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
+from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
 
 log = logging.getLogger("polytune.primitives")
 
-_PATH = re.compile(r"tinker://(?P<job>[A-Za-z0-9_-]+)/(?P<kind>weights|sampler_weights)/(?P<name>[A-Za-z0-9_.-]+)")
+_PATH = re.compile(
+    r"tinker://(?P<job>[A-Za-z0-9_-]+)/(?P<kind>weights|sampler_weights|external_weights)/(?P<name>[A-Za-z0-9_.-]+)"
+)
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
@@ -58,10 +62,17 @@ class Run:
 
 class PrimitiveRuns:
     def __init__(
-        self, db: Database, catalog: Catalog, data_dir: Path, sweep_interval: float = 1.0, idle_seconds: float = 0.0
+        self,
+        db: Database,
+        catalog: Catalog,
+        data_dir: Path,
+        sweep_interval: float = 1.0,
+        idle_seconds: float = 0.0,
+        blobs: BlobStore | None = None,
     ):
-        self.db, self.catalog, self.idle_seconds = db, catalog, idle_seconds
+        self.db, self.catalog, self.idle_seconds, self.blobs = db, catalog, idle_seconds, blobs
         self.root = Path(data_dir) / "primitives"
+        self.urls = CheckpointUrls(self.root)
         self._runs: dict[str, Run] = {}
         self._ended: dict[str, str] = {}  # model id -> org id of runs that were cancelled or unloaded
         self._lock = threading.Lock()
@@ -259,6 +270,23 @@ class PrimitiveRuns:
         folder = self.root / run.job_id / kind / name
         return f"tinker://{run.job_id}/{kind}/{name}", folder
 
+    def publish_sampler(self, run: Run, path: str, folder: Path) -> None:
+        """Sampler weights become a fine-tuned model of the organization named by their Tinker
+        path: listed by /v1/models and served at /v1/chat/completions like a job's checkpoint."""
+        if self.blobs is None:
+            return
+        # A fresh key each save: a name saved again must not be served from the old cached copy.
+        key = f"models/{run.job_id}/sampler_weights/{folder.name}-{new_id('w', 8)}"
+        self.blobs.put_dir(folder, key)
+        with self.db.session() as s:
+            row = s.scalar(sa.select(t.Model).where(t.Model.id == path))
+            if row is None:
+                row = t.Model(id=path, org_id=run.org_id, job_id=run.job_id, base_model=run.base_model, kind="lora")
+                s.add(row)
+            old, row.blob_key, row.is_checkpoint, row.created_at, row.deleted_at = row.blob_key, key, True, now(), None
+        if old:
+            self.blobs.delete(old)
+
     def checkpoint(self, org_id: str, path: str) -> tuple[str, Path]:
         """The base model and folder of an organization's checkpoint; 404 for anyone else's."""
         match = _PATH.fullmatch(path or "")
@@ -320,7 +348,8 @@ class PrimitiveRuns:
     def checkpoints(self, job_id: str) -> list[dict]:
         """A run's saved states and sampler weights, oldest first."""
         found = []
-        for kind, folder_name in (("training", "weights"), ("sampler", "sampler_weights")):
+        kinds = (("training", "weights"), ("sampler", "sampler_weights"), ("external", "external_weights"))
+        for kind, folder_name in kinds:
             for folder in (self.root / job_id / folder_name).glob("*"):
                 if folder.is_dir():
                     found.append(
@@ -329,10 +358,14 @@ class PrimitiveRuns:
                             "checkpoint_type": kind,
                             "time": _iso(folder.stat().st_mtime),
                             "tinker_path": f"tinker://{job_id}/{folder_name}/{folder.name}",
-                            "size_bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file()),
+                            "size_bytes": folder_size(folder),
                         }
                     )
         return sorted(found, key=lambda c: c["time"])
+
+
+def folder_size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
 
 
 def _iso(seconds: float) -> str:

@@ -36,7 +36,7 @@ from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
 from polytune.inference.detokenize import IncrementalText
 from polytune.inference.model_text import ModelText, load_model_text
 from polytune.services.inference import InferenceService
-from polytune.services.primitive_runs import PrimitiveRuns, Run
+from polytune.services.primitive_runs import PrimitiveRuns, Run, folder_size
 
 # How long a retrieve_future waits for its result before answering "try again" (the SDK waits 45 s).
 LONG_POLL_SECONDS = 20.0
@@ -239,10 +239,37 @@ class PrimitiveService:
         def save(model):
             folder.mkdir(parents=True, exist_ok=True)
             model.save_adapter(folder)
+            self.runs.publish_sampler(run, path, folder)
+            self.inference.forget(path)  # the same name saved again: serve the new weights
             session = self.create_sampling_session(org_id, path) if with_session else None
             return path, session
 
         return run.worker.submit(save, seq_id)
+
+    def save_external(self, org_id: str, model_id: str, seq_id: int | None, name: str, encrypt: bool) -> Future:
+        """The adapter as a plain peft folder (safetensors, adapter_config.json and the tokenizer),
+        for download (external_weights_urls)."""
+        with self._turn(org_id, model_id, seq_id):
+            if encrypt:
+                raise InvalidRequest("age encryption is not supported here.", param="age_encryption_recipients")
+            run = self.runs.get(org_id, model_id)
+            path, folder = self.runs.new_checkpoint(run, "external_weights", name)
+
+        def save(model):
+            folder.mkdir(parents=True, exist_ok=True)
+            model.save_adapter(folder)
+            return path, folder_size(folder)
+
+        return run.worker.submit(save, seq_id)
+
+    def external_urls(self, org_id: str, run_id: str, checkpoint_id: str, base_url: str) -> tuple[dict[str, str], int]:
+        job_id = self.runs.job_id(org_id, run_id)
+        if not checkpoint_id.startswith("external_weights/"):
+            raise InvalidRequest(
+                "Only external weights checkpoints (external_weights/<name>) are downloadable.", param="checkpoint_id"
+            )
+        _, folder = self.runs.checkpoint(org_id, f"tinker://{job_id}/{checkpoint_id}")
+        return self.runs.urls.sign(folder, base_url)
 
     def get_info(self, org_id: str, model_id: str) -> Run:
         return self.runs.get(org_id, model_id)
@@ -313,11 +340,13 @@ class PrimitiveService:
                 seed=None if settings.seed is None else settings.seed + i,
                 stop_token_ids=stops,
                 logprobs=0,
+                prompt_logprobs=settings.prompt_logprobs and i == 0,  # the same for every sample
             )
             text = IncrementalText(session.text.tokenizer, settings.stop_strings, prompt)
             tokens: list[int] = []
             logprobs: list[float] = []
             reason = "length"
+            prompt_logprobs = None
             # A backend's generate is an async generator: closing it early aborts the request.
             stream = cast(
                 AsyncGenerator[TokenEvent, None],
@@ -325,6 +354,7 @@ class PrimitiveService:
             )
             async with contextlib.aclosing(stream):
                 async for event in stream:
+                    prompt_logprobs = prompt_logprobs or event.prompt_logprobs
                     tokens.append(event.token_id)
                     logprobs.append(float(event.logprob or 0.0))
                     if settings.stop_strings:
@@ -335,7 +365,7 @@ class PrimitiveService:
                     if event.finish_reason:
                         reason = event.finish_reason
                         break
-            return SampledSequence(tokens, logprobs, reason)
+            return SampledSequence(tokens, logprobs, reason, prompt_logprobs)
 
         return list(await asyncio.gather(*(one(i) for i in range(num_samples))))
 

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.deps import OrgId, Svc
@@ -134,6 +135,12 @@ async def save_weights_for_sampler(body: w.SaveWeights, org_id: OrgId, prims: Pr
     return _future(prims.track(org_id, "save_weights_for_sampler", work), body.model_id)
 
 
+@router.post("/save_weights_external")
+async def save_weights_external(body: w.SaveWeightsExternal, org_id: OrgId, prims: Prims) -> dict[str, Any]:
+    work = prims.save_external(org_id, body.model_id, body.seq_id, body.path, bool(body.age_encryption_recipients))
+    return _future(prims.track(org_id, "save_weights_external", work), body.model_id)
+
+
 @router.post("/load_weights")
 async def load_weights(body: w.LoadWeights, org_id: OrgId, prims: Prims) -> dict[str, Any]:
     if body.session_id is not None:
@@ -201,6 +208,21 @@ def list_checkpoints(run_id: str, org_id: OrgId, prims: Prims) -> dict[str, Any]
     return {"checkpoints": prims.runs.checkpoints(prims.runs.job_id(org_id, run_id))}
 
 
+@router.get("/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/external_weights_urls")
+def external_weights_urls(
+    run_id: str, checkpoint_id: str, request: Request, org_id: OrgId, prims: Prims
+) -> dict[str, Any]:
+    base_url = str(request.base_url).rstrip("/")
+    urls, expires = prims.external_urls(org_id, run_id, checkpoint_id, base_url)
+    return {"urls": urls, "expires": datetime.fromtimestamp(expires, tz=UTC).isoformat()}
+
+
+@router.get("/checkpoint_files/{rel:path}")
+def checkpoint_file(rel: str, prims: Prims, expires: int = 0, signature: str = "") -> FileResponse:
+    # No key: the signature is the credential (the SDK's CLI fetches these with a plain GET).
+    return FileResponse(prims.runs.urls.open(rel, expires, signature))
+
+
 # -- futures ------------------------------------------------------------------------------------
 @router.post("/retrieve_future")
 async def retrieve_future(body: w.RetrieveFuture, org_id: OrgId, prims: Prims) -> Response:
@@ -239,6 +261,9 @@ def _render(kind: str, result: Any) -> Response:
         return JSONResponse(
             {"type": "save_weights_for_sampler", "path": None if session else path, "sampling_session_id": session}
         )
+    if kind == "save_weights_external":
+        path, size = result
+        return JSONResponse({"type": "save_weights_external", "path": path, "size_bytes": size})
     if kind == "load_weights":
         return JSONResponse({"type": "load_weights", "path": result})
     raise AssertionError(kind)

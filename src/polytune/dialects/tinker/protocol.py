@@ -75,6 +75,14 @@ class SaveWeights(Wire):
     kind: str = "snapshot"
 
 
+class SaveWeightsExternal(Wire):
+    model_id: str
+    path: str
+    seq_id: int | None = None
+    ttl_seconds: int | None = None  # accepted; checkpoints here are kept until the run's folder goes
+    age_encryption_recipients: list[str] | None = None
+
+
 class LoadWeights(Wire):
     model_id: str | None = None
     seq_id: int | None = None
@@ -123,6 +131,7 @@ class Sample(Wire):
     base_model: str | None = None
     model_path: str | None = None
     prompt_logprobs: bool | None = None
+    prompt_logprobs_last_n: int | None = None  # a 400: not supported yet
     topk_prompt_logprobs: int = 0
     topk_sample_logprobs: int = 0
     prompt_alt_tokens_k: int = 0

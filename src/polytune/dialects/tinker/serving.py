@@ -121,6 +121,8 @@ def encode_samples(sequences: list[SampledSequence]) -> bytes:
         seq.stop_reason = pb.STOP_REASON_STOP if s.stop_reason == "stop" else pb.STOP_REASON_LENGTH
         seq.tokens = np.asarray(s.tokens, dtype=np.int32).tobytes()
         seq.logprobs = np.asarray(s.logprobs, dtype=np.float32).tobytes()
+    if sequences and sequences[0].prompt_logprobs is not None:  # NaN: the SDK's None (the first token)
+        out.prompt_logprobs = np.asarray(sequences[0].prompt_logprobs, dtype=np.float32).tobytes()
     return out.SerializeToString()
 
 
@@ -168,8 +170,8 @@ def sample_settings(req: w.Sample) -> SampleSettings:
         name
         for name, given in (
             ("top_k", p.top_k not in (-1, 0)),
-            ("prompt_logprobs", req.prompt_logprobs),
             ("topk_prompt_logprobs", req.topk_prompt_logprobs > 0),
+            ("prompt_logprobs_last_n", req.prompt_logprobs_last_n is not None),
             ("topk_sample_logprobs", req.topk_sample_logprobs > 0),
             ("prompt_alt_tokens_k", req.prompt_alt_tokens_k > 0),
             ("target_prompt_logprobs", req.target_prompt_logprobs is not None),
@@ -197,4 +199,5 @@ def sample_settings(req: w.Sample) -> SampleSettings:
         seed=p.seed,
         stop_tokens=tokens,
         stop_strings=strings,
+        prompt_logprobs=bool(req.prompt_logprobs),
     )

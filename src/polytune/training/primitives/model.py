@@ -42,9 +42,10 @@ def lora_targets(model, lora: LoraSettings) -> list[str]:
 class PrimitiveModel:
     def __init__(self, base_dir: str | Path, base_model: str, lora: LoraSettings, device: str | None = None):
         from peft import LoraConfig, get_peft_model
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.base_model, self.lora = base_model, lora
+        self.tokenizer = AutoTokenizer.from_pretrained(base_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
         if lora.seed is not None:
@@ -118,8 +119,11 @@ class PrimitiveModel:
 
     # -- saved state ----------------------------------------------------------------------------
     def save_adapter(self, folder: Path) -> None:
-        """The adapter alone (peft's folder): what a sampler or the inference server loads."""
+        """The adapter alone (peft's folder): what a sampler or the inference server loads. The
+        base model's tokenizer goes with it, as with a job's adapter: /v1/chat/completions reads
+        the tokenizer (and chat template) from the served folder."""
         self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
         (folder / STATE_META).write_text(
             json.dumps({"base_model": self.base_model, "lora": asdict(self.lora), "steps": self.steps})
         )
