@@ -14,6 +14,8 @@ from polytune.catalog.stored import CATALOG_KEY
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.ids import new_id
 from polytune.store.blobs import BlobStore
+from polytune.training.recipes.sft import build_sft_trainer
+from tests.training.support import resolved_spec
 
 
 def _add_then_delete(tmp_path, tiny, blobs: BlobStore):
@@ -45,7 +47,7 @@ def test_a_file_system_store_is_read_in_place_by_another_node(tmp_path, tiny):
     _loads(path)
 
 
-def test_object_storage_is_fetched_once_per_node(tmp_path, tiny):
+def test_object_storage_is_fetched_once_per_node_and_trains(tmp_path, tiny, demo_rows):
     # fsspec's in-memory file system is not a local one: it stands for s3:// here (the moto
     # end-to-end test covers s3fs itself).
     url = f"memory://polytune-{new_id('t', 8)}"
@@ -61,6 +63,11 @@ def test_object_storage_is_fetched_once_per_node(tmp_path, tiny):
     assert again.resolve_path(again.get("mine")) == path
     assert os.stat(path / "model.safetensors").st_ino == first
     assert not list(path.parent.glob(".*"))  # no half-fetched folder left behind
+    # The worker's recipe trains from the fetched copy (one step).
+    trainer = build_sft_trainer(
+        resolved_spec(n_epochs=1, batch_size=4), node.get("mine"), path, demo_rows[:4], None, tmp_path / "work", []
+    )
+    assert trainer.train().global_step == 1
 
 
 def test_re_adding_a_name_stores_a_new_copy_and_drops_the_old(tmp_path, tiny):
