@@ -86,3 +86,35 @@ def test_a_base_model_and_its_loras_share_one_pipeline(tiny_diffusion, tmp_path)
     pipes.forget("ft:a")
     assert pipes.adapters_of(path) == ["ft:b"]
     assert np.abs(draw("ft:b", "lora", b) - b1).max() <= 1
+
+
+def test_a_full_fine_tune_has_its_own_pipeline(tiny_diffusion, tmp_path):
+    from diffusers import DiffusionPipeline, FluxTransformer2DModel
+
+    entry, path = tiny_diffusion
+    spec = JobSpec(
+        model=entry.name,
+        method="image_generation",
+        training_files=["file-test"],
+        seed=1,
+        hyperparameters=Hyperparameters(max_steps=1, batch_size=1, learning_rate=1e-3, n_epochs=1),
+        adapter=AdapterSpec(kind="full"),
+        image=ImageSpec(samples=0),
+    )
+    training = build_image_training(spec, entry, path)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in training.denoiser.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    full = save_weights(training, tmp_path / "full")
+    pipes = ImagePipelines(threads=1)
+    got = pipes.generate(
+        "ft:full", "full", path, full, PROMPT, n=1, width=32, height=32, steps=4, seed=5, call_kwargs=CALL
+    )
+    stock = DiffusionPipeline.from_pretrained(
+        path, transformer=FluxTransformer2DModel.from_pretrained(full / "transformer")
+    )
+    stock.set_progress_bar_config(disable=True)
+    want = _pixels(generate(stock, PROMPT, seed=5, size=32, steps=4, **CALL))
+    assert np.abs(_pixels(got[0]) - want).max() <= 1 and np.abs(want - _stock(path)).max() > 1
+    assert list(pipes._pipes) == ["full:ft:full"] and pipes.adapters_of(path) == []
