@@ -33,10 +33,12 @@ def upload_model(blobs: BlobStore, name: str, folder: Path) -> str:
 
 def read_catalog(blobs: BlobStore) -> list[dict] | None:
     """The stored list of added entries; None when the store holds none yet."""
-    if not blobs.exists(CATALOG_KEY):
+    # One request, not an exists() first: every catalog look-up reads it (object storage: a GET).
+    try:
+        with blobs.open(CATALOG_KEY) as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
         return None
-    with blobs.open(CATALOG_KEY) as f:
-        return json.loads(f.read())
 
 
 def write_catalog(blobs: BlobStore, entries: list[dict]) -> None:
