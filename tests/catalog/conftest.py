@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from tests.training.conftest import catalog, tiny  # noqa: F401 - fixtures shared with the training tests
+from tests.training.conftest import catalog, demo_rows, tiny  # noqa: F401 - fixtures shared with the training tests

@@ -13,6 +13,7 @@ import pytest
 from polytune.catalog.model_source import context_window
 from polytune.catalog.models import Catalog
 from polytune.domain.errors import InvalidRequest
+from polytune.store.blobs import BlobStore
 from tests.conftest import BIN
 from tests.model_folders import shaped_model_folder
 
@@ -47,13 +48,17 @@ def test_models_add_reads_config_and_tokenizer_not_the_sharded_weights(tmp_path,
         "max_length": 4096,
         "trust_remote_code": False,
     }
-    # The shards were listed, not opened: they are still garbage and the entry stands.
-    entry = Catalog(data).get("llama-shaped")
+    # The shards were listed, not opened: they are still garbage and the entry stands. The CLI
+    # keeps the catalog and a copy of the folder in the server's blob storage (catalog/stored.py).
+    stored = Catalog(data, BlobStore(str(data / "blobs")))
+    entry = stored.get("llama-shaped")
     assert entry.max_length == 4096 and entry.load_options == {}
+    assert entry.stored is not None and stored.blobs is not None
+    assert stored.blobs.exists(f"{entry.stored}/model-00002-of-00002.safetensors")
 
     # --max-length lowers the default; above the window it is refused, naming the option.
     assert models_cli(data, "add", "llama-short", str(folder), "--max-length", "2048").returncode == 0
-    assert Catalog(data).get("llama-short").max_length == 2048
+    assert stored.get("llama-short").max_length == 2048
     too_long = models_cli(data, "add", "llama-long", str(folder), "--max-length", "8192")
     assert too_long.returncode != 0 and "--max-length" in too_long.stderr and "4096" in too_long.stderr
     # A local folder has no revisions.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import catalog, tiny  # noqa: F401 - fixtures shared with the training tests
+from tests.training.conftest import catalog, tiny, tiny_diffusion  # noqa: F401 - fixtures shared with the training tests
 
 
 def make_adapter(base_dir: Path, out_dir: Path, seed: int) -> Path:

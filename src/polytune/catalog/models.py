@@ -21,6 +21,7 @@ from polytune.domain.names import check_model_name
 from polytune.catalog.tiny import TINY_NAME, ensure_tiny
 from polytune.catalog.tiny_diffusion import RESOLUTION, T5_MAX_LENGTH, TINY_DIFFUSION_NAME, ensure_tiny_diffusion
 from polytune.catalog.tiny_unet import TINY_UNET_NAME, ensure_tiny_unet
+from polytune.store.blobs import BlobStore
 
 AdapterKind = Literal["full", "lora"]
 ModelKind = Literal["text", "image"]
@@ -64,6 +65,9 @@ class CatalogEntry:
     revision: str | None = None
     # The operator's explicit opt-in to run the model's own code (config.json's auto_map).
     trust_remote_code: bool = False
+    # The blob key of the copy `add` stored of a local folder (catalog/stored.py): workers on any
+    # node load that, so `source` is only where it was added from.
+    stored: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -113,8 +117,12 @@ BUILT_IN_PIPELINES = {TINY_DIFFUSION_NAME: "FluxPipeline", TINY_UNET_NAME: "Stab
 
 
 class Catalog:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, blobs: BlobStore | None = None):
+        """`data_dir` is this node's own (built-in models, a cache of stored ones). With `blobs`,
+        the added entries and their files live in blob storage, the same for every node; without,
+        in `<data_dir>/models.json` and the folders they were added from."""
         self.data_dir = Path(data_dir)
+        self.blobs = blobs
         self._file = self.data_dir / "models.json"
         self._tiny = CatalogEntry(name=TINY_NAME, source=str(self.data_dir / "models" / TINY_NAME), **_TINY_DEFAULTS)
         self._tiny_diffusion = CatalogEntry(
@@ -178,11 +186,19 @@ class Catalog:
                     param="max_length",
                 )
             defaults.setdefault("max_length", info.context_window)
+        if local and self.blobs is not None:
+            from polytune.catalog.stored import upload_model
+
+            defaults["stored"] = upload_model(self.blobs, name, Path(where))
         entry = CatalogEntry(
             name=name, source=where, revision=revision, trust_remote_code=trust_remote_code, **defaults
         )
-        added = [e for e in self._load_added() if e.name != name] + [entry]
-        self._save_added(added)
+        before = [e for e in self._load_added() if e.name == name]
+        self._save_added([e for e in self._load_added() if e.name != name] + [entry])
+        if self.blobs is not None:
+            for old in before:  # a replaced model's stored copy (its own key) is no longer named
+                if old.stored is not None and old.stored != entry.stored:
+                    self.blobs.delete(old.stored)
         return entry
 
     def resolve_path(self, entry: CatalogEntry) -> Path | str:
@@ -199,6 +215,10 @@ class Catalog:
             return ensure_tiny_unet(self.data_dir / "models")
         if entry.is_local:
             folder = Path(entry.source)
+            if entry.stored is not None and self.blobs is not None:
+                from polytune.catalog.stored import model_folder
+
+                folder = model_folder(self.blobs, entry.stored, self.data_dir / "cache") or folder
             if not (folder / ("model_index.json" if entry.kind == "image" else "config.json")).is_file():
                 raise InvalidRequest(
                     f"The model '{entry.name}' points at {folder}, which is not a model folder (any more).",
@@ -235,15 +255,25 @@ class Catalog:
             ) from e
 
     def _load_added(self) -> builtins.list[CatalogEntry]:
-        try:
-            raw = json.loads(self._file.read_text())
-        except FileNotFoundError:
-            return []
+        from polytune.catalog.stored import read_catalog
+
+        # A store without a catalog yet starts from this node's file (models added before).
+        raw = read_catalog(self.blobs) if self.blobs is not None else None
+        if raw is None:
+            try:
+                raw = json.loads(self._file.read_text())
+            except FileNotFoundError:
+                return []
         known = {f.name for f in fields(CatalogEntry)}
         # Unknown keys are dropped so a file written by a newer polytune still loads.
         return [CatalogEntry(**{k: v for k, v in item.items() if k in known}) for item in raw]
 
     def _save_added(self, entries: builtins.list[CatalogEntry]) -> None:
+        if self.blobs is not None:
+            from polytune.catalog.stored import write_catalog
+
+            write_catalog(self.blobs, [asdict(e) for e in entries])
+            return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=self.data_dir)
         with os.fdopen(fd, "w") as f:

@@ -137,6 +137,15 @@ def set_wandb_key(
     out.print(f"{'Removed' if clear else 'Set'} the W&B API key of organization '{org}'.")
 
 
+def _catalog():
+    """This server's catalog, kept in its blob storage (catalog/stored.py) so every node reads it."""
+    from polytune.catalog.models import Catalog
+    from polytune.store.blobs import BlobStore
+
+    settings = Settings()
+    return Catalog(settings.resolved_data_dir, BlobStore(settings.resolved_storage_url))
+
+
 def models_add(
     name: Annotated[str, typer.Argument(help="the name jobs and requests use")],
     source: Annotated[str, typer.Argument(help="a local Hugging Face model folder, or a hub id (org/model)")],
@@ -160,11 +169,10 @@ def models_add(
 ) -> None:
     """Add a model to this server's base model catalog. Only its config and tokenizer are read
     (never its weights), so this is quick for a model of any size."""
-    from polytune.catalog.models import Catalog
     from polytune.domain.errors import InvalidRequest
 
     try:
-        entry = Catalog(Settings().resolved_data_dir).add(
+        entry = _catalog().add(
             name,
             source,
             revision=revision,
@@ -183,9 +191,8 @@ def models_add(
 
 def catalog_list(json_out: Json = False) -> None:
     """List this server's base model catalog (name and where its weights come from)."""
-    from polytune.catalog.models import Catalog
 
-    entries = Catalog(Settings().resolved_data_dir).list()
+    entries = _catalog().list()
     if json_out:
         print_json(
             [

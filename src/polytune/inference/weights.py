@@ -55,7 +55,7 @@ def drop_model_dir(root: Path, blob_key: str) -> None:
 
 
 def local_model_dir(settings: Settings, model_id: str, *, org_id: str | None = None) -> Path:
-    catalog = Catalog(settings.resolved_data_dir)
+    catalog = Catalog(settings.resolved_data_dir, BlobStore(settings.resolved_storage_url))
     if model_id in {e.name for e in catalog.list()}:
         return Path(catalog.resolve_path(catalog.get(model_id)))
     db = Database(settings.resolved_database_url)

@@ -96,7 +96,7 @@ def _run_replica(job_id: str, settings: Settings) -> int:
         if loaded is None:
             return 0
         job, resume_step, resume_key, _ = loaded
-        catalog = Catalog(settings.resolved_data_dir)
+        catalog = Catalog(settings.resolved_data_dir, blobs)
         entry = catalog.get(job.spec.model)
         with tempfile.TemporaryDirectory(prefix=f"polytune-{job_id}-") as tmp:
             try:
@@ -140,7 +140,7 @@ def prepare(db: Database, blobs: BlobStore, settings: Settings, job_id: str) -> 
         return None
     job, resume_step, resume_key, org_name = loaded
     spec = job.spec
-    catalog = Catalog(settings.resolved_data_dir)
+    catalog = Catalog(settings.resolved_data_dir, blobs)
     entry = catalog.get(spec.model)
     name = model_name(spec, org_name, job_id)
     reporter = worker_store.StoreReporter(

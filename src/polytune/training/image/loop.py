@@ -25,6 +25,7 @@ from polytune.training.divergence import check_loss
 from polytune.training.image.data import cache_dataset
 from polytune.catalog.pipelines import call_kwargs
 from polytune.training.image.sampling import plan_samples, write_samples
+from polytune.training.image.savings import EncoderPlacement, text_encoder_plan
 from polytune.catalog.models import CatalogEntry
 from polytune.training.recipes.image_lora import ImageTraining, build_image_training, save_weights
 from polytune.training.reporter import Reporter
@@ -119,6 +120,14 @@ def run_image_training(
         call_kwargs=call_kwargs(training.family.name, entry),
     )
     sample_at = set(sampling_steps(image, steps))
+    # The prompts are cached: the text encoders leave the accelerator (training/image/savings.py).
+    on_accelerator = training.accelerator.device.type != "cpu"
+    encoders = EncoderPlacement(
+        training.pipe,
+        text_encoder_plan(on_accelerator=on_accelerator, samples=bool(sample_at and plan.count)),
+        training.accelerator.device,
+    )
+    encoders.after_caching()
     checkpoint_at = set(checkpoint_steps(image, steps, hp.n_checkpoints))
     start = 0
     if resume_from is not None:
@@ -136,6 +145,7 @@ def run_image_training(
             "samples": plan.count,
             "sample_prompts": plan.prompts,
             "seed": spec.seed,
+            "text_encoders": encoders.plan,
             **training.settings(),
         },
     )
@@ -180,7 +190,8 @@ def run_image_training(
         if step in sample_at:
             training.denoiser.eval()
             t0 = time.monotonic()
-            files = write_samples(training.pipe, plan, workdir / "samples" / f"step-{step}")
+            with encoders.sampling():
+                files = write_samples(training.pipe, plan, workdir / "samples" / f"step-{step}")
             seconds = time.monotonic() - t0
             training.denoiser.train()
             reporter.samples(step, files, plan.prompts, seconds=seconds)

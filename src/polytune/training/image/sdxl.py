@@ -91,7 +91,8 @@ class SDXLFamily(UNetFamily):
             (0, 0),
             (size, size),
             dtype=dtype,
-            text_encoder_projection_dim=pipe.text_encoder_2.config.projection_dim,
+            # The pooled embedding is text_encoder_2's projection, which may be freed by now.
+            text_encoder_projection_dim=pooled.shape[-1],
         )
         conditions = {"text_embeds": pooled.to(device, dtype), "time_ids": time_ids.to(device).repeat(len(index), 1)}
         return training.denoiser(

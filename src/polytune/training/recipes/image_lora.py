@@ -20,6 +20,7 @@ from polytune.domain.spec import JobSpec
 from polytune.catalog.models import CatalogEntry
 
 from polytune.training.image.family import family_for
+from polytune.training.image.savings import gradient_checkpointing
 
 if TYPE_CHECKING:
     import torch
@@ -52,6 +53,9 @@ class ImageTraining:
             "trainable_parameters": sum(p.numel() for p in self.params),
             "family": self.family.name,
             "objective": self.family.objective(self.pipe),
+            "gradient_checkpointing": bool(
+                getattr(self.accelerator.unwrap_model(self.denoiser), "is_gradient_checkpointing", False)
+            ),
         }
         if self.lora is not None:
             out["lora"] = {
@@ -90,6 +94,8 @@ def build_image_training(spec: JobSpec, entry: CatalogEntry, model_path: Path | 
     for part in family.frozen(pipe):
         part.requires_grad_(False)
     denoiser = getattr(pipe, family.denoiser)
+    if gradient_checkpointing(on_accelerator=cuda) and denoiser.supports_gradient_checkpointing:
+        denoiser.enable_gradient_checkpointing()
     lora = None
     if spec.adapter.kind == "lora":
         lora = LoraConfig(
