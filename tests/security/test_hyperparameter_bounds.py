@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import typing
 
 import httpx
@@ -16,8 +17,18 @@ from polytune.domain.spec import JobSpec
 BASE = {"model": "polytune-tiny", "training_files": ["file-x"]}
 
 
+# A method's options exist only on a job of that method (JobSpec.method is a discriminated union).
+_METHOD_OF = {
+    "preference": {"type": "dpo"},
+    "reward": {"type": "reinforcement", "reward": {"graders": [{"type": "string_check", "name": "g"}]}},
+    "image": {"type": "image_generation", "image": {}},
+}
+
+
 def _spec_with(field: str, value) -> JobSpec:
     body: dict = dict(BASE)
+    if field.startswith("method."):
+        body["method"] = copy.deepcopy(_METHOD_OF[field.split(".")[1]])
     *parents, leaf = field.split(".")
     node = body
     for p in parents:

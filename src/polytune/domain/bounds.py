@@ -19,7 +19,7 @@ from .spec import JobSpec
 
 @dataclass(frozen=True)
 class Bound:
-    field: str  # dotted path into the JobSpec
+    field: str  # dotted path into the JobSpec (a method's options: only where the job has that method)
     param: str  # the canonical param name an error reports (dialects map it to theirs)
     low: float
     high: float
@@ -56,15 +56,15 @@ BOUNDS: tuple[Bound, ...] = (
     _int("adapter.lora.alpha", f"{_HP}.lora_alpha", 1, 65_536),
     # 1 included: SeekrFlow's document bounds dropout to [0, 1]; it trains (nothing reaches the adapter).
     _float("adapter.lora.dropout", f"{_HP}.lora_dropout", 0, 1),
-    _float("preference.beta", f"{_HP}.beta", 0, 100, low_open=True),
-    _float("reward.format_reward_weight", "reward.format_reward_weight", 0, 100),
-    _float("reward.compute_multiplier", f"{_HP}.compute_multiplier", 0, 10, low_open=True),
-    _int("reward.eval_samples", f"{_HP}.eval_samples", 1, 1000),
-    _int("reward.max_completion_tokens", f"{_HP}.max_completion_tokens", 1, 131_072),
-    _int("image.sample_every", "image.sample_every", 1, 1_000_000),
-    _int("image.samples", "image.samples", 0, 64),
-    _int("image.sample_steps", "image.sample_steps", 1, 1000),
-    _int("image.resolution", "image.resolution", 8, 4096),
+    _float("method.preference.beta", f"{_HP}.beta", 0, 100, low_open=True),
+    _float("method.reward.format_reward_weight", "reward.format_reward_weight", 0, 100),
+    _float("method.reward.compute_multiplier", f"{_HP}.compute_multiplier", 0, 10, low_open=True),
+    _int("method.reward.eval_samples", f"{_HP}.eval_samples", 1, 1000),
+    _int("method.reward.max_completion_tokens", f"{_HP}.max_completion_tokens", 1, 131_072),
+    _int("method.image.sample_every", "image.sample_every", 1, 1_000_000),
+    _int("method.image.samples", "image.samples", 0, 64),
+    _int("method.image.sample_steps", "image.sample_steps", 1, 1000),
+    _int("method.image.resolution", "image.resolution", 8, 4096),
     _int("resources.n_accel", "resources.n_accel", 1, 1024),
     _int("resources.n_node", "resources.n_node", 1, 1024),
     _int("seed", "seed", 0, 2**31 - 1),
