@@ -4,8 +4,11 @@ repository — with the client, over HTTP, and loaded by peft onto the base mode
 
 from __future__ import annotations
 
+import io
+import tarfile
 import uuid
 
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -78,13 +81,23 @@ def test_push_fine_tune_and_read_the_weights_back(server, client, tmp_path):
         assert ck["size_bytes"] > 0 and ck["metrics"]["loss"] > 0
         assert c.get(f"/api/repos/{repo}/file/main/{ck['path']}/adapter_config.json").json()["r"] == 8
 
-        # The published weights are the job's fine-tuned adapter, byte for byte.
-        stored = server.tmp / "data" / "blobs" / "models" / ft["id"] / "final"
+        # The published weights are the job's fine-tuned adapter, byte for byte: the one the
+        # model download gives (the store may hold it under its last checkpoint's key).
+        model_id = client.fine_tuning.jobs.retrieve(ft["id"]).fine_tuned_model
+        r = httpx.get(
+            f"{server.url}/v1/models/{model_id}/content",
+            params={"format": "adapter"},
+            headers={"Authorization": f"Bearer {server.key_a}"},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
+            stored = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
         adapter_dir = tmp_path / "adapter"
         adapter_dir.mkdir()
         for name in ADAPTER_FILES:
             r = c.get(f"/api/repos/{repo}/file/main/models/facts/{name}")
-            assert r.status_code == 200 and r.content == (stored / name).read_bytes(), name
+            assert r.status_code == 200 and r.content == stored[name], name
             (adapter_dir / name).write_bytes(r.content)
         assert c.get(f"/api/repos/{repo}/file/main/models/facts/adapter_config.json").json()["lora_alpha"] == 16
 

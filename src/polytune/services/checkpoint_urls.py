@@ -37,8 +37,16 @@ class CheckpointUrls:
 
     def open(self, rel: str, expires: int, signature: str) -> Path:
         """The file a signed URL names; a 404 for a wrong, expired or forged one."""
-        path = (self.root / rel).resolve()
-        good = hmac.compare_digest(self._sign(rel, expires), signature) and expires > time.time()
-        if not good or not path.is_relative_to(self.root.resolve()) or not path.is_file():
-            raise NotFound("No such checkpoint file, or its URL has expired.", param="url")
+        missing = NotFound("No such checkpoint file, or its URL has expired.", param="url")
+        # Bytes, not str: compare_digest refuses a str with non-ASCII characters (a forged URL's).
+        given = signature.encode("utf-8", "surrogatepass")
+        if not hmac.compare_digest(self._sign(rel, expires).encode(), given) or expires <= time.time():
+            raise missing
+        try:  # only a URL this server signed gets here
+            path = (self.root / rel).resolve()
+            found = path.is_relative_to(self.root.resolve()) and path.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            raise missing
         return path
