@@ -114,7 +114,7 @@ def test_push_fine_tune_and_read_the_weights_back(server, client, tmp_path):
         tmp_path / "oxen",
         [{"op": "get_file", "repo": repo, "path": "models/facts/adapter_model.safetensors"}],
     )
-    assert got[0]["bytes"] == (stored / "adapter_model.safetensors").stat().st_size
+    assert got[0]["bytes"] == len(stored["adapter_model.safetensors"])
 
     # The same job through the openai SDK: finished, with a servable model.
     job = client.fine_tuning.jobs.retrieve(ft["id"])
