@@ -44,7 +44,8 @@ class EvalDispatcher(Protocol):
     def dispatch(self) -> int: ...
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host is alive (a worker, or a server that claimed work)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -178,7 +179,7 @@ class Scheduler:
             # server that owns a job's Ray task (Ray ends a task whose owner is gone).
             pid = worker.get("pid") or worker.get("owner_pid")
             here = worker.get("host") == self.host and pid
-            if here and not _pid_alive(int(pid)):
+            if here and not pid_alive(int(pid)):
                 self._recover(row.id, "The training worker is gone (the server restarted or the process was killed).")
             elif row.heartbeat_at and time.time() - row.heartbeat_at > self.heartbeat_timeout:
                 self._recover(

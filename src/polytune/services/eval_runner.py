@@ -23,6 +23,7 @@ from polytune.domain.ids import new_id
 from polytune.domain.inference import Usage
 from polytune.graders import Grading, parse_grader
 from polytune.graders.settings import grader_config
+from polytune.scheduler import pid_alive
 from polytune.services import eval_data
 from polytune.services.eval_runs import EvalRunService
 from polytune.services.evals import pass_threshold
@@ -35,16 +36,6 @@ from polytune.store.db import Database, now
 log = logging.getLogger(__name__)
 # A run a fine-tuning job asked for waits (queued, no model) until the job has its model.
 _READY = sa.or_(t.EvalRun.job_id.is_(None), t.EvalRun.model != "")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _error(code: str, message: str) -> dict[str, str]:
@@ -74,7 +65,7 @@ class EvalRunner:
         with self.db.session() as s:
             for row in s.scalars(sa.select(t.EvalRun).where(t.EvalRun.status == "in_progress")):
                 worker = row.worker or {}
-                if worker.get("host") == self.worker["host"] and not _pid_alive(int(worker.get("pid") or 0)):
+                if worker.get("host") == self.worker["host"] and not pid_alive(int(worker.get("pid") or 0)):
                     row.status, row.worker = "queued", None
             self.runs.add_checkpoint_runs(s)
             s.flush()
