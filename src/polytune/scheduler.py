@@ -44,6 +44,12 @@ class EvalDispatcher(Protocol):
     def dispatch(self) -> int: ...
 
 
+def _worker_died(s, row, message: str) -> None:
+    """Fail a job whose worker is gone and will not be retried."""
+    error = {"code": "worker_died", "message": message, "param": None}
+    job_store.transition(s, row, JobStatus.FAILED, message, level="error", error=error)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process of this host is alive (a worker, or a server that claimed work)."""
     try:
@@ -103,15 +109,7 @@ class Scheduler:
                 if method_type(row.spec or {}) == "primitives":
                     # A Tinker run's model lived in the server that is gone: there is nothing to
                     # queue (its client drives it call by call); its saved checkpoints remain.
-                    message = f"{reason} The training run ended with it; its saved checkpoints remain."
-                    job_store.transition(
-                        s,
-                        row,
-                        JobStatus.FAILED,
-                        message,
-                        level="error",
-                        error={"code": "worker_died", "message": message, "param": None},
-                    )
+                    _worker_died(s, row, f"{reason} The training run ended with it; its saved checkpoints remain.")
                 elif row.status == JobStatus.PAUSING.value:
                     job_store.transition(
                         s,
@@ -131,15 +129,7 @@ class Scheduler:
                         heartbeat_at=None,
                     )
                 else:
-                    message = f"{reason} The job failed after {self.max_retries} retries."
-                    job_store.transition(
-                        s,
-                        row,
-                        JobStatus.FAILED,
-                        message,
-                        level="error",
-                        error={"code": "worker_died", "message": message, "param": None},
-                    )
+                    _worker_died(s, row, f"{reason} The job failed after {self.max_retries} retries.")
             except (IllegalTransition, job_store.StaleTransition):
                 return
 
