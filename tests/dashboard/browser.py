@@ -63,8 +63,17 @@ def find_all(driver, css: str):
 
 
 def text_of(driver, css: str) -> str:
-    found = find_all(driver, css)
-    return found[0].text if found else ""
+    """The element's text; a page that redraws between the find and the read (a live table does)
+    is read again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(5):
+        found = find_all(driver, css)
+        try:
+            return found[0].text if found else ""
+        except StaleElementReferenceException:
+            continue
+    return ""
 
 
 def points(driver, css: str) -> int:

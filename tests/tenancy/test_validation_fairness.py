@@ -24,7 +24,10 @@ def test_small_job_is_not_held_behind_another_orgs_big_files(tenancy_server):
         )
         statuses = [big_org.fine_tuning.jobs.retrieve(j.id).status for j in big_jobs]
         assert done.status in ("queued", "running"), done.error
-        assert statuses == ["validating_files", "validating_files"]
+        # One thread per organization at most: the big organization's second job waits for its
+        # first (which may have finished by now on a fast machine); in one line for everybody,
+        # both would have been validated before the small job.
+        assert "validating_files" in statuses, statuses
     finally:
         for client, job in [(small_org, small_job), *((big_org, j) for j in big_jobs)]:
             client.fine_tuning.jobs.cancel(job.id)
