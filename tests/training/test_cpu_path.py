@@ -87,6 +87,27 @@ def test_tiny_model_trains_in_fp32_with_padding_free_batches(tiny, tmp_path):
     assert packed.args.packing is True and packed.args.padding_free is False
 
 
+def test_a_job_that_sends_no_packing_trains_padding_free_after_resolving(tiny, tmp_path):
+    """The default as a job gets it: through resolve_auto, which once turned "not sent" into an
+    explicit `packing: false` and so trained every default job on padded batches."""
+    from polytune.domain.spec import JobSpec
+    from polytune.services.hyperparameters import resolve_auto
+
+    entry, model_path = tiny
+    sent = JobSpec(model=entry.name, training_files=["file-x"])
+    spec = resolve_auto(sent, n_examples=8, entry=entry)
+    trainer = build_sft_trainer(spec, entry, model_path, _mixed_rows(), None, tmp_path, [])
+    assert trainer.args.padding_free is True
+    off = resolve_auto(
+        sent.model_copy(update={"hyperparameters": sent.hyperparameters.model_copy(update={"packing": False})}),
+        n_examples=8,
+        entry=entry,
+    )
+    assert (
+        build_sft_trainer(off, entry, model_path, _mixed_rows(), None, tmp_path / "off", []).args.padding_free is False
+    )
+
+
 def _mixed_rows() -> list[dict]:
     """Conversations of very different lengths, so a padded batch is mostly padding."""
     return [

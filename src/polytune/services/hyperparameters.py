@@ -47,7 +47,9 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
     - adapter kind: the entry's default; lr_scheduler: the entry's default.
     - warmup_ratio 0, weight_decay 0, max_grad_norm 1.0 and context_length (the entry's
       max_length) when left out: the values the trainer uses then (recipes/common.py), so a
-      job reports every setting it trained with; packing false for supervised jobs.
+      job reports every setting it trained with. `packing` stays unset when not sent: the
+      recipe then picks padding-free batches where exact (training/cpu_path.py), and the
+      dialects report it as false (examples are never concatenated).
     - preference.beta (dpo jobs): 0.1, trl's default and the value the DPO paper uses most;
       a dpo job that sent no preference settings gets them (beta 0.1, loss_type sigmoid).
     - reinforcement: n_epochs at most 3 (the small-dataset rule above is for memorising
@@ -91,7 +93,6 @@ def resolve_auto(spec: JobSpec, *, n_examples: int, entry: CatalogEntry, n_token
             "weight_decay": hp.weight_decay if hp.weight_decay is not None else 0.0,
             "max_grad_norm": hp.max_grad_norm if hp.max_grad_norm is not None else 1.0,
             "context_length": hp.context_length or entry.max_length,
-            "packing": hp.packing if hp.packing is not None or spec.method.type != "supervised" else False,
         }
     )
     update: dict = {

@@ -35,6 +35,11 @@ def _hp_out(spec: JobSpec) -> dict[str, Any]:
     }
     # Nebius's extras, echoed by their wire names once known (given, or resolved at queueing).
     out.update({k: getattr(hp, k) for k in _PASSTHROUGH if getattr(hp, k) is not None})
+    if "packing" not in out and hp.learning_rate is not None and spec.method.type == "supervised":
+        # Resolved with packing unset: the trainer's padding-free batches never join examples,
+        # so what it trained with is "no packing" (resolve_auto leaves the field unset so the
+        # recipe can tell the default from an explicit false).
+        out["packing"] = False
     if spec.adapter.kind != "auto":
         out["lora"] = spec.adapter.kind == "lora"
     if spec.adapter.kind == "lora":
