@@ -204,6 +204,7 @@ def test_rank_0_records_the_checkpoint_only_once_every_rank_stored_its_part(job_
     reporter.wait_uploads(strict=True)
     (step, stored_key), events = _job(db, job_id)
     assert (step, stored_key) == (4, key) and events[-1][1] == "Resume checkpoint at step 4 stored"
+    assert events[-1][2]["bytes"] == 2 * 101  # every rank's part: its shard and its RNG state
     for rank in (0, 1):  # one folder with both shards: what a resume on any node fetches
         assert blobs.exists(f"{key}/pytorch_model_fsdp_0/__{rank}_0.distcp") and blobs.exists(
             f"{key}/rng_state_{rank}.pth"

@@ -16,7 +16,6 @@ from polytune.domain.ids import new_id
 from polytune.inference.weights import fetch_model_dir
 from polytune.store import node_cache
 from polytune.store.blobs import BlobStore
-from tests.training.conftest import catalog, tiny  # noqa: F401 - polytune-tiny, built once per session
 
 KB = 1024
 

@@ -43,6 +43,7 @@ def store_part(blobs: BlobStore, folder: Path, key: str, rank: int) -> None:
     The (staged) folder is removed afterwards."""
     try:
         blobs.put_dir(folder, key)
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     except BaseException as e:
         with blobs.writer(marker(key, rank)) as f:
             f.write(f"failed: {type(e).__name__}: {e}".encode())
@@ -50,7 +51,7 @@ def store_part(blobs: BlobStore, folder: Path, key: str, rank: int) -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     with blobs.writer(marker(key, rank)) as f:
-        f.write(_STORED)
+        f.write(_STORED + f" {size}".encode())
 
 
 def _read(blobs: BlobStore, key: str) -> bytes | None:
@@ -63,20 +64,22 @@ def _read(blobs: BlobStore, key: str) -> bytes | None:
 
 def wait_for_parts(
     blobs: BlobStore, key: str, ranks: int, *, timeout: float = PART_TIMEOUT_SECONDS, poll: float = 0.2
-) -> None:
-    """Return once ranks 1..ranks-1 have stored their parts of `key`; MissingPart when one
-    failed, or has not stored its part within `timeout` seconds."""
-    missing = set(range(1, ranks))
+) -> int:
+    """Return once ranks 1..ranks-1 have stored their parts of `key`, with their bytes in all;
+    MissingPart when one failed, or has not stored its part within `timeout` seconds."""
+    missing, stored = set(range(1, ranks)), 0
     deadline = time.monotonic() + timeout
     while missing:
         for rank in sorted(missing):
             state = _read(blobs, marker(key, rank))
-            if state == _STORED:
+            if state is not None and state.startswith(_STORED):
                 missing.discard(rank)
+                stored += int(state.removeprefix(_STORED).strip() or 0)
             elif state is not None:
                 raise MissingPart(f"rank {rank} could not store its part of {key}: {state.decode()}")
         if not missing:
-            return
+            return stored
         if time.monotonic() >= deadline:
             raise MissingPart(f"rank(s) {sorted(missing)} did not store their part of {key} within {timeout:.0f} s")
         time.sleep(poll)
+    return stored

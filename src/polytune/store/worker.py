@@ -306,9 +306,9 @@ class StoreReporter:
         started, recorded = time.monotonic(), False
         try:
             self.blobs.put_dir(staged, key)
-            if self.ranks > 1:
-                wait_for_parts(self.blobs, key, self.ranks)
             size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
+            if self.ranks > 1:  # the other ranks' parts, and their bytes
+                size += wait_for_parts(self.blobs, key, self.ranks)
             # The row points at the new checkpoint only once all of it is stored, so a crash
             # during the copy leaves the previous one in force, intact.
             with self.db.session() as s:
