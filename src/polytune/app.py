@@ -64,7 +64,7 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     db = Database(settings.resolved_database_url)
     db.migrate()
     blobs = BlobStore(settings.resolved_storage_url)
-    catalog = Catalog(settings.resolved_data_dir, blobs)
+    catalog = Catalog.for_settings(settings, blobs)
     quotas = Quotas.from_settings(settings)
     services = Services(
         settings=settings,

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     # A multi-worker job shards its model across the workers (FSDP) instead of copying it (DDP):
     # "auto" when it would not fit one device (training/sharding.py), "always", or "never".
     fsdp: Literal["auto", "always", "never"] = Field(default="auto", description="FSDP for multi-worker jobs")
+    # The stored model catalog (catalog/stored.py) is read again only when it changed; that check
+    # (a stat, or a HEAD on object storage) is skipped for this long after the last one (0: every
+    # look-up checks, so another node's `models add` is seen at once).
+    catalog_check_seconds: float = Field(default=0.0, ge=0, description="seconds between catalog change checks")
+    # This node's copies of stored models (<data dir>/cache: base models fetched from object
+    # storage, fine-tuned models fetched for serving) are pruned to this, least recently used
+    # first, never one in use (store/node_cache.py). 0: no cap.
+    node_cache_gb: float = Field(default=100.0, ge=0, description="cap on the node's cache of fetched models")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="413 beyond this")
     # Every other request body (JSON: jobs, chat, graders) is read into memory: keep it small.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="413 beyond this (non-upload bodies)")
@@ -114,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+    @property
+    def node_cache_bytes(self) -> int:
+        return int(self.node_cache_gb * 1024**3)
 
     @property
     def resolved_database_url(self) -> str:

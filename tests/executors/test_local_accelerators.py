@@ -49,6 +49,17 @@ def test_detection_without_the_setting_and_no_visible_device_finds_none():
     assert accel.detect("2,3", 80).memory == 80 * 1024**3
 
 
+def test_the_server_log_says_which_torch_build_and_devices_it_has():
+    import torch
+
+    line = accel.describe_torch()  # logged at start by the local executor
+    assert line.startswith(f"torch {torch.__version__}, CUDA ")
+    # The suite hides every device (CUDA_VISIBLE_DEVICES=""), as a CPU build would have none.
+    assert line.endswith("no CUDA device available")
+    if torch.version.cuda is None:
+        assert "none (a CPU build of torch)" in line
+
+
 def test_the_pool_gives_each_job_its_own_devices():
     pool = accel.Pool(("0", "1", "2", "3"))
     assert pool.take("a", 2) == ("0", "1")

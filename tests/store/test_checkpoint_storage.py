@@ -172,3 +172,65 @@ def test_a_failed_resume_upload_is_reported_and_the_previous_checkpoint_stays(jo
     else:
         assert reporter.stop_request() is None
     reporter.uploads.close()
+
+
+# ---- a multi-worker job's checkpoint: every rank's part under one key (checkpoint_parts.py) ----
+
+
+def _rank_folder(tmp_path, rank, step):
+    folder = tmp_path / f"rank{rank}" / "trainer" / f"checkpoint-{step}"
+    (folder / "pytorch_model_fsdp_0").mkdir(parents=True)
+    (folder / "pytorch_model_fsdp_0" / f"__{rank}_0.distcp").write_bytes(bytes([rank]) * 100)
+    (folder / f"rng_state_{rank}.pth").write_bytes(b"r")
+    return folder
+
+
+def test_rank_0_records_the_checkpoint_only_once_every_rank_stored_its_part(job_db, tmp_path):
+    from polytune.store.checkpoint_parts import resume_key, store_part
+
+    db, job_id = job_db
+    blobs = BlobStore(str(tmp_path / "blobs"))
+    reporter = _reporter(db, job_id, blobs)
+    reporter.ranks = 2
+    key = resume_key(job_id, 4)
+    reporter.resume_checkpoint(4, _rank_folder(tmp_path, 0, 4))
+    for _ in range(200):  # rank 0's own part is stored first ...
+        if blobs.exists(f"{key}/rng_state_0.pth"):
+            break
+        threading.Event().wait(0.05)
+    # ... but the job's resume point stays unset: rank 1's shard is not there yet.
+    assert _job(db, job_id)[0] == (None, None)
+    store_part(blobs, _rank_folder(tmp_path, 1, 4), key, 1)
+    reporter.wait_uploads(strict=True)
+    (step, stored_key), events = _job(db, job_id)
+    assert (step, stored_key) == (4, key) and events[-1][1] == "Resume checkpoint at step 4 stored"
+    assert events[-1][2]["bytes"] == 2 * 101  # every rank's part: its shard and its RNG state
+    for rank in (0, 1):  # one folder with both shards: what a resume on any node fetches
+        assert blobs.exists(f"{key}/pytorch_model_fsdp_0/__{rank}_0.distcp") and blobs.exists(
+            f"{key}/rng_state_{rank}.pth"
+        )
+    # store_part is given the staged folder (hard links), and removes it once stored.
+    assert not (tmp_path / "rank1" / "trainer" / "checkpoint-4").exists()
+    reporter.uploads.close()
+
+
+def test_a_rank_that_cannot_store_its_part_fails_the_checkpoint_at_once(job_db, tmp_path):
+    from polytune.store.checkpoint_parts import MissingPart, resume_key, store_part, wait_for_parts
+
+    db, job_id = job_db
+    good = BlobStore(str(tmp_path / "blobs"))
+    refusing = _FailingStore(str(tmp_path / "blobs"), f"jobs/{job_id}/resume/step-4", 5)
+    key = resume_key(job_id, 4)
+    with pytest.raises(OSError):
+        store_part(refusing, _rank_folder(tmp_path, 1, 4), key, 1)  # its marker says so
+    reporter = _reporter(db, job_id, good)
+    reporter.ranks = 2
+    reporter.resume_checkpoint(4, _rank_folder(tmp_path, 0, 4))
+    with pytest.raises(MissingPart, match="rank 1 could not store"):
+        reporter.wait_uploads(strict=True)
+    (step, _), events = _job(db, job_id)
+    assert step is None and events[-1][0] == "error" and not good.exists(key)
+    # A rank that never answers: rank 0 gives up after the timeout, naming it.
+    with pytest.raises(MissingPart, match=r"rank\(s\) \[1, 2\]"):
+        wait_for_parts(good, resume_key(job_id, 8), 3, timeout=0.2, poll=0.05)
+    reporter.uploads.close()

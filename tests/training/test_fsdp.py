@@ -6,9 +6,10 @@ a Ray Train job's workers do, and is compared with one process at the same globa
 
 On CPU, accelerate (1.15) enables FSDP for accelerator devices only: with `fsdp` set it
 silently runs DDP. `_accelerate_shards_on_cpu` lifts that one gate (the distributed type), so
-the rest — transformers' FSDP2 wrapping, the gathered final save, the FSDP resume checkpoints
-— runs the code a GPU job runs; `_small_device` makes "auto" see a device the model does not
-fit. Nothing else is replaced.
+the rest — transformers' FSDP2 wrapping, the gathered final save, the sharded resume
+checkpoints each rank stores its part of, the resume fetched once per node — runs the code a GPU
+job runs; `_small_device` makes "auto" see a device the model does not fit. Nothing else is
+replaced.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from polytune.store.blobs import BlobStore
 from polytune.training.sharding import GB, choose_strategy, fsdp_training_args, memory_need, model_shape
 
 # ---- the decision ----
@@ -69,6 +71,8 @@ def test_the_tiny_model_is_counted_without_loading_it_and_wraps_its_decoder_laye
     assert args["fsdp"] is True and args["activation_checkpointing"] is False
     assert args["fsdp_config"]["transformer_layer_cls_to_wrap"] == ["LlamaDecoderLayer"]
     assert args["fsdp_config"]["version"] == 2 and args["fsdp_config"]["activation_checkpointing"] is True
+    # Resume checkpoints: each rank its own shard, nothing gathered on rank 0.
+    assert args["fsdp_config"]["state_dict_type"] == "SHARDED_STATE_DICT"
     # Rank 0 alone reads the weights; the others receive their shards (one CPU copy per node).
     assert args["fsdp_config"]["cpu_ram_efficient_loading"] is True
     # ... but not for a LoRA that trains tied embeddings (peft's re-tying fails on meta ranks).
@@ -85,6 +89,7 @@ def test_the_tiny_model_is_counted_without_loading_it_and_wraps_its_decoder_laye
 ROWS = 16  # batch 4: 4 steps an epoch
 FULL_EPOCHS = 2
 PAUSE_AFTER = 3  # the full run pauses after step 3 (saving at step 4) and resumes to step 8
+LORA_PAUSE_AFTER = 1  # the LoRA run (4 steps) saves at step 2 and resumes to step 4
 
 
 def _accelerate_shards_on_cpu() -> None:
@@ -120,13 +125,68 @@ def _specs():
     return full, lora
 
 
+class _CountingStore(BlobStore):
+    """The store, noting each folder this process fetches from it (to count the fetches)."""
+
+    def __init__(self, url: str, log: Path):
+        super().__init__(url)
+        self.log = log
+
+    def get_dir(self, key, local):
+        with self.log.open("a") as f:
+            f.write(key + "\n")
+        return super().get_dir(key, local)
+
+
+def _paused_and_resumed(train, spec, pause_after: int, tag: str, rank: int, blobs: BlobStore, out: Path):
+    """Train `spec` on this rank until rank 0 pauses it after `pause_after` steps, store every
+    rank's part of the sharded checkpoint it saves, then resume from it, fetched once per node,
+    to the end. Rank 1 runs what a replica worker runs (ReplicaReporter: its part stored in the
+    background); rank 0 stands for the StoreReporter, which needs a database: its own part, then
+    waiting for the others', as StoreReporter._store_resume does."""
+    import torch.distributed as dist
+
+    from polytune.store.checkpoint_parts import resume_key, store_part, wait_for_parts
+    from polytune.store.uploads import stage
+    from polytune.training.distributed import ReplicaReporter
+    from polytune.training.resume_fetch import resume_folder
+    from polytune.training.train import TrainingStopped
+    from tests.training.support import RecordingReporter
+
+    work, step, job = out / f"rank{rank}" / tag, pause_after + 1, f"job-{tag}"
+    first = RecordingReporter(stop_after=pause_after, stop_with="pause") if rank == 0 else ReplicaReporter(blobs, job)
+    try:
+        train(spec, work / "first", first)
+        raise AssertionError("the pause did not stop training")
+    except TrainingStopped:
+        pass
+    checkpoint = work / "first" / "trainer" / f"checkpoint-{step}"
+    (out / f"{tag}-checkpoint-{rank}.json").write_text(
+        json.dumps(sorted(p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file()))
+    )
+    key = resume_key(job, step)
+    if rank == 0:
+        store_part(blobs, stage(checkpoint, work / "staged"), key, 0)
+        wait_for_parts(blobs, key, 2, timeout=120)
+    else:
+        first.uploads.close()
+    dist.barrier()
+    second = RecordingReporter()
+    with resume_folder(blobs, key, job, step) as fetched:
+        (out / f"{tag}-fetched-{rank}.json").write_text(
+            json.dumps([str(fetched), sorted(p.name for p in fetched.rglob("*.distcp"))])
+        )
+        result = train(spec, work / "second", second, fetched)
+    return first, second, result
+
+
 def _rank(rank: int, port: int, data_dir: str, out: str) -> None:
     import torch.distributed as dist
 
     from polytune.data import to_trl_rows
     from polytune.catalog.models import Catalog
-    from polytune.training.train import TrainingStopped, run_training
-    from tests.training.support import DEMO_FILE, RecordingReporter
+    from polytune.training.train import run_training
+    from tests.training.support import DEMO_FILE
 
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
@@ -146,20 +206,16 @@ def _rank(rank: int, port: int, data_dir: str, out: str) -> None:
     _small_device(model_path)
     rows = to_trl_rows(DEMO_FILE)[:ROWS]
     full, lora = _specs()
-    # Each rank its own work dir, as each Ray Train worker has; resuming reads rank 0's checkpoint.
-    work = Path(out) / f"rank{rank}"
-    first = RecordingReporter(stop_after=PAUSE_AFTER, stop_with="pause")
-    try:
-        run_training(full, entry, model_path, rows, None, work / "first", first)
-        raise AssertionError("the pause did not stop training")
-    except TrainingStopped:
-        pass
-    checkpoint = Path(out) / "rank0" / "first" / "trainer" / f"checkpoint-{PAUSE_AFTER + 1}"
-    dist.barrier()
-    second = RecordingReporter()
-    resumed = run_training(full, entry, model_path, rows, None, work / "second", second, resume_from=checkpoint)
-    adapter = RecordingReporter()
-    tuned = run_training(lora, entry, model_path, rows, None, work / "lora", adapter)
+    # Each rank its own work dir, as each Ray Train worker has; each stores its part of the
+    # sharded resume checkpoint under one key of a store that is not a local file system (read
+    # through fsspec's dir:: wrapper, as s3:// would be), and the resume fetches that key once.
+    blobs = _CountingStore(f"dir::file://{out}/store", Path(out) / f"fetches-{rank}")
+
+    def train(spec, work, reporter, resume_from=None):
+        return run_training(spec, entry, model_path, rows, None, work, reporter, resume_from=resume_from)
+
+    first, second, resumed = _paused_and_resumed(train, full, PAUSE_AFTER, "full", rank, blobs, Path(out))
+    lora_first, lora_second, tuned = _paused_and_resumed(train, lora, LORA_PAUSE_AFTER, "lora", rank, blobs, Path(out))
     if rank == 0:
         (Path(out) / "result.json").write_text(
             json.dumps(
@@ -169,7 +225,7 @@ def _rank(rank: int, port: int, data_dir: str, out: str) -> None:
                     "full_final": str(resumed.final_dir),
                     "full_steps": resumed.steps,
                     "epoch_checkpoints": [str(p) for _, p, _ in second.checkpoints],
-                    "lora_losses": {s: m["train_loss"] for s, m in adapter.metrics_calls},
+                    "lora_losses": {s: m["train_loss"] for r in (lora_first, lora_second) for s, m in r.metrics_calls},
                     "lora_final": str(tuned.final_dir),
                 }
             )
@@ -196,6 +252,22 @@ def test_fsdp_on_two_ranks_matches_one_process_and_saves_what_reloads(tiny, cata
     entry, model_path = tiny
     mp.spawn(_rank, args=(_free_port(), str(catalog.data_dir), str(tmp_path)), nprocs=2)
     result = json.loads((tmp_path / "result.json").read_text())
+    # The resume checkpoints are sharded: each rank wrote its own shard of the weights (a LoRA
+    # job's: of the adapter) and of the optimizer state (rank 0 also the index), and nothing was
+    # gathered whole for them.
+    for tag in ("full", "lora"):
+        written = [set(json.loads((tmp_path / f"{tag}-checkpoint-{r}.json").read_text())) for r in (0, 1)]
+        for rank, files in enumerate(written):
+            assert {f"pytorch_model_fsdp_0/__{rank}_0.distcp", f"optimizer_0/__{rank}_0.distcp"} <= files, files
+            assert not any(n.endswith((".bin", ".safetensors")) for n in files), files
+        assert "pytorch_model_fsdp_0/.metadata" in written[0] and "rng_state_1.pth" in written[1]
+        # Both ranks read the one folder their node fetched, every shard in it.
+        fetched = [json.loads((tmp_path / f"{tag}-fetched-{r}.json").read_text()) for r in (0, 1)]
+        assert fetched[0] == fetched[1] and len(fetched[0][1]) == 4, fetched
+    # One fetch per checkpoint on the node, by local rank 0.
+    fetches = (tmp_path / "fetches-0").read_text().split()
+    assert fetches == ["jobs/job-full/resume/step-4", "jobs/job-lora/resume/step-2"]
+    assert not (tmp_path / "fetches-1").exists()
     # The event says which strategy and why.
     (strategy,) = [e for e in result["events"] if "workers train with" in e]
     assert strategy.startswith("2 workers train with FSDP") and "does not fit one device" in strategy
@@ -213,9 +285,14 @@ def test_fsdp_on_two_ranks_matches_one_process_and_saves_what_reloads(tiny, cata
     assert sorted(fsdp_losses) == list(range(1, 9)) and result["full_steps"] == alone.steps == 8
     for row in alone.metrics_rows:
         assert fsdp_losses[row["step"]] == pytest.approx(row["train_loss"], rel=1e-3), row["step"]
+    # The LoRA job's too, steps 1-2 before its pause and 3-4 after.
     lora_losses = {int(k): v for k, v in result["lora_losses"].items()}
+    assert sorted(lora_losses) == [1, 2, 3, 4]
     for step, metrics in alone_lora_reporter.metrics_calls:
         assert lora_losses[step] == pytest.approx(metrics["train_loss"], rel=1e-3), step
+    worst = max(abs(fsdp_losses[r["step"]] / r["train_loss"] - 1) for r in alone.metrics_rows)
+    worst_lora = max(abs(lora_losses[s] / m["train_loss"] - 1) for s, m in alone_lora_reporter.metrics_calls)
+    print(f"largest relative loss difference: full {worst:.1e}, LoRA {worst_lora:.1e}")  # for docs/scaling.md
 
     # Rank 0 wrote whole tensors that from_pretrained loads: the weights one process reaches
     # (measured: within 1e-5, the LoRA adapter within 3e-4).

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from polytune.config import Settings
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.names import check_model_name
 from polytune.catalog.tiny import TINY_NAME, ensure_tiny
@@ -117,12 +118,20 @@ BUILT_IN_PIPELINES = {TINY_DIFFUSION_NAME: "FluxPipeline", TINY_UNET_NAME: "Stab
 
 
 class Catalog:
-    def __init__(self, data_dir: Path, blobs: BlobStore | None = None):
-        """`data_dir` is this node's own (built-in models, a cache of stored ones). With `blobs`,
-        the added entries and their files live in blob storage, the same for every node; without,
-        in `<data_dir>/models.json` and the folders they were added from."""
+    def __init__(
+        self, data_dir: Path, blobs: BlobStore | None = None, *, check_seconds: float = 0.0, cache_bytes: int = 0
+    ):
+        """`data_dir` is this node's own (built-in models, a cache of stored ones, pruned to
+        `cache_bytes`: store/node_cache.py). With `blobs`, the added entries and their files live
+        in blob storage, the same for every node, read again only when they change
+        (stored.StoredCatalog, `check_seconds` there); without, in `<data_dir>/models.json` and the
+        folders they were added from."""
+        from polytune.catalog.stored import StoredCatalog
+
         self.data_dir = Path(data_dir)
         self.blobs = blobs
+        self.cache_bytes = cache_bytes
+        self._stored = StoredCatalog(blobs, check_seconds) if blobs is not None else None
         self._file = self.data_dir / "models.json"
         self._tiny = CatalogEntry(name=TINY_NAME, source=str(self.data_dir / "models" / TINY_NAME), **_TINY_DEFAULTS)
         self._tiny_diffusion = CatalogEntry(
@@ -132,6 +141,15 @@ class Catalog:
         )
         self._tiny_unet = CatalogEntry(
             name=TINY_UNET_NAME, source=str(self.data_dir / "models" / TINY_UNET_NAME), **_TINY_UNET_DEFAULTS
+        )
+
+    @classmethod
+    def for_settings(cls, settings: Settings, blobs: BlobStore | None) -> Catalog:
+        return cls(
+            settings.resolved_data_dir,
+            blobs,
+            check_seconds=settings.catalog_check_seconds,
+            cache_bytes=settings.node_cache_bytes,
         )
 
     def get(self, name: str) -> CatalogEntry:
@@ -201,8 +219,10 @@ class Catalog:
                     self.blobs.delete(old.stored)
         return entry
 
-    def resolve_path(self, entry: CatalogEntry) -> Path | str:
+    def resolve_path(self, entry: CatalogEntry, *, keep: bool = False) -> Path | str:
         """Where transformers loads the entry from: a local folder, or the hub id itself.
+        `keep`: a node's cached copy of a stored model stays held in use by this process until
+        it ends (a training worker; store/node_cache.py), never pruned meanwhile.
 
         A hub id is checked by loading its config, so an unreachable hub (HF_HUB_OFFLINE,
         no cache) is an InvalidRequest on `model` when the job is created, not a crash later.
@@ -218,7 +238,8 @@ class Catalog:
             if entry.stored is not None and self.blobs is not None:
                 from polytune.catalog.stored import model_folder
 
-                folder = model_folder(self.blobs, entry.stored, self.data_dir / "cache") or folder
+                cache = self.data_dir / "cache"
+                folder = model_folder(self.blobs, entry.stored, cache, max_bytes=self.cache_bytes, keep=keep) or folder
             if not (folder / ("model_index.json" if entry.kind == "image" else "config.json")).is_file():
                 raise InvalidRequest(
                     f"The model '{entry.name}' points at {folder}, which is not a model folder (any more).",
@@ -255,10 +276,8 @@ class Catalog:
             ) from e
 
     def _load_added(self) -> builtins.list[CatalogEntry]:
-        from polytune.catalog.stored import read_catalog
-
         # A store without a catalog yet starts from this node's file (models added before).
-        raw = read_catalog(self.blobs) if self.blobs is not None else None
+        raw = self._stored.entries() if self._stored is not None else None
         if raw is None:
             try:
                 raw = json.loads(self._file.read_text())
@@ -269,10 +288,8 @@ class Catalog:
         return [CatalogEntry(**{k: v for k, v in item.items() if k in known}) for item in raw]
 
     def _save_added(self, entries: builtins.list[CatalogEntry]) -> None:
-        if self.blobs is not None:
-            from polytune.catalog.stored import write_catalog
-
-            write_catalog(self.blobs, [asdict(e) for e in entries])
+        if self._stored is not None:
+            self._stored.write([asdict(e) for e in entries])
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=self.data_dir)

@@ -143,7 +143,7 @@ def _catalog():
     from polytune.store.blobs import BlobStore
 
     settings = Settings()
-    return Catalog(settings.resolved_data_dir, BlobStore(settings.resolved_storage_url))
+    return Catalog.for_settings(settings, BlobStore(settings.resolved_storage_url))
 
 
 def models_add(

@@ -71,7 +71,12 @@ class ImageService:
         if served.kind != "base":
             try:
                 # A model that is not a base model always has its weights' blob_key.
-                weights = fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key)  # type: ignore[arg-type]
+                weights = fetch_model_dir(
+                    self.blobs,
+                    cache_root(self.settings),
+                    served.blob_key,  # type: ignore[arg-type]
+                    max_bytes=self.settings.node_cache_bytes,
+                )
             except FileNotFoundError:
                 raise NotFound(
                     f"The weights of model '{model_id}' are missing from storage.",

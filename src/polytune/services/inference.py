@@ -142,7 +142,12 @@ class InferenceService:
         else:
             try:
                 # A model that is not a base model always has its weights' blob_key.
-                folder = fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key)  # type: ignore[arg-type]
+                folder = fetch_model_dir(
+                    self.blobs,
+                    cache_root(self.settings),
+                    served.blob_key,  # type: ignore[arg-type]
+                    max_bytes=self.settings.node_cache_bytes,
+                )
             except FileNotFoundError:
                 raise NotFound(
                     f"The weights of model '{served.id}' are missing from storage.",

@@ -127,7 +127,9 @@ class ModelExportService:
 
     def _folder(self, served: ServedModel) -> Path:
         try:
-            return fetch_model_dir(self.blobs, cache_root(self.settings), served.blob_key or "")
+            return fetch_model_dir(
+                self.blobs, cache_root(self.settings), served.blob_key or "", max_bytes=self.settings.node_cache_bytes
+            )
         except FileNotFoundError:
             raise NotFound(
                 f"The weights of model '{served.id}' are missing from storage.", param="model", code="model_not_found"

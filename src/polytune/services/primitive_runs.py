@@ -92,7 +92,8 @@ class PrimitiveRuns:
             )
         if not 1 <= lora.rank <= 512:
             raise InvalidRequest("lora_config.rank must be between 1 and 512.", param="lora_config.rank")
-        base_dir = str(self.catalog.resolve_path(entry))
+        # Held while this server runs: an idle run frees its model and loads it again later.
+        base_dir = str(self.catalog.resolve_path(entry, keep=True))
         with self._lock:
             if model_id in self._runs:
                 raise InvalidRequest(f"Training run '{model_id}' already exists.", param="model_seq_id")

@@ -57,6 +57,17 @@ class BlobStore:
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))
 
+    def version(self, key: str) -> str | None:
+        """What tells one write of `key` from another, from one metadata request (object storage:
+        a HEAD; its ETag): a reader's cache of it is good while this stays the same. None when
+        the key does not exist. Writes move a new file into place, so each is a new version."""
+        try:
+            info = self.fs.info(self._path(key))
+        except FileNotFoundError:
+            return None
+        fields = ("size", "mtime", "ino", "created", "ETag", "LastModified", "generation", "md5Hash")
+        return "|".join(f"{k}={info[k]}" for k in fields if info.get(k) is not None)
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         if self.fs.exists(path):

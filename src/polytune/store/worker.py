@@ -24,6 +24,7 @@ from polytune.store import folder_tar
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
+from polytune.store.checkpoint_parts import resume_key, wait_for_parts
 from polytune.store.db import Database, now
 from polytune.store.files import add_file
 from polytune.store.secret_box import SecretBox
@@ -158,6 +159,9 @@ class StoreReporter:
         self.preempted = False
         self.uploads = BackgroundUploads()
         self.fatal_upload_error: OSError | None = None
+        # The job's workers: with several, a resume checkpoint is whole only once every rank
+        # has stored its part of it (checkpoint_parts.py).
+        self.ranks = 1
 
     def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
         with self.db.session() as s:
@@ -298,11 +302,13 @@ class StoreReporter:
             raise error
 
     def _store_resume(self, step: int, staged: Path) -> None:
-        key = f"jobs/{self.job_id}/resume/step-{step}"
+        key = resume_key(self.job_id, step)
         started, recorded = time.monotonic(), False
         try:
             self.blobs.put_dir(staged, key)
             size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
+            if self.ranks > 1:  # the other ranks' parts, and their bytes
+                size += wait_for_parts(self.blobs, key, self.ranks)
             # The row points at the new checkpoint only once all of it is stored, so a crash
             # during the copy leaves the previous one in force, intact.
             with self.db.session() as s:

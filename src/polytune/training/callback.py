@@ -188,7 +188,9 @@ class ReporterCallback(TrainerCallback):
         # The Trainer has just written output_dir/checkpoint-<step> with optimizer, scheduler,
         # RNG and trainer state: hand it over before anything else can happen to the worker.
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
+        # Another rank hands over even a folder it wrote nothing into: rank 0 waits for every
+        # rank's part (an empty one then) before it records the checkpoint.
+        if folder.is_dir() or distributed.rank() > 0:
             self.reporter.resume_checkpoint(state.global_step, folder)
         self._last_resume_save = (state.global_step, time.monotonic())
 

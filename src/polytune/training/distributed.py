@@ -90,9 +90,18 @@ def per_device_batch(global_batch: int) -> int:
 
 
 class ReplicaReporter:
-    """What ranks other than 0 report: nothing. Their stop requests come from rank 0."""
+    """What ranks other than 0 report: nothing but their part of each resume checkpoint (their
+    shard of an FSDP model and optimizer, their RNG state), stored in the background under the
+    checkpoint's key for rank 0 to record (store/checkpoint_parts.py). Their stop requests come
+    from rank 0."""
 
     preempted = False
+
+    def __init__(self, blobs=None, job_id: str | None = None) -> None:
+        from polytune.store.uploads import BackgroundUploads
+
+        self.blobs, self.job_id = blobs, job_id
+        self.uploads = BackgroundUploads()
 
     def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
         pass
@@ -115,7 +124,15 @@ class ReplicaReporter:
         pass
 
     def resume_checkpoint(self, step: int, trainer_dir: Path) -> None:
-        pass
+        if self.blobs is None:
+            return
+        from polytune.store.checkpoint_parts import resume_key, store_part
+        from polytune.store.uploads import stage
+
+        blobs, key, me = self.blobs, resume_key(str(self.job_id), step), rank()
+        # Staged as hard links, as rank 0 stages its own: the trainer may rotate its folder meanwhile.
+        staged = stage(trainer_dir, trainer_dir.parent / ".uploading" / f"step-{step}")
+        self.uploads.submit(lambda: store_part(blobs, staged, key, me))
 
     def heartbeat(self) -> None:
         pass

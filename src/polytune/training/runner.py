@@ -96,8 +96,9 @@ def _run_replica(job_id: str, settings: Settings) -> int:
         if loaded is None:
             return 0
         job, resume_step, resume_key, _ = loaded
-        catalog = Catalog(settings.resolved_data_dir, blobs)
+        catalog = Catalog.for_settings(settings, blobs)
         entry = catalog.get(job.spec.model)
+        reporter = ReplicaReporter(blobs, job_id)
         with tempfile.TemporaryDirectory(prefix=f"polytune-{job_id}-") as tmp:
             try:
                 _fit(
@@ -105,15 +106,17 @@ def _run_replica(job_id: str, settings: Settings) -> int:
                     settings,
                     job.spec,
                     entry,
-                    catalog.resolve_path(entry),
+                    catalog.resolve_path(entry, keep=True),
                     job_id,
                     Path(tmp),
-                    ReplicaReporter(),
+                    reporter,
                     resume_step,
                     resume_key,
                 )
             except TrainingStopped:
                 pass  # rank 0 stopped the job and says so
+            finally:
+                reporter.uploads.close()  # its checkpoint parts, staged in the work dir, stored
     finally:
         db.dispose()
     return 0
@@ -140,7 +143,7 @@ def prepare(db: Database, blobs: BlobStore, settings: Settings, job_id: str) -> 
         return None
     job, resume_step, resume_key, org_name = loaded
     spec = job.spec
-    catalog = Catalog(settings.resolved_data_dir, blobs)
+    catalog = Catalog.for_settings(settings, blobs)
     entry = catalog.get(spec.model)
     name = model_name(spec, org_name, job_id)
     reporter = worker_store.StoreReporter(
@@ -153,6 +156,9 @@ def prepare(db: Database, blobs: BlobStore, settings: Settings, job_id: str) -> 
         adapter_kind=spec.adapter.kind,
         publish_samples=sample_publisher(db, blobs, spec, job_id),
     )
+    from polytune.training.distributed import world_size
+
+    reporter.ranks = world_size()
     return Prepared(job, catalog, entry, name, reporter, resume_step, resume_key)
 
 
@@ -167,7 +173,7 @@ def fit(
     if note := placement_note or resources_note(spec.resources):
         attempt.reporter.event(note, data=spec.resources.model_dump())
     attempt.reporter.event(f"Loading base model {spec.model}")
-    model_path = attempt.catalog.resolve_path(attempt.entry)
+    model_path = attempt.catalog.resolve_path(attempt.entry, keep=True)  # held for the job
     return _fit(
         blobs,
         settings,

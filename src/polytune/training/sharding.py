@@ -125,14 +125,17 @@ def fsdp_training_args(
     """TrainingArguments entries that turn FSDP on.
 
     FSDP2 (accelerate's preferred version): parameters are sharded one by one, so LoRA's frozen
-    and trainable parameters share a wrapped layer without FSDP1's use_orig_params. The state
-    dict type is FULL: rank 0 writes resume checkpoints and the final model as whole tensors,
-    which from_pretrained / PeftModel load as they are. (A SHARDED one would have each rank write
-    its part into its own work dir, which on another rank's or node's disk no resume could read.)
+    and trainable parameters share a wrapped layer without FSDP1's use_orig_params.
+    SHARDED_STATE_DICT: a resume checkpoint is each rank's own shard of the weights and the
+    optimizer state (torch.distributed.checkpoint), written by every rank at once, with nothing
+    gathered on rank 0; each rank stores its part under the checkpoint's one key
+    (store/checkpoint_parts.py). The final model and the epoch checkpoints are gathered whole
+    anyway (saving.save_trained: accelerate's get_state_dict), in the model's dtype, safetensors.
     cpu_ram_efficient_loading: rank 0 alone reads the weights from disk, the other ranks build the
     model on the meta device and receive their shards from it, so a node holds one CPU copy of
-    the model while loading instead of one per process. `efficient_loading` False for a LoRA
-    that trains tied embeddings (modules_to_save with ensure_weight_tying): measured with
+    the model while loading instead of one per process (FSDP2 broadcasts them itself: FSDP1's
+    sync_module_states is obsolete there, and accelerate drops it). `efficient_loading` False for
+    a LoRA that trains tied embeddings (modules_to_save with ensure_weight_tying): measured with
     accelerate 1.15 / peft, re-tying them on the meta-device ranks fails ("attribute 'weight'
     already exists"), so those jobs load on every rank as before.
     """
@@ -143,7 +146,7 @@ def fsdp_training_args(
             "version": 2,
             "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
             **({"transformer_layer_cls_to_wrap": list(layers)} if layers else {}),
-            "state_dict_type": "FULL_STATE_DICT",
+            "state_dict_type": "SHARDED_STATE_DICT",
             "reshard_after_forward": True,
             "cpu_ram_efficient_loading": efficient_loading,
             # FSDP's own checkpointing: the Trainer's would all-gather each layer once more.

@@ -1,0 +1,146 @@
+"""This node's copies of stored folders (`<data dir>/cache/`): base models fetched from object
+storage (catalog/stored.py) and fine-tuned models and checkpoints fetched for serving
+(inference/weights.py), pruned to a size cap, least recently used first.
+
+Each copy has a sidecar file beside it, `<folder>.lru`: its modification time is when the copy
+was last used, and a process using the copy holds a shared lock (flock) on it. Pruning takes
+the copy's lock exclusively without waiting, so it never removes a copy a live process holds
+(a training worker holds its base model for the whole job; the lock goes with the process, also
+when it dies), nor one used within the last GRACE_SECONDS (a server loading what it just
+fetched). Other things in the cache folder (an export's temporary folder) are not copies and
+are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("polytune.cache")
+
+SIDECAR = ".lru"
+# A copy used this recently is never pruned, held or not: what was just fetched is being loaded.
+GRACE_SECONDS = 600.0
+
+# Copies this process holds: folder -> (the open sidecar carrying the shared lock, times held).
+_held: dict[Path, tuple[int, int]] = {}
+
+
+def sidecar(folder: Path) -> Path:
+    return folder.with_name(folder.name + SIDECAR)
+
+
+def hold(folder: Path) -> None:
+    """Hold `folder` in use by this process (until release, or the process ends): pruning skips
+    it. Waits while a prune is removing it; then the caller finds it gone and fetches it again."""
+    folder = Path(folder)
+    if folder in _held:
+        fd, count = _held[folder]
+        _held[folder] = (fd, count + 1)
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(sidecar(folder), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        # A prune that removed the copy meanwhile also unlinked this sidecar: a lock on it would
+        # hold nothing, so take one on the sidecar now in its place.
+        with contextlib.suppress(FileNotFoundError):
+            if os.fstat(fd).st_ino == os.stat(sidecar(folder)).st_ino:
+                break
+        os.close(fd)
+    _held[folder] = (fd, 1)
+
+
+def release(folder: Path) -> None:
+    folder = Path(folder)
+    if folder not in _held:
+        return
+    fd, count = _held.pop(folder)
+    if count > 1:
+        _held[folder] = (fd, count - 1)
+        return
+    os.close(fd)  # and with it the lock
+
+
+@contextlib.contextmanager
+def holding(folder: Path) -> Iterator[Path]:
+    hold(folder)
+    try:
+        yield folder
+    finally:
+        release(folder)
+
+
+def touch(folder: Path) -> None:
+    """Note that the copy was used now (its place in the least-recently-used order)."""
+    path = sidecar(Path(folder))
+    path.touch()
+    os.utime(path)
+
+
+@dataclass(frozen=True)
+class Copy:
+    folder: Path
+    size: int
+    last_used: float
+
+
+def copies(root: Path) -> list[Copy]:
+    """The copies under `root`, least recently used first."""
+    found = []
+    for side in Path(root).rglob(f"*{SIDECAR}"):
+        folder = side.with_name(side.name.removesuffix(SIDECAR))
+        with contextlib.suppress(FileNotFoundError):
+            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+            found.append(Copy(folder, size, side.stat().st_mtime))
+    return sorted(found, key=lambda c: c.last_used)
+
+
+def prune(root: Path, max_bytes: int, *, now: float | None = None) -> list[Path]:
+    """Remove the least recently used copies under `root` until they total at most `max_bytes`
+    (0: no cap), skipping those in use; returns the folders removed."""
+    if max_bytes <= 0:
+        return []
+    now = time.time() if now is None else now
+    found = copies(root)
+    total, removed = sum(c.size for c in found), []
+    for copy in found:
+        if total <= max_bytes:
+            break
+        if now - copy.last_used < GRACE_SECONDS or copy.folder in _held:
+            continue
+        if _remove_unless_held(copy.folder):
+            total -= copy.size
+            removed.append(copy.folder)
+            log.info("node cache: removed %s (%d bytes, least recently used)", copy.folder, copy.size)
+    if total > max_bytes:
+        log.warning("node cache: %d bytes in use or recently used, above the cap of %d", total, max_bytes)
+    return removed
+
+
+def _remove_unless_held(folder: Path) -> bool:
+    try:
+        fd = os.open(sidecar(folder), os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live process holds it
+        # Renamed aside first: a half-removed folder is never taken for a copy.
+        doomed = folder.with_name(f".{folder.name}.pruned-{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        os.unlink(sidecar(folder))
+        return True
+    finally:
+        os.close(fd)
