@@ -82,11 +82,11 @@ class PrimitiveWorker:
         with self._lock:
             return self._next_seq
 
-    def close(self, error: Exception | None = None) -> None:
-        """Stop after the call in progress; calls still waiting, and every later call, fail (with
-        `error` when given); the model is freed."""
+    def close(self) -> None:
+        """Stop after the call in progress; calls still waiting, and every later call, fail; the
+        model is freed."""
         with self._lock:
-            self._closed = error or RuntimeError(f"training run {self.name} was stopped")
+            self._closed = RuntimeError(f"training run {self.name} was stopped")
             waiting = [item for item in self._waiting.values() if item is not None]
             self._waiting = dict.fromkeys(self._waiting)  # their turns are used up
         for _, future in waiting:

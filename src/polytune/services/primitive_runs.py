@@ -271,10 +271,11 @@ class PrimitiveRuns(RunListing):
         return run.worker.submit(call, seq_id)
 
     def record_step(self, run: Run, metrics: dict[str, float]) -> None:
-        """An optimizer step: the job's trained_steps and a metrics event (the dashboard's loss)."""
-        with run.lock:
-            run.steps += 1
-            step = run.steps
+        """An optimizer step: the job's trained_steps and a metrics event (the dashboard's loss).
+        Called in the run's worker thread, one call at a time: not under run.lock, which an idle
+        release holds while it waits for the worker."""
+        run.steps += 1
+        step = run.steps
         with self.db.session() as s:
             s.execute(sa.update(t.Job).where(t.Job.id == run.job_id).values(trained_steps=step))
             parts = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())

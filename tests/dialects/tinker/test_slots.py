@@ -61,13 +61,17 @@ def test_a_run_holds_the_slot_until_it_is_cancelled(one_slot):
     tinker, service_a, openai_a = _clients(one_slot, one_slot.key_a)
     _, service_b, openai_b = _clients(one_slot, one_slot.key_b)
     before = {j.id for j in openai_a.fine_tuning.jobs.list().data}
-    service_a.create_lora_training_client(base_model="polytune-tiny", rank=4, seed=0).result()
+    tc = service_a.create_lora_training_client(base_model="polytune-tiny", rank=4, seed=0).result()
     run_job = _run_job(openai_a, before)
 
     # The slot is taken: the SDK raises at once (429 with x-should-retry: false), naming the setting.
     with pytest.raises(tinker.RateLimitError) as refused:
         service_b.create_lora_training_client(base_model="polytune-tiny", rank=4).result()
     assert "No free accelerator" in str(refused.value) and "POLYTUNE_WORKER_SLOTS" in str(refused.value)
+    # A run from a saved state too, through its future (the SDK retries a 429 on that route).
+    state = tc.save_state("s").result().path
+    with pytest.raises(tinker.RequestFailedError, match="No free accelerator.*POLYTUNE_WORKER_SLOTS"):
+        service_a.create_training_client_from_state(state).result()
 
     # Another organization's supervised job waits for the slot...
     waiting = _supervised(openai_b)
