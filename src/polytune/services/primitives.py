@@ -108,8 +108,9 @@ class PrimitiveService:
             pending = self._pending.get(request_id)
         if pending is None or pending.org_id != org_id:
             raise NotFound(f"No request '{request_id}'.", param="request_id")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(pending.future), wait)
+        # asyncio.wait neither raises the call's own failure (the route answers it as a result)
+        # nor cancels the call when the wait ends.
+        await asyncio.wait({pending.future}, timeout=wait)
         if not pending.future.done():
             return None
         return pending.kind, pending.future
