@@ -8,7 +8,7 @@ from __future__ import annotations
 import heapq
 import math
 
-from polytune.fair_share import Candidate, choose
+from polytune.fair_share import Candidate, choose, starts_now
 
 NOW = 10_000.0
 
@@ -116,3 +116,33 @@ def test_a_stream_of_small_jobs_cannot_starve_a_big_one_forever():
     assert sum(1 for c in small if c.id in starts) >= 500
     # without a reservation it never gets in: the test would fail if the reservation broke
     assert "z-big" not in _run(8, [big, *small], durations, reserve_after=math.inf, until=1000)
+
+
+def now_job(org: str, demand: int = 1) -> Candidate:
+    """A job that cannot wait (a Tinker run): the newest of all."""
+    return Candidate(f"{org}-now", org, 10**9, demand, NOW)
+
+
+def starts(job_now, queued, *, free, capacity=4, usage=None, active=None, **kw) -> bool:
+    return starts_now(
+        job_now, queued, free=free, capacity=capacity, usage=usage or {}, active=active or {}, now=NOW, **kw
+    )
+
+
+def test_a_job_that_cannot_wait_starts_when_no_queued_job_comes_first():
+    assert starts(now_job("a"), [], free=1)
+    assert not starts(now_job("a"), [], free=0)
+    # B's queued job comes first (B uses fewer accelerators): the one free accelerator is B's...
+    assert not starts(now_job("a"), [job("b", 1)], free=1, usage={"a": 1})
+    # ...and with two free, both start
+    assert starts(now_job("a"), [job("b", 1)], free=2, usage={"a": 1})
+    # A uses fewer than B: A's run goes first although B's job is older
+    assert starts(now_job("a"), [job("b", 1)], free=1, usage={"b": 2})
+
+
+def test_a_job_that_cannot_wait_does_not_pass_its_own_organizations_queue():
+    assert not starts(now_job("a"), [job("a", 1)], free=1)
+    # a queued job that cannot start (its organization at the limit) takes nothing from it
+    assert starts(now_job("a"), [job("b", 1)], free=1, usage={"a": 1, "b": 1}, active={"b": 1}, max_jobs_per_org=1)
+    # a big job holding a reservation keeps the free accelerators for itself
+    assert not starts(now_job("a"), [job("b", 1, demand=4, waited=400)], free=2, usage={"a": 1, "b": 0})

@@ -96,7 +96,12 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     # The Tinker API's training runs (their models load with each run's first call) and samplers.
     services.primitives = PrimitiveService(
         PrimitiveRuns(
-            db, catalog, settings.resolved_data_dir, idle_seconds=settings.primitives_idle_seconds, blobs=blobs
+            db,
+            catalog,
+            settings.resolved_data_dir,
+            idle_seconds=settings.primitives_idle_seconds,
+            blobs=blobs,
+            quotas=quotas,
         ),
         catalog,
         services.inference,
@@ -166,6 +171,9 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
                 max_jobs_per_org=settings.max_jobs_per_org,
                 shutdown_grace=settings.shutdown_grace_seconds,
             )
+            # A Tinker run holds a slot of this scheduler while its model is loaded (place_now).
+            assert services.primitives is not None
+            services.primitives.runs.placement = scheduler
             scheduler.start()
         app.state.scheduler = scheduler
         try:

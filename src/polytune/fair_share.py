@@ -78,3 +78,42 @@ def choose(
         if now - c.queued_at >= reserve_after:
             return None  # reserved: the capacity that frees is kept for it
     return None
+
+
+def starts_now(
+    job: Candidate,
+    queued: Iterable[Candidate],
+    *,
+    free: int,
+    capacity: int,
+    usage: Mapping[str, int],
+    active: Mapping[str, int],
+    now: float,
+    max_jobs_per_org: int = 0,
+    reserve_after: float = RESERVE_AFTER,
+) -> bool:
+    """Whether `job`, added to the queue now, would start before the free accelerators run out:
+    the jobs `choose` picks ahead of it take theirs first, as the scheduler's passes would. For a
+    job that cannot wait in the queue (a Tinker run, whose client waits on its call): refused
+    when False, so it never jumps ahead of jobs the fair order puts first."""
+    pending = [*queued, job]
+    usage, active = dict(usage), dict(active)
+    while (
+        pick := choose(
+            pending,
+            free=free,
+            capacity=capacity,
+            usage=usage,
+            active=active,
+            now=now,
+            max_jobs_per_org=max_jobs_per_org,
+            reserve_after=reserve_after,
+        )
+    ) is not None:
+        if pick.id == job.id:
+            return True
+        pending.remove(pick)
+        free -= pick.demand
+        usage[pick.org] = usage.get(pick.org, 0) + pick.demand
+        active[pick.org] = active.get(pick.org, 0) + 1
+    return False

@@ -9,16 +9,20 @@ cancel (or with another server) simply changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import sys
 import threading
 import time
-from typing import Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from polytune import fair_share
+from polytune.domain.errors import QuotaExceeded
 from polytune.domain.job import IllegalTransition, JobStatus
 from polytune.domain.spec import Resources, method_type
 from polytune.executors import Executor
@@ -48,6 +52,12 @@ def _worker_died(s, row, message: str) -> None:
     """Fail a job whose worker is gone and will not be retried."""
     error = {"code": "worker_died", "message": message, "param": None}
     job_store.transition(s, row, JobStatus.FAILED, message, level="error", error=error)
+
+
+def holds_accelerators(worker: dict[str, Any] | None) -> bool:
+    """Whether an active job holds its accelerators: all do but a Tinker run released while idle
+    (services/primitive_runs.py: its state saved, its model freed until its next call)."""
+    return not (worker or {}).get("released")
 
 
 def pid_alive(pid: int) -> bool:
@@ -84,6 +94,10 @@ class Scheduler:
         self.shutdown_grace = shutdown_grace
         self.host = socket.gethostname()
         self._stopping_since: dict[str, float] = {}
+        # A pass's claims and a Tinker run's admission (place_now) each count the free accelerators
+        # and then take some: one at a time. _held: accelerators of the jobs placed that way here.
+        self._placing = threading.RLock()
+        self._held: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -190,15 +204,68 @@ class Scheduler:
         return demand(Resources.model_validate((spec or {}).get("resources") or {}))
 
     def _free(self) -> int:
-        """Accelerators not held by the jobs this executor runs; on a cluster every server shares
-        (Ray), not held by any active job in the database, whichever server started it."""
+        """Accelerators not held by the jobs this executor runs nor by the Tinker runs this server
+        holds (place_now); on a cluster every server shares (Ray), not held by any active job in
+        the database, whichever server started it."""
         with self.db.session() as s:
             if getattr(self.executor, "shared", False):
-                specs = list(s.scalars(sa.select(t.Job.spec).where(t.Job.status.in_(_ACTIVE))))
-            else:
-                live = self.executor.running()
-                specs = list(s.scalars(sa.select(t.Job.spec).where(t.Job.id.in_(live)))) if live else []
-        return self._capacity() - sum(self._demand(spec) for spec in specs)
+                rows = s.execute(sa.select(t.Job.spec, t.Job.worker).where(t.Job.status.in_(_ACTIVE)))
+                return self._capacity() - sum(self._demand(spec) for spec, worker in rows if holds_accelerators(worker))
+            live = self.executor.running()
+            specs = list(s.scalars(sa.select(t.Job.spec).where(t.Job.id.in_(live)))) if live else []
+        return self._capacity() - sum(self._demand(spec) for spec in specs) - sum(self._held.values())
+
+    # -- jobs that start at once or not at all (Tinker runs) ---------------------------------------
+    @contextlib.contextmanager
+    def place_now(self, job_id: str, org_id: str, spec: dict) -> Iterator[tuple[str, ...]]:
+        """Accelerators for a job that cannot wait in the queue (a Tinker run: its client waits on
+        its call), now, or a QuotaExceeded naming the setting: at `max_jobs_per_org`, with none
+        free, or when queued jobs come first in fair order (fair_share.starts_now). Yields the
+        devices it holds here (none on CPU or a cluster). The caller marks the job running inside
+        the block, which the scheduler's passes wait for. `release` gives them back."""
+        with self._placing:
+            demand = self._demand(spec)
+            self._check_now(org_id, demand)
+            hold = getattr(self.executor, "hold", None)
+            devices = tuple(hold(job_id, demand)) if hold else ()
+            self._held[job_id] = demand
+            try:
+                yield devices
+            except BaseException:
+                self.release(job_id)
+                raise
+
+    def release(self, job_id: str) -> None:
+        """A job placed with place_now no longer holds its accelerators (ended, or released idle)."""
+        with self._placing:
+            self._held.pop(job_id, None)
+            unhold = getattr(self.executor, "unhold", None)
+            if unhold:
+                unhold(job_id)
+
+    def _check_now(self, org_id: str, demand: int) -> None:
+        capacity, free = self._capacity(), self._free()
+        with self.db.session() as s:
+            (usage, active), queued = self._usage(s), self._queued(s)
+        wait = "A Tinker run starts at once or not at all: try again when a job ends (or cancel one)."
+        if self.max_jobs_per_org and active.get(org_id, 0) >= self.max_jobs_per_org:
+            raise QuotaExceeded(
+                f"Running-jobs limit reached: this organization runs {active[org_id]} jobs and may run at most "
+                f"{self.max_jobs_per_org} at once (setting max_jobs_per_org, POLYTUNE_MAX_JOBS_PER_ORG). {wait}",
+                code="running_jobs_limit",
+            )
+        setting = getattr(self.executor, "capacity_setting", "worker_slots, POLYTUNE_WORKER_SLOTS")
+        if demand > free:
+            used = f"{capacity - max(free, 0)} of {capacity} accelerators are in use ({setting})"
+            raise QuotaExceeded(f"No free accelerator: {used}; this needs {demand}. {wait}", code="no_free_accelerator")
+        me = fair_share.Candidate(f"now:{org_id}", org_id, sys.maxsize, demand, time.time())
+        state = dict(capacity=capacity, usage=usage, active=active, max_jobs_per_org=self.max_jobs_per_org)
+        if not fair_share.starts_now(me, queued, free=free, now=time.time(), **state):
+            raise QuotaExceeded(
+                f"The {free} free accelerator(s) of {capacity} ({setting}) go to queued jobs that come first in fair "
+                f"order (organizations using fewer accelerators, then older jobs: docs/scheduling.md). {wait}",
+                code="fair_share_wait",
+            )
 
     def _claim(self, free: int | None = None) -> str | None:
         """Take the queued job `fair_share.choose` picks for `free` accelerators (all of them when
@@ -208,25 +275,8 @@ class Scheduler:
         capacity = self._capacity()
         free = capacity if free is None else free
         with self.db.session() as s:
-            usage: dict[str, int] = {}
-            active: dict[str, int] = {}
-            for org, spec in s.execute(sa.select(t.Job.org_id, t.Job.spec).where(t.Job.status.in_(_ACTIVE))):
-                usage[org] = usage.get(org, 0) + self._demand(spec)
-                active[org] = active.get(org, 0) + 1
-            # Each organization's oldest queued jobs: a late job of a small organization is seen
-            # however long the big ones' queue is.
-            rank = sa.func.row_number().over(partition_by=t.Job.org_id, order_by=t.Job.seq).label("rank")
-            # (The specs are read for those rows only: reading them for the whole queue costs more.)
-            queued = sa.select(t.Job.seq, rank).where(t.Job.status == JobStatus.QUEUED.value).subquery()
-            rows = s.execute(
-                sa.select(t.Job.id, t.Job.org_id, t.Job.seq, t.Job.spec, t.Job.created_at)
-                .join(queued, queued.c.seq == t.Job.seq)
-                .where(queued.c.rank <= fair_share.PER_ORG_WINDOW)
-            )
-            candidates = {
-                r.id: fair_share.Candidate(r.id, r.org_id, r.seq, self._demand(r.spec), float(r.created_at))
-                for r in rows
-            }
+            usage, active = self._usage(s)
+            candidates = {c.id: c for c in self._queued(s)}
             while True:
                 pick = fair_share.choose(
                     candidates.values(),
@@ -261,34 +311,64 @@ class Scheduler:
                 return None
             return row.id
 
+    def _usage(self, s) -> tuple[dict[str, int], dict[str, int]]:
+        """Accelerators and active jobs per organization, over every active job in the database
+        that holds its accelerators (not a Tinker run released while idle)."""
+        usage: dict[str, int] = {}
+        active: dict[str, int] = {}
+        rows = s.execute(sa.select(t.Job.org_id, t.Job.spec, t.Job.worker).where(t.Job.status.in_(_ACTIVE)))
+        for org, spec, worker in rows:
+            if holds_accelerators(worker):
+                usage[org] = usage.get(org, 0) + self._demand(spec)
+                active[org] = active.get(org, 0) + 1
+        return usage, active
+
+    def _queued(self, s) -> list[fair_share.Candidate]:
+        """Each organization's oldest queued jobs: a late job of a small organization is seen
+        however long the big ones' queue is."""
+        rank = sa.func.row_number().over(partition_by=t.Job.org_id, order_by=t.Job.seq).label("rank")
+        # (The specs are read for those rows only: reading them for the whole queue costs more.)
+        queued = sa.select(t.Job.seq, rank).where(t.Job.status == JobStatus.QUEUED.value).subquery()
+        rows = s.execute(
+            sa.select(t.Job.id, t.Job.org_id, t.Job.seq, t.Job.spec, t.Job.created_at)
+            .join(queued, queued.c.seq == t.Job.seq)
+            .where(queued.c.rank <= fair_share.PER_ORG_WINDOW)
+        )
+        return [fair_share.Candidate(r.id, r.org_id, r.seq, self._demand(r.spec), float(r.created_at)) for r in rows]
+
     def _dispatch(self) -> None:
         """Start jobs while one fits in the free accelerators."""
         while not self._stop.is_set():
-            free = self._free()
-            if free <= 0:
-                return
-            job_id = self._claim(free)
-            if job_id is None:
-                return
-            try:
-                worker = self.executor.submit(job_id)
-            except Exception as e:  # a worker that can't start fails its job, not the server
-                log.exception("could not start worker for %s", job_id)
-                with self.db.session() as s:
-                    row = job_store.get_row(s, job_id, lock=True)
-                    if row is not None and row.status == JobStatus.RUNNING.value:
-                        msg = f"Could not start the training worker: {e}"
-                        job_store.transition(
-                            s,
-                            row,
-                            JobStatus.FAILED,
-                            msg,
-                            level="error",
-                            error={"code": "worker_start_failed", "message": msg, "param": None},
-                        )
-                continue
+            with self._placing:  # a Tinker run's admission counts the same accelerators
+                if not self._dispatch_one():
+                    return
+
+    def _dispatch_one(self) -> bool:
+        """Claim one job that fits and start its worker; False when none does."""
+        free = self._free()
+        job_id = self._claim(free) if free > 0 else None
+        if job_id is None:
+            return False
+        try:
+            worker = self.executor.submit(job_id)
+        except Exception as e:  # a worker that can't start fails its job, not the server
+            log.exception("could not start worker for %s", job_id)
             with self.db.session() as s:
-                s.execute(sa.update(t.Job).where(t.Job.id == job_id).values(worker=worker))
+                row = job_store.get_row(s, job_id, lock=True)
+                if row is not None and row.status == JobStatus.RUNNING.value:
+                    msg = f"Could not start the training worker: {e}"
+                    job_store.transition(
+                        s,
+                        row,
+                        JobStatus.FAILED,
+                        msg,
+                        level="error",
+                        error={"code": "worker_start_failed", "message": msg, "param": None},
+                    )
+            return True
+        with self.db.session() as s:
+            s.execute(sa.update(t.Job).where(t.Job.id == job_id).values(worker=worker))
+        return True
 
     # -- the thread ----------------------------------------------------------------------------
     def start(self) -> None:

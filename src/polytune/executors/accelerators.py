@@ -69,6 +69,18 @@ def detect(configured: str | None, memory_gb: float | None) -> Accelerators:
     return Accelerators(ids, memory, "torch.cuda")
 
 
+def in_process_device(ids: tuple[str, ...]) -> str | None:
+    """This process's torch device for the first of `ids` (device ids as the pool hands them out,
+    which name physical devices): for a model kept in the server itself (a Tinker run). None (torch
+    picks) without ids, or for an id that is not a number and not in CUDA_VISIBLE_DEVICES."""
+    if not ids:
+        return None
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if visible:
+        return f"cuda:{visible.index(ids[0])}" if ids[0] in visible else None
+    return f"cuda:{ids[0]}" if ids[0].isdigit() else None
+
+
 def describe_torch() -> str:
     """torch's build and the devices it sees: what an operator checks first when GPU jobs fail."""
     import torch

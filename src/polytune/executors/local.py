@@ -169,6 +169,19 @@ class LocalExecutor:
         # Accelerators when the machine has them; else CPU worker slots.
         return len(self.accelerators.ids) or self.settings.worker_slots
 
+    @property
+    def capacity_setting(self) -> str:
+        """What sets capacity(), for a refusal's message."""
+        return "POLYTUNE_ACCELERATORS" if self.accelerators else "worker_slots, POLYTUNE_WORKER_SLOTS"
+
+    def hold(self, job_id: str, n: int) -> tuple[str, ...]:
+        """Devices for a job that runs in the server itself (a Tinker run), kept from the workers
+        until unhold; none on CPU."""
+        return self._pool.take(job_id, n) if self.accelerators else ()
+
+    def unhold(self, job_id: str) -> None:
+        self._pool.release(job_id)
+
     def demand(self, resources) -> int:
         # With accelerators a job takes the devices it asked for; on CPU every job trains in one
         # process whatever it asked (device.resources_note tells the user), so each takes a slot.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from polytune.domain.primitives import LoraSettings
+from polytune.executors.accelerators import in_process_device
 
 log = logging.getLogger("polytune.primitives")
 
@@ -23,32 +24,58 @@ Call = Callable[[Any], Any]  # takes the resident model (training/primitives/mod
 
 
 class PrimitiveWorker:
-    def __init__(self, name: str, base_dir: str | Path, base_model: str, lora: LoraSettings, first_seq: int = 1):
+    def __init__(
+        self,
+        name: str,
+        base_dir: str | Path,
+        base_model: str,
+        lora: LoraSettings,
+        first_seq: int = 1,
+        devices: tuple[str, ...] = (),
+    ):
         self.name = name
         self._queue: queue.Queue[tuple[Call, Future] | None] = queue.Queue()
         self._lock = threading.Lock()
-        self._waiting: dict[int, tuple[Call, Future]] = {}
+        # Calls that arrived before their turn; None: a turn already answered (see close).
+        self._waiting: dict[int, tuple[Call, Future] | None] = {}
         self._next_seq = first_seq
+        self._closed: Exception | None = None
         self.ready: Future = Future()
+        device = in_process_device(devices)  # the accelerator the scheduler gave this run
         self._thread = threading.Thread(
-            target=self._run, args=(base_dir, base_model, lora), name=f"polytune-primitives-{name}", daemon=True
+            target=self._run, args=(base_dir, base_model, lora, device), name=f"polytune-primitives-{name}", daemon=True
         )
         self._thread.start()
 
     def submit(self, call: Call, seq_id: int | None = None) -> Future:
         future: Future = Future()
         with self._lock:
+            if seq_id is not None and (seq_id < self._next_seq or seq_id in self._waiting):
+                future.set_exception(ValueError(f"seq_id {seq_id} was already used"))
+                return future
+            if self._closed is not None:
+                # Closed (the run ended, or was released and could not come back): the call fails
+                # now but still takes its turn, so the worker that may replace this one continues
+                # from next_seq and no later call waits for this one.
+                future.set_exception(self._closed)
+                if seq_id is not None:
+                    self._waiting[seq_id] = None
+                    self._advance()
+                return future
             if seq_id is None:
                 self._queue.put((call, future))
                 return future
-            if seq_id < self._next_seq or seq_id in self._waiting:
-                future.set_exception(ValueError(f"seq_id {seq_id} was already used"))
-                return future
             self._waiting[seq_id] = (call, future)
-            while self._next_seq in self._waiting:
-                self._queue.put(self._waiting.pop(self._next_seq))
-                self._next_seq += 1
+            self._advance()
         return future
+
+    def _advance(self) -> None:
+        """Under the lock: hand the calls whose turn has come to the thread."""
+        while self._next_seq in self._waiting:
+            item = self._waiting.pop(self._next_seq)
+            if item is not None:
+                self._queue.put(item)
+            self._next_seq += 1
 
     @property
     def next_seq(self) -> int:
@@ -56,18 +83,30 @@ class PrimitiveWorker:
             return self._next_seq
 
     def close(self) -> None:
-        """Stop after the call in progress; calls still waiting fail; the model is freed."""
+        """Stop after the call in progress; calls still waiting, and every later call, fail; the
+        model is freed."""
         with self._lock:
-            waiting, self._waiting = list(self._waiting.values()), {}
+            self._closed = RuntimeError(f"training run {self.name} was stopped")
+            waiting = [item for item in self._waiting.values() if item is not None]
+            self._waiting = dict.fromkeys(self._waiting)  # their turns are used up
         for _, future in waiting:
             future.cancel()
         self._queue.put(None)
 
-    def _run(self, base_dir: str | Path, base_model: str, lora: LoraSettings) -> None:
+    def refuse(self, error: Exception) -> None:
+        """After close: later calls fail with `error` (why the run cannot come back now)."""
+        with self._lock:
+            self._closed = error
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the call in progress to end and the model to be freed (after close)."""
+        self._thread.join(timeout)
+
+    def _run(self, base_dir: str | Path, base_model: str, lora: LoraSettings, device: str | None) -> None:
         from polytune.training.primitives.model import PrimitiveModel
 
         try:
-            model = PrimitiveModel(base_dir, base_model, lora)
+            model = PrimitiveModel(base_dir, base_model, lora, device)
         except Exception as e:  # noqa: BLE001 - reported to every call through `ready`
             self.ready.set_exception(e)
             self._fail_all(e)

@@ -149,6 +149,10 @@ class RayExecutor:
     def demand(self, resources: Resources) -> int:
         return resources.n_accel * resources.n_node
 
+    # What sets capacity(), for a refusal's message (a Tinker run counts against it too, though
+    # its model lives in the API server: docs/tinker.md).
+    capacity_setting = "the Ray cluster's accelerators, POLYTUNE_RAY_ADDRESS"
+
     # -- the executor interface ----------------------------------------------------------------
     def submit(self, job_id: str) -> dict[str, Any]:
         with self.db.session() as s:

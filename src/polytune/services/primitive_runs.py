@@ -2,6 +2,11 @@
 (listed, cancelled and counted like any job), with its model resident in a worker
 (executors/primitives.py) from creation until it is cancelled or unloaded.
 
+A run holds a scheduler slot (an accelerator) while its model is loaded: the scheduler places it
+at once or refuses it (Scheduler.place_now: the organization's quotas and fair share), since its
+client waits on the call. An idle run saves its state and gives its slot back; its next call
+takes one again, or fails naming the setting that refused it (docs/tinker.md).
+
 Checkpoints live under the data dir as peft adapter folders, named by Tinker paths:
 tinker://<job id>/weights/<name> (adapter and optimizer state) and
 tinker://<job id>/sampler_weights/<name> (the adapter alone).
@@ -9,27 +14,31 @@ tinker://<job id>/sampler_weights/<name> (the adapter alone).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from datetime import UTC, datetime
 import os
 import re
 import socket
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from polytune.catalog.models import Catalog
-from polytune.domain.errors import InvalidRequest, NotFound
+from polytune.domain.errors import InvalidRequest, NotFound, QuotaExceeded
 from polytune.domain.ids import new_id
 from polytune.domain.job import JobStatus
 from polytune.domain.primitives import LORA_ALPHA, LoraSettings
-from polytune.domain.spec import AdapterSpec, JobSpec, LoraSpec, method_type
+from polytune.domain.spec import AdapterSpec, JobSpec, LoraSpec
 from polytune.executors.primitives import Call, PrimitiveWorker
 from polytune.services.checkpoint_urls import CheckpointUrls
+from polytune.services.primitive_listing import RunListing
+from polytune.services.quotas import Quotas
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
 from polytune.store.blobs import BlobStore
@@ -43,6 +52,14 @@ _PATH = re.compile(
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
+class Placement(Protocol):
+    """What a run asks of the scheduler (scheduler.py's Scheduler; the app hands it in)."""
+
+    def place_now(self, job_id: str, org_id: str, spec: dict) -> AbstractContextManager[tuple[str, ...]]: ...
+
+    def release(self, job_id: str) -> None: ...
+
+
 @dataclass
 class Run:
     model_id: str
@@ -51,6 +68,7 @@ class Run:
     base_model: str
     base_dir: str
     lora: LoraSettings
+    spec: dict[str, Any]
     worker: PrimitiveWorker
     steps: int = 0
     last_call: float = field(default_factory=time.monotonic)
@@ -60,7 +78,7 @@ class Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class PrimitiveRuns:
+class PrimitiveRuns(RunListing):
     def __init__(
         self,
         db: Database,
@@ -69,8 +87,12 @@ class PrimitiveRuns:
         sweep_interval: float = 1.0,
         idle_seconds: float = 0.0,
         blobs: BlobStore | None = None,
+        quotas: Quotas | None = None,
     ):
         self.db, self.catalog, self.idle_seconds, self.blobs = db, catalog, idle_seconds, blobs
+        self.quotas = quotas or Quotas()
+        # Set by the app with its scheduler; None (no scheduler in this process): runs hold no slot.
+        self.placement: Placement | None = None
         self.root = Path(data_dir) / "primitives"
         self.urls = CheckpointUrls(self.root)
         self._runs: dict[str, Run] = {}
@@ -113,7 +135,11 @@ class PrimitiveRuns:
             },
         )
         job_id = new_id("ftjob")
-        with self.db.session() as s:
+        spec_json = spec.model_dump(mode="json")
+        with self.db.session() as s:  # refused for the quota before a slot is looked for
+            self.quotas.check_new_job(s, org_id)
+        with self._placed(job_id, org_id, spec_json) as devices, self.db.session() as s:
+            self.quotas.check_new_job(s, org_id)  # again, with the organization locked (PostgreSQL)
             # Running at once, on this server: no queue (the worker is a thread here); the
             # scheduler sees its worker alive through `pid` and never claims it.
             s.add(
@@ -121,7 +147,7 @@ class PrimitiveRuns:
                     id=job_id,
                     org_id=org_id,
                     status=JobStatus.RUNNING.value,
-                    spec=spec.model_dump(mode="json"),
+                    spec=spec_json,
                     created_at=now(),
                     started_at=now(),
                     worker={"host": socket.gethostname(), "pid": os.getpid(), "kind": "primitives"},
@@ -134,20 +160,33 @@ class PrimitiveRuns:
                 f"Training run {model_id} started on {base_model} (LoRA rank "
                 f"{lora.rank}); its model stays loaded between calls",
             )
-        run = Run(
-            model_id,
-            job_id,
-            org_id,
-            base_model,
-            base_dir,
-            lora,
-            PrimitiveWorker(job_id, base_dir, base_model, lora, first_seq=first_seq),
-        )
+            worker = PrimitiveWorker(job_id, base_dir, base_model, lora, first_seq=first_seq, devices=devices)
+        run = Run(model_id, job_id, org_id, base_model, base_dir, lora, spec_json, worker)
         with self._lock:
             self._runs[model_id] = run
+        worker.ready.add_done_callback(lambda ready: self._loaded(run, ready.exception()))
         return run
 
-    def get(self, org_id: str, model_id: str) -> Run:
+    def _loaded(self, run: Run, error: BaseException | None) -> None:
+        """Idle time counts from here; a model that could not load fails its job (the sweep then
+        frees the run's slot)."""
+        run.last_call = time.monotonic()
+        if error is None:
+            return
+        message = f"The training run's model could not be loaded: {error}"
+        with self.db.session() as s:
+            row = job_store.get_row(s, run.job_id, lock=True)
+            if row is not None and row.status == JobStatus.RUNNING.value:
+                failure = {"code": "model_load_failed", "message": message, "param": None}
+                job_store.transition(s, row, JobStatus.FAILED, message, level="error", error=failure)
+
+    def _placed(self, job_id: str, org_id: str, spec: dict) -> AbstractContextManager[tuple[str, ...]]:
+        """A slot for the run now (the devices it holds), or QuotaExceeded naming the setting."""
+        if self.placement is None:
+            return contextlib.nullcontext(())
+        return self.placement.place_now(job_id, org_id, spec)
+
+    def _find(self, org_id: str, model_id: str) -> Run:
         with self._lock:
             run = self._runs.get(model_id)
             ended = self._ended.get(model_id) == org_id
@@ -159,6 +198,12 @@ class PrimitiveRuns:
             )
         if run is None or run.org_id != org_id:
             raise NotFound(f"No training run '{model_id}'.", param="model_id", code="model_not_found")
+        return run
+
+    def get(self, org_id: str, model_id: str) -> Run:
+        """The run, loaded back first if it was released (when no slot is free, its worker
+        answers the call with the refusal instead)."""
+        run = self._find(org_id, model_id)
         with run.lock:
             run.last_call = time.monotonic()
             if run.released:
@@ -170,7 +215,7 @@ class PrimitiveRuns:
         return self.root / run.job_id / "idle"
 
     def _release(self, run: Run) -> None:
-        """Save the run's whole state (adapter and optimizer), then free its model."""
+        """Save the run's whole state (adapter and optimizer), free its model, give its slot back."""
         with run.lock:
             if run.released or run.closed or time.monotonic() - run.last_call < self.idle_seconds:
                 return
@@ -178,40 +223,68 @@ class PrimitiveRuns:
             folder.mkdir(parents=True, exist_ok=True)
             run.worker.submit(lambda model: model.save_state(folder)).result()
             run.worker.close()
+            run.worker.join()
             run.released = True
+            self._mark(run, released=True)
+            if self.placement is not None:
+                self.placement.release(run.job_id)
         with self.db.session() as s:
             job_store.add_event(
                 s,
                 run.job_id,
-                f"Idle for {self.idle_seconds:g} s: state saved, model released (it loads again at the next call)",
+                f"Idle for {self.idle_seconds:g} s: state saved, model released and its slot given back "
+                "(it loads again at the next call)",
             )
 
     def _reload(self, run: Run) -> None:
-        """Under run.lock: a new worker continues from the saved state and the same seq_id."""
+        """Under run.lock: a new worker, in a slot taken now, continues from the saved state and
+        the same seq_id; with no slot, the released worker answers calls with why."""
         folder = self._idle_folder(run)
-        worker = PrimitiveWorker(run.job_id, run.base_dir, run.base_model, run.lora, first_seq=run.worker.next_seq)
+        next_seq = run.worker.next_seq
+        try:
+            with self._placed(run.job_id, run.org_id, run.spec) as devices:
+                self._mark(run, released=False)
+                worker = PrimitiveWorker(
+                    run.job_id, run.base_dir, run.base_model, run.lora, first_seq=next_seq, devices=devices
+                )
+        except QuotaExceeded as e:
+            run.worker.refuse(
+                QuotaExceeded(
+                    f"Training run '{run.model_id}' was released while idle and cannot come back now: {e.message}",
+                    code=e.code,
+                )
+            )
+            return
         worker.submit(lambda model: model.load_state(folder, optimizer=True))
         run.worker, run.released = worker, False
         with self.db.session() as s:
             job_store.add_event(s, run.job_id, "Called again: model loaded back from its saved state")
+
+    def _mark(self, run: Run, *, released: bool) -> None:
+        """The job's worker record says whether it holds its slot (scheduler.holds_accelerators)."""
+        with self.db.session() as s:
+            row = job_store.get_row(s, run.job_id, lock=True)
+            if row is not None:
+                row.worker = {**(row.worker or {}), "released": released}
 
     def submit(self, org_id: str, model_id: str, call: Call, seq_id: int | None) -> Future:
         run = self.get(org_id, model_id)
         return run.worker.submit(call, seq_id)
 
     def record_step(self, run: Run, metrics: dict[str, float]) -> None:
-        """An optimizer step: the job's trained_steps and a metrics event (the dashboard's loss)."""
-        with run.lock:
-            run.steps += 1
-            step = run.steps
+        """An optimizer step: the job's trained_steps and a metrics event (the dashboard's loss).
+        Called in the run's worker thread, one call at a time: not under run.lock, which an idle
+        release holds while it waits for the worker."""
+        run.steps += 1
+        step = run.steps
         with self.db.session() as s:
             s.execute(sa.update(t.Job).where(t.Job.id == run.job_id).values(trained_steps=step))
             parts = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
             job_store.add_event(s, run.job_id, f"Step {step}: {parts}", type="metrics", data={"step": step, **metrics})
 
     def unload(self, org_id: str, model_id: str) -> Run:
-        """The run's job succeeds and its worker frees the model."""
-        run = self.get(org_id, model_id)
+        """The run's job succeeds and its worker frees the model and its slot."""
+        run = self._find(org_id, model_id)  # a released run is not loaded back to be unloaded
         with self.db.session() as s:
             row = job_store.get_row(s, run.job_id, lock=True)
             if row is not None and row.status == JobStatus.RUNNING.value:
@@ -222,6 +295,9 @@ class PrimitiveRuns:
     def _close(self, run: Run) -> None:
         run.closed = True
         run.worker.close()
+        run.worker.join()  # its slot is free once the call in progress has ended
+        if self.placement is not None:
+            self.placement.release(run.job_id)
         with self._lock:
             self._runs.pop(run.model_id, None)
             self._ended[run.model_id] = run.org_id
@@ -300,74 +376,3 @@ class PrimitiveRuns:
         if base_model is None or not folder.is_dir():
             raise NotFound(f"No checkpoint '{path}'.", param="path")
         return base_model, folder
-
-    # -- listing (the REST routes) -------------------------------------------------------------
-    def job_id(self, org_id: str, run_id: str) -> str:
-        """A run named by its model id (live runs) or its job id (any run of the organization)."""
-        with self._lock:
-            run = self._runs.get(run_id)
-        if run is not None and run.org_id == org_id:
-            return run.job_id
-        with self.db.session() as s:
-            row = job_store.get_row(s, run_id, org_id=org_id)
-            if row is None or method_type(row.spec or {}) != "primitives":
-                raise NotFound(f"No training run '{run_id}'.", param="training_run_id")
-            return row.id
-
-    def list_runs(self, org_id: str, limit: int, offset: int) -> tuple[list[dict], int]:
-        with self.db.session() as s:
-            rows = [
-                r
-                for r in s.scalars(sa.select(t.Job).where(t.Job.org_id == org_id).order_by(t.Job.seq.desc()))
-                if method_type(r.spec or {}) == "primitives"
-            ]
-            described = [self._describe(r) for r in rows[offset : offset + limit]]
-        return described, len(rows)
-
-    def describe(self, org_id: str, run_id: str) -> dict:
-        job_id = self.job_id(org_id, run_id)
-        with self.db.session() as s:
-            row = job_store.get_row(s, job_id, org_id=org_id)
-            assert row is not None  # job_id() found it
-            return self._describe(row)
-
-    def _describe(self, row: t.Job) -> dict:
-        checkpoints = self.checkpoints(row.id)
-        last = lambda kind: next((c for c in reversed(checkpoints) if c["checkpoint_type"] == kind), None)  # noqa: E731
-        return {
-            "training_run_id": row.id,
-            "base_model": row.spec["model"],
-            "model_owner": row.org_id,
-            "is_lora": True,
-            "lora_rank": row.spec["adapter"]["lora"]["r"],
-            "corrupted": row.status == JobStatus.FAILED.value,
-            "last_request_time": _iso(row.finished_at or row.started_at or row.created_at),
-            "last_checkpoint": last("training"),
-            "last_sampler_checkpoint": last("sampler"),
-        }
-
-    def checkpoints(self, job_id: str) -> list[dict]:
-        """A run's saved states and sampler weights, oldest first."""
-        found = []
-        kinds = (("training", "weights"), ("sampler", "sampler_weights"), ("external", "external_weights"))
-        for kind, folder_name in kinds:
-            for folder in (self.root / job_id / folder_name).glob("*"):
-                if folder.is_dir():
-                    found.append(
-                        {
-                            "checkpoint_id": f"{folder_name}/{folder.name}",
-                            "checkpoint_type": kind,
-                            "time": _iso(folder.stat().st_mtime),
-                            "tinker_path": f"tinker://{job_id}/{folder_name}/{folder.name}",
-                            "size_bytes": folder_size(folder),
-                        }
-                    )
-        return sorted(found, key=lambda c: c["time"])
-
-
-def folder_size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()

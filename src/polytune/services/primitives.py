@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from polytune.catalog.models import Catalog
-from polytune.domain.errors import DomainError, InvalidRequest, NotFound
+from polytune.domain.errors import DomainError, InvalidRequest, NotFound, QuotaExceeded
 from polytune.domain.ids import new_id
 from polytune.domain.primitives import (
-    LOSS_INPUTS,
     LOSSES,
     STATE_META,
     AdamSettings,
@@ -31,12 +30,14 @@ from polytune.domain.primitives import (
     LoraSettings,
     SampledSequence,
     SampleSettings,
+    check_datum,
 )
 from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
 from polytune.inference.detokenize import IncrementalText
 from polytune.inference.model_text import ModelText, load_model_text
 from polytune.services.inference import InferenceService
-from polytune.services.primitive_runs import PrimitiveRuns, Run, folder_size
+from polytune.services.primitive_listing import folder_size
+from polytune.services.primitive_runs import PrimitiveRuns, Run
 
 # How long a retrieve_future waits for its result before answering "try again" (the SDK waits 45 s).
 LONG_POLL_SECONDS = 20.0
@@ -107,8 +108,9 @@ class PrimitiveService:
             pending = self._pending.get(request_id)
         if pending is None or pending.org_id != org_id:
             raise NotFound(f"No request '{request_id}'.", param="request_id")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(pending.future), wait)
+        # asyncio.wait neither raises the call's own failure (the route answers it as a result)
+        # nor cancels the call when the wait ends.
+        await asyncio.wait({pending.future}, timeout=wait)
         if not pending.future.done():
             return None
         return pending.kind, pending.future
@@ -126,14 +128,22 @@ class PrimitiveService:
 
     def create_run_from_state(
         self, org_id: str, session_id: str, model_seq_id: int, path: str, optimizer: bool
-    ) -> tuple[Run, Future]:
-        """A new run that starts from a saved state (the SDK's create-via-load: the load is the
-        run's first call, so the calls after it count from seq_id 1)."""
+    ) -> tuple[str, Future]:
+        """A new run (its model id) that starts from a saved state (the SDK's create-via-load: the
+        load is the run's first call, so the calls after it count from seq_id 1)."""
         self.check_session(org_id, session_id)
         base_model, folder = self.runs.checkpoint(org_id, path)
         lora = _saved_lora(folder)
-        run = self.runs.create(org_id, f"{session_id}:train:{model_seq_id}", base_model, lora)
-        return run, run.worker.submit(lambda m: (m.load_state(folder, optimizer), path)[1])
+        model_id = f"{session_id}:train:{model_seq_id}"
+        try:
+            run = self.runs.create(org_id, model_id, base_model, lora)
+        except QuotaExceeded as e:
+            # The SDK retries a 429 on this route for minutes (create_model's obeys x-should-retry):
+            # the refusal comes back through the call's future instead, at once.
+            refused: Future = Future()
+            refused.set_exception(e)
+            return model_id, refused
+        return model_id, run.worker.submit(lambda m: (m.load_state(folder, optimizer), path)[1])
 
     @contextlib.contextmanager
     def _turn(self, org_id: str, model_id: str, seq_id: int | None) -> Iterator[None]:
@@ -179,7 +189,7 @@ class PrimitiveService:
         if not data:
             raise InvalidRequest("forward_backward needs at least one datum.", param="data")
         for i, d in enumerate(data):
-            _check_datum(i, d, loss_fn)
+            check_datum(i, d, loss_fn)
         run = self.runs.get(org_id, model_id)
 
         def call(model):
@@ -371,27 +381,6 @@ class PrimitiveService:
 
     def close(self) -> None:
         self.runs.close()
-
-
-def _check_datum(i: int, d: Datum, loss_fn: str) -> None:
-    n = len(d.tokens)
-    if n == 0:
-        raise InvalidRequest(f"data[{i}].model_input is empty.", param=f"data[{i}].model_input")
-    if "target_tokens" not in d.inputs:
-        raise InvalidRequest(f"data[{i}].loss_fn_inputs needs target_tokens.", param=f"data[{i}].loss_fn_inputs")
-    for key in ("target_tokens", "weights", *LOSS_INPUTS[loss_fn]):
-        if key not in d.inputs:
-            if key == "weights":
-                continue
-            raise InvalidRequest(
-                f"The {loss_fn} loss needs data[{i}].loss_fn_inputs['{key}'].", param=f"data[{i}].loss_fn_inputs.{key}"
-            )
-        if d.inputs[key].shape != (n,):
-            raise InvalidRequest(
-                f"data[{i}].loss_fn_inputs['{key}'] has shape {list(d.inputs[key].shape)}; the "
-                f"model_input has {n} tokens.",
-                param=f"data[{i}].loss_fn_inputs.{key}",
-            )
 
 
 def _saved_lora(folder: Path) -> LoraSettings:

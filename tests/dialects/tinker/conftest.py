@@ -24,7 +24,8 @@ os.environ.setdefault("TINKER_TELEMETRY", "0")
 @pytest.fixture(scope="module")
 def tinker_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tinker-server")
-    srv = LiveServer(tmp, f"sqlite:///{tmp}/polytune.db")
+    # A run holds a slot while its model is loaded: these tests keep several at once.
+    srv = LiveServer(tmp, f"sqlite:///{tmp}/polytune.db", POLYTUNE_WORKER_SLOTS="8")
 
     def key(org: str) -> str:
         out = subprocess.run(

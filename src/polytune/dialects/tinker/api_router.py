@@ -146,10 +146,10 @@ async def load_weights(body: w.LoadWeights, org_id: OrgId, prims: Prims) -> dict
     if body.session_id is not None:
         if body.model_seq_id is None:
             raise InvalidRequest("model_seq_id is required with session_id.", param="model_seq_id")
-        run, work = await run_in_threadpool(
+        model_id, work = await run_in_threadpool(
             prims.create_run_from_state, org_id, body.session_id, body.model_seq_id, body.path, body.optimizer
         )
-        return _future(prims.track(org_id, "load_weights", work), run.model_id)
+        return _future(prims.track(org_id, "load_weights", work), model_id)
     if body.model_id is None:
         raise InvalidRequest("load_weights needs model_id (or session_id and model_seq_id).", param="model_id")
     work = await run_in_threadpool(prims.load_state, org_id, body.model_id, body.seq_id, body.path, body.optimizer)
