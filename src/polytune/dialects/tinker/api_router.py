@@ -111,33 +111,45 @@ async def forward_backward(request: Request, org_id: OrgId, prims: Prims) -> dic
             f"forward_backward takes a protobuf body (Content-Type: {PROTOBUF}).", param="content-type"
         )
     call = serving.decode_forward_backward(await request.body())
-    work = prims.forward_backward(
-        org_id, call.model_id, call.seq_id, call.data, call.loss_fn, call.config, call.forward_only
+    # Off the event loop: a released run is loaded back inside (seconds), under the run's lock.
+    work = await run_in_threadpool(
+        prims.forward_backward,
+        org_id,
+        call.model_id,
+        call.seq_id,
+        call.data,
+        call.loss_fn,
+        call.config,
+        call.forward_only,
     )
     return _future(prims.track(org_id, "forward_backward", work), call.model_id)
 
 
 @router.post("/optim_step")
 async def optim_step(body: w.OptimStep, org_id: OrgId, prims: Prims) -> dict[str, Any]:
-    work = prims.optim_step(org_id, body.model_id, body.seq_id, serving.adam_settings(body))
+    work = await run_in_threadpool(prims.optim_step, org_id, body.model_id, body.seq_id, serving.adam_settings(body))
     return _future(prims.track(org_id, "optim_step", work), body.model_id)
 
 
 @router.post("/save_weights")
 async def save_weights(body: w.SaveWeights, org_id: OrgId, prims: Prims) -> dict[str, Any]:
-    work = prims.save_state(org_id, body.model_id, body.seq_id, body.path)
+    work = await run_in_threadpool(prims.save_state, org_id, body.model_id, body.seq_id, body.path)
     return _future(prims.track(org_id, "save_weights", work), body.model_id)
 
 
 @router.post("/save_weights_for_sampler")
 async def save_weights_for_sampler(body: w.SaveWeights, org_id: OrgId, prims: Prims) -> dict[str, Any]:
-    work = prims.save_for_sampler(org_id, body.model_id, body.seq_id, body.path, with_session=body.path is None)
+    work = await run_in_threadpool(
+        lambda: prims.save_for_sampler(org_id, body.model_id, body.seq_id, body.path, with_session=body.path is None)
+    )
     return _future(prims.track(org_id, "save_weights_for_sampler", work), body.model_id)
 
 
 @router.post("/save_weights_external")
 async def save_weights_external(body: w.SaveWeightsExternal, org_id: OrgId, prims: Prims) -> dict[str, Any]:
-    work = prims.save_external(org_id, body.model_id, body.seq_id, body.path, bool(body.age_encryption_recipients))
+    work = await run_in_threadpool(
+        prims.save_external, org_id, body.model_id, body.seq_id, body.path, bool(body.age_encryption_recipients)
+    )
     return _future(prims.track(org_id, "save_weights_external", work), body.model_id)
 
 
