@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from polytune.domain.errors import InvalidRequest
+
 # The built-in losses the worker computes (training/primitives/losses.py gives each formula).
 LOSSES: tuple[str, ...] = ("cross_entropy", "importance_sampling", "ppo", "cispo", "dro")
 # What each loss reads from a datum's loss_fn_inputs, besides target_tokens.
@@ -76,3 +78,25 @@ class SampledSequence:
     stop_reason: str  # "stop" or "length"
     # Each prompt token's logprob given the ones before it (NaN for the first); the first sample's only.
     prompt_logprobs: tuple[float, ...] | None = None
+
+
+def check_datum(i: int, d: Datum, loss_fn: str) -> None:
+    """A 400 naming the field when a datum lacks what `loss_fn` reads or has the wrong length."""
+    n = len(d.tokens)
+    if n == 0:
+        raise InvalidRequest(f"data[{i}].model_input is empty.", param=f"data[{i}].model_input")
+    if "target_tokens" not in d.inputs:
+        raise InvalidRequest(f"data[{i}].loss_fn_inputs needs target_tokens.", param=f"data[{i}].loss_fn_inputs")
+    for key in ("target_tokens", "weights", *LOSS_INPUTS[loss_fn]):
+        if key not in d.inputs:
+            if key == "weights":
+                continue
+            raise InvalidRequest(
+                f"The {loss_fn} loss needs data[{i}].loss_fn_inputs['{key}'].", param=f"data[{i}].loss_fn_inputs.{key}"
+            )
+        if d.inputs[key].shape != (n,):
+            raise InvalidRequest(
+                f"data[{i}].loss_fn_inputs['{key}'] has shape {list(d.inputs[key].shape)}; the "
+                f"model_input has {n} tokens.",
+                param=f"data[{i}].loss_fn_inputs.{key}",
+            )

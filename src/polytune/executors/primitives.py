@@ -23,7 +23,15 @@ Call = Callable[[Any], Any]  # takes the resident model (training/primitives/mod
 
 
 class PrimitiveWorker:
-    def __init__(self, name: str, base_dir: str | Path, base_model: str, lora: LoraSettings, first_seq: int = 1):
+    def __init__(
+        self,
+        name: str,
+        base_dir: str | Path,
+        base_model: str,
+        lora: LoraSettings,
+        first_seq: int = 1,
+        adapter_dir: Path | None = None,
+    ):
         self.name = name
         self._queue: queue.Queue[tuple[Call, Future] | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -31,7 +39,10 @@ class PrimitiveWorker:
         self._next_seq = first_seq
         self.ready: Future = Future()
         self._thread = threading.Thread(
-            target=self._run, args=(base_dir, base_model, lora), name=f"polytune-primitives-{name}", daemon=True
+            target=self._run,
+            args=(base_dir, base_model, lora, adapter_dir),
+            name=f"polytune-primitives-{name}",
+            daemon=True,
         )
         self._thread.start()
 
@@ -63,11 +74,11 @@ class PrimitiveWorker:
             future.cancel()
         self._queue.put(None)
 
-    def _run(self, base_dir: str | Path, base_model: str, lora: LoraSettings) -> None:
+    def _run(self, base_dir: str | Path, base_model: str, lora: LoraSettings, adapter_dir: Path | None) -> None:
         from polytune.training.primitives.model import PrimitiveModel
 
         try:
-            model = PrimitiveModel(base_dir, base_model, lora)
+            model = PrimitiveModel(base_dir, base_model, lora, adapter_dir=adapter_dir)
         except Exception as e:  # noqa: BLE001 - reported to every call through `ready`
             self.ready.set_exception(e)
             self._fail_all(e)

@@ -29,6 +29,7 @@ from polytune.domain.job import JobStatus
 from polytune.domain.primitives import LORA_ALPHA, LoraSettings
 from polytune.domain.spec import AdapterSpec, JobSpec, LoraSpec, method_type
 from polytune.executors.primitives import Call, PrimitiveWorker
+from polytune.services.checkpoint_starts import job_adapter
 from polytune.services.checkpoint_urls import CheckpointUrls
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
@@ -58,6 +59,7 @@ class Run:
     step_loss: float = 0.0  # summed over the forward_backward calls since the last optimizer step
     closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    adapter_dir: Path | None = None  # the saved adapter it started from (its peft config is the run's)
 
 
 class PrimitiveRuns:
@@ -83,7 +85,15 @@ class PrimitiveRuns:
         self._sweeper.start()
 
     # -- runs ----------------------------------------------------------------------------------
-    def create(self, org_id: str, model_id: str, base_model: str, lora: LoraSettings, first_seq: int = 1) -> Run:
+    def create(
+        self,
+        org_id: str,
+        model_id: str,
+        base_model: str,
+        lora: LoraSettings,
+        first_seq: int = 1,
+        adapter_dir: Path | None = None,
+    ) -> Run:
         """A job of method `primitives`, running from now on, and its worker loading the model."""
         entry = self.catalog.get(base_model)
         if entry.kind != "text":
@@ -140,7 +150,8 @@ class PrimitiveRuns:
             base_model,
             base_dir,
             lora,
-            PrimitiveWorker(job_id, base_dir, base_model, lora, first_seq=first_seq),
+            PrimitiveWorker(job_id, base_dir, base_model, lora, first_seq=first_seq, adapter_dir=adapter_dir),
+            adapter_dir=adapter_dir,
         )
         with self._lock:
             self._runs[model_id] = run
@@ -188,11 +199,23 @@ class PrimitiveRuns:
     def _reload(self, run: Run) -> None:
         """Under run.lock: a new worker continues from the saved state and the same seq_id."""
         folder = self._idle_folder(run)
-        worker = PrimitiveWorker(run.job_id, run.base_dir, run.base_model, run.lora, first_seq=run.worker.next_seq)
+        worker = PrimitiveWorker(
+            run.job_id,
+            run.base_dir,
+            run.base_model,
+            run.lora,
+            first_seq=run.worker.next_seq,
+            adapter_dir=run.adapter_dir,
+        )
         worker.submit(lambda model: model.load_state(folder, optimizer=True))
         run.worker, run.released = worker, False
         with self.db.session() as s:
             job_store.add_event(s, run.job_id, "Called again: model loaded back from its saved state")
+
+    def loaded_ids(self, org_id: str, prefix: str) -> list[str]:
+        """The model ids of an organization's live runs that start with `prefix` (a session's)."""
+        with self._lock:
+            return [m for m, run in self._runs.items() if run.org_id == org_id and m.startswith(prefix)]
 
     def submit(self, org_id: str, model_id: str, call: Call, seq_id: int | None) -> Future:
         run = self.get(org_id, model_id)
@@ -289,6 +312,8 @@ class PrimitiveRuns:
 
     def checkpoint(self, org_id: str, path: str) -> tuple[str, Path]:
         """The base model and folder of an organization's checkpoint; 404 for anyone else's."""
+        if (path or "").startswith("ft:"):  # a LoRA job's model or checkpoint (services/checkpoint_starts.py)
+            return job_adapter(self.db, self.blobs, self.root / "cache", org_id, path, param="path")
         match = _PATH.fullmatch(path or "")
         if match is None:
             raise InvalidRequest(f"'{path}' is not a checkpoint path (tinker://<run>/weights/<name>).", param="path")
