@@ -76,16 +76,18 @@ class JobStarts:
         if not is_checkpoint_id(spec.model) or spec.method.type not in ("supervised", "dpo"):
             return spec
         if spec.model.startswith("tinker://"):
-            base_model, folder = self.runs.checkpoint(org_id, spec.model)
-            key = self._store(folder)
-        else:
-            row = _lora_row(self.db, org_id, spec.model)
-            base_model, key = row.base_model, row.blob_key
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = model_folder(self.blobs, key, Path(tmp)) or Path(tmp)
-                config = _adapter_config(folder, spec.model)
-            return _started(spec, base_model, key, config)
-        return _started(spec, base_model, key, _adapter_config(folder, spec.model))
+            try:
+                base_model, folder = self.runs.checkpoint(org_id, spec.model)
+            except NotFound as e:  # the same refusal, naming this API's field
+                raise NotFound(e.message, param="model", code="model_not_found") from None
+            except InvalidRequest as e:
+                raise InvalidRequest(e.message, param="model") from None
+            config = _adapter_config(folder, spec.model)
+            return _started(spec, base_model, self._store(folder), config)
+        row = _lora_row(self.db, org_id, spec.model)
+        with tempfile.TemporaryDirectory() as tmp:
+            config = _adapter_config(model_folder(self.blobs, row.blob_key, Path(tmp)) or Path(tmp), spec.model)
+        return _started(spec, row.base_model, row.blob_key, config)
 
     def _store(self, folder: Path) -> str:
         """A copy of the Tinker checkpoint in blob storage, where any worker can fetch it (the

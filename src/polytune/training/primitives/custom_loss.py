@@ -84,9 +84,9 @@ def build(loss: CustomLoss, device: torch.device) -> torch.fx.GraphModule:
 
 def run(
     module: torch.fx.GraphModule, loss: CustomLoss, logprobs: torch.Tensor, inputs: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+) -> tuple[torch.Tensor, dict[str, float]]:
     """One datum's loss and metrics; rank-0 inputs arrive as one value and are passed as scalars."""
     ranks = dict(loss.inputs)
     values = [inputs[n].reshape(()) if ranks[n] == 0 else inputs[n] for n in loss.input_names]
     value, metrics = module(logprobs, *values)
-    return torch.as_tensor(value).reshape(()), {k: torch.as_tensor(v).detach() for k, v in dict(metrics).items()}
+    return torch.as_tensor(value).reshape(()), {k: float(torch.as_tensor(v).detach()) for k, v in dict(metrics).items()}

@@ -154,7 +154,7 @@ class PrimitiveModel:
                     ) from e
                 total = total + value
                 for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
+                    sums[k] = sums.get(k, 0.0) + v
                 outputs.append({"logprobs": logprobs.detach().float().cpu().numpy()})
             if not forward_only:
                 total.backward()
