@@ -31,6 +31,8 @@ from polytune.store.db import Database
 if TYPE_CHECKING:
     from polytune.services.primitive_runs import PrimitiveRuns
 
+# The output layer's usual module names: LoRA there is a LoRA TRL's trainers refuse to train.
+_UNEMBEDDING = {"lm_head", "embed_out"}
 # Files of a Tinker state a job has no use for (the Tinker run's AdamW state).
 _SKIP = {"optimizer.pt"}
 
@@ -111,8 +113,17 @@ def _started(spec: JobSpec, base_model: str, key: str, config: dict) -> JobSpec:
     """The job trains the checkpoint's own adapter further (its rank, alpha and target modules,
     whatever the request said); a full fine-tune starts from the adapter merged into the base."""
     adapter = spec.adapter
+    targets = config.get("target_modules") or "all-linear"
+    if adapter.kind != "full" and isinstance(targets, list) and _UNEMBEDDING & set(targets):
+        raise InvalidRequest(
+            f"'{spec.model}' has LoRA on the unembedding (lm_head: Tinker's train_unembed, on by default), "
+            "which TRL's trainers cannot train as an adapter (they compute log-probabilities from "
+            "lm_head.weight directly). Start the job as a full fine-tune (hyperparameters.lora: false; the "
+            "adapter is merged into the base first), or save the checkpoint from a run created with "
+            "train_unembed=False.",
+            param="model",
+        )
     if adapter.kind != "full":
-        targets = config.get("target_modules") or "all-linear"
         lora = LoraSpec(
             r=int(config.get("r", adapter.lora.r)),
             alpha=int(config.get("lora_alpha", adapter.lora.alpha)),

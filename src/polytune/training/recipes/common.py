@@ -249,8 +249,24 @@ def starting_model(spec: JobSpec, entry: CatalogEntry, policy) -> tuple[Any, Lor
     from peft import PeftModel
 
     if spec.adapter.kind == "full":
-        return PeftModel.from_pretrained(policy, start["local_dir"]).merge_and_unload(), None
+        untie_unembedding(policy)
+        merged = PeftModel.from_pretrained(policy, start["local_dir"]).merge_and_unload()
+        merged.requires_grad_(True)  # peft froze the base to load the adapter; a full fine-tune trains it all
+        return merged, None
     return PeftModel.from_pretrained(policy, start["local_dir"], is_trainable=True), None
+
+
+def untie_unembedding(model) -> None:
+    """Give the output layer its own copy of tied embeddings: merging a LoRA on it (Tinker's
+    train_unembed) must change the output projection only, as the adapter did, not the inputs."""
+    import torch
+
+    output, inputs = model.get_output_embeddings(), model.get_input_embeddings()
+    if output is not None and inputs is not None and output.weight is inputs.weight:
+        output.weight = torch.nn.Parameter(inputs.weight.detach().clone())
+        model.config.tie_word_embeddings = False
+        if getattr(model.config, "get_text_config", None) is not None:
+            model.config.get_text_config().tie_word_embeddings = False
 
 
 def quiet(trainer: Trainer) -> Trainer:
