@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.live, pytest.mark.slow]
 def _neg_ll(data, logprobs_list):
     """cross_entropy written as a custom loss: -sum(weights * logprobs)."""
     total = sum(-(d.loss_fn_inputs["weights"].to_torch() * lp).sum() for d, lp in zip(data, logprobs_list, strict=True))
-    return total, {"custom/neg_ll:sum": float(total)}
+    return total, {"custom/neg_ll:sum": float(total.detach())}
 
 
 def _pair(service_a):
