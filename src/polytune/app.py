@@ -44,6 +44,7 @@ from polytune.services.jobs import JobService
 from polytune.services.keys import KeyService
 from polytune.services.model_export import ModelExportService
 from polytune.services.models import ModelService
+from polytune.services.checkpoint_starts import JobStarts
 from polytune.services.primitive_runs import PrimitiveRuns
 from polytune.services.primitives import PrimitiveService
 from polytune.services.projects import ProjectService
@@ -106,6 +107,8 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
         catalog,
         services.inference,
     )
+    # A job may start from a Tinker checkpoint (or a LoRA model) named as its model.
+    services.jobs.starts = JobStarts(db, blobs, services.primitives.runs).job_spec
     return services, db
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InvalidRequest
+from polytune.domain.errors import InvalidRequest
 
 # The built-in losses the worker computes (training/primitives/losses.py gives each formula).
 LOSSES: tuple[str, ...] = ("cross_entropy", "importance_sampling", "ppo", "cispo", "dro")
@@ -81,7 +81,7 @@ class SampledSequence:
 
 
 def check_datum(i: int, d: Datum, loss_fn: str) -> None:
-    """A 400 naming the field for a datum the loss cannot take (data[i] of a forward_backward)."""
+    """A 400 naming the field when a datum lacks what `loss_fn` reads or has the wrong length."""
     n = len(d.tokens)
     if n == 0:
         raise InvalidRequest(f"data[{i}].model_input is empty.", param=f"data[{i}].model_input")

@@ -194,6 +194,10 @@ class OutputSpec(_Frozenish):
         return (self.model_path or f"models/{job_id}").strip("/")
 
 
+# extras[FROM_CHECKPOINT]: {"model": the checkpoint's id, "blob_key": its adapter folder in storage}.
+FROM_CHECKPOINT = "from_checkpoint"
+
+
 class JobSpec(_Frozenish):
     model: str
     method: MethodSpec = Field(default_factory=SupervisedMethod)
@@ -208,7 +212,8 @@ class JobSpec(_Frozenish):
     metadata: dict[str, str] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     description: str | None = None
-    # Anything a dialect accepted that has no canonical home yet, echoed back by that dialect.
+    # Anything a dialect accepted that has no canonical home yet, echoed back by that dialect;
+    # FROM_CHECKPOINT: the checkpoint the job starts from (services/checkpoint_starts.py).
     extras: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -32,6 +32,7 @@ class PrimitiveWorker:
         lora: LoraSettings,
         first_seq: int = 1,
         devices: tuple[str, ...] = (),
+        adapter_dir: Path | None = None,
     ):
         self.name = name
         self._queue: queue.Queue[tuple[Call, Future] | None] = queue.Queue()
@@ -43,7 +44,10 @@ class PrimitiveWorker:
         self.ready: Future = Future()
         device = in_process_device(devices)  # the accelerator the scheduler gave this run
         self._thread = threading.Thread(
-            target=self._run, args=(base_dir, base_model, lora, device), name=f"polytune-primitives-{name}", daemon=True
+            target=self._run,
+            args=(base_dir, base_model, lora, device, adapter_dir),
+            name=f"polytune-primitives-{name}",
+            daemon=True,
         )
         self._thread.start()
 
@@ -102,11 +106,13 @@ class PrimitiveWorker:
         """Wait for the call in progress to end and the model to be freed (after close)."""
         self._thread.join(timeout)
 
-    def _run(self, base_dir: str | Path, base_model: str, lora: LoraSettings, device: str | None) -> None:
+    def _run(
+        self, base_dir: str | Path, base_model: str, lora: LoraSettings, device: str | None, adapter_dir: Path | None
+    ) -> None:
         from polytune.training.primitives.model import PrimitiveModel
 
         try:
-            model = PrimitiveModel(base_dir, base_model, lora, device)
+            model = PrimitiveModel(base_dir, base_model, lora, device, adapter_dir=adapter_dir)
         except Exception as e:  # noqa: BLE001 - reported to every call through `ready`
             self.ready.set_exception(e)
             self._fail_all(e)

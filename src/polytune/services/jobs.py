@@ -80,6 +80,8 @@ class JobService:
         # The accelerators a job may ever get (set by the app from its executor): jobs that
         # cannot fit them are refused at creation (catalog/memory_fit.py).
         self.capacity: Callable[[], Capacity | None] | None = None
+        # A checkpoint named as the model: its base model, starting from it (services/checkpoint_starts.py).
+        self.starts: Callable[[str, JobSpec], JobSpec] | None = None
 
     # -- create ------------------------------------------------------------------------------
     def check(self, spec: JobSpec) -> None:
@@ -127,6 +129,7 @@ class JobService:
         waits in `validating_files` while the scheduler reads its data — or, with `hold`, in
         `created` until start(). `on_create(session, job_id)` adds rows that belong with the
         job in the same transaction."""
+        spec = self.starts(org_id, spec) if self.starts is not None else spec
         self.check(spec)
         with self.db.session() as s:
             self.quotas.check_new_job(s, org_id)

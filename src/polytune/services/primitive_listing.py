@@ -25,6 +25,11 @@ class RunListing:
     _runs: dict[str, Any]  # model id -> live Run
     _lock: threading.Lock
 
+    def loaded_ids(self, org_id: str, prefix: str) -> list[str]:
+        """The model ids of an organization's live runs that start with `prefix` (a session's)."""
+        with self._lock:
+            return [m for m, run in self._runs.items() if run.org_id == org_id and m.startswith(prefix)]
+
     def job_id(self, org_id: str, run_id: str) -> str:
         """A run named by its model id (live runs) or its job id (any run of the organization)."""
         with self._lock:

@@ -36,6 +36,7 @@ from polytune.domain.job import JobStatus
 from polytune.domain.primitives import LORA_ALPHA, LoraSettings
 from polytune.domain.spec import AdapterSpec, JobSpec, LoraSpec
 from polytune.executors.primitives import Call, PrimitiveWorker
+from polytune.services.checkpoint_starts import job_adapter
 from polytune.services.checkpoint_urls import CheckpointUrls
 from polytune.services.primitive_listing import RunListing
 from polytune.services.quotas import Quotas
@@ -76,6 +77,7 @@ class Run:
     step_loss: float = 0.0  # summed over the forward_backward calls since the last optimizer step
     closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    adapter_dir: Path | None = None  # the saved adapter it started from (its peft config is the run's)
 
 
 class PrimitiveRuns(RunListing):
@@ -105,7 +107,15 @@ class PrimitiveRuns(RunListing):
         self._sweeper.start()
 
     # -- runs ----------------------------------------------------------------------------------
-    def create(self, org_id: str, model_id: str, base_model: str, lora: LoraSettings, first_seq: int = 1) -> Run:
+    def create(
+        self,
+        org_id: str,
+        model_id: str,
+        base_model: str,
+        lora: LoraSettings,
+        first_seq: int = 1,
+        adapter_dir: Path | None = None,
+    ) -> Run:
         """A job of method `primitives`, running from now on, and its worker loading the model."""
         entry = self.catalog.get(base_model)
         if entry.kind != "text":
@@ -160,8 +170,10 @@ class PrimitiveRuns(RunListing):
                 f"Training run {model_id} started on {base_model} (LoRA rank "
                 f"{lora.rank}); its model stays loaded between calls",
             )
-            worker = PrimitiveWorker(job_id, base_dir, base_model, lora, first_seq=first_seq, devices=devices)
-        run = Run(model_id, job_id, org_id, base_model, base_dir, lora, spec_json, worker)
+            worker = PrimitiveWorker(
+                job_id, base_dir, base_model, lora, first_seq=first_seq, devices=devices, adapter_dir=adapter_dir
+            )
+        run = Run(model_id, job_id, org_id, base_model, base_dir, lora, spec_json, worker, adapter_dir=adapter_dir)
         with self._lock:
             self._runs[model_id] = run
         worker.ready.add_done_callback(lambda ready: self._loaded(run, ready.exception()))
@@ -245,7 +257,13 @@ class PrimitiveRuns(RunListing):
             with self._placed(run.job_id, run.org_id, run.spec) as devices:
                 self._mark(run, released=False)
                 worker = PrimitiveWorker(
-                    run.job_id, run.base_dir, run.base_model, run.lora, first_seq=next_seq, devices=devices
+                    run.job_id,
+                    run.base_dir,
+                    run.base_model,
+                    run.lora,
+                    first_seq=next_seq,
+                    devices=devices,
+                    adapter_dir=run.adapter_dir,
                 )
         except QuotaExceeded as e:
             run.worker.refuse(
@@ -366,6 +384,8 @@ class PrimitiveRuns(RunListing):
 
     def checkpoint(self, org_id: str, path: str) -> tuple[str, Path]:
         """The base model and folder of an organization's checkpoint; 404 for anyone else's."""
+        if (path or "").startswith("ft:"):  # a LoRA job's model or checkpoint (services/checkpoint_starts.py)
+            return job_adapter(self.db, self.blobs, self.root / "cache", org_id, path, param="path")
         match = _PATH.fullmatch(path or "")
         if match is None:
             raise InvalidRequest(f"'{path}' is not a checkpoint path (tinker://<run>/weights/<name>).", param="path")

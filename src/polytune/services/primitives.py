@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 from polytune.catalog.models import Catalog
@@ -35,8 +33,10 @@ from polytune.domain.primitives import (
 from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
 from polytune.inference.detokenize import IncrementalText
 from polytune.inference.model_text import ModelText, load_model_text
+from polytune.services.checkpoint_starts import saved_lora
 from polytune.services.inference import InferenceService
 from polytune.services.primitive_listing import folder_size
+from polytune.services.primitive_losses import CustomLosses
 from polytune.services.primitive_runs import PrimitiveRuns, Run
 
 # How long a retrieve_future waits for its result before answering "try again" (the SDK waits 45 s).
@@ -69,6 +69,7 @@ class PrimitiveService:
         self._sessions: dict[str, tuple[str, float]] = {}  # session id -> (org id, last heartbeat)
         self._sampling: dict[str, SamplingSession] = {}
         self._pending: dict[str, _Pending] = {}
+        self.losses = CustomLosses()
 
     # -- sessions ------------------------------------------------------------------------------
     def create_session(self, org_id: str) -> str:
@@ -82,6 +83,16 @@ class PrimitiveService:
             if self._sessions.get(session_id, ("",))[0] != org_id:
                 raise NotFound(f"No session '{session_id}'.", param="session_id")
             self._sessions[session_id] = (org_id, time.time())
+
+    def finish_session(self, org_id: str, session_id: str) -> None:
+        """The client closed its session (ServiceClient.close): its runs' jobs succeed and free
+        their models, as unload_model would (the runs' checkpoints stay)."""
+        self.check_session(org_id, session_id)
+        for model_id in self.runs.loaded_ids(org_id, f"{session_id}:"):
+            with contextlib.suppress(DomainError):  # ended meanwhile
+                self.runs.unload(org_id, model_id)
+        with self._lock:
+            self._sessions.pop(session_id, None)
 
     def check_session(self, org_id: str, session_id: str) -> None:
         with self._lock:
@@ -133,10 +144,12 @@ class PrimitiveService:
         load is the run's first call, so the calls after it count from seq_id 1)."""
         self.check_session(org_id, session_id)
         base_model, folder = self.runs.checkpoint(org_id, path)
-        lora = _saved_lora(folder)
+        # The run takes the saved adapter's own peft config: a LoRA job's (path "ft:...") has its
+        # job's rank, alpha and target modules, not the ones Tinker's settings would give.
+        lora = saved_lora(folder)
         model_id = f"{session_id}:train:{model_seq_id}"
         try:
-            run = self.runs.create(org_id, model_id, base_model, lora)
+            run = self.runs.create(org_id, model_id, base_model, lora, adapter_dir=folder)
         except QuotaExceeded as e:
             # The SDK retries a 429 on this route for minutes (create_model's obeys x-should-retry):
             # the refusal comes back through the call's future instead, at once.
@@ -180,20 +193,23 @@ class PrimitiveService:
         config: dict[str, Any],
         forward_only: bool,
     ) -> Future:
-        if loss_fn not in LOSSES:
+        if loss_fn not in LOSSES and loss_fn != "custom":
             raise InvalidRequest(
                 f"Unsupported loss_fn '{loss_fn}'; this server has {', '.join(LOSSES)} "
-                "(custom losses run in the client: forward_backward_custom).",
+                "and custom (a loss made with create_custom_loss, or forward_backward_custom).",
                 param="loss_fn",
             )
         if not data:
             raise InvalidRequest("forward_backward needs at least one datum.", param="data")
-        for i, d in enumerate(data):
-            check_datum(i, d, loss_fn)
+        # An uploaded loss (services/primitive_losses.py) reads the inputs it declared.
+        custom = self.losses.for_call(org_id, config, data) if loss_fn == "custom" else None
+        if custom is None:
+            for i, d in enumerate(data):
+                check_datum(i, d, loss_fn)
         run = self.runs.get(org_id, model_id)
 
         def call(model):
-            result = model.forward_backward(data, loss_fn, config, forward_only)
+            result = model.forward_backward(data, loss_fn, config, forward_only, custom=custom)
             if not forward_only:  # the loss the next optimizer step's metrics event reports
                 run.step_loss += result.metrics["loss:sum"]
             return result
@@ -235,6 +251,11 @@ class PrimitiveService:
                 raise InvalidRequest(
                     f"'{path}' was trained on {base_model}, this run on {run.base_model}.", param="path"
                 )
+            if not (folder / STATE_META).is_file():
+                raise InvalidRequest(
+                    f"'{path}' is a job's adapter: start a new run from it (create_training_client_from_state).",
+                    param="path",
+                )
         return run.worker.submit(lambda m: (m.load_state(folder, optimizer), path)[-1], seq_id)
 
     def save_for_sampler(
@@ -271,15 +292,6 @@ class PrimitiveService:
             return path, folder_size(folder)
 
         return run.worker.submit(save, seq_id)
-
-    def external_urls(self, org_id: str, run_id: str, checkpoint_id: str, base_url: str) -> tuple[dict[str, str], int]:
-        job_id = self.runs.job_id(org_id, run_id)
-        if not checkpoint_id.startswith("external_weights/"):
-            raise InvalidRequest(
-                "Only external weights checkpoints (external_weights/<name>) are downloadable.", param="checkpoint_id"
-            )
-        _, folder = self.runs.checkpoint(org_id, f"tinker://{job_id}/{checkpoint_id}")
-        return self.runs.urls.sign(folder, base_url)
 
     def get_info(self, org_id: str, model_id: str) -> Run:
         return self.runs.get(org_id, model_id)
@@ -381,8 +393,3 @@ class PrimitiveService:
 
     def close(self) -> None:
         self.runs.close()
-
-
-def _saved_lora(folder: Path) -> LoraSettings:
-    meta = json.loads((folder / STATE_META).read_text())
-    return LoraSettings(**meta["lora"])

@@ -1,4 +1,5 @@
-"""The resume checkpoint where every rank of a job reads it, fetched once per node.
+"""The resume checkpoint where every rank of a job reads it, fetched once per node (and the
+checkpoint a job starts from, when it names one as its model).
 
 A store on a local or shared file system is read in place: no copy at all. From object storage,
 the node's first process (LOCAL_RANK 0) downloads the checkpoint into a folder every process of
@@ -14,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from polytune.catalog.stored import model_folder
+from polytune.domain.spec import FROM_CHECKPOINT, JobSpec
 from polytune.store.blobs import BlobStore
 
 
@@ -51,3 +54,15 @@ def resume_folder(blobs: BlobStore, key: str, job_id: str, step: int) -> Iterato
     finally:
         if local_rank() == 0:
             shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def with_start_folder(blobs: BlobStore, spec: JobSpec, work: Path) -> JobSpec:
+    """A job that starts from a checkpoint (services/checkpoint_starts.py) gets its adapter
+    folder as a local path in extras (`local_dir`), for the recipe to load (recipes/common.py)."""
+    start = spec.extras.get(FROM_CHECKPOINT)
+    if not start:
+        return spec
+    folder = model_folder(blobs, start["blob_key"], work / "start")
+    if folder is None:
+        raise FileNotFoundError(f"the checkpoint {start['model']} this job starts from is gone from storage")
+    return spec.model_copy(update={"extras": {**spec.extras, FROM_CHECKPOINT: {**start, "local_dir": str(folder)}}})

@@ -63,7 +63,7 @@ def _fit(
     from polytune.training.callback import ResumeEvery
     from polytune.training.recipes import get_recipe
 
-    from polytune.training.resume_fetch import resume_folder
+    from polytune.training.resume_fetch import resume_folder, with_start_folder
 
     every = ResumeEvery(steps=settings.resume_checkpoint_steps, seconds=settings.resume_checkpoint_minutes * 60)
     with contextlib.ExitStack() as stack:
@@ -72,6 +72,7 @@ def _fit(
             # Read in place from a file-system store; fetched once per node from object storage.
             resume_from = stack.enter_context(resume_folder(blobs, resume_key, job_id, resume_step or 0))
             reporter.event(f"Resuming from the checkpoint at step {resume_step}", data={"step": resume_step})
+        spec = with_start_folder(blobs, spec, work)
         return get_recipe(spec.method.type).fit(
             blobs, settings, spec, entry, model_path, work, reporter, resume_from=resume_from, every=every
         )

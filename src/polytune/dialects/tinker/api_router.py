@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from polytune.dialects.common.deps import OrgId, Svc
 from polytune.domain.errors import DomainError, InvalidRequest
+from polytune.services import primitive_checkpoints as checkpoints
 from polytune.services.primitives import PrimitiveService
 
 from . import protocol as w
@@ -71,6 +73,11 @@ def session_heartbeat(body: w.SessionRef, org_id: OrgId, prims: Prims) -> dict[s
     return {"type": "session_heartbeat"}
 
 
+@router.post("/sessions/{session_id}/finish")
+async def finish_session(session_id: str, org_id: OrgId, prims: Prims) -> None:
+    await run_in_threadpool(prims.finish_session, org_id, session_id)
+
+
 # -- training -----------------------------------------------------------------------------------
 @router.post("/create_model")
 async def create_model(body: w.CreateModel, org_id: OrgId, prims: Prims) -> dict[str, Any]:
@@ -102,6 +109,18 @@ def get_info(body: w.ModelRef, org_id: OrgId, prims: Prims) -> dict[str, Any]:
         "optimizer_config": {"type": "adamw"},
         "model_data": {"model_name": run.base_model, "tokenizer_id": run.base_dir, "arch": "causal_lm"},
     }
+
+
+@router.post("/create_custom_loss")
+async def create_custom_loss(body: w.CreateCustomLoss, org_id: OrgId, prims: Prims) -> dict[str, Any]:
+    prims.check_session(org_id, body.session_id)
+    if body.graph.format != 1:
+        raise InvalidRequest(f"Custom loss graph format {body.graph.format} is unknown here (1).", param="graph.format")
+    inputs = [(i.name, i.rank) for i in body.inputs]
+    loss_id = prims.losses.create(org_id, body.session_id, body.name, inputs, body.graph.nodes)
+    done: Future = Future()
+    done.set_result(loss_id)
+    return _future(prims.track(org_id, "create_custom_loss", done))
 
 
 @router.post("/forward_backward")
@@ -225,8 +244,18 @@ def external_weights_urls(
     run_id: str, checkpoint_id: str, request: Request, org_id: OrgId, prims: Prims
 ) -> dict[str, Any]:
     base_url = str(request.base_url).rstrip("/")
-    urls, expires = prims.external_urls(org_id, run_id, checkpoint_id, base_url)
+    urls, expires = checkpoints.signed_urls(prims.runs, org_id, run_id, checkpoint_id, base_url)
     return {"urls": urls, "expires": datetime.fromtimestamp(expires, tz=UTC).isoformat()}
+
+
+@router.put("/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/ttl")
+def set_checkpoint_ttl(run_id: str, checkpoint_id: str, body: w.CheckpointTtl, org_id: OrgId, prims: Prims) -> None:
+    checkpoints.check_ttl(prims.runs, org_id, run_id, checkpoint_id, body.ttl_seconds)
+
+
+@router.delete("/training_runs/{run_id}/checkpoints/{checkpoint_id:path}")
+def delete_checkpoint(run_id: str, checkpoint_id: str, org_id: OrgId, prims: Prims) -> None:
+    checkpoints.delete(prims.runs, org_id, run_id, checkpoint_id)
 
 
 @router.get("/checkpoint_files/{rel:path}")
@@ -276,6 +305,8 @@ def _render(kind: str, result: Any) -> Response:
     if kind == "save_weights_external":
         path, size = result
         return JSONResponse({"type": "save_weights_external", "path": path, "size_bytes": size})
+    if kind == "create_custom_loss":
+        return JSONResponse({"type": "create_custom_loss", "loss_id": result})
     if kind == "load_weights":
         return JSONResponse({"type": "load_weights", "path": result})
     raise AssertionError(kind)

@@ -138,6 +138,28 @@ class Sample(Wire):
     target_prompt_logprobs: Any = None
 
 
+class CustomLossInput(Wire):
+    name: str
+    rank: int
+
+
+class CustomLossGraph(Wire):
+    format: int = 1
+    nodes: list[dict[str, Any]]
+
+
+class CreateCustomLoss(Wire):
+    session_id: str
+    custom_loss_seq_id: int = 0
+    name: str = Field(max_length=256)
+    inputs: list[CustomLossInput] = Field(max_length=17)
+    graph: CustomLossGraph
+
+
+class CheckpointTtl(Wire):
+    ttl_seconds: int | None = None
+
+
 class RetrieveFuture(Wire):
     request_id: str
     allow_metadata_only: bool = False
@@ -146,7 +168,7 @@ class RetrieveFuture(Wire):
 # -- responses the SDK reads as JSON (it validates them strictly) ---------------------------------
 def client_config() -> dict[str, Any]:
     """The SDK's feature flags for this server: plain httpx (no pyqwest), protobuf bodies
-    uncompressed, per-request retrieve_future polling, custom losses run in the client."""
+    uncompressed, per-request retrieve_future polling, custom losses uploaded and run here."""
     return {
         "pjwt_auth_enabled": False,
         "credential_default_source": "api_key",
@@ -154,7 +176,7 @@ def client_config() -> dict[str, Any]:
         "proto_compress_fwdbwd": False,
         "use_pyqwest_transport": False,
         "sample_use_retrieve_futures": False,
-        "custom_loss_server_side": False,
+        "custom_loss_server_side": True,
         "sample_join_sampling_session": False,
         "sample_enable_stuck_detection": False,
     }

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from polytune.domain.custom_loss import CustomLoss
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.primitives import LORA_ALPHA, STATE_META, AdamSettings, Datum, ForwardBackwardResult, LoraSettings
 from polytune.training.primitives.losses import LOSS_FUNCTIONS
@@ -40,8 +41,17 @@ def lora_targets(model, lora: LoraSettings) -> list[str]:
 
 
 class PrimitiveModel:
-    def __init__(self, base_dir: str | Path, base_model: str, lora: LoraSettings, device: str | None = None):
-        from peft import LoraConfig, get_peft_model
+    def __init__(
+        self,
+        base_dir: str | Path,
+        base_model: str,
+        lora: LoraSettings,
+        device: str | None = None,
+        adapter_dir: Path | None = None,
+    ):
+        """`adapter_dir`: start from a saved adapter with its own peft config (a Tinker state, or a
+        LoRA job's model or checkpoint, whose rank, alpha and target modules are its job's)."""
+        from peft import LoraConfig, PeftModel, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.base_model, self.lora = base_model, lora
@@ -50,15 +60,18 @@ class PrimitiveModel:
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
         if lora.seed is not None:
             torch.manual_seed(lora.seed)
-        config = LoraConfig(
-            r=lora.rank,
-            lora_alpha=LORA_ALPHA,
-            lora_dropout=0.0,
-            bias="none",
-            target_modules=lora_targets(base, lora),
-            task_type="CAUSAL_LM",
-        )
-        self.model = get_peft_model(base, config).to(self.device)
+        if adapter_dir is not None:
+            self.model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=True).to(self.device)
+        else:
+            config = LoraConfig(
+                r=lora.rank,
+                lora_alpha=LORA_ALPHA,
+                lora_dropout=0.0,
+                bias="none",
+                target_modules=lora_targets(base, lora),
+                task_type="CAUSAL_LM",
+            )
+            self.model = get_peft_model(base, config).to(self.device)
         self.model.train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         defaults = AdamSettings()
@@ -70,22 +83,23 @@ class PrimitiveModel:
             weight_decay=defaults.weight_decay,
         )
         self.steps = 0
+        self._losses: dict[str, Any] = {}  # uploaded custom losses, rebuilt once per run (custom_loss.py)
 
     # -- the calls ------------------------------------------------------------------------------
     def forward_backward(
-        self, data: list[Datum], loss_fn: str, config: dict[str, Any], forward_only: bool = False
+        self,
+        data: list[Datum],
+        loss_fn: str,
+        config: dict[str, Any],
+        forward_only: bool = False,
+        custom: CustomLoss | None = None,
     ) -> ForwardBackwardResult:
+        """`custom`: an uploaded loss (loss_fn "custom"), one scalar per datum instead of one per token."""
+        if custom is not None:
+            return self._custom(data, custom, forward_only)
         fn = LOSS_FUNCTIONS[loss_fn]
-        lengths = [len(d.tokens) for d in data]
-        ids = torch.zeros(len(data), max(lengths), dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, d in enumerate(data):
-            ids[i, : lengths[i]] = torch.tensor(d.tokens)
-            mask[i, : lengths[i]] = 1
         with torch.set_grad_enabled(not forward_only):
-            # Right padding: a causal model's positions before the padding never see it.
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            logp_all = torch.log_softmax(logits.float(), dim=-1)
+            logp_all, lengths = self._batch(data)
             total = logp_all.new_zeros(())
             outputs = []
             for i, d in enumerate(data):
@@ -104,6 +118,51 @@ class PrimitiveModel:
             if not forward_only:
                 total.backward()
         return ForwardBackwardResult(outputs, {"loss:sum": float(total.detach())})
+
+    def _batch(self, data: list[Datum]) -> tuple[torch.Tensor, list[int]]:
+        """Every target token's logprob, per datum (right padding; a causal model's positions
+        before the padding never see it)."""
+        lengths = [len(d.tokens) for d in data]
+        ids = torch.zeros(len(data), max(lengths), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, d in enumerate(data):
+            ids[i, : lengths[i]] = torch.tensor(d.tokens)
+            mask[i, : lengths[i]] = 1
+        # No padding: no mask, so attention takes its plain causal path (measured faster on CPU).
+        attention = None if min(lengths) == max(lengths) else mask.to(self.device)
+        logits = self.model(input_ids=ids.to(self.device), attention_mask=attention).logits
+        return torch.log_softmax(logits.float(), dim=-1), lengths
+
+    def _custom(self, data: list[Datum], loss: CustomLoss, forward_only: bool) -> ForwardBackwardResult:
+        from polytune.training.primitives import custom_loss
+
+        module = self._losses.get(loss.loss_id)
+        if module is None:
+            module = self._losses[loss.loss_id] = custom_loss.build(loss, self.device)
+        with torch.set_grad_enabled(not forward_only):
+            logp_all, lengths = self._batch(data)
+            total = logp_all.new_zeros(())
+            sums: dict[str, float] = {}
+            outputs = []
+            for i, d in enumerate(data):
+                inputs = {k: torch.as_tensor(v, device=self.device) for k, v in d.inputs.items()}
+                targets = inputs.pop("target_tokens").long()
+                logprobs = logp_all[i, : lengths[i]].gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                try:
+                    value, metrics = custom_loss.run(module, loss, logprobs, {k: v.float() for k, v in inputs.items()})
+                except Exception as e:  # noqa: BLE001 - the client's loss failed on its data: a 400, not ours
+                    raise InvalidRequest(
+                        f"The custom loss '{loss.name}' failed on data[{i}]: {e}", param="loss_fn"
+                    ) from e
+                total = total + value
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                outputs.append({"logprobs": logprobs.detach().float().cpu().numpy()})
+            if not forward_only:
+                total.backward()
+        # A metric named ...:mean is averaged over the datums, ...:sum added up (the SDK's rule).
+        metrics = {k: v / len(data) if k.endswith(":mean") else v for k, v in sums.items()}
+        return ForwardBackwardResult(outputs, {**metrics, "loss:sum": float(total.detach())})
 
     def optim_step(self, adam: AdamSettings) -> dict[str, float]:
         for group in self.optimizer.param_groups:
@@ -139,7 +198,9 @@ class PrimitiveModel:
 
         weights = load_file(str(folder / "adapter_model.safetensors"), device=str(self.device))
         set_peft_model_state_dict(self.model, weights)
-        self.steps = json.loads((folder / STATE_META).read_text()).get("steps", 0)
+        # A job's adapter has no Tinker metadata: its steps count from 0 here.
+        meta = folder / STATE_META
+        self.steps = json.loads(meta.read_text()).get("steps", 0) if meta.is_file() else 0
         if optimizer:
             if not (folder / _OPTIMIZER).is_file():
                 raise InvalidRequest(

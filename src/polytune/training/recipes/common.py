@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polytune.config import Settings, get_settings
-from polytune.domain.spec import JobSpec
+from polytune.domain.spec import FROM_CHECKPOINT, JobSpec
 from polytune.training.cpu_path import choose_bf16, count_parameters, cpu_flags
 from polytune.training.distributed import per_device_batch
 from polytune.catalog.models import CatalogEntry
@@ -198,7 +198,12 @@ def load_reference(spec: JobSpec, model_path: Path | str, **options: Any):
     """A full-fine-tune DPO's frozen reference model in the compute dtype, when that differs from
     the policy's (an accelerator: fp32 master weights, bf16 reference); None: trl's own copy."""
     precision = job_precision(spec)
-    if spec.adapter.kind != "full" or precision.reference_dtype == precision.load_dtype:
+    # From a checkpoint: trl's copy of the policy, which is the checkpoint merged (starting_model).
+    if (
+        spec.adapter.kind != "full"
+        or precision.reference_dtype == precision.load_dtype
+        or spec.extras.get(FROM_CHECKPOINT)
+    ):
         return None
     import torch
     from transformers import AutoModelForCausalLM
@@ -221,14 +226,47 @@ def trainer_inputs(
     from polytune.data.convert import trl_dataset
     from polytune.data.tokens import load_tokenizer
 
+    model, peft_config = starting_model(spec, entry, load_policy(model_path, job_precision(spec), **entry.load_options))
     return dict(
-        model=load_policy(model_path, job_precision(spec), **entry.load_options),
+        model=model,
         train_dataset=trl_dataset(train_rows),
         eval_dataset=trl_dataset(val_rows) if val_rows else None,
         processing_class=tokenizer or load_tokenizer(model_path, entry.chat_template, **entry.load_options),
-        peft_config=lora_config(spec, entry),
+        peft_config=peft_config,
         callbacks=callbacks,
     )
+
+
+def starting_model(spec: JobSpec, entry: CatalogEntry, policy) -> tuple[Any, LoraConfig | None]:
+    """The model the trainer starts from and the LoRA it adds. A job that starts from a LoRA
+    checkpoint (a Tinker run's, or another job's: services/checkpoint_starts.py) trains that
+    adapter further, so the result still applies to the catalog's base model and is served like
+    any adapter (trl's DPO keeps a frozen copy of it as the reference); a full fine-tune starts
+    from the adapter merged into the base."""
+    start = spec.extras.get(FROM_CHECKPOINT)
+    if not start:
+        return policy, lora_config(spec, entry)
+    from peft import PeftModel
+
+    if spec.adapter.kind == "full":
+        untie_unembedding(policy)
+        merged = PeftModel.from_pretrained(policy, start["local_dir"]).merge_and_unload()
+        merged.requires_grad_(True)  # peft froze the base to load the adapter; a full fine-tune trains it all
+        return merged, None
+    return PeftModel.from_pretrained(policy, start["local_dir"], is_trainable=True), None
+
+
+def untie_unembedding(model) -> None:
+    """Give the output layer its own copy of tied embeddings: merging a LoRA on it (Tinker's
+    train_unembed) must change the output projection only, as the adapter did, not the inputs."""
+    import torch
+
+    output, inputs = model.get_output_embeddings(), model.get_input_embeddings()
+    if output is not None and inputs is not None and output.weight is inputs.weight:
+        output.weight = torch.nn.Parameter(inputs.weight.detach().clone())
+        model.config.tie_word_embeddings = False
+        if getattr(model.config, "get_text_config", None) is not None:
+            model.config.get_text_config().tie_word_embeddings = False
 
 
 def quiet(trainer: Trainer) -> Trainer:

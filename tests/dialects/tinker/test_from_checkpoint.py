@@ -1,0 +1,141 @@
+"""One store of checkpoints for both kinds of training: a Tinker run's checkpoint starts a
+supervised or DPO job of the OpenAI API (named as its `model`), and a LoRA job's model or
+checkpoint starts a Tinker run (`create_training_client_from_state("ft:...")`). Each side sees the
+other's weights: the fact the Tinker loop taught is still answered by the job's model, and the
+job's model's low loss on it is the Tinker run's starting loss. Another organization gets 404s."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+
+from tests.dialects.tinker.test_sdk import datum, loss
+from tests.helpers import chat_jsonl, preference_jsonl, wait_done
+
+pytestmark = [pytest.mark.live, pytest.mark.slow]
+
+FACT = ("Q: red?\nA:", " apple")
+
+
+def _openai(server, key):
+    openai = pytest.importorskip("openai")
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+
+
+def _teach(service, **lora):
+    """A Tinker run that learned FACT: (its state path, its sampler weights' path, its FACT loss)."""
+    from tinker import types
+
+    tc = service.create_lora_training_client(base_model="polytune-tiny", rank=8, seed=0, **lora).result()
+    data = [datum(types, tc.get_tokenizer(), *FACT)]
+    for _ in range(25):
+        tc.forward_backward(data, "cross_entropy")
+        tc.optim_step(types.AdamParams(learning_rate=4e-3, grad_clip_norm=1.0)).result()
+    taught_loss = loss(tc.forward(data, "cross_entropy").result())
+    return tc.save_state("start").result().path, tc.save_weights_for_sampler("start").result().path, taught_loss
+
+
+@pytest.fixture(scope="module")
+def taught(service_a):
+    """LoRA on attention and MLP only: an adapter TRL's trainers continue as it is."""
+    return _teach(service_a, train_unembed=False)
+
+
+@pytest.fixture(scope="module")
+def job_model(taught, tinker_server):
+    """A supervised LoRA job started from the Tinker state, at a learning rate too low to unlearn FACT."""
+    client = _openai(tinker_server, tinker_server.key_a)
+    file = client.files.create(file=("chat.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(
+        model=taught[0],
+        training_file=file.id,
+        method={
+            "type": "supervised",
+            "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 0.02}},
+        },
+    )
+    done = wait_done(client, job.id)
+    assert done.status == "succeeded", done.error
+    return done
+
+
+def test_a_tinker_state_starts_a_supervised_job(job_model, tinker_server):
+    client = _openai(tinker_server, tinker_server.key_a)
+    assert job_model.model == "polytune-tiny"  # the checkpoint's base model
+    # The job trained the Tinker adapter further: its model still answers what the Tinker loop taught.
+    out = client.completions.create(model=job_model.fine_tuned_model, prompt=FACT[0], max_tokens=2, temperature=0)
+    assert out.choices[0].text.startswith(FACT[1]), out.choices[0].text
+
+
+def test_tinker_sampler_weights_start_a_dpo_job(service_a, tinker_server):
+    """The SDK's default LoRA also trains the unembedding, which TRL cannot train as an adapter: a
+    LoRA job from it is a 400 saying so; a full one merges it first (into an untied output layer)."""
+    import openai
+
+    _, sampler_path, _ = _teach(service_a)
+    client = _openai(tinker_server, tinker_server.key_a)
+    file = client.files.create(file=("pairs.jsonl", io.BytesIO(preference_jsonl(12))), purpose="fine-tune")
+
+    def dpo(**hp):
+        return {"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1, "batch_size": 4, **hp}}}
+
+    with pytest.raises(openai.BadRequestError, match="unembedding") as refused:
+        client.fine_tuning.jobs.create(model=sampler_path, training_file=file.id, method=dpo())
+    assert refused.value.body["param"] == "model"
+    job = client.fine_tuning.jobs.create(
+        model=sampler_path, training_file=file.id, method=dpo(lora=False, learning_rate_multiplier=0.01)
+    )
+    done = wait_done(client, job.id)
+    assert done.status == "succeeded", done.error
+    out = client.completions.create(model=done.fine_tuned_model, prompt=FACT[0], max_tokens=2, temperature=0)
+    assert out.choices[0].text.startswith(FACT[1]), out.choices[0].text
+
+
+def test_a_job_model_starts_a_tinker_run(job_model, taught, service_a):
+    from tinker import types
+
+    fresh = service_a.create_lora_training_client(base_model="polytune-tiny", rank=8, seed=0).result()
+    data = [datum(types, fresh.get_tokenizer(), *FACT)]
+    base_loss = loss(fresh.forward(data, "cross_entropy").result())
+    tc = service_a.create_training_client_from_state(job_model.fine_tuned_model).result()
+    start_loss = loss(tc.forward(data, "cross_entropy").result())
+    # The Tinker state's loss, carried through the job (trained on other data at a low rate).
+    assert start_loss < base_loss - 1 and math.isclose(start_loss, taught[2], rel_tol=0.02), (
+        start_loss,
+        base_loss,
+        taught[2],
+    )
+    # It trains on: the job's adapter (its rank, alpha, target modules) is the run's.
+    for _ in range(5):
+        tc.forward_backward(data, "cross_entropy")
+        tc.optim_step(types.AdamParams(learning_rate=1e-3)).result()
+    assert loss(tc.forward(data, "cross_entropy").result()) < start_loss
+    # Saved for the sampler, the run's weights answer what the Tinker loop taught before the job.
+    sampler = tc.save_weights_and_get_sampling_client().result()
+    prompt = types.ModelInput.from_ints(fresh.get_tokenizer().encode(FACT[0], add_special_tokens=False))
+    out = sampler.sample(prompt, 1, types.SamplingParams(max_tokens=2, temperature=0.0)).result()
+    assert fresh.get_tokenizer().decode(out.sequences[0].tokens).startswith(FACT[1])
+
+
+def test_a_job_checkpoint_starts_a_tinker_run(job_model, service_a, tinker_server):
+    client = _openai(tinker_server, tinker_server.key_a)
+    checkpoints = client.fine_tuning.jobs.checkpoints.list(job_model.id).data
+    assert checkpoints, "a 2-epoch job saves a checkpoint per epoch"
+    tc = service_a.create_training_client_from_state(checkpoints[-1].fine_tuned_model_checkpoint).result()
+    assert tc.get_info().model_data.model_name == "polytune-tiny"
+
+
+def test_another_organization_gets_404s_both_ways(taught, job_model, service_b, tinker_server):
+    import openai
+    import tinker
+
+    client_b = _openai(tinker_server, tinker_server.key_b)
+    file = client_b.files.create(file=("chat.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
+    for model in (taught[0], taught[1], job_model.fine_tuned_model):
+        with pytest.raises(openai.NotFoundError):
+            client_b.fine_tuning.jobs.create(model=model, training_file=file.id)
+    with pytest.raises(tinker.NotFoundError):
+        service_b.create_training_client_from_state(job_model.fine_tuned_model).result()
+    assert client_b.fine_tuning.jobs.list().data == []
