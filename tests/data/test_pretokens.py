@@ -89,6 +89,7 @@ def test_non_ascii_texts_are_counted_by_the_backend(tokenizer):
 
 def test_the_cache_stays_bounded(tokenizer, monkeypatch):
     monkeypatch.setattr(pretokens, "_MAX_CACHED", 50)
+    monkeypatch.setattr(pretokens, "_MAX_WORDS", 50)
     counter = for_tokenizer(tokenizer._tokenizer)
     texts = _texts(300, seed=7)
     assert [counter.count(t, False) for t in texts] == [

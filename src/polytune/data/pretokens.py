@@ -44,8 +44,10 @@ _PRETOKEN = re.compile(
     rf"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^{_SPACE}A-Za-z0-9]+"
     rf"|[{_SPACE}]+(?![^{_SPACE}])|[{_SPACE}]+"
 )
-# Bounded: a file with very many distinct words starts the cache over rather than grow past this.
+# Bounded: a file with very many distinct words starts a cache over rather than grow past this
+# (about 60 MB for the pre-tokens, 25 MB for each of the three word caches, at most).
 _MAX_CACHED = 500_000
+_MAX_WORDS = 200_000
 # A word marked so: any sum it enters is negative (counts are far below 2**40).
 _UNSAFE = -(2**40)
 _PROBE = (
@@ -84,7 +86,7 @@ class _Words(dict[str, int]):
     def __missing__(self, word: str) -> int:
         if self._checked and (not word or word[-1] in _SPACE) and (self._prefix or word):
             return _UNSAFE
-        if len(self) >= _MAX_CACHED:
+        if len(self) >= _MAX_WORDS:
             self.clear()
         n = self[word] = sum(map(self._lengths.__getitem__, _PRETOKEN.findall(self._prefix + word)))
         return n
