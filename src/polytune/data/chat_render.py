@@ -108,13 +108,13 @@ class ShapeRenderer:
 
 def _shape(messages: list[dict[str, Any]], generation_prompt: bool) -> tuple[Any, ...] | None:
     """What a render depends on besides the contents, or None when a content is not text.
-    A message of the normal form with two keys is {"role", "content"}: its role is its shape
-    (a str, never equal to the bytes the other messages get)."""
+    A message {"role", "content"} (the usual one) is keyed by its role alone, a str, never equal
+    to the bytes the other messages get."""
     key: list[Any] = [generation_prompt]
     for m in messages:
         if type(m.get("content")) is not str:
             return None
-        if len(m) == 2:
+        if len(m) == 2 and "role" in m:
             key.append(m["role"])
         else:
             key.append(orjson.dumps({k: v for k, v in m.items() if k != "content"}, option=orjson.OPT_SORT_KEYS))
