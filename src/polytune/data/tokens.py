@@ -95,6 +95,8 @@ class TokenCounter:
     def _render(
         self, messages: list[dict[str, Any]], row: dict[str, Any], generation_prompt: bool = False
     ) -> str | int:
+        """The conversation as the template renders it, or its token count where its contents
+        can be counted beside the template's pieces without building the text."""
         pieces = self.renderer.pieces(messages, row, generation_prompt)
         if pieces is None:
             return self.renderer.render_full(messages, row, generation_prompt)
