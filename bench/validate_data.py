@@ -7,9 +7,10 @@ For each file, in one run, each measure in its own fresh process (so peak RSS is
 - validate + tokens: validation, then the token count with polytune-tiny's tokenizer and
   chat template (what a job's `validating_files` step does);
 - validate + reference tokens: the same count done the straightforward way (every
-  conversation rendered by the template, then transformers' tokenizer `__call__` on batches of
-  256), which polytune did before templates were rendered once per shape; the two counts must
-  be equal, and `tokens` should run >= 10x faster.
+  conversation rendered by the template, then transformers' tokenizer `__call__` on the
+  batches `measure_file` hands it, 64 rows since 5 December 2026, at most 256 texts a call),
+  which polytune did before templates were rendered once per shape; the two counts must be
+  equal, and `tokens` should run >= 10x faster.
 
 Printed: MB/s, examples/s, peak RSS, RSS growth over the process's own start (imports
 included in neither), and validate's rate as a fraction of the bare parse's.

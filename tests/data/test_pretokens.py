@@ -4,6 +4,7 @@ it is exact."""
 from __future__ import annotations
 
 import random
+import zlib
 
 import pytest
 
@@ -88,12 +89,13 @@ def test_non_ascii_texts_are_counted_by_the_backend(tokenizer):
 
 def test_the_cache_stays_bounded(tokenizer, monkeypatch):
     monkeypatch.setattr(pretokens, "_MAX_CACHED", 50)
+    monkeypatch.setattr(pretokens, "_MAX_WORDS", 50)
     counter = for_tokenizer(tokenizer._tokenizer)
     texts = _texts(300, seed=7)
     assert [counter.count(t, False) for t in texts] == [
         len(e) for e in tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)
     ]
-    assert len(counter._lengths) <= 50
+    assert max(len(counter._lengths), len(counter._first), len(counter._middle), len(counter._last)) <= 50
 
 
 def test_other_pipelines_get_no_fast_path(tokenizer):
@@ -108,3 +110,70 @@ def test_other_pipelines_get_no_fast_path(tokenizer):
     prefix_space = Tokenizer.from_str(tokenizer._tokenizer.to_str())
     prefix_space.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     assert for_tokenizer(prefix_space) is None
+
+
+class _Weights(dict):
+    """A made-up length per pre-token, so that two different pre-token splits of a text (say
+    "\\n " + "x" against "\\n" + " x") almost surely sum differently, whatever the vocabulary
+    happens to merge: the splits themselves are compared, not only the tiny model's counts."""
+
+    def __missing__(self, pretoken: str) -> int:
+        n = self[pretoken] = 1 + zlib.crc32(pretoken.encode()) % 100_003
+        return n
+
+
+def _weighted(counter):
+    counter._lengths = _Weights()
+    counter._first = pretokens._Words(counter._lengths, "", checked=True)
+    counter._middle = pretokens._Words(counter._lengths, " ", checked=True)
+    counter._last = pretokens._Words(counter._lengths, " ", checked=False)
+    counter._plans = {}
+    return counter
+
+
+def _scanned(counter, text: str) -> int:
+    """The weighted count, pre-token by pre-token over the whole text."""
+    pieces = counter._added.split(text)
+    return len(pieces) - 1 + sum(counter._lengths[p] for piece in pieces for p in pretokens._PRETOKEN.findall(piece))
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_splitting_at_spaces_keeps_every_pre_token(tokenizer, seed):
+    counter = _weighted(for_tokenizer(tokenizer._tokenizer))
+    texts = _texts(3000, seed) + ["a\n \nb", "a\n b", "x  y", " x", "x ", "x\t y", "'s 's", "<|im_end|> x <|im_end|>"]
+    assert [counter.count(t, False) for t in texts] == [_scanned(counter, t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ("<|im_start|>system\n", "<|im_end|>\n<|im_start|>user\n", "<|im_end|>\n"),
+        ("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"),  # ends in a content
+        ("", "<|im_end|>", "<|im_end|>"),
+        ("<|im_start|>user\n\n", "<|im_end|>"),  # "\n\n": counted whole
+        ("<|im_start|>user: ", "<|im_end|>"),  # a space before the content: counted whole
+        ("<|im_start|>user\n", "\n<|im_end|>"),  # text after the content: counted whole
+    ],
+)
+def test_contents_counted_alone_keep_every_pre_token(tokenizer, pieces):
+    counter = _weighted(for_tokenizer(tokenizer._tokenizer))
+    texts = iter(_texts(3000, seed=len(pieces[0])))
+    for _ in range(1000):
+        contents = [next(texts) for _ in pieces[1:]]
+        joined = pieces[0] + "".join(c + p for c, p in zip(contents, pieces[1:]))
+        n = counter.count_spliced(pieces, contents)
+        assert n is None or n == _scanned(counter, joined)
+    whole = "\n\n" in pieces[0] or " " in pieces[0] or pieces[1].startswith("\n")
+    assert (counter._plans[pieces] is None) == whole
+
+
+def test_no_content_is_counted_alone_where_an_added_token_could_span_the_join(tokenizer):
+    from tokenizers import AddedToken, Tokenizer
+
+    chatml = ("<|im_start|>user\n", "<|im_end|>\n")
+    for token in ("d<|im_end", "\nx"):  # spans content + "<|im_end|>", or "user\n" + content
+        backend = Tokenizer.from_str(tokenizer._tokenizer.to_str())
+        backend.add_tokens([AddedToken(token, normalized=False)])
+        counter = for_tokenizer(backend)
+        assert counter is not None and counter.count_spliced(chatml, ["word"]) is None
+    assert for_tokenizer(tokenizer._tokenizer).count_spliced(chatml, ["word"]) is not None

@@ -87,3 +87,58 @@ def test_a_shape_whose_markers_do_not_come_through_is_rendered_in_full(tiny_path
         tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows
     ]
     assert all(p is None for p in renderer._pieces.values())
+
+
+def ascii_rows(n: int, seed: int) -> list[dict]:
+    """Conversations whose ASCII contents start and end in every way a join could go wrong:
+    whitespace of each kind, a second space, added tokens and their fragments, contractions,
+    empty contents."""
+    from tests.data.test_pretokens import _texts
+
+    texts = iter(_texts(5 * n, seed))
+    rows = []
+    for i in range(n):
+        messages = [{"role": "user", "content": next(texts)}, {"role": "assistant", "content": next(texts)}]
+        if i % 2:
+            messages.insert(0, {"role": "system", "content": next(texts)})
+        if i % 3 == 0:
+            messages.append({"role": "user", "content": next(texts)})  # a reinforcement-style prompt
+        rows.append({"messages": messages})
+    return rows
+
+
+@pytest.mark.parametrize("generation_prompt", [False, True])
+def test_contents_counted_alone_give_the_rendered_count(tiny_path, generation_prompt):
+    tokenizer = load_tokenizer(tiny_path)
+    counter = TokenCounter(tokenizer)
+    rows = ascii_rows(600, seed=int(generation_prompt))
+    if generation_prompt:
+        got = [counter.lengths([{"prompt": r["messages"]}])[0][0] for r in rows]
+        texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False, add_generation_prompt=True) for r in rows]
+        assert got == [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    else:
+        assert [sum(n) for n in counter.lengths(rows)] == reference_lengths(tokenizer, rows)
+    plans = counter._pretokens._plans
+    # ChatML's joins ("user\n" + content + "<|im_end|>") are clean: each shape counted from its pieces
+    assert plans and all(plan is not None for plan in plans.values())
+
+
+# The content after "\n\n" (Llama 3), after a space, or before plain text: a pre-token may span
+# the join, so the rendered text is counted whole (and the counts stay equal).
+DOUBLE_NEWLINE = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n\n{{ m['content'] }}<|im_end|>{% endfor %}"
+AFTER_SPACE = "{% for m in messages %}<|im_start|>{{ m['role'] }}: {{ m['content'] }}<|im_end|>{% endfor %}"
+BEFORE_TEXT = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}\n{% endfor %}"
+SIDE_BY_SIDE = "{% for m in messages %}{{ m['content'] }}{% endfor %}<|im_end|>"
+
+
+@pytest.mark.parametrize(
+    "template", [DOUBLE_NEWLINE, AFTER_SPACE, BEFORE_TEXT, SIDE_BY_SIDE], ids=["nn", "space", "text", "side"]
+)
+def test_joins_a_pre_token_may_span_are_counted_whole(tiny_path, template):
+    tokenizer = load_tokenizer(tiny_path, template)
+    counter = TokenCounter(tokenizer)
+    assert counter.renderer.enabled
+    rows = ascii_rows(200, seed=5)
+    assert [sum(n) for n in counter.lengths(rows)] == reference_lengths(tokenizer, rows)
+    plans = counter._pretokens._plans
+    assert plans and all(plan is None for plan in plans.values())

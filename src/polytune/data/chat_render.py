@@ -54,29 +54,37 @@ class ShapeRenderer:
         template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None
         self.enabled = bool(template) and not _INSPECTS_CONTENT.search(_FOR_IN.sub("for", template))
         # shape -> the fixed pieces around the contents, or None (render that shape in full)
-        self._pieces: dict[bytes, list[str] | None] = {}
+        self._pieces: dict[tuple[Any, ...], tuple[str, ...] | None] = {}
 
     def render(self, messages: list[dict[str, Any]], row: dict[str, Any], generation_prompt: bool = False) -> str:
-        tools = row.get("tools")
-        if tools or not self.enabled or not all(isinstance(m.get("content"), str) for m in messages):
-            return self.tokenizer.apply_chat_template(
-                messages, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
-            )
-        key = orjson.dumps(
-            [generation_prompt, [{k: v for k, v in m.items() if k != "content"} for m in messages]],
-            option=orjson.OPT_SORT_KEYS,
+        pieces = self.pieces(messages, row, generation_prompt)
+        if pieces is None:
+            return self.render_full(messages, row, generation_prompt)
+        return join(pieces, messages)
+
+    def render_full(self, messages: list[dict[str, Any]], row: dict[str, Any], generation_prompt: bool = False) -> str:
+        """The template's own render (with the row's tools)."""
+        return self.tokenizer.apply_chat_template(
+            messages, tools=row.get("tools"), tokenize=False, add_generation_prompt=generation_prompt
         )
+
+    def pieces(
+        self, messages: list[dict[str, Any]], row: dict[str, Any], generation_prompt: bool = False
+    ) -> tuple[str, ...] | None:
+        """The fixed pieces around this conversation's contents (checked on the first
+        conversation of its shape), or None where it must be rendered in full."""
+        key = None if row.get("tools") or not self.enabled else _shape(messages, generation_prompt)
+        if key is None:
+            return None
         if key not in self._pieces:
             pieces = self._split(messages, generation_prompt)
-            full = _render(self.tokenizer, messages, generation_prompt)
-            self._pieces[key] = pieces if pieces is not None and _join(pieces, messages) == full else None
-            return full
-        pieces = self._pieces[key]
-        if pieces is None:
-            return _render(self.tokenizer, messages, generation_prompt)
-        return _join(pieces, messages)
+            exact = pieces is not None and join(pieces, messages) == _render(
+                self.tokenizer, messages, generation_prompt
+            )
+            self._pieces[key] = pieces if exact else None
+        return self._pieces[key]
 
-    def _split(self, messages: list[dict[str, Any]], generation_prompt: bool) -> list[str] | None:
+    def _split(self, messages: list[dict[str, Any]], generation_prompt: bool) -> tuple[str, ...] | None:
         """The fixed pieces of this shape's render, or None when the markers do not come
         through verbatim, once each and in order, or the two renders disagree."""
         splits = []
@@ -94,11 +102,26 @@ class ShapeRenderer:
             for name in names:
                 before, rest = rest.split(name, 1)
                 pieces.append(before)
-            splits.append([*pieces, rest])
+            splits.append((*pieces, rest))
         return splits[0] if splits[0] == splits[1] else None
 
 
-def _join(pieces: list[str], messages: list[dict[str, Any]]) -> str:
+def _shape(messages: list[dict[str, Any]], generation_prompt: bool) -> tuple[Any, ...] | None:
+    """What a render depends on besides the contents, or None when a content is not text.
+    A message {"role", "content"} (the usual one) is keyed by its role alone, a str, never equal
+    to the bytes the other messages get."""
+    key: list[Any] = [generation_prompt]
+    for m in messages:
+        if type(m.get("content")) is not str:
+            return None
+        if len(m) == 2 and "role" in m:
+            key.append(m["role"])
+        else:
+            key.append(orjson.dumps({k: v for k, v in m.items() if k != "content"}, option=orjson.OPT_SORT_KEYS))
+    return tuple(key)
+
+
+def join(pieces: tuple[str, ...], messages: list[dict[str, Any]]) -> str:
     out = [pieces[0]]
     for message, piece in zip(messages, pieces[1:]):
         out.append(message["content"])

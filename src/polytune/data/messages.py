@@ -301,6 +301,8 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def normalize_message(message: dict[str, Any]) -> dict[str, Any]:
     content = message.get("content")
+    if len(message) == 2 and type(content) is str:
+        return {"role": message["role"], "content": content}  # the common message, already normal
     if isinstance(content, list):
         content = "".join(part["text"] for part in content)
     out: dict[str, Any] = {"role": message["role"], "content": content}

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .chat_render import ShapeRenderer
+from .chat_render import ShapeRenderer, join
 from .convert import iter_trl_rows
 from .pretokens import for_tokenizer
 from .problems import DatasetError
@@ -34,8 +34,11 @@ LongExamples = Literal["drop", "truncate"]
 # Lines listed by number in reports and events; the rest are counted.
 MAX_LISTED_LINES = 20
 # Rows per tokenizer call: a fast tokenizer encodes a batch on all cores; bounded, so a file's
-# rows are never all in memory at once.
-_BATCH = 1024
+# rows are never all in memory at once. Small: rows held across many allocations outlive the
+# garbage collector's young generations, and once enough have, it runs full collections over
+# everything the process imported (torch, transformers): with 1,024 rows a batch, a third of a
+# 10 MB file's count went to those (64 rows: none; the backend still gets tens of KB a call).
+_BATCH = 64
 
 
 def load_tokenizer(model_path: Path | str, chat_template: str | None = None, **options: Any) -> PreTrainedTokenizerBase:
@@ -66,10 +69,11 @@ class TokenCounter:
         # (pretokens.py): the same counts, several times faster than encoding.
         self._pretokens = for_tokenizer(backend) if backend is not None else None
 
-    def sequences(self, row: dict[str, Any]) -> list[tuple[str, bool]]:
+    def sequences(self, row: dict[str, Any]) -> list[tuple[str | int, bool]]:
         """The texts the trainer tokenizes for one row, each with whether special tokens are
         added (plain text: yes, as the tokenizer's __call__ does; rendered chat: no, the
-        template already wrote them)."""
+        template already wrote them). A rendered chat may come as its count instead of its text
+        (counted from its template's pieces and its contents: pretokens.py)."""
         if "messages" in row:
             return [(self._render(row["messages"], row), False)]
         if "chosen" in row:
@@ -88,8 +92,19 @@ class TokenCounter:
     def _with_eos(self, text: str) -> str:
         return text if text.endswith(self.eos) else text + self.eos
 
-    def _render(self, messages: list[dict[str, Any]], row: dict[str, Any], generation_prompt: bool = False) -> str:
-        return self.renderer.render(messages, row, generation_prompt)
+    def _render(
+        self, messages: list[dict[str, Any]], row: dict[str, Any], generation_prompt: bool = False
+    ) -> str | int:
+        """The conversation as the template renders it, or its token count where its contents
+        can be counted beside the template's pieces without building the text."""
+        pieces = self.renderer.pieces(messages, row, generation_prompt)
+        if pieces is None:
+            return self.renderer.render_full(messages, row, generation_prompt)
+        if self._pretokens is not None:
+            n = self._pretokens.count_spliced(pieces, [m["content"] for m in messages])
+            if n is not None:
+                return n
+        return join(pieces, messages)
 
     def _count(self, texts: list[str], special: bool) -> list[int]:
         if self._pretokens is not None:
@@ -111,11 +126,11 @@ class TokenCounter:
         seqs = [self.sequences(r) for r in rows]
         out: list[list[int]] = [[] for _ in rows]
         for special in (False, True):
-            picked = [(i, text) for i, row_seqs in enumerate(seqs) for text, s in row_seqs if s == special]
-            if not picked:
-                continue
-            for (i, _), n in zip(picked, self._count([text for _, text in picked], special)):
-                out[i].append(n)
+            picked = [(i, item) for i, row_seqs in enumerate(seqs) for item, s in row_seqs if s == special]
+            texts = [item for _, item in picked if type(item) is str]
+            counts = iter(self._count(texts, special) if texts else ())
+            for i, item in picked:
+                out[i].append(next(counts) if type(item) is str else item)  # type: ignore[arg-type]
         return out
 
 
