@@ -42,8 +42,10 @@ METHODS: frozenset[str] = frozenset(
 ATTRIBUTES = frozenset({"shape", "ndim", "dtype"})
 OPS = frozenset({"placeholder", "call_function", "call_method", "output"})
 MAX_NODES = 2000
+MAX_ITEMS = 64  # items in one argument (a list of tensors to concatenate, a shape)
 # The one-key objects an argument may be (the SDK's encoding) besides a node reference.
 _WRAPPED = {"tuple", "dict", "slice", "ellipsis", "float", "dtype", "device", "layout", "memory_format"}
+_LAYOUTS = {"strided", "contiguous_format", "preserve_format"}
 _DTYPES = {"float32", "float64", "int64", "int32", "bool", "bfloat16", "float16"}
 
 
@@ -106,31 +108,40 @@ def check_graph(inputs: list[tuple[str, int]], nodes: list[dict[str, Any]]) -> N
         )
 
 
-def _check_arg(arg: Any, seen: set[str], param: str) -> None:
+def _check_arg(arg: Any, seen: set[str], param: str, depth: int = 0) -> None:
+    if depth > 8:
+        raise InvalidRequest("An argument nested more than 8 deep.", param=param)
     if arg is None or isinstance(arg, bool | int | float | str):
         if isinstance(arg, float) and not math.isfinite(arg):
             raise InvalidRequest("Non-finite numbers are written as {'float': ...}.", param=param)
         return
     if isinstance(arg, list):
+        if len(arg) > MAX_ITEMS:
+            raise InvalidRequest(f"An argument of over {MAX_ITEMS} items.", param=param)
         for a in arg:
-            _check_arg(a, seen, param)
+            _check_arg(a, seen, param, depth + 1)
         return
     if not isinstance(arg, dict) or len(arg) != 1:
         raise InvalidRequest(f"An argument of an unknown form: {str(arg)[:80]}.", param=param)
     ((kind, value),) = arg.items()
+    expected = {"tuple": list, "slice": list, "dict": dict, "ellipsis": object}.get(kind, str)
+    if not isinstance(value, expected):
+        raise InvalidRequest(f"A '{kind}' argument of an unknown form: {str(value)[:80]}.", param=param)
     if kind == "ref":
         if value not in seen:
             raise InvalidRequest(f"A reference to '{value}' before it is computed.", param=param)
     elif kind not in _WRAPPED:
         raise InvalidRequest(f"An argument of an unknown kind '{kind}'.", param=param)
     elif kind in ("tuple", "slice"):
-        _check_arg(list(value), seen, param)
+        _check_arg(list(value), seen, param, depth + 1)
     elif kind == "dict":
-        _check_arg(list(dict(value).values()), seen, param)
+        _check_arg(list(value.values()), seen, param, depth + 1)
     elif kind == "dtype" and value not in _DTYPES:
         raise InvalidRequest(f"dtype '{value}' is not allowed here.", param=param)
     elif kind == "device" and value != "cpu":
         # The loss runs where the model is; the client traced it on its own CPU.
         raise InvalidRequest(f"device '{value}' is not allowed here.", param=param)
+    elif kind in ("layout", "memory_format") and value not in _LAYOUTS:
+        raise InvalidRequest(f"{kind} '{value}' is not allowed here.", param=param)
     elif kind == "float" and value not in ("inf", "-inf", "nan"):
         raise InvalidRequest(f"float '{value}' is not allowed here.", param=param)

@@ -75,3 +75,76 @@ def test_anything_off_the_lists_is_refused_naming_the_node(bad):
     with pytest.raises(InvalidRequest) as refused:
         check_graph([("logprobs", 1)], nodes)
     assert refused.value.param == "graph.nodes[1]"
+
+
+def _graph(*middle):
+    nodes = [_node("placeholder", "logprobs"), *middle]
+    nodes[0]["name"] = "logprobs"
+    last = middle[-1]["name"] if middle else "logprobs"
+    return [*nodes, _node("output", "output", {"tuple": [{"ref": last}, {"dict": {}}]})]
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        {"tuple": 5},  # not a list
+        {"ref": ["logprobs"]},  # not a name
+        {"dtype": ["float32"]},
+        {"layout": "load"},  # any other attribute of torch
+        {"memory_format": "save"},
+        [{"ref": "logprobs"}] * 65,  # more items than any loss needs
+        [[[[[[[[[[1]]]]]]]]]],  # nested deeper than any loss needs
+    ],
+)
+def test_arguments_of_odd_forms_are_refused_naming_the_node(arg):
+    with pytest.raises(InvalidRequest) as refused:
+        check_graph([("logprobs", 1)], _graph(_node("call_function", "torch.add", {"ref": "logprobs"}, arg)))
+    assert refused.value.param == "graph.nodes[1]"
+
+
+def _run(nodes, logprobs):
+    check_graph([("logprobs", 1)], nodes)
+    loss = CustomLoss("loss-1", "org", "sess-1", "hostile", (("logprobs", 1),), tuple(nodes))
+    return custom_loss.run(custom_loss.build(loss, torch.device("cpu")), loss, logprobs, {})
+
+
+def _chain(target, make_args, n):
+    """n nodes, each applying `target` to the previous one."""
+    out, prev = [], "logprobs"
+    for i in range(n):
+        node = _node("call_function", target, *make_args(prev))
+        node["name"] = f"n{i}"
+        out.append(node)
+        prev = node["name"]
+    return out
+
+
+def test_a_loss_cannot_make_the_server_allocate_what_it_chooses():
+    x = torch.zeros(1000)
+    # Doubling by concatenation: stopped at the first node past the limit, before allocating it.
+    doubling = _chain("torch.cat", lambda prev: [[{"ref": prev}, {"ref": prev}]], 40)
+    with pytest.raises(ValueError, match="elements"):
+        _run(_graph(*doubling), x)
+    # An outer product of two long vectors by broadcasting: refused from the shapes alone.
+    col = _node("call_method", "unsqueeze", {"ref": "logprobs"}, 1)
+    col["name"] = "col"
+    outer = _node("call_function", "operator.mul", {"ref": "col"}, {"ref": "logprobs"})
+    outer["name"] = "outer"
+    with pytest.raises(ValueError, match="elements"):
+        _run(_graph(col, outer), torch.zeros(100_000))
+    # Integers squared again and again: stopped past 64 bits, long before they grow large.
+    size = _node("call_function", "getattr", {"ref": "logprobs"}, "shape")
+    size["name"] = "size"
+    first = _node("call_function", "operator.getitem", {"ref": "size"}, 0)
+    first["name"] = "first"
+    squares = _chain("operator.mul", lambda prev: [{"ref": prev}, {"ref": prev}], 12)
+    squares[0]["args"] = [{"ref": "first"}, {"ref": "first"}]
+    with pytest.raises(ValueError, match="64 bits"):
+        _run(_graph(size, first, *squares), x)
+    # The same losses at a sane size still run.
+    total = _node("call_function", "torch.sum", {"ref": "n2"})
+    total["name"] = "total"
+    value, _ = _run(
+        _graph(*_chain("torch.cat", lambda prev: [[{"ref": prev}, {"ref": prev}]], 3), total), torch.ones(4)
+    )
+    assert value.item() == 32

@@ -82,11 +82,63 @@ def build(loss: CustomLoss, device: torch.device) -> torch.fx.GraphModule:
     return torch.fx.GraphModule(torch.nn.Module(), graph)
 
 
+# What one node of an uploaded loss may produce: a tensor of at most this many elements (a
+# per-token loss needs a few times the sequence; 4 M is far beyond it), a number of at most 64
+# bits, a tuple or list of at most 64 items. Checked before each call from its inputs' sizes
+# (broadcasting, or concatenation), so a loss can't make the server allocate what it chose:
+# `cat([x, x])` doubled forty times, an outer product of two long vectors, `2 ** 2 ** ...`.
+MAX_ELEMENTS = 1 << 22
+MAX_ITEMS = 64
+MAX_INT = 1 << 63
+
+
+class _Guarded(torch.fx.Interpreter):
+    def run_node(self, n: torch.fx.Node) -> Any:
+        if n.op in ("call_function", "call_method"):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            _check_inputs(n.name, [*args, *kwargs.values()])
+        result = super().run_node(n)
+        _check_result(n.name, result)
+        return result
+
+
+def _tensors(values: list[Any]) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            out.append(v)
+        elif isinstance(v, list | tuple):
+            out.extend(_tensors(list(v)))
+    return out
+
+
+def _check_inputs(name: str, values: list[Any]) -> None:
+    tensors = _tensors(values)
+    if not tensors:
+        return
+    total = sum(t.numel() for t in tensors)
+    try:
+        broadcast = math.prod(torch.broadcast_shapes(*(t.shape for t in tensors)))
+    except RuntimeError:  # shapes that don't broadcast (a concatenation): its size is the sum
+        broadcast = 0
+    if max(total, broadcast) > MAX_ELEMENTS:
+        raise ValueError(f"node '{name}' would make a tensor of over {MAX_ELEMENTS} elements")
+
+
+def _check_result(name: str, value: Any) -> None:
+    if isinstance(value, torch.Tensor) and value.numel() > MAX_ELEMENTS:
+        raise ValueError(f"node '{name}' made a tensor of over {MAX_ELEMENTS} elements")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise ValueError(f"node '{name}' made an integer beyond 64 bits")
+    if isinstance(value, list | tuple | dict) and len(value) > MAX_ITEMS:
+        raise ValueError(f"node '{name}' made a sequence of over {MAX_ITEMS} items")
+
+
 def run(
     module: torch.fx.GraphModule, loss: CustomLoss, logprobs: torch.Tensor, inputs: dict[str, torch.Tensor]
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """One datum's loss and metrics; rank-0 inputs arrive as one value and are passed as scalars."""
     ranks = dict(loss.inputs)
     values = [inputs[n].reshape(()) if ranks[n] == 0 else inputs[n] for n in loss.input_names]
-    value, metrics = module(logprobs, *values)
+    value, metrics = _Guarded(module).run(logprobs, *values)
     return torch.as_tensor(value).reshape(()), {k: float(torch.as_tensor(v).detach()) for k, v in dict(metrics).items()}
