@@ -124,7 +124,7 @@ def _check_arg(arg: Any, seen: set[str], param: str, depth: int = 0) -> None:
     if not isinstance(arg, dict) or len(arg) != 1:
         raise InvalidRequest(f"An argument of an unknown form: {str(arg)[:80]}.", param=param)
     ((kind, value),) = arg.items()
-    expected = {"tuple": list, "slice": list, "dict": dict, "ellipsis": object}.get(kind, str)
+    expected: type = {"tuple": list, "slice": list, "dict": dict, "ellipsis": object}.get(kind, str)
     if not isinstance(value, expected):
         raise InvalidRequest(f"A '{kind}' argument of an unknown form: {str(value)[:80]}.", param=param)
     if kind == "ref":
@@ -132,9 +132,9 @@ def _check_arg(arg: Any, seen: set[str], param: str, depth: int = 0) -> None:
             raise InvalidRequest(f"A reference to '{value}' before it is computed.", param=param)
     elif kind not in _WRAPPED:
         raise InvalidRequest(f"An argument of an unknown kind '{kind}'.", param=param)
-    elif kind in ("tuple", "slice"):
-        _check_arg(list(value), seen, param, depth + 1)
-    elif kind == "dict":
+    elif isinstance(value, list):  # a tuple or a slice
+        _check_arg(value, seen, param, depth + 1)
+    elif isinstance(value, dict):
         _check_arg(list(value.values()), seen, param, depth + 1)
     elif kind == "dtype" and value not in _DTYPES:
         raise InvalidRequest(f"dtype '{value}' is not allowed here.", param=param)
