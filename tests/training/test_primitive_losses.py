@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from polytune.domain.errors import InvalidRequest
-from polytune.domain.primitives import AdamSettings, Datum, LoraSettings
+from polytune.domain.primitives import AdamSettings, Datum, LoraSettings, check_datum
 from polytune.training.primitives.model import PrimitiveModel, lora_targets
 
 pytestmark = pytest.mark.trains
@@ -86,6 +86,31 @@ def test_ppo_clips_the_ratio(model, base_logprobs):
         forward_only=True,
     )
     assert custom.metrics["loss:sum"] == pytest.approx(unclipped, rel=1e-5)
+
+
+def test_gspo_clips_the_sequence_ratio(model, base_logprobs):
+    # Token log-ratios whose mean over the masked tokens puts the first sequence's ratio above
+    # 1.2 (clipped where its advantage is positive) and leaves the second's inside the bounds.
+    shifts = [np.array([-0.6, -0.4, 2.0, 0.1]), np.array([0.05, -0.05])]
+    old = [lp + s for lp, s in zip(base_logprobs, shifts)]
+    adv = [np.array([1.0, -1.0, 1.0, 0.5]), np.array([1.0, -1.0])]
+    mask = [np.array([1.0, 1.0, 0.0, 1.0]), np.array([1.0, 1.0])]  # the 2.0 shift is left out
+    result = model.forward_backward(
+        data(logprobs=old, advantages=adv, sequence_ratio_mask=mask), "gspo", {}, forward_only=True
+    )
+    expected = 0.0
+    for lp, o, a, m in zip(base_logprobs, old, adv, mask):
+        s = np.exp((lp - o)[m != 0].mean())  # every token carries the sequence's ratio
+        expected -= float(np.minimum(s * a, np.clip(s, 0.8, 1.2) * a).sum())
+    assert result.metrics["loss:sum"] == pytest.approx(expected, rel=1e-5)
+    assert np.exp(0.5 - 0.1 / 3) > 1.2  # the first sequence's ratio is clipped: a real test
+    # Without the mask every token counts, which moves the first sequence's ratio.
+    unmasked = model.forward_backward(data(logprobs=old, advantages=adv), "gspo", {}, forward_only=True)
+    assert not math.isclose(unmasked.metrics["loss:sum"], expected, rel_tol=1e-3)
+    # A mask of the wrong length is a 400 naming it, before the worker sees it.
+    bad = data(logprobs=old, advantages=adv, sequence_ratio_mask=[np.ones(2), np.ones(2)])[0]
+    with pytest.raises(InvalidRequest, match="sequence_ratio_mask"):
+        check_datum(0, bad, "gspo")
 
 
 def test_cispo_and_dro(model, base_logprobs):

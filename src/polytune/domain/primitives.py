@@ -10,7 +10,7 @@ import numpy as np
 from polytune.domain.errors import InvalidRequest
 
 # The built-in losses the worker computes (training/primitives/losses.py gives each formula).
-LOSSES: tuple[str, ...] = ("cross_entropy", "importance_sampling", "ppo", "cispo", "dro")
+LOSSES: tuple[str, ...] = ("cross_entropy", "importance_sampling", "ppo", "cispo", "dro", "gspo")
 # What each loss reads from a datum's loss_fn_inputs, besides target_tokens.
 LOSS_INPUTS: dict[str, tuple[str, ...]] = {
     "cross_entropy": (),
@@ -18,7 +18,10 @@ LOSS_INPUTS: dict[str, tuple[str, ...]] = {
     "ppo": ("logprobs", "advantages"),
     "cispo": ("logprobs", "advantages"),
     "dro": ("logprobs", "advantages"),
+    "gspo": ("logprobs", "advantages"),
 }
+# Read when given, and then of the datum's length (weights: any loss; the mask: gspo's).
+OPTIONAL_INPUTS: tuple[str, ...] = ("weights", "sequence_ratio_mask")
 
 
 # The file in a saved state's folder that says what it was trained from (base model, LoRA settings).
@@ -87,9 +90,9 @@ def check_datum(i: int, d: Datum, loss_fn: str) -> None:
         raise InvalidRequest(f"data[{i}].model_input is empty.", param=f"data[{i}].model_input")
     if "target_tokens" not in d.inputs:
         raise InvalidRequest(f"data[{i}].loss_fn_inputs needs target_tokens.", param=f"data[{i}].loss_fn_inputs")
-    for key in ("target_tokens", "weights", *LOSS_INPUTS[loss_fn]):
+    for key in ("target_tokens", *OPTIONAL_INPUTS, *LOSS_INPUTS[loss_fn]):
         if key not in d.inputs:
-            if key == "weights":
+            if key in OPTIONAL_INPUTS:
                 continue
             raise InvalidRequest(
                 f"The {loss_fn} loss needs data[{i}].loss_fn_inputs['{key}'].", param=f"data[{i}].loss_fn_inputs.{key}"

@@ -45,6 +45,21 @@ def cispo(logprobs: torch.Tensor, inputs: Inputs, config: Config) -> torch.Tenso
     return -ratio.clamp(low, high).detach() * logprobs * inputs["advantages"]
 
 
+def gspo(logprobs: torch.Tensor, inputs: Inputs, config: Config) -> torch.Tensor:
+    """GSPO-token (Zheng et al. 2025, as Tinker defines it): every token's ratio takes the value
+    of the sequence's ratio, the geometric mean of the token ratios over the tokens
+    `sequence_ratio_mask` marks (all of them when it is left out), and the gradient of the
+    token's own logprob; then PPO's clipped objective with the same thresholds."""
+    low, high = _clip_bounds(config)
+    mask = inputs.get("sequence_ratio_mask")
+    in_ratio = mask != 0 if mask is not None else torch.ones_like(logprobs, dtype=torch.bool)
+    token_log_ratio = (logprobs.detach() - inputs["logprobs"])[in_ratio]
+    log_ratio = token_log_ratio.mean() if token_log_ratio.numel() else logprobs.new_zeros(())
+    ratio = torch.exp(log_ratio + logprobs - logprobs.detach())
+    advantages = inputs["advantages"]
+    return -torch.minimum(ratio * advantages, ratio.clamp(low, high) * advantages)
+
+
 def dro(logprobs: torch.Tensor, inputs: Inputs, config: Config) -> torch.Tensor:
     if "beta" not in config:
         raise InvalidRequest("The dro loss needs loss_fn_config['beta'].", param="loss_fn_config.beta")
@@ -58,4 +73,5 @@ LOSS_FUNCTIONS: dict[str, Callable[[torch.Tensor, Inputs, Config], torch.Tensor]
     "ppo": ppo,
     "cispo": cispo,
     "dro": dro,
+    "gspo": gspo,
 }
