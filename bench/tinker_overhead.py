@@ -89,7 +89,8 @@ def measure(
     for name, folder in models.items():
         if folder is not None:
             catalog.add(name, folder, adapter_default="lora")
-    server = LiveServer(tmp, f"sqlite:///{tmp / 'polytune.db'}")
+    # One slot per model: each run holds its slot while it lives (a Tinker run never queues).
+    server = LiveServer(tmp, f"sqlite:///{tmp / 'polytune.db'}", POLYTUNE_WORKER_SLOTS=str(len(models)))
     try:
         key = subprocess.run(
             [str(BIN / "polytune"), "keys", "create", "--org", "bench", "--prefix", "tml-"],
