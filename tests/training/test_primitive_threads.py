@@ -26,3 +26,18 @@ def test_a_run_computes_on_every_core_whatever_thread_count_the_server_set_last(
         worker.close()
         worker.join(timeout=60)
         torch.set_num_threads(available_cores())
+
+
+def test_runs_on_one_device_compute_on_one_thread(tiny):
+    """A second thread doing torch work beside a busy run (an idle run that had computed) made
+    the busy run ~30 % slower: every run's torch work on a device goes through one thread."""
+    import threading
+
+    workers = [PrimitiveWorker(name, tiny[1], "polytune-tiny", LoraSettings(rank=1)) for name in ("a", "b")]
+    try:
+        idents = {w.submit(lambda model: threading.get_ident()).result(timeout=120) for w in workers}
+        assert len(idents) == 1 and threading.get_ident() not in idents
+    finally:
+        for w in workers:
+            w.close()
+            w.join(timeout=60)

@@ -1,8 +1,12 @@
-"""Where a training run of the primitives API (Tinker) runs: its model stays resident in a
-worker thread of this server between calls, so no call pays for loading it again.
+"""Where a training run of the primitives API (Tinker) runs: its model stays resident in this
+server between calls, so no call pays for loading it again.
 
 Calls run one at a time in the order of their seq_id (the SDK numbers them and sends them
-concurrently, so they may arrive out of order); calls without one (get_info) run at once.
+concurrently, so they may arrive out of order); calls without one (get_info) run at once. Each
+run's own thread keeps that order; the torch work itself runs on one compute thread per device,
+shared by the runs there: a second thread doing torch work on the same CPU (an idle run's, once
+it had computed) made the busy run's steps ~30 % slower (measured in process, two runs), and
+runs on one device only compete for it anyway.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,30 @@ def available_cores() -> int:
 
 
 Call = Callable[[Any], Any]  # takes the resident model (training/primitives/model.py)
+
+_compute_lock = threading.Lock()
+_compute: dict[str, ThreadPoolExecutor] = {}
+
+
+def compute_thread(device: str | None) -> ThreadPoolExecutor:
+    """The one thread that runs every run's torch work on `device` (None: torch's default)."""
+    key = device or "default"
+    with _compute_lock:
+        if key not in _compute:
+            _compute[key] = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"polytune-primitives-{key}", initializer=_use_every_core
+            )
+        return _compute[key]
+
+
+def _use_every_core() -> None:
+    """A new thread takes torch's thread count from the last thread that set one: in this server
+    the inference engine's (one less than the cores), which made a run's steps 1.4-1.9x slower
+    than the same step in a plain loop. The runs are this device's only training compute, as a
+    training worker process is: every core they may use."""
+    import torch
+
+    torch.set_num_threads(available_cores())
 
 
 class PrimitiveWorker:
@@ -119,17 +147,11 @@ class PrimitiveWorker:
     def _run(
         self, base_dir: str | Path, base_model: str, lora: LoraSettings, device: str | None, adapter_dir: Path | None
     ) -> None:
-        import torch
-
         from polytune.training.primitives.model import PrimitiveModel
 
-        # A new thread takes torch's thread count from the last thread that set one: in this
-        # server that is the inference engine's (one less than the cores), which made a run's
-        # steps 1.4-1.9x slower than the same step in a plain loop. The run is this slot's only
-        # compute, as a training worker process is: every core it may use.
-        torch.set_num_threads(available_cores())
+        compute = compute_thread(device)
         try:
-            model = PrimitiveModel(base_dir, base_model, lora, device, adapter_dir=adapter_dir)
+            model = compute.submit(PrimitiveModel, base_dir, base_model, lora, device, adapter_dir=adapter_dir).result()
         except Exception as e:  # noqa: BLE001 - reported to every call through `ready`
             self.ready.set_exception(e)
             self._fail_all(e)
@@ -140,10 +162,10 @@ class PrimitiveWorker:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(call(model))
+                future.set_result(compute.submit(call, model).result())
             except Exception as e:  # noqa: BLE001 - the call's own failure, handed to its caller
                 future.set_exception(e)
-        model.close()
+        compute.submit(model.close).result()
         self._fail_all(RuntimeError(f"training run {self.name} was stopped"))
 
     def _fail_all(self, error: Exception) -> None:
