@@ -5,14 +5,30 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
+from tests.conftest import BACKENDS, LiveServer, make_database_url
 from tests.helpers import chat_jsonl, wait_for
-from tests.tenancy.conftest import openai_client
+from tests.tenancy.conftest import TENANCY_ENV, openai_client
 
 
-def test_small_job_is_not_held_behind_another_orgs_big_files(tenancy_server):
-    big_org, small_org = openai_client(tenancy_server, "org-big"), openai_client(tenancy_server, "org-small")
-    # ~3 MB each: seconds of tokenizing apiece, where the small file takes a fraction of one.
-    big = big_org.files.create(file=("big.jsonl", io.BytesIO(chat_jsonl(20_000))), purpose="fine-tune")
+@pytest.fixture(scope="module", params=BACKENDS)
+def roomy_server(request, tmp_path_factory):
+    """The tenancy settings with room for a file big enough to take a second or more to count
+    (data/pretokens.py counts ~45 MB/s on one idle core; the shared server's quota is 8 MB)."""
+    tmp = tmp_path_factory.mktemp(f"fairness-{request.param}")
+    url, drop = make_database_url(request.param, tmp)
+    env = {**TENANCY_ENV, "POLYTUNE_MAX_STORAGE_BYTES_PER_ORG": str(256 * 1024 * 1024)}
+    srv = LiveServer(tmp, url, **env)
+    yield srv
+    srv.stop()
+    drop()
+
+
+def test_small_job_is_not_held_behind_another_orgs_big_files(roomy_server):
+    big_org, small_org = openai_client(roomy_server, "org-big"), openai_client(roomy_server, "org-small")
+    # ~45 MB: a second or more of counting per job, where the small file takes milliseconds.
+    big = big_org.files.create(file=("big.jsonl", io.BytesIO(chat_jsonl(300_000))), purpose="fine-tune")
     small = small_org.files.create(file=("small.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
     big_jobs = [big_org.fine_tuning.jobs.create(model="polytune-tiny", training_file=big.id) for _ in range(2)]
     small_job = small_org.fine_tuning.jobs.create(model="polytune-tiny", training_file=small.id)

@@ -7,20 +7,27 @@ from polytune.executors.primitives import PrimitiveWorker
 
 
 def test_a_run_computes_on_every_core_whatever_thread_count_the_server_set_last(tiny):
-    """torch gives a new thread the count the last thread set: the inference engine's (one less
-    than the cores) made a run's steps slower than the same step in a plain loop."""
+    """torch gives a thread the count the last thread set (the inference engine's, one less than
+    the cores), when it starts and where it reads it again: a run's steps were slower than the
+    same step in a plain loop. Checked for a run started after the engine set its count, and for
+    a call made after the engine set it again."""
     import threading
 
     import torch
 
     from polytune.executors.primitives import available_cores
 
-    engine = threading.Thread(target=torch.set_num_threads, args=(1,))
-    engine.start()
-    engine.join()
+    def engine_sets_one_thread():
+        engine = threading.Thread(target=torch.set_num_threads, args=(1,))
+        engine.start()
+        engine.join()
+
+    engine_sets_one_thread()
     worker = PrimitiveWorker("run", tiny[1], "polytune-tiny", LoraSettings(rank=1))
     try:
         worker.ready.result(timeout=120)
+        assert worker.submit(lambda model: torch.get_num_threads()).result(timeout=60) == available_cores()
+        engine_sets_one_thread()
         assert worker.submit(lambda model: torch.get_num_threads()).result(timeout=60) == available_cores()
     finally:
         worker.close()

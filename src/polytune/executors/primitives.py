@@ -45,20 +45,22 @@ def compute_thread(device: str | None) -> ThreadPoolExecutor:
     key = device or "default"
     with _compute_lock:
         if key not in _compute:
-            _compute[key] = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"polytune-primitives-{key}", initializer=_use_every_core
-            )
+            _compute[key] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"polytune-primitives-{key}")
         return _compute[key]
 
 
-def _use_every_core() -> None:
-    """A new thread takes torch's thread count from the last thread that set one: in this server
-    the inference engine's (one less than the cores), which made a run's steps 1.4-1.9x slower
-    than the same step in a plain loop. The runs are this device's only training compute, as a
-    training worker process is: every core they may use."""
+def _on_every_core(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`fn` with torch's thread count at the cores this process may use. Set before every call,
+    not once: torch gives a thread the count the last thread set (the inference engine's, one
+    less than the cores) when it starts, and again where it re-reads it (measured: a run's steps
+    1.4-1.9x slower than the same step in a plain loop). The runs are this device's training
+    compute, as a training worker process is: every core they may use."""
     import torch
 
-    torch.set_num_threads(available_cores())
+    cores = available_cores()
+    if torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
+    return fn(*args, **kwargs)
 
 
 class PrimitiveWorker:
@@ -151,7 +153,9 @@ class PrimitiveWorker:
 
         compute = compute_thread(device)
         try:
-            model = compute.submit(PrimitiveModel, base_dir, base_model, lora, device, adapter_dir=adapter_dir).result()
+            model = compute.submit(
+                _on_every_core, PrimitiveModel, base_dir, base_model, lora, device, adapter_dir=adapter_dir
+            ).result()
         except Exception as e:  # noqa: BLE001 - reported to every call through `ready`
             self.ready.set_exception(e)
             self._fail_all(e)
@@ -162,7 +166,7 @@ class PrimitiveWorker:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(compute.submit(call, model).result())
+                future.set_result(compute.submit(_on_every_core, call, model).result())
             except Exception as e:  # noqa: BLE001 - the call's own failure, handed to its caller
                 future.set_exception(e)
         compute.submit(model.close).result()
