@@ -42,6 +42,7 @@ from polytune.services.primitive_listing import RunListing
 from polytune.services.quotas import Quotas
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
+from polytune.store import worker as worker_store
 from polytune.store.blobs import BlobStore
 from polytune.store.db import Database, now
 
@@ -186,11 +187,8 @@ class PrimitiveRuns(RunListing):
         if error is None:
             return
         message = f"The training run's model could not be loaded: {error}"
-        with self.db.session() as s:
-            row = job_store.get_row(s, run.job_id, lock=True)
-            if row is not None and row.status == JobStatus.RUNNING.value:
-                failure = {"code": "model_load_failed", "message": message, "param": None}
-                job_store.transition(s, row, JobStatus.FAILED, message, level="error", error=failure)
+        failure = {"code": "model_load_failed", "message": message, "param": None}
+        worker_store.finish(self.db, run.job_id, JobStatus.FAILED, message, from_=(JobStatus.RUNNING,), error=failure)
 
     def _placed(self, job_id: str, org_id: str, spec: dict) -> AbstractContextManager[tuple[str, ...]]:
         """A slot for the run now (the devices it holds), or QuotaExceeded naming the setting."""
