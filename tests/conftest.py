@@ -58,6 +58,17 @@ def database_url(request, tmp_path):
     drop()
 
 
+@pytest.fixture
+def db(database_url):
+    """A migrated database of each backend, for tests of the store and the scheduler."""
+    from polytune.store.db import Database
+
+    d = Database(database_url)
+    d.migrate()
+    yield d
+    d.dispose()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,23 +3,13 @@ organizations, the per-organization limit, and retries of jobs whose worker died
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from polytune.domain.job import JobStatus
 from polytune.executors.base import WorkerExit
 from polytune.scheduler import Scheduler
 from polytune.store import tables as t
-from polytune.store.db import Database
 from tests.rows import add_job, add_org
-
-
-@pytest.fixture
-def db(database_url):
-    d = Database(database_url)
-    d.migrate()
-    yield d
-    d.dispose()
 
 
 def _status(db, job_id: str) -> str:

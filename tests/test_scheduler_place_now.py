@@ -13,18 +13,9 @@ from polytune.domain.job import JobStatus
 from polytune.executors.accelerators import Pool
 from polytune.scheduler import Scheduler
 from polytune.store import tables as t
-from polytune.store.db import Database
 from tests.rows import add_job, add_org
 
 SPEC = {"method": {"type": "primitives"}}
-
-
-@pytest.fixture
-def db(database_url):
-    d = Database(database_url)
-    d.migrate()
-    yield d
-    d.dispose()
 
 
 class _Devices:
