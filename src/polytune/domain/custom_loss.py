@@ -81,6 +81,8 @@ def check_graph(inputs: list[tuple[str, int]], nodes: list[dict[str, Any]]) -> N
     for i, node in enumerate(nodes):
         param = f"graph.nodes[{i}]"
         op, target = node.get("op"), node.get("target")
+        if not isinstance(node.get("args", []), list) or not isinstance(node.get("kwargs", {}), dict):
+            raise InvalidRequest(f"Node '{node.get('name')}': args must be a list and kwargs an object.", param=param)
         if op not in OPS:
             raise InvalidRequest(f"Node '{node.get('name')}': operation '{op}' is not allowed here.", param=param)
         if op == "placeholder":

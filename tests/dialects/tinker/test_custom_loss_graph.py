@@ -102,6 +102,13 @@ def test_arguments_of_odd_forms_are_refused_naming_the_node(arg):
     assert refused.value.param == "graph.nodes[1]"
 
 
+def test_a_node_whose_args_are_not_a_list_is_refused_naming_it():
+    for bad in ({"args": 5}, {"kwargs": [1]}):
+        with pytest.raises(InvalidRequest) as refused:
+            check_graph([("logprobs", 1)], _graph({**_node("call_function", "torch.add"), **bad}))
+        assert refused.value.param == "graph.nodes[1]"
+
+
 def _run(nodes, logprobs):
     check_graph([("logprobs", 1)], nodes)
     loss = CustomLoss("loss-1", "org", "sess-1", "hostile", (("logprobs", 1),), tuple(nodes))
