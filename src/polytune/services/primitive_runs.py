@@ -23,9 +23,7 @@ import threading
 import time
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -39,6 +37,7 @@ from polytune.executors.primitives import Call, PrimitiveWorker
 from polytune.services.checkpoint_starts import job_adapter
 from polytune.services.checkpoint_urls import CheckpointUrls
 from polytune.services.primitive_listing import RunListing
+from polytune.services.primitive_run import Placement, Run, RunBusy
 from polytune.services.quotas import Quotas
 from polytune.store import jobs as job_store
 from polytune.store import tables as t
@@ -52,33 +51,6 @@ _PATH = re.compile(
     r"tinker://(?P<job>[A-Za-z0-9_-]+)/(?P<kind>weights|sampler_weights|external_weights)/(?P<name>[A-Za-z0-9_.-]+)"
 )
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-
-
-class Placement(Protocol):
-    """What a run asks of the scheduler (scheduler.py's Scheduler; the app hands it in)."""
-
-    def place_now(self, job_id: str, org_id: str, spec: dict) -> AbstractContextManager[tuple[str, ...]]: ...
-
-    def release(self, job_id: str) -> None: ...
-
-
-@dataclass
-class Run:
-    model_id: str
-    job_id: str
-    org_id: str
-    base_model: str
-    base_dir: str
-    lora: LoraSettings
-    spec: dict[str, Any]
-    worker: PrimitiveWorker
-    steps: int = 0
-    last_call: float = field(default_factory=time.monotonic)
-    released: bool = False  # idle: its state saved and its model freed until the next call
-    step_loss: float = 0.0  # summed over the forward_backward calls since the last optimizer step
-    closed: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    adapter_dir: Path | None = None  # the saved adapter it started from (its peft config is the run's)
 
 
 class PrimitiveRuns(RunListing):
@@ -210,14 +182,21 @@ class PrimitiveRuns(RunListing):
             raise NotFound(f"No training run '{model_id}'.", param="model_id", code="model_not_found")
         return run
 
-    def get(self, org_id: str, model_id: str) -> Run:
+    def get(self, org_id: str, model_id: str, wait: bool = True) -> Run:
         """The run, loaded back first if it was released (when no slot is free, its worker
-        answers the call with the refusal instead)."""
+        answers the call with the refusal instead). wait=False (a call on the event loop): RunBusy
+        instead of waiting for a release in progress or loading the run back."""
         run = self._find(org_id, model_id)
-        with run.lock:
+        if not run.lock.acquire(blocking=wait):
+            raise RunBusy(model_id)
+        try:
             run.last_call = time.monotonic()
+            if run.released and not wait:
+                raise RunBusy(model_id)
             if run.released:
                 self._reload(run)
+        finally:
+            run.lock.release()
         return run
 
     # -- idle release --------------------------------------------------------------------------

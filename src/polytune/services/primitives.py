@@ -37,12 +37,12 @@ from polytune.services.checkpoint_starts import saved_lora
 from polytune.services.inference import InferenceService
 from polytune.services.primitive_listing import folder_size
 from polytune.services.primitive_losses import CustomLosses
-from polytune.services.primitive_runs import PrimitiveRuns, Run
+from polytune.services.primitive_run import Run
+from polytune.services.primitive_runs import PrimitiveRuns
 
 # How long a retrieve_future waits for its result before answering "try again" (the SDK waits 45 s).
 LONG_POLL_SECONDS = 20.0
-# Results nobody fetched are dropped after this long.
-_KEEP_SECONDS = 3600.0
+_KEEP_SECONDS = 3600.0  # results nobody fetched are dropped after this long
 
 
 @dataclass
@@ -159,15 +159,16 @@ class PrimitiveService:
         return model_id, run.worker.submit(lambda m: (m.load_state(folder, optimizer), path)[1])
 
     @contextlib.contextmanager
-    def _turn(self, org_id: str, model_id: str, seq_id: int | None) -> Iterator[None]:
+    def _turn(self, org_id: str, model_id: str, seq_id: int | None, wait: bool = True) -> Iterator[None]:
         """A call refused before it reaches the worker still uses up its seq_id there: the calls
-        after it wait for every earlier seq_id, so a missing one would stall the run for good."""
+        after it wait for every earlier seq_id, so a missing one would stall the run for good.
+        wait=False: RunBusy rather than wait (the caller repeats the whole call where it may)."""
         try:
             yield
         except DomainError:
             if seq_id is not None:
                 with contextlib.suppress(DomainError):
-                    self.runs.get(org_id, model_id).worker.submit(lambda model: None, seq_id)
+                    self.runs.get(org_id, model_id, wait).worker.submit(lambda model: None, seq_id)
             raise
 
     def forward_backward(
@@ -179,9 +180,10 @@ class PrimitiveService:
         loss_fn: str,
         config: dict[str, Any],
         forward_only: bool,
+        wait: bool = True,
     ) -> Future:
-        with self._turn(org_id, model_id, seq_id):
-            return self._forward_backward(org_id, model_id, seq_id, data, loss_fn, config, forward_only)
+        with self._turn(org_id, model_id, seq_id, wait):
+            return self._forward_backward(org_id, model_id, seq_id, data, loss_fn, config, forward_only, wait)
 
     def _forward_backward(
         self,
@@ -192,6 +194,7 @@ class PrimitiveService:
         loss_fn: str,
         config: dict[str, Any],
         forward_only: bool,
+        wait: bool,
     ) -> Future:
         if loss_fn not in LOSSES and loss_fn != "custom":
             raise InvalidRequest(
@@ -206,7 +209,7 @@ class PrimitiveService:
         if custom is None:
             for i, d in enumerate(data):
                 check_datum(i, d, loss_fn)
-        run = self.runs.get(org_id, model_id)
+        run = self.runs.get(org_id, model_id, wait)
 
         def call(model):
             result = model.forward_backward(data, loss_fn, config, forward_only, custom=custom)
@@ -216,11 +219,13 @@ class PrimitiveService:
 
         return run.worker.submit(call, seq_id)
 
-    def optim_step(self, org_id: str, model_id: str, seq_id: int | None, adam: AdamSettings) -> Future:
-        with self._turn(org_id, model_id, seq_id):
+    def optim_step(
+        self, org_id: str, model_id: str, seq_id: int | None, adam: AdamSettings, wait: bool = True
+    ) -> Future:
+        with self._turn(org_id, model_id, seq_id, wait):
             if adam.learning_rate < 0:
                 raise InvalidRequest("adam_params.learning_rate must be >= 0.", param="adam_params.learning_rate")
-            run = self.runs.get(org_id, model_id)
+            run = self.runs.get(org_id, model_id, wait)
 
         def step(model):
             metrics = model.optim_step(adam)

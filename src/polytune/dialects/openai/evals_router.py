@@ -22,12 +22,12 @@ from .render import page
 router = APIRouter()
 
 
-def _evals(svc: Svc) -> EvalService:
+async def _evals(svc: Svc) -> EvalService:
     assert svc.evals is not None  # built with the others (app.py:build_services)
     return svc.evals
 
 
-def _runs(svc: Svc) -> EvalRunService:
+async def _runs(svc: Svc) -> EvalRunService:
     assert svc.eval_runs is not None
     return svc.eval_runs
 

@@ -26,7 +26,7 @@ from .protocol import CompleteUploadRequest, CreateJobRequest, CreateUploadReque
 router = APIRouter()
 
 
-def _flavor(request: Request) -> str:
+async def _flavor(request: Request) -> str:
     """Whose enum a job is shown in: TrueFoundry's under /api/llm, OpenAI's (and Nebius's) under /v1."""
     return "truefoundry" if request.scope["path"].startswith("/api/llm/") else "openai"
 

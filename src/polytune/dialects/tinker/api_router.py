@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from polytune.dialects.common.deps import OrgId, Svc
 from polytune.domain.errors import DomainError, InvalidRequest
 from polytune.services import primitive_checkpoints as checkpoints
+from polytune.services.primitive_run import RunBusy
 from polytune.services.primitives import PrimitiveService
 
 from . import protocol as w
@@ -23,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["tinker"])
 PROTOBUF = "application/x-protobuf"
 
 
-def _primitives(services: Svc) -> PrimitiveService:
+async def _primitives(services: Svc) -> PrimitiveService:
     assert services.primitives is not None  # built with the others (app.py:build_services)
     return services.primitives
 
@@ -130,24 +132,26 @@ async def forward_backward(request: Request, org_id: OrgId, prims: Prims) -> dic
             f"forward_backward takes a protobuf body (Content-Type: {PROTOBUF}).", param="content-type"
         )
     call = serving.decode_forward_backward(await request.body())
-    # Off the event loop: a released run is loaded back inside (seconds), under the run's lock.
-    work = await run_in_threadpool(
-        prims.forward_backward,
-        org_id,
-        call.model_id,
-        call.seq_id,
-        call.data,
-        call.loss_fn,
-        call.config,
-        call.forward_only,
-    )
+    args = (org_id, call.model_id, call.seq_id, call.data, call.loss_fn, call.config, call.forward_only)
+    work = await _on_loop_or_off(prims.forward_backward, *args)
     return _future(prims.track(org_id, "forward_backward", work), call.model_id)
 
 
 @router.post("/optim_step")
 async def optim_step(body: w.OptimStep, org_id: OrgId, prims: Prims) -> dict[str, Any]:
-    work = await run_in_threadpool(prims.optim_step, org_id, body.model_id, body.seq_id, serving.adam_settings(body))
+    args = (org_id, body.model_id, body.seq_id, serving.adam_settings(body))
+    work = await _on_loop_or_off(prims.optim_step, *args)
     return _future(prims.track(org_id, "optim_step", work), body.model_id)
+
+
+async def _on_loop_or_off(submit: Callable[..., Future], *args: Any) -> Future:
+    """A training call's submission, on the event loop while its run is loaded (a queue put: a
+    thread hand-off each way would be most of a small model's per-call overhead), else off it:
+    a released run is loaded back inside (seconds), under the run's lock."""
+    try:
+        return submit(*args, wait=False)
+    except RunBusy:
+        return await run_in_threadpool(submit, *args)
 
 
 @router.post("/save_weights")
