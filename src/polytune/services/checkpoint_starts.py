@@ -92,6 +92,20 @@ class JobStarts:
             config = _adapter_config(model_folder(self.blobs, row.blob_key, Path(tmp)) or Path(tmp), spec.model)
         return _started(spec, row.base_model, row.blob_key, config)
 
+    def base_model(self, org_id: str, model: str) -> str:
+        """The catalog model a job named by `model` trains on (a 404 naming `model` for a checkpoint
+        the organization lacks): what a dialect reads the model's context length from."""
+        if not is_checkpoint_id(model):
+            return model
+        if model.startswith("ft:"):
+            return _lora_row(self.db, org_id, model).base_model
+        try:
+            return self.runs.checkpoint(org_id, model)[0]
+        except NotFound as e:
+            raise NotFound(e.message, param="model", code="model_not_found") from None
+        except InvalidRequest as e:
+            raise InvalidRequest(e.message, param="model") from None
+
     def _store(self, folder: Path) -> str:
         """A copy of the Tinker checkpoint in blob storage, where any worker can fetch it (the
         Tinker folder lies on the API server's disk and may be saved over under the same name)."""
