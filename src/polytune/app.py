@@ -110,6 +110,7 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     # A job may start from a Tinker checkpoint (or a LoRA model) named as its model.
     services.starts = JobStarts(db, blobs, services.primitives.runs)
     services.jobs.starts = services.starts.job_spec
+    services.jobs.discard_start = services.starts.discard
     return services, db
 
 

@@ -217,3 +217,20 @@ def test_every_job_api_answers_the_model_it_was_sent(taught, job_model, tinker_s
         assert {j["id"]: j["base_model"] for j in listed}[ft["id"]] == ft_model
         # The same job through the OpenAI API names it too.
         assert _openai(tinker_server, key).fine_tuning.jobs.retrieve(ft["id"]).model == ft_model
+
+
+def test_a_refused_job_leaves_no_copy_of_the_state_behind(taught, tinker_server):
+    """A job named by a Tinker state gets a copy of it in blob storage (starts/) when it is created;
+    a create refused after that (here: a training file that does not exist) removes it again."""
+    import openai
+
+    starts = tinker_server.tmp / "data" / "blobs" / "starts"
+    before = set(starts.iterdir()) if starts.is_dir() else set()
+    client = _openai(tinker_server, tinker_server.key_a)
+    with pytest.raises(openai.BadRequestError, match="file-nothing"):
+        client.fine_tuning.jobs.create(model=taught[0], training_file="file-nothing")
+    assert (set(starts.iterdir()) if starts.is_dir() else set()) == before
+    file = client.files.create(file=("chat.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model=taught[0], training_file=file.id)
+    client.fine_tuning.jobs.cancel(job.id)
+    assert len(set(starts.iterdir()) - before) == 1  # the created job's copy stays with it
