@@ -108,7 +108,9 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
         services.inference,
     )
     # A job may start from a Tinker checkpoint (or a LoRA model) named as its model.
-    services.jobs.starts = JobStarts(db, blobs, services.primitives.runs).job_spec
+    services.starts = JobStarts(db, blobs, services.primitives.runs)
+    services.jobs.starts = services.starts.job_spec
+    services.jobs.discard_start = services.starts.discard
     return services, db
 
 

@@ -17,7 +17,7 @@ COLUMNS = [
     ("id", lambda j: j.id),
     ("status", lambda j: following.status_of(j)),
     ("model", lambda j: j.model),
-    ("method", lambda j: j.method.type if j.method else "supervised"),
+    ("method", lambda j: (j.model_extra or {}).get("polytune_method") or (j.method.type if j.method else "supervised")),
     ("created", lambda j: when(j.created_at)),
     ("duration", lambda j: following.duration(j)),
     ("fine-tuned model", lambda j: j.fine_tuned_model),

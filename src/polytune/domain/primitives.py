@@ -22,6 +22,17 @@ LOSS_INPUTS: dict[str, tuple[str, ...]] = {
 }
 # Read when given, and then of the datum's length (weights: any loss; the mask: gspo's).
 OPTIONAL_INPUTS: tuple[str, ...] = ("weights", "sequence_ratio_mask")
+# Losses the SDK names that this server refuses, and why. stable_reinforce's public page says what
+# the client does (sample with record_stability_info, name the sequences in provenance spans, pass
+# kl_coeff) but not what is recorded, the objective, or kl_coeff's default: computing a loss of our
+# own under its name would train something other than what the user asked for.
+UNDEFINED_LOSSES: dict[str, str] = {
+    "stable_reinforce": (
+        "stable_reinforce is not implemented on this server: Tinker's public documentation does not "
+        "define its objective (what record_stability_info records, the formula, kl_coeff's default) "
+        "exactly enough to compute the same loss"
+    )
+}
 
 
 # The file in a saved state's folder that says what it was trained from (base model, LoRA settings).
@@ -81,6 +92,18 @@ class SampledSequence:
     stop_reason: str  # "stop" or "length"
     # Each prompt token's logprob given the ones before it (NaN for the first); the first sample's only.
     prompt_logprobs: tuple[float, ...] | None = None
+
+
+def check_loss_fn(loss_fn: str) -> None:
+    """A 400 naming loss_fn unless it is a built-in loss or "custom" (an uploaded loss)."""
+    if loss_fn in LOSSES or loss_fn == "custom":
+        return
+    why = UNDEFINED_LOSSES.get(loss_fn, f"Unsupported loss_fn '{loss_fn}'")
+    raise InvalidRequest(
+        f"{why}; this server has {', '.join(LOSSES)} and custom (a loss made with create_custom_loss, "
+        "or forward_backward_custom).",
+        param="loss_fn",
+    )
 
 
 def check_datum(i: int, d: Datum, loss_fn: str) -> None:

@@ -262,3 +262,11 @@ class JobSpec(_Frozenish):
     def training_file(self) -> str:
         # A `primitives` run (the Tinker API) has no training file: its data comes call by call.
         return self.training_files[0] if self.training_files else ""
+
+    @property
+    def requested_model(self) -> str:
+        """The `model` the request named: the checkpoint a job starts from (it trains on that
+        checkpoint's base model, which `model` holds), else `model`. Job APIs answer this one, as
+        OpenAI answers the `ft:` name of a job that fine-tunes a fine-tuned model."""
+        start = self.extras.get(FROM_CHECKPOINT)
+        return str(start["model"]) if isinstance(start, dict) and start.get("model") else self.model

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 _UNEMBEDDING = {"lm_head", "embed_out"}
 # Files of a Tinker state a job has no use for (the Tinker run's AdamW state).
 _SKIP = {"optimizer.pt"}
+# Where the copies of Tinker states that jobs start from are kept in blob storage.
+_COPIES = "starts/"
 
 
 def is_checkpoint_id(model: str) -> bool:
@@ -92,10 +94,32 @@ class JobStarts:
             config = _adapter_config(model_folder(self.blobs, row.blob_key, Path(tmp)) or Path(tmp), spec.model)
         return _started(spec, row.base_model, row.blob_key, config)
 
+    def base_model(self, org_id: str, model: str) -> str:
+        """The catalog model a job named by `model` trains on (a 404 naming `model` for a checkpoint
+        the organization lacks): what a dialect reads the model's context length from."""
+        if not is_checkpoint_id(model):
+            return model
+        if model.startswith("ft:"):
+            return _lora_row(self.db, org_id, model).base_model
+        try:
+            return self.runs.checkpoint(org_id, model)[0]
+        except NotFound as e:
+            raise NotFound(e.message, param="model", code="model_not_found") from None
+        except InvalidRequest as e:
+            raise InvalidRequest(e.message, param="model") from None
+
+    def discard(self, spec: JobSpec) -> None:
+        """Remove the copy job_spec made for a job that was then refused (a job started from an
+        organization's own model fetches that model's blob, which stays)."""
+        start = spec.extras.get(FROM_CHECKPOINT)
+        key = start.get("blob_key") if isinstance(start, dict) else None
+        if isinstance(key, str) and key.startswith(_COPIES):
+            self.blobs.delete(key)
+
     def _store(self, folder: Path) -> str:
         """A copy of the Tinker checkpoint in blob storage, where any worker can fetch it (the
         Tinker folder lies on the API server's disk and may be saved over under the same name)."""
-        key = f"starts/{new_id('ckpt', 16)}"
+        key = f"{_COPIES}{new_id('ckpt', 16)}"
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / "adapter"
             shutil.copytree(folder, copy, ignore=lambda _dir, names: [n for n in names if n in _SKIP])

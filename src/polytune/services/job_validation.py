@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from polytune.catalog.models import Catalog
+from polytune.data.formats import LABELS, METHOD_FORMATS, method_formats_text
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import JobError, JobStatus
 from polytune.domain.spec import JobSpec
@@ -102,3 +103,18 @@ class JobValidation:
 
 def _error_dict(e: JobError) -> dict[str, Any]:
     return {"code": e.code, "message": e.message, "param": e.param}
+
+
+def check_format(row: t.File, method: str, param: str) -> None:
+    """A dpo job on a file whose upload check found no preference pairs is refused at once:
+    preference rows are told apart by their keys alone, so the mismatch is certain before any
+    data is read again. (Other mismatches fail the job when its files are validated.)"""
+    fmt = (row.data_report or {}).get("format")
+    if method != "dpo" or fmt is None or fmt in METHOD_FORMATS["dpo"]:
+        return
+    raise InvalidRequest(
+        f"File '{row.id}' holds {LABELS.get(fmt, fmt)} examples; a dpo job trains on "
+        f"{method_formats_text('dpo')} examples.",
+        param=param,
+        code="invalid_file_format",
+    )

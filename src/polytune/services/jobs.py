@@ -10,14 +10,13 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from polytune.data.formats import LABELS, METHOD_FORMATS, method_formats_text
 from polytune.domain.errors import InvalidRequest, NotFound
 from polytune.domain.ids import new_id
 from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint, Event, Page
 from polytune.domain.spec import IMAGE_METHODS, JobSpec, method_type
 from polytune.domain.validation import MAX_METADATA_KEYS, check_spec
-from polytune.services.job_validation import JobValidation
+from polytune.services.job_validation import JobValidation, check_format
 from polytune.catalog.memory_fit import Capacity, check_fit, check_quantization, read_config
 from polytune.services.quotas import Quotas
 from polytune.store import jobs as job_store
@@ -80,8 +79,10 @@ class JobService:
         # The accelerators a job may ever get (set by the app from its executor): jobs that
         # cannot fit them are refused at creation (catalog/memory_fit.py).
         self.capacity: Callable[[], Capacity | None] | None = None
-        # A checkpoint named as the model: its base model, starting from it (services/checkpoint_starts.py).
+        # A checkpoint named as the model: its base model, starting from it (services/checkpoint_starts.py);
+        # discard_start removes the copy of it made for a job that was then refused.
         self.starts: Callable[[str, JobSpec], JobSpec] | None = None
+        self.discard_start: Callable[[JobSpec], None] | None = None
 
     # -- create ------------------------------------------------------------------------------
     def check(self, spec: JobSpec) -> None:
@@ -130,6 +131,23 @@ class JobService:
         `created` until start(). `on_create(session, job_id)` adds rows that belong with the
         job in the same transaction."""
         spec = self.starts(org_id, spec) if self.starts is not None else spec
+        try:
+            return self._insert(org_id, spec, secrets_, project_id, hold, on_create, warnings)
+        except BaseException:
+            if self.discard_start is not None:
+                self.discard_start(spec)
+            raise
+
+    def _insert(
+        self,
+        org_id: str,
+        spec: JobSpec,
+        secrets_: dict[str, str] | None,
+        project_id: int | None,
+        hold: bool,
+        on_create: Callable[[Session, str], None] | None,
+        warnings: list[str] | None,
+    ) -> Job:
         self.check(spec)
         with self.db.session() as s:
             self.quotas.check_new_job(s, org_id)
@@ -144,7 +162,7 @@ class JobService:
             for param, fid in [("training_file", f) for f in spec.training_files] + (
                 [("validation_file", spec.validation_file)] if spec.validation_file else []
             ):
-                _check_format(self._check_file(s, org_id, fid, param, spec.method.type), spec.method.type, param)
+                check_format(self._check_file(s, org_id, fid, param, spec.method.type), spec.method.type, param)
             if spec.seed is None:
                 spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
             status = JobStatus.CREATED if hold else JobStatus.VALIDATING_FILES
@@ -379,18 +397,3 @@ def _locked(s: Session, org_id: str, job_id: str) -> t.Job:
     if row is None:
         raise NotFound(f"No fine-tuning job found with id '{job_id}'.", param="fine_tuning_job_id")
     return row
-
-
-def _check_format(row: t.File, method: str, param: str) -> None:
-    """A dpo job on a file whose upload check found no preference pairs is refused at once:
-    preference rows are told apart by their keys alone, so the mismatch is certain before any
-    data is read again. (Other mismatches fail the job when its files are validated.)"""
-    fmt = (row.data_report or {}).get("format")
-    if method != "dpo" or fmt is None or fmt in METHOD_FORMATS["dpo"]:
-        return
-    raise InvalidRequest(
-        f"File '{row.id}' holds {LABELS.get(fmt, fmt)} examples; a dpo job trains on "
-        f"{method_formats_text('dpo')} examples.",
-        param=param,
-        code="invalid_file_format",
-    )

@@ -21,7 +21,6 @@ from polytune.catalog.models import Catalog
 from polytune.domain.errors import DomainError, InvalidRequest, NotFound, QuotaExceeded
 from polytune.domain.ids import new_id
 from polytune.domain.primitives import (
-    LOSSES,
     STATE_META,
     AdamSettings,
     Datum,
@@ -29,6 +28,7 @@ from polytune.domain.primitives import (
     SampledSequence,
     SampleSettings,
     check_datum,
+    check_loss_fn,
 )
 from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
 from polytune.inference.detokenize import IncrementalText
@@ -196,12 +196,7 @@ class PrimitiveService:
         forward_only: bool,
         wait: bool,
     ) -> Future:
-        if loss_fn not in LOSSES and loss_fn != "custom":
-            raise InvalidRequest(
-                f"Unsupported loss_fn '{loss_fn}'; this server has {', '.join(LOSSES)} "
-                "and custom (a loss made with create_custom_loss, or forward_backward_custom).",
-                param="loss_fn",
-            )
+        check_loss_fn(loss_fn)
         if not data:
             raise InvalidRequest("forward_backward needs at least one datum.", param="data")
         # An uploaded loss (services/primitive_losses.py) reads the inputs it declared.

@@ -24,6 +24,7 @@ from polytune.domain.job import Job, JobStatus
 from polytune.domain.objects import Checkpoint
 from polytune.domain.repos import RepoInfo
 from polytune.domain.spec import IMAGE_METHODS, JobSpec
+from polytune.services.checkpoint_starts import is_checkpoint_id
 from polytune.store import jobs as job_store
 from polytune.store import repos as repo_store
 from polytune.store import tables as t
@@ -74,7 +75,10 @@ class RepoJobService:
     ) -> Job:
         """A held job training on `resource` (`<branch>/<path>`); nothing is left behind on error.
         `on_create(session, job_id)` adds rows that belong with the job (jobs.create)."""
-        self.jobs.check(spec)
+        # A checkpoint named as the model (services/checkpoint_starts.py) is checked by jobs.create,
+        # once its base model is known.
+        if not is_checkpoint_id(spec.model):
+            self.jobs.check(spec)
         repo = self.repos.get(org_id, namespace, name)
         branch, path = self.repos.split_revision(repo.id, resource)
         if not path:

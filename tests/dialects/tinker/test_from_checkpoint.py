@@ -12,6 +12,7 @@ import math
 import pytest
 
 from tests.dialects.tinker.test_sdk import datum, loss
+from tests.dialects.oxen.support import QA_CSV, http, put_file
 from tests.helpers import chat_jsonl, preference_jsonl, wait_done
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
@@ -61,9 +62,11 @@ def job_model(taught, tinker_server):
     return done
 
 
-def test_a_tinker_state_starts_a_supervised_job(job_model, tinker_server):
+def test_a_tinker_state_starts_a_supervised_job(job_model, taught, tinker_server):
     client = _openai(tinker_server, tinker_server.key_a)
-    assert job_model.model == "polytune-tiny"  # the checkpoint's base model
+    # The job answers the model it was sent (it trains on the checkpoint's base model).
+    assert job_model.model == taught[0]
+    assert {j.id: j.model for j in client.fine_tuning.jobs.list(limit=100).data}[job_model.id] == taught[0]
     # The job trained the Tinker adapter further: its model still answers what the Tinker loop taught.
     out = client.completions.create(model=job_model.fine_tuned_model, prompt=FACT[0], max_tokens=2, temperature=0)
     assert out.choices[0].text.startswith(FACT[1]), out.choices[0].text
@@ -139,3 +142,95 @@ def test_another_organization_gets_404s_both_ways(taught, job_model, service_b, 
     with pytest.raises(tinker.NotFoundError):
         service_b.create_training_client_from_state(job_model.fine_tuned_model).result()
     assert client_b.fine_tuning.jobs.list().data == []
+
+
+def test_another_organizations_checkpoint_is_refused_on_seekrflow_too(taught, job_model, tinker_server, tmp_path):
+    """SeekrFlow reads the model's context length before creating: a checkpoint the organization
+    cannot see is a 404 naming the model there, as on the other APIs."""
+    from seekrai import SeekrFlow
+    from seekrai.error import InvalidRequestError
+    from seekrai.types import InfrastructureConfig, TrainingConfig
+
+    seekr_b = SeekrFlow(api_key=tinker_server.key_b, base_url=tinker_server.url)
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(chat_jsonl(10))
+    train_file = seekr_b.files.upload(path, purpose="fine-tune").id
+    project = seekr_b.projects.create(name="Not mine", description="refused").id
+    for model in (taught[0], job_model.fine_tuned_model):
+        with pytest.raises(InvalidRequestError) as refused:
+            seekr_b.fine_tuning.create(
+                project_id=project,
+                training_config=TrainingConfig(training_files=[train_file], model=model, n_epochs=1),
+                infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1),
+            )
+        assert refused.value.http_status == 404 and model in str(refused.value), refused.value
+    assert seekr_b.fine_tuning.list().data == []
+
+
+def test_every_job_api_answers_the_model_it_was_sent(taught, job_model, tinker_server, tmp_path):
+    """As OpenAI answers the `ft:` name of a job that fine-tunes a fine-tuned model: create,
+    retrieve, list and cancel of each job API show the checkpoint the job was created with."""
+    import openai
+    from seekrai import SeekrFlow
+    from seekrai.types import InfrastructureConfig, TrainingConfig
+
+    state, ft_model = taught[0], job_model.fine_tuned_model
+    key = tinker_server.key_a
+    # OpenAI's SDK at /v1 (OpenAI, Nebius) and at /api/llm (TrueFoundry), validating strictly: a
+    # Tinker run in the list (method `primitives`, outside OpenAI's enum) must not break the page.
+    for base_url, model in ((f"{tinker_server.url}/v1", ft_model), (f"{tinker_server.url}/api/llm", state)):
+        client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, _strict_response_validation=True)
+        file = client.files.create(file=("chat.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(model=model, training_file=file.id)
+        assert job.model == model
+        assert client.fine_tuning.jobs.retrieve(job.id).model == model
+        listed = client.fine_tuning.jobs.list(limit=100).data
+        assert {j.id: j.model for j in listed}[job.id] == model
+        assert client.fine_tuning.jobs.cancel(job.id).model == model
+
+    # SeekrFlow's SDK: training_config.model (no lora_config: a full fine-tune, the adapter merged first).
+    seekr = SeekrFlow(api_key=key, base_url=tinker_server.url)
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(chat_jsonl(10))
+    train_file = seekr.files.upload(path, purpose="fine-tune").id
+    project = seekr.projects.create(name="From a checkpoint", description="starts").id
+    job = seekr.fine_tuning.create(
+        project_id=project,
+        training_config=TrainingConfig(training_files=[train_file], model=state, n_epochs=1),
+        infrastructure_config=InfrastructureConfig(accel_type="A100", n_accel=1),
+    )
+    assert job.model == state and seekr.fine_tuning.retrieve(job.id).model == state
+    assert {j.id: j.model for j in seekr.fine_tuning.list().data}[job.id] == state
+    assert seekr.fine_tuning.cancel(job.id).model == state
+
+    # Oxen.ai's fine-tune API over HTTP: base_model (the job is held in `created`, never run here).
+    with http(tinker_server, key) as oxen:
+        assert oxen.post("/api/repos", json={"namespace": "ada", "name": "starts"}).status_code == 200
+        put_file(oxen, "ada/starts", "qa.csv", QA_CSV.encode())
+        body = {"resource": "main/qa.csv", "base_model": ft_model, "script_type": "text_generation"}
+        created = oxen.post("/api/repos/ada/starts/fine_tunes", json=body)
+        assert created.status_code == 201, created.text
+        ft = created.json()["fine_tune"]
+        assert ft["base_model"] == ft_model
+        assert oxen.get(f"/api/repos/ada/starts/fine_tunes/{ft['id']}").json()["fine_tune"]["base_model"] == ft_model
+        listed = oxen.get("/api/repos/ada/starts/fine_tunes").json()["fine_tunes"]
+        assert {j["id"]: j["base_model"] for j in listed}[ft["id"]] == ft_model
+        # The same job through the OpenAI API names it too.
+        assert _openai(tinker_server, key).fine_tuning.jobs.retrieve(ft["id"]).model == ft_model
+
+
+def test_a_refused_job_leaves_no_copy_of_the_state_behind(taught, tinker_server):
+    """A job named by a Tinker state gets a copy of it in blob storage (starts/) when it is created;
+    a create refused after that (here: a training file that does not exist) removes it again."""
+    import openai
+
+    starts = tinker_server.tmp / "data" / "blobs" / "starts"
+    before = set(starts.iterdir()) if starts.is_dir() else set()
+    client = _openai(tinker_server, tinker_server.key_a)
+    with pytest.raises(openai.BadRequestError, match="file-nothing"):
+        client.fine_tuning.jobs.create(model=taught[0], training_file="file-nothing")
+    assert (set(starts.iterdir()) if starts.is_dir() else set()) == before
+    file = client.files.create(file=("chat.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model=taught[0], training_file=file.id)
+    client.fine_tuning.jobs.cancel(job.id)
+    assert len(set(starts.iterdir()) - before) == 1  # the created job's copy stays with it

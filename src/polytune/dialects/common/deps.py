@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from polytune.config import Settings
+from polytune.services.checkpoint_starts import JobStarts
 from polytune.services.eval_runs import EvalRunService
 from polytune.services.evals import EvalService
 from polytune.services.files import FileService
@@ -43,6 +44,8 @@ class Services:
     evals: EvalService | None = None
     eval_runs: EvalRunService | None = None
     primitives: PrimitiveService | None = None
+    # A checkpoint named as a job's model (services/checkpoint_starts.py).
+    starts: JobStarts | None = None
 
 
 # The accessors below are `async def` on purpose: FastAPI runs a plain `def` dependency in its

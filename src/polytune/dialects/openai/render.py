@@ -7,7 +7,7 @@ from typing import Any
 
 from polytune.domain.job import Job
 from polytune.domain.objects import Checkpoint, Event, FileInfo, ModelInfo, Page, UploadInfo, UploadPartInfo
-from polytune.domain.spec import IMAGE_METHODS, JobSpec
+from polytune.domain.spec import JobSpec
 
 from .statuses import STATUS
 from .translate import _LORA, _PASSTHROUGH  # the wire names requests map from
@@ -49,6 +49,9 @@ def _hp_out(spec: JobSpec) -> dict[str, Any]:
     if spec.preference is not None:
         out.update(beta=spec.preference.beta, loss_type=spec.preference.loss_type)
     return out
+
+
+_OPENAI_METHODS = ("supervised", "dpo", "reinforcement")
 
 
 def _method_out(spec: JobSpec, hp: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +100,7 @@ def job(j: Job, flavor: str = "openai") -> dict[str, Any]:
         "fine_tuned_model": j.fine_tuned_model,
         "finished_at": j.finished_at,
         "hyperparameters": hp,
-        "model": spec.model,
+        "model": spec.requested_model,
         "organization_id": j.org_id,
         "result_files": j.result_files,
         "seed": spec.seed if spec.seed is not None else 0,
@@ -112,8 +115,11 @@ def job(j: Job, flavor: str = "openai") -> dict[str, Any]:
         or None,
         # TrueFoundry types metadata as an object; OpenAI's SDK takes null for none.
         "metadata": spec.metadata if flavor == "truefoundry" else (spec.metadata or None),
-        # OpenAI's method types are text ones; an image job (made through Oxen's API) has none here.
-        "method": None if spec.method.type in IMAGE_METHODS else _method_out(spec, hp),
+        # OpenAI's method types are supervised, dpo and reinforcement: an image job (made through
+        # Oxen's API) or a Tinker run (`primitives`) has none here (a strict client would refuse
+        # the whole page); polytune_method names every job's method.
+        "method": _method_out(spec, hp) if spec.method.type in _OPENAI_METHODS else None,
+        "polytune_method": spec.method.type,
         "estimated_finish": j.estimated_finish,
         "user_provided_suffix": spec.output.suffix,
         "suffix": spec.output.suffix,  # Nebius's name for it

@@ -114,7 +114,7 @@ def fine_tune(j: Job, repo: RepoInfo | None = None) -> dict[str, Any]:
         "id": j.id,
         "name": out.suffix or j.id,
         "status": STATUS[j.status],
-        "base_model": spec.model,
+        "base_model": spec.requested_model,
         "script_type": spec.extras.get("script_type", "text_generation"),
         "repository_id": out.repository,
         "repository": repo.full_name if repo else None,

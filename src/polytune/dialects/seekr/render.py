@@ -64,7 +64,7 @@ def job(j: Job) -> dict[str, Any]:
             "validation_files", [spec.validation_file] if spec.validation_file else []
         ),
         "pre_train": bool(spec.extras.get("pre_train")),
-        "model": spec.model,
+        "model": spec.requested_model,
         "accel_type": _SEEKR_NAME.get(res.accel_type, res.accel_type) if res.accel_type else DEFAULT_ACCEL,
         "n_accel": res.n_accel,
         "n_node": res.n_node,

@@ -184,7 +184,9 @@ def list_models(org: OrgId, svc: Svc) -> dict[str, Any]:
 # -- fine-tunes -------------------------------------------------------------------------------
 def _create(body: FinetuneRequestIn, org: str, svc) -> dict[str, Any]:
     with body_fields(tr.create_loc):
-        context = svc.jobs.catalog.get(body.training_config.model).max_length
+        # A checkpoint named as the model (services/checkpoint_starts.py): its base model's context.
+        model = body.training_config.model
+        context = svc.jobs.catalog.get(svc.starts.base_model(org, model) if svc.starts else model).max_length
         made: list[str] = []  # a pre_train job's {"text"} files, removed again if creation fails
         try:
             sent = None
