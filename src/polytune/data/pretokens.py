@@ -164,9 +164,10 @@ class PretokenCounter:
         """The token count of pieces[0] + contents[0] + pieces[1] + ... + pieces[-1] (a chat
         template's render, no special tokens added), with the pieces counted once; None where
         counting each content alone is not exact (count the joined text then)."""
-        if pieces not in self._plans:
-            self._plans[pieces] = self._plan(pieces)
-        plan, added = self._plans[pieces], self._added
+        plan = self._plans.get(pieces, _NO_PLAN)
+        if plan is _NO_PLAN:
+            plan = self._plans[pieces] = self._plan(pieces)
+        added = self._added
         if plan is None or added is None:  # (a plan is only made where there are added tokens)
             return None
         n = self._contents(contents, plan.clean_starts, added)
@@ -242,6 +243,9 @@ class PretokenCounter:
 class _Plan:
     fixed: int  # the tokens of the pieces
     clean_starts: tuple[bool, ...]  # for each content: must it start with non-whitespace?
+
+
+_NO_PLAN = _Plan(-1, ())  # (not planned yet)
 
 
 def for_tokenizer(backend: Any) -> PretokenCounter | None:
