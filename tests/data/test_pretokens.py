@@ -95,7 +95,7 @@ def test_the_cache_stays_bounded(tokenizer, monkeypatch):
     assert [counter.count(t, False) for t in texts] == [
         len(e) for e in tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)
     ]
-    assert max(len(counter._lengths), len(counter._first), len(counter._middle), len(counter._last)) <= 50
+    assert max(len(counter._lengths), len(counter._middle), len(counter._head), len(counter._tail)) <= 50
 
 
 def test_other_pipelines_get_no_fast_path(tokenizer):
@@ -124,9 +124,9 @@ class _Weights(dict):
 
 def _weighted(counter):
     counter._lengths = _Weights()
-    counter._first = pretokens._Words(counter._lengths, "", checked=True)
-    counter._middle = pretokens._Words(counter._lengths, " ", checked=True)
-    counter._last = pretokens._Words(counter._lengths, " ", checked=False)
+    counter._middle = pretokens._Words(counter._lengths)
+    counter._head = pretokens._Edge(counter._middle, "", checked=True)
+    counter._tail = pretokens._Edge(counter._middle, " ", checked=False)
     counter._plans = {}
     return counter
 
@@ -177,3 +177,31 @@ def test_no_content_is_counted_alone_where_an_added_token_could_span_the_join(to
         counter = for_tokenizer(backend)
         assert counter is not None and counter.count_spliced(chatml, ["word"]) is None
     assert for_tokenizer(tokenizer._tokenizer).count_spliced(chatml, ["word"]) is not None
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_contents_counted_all_at_once_keep_every_pre_token(tokenizer, seed):
+    """The usual row (ASCII contents with spaces, no added token) is counted in one sum over
+    all its contents' words, with each content's first and last word corrected: contents that
+    start or end with whitespace, spaces, empty words or one word must come out as scanned."""
+    counter = _weighted(for_tokenizer(tokenizer._tokenizer))
+    pieces = ("<|im_start|>system\n", "<|im_end|>\n<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n", "")
+    words = [p for p in _PIECES if "<|" not in p and "|>" not in p and not set(p) & set(pretokens._SPACE)] * 20
+    words += ["\n", "\n\n", " "]  # now and then a whitespace word, which the sum marks _UNSAFE
+    starts = ["", "x", "'s", "42", ".", "\x00"] * 5 + [" ", "\n", "\t "]
+    ends = ["", " ", "  ", "\n", " \n", "\n ", "\t ", ".", "x", "'s"]
+    rng = random.Random(seed)
+    at_once = 0
+    for _ in range(2000):
+        contents = [
+            rng.choice(starts) + " ".join(rng.choices(words, k=rng.randint(0, 12))) + rng.choice(ends) for _ in range(3)
+        ]
+        joined = pieces[0] + "".join(c + p for c, p in zip(contents, pieces[1:]))
+        n = counter.count_spliced(pieces, contents)
+        assert n is None or n == _scanned(counter, joined), contents
+        plan = counter._plans[pieces]
+        part = counter._contents(contents, plan.clean_starts, counter._added)
+        if part is not None and part >= 0:
+            at_once += 1
+            assert plan.fixed + part == n
+    assert at_once > 200  # the path under test was taken (the rest: one by one, or the whole text)

@@ -124,6 +124,8 @@ class TokenCounter:
     def lengths(self, rows: list[dict[str, Any]]) -> list[list[int]]:
         """For each row, the token count of each of its sequences."""
         seqs = [self.sequences(r) for r in rows]
+        if all(len(s) == 1 and type(s[0][0]) is int for s in seqs):  # the usual batch: chats, counted
+            return [[s[0][0]] for s in seqs]  # type: ignore[list-item]
         out: list[list[int]] = [[] for _ in rows]
         for special in (False, True):
             picked = [(i, item) for i, row_seqs in enumerate(seqs) for item, s in row_seqs if s == special]
@@ -192,8 +194,10 @@ def measure(
     report = TokenReport(context_length=context_length, long_examples=long_examples)
     for batch in _batches(rows):
         for (line_no, row), seq_lengths in zip(batch, _lengths(counter, batch, param)):
-            length = max(seq_lengths)
-            report.longest = max(report.longest, length)
+            one = len(seq_lengths) == 1
+            length = seq_lengths[0] if one else max(seq_lengths)
+            if length > report.longest:
+                report.longest = length
             if length > context_length:
                 if long_examples == "drop":
                     report.n_dropped += 1
@@ -204,7 +208,7 @@ def measure(
                 if len(report.truncated_lines) < MAX_LISTED_LINES:
                     report.truncated_lines.append(line_no)
             report.n_examples += 1
-            report.tokens += sum(min(n, context_length) for n in seq_lengths)
+            report.tokens += min(length, context_length) if one else sum(min(n, context_length) for n in seq_lengths)
             if keep is not None:
                 keep.append(row)
     return report
