@@ -111,6 +111,7 @@ def build_services(settings: Settings) -> tuple[Services, Database]:
     services.starts = JobStarts(db, blobs, services.primitives.runs)
     services.jobs.starts = services.starts.job_spec
     services.jobs.discard_start = services.starts.discard
+    services.eval_runs.base_model = services.starts.base_model
     return services, db
 
 

@@ -38,6 +38,8 @@ _UNEMBEDDING = {"lm_head", "embed_out"}
 _SKIP = {"optimizer.pt"}
 # Where the copies of Tinker states that jobs start from are kept in blob storage.
 _COPIES = "starts/"
+# The methods whose jobs start from a checkpoint (recipes/common.py's starting_model).
+STARTABLE = ("supervised", "dpo")
 
 
 def is_checkpoint_id(model: str) -> bool:
@@ -78,8 +80,17 @@ class JobStarts:
         self.db, self.blobs, self.runs = db, blobs, runs
 
     def job_spec(self, org_id: str, spec: JobSpec) -> JobSpec:
-        if not is_checkpoint_id(spec.model) or spec.method.type not in ("supervised", "dpo"):
+        if not is_checkpoint_id(spec.model):
             return spec
+        if spec.method.type not in STARTABLE:
+            # Said here, before the catalog's "not in the model catalog", which reads as if the
+            # checkpoint were unknown.
+            raise InvalidRequest(
+                f"A {spec.method.type} job cannot start from a checkpoint ('{spec.model}'): its model must be "
+                f"a model of the catalog. Only {' and '.join(STARTABLE)} jobs start from a checkpoint.",
+                param="model",
+                code="model_not_startable",
+            )
         if spec.model.startswith("tinker://"):
             try:
                 base_model, folder = self.runs.checkpoint(org_id, spec.model)

@@ -5,6 +5,7 @@ eval_runner.py, which the scheduler feeds."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,9 @@ class EvalRunService:
         self._lock = threading.Lock()
         # Set by the app when it runs a scheduler: wakes the runner up at once.
         self.on_queued: Any = None
+        # Set by the app: the catalog model a job named by its `model` trains on (a checkpoint's
+        # base model: services/checkpoint_starts.py), which stands in when a job's eval is checked.
+        self.base_model: Callable[[str, str], str] | None = None
 
     def create(
         self,
@@ -123,11 +127,14 @@ class EvalRunService:
         return run_record(row)
 
     # -- a run after a fine-tuning job (polytune's extension on job create) ---------------------
-    def check_after_job(self, org_id: str, request: Any, base_model: str, *, where: str = "polytune_eval") -> AfterJob:
+    def check_after_job(self, org_id: str, request: Any, model: str, *, where: str = "polytune_eval") -> AfterJob:
         """`{"eval_id", "data_source", "checkpoints"}`: the eval exists and the `completions` data source (its
-        model left out: the job's fine-tuned model fills it) is sound, checked with the job's
-        base model standing in. Params are named under `where` (the field's path in the
-        dialect's body)."""
+        model left out: the job's fine-tuned model fills it) is sound, checked with the catalog
+        model the job trains on standing in (for a job started from a checkpoint, the checkpoint's
+        base model: a Tinker training state is no served model, and a checkpoint the organization
+        lacks is the job's 404 naming `model`, not an error of the eval). Params are named under
+        `where` (the field's path in the dialect's body)."""
+        base_model = self.base_model(org_id, model) if self.base_model is not None else model
         if not isinstance(request, dict) or not isinstance(request.get("eval_id"), str):
             raise InvalidRequest(
                 f'{where} must be {{"eval_id": ..., "data_source": {{...}}}}.', param=f"{where}.eval_id"

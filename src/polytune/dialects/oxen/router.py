@@ -129,13 +129,13 @@ def _fine_tune(svc: Svc, org: str, job: Job, message: str) -> dict[str, Any]:
     return render.ok(message, fine_tune=render.fine_tune(job, svc.repo_jobs.repository_of(org, job)))
 
 
-def _eval_after(req: CreateFineTuneRequest, base_model: str, org: str, svc: Svc) -> Callable[[Any, str], None] | None:
+def _eval_after(req: CreateFineTuneRequest, model: str, org: str, svc: Svc) -> Callable[[Any, str], None] | None:
     """training_params.polytune_eval: the eval run the job brings (services/eval_runs.py)."""
     request = req.training_params.polytune_eval
     if request is None or svc.eval_runs is None:
         return None
     runs = svc.eval_runs
-    after = runs.check_after_job(org, request, base_model, where="training_params.polytune_eval")
+    after = runs.check_after_job(org, request, model, where="training_params.polytune_eval")
     return lambda s, job_id: runs.add_after_job(s, org, after, job_id)
 
 

@@ -177,8 +177,10 @@ def model(m: ModelInfo) -> dict[str, Any]:
         # The SDK reads these keys directly; polytune knows no size without loading weights.
         "size": None,
         "model_type": "chat",
-        # Any base model trains with LoRA (peft); fine-tuned models are not bases for new jobs yet.
-        "supports_lora": m.kind == "base",
+        # Any base model trains with LoRA (peft), and so does a LoRA fine-tune of a text model (or its
+        # checkpoint, or Tinker sampler weights): a job with lora_config trains its adapter further
+        # (services/checkpoint_starts.py). The SDK asks this before it sends a lora_config.
+        "supports_lora": m.kind == "base" or (m.kind == "lora" and m.model_type == "chat"),
         "owned_by": m.owned_by,
         "base_model": m.base_model,
     }

@@ -209,13 +209,13 @@ def _create(body: FinetuneRequestIn, org: str, svc) -> dict[str, Any]:
     return render.job(job)
 
 
-def _eval_after(body: FinetuneRequestIn, base_model: str, org: str, svc) -> Callable[[Any, str], None] | None:
+def _eval_after(body: FinetuneRequestIn, model: str, org: str, svc) -> Callable[[Any, str], None] | None:
     """training_config.polytune_eval: the eval run the job brings (services/eval_runs.py)."""
     request = body.training_config.polytune_eval
     if request is None or svc.eval_runs is None:
         return None
     runs = svc.eval_runs
-    after = runs.check_after_job(org, request, base_model, where="training_config.polytune_eval")
+    after = runs.check_after_job(org, request, model, where="training_config.polytune_eval")
     return lambda s, job_id: runs.add_after_job(s, org, after, job_id)
 
 
