@@ -63,6 +63,34 @@ def test_a_dpo_job_learns_to_prefer_the_chosen_answers(tiny, tmp_path):
     assert (result.final_dir / "config.json").is_file()
 
 
+def test_a_full_dpo_job_from_a_checkpoint_is_referenced_to_the_checkpoint(tiny, tmp_path):
+    """A full fine-tune from a LoRA checkpoint starts from the adapter merged into the base, in
+    memory: its reference must be that merged model, not the base its config still names. At
+    step 1 the policy is the reference, so every pair ties: loss log 2, margins 0 (a base-model
+    reference gives neither, the adapter having moved the model)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from polytune.domain.spec import FROM_CHECKPOINT
+
+    entry, model_path = tiny
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(model_path)
+    # init_lora_weights=False: a random B as well, so the adapter really changes the model.
+    adapter = get_peft_model(base, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    adapter.save_pretrained(tmp_path / "start")
+    spec = _dpo_spec(n_epochs=1, batch_size=4, learning_rate=1e-3, max_steps=1, n_checkpoints=0)
+    spec = spec.model_copy(
+        update={"extras": {FROM_CHECKPOINT: {"model": "ft:start", "local_dir": str(tmp_path / "start")}}}
+    )
+    reporter = RecordingReporter()
+    run_training(spec, entry, model_path, _pairs(4), None, tmp_path / "out", reporter)
+
+    (first,) = [m for _, m in reporter.metrics_calls if "train_loss" in m]
+    assert first["train_loss"] == pytest.approx(math.log(2), abs=1e-5)
+    assert first["rewards/margins"] == pytest.approx(0.0, abs=1e-5)
+
+
 def test_a_cancel_stops_a_dpo_job_as_it_stops_a_supervised_one(tiny, tmp_path):
     entry, model_path = tiny
     spec = _dpo_spec(n_epochs=5, batch_size=2, learning_rate=1e-3)

@@ -194,21 +194,29 @@ def load_policy(model_path: Path | str, precision: Precision | None = None, **op
     return AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs(precision), **options)
 
 
-def load_reference(spec: JobSpec, model_path: Path | str, **options: Any):
-    """A full-fine-tune DPO's frozen reference model in the compute dtype, when that differs from
-    the policy's (an accelerator: fp32 master weights, bf16 reference); None: trl's own copy."""
+def load_reference(spec: JobSpec, model_path: Path | str, policy: Any = None, **options: Any):
+    """A full-fine-tune DPO's frozen reference model, or None for trl's own (LoRA: the policy
+    with its adapter disabled; full: a copy loaded from the policy's `name_or_path`).
+    - From a checkpoint, the policy is the checkpoint merged into the base in memory, so its
+      `name_or_path` still names the base: trl would load the base as the reference and pull the
+      policy back towards it. The reference is a frozen copy of `policy` instead.
+    - On an accelerator, where the reference computes in another dtype than the policy's
+      (fp32 master weights, bf16 reference), it is loaded here in that dtype."""
     precision = job_precision(spec)
-    # From a checkpoint: trl's copy of the policy, which is the checkpoint merged (starting_model).
-    if (
-        spec.adapter.kind != "full"
-        or precision.reference_dtype == precision.load_dtype
-        or spec.extras.get(FROM_CHECKPOINT)
-    ):
+    if spec.adapter.kind != "full":
         return None
     import torch
+
+    dtype = getattr(torch, precision.reference_dtype)
+    if spec.extras.get(FROM_CHECKPOINT):
+        import copy
+
+        return copy.deepcopy(policy).to(dtype).eval().requires_grad_(False)
+    if precision.reference_dtype == precision.load_dtype:
+        return None
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, precision.reference_dtype), **options)
+    return AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, **options)
 
 
 def trainer_inputs(

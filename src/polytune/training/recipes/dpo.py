@@ -3,8 +3,9 @@
 - Rows arrive in trl's own preference form (data/preference.py converts OpenAI's and
   SeekrFlow's shapes): conversational `{"prompt", "chosen", "rejected"}` messages, or the
   same keys as plain strings.
-- The reference model is trl's: for LoRA the policy with its adapter disabled (the base
-  model), for a full fine-tune a second, frozen copy of the model loaded from the same path.
+- The reference model: for LoRA the policy with its adapter disabled (the base model, or the
+  starting checkpoint's adapter as trl keeps it), for a full fine-tune a second, frozen copy
+  of the starting model (common.py:load_reference).
 - Loss types: sigmoid, hinge and ipo are trl's; kto_pair, which trl dropped, is added on top
   of trl's trainer in kto_pair.py. docs/methods.md gives every formula.
 - trl logs loss, rewards/chosen, rewards/rejected, rewards/accuracies and rewards/margins on
@@ -67,13 +68,7 @@ def build_dpo_trainer(
         max_length=hp.context_length or entry.max_length,
     )
     trainer_class = KtoPairDPOTrainer if preference.loss_type == "kto_pair" else DPOTrainer
-    # ref_model None: trl loads a frozen copy from the same path for a full fine-tune (in the
-    # policy's dtype), and uses the adapter-disabled policy for LoRA. On an accelerator a full
-    # fine-tune's reference is loaded here in bf16/fp16 instead (training/precision.py).
-    return quiet(
-        trainer_class(
-            args=config,
-            ref_model=load_reference(spec, model_path, **entry.load_options),
-            **trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks),
-        )
-    )
+    # The reference: load_reference says which, per adapter kind, precision and starting point.
+    inputs = trainer_inputs(spec, entry, model_path, train_rows, val_rows, callbacks)
+    reference = load_reference(spec, model_path, inputs["model"], **entry.load_options)
+    return quiet(trainer_class(args=config, ref_model=reference, **inputs))
