@@ -58,6 +58,7 @@ class TransformersBackend:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stats: dict[str, Any] = self._pool.stats()
+        self._pool_changed = False  # something loaded, released or forgotten since `_stats`
         self._closed = False
 
     # -- the interface (called from the event loop) ------------------------------------------
@@ -150,7 +151,9 @@ class TransformersBackend:
                         except Exception as e:  # noqa: BLE001 - fail this model's requests, keep serving
                             log.exception("inference step failed on %s", model.key)
                             self._fail_all(model, e)
-                self._stats = self._pool.stats()
+                if self._pool_changed:  # not every step: at one stream a step is one token
+                    self._pool_changed = False
+                    self._stats = self._pool.stats()
 
     def _drain(self, block: bool) -> bool:
         """Handle queued commands (waiting for one if `block`); False once closed."""
@@ -160,6 +163,7 @@ class TransformersBackend:
             except queue.Empty:
                 return True
             block = False
+            self._pool_changed = True
             if kind == "close":
                 return False
             try:
@@ -268,6 +272,7 @@ class TransformersBackend:
     def _retire(self, seq: _Sequence) -> None:
         if self._sequences.pop(seq.request_id, None) is not None and seq.model is not None:
             self._pool.release(seq.model, seq.adapter)
+            self._pool_changed = True
 
     def _fail_all(self, model: LoadedModel, error: Exception) -> None:
         failed, model.batch, model.waiting = model.batch.rows + model.waiting, RunningBatch(), []

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 from transformers import DynamicCache
 
-# (input_ids, attention_mask, position_ids, cache, adapter name of each row[, every=True]) -> the
-# last-position logits (every: at every position); LoadedModel.forward
+# (input_ids, attention_mask or None where no row is padded, position_ids, cache, adapter name of
+# each row[, every=True]) -> the last-position logits (every: at every position); LoadedModel.forward
 Forward = Callable[..., torch.Tensor]
 
 
@@ -40,6 +40,9 @@ class RunningBatch:
         self.rows: list = []
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # (rows, cache length), 0 where padded
+        # Whether any row has padding. Without it the forward gets no mask at all: transformers
+        # then skips building and checking one every step (one stream is never padded).
+        self.padded = False
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -58,10 +61,11 @@ class RunningBatch:
             mask[i, length - len(p) :] = 1
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         cache = DynamicCache()
+        given = mask if any(len(p) != length for p in prompts) else None
         logits = (
-            forward(ids, mask, positions, cache, adapters, every=True)
+            forward(ids, given, positions, cache, adapters, every=True)
             if every
-            else forward(ids, mask, positions, cache, adapters)
+            else forward(ids, given, positions, cache, adapters)
         )
         return logits, cache, mask
 
@@ -69,6 +73,7 @@ class RunningBatch:
         """Add prefilled rows (their cache and mask) to the batch."""
         if self.cache is None or not self.rows:
             self.rows, self.cache, self.mask = list(rows), cache, mask
+            self.padded = not bool(mask.all())
             return
         mine, theirs = self.mask.shape[1], mask.shape[1]
         length = max(mine, theirs)
@@ -76,6 +81,7 @@ class RunningBatch:
             a.keys = torch.cat([_pad_left(a.keys, length - mine), _pad_left(b.keys, length - theirs)])
             a.values = torch.cat([_pad_left(a.values, length - mine), _pad_left(b.values, length - theirs)])
         self.mask = torch.cat([_pad_left(self.mask, length - mine), _pad_left(mask, length - theirs)])
+        self.padded = not bool(self.mask.all())
         self.rows.extend(rows)
 
     def step(self, forward: Forward, tokens: list[int], positions: list[int], adapters: list) -> torch.Tensor:
@@ -84,7 +90,7 @@ class RunningBatch:
         ids = torch.tensor(tokens, dtype=torch.long, device=device).unsqueeze(1)
         pos = torch.tensor(positions, dtype=torch.long, device=device).unsqueeze(1)
         mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
-        logits = forward(ids, mask, pos, self.cache, adapters)
+        logits = forward(ids, mask if self.padded else None, pos, self.cache, adapters)
         self.mask = mask
         return logits
 
@@ -93,7 +99,7 @@ class RunningBatch:
         if len(keep) == len(self.rows):
             return
         if not keep:
-            self.rows, self.cache, self.mask = [], None, None
+            self.rows, self.cache, self.mask, self.padded = [], None, None, False
             return
         index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
         self.rows = [self.rows[i] for i in keep]
@@ -102,6 +108,7 @@ class RunningBatch:
         used = self.mask.any(dim=0).nonzero()
         start = int(used[0]) if used.numel() else self.mask.shape[1]
         self.mask = self.mask[:, start:]
+        self.padded = not bool(self.mask.all())
         for layer in _layers(self.cache):
             layer.keys = layer.keys.index_select(0, index)[:, :, start:]
             layer.values = layer.values.index_select(0, index)[:, :, start:]
