@@ -33,6 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # bench.gpu_vs_trl
 
 LLAMA_8B = dict(
     hidden_size=4096,
@@ -240,6 +241,21 @@ def run_text(case: Case, work: Path, tokenizer_dir: Path, cuda: bool, peak: floa
     return Row(case.name, values)
 
 
+def run_fast_path(work: Path, tokenizer_dir: Path, cuda: bool, smoke: bool) -> Row:
+    """A polytune LoRA job with its defaults against plain TRL's on a 1B-shaped Llama
+    (bench/gpu_vs_trl.py): issue 17's accelerator goal, >= 1.8x tokens/s."""
+    from bench.gpu_vs_trl import compare
+
+    case = Case("tiny-lora-vs-trl", TINY, "lora", context=128, batch=4, steps=3)
+    if not smoke:
+        case = Case("llama-1b-lora-vs-trl", LLAMA_1B, "lora", context=2048, batch=8, steps=8)
+    folder = work / case.name
+    build_text_model(case, folder, tokenizer_dir, cuda)
+    values = compare(folder, work, batch=case.batch, context=case.context, steps=case.steps, cuda=cuda)
+    shutil.rmtree(folder, ignore_errors=True)
+    return Row(case.name, values)
+
+
 def run_image(work: Path, data_dir: Path, cuda: bool, smoke: bool, peak: float) -> Row:
     """A LoRA of a FLUX-shaped transformer (the tiny pipeline's VAE and text encoders around it)
     through run_image_training; on --smoke the tiny pipeline itself."""
@@ -342,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             rows.append(run_text(case, work, tokenizer_dir, cuda, peak))
             print(case.name, json.dumps(rows[-1].values), flush=True)
+        if not args.only or any("vs-trl" in o for o in args.only):
+            rows.append(run_fast_path(work, tokenizer_dir, cuda, args.smoke))
+            print(rows[-1].case, json.dumps(rows[-1].values), flush=True)
         if not args.only or any("flux" in o for o in args.only):
             rows.append(run_image(work, work / "data", cuda, args.smoke, peak))
             print(rows[-1].case, json.dumps(rows[-1].values), flush=True)
@@ -354,6 +373,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{v.get('peak_gib') or '—'} | {v.get('estimate_gib') or '—'} | {v.get('estimate_ratio') or '—'} | "
             f"{v.get('checkpoint_s', '—')} | {v.get('checkpoint_mib')} |"
         )
+    for r in rows:
+        if r.values.get("speedup") is not None:
+            print(
+                f"\n{r.case}: polytune's defaults {r.values['tokens_per_s']} tokens/s against plain TRL's "
+                f"{r.values['plain_tokens_per_s']}: {r.values['speedup']}x (target >= 1.8x); polytune "
+                f"{json.dumps(r.values['polytune_path'])}, plain {json.dumps(r.values['plain_path'])}"
+            )
     if args.json:
         args.json.write_text(json.dumps({r.case: r.values for r in rows}, indent=2))
     off = [r.case for r in rows if r.values.get("estimate_ratio") and not 0.75 <= r.values["estimate_ratio"] <= 1.25]

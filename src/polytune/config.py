@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # Text jobs on CPU: "auto" trains under bf16 autocast where the CPU has bf16 matrix
     # instructions and the model is large enough for it to win (training/cpu_path.py).
     train_precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # Text jobs on an accelerator: "auto" uses Liger kernels for supervised jobs where
+    # liger-kernel is installed (the `gpu` extra) and patches the model type (training/gpu_path.py).
+    liger: Literal["auto", "off"] = "auto"
 
     # Seals secrets at rest (W&B keys): a Fernet key. Unset: one is generated into
     # <data dir>/secret.key (0600). Set it on every machine when workers run elsewhere.

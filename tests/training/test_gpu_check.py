@@ -24,7 +24,13 @@ def test_the_gpu_check_runs_on_cpu_with_tiny_shapes(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())
-    assert set(rows) == {"tiny-lora", "tiny-full", "tiny-dpo", "tiny-flux-lora"}
+    assert set(rows) == {"tiny-lora", "tiny-full", "tiny-dpo", "tiny-lora-vs-trl", "tiny-flux-lora"}
+    # The throughput case runs both sides; on CPU polytune's path is the CPU's (no Liger, no
+    # checkpointing, padding-free batches).
+    versus = rows["tiny-lora-vs-trl"]
+    assert versus["tokens_per_s"] > 0 and versus["plain_tokens_per_s"] > 0 and versus["speedup"] > 0
+    assert versus["polytune_path"]["padding_free"] and not versus["polytune_path"]["liger"]
+    assert "against plain TRL's" in proc.stdout
     for name in ("tiny-lora", "tiny-full", "tiny-dpo"):
         row = rows[name]
         assert row["tokens_per_s"] > 0 and 0 < row["mfu"] < 1 and row["estimate_gib"] > 0, row

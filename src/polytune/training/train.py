@@ -58,6 +58,7 @@ def trainer_settings(trainer) -> dict[str, Any]:
             "packing",
             "seed",
             "bf16",
+            "use_liger_kernel",
         )
     }
     # The threads the worker's torch kernels really run on (a benchmark compares them with plain TRL's).

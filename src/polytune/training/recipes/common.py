@@ -22,6 +22,8 @@ from polytune.training.sharding import fsdp_training_args, job_strategy
 
 if TYPE_CHECKING:
     from peft import LoraConfig
+
+    from polytune.training.gpu_path import GpuPath
     from transformers import Trainer
 
 
@@ -62,9 +64,13 @@ def training_args(
     hp = spec.hyperparameters
     cuda = torch.cuda.is_available()
     precision = job_precision(spec)
-    checkpointing = hp.gradient_checkpointing if hp.gradient_checkpointing is not None else cuda
     # A multi-worker job shards the model (FSDP) when POLYTUNE_FSDP says so (sharding.py).
     strategy = job_strategy(settings.fsdp, model_path, lora=spec.adapter.kind == "lora")
+    sharded = bool(strategy is not None and strategy.fsdp)
+    # An accelerator's fast path (gpu_path.py): Liger kernels, and gradient checkpointing only
+    # where memory needs it. On a CPU checkpointing is off unless the job asks (it costs ~20-30%).
+    gpu = accelerator_path(spec, entry, model_path, settings, precision, fsdp=sharded) if cuda else None
+    checkpointing = gpu.gradient_checkpointing if gpu is not None else bool(hp.gradient_checkpointing)
     fsdp = (
         fsdp_training_args(
             model_path,
@@ -85,7 +91,7 @@ def training_args(
             max_steps=hp.max_steps or -1,
             # batch_size is the job's global batch: split across the workers of a multi-worker job,
             # and on an accelerator into micro-batches that fit its memory (plan_batches).
-            **plan_batches(spec, entry, model_path, fsdp=bool(fsdp), cuda=cuda),
+            **plan_batches(spec, entry, model_path, fsdp=bool(fsdp), cuda=cuda, checkpointing=checkpointing),
             learning_rate=hp.learning_rate,
             lr_scheduler_type=scheduler_type(hp.lr_scheduler or entry.lr_scheduler, hp.warmup_ratio),
             warmup_steps=hp.warmup_ratio or 0.0,  # a float below 1 is a ratio of all steps
@@ -99,6 +105,7 @@ def training_args(
             bf16=precision.bf16 if cuda else cpu_bf16(model_path, settings),
             fp16=precision.fp16,
             activation_checkpointing=checkpointing,
+            use_liger_kernel=bool(gpu is not None and gpu.liger),
             seed=spec.seed,
             data_seed=spec.seed,
             logging_steps=1,
@@ -147,7 +154,7 @@ def job_precision(spec: JobSpec) -> Precision:
 
 
 def plan_batches(
-    spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, fsdp: bool, cuda: bool
+    spec: JobSpec, entry: CatalogEntry, model_path: Path | str, *, fsdp: bool, cuda: bool, checkpointing: bool = True
 ) -> dict[str, int]:
     """Micro-batch and gradient accumulation. On an accelerator the micro-batch is what fits the
     device's token budget (catalog/memory.py) and accumulation makes up the global batch; a job
@@ -176,6 +183,7 @@ def plan_batches(
         memory.job_shape(spec, adapter_default=entry.adapter_default, max_length=entry.max_length),
         devices=world_size(),
         fsdp=fsdp,
+        gradient_checkpointing=checkpointing,
     )
     plan = memory.batching(dims, shape, capacity, global_batch=int(hp.batch_size))
     return dict(
@@ -185,12 +193,64 @@ def plan_batches(
     )
 
 
+def accelerator_path(
+    spec: JobSpec, entry: CatalogEntry, model_path: Path | str, settings: Settings, precision: Precision, *, fsdp: bool
+) -> GpuPath:
+    """gpu_path.choose for this job: its model type and precision, what is installed, and the
+    largest micro-batch the memory plan fits on this device without gradient checkpointing."""
+    from dataclasses import replace
+
+    from polytune.catalog import memory
+    from polytune.training import gpu_path
+    from polytune.training.distributed import world_size
+    from polytune.training.sharding import device_memory
+
+    hp = spec.hyperparameters
+    config = memory.read_config(model_path, **entry.load_options) or {}
+    dims = memory.ModelDims.from_config(config)
+    shape = replace(
+        memory.job_shape(spec, adapter_default=entry.adapter_default, max_length=entry.max_length),
+        devices=world_size(),
+        fsdp=fsdp,
+        gradient_checkpointing=False,
+    )
+    capacity = device_memory()
+    without = 0
+    if dims is not None and capacity and memory.fits(dims, replace(shape, micro_batch=1), capacity):
+        without = memory.batching(dims, shape, capacity, global_batch=int(hp.batch_size)).micro_batch
+    # The memory plan models supervised and DPO steps; reinforcement also generates, so it keeps
+    # checkpointing unless the job turns it off.
+    planned = spec.method.type in ("supervised", "dpo")
+    asked = hp.gradient_checkpointing if planned or hp.gradient_checkpointing is not None else True
+    return gpu_path.choose(
+        method=spec.method.type,
+        model_type=str(config.get("model_type", "")),
+        half_precision=precision.compute_dtype != "float32",
+        liger_installed=gpu_path.installed("liger_kernel"),
+        flash_installed=gpu_path.installed("flash_attn"),
+        checkpointing_asked=asked,
+        micro_batch_without=without,
+        per_device_batch=-(-int(hp.batch_size) // max(1, shape.devices)),
+        context_length=shape.context_length,
+        liger_setting=settings.liger,
+        liger_types=gpu_path.liger_model_types(),
+    )
+
+
 def load_policy(model_path: Path | str, precision: Precision | None = None, **options: Any):
     """The model to train, in the job's precision (fp32 on CPU: see training/precision.py);
     `options`: the catalog entry's load_options (revision, trust_remote_code)."""
     from transformers import AutoModelForCausalLM
 
+    import torch
+
+    from polytune.training.gpu_path import installed
+
     precision = precision or precision_for_device("full")
+    # FlashAttention 2 where it is installed and the compute dtype is half (gpu_path.py): its
+    # variable-length kernel serves padding-free batches; transformers' default (sdpa) otherwise.
+    if torch.cuda.is_available() and precision.compute_dtype != "float32" and installed("flash_attn"):
+        options = {"attn_implementation": "flash_attention_2", **options}
     return AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs(precision), **options)
 
 
