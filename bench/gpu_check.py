@@ -33,7 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))  # bench.gpu_vs_trl
+sys.path.insert(0, str(ROOT))  # bench._gpu_vs_trl
 
 LLAMA_8B = dict(
     hidden_size=4096,
@@ -243,8 +243,8 @@ def run_text(case: Case, work: Path, tokenizer_dir: Path, cuda: bool, peak: floa
 
 def run_fast_path(work: Path, tokenizer_dir: Path, cuda: bool, smoke: bool) -> Row:
     """A polytune LoRA job with its defaults against plain TRL's on a 1B-shaped Llama
-    (bench/gpu_vs_trl.py): issue 17's accelerator goal, >= 1.8x tokens/s."""
-    from bench.gpu_vs_trl import compare
+    (bench/_gpu_vs_trl.py): issue 17's accelerator goal, >= 1.8x tokens/s."""
+    from bench._gpu_vs_trl import compare
 
     case = Case("tiny-lora-vs-trl", TINY, "lora", context=128, batch=4, steps=3)
     if not smoke:

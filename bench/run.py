@@ -15,7 +15,7 @@ if __name__ == "__main__":
     extra = ["--smoke"] if "--smoke" in sys.argv[1:] else []
     code = 0
     for script in sorted(HERE.glob("*.py")):
-        if script.name == "run.py":
+        if script.name == "run.py" or script.name.startswith("_"):  # _name.py: a module the scripts import
             continue
         print(f"\n=== {script.name} ===", flush=True)
         code |= subprocess.call([sys.executable, str(script), *extra])

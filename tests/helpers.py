@@ -126,3 +126,18 @@ def preference_rows(n: int = 12) -> list[dict]:
 
 def preference_jsonl(n: int = 12) -> bytes:
     return b"".join(json.dumps(r).encode() + b"\n" for r in preference_rows(n))
+
+
+# The Evals tests' item schema and exact-match grader (OpenAI's string_check).
+QA_SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
+    "required": ["question", "answer"],
+}
+EXACT_GRADER = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "operation": "eq",
+}

@@ -13,21 +13,10 @@ from polytune.store import tables as t
 from tests.api.support import in_process
 from tests.dialects.oxen.support import QA_CSV
 from tests.helpers import chat_jsonl
+from tests.helpers import EXACT_GRADER as EXACT, QA_SCHEMA as SCHEMA
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning")]
 
-SCHEMA = {
-    "type": "object",
-    "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
-    "required": ["question", "answer"],
-}
-EXACT = {
-    "type": "string_check",
-    "name": "exact",
-    "input": "{{sample.output_text}}",
-    "reference": "{{item.answer}}",
-    "operation": "eq",
-}
 TEMPLATE = {"type": "template", "template": [{"role": "user", "content": "{{item.question}}"}]}
 SOURCE = {"type": "file_content", "content": [{"item": {"question": "capital of Zorbia?", "answer": "Quillon."}}]}
 

@@ -15,23 +15,12 @@ from polytune.services.eval_runner import EvalRunner
 from polytune.store import tables as t
 from tests.api.support import in_process
 from tests.helpers import chat_jsonl
+from tests.helpers import EXACT_GRADER as EXACT, QA_SCHEMA as SCHEMA
 
 # The openai SDK marks its Evals API deprecated (OpenAI retires its own service); polytune keeps it.
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning")]
 
-SCHEMA = {
-    "type": "object",
-    "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
-    "required": ["question", "answer"],
-}
 CONFIG = {"type": "custom", "item_schema": SCHEMA, "include_sample_schema": True}
-EXACT = {
-    "type": "string_check",
-    "name": "exact",
-    "input": "{{sample.output_text}}",
-    "reference": "{{item.answer}}",
-    "operation": "eq",
-}
 FUZZY = {
     "type": "text_similarity",
     "name": "fuzzy",

@@ -8,6 +8,7 @@ import pytest
 
 from tests.dashboard.browser import find, shot, sign_in_as, text_of
 from tests.helpers import wait_for
+from tests.helpers import EXACT_GRADER as EXACT
 
 pytestmark = [
     pytest.mark.slow,
@@ -15,13 +16,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning"),
 ]
 CONFIG = {"type": "custom", "item_schema": {"type": "object"}, "include_sample_schema": True}
-EXACT = {
-    "type": "string_check",
-    "name": "exact",
-    "input": "{{sample.output_text}}",
-    "reference": "{{item.answer}}",
-    "operation": "eq",
-}
 
 
 def _rows(outputs: list[str]) -> list[dict]:

@@ -10,19 +10,13 @@ import pytest
 
 from tests.dashboard.browser import find, shot, sign_in_as, text_of
 from tests.helpers import chat_jsonl, wait_done, wait_for
+from tests.helpers import EXACT_GRADER as EXACT
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.sqlite_only,
     pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning"),
 ]
-EXACT = {
-    "type": "string_check",
-    "name": "exact",
-    "input": "{{sample.output_text}}",
-    "reference": "{{item.answer}}",
-    "operation": "eq",
-}
 
 
 def test_the_job_page_shows_its_eval_results(server, client, browser):

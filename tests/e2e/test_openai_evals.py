@@ -13,6 +13,7 @@ import pytest
 from openai import OpenAI
 
 from tests.helpers import wait_done, wait_for
+from tests.helpers import EXACT_GRADER as EXACT
 
 pytestmark = [
     pytest.mark.sqlite_only,
@@ -27,13 +28,6 @@ CONFIG = {
         "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
         "required": ["question", "answer"],
     },
-}
-EXACT = {
-    "type": "string_check",
-    "name": "exact",
-    "input": "{{sample.output_text}}",
-    "reference": "{{item.answer}}",
-    "operation": "eq",
 }
 TEMPLATE = {
     "type": "template",

@@ -5,14 +5,7 @@ from __future__ import annotations
 
 import openai
 import pytest
-
-EXACT = {
-    "type": "string_check",
-    "name": "exact",
-    "input": "{{sample.output_text}}",
-    "reference": "{{item.answer}}",
-    "operation": "eq",
-}
+from tests.helpers import EXACT_GRADER as EXACT
 
 
 def test_validate_returns_the_grader(client):

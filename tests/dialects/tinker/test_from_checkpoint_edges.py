@@ -17,21 +17,10 @@ import pytest
 from tests.dialects.oxen.support import QA_CSV, http, put_file
 from tests.dialects.tinker.test_from_checkpoint import _openai, taught  # noqa: F401  (a module fixture)
 from tests.helpers import chat_jsonl, wait_done, wait_for
+from tests.helpers import EXACT_GRADER as EXACT, QA_SCHEMA as SCHEMA
 
 pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-SCHEMA = {
-    "type": "object",
-    "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
-    "required": ["question", "answer"],
-}
-EXACT = {
-    "type": "string_check",
-    "name": "exact",
-    "input": "{{sample.output_text}}",
-    "reference": "{{item.answer}}",
-    "operation": "eq",
-}
 SOURCE = {"type": "file_content", "content": [{"item": {"question": "capital of Zorbia?", "answer": "Quillon."}}]}
 DATA_SOURCE = {
     "type": "completions",
