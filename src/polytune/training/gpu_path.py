@@ -47,6 +47,11 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def attention(half_precision: bool, flash_installed: bool) -> str:
+    """The attention implementation on an accelerator (FlashAttention has no fp32 kernels)."""
+    return "flash_attention_2" if flash_installed and half_precision else "sdpa"
+
+
 def liger_model_types() -> frozenset[str]:
     try:
         from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
@@ -81,8 +86,8 @@ def choose(
         reasons.append("no Liger kernels (liger-kernel is not installed: the `gpu` extra)")
     else:
         reasons.append(f"no Liger kernels (not for {method} jobs or model type '{model_type}')")
-    flash = flash_installed and half_precision
-    attention = "flash_attention_2" if flash else "sdpa"
+    attn = attention(half_precision, flash_installed)
+    flash = attn == "flash_attention_2"
     reasons.append("FlashAttention 2" if flash else "sdpa attention (flash-attn not installed or fp32 compute)")
     if checkpointing_asked is not None:
         checkpointing = checkpointing_asked
@@ -97,5 +102,5 @@ def choose(
             else f"no gradient checkpointing ({micro_batch_without} sequence(s) fit without it)"
         )
     return GpuPath(
-        liger=liger, attn_implementation=attention, gradient_checkpointing=checkpointing, reason="; ".join(reasons)
+        liger=liger, attn_implementation=attn, gradient_checkpointing=checkpointing, reason="; ".join(reasons)
     )

@@ -220,8 +220,9 @@ def accelerator_path(
         without = memory.batching(dims, shape, capacity, global_batch=int(hp.batch_size)).micro_batch
     # The memory plan models supervised and DPO steps; reinforcement also generates, so it keeps
     # checkpointing unless the job turns it off.
-    planned = spec.method.type in ("supervised", "dpo")
-    asked = hp.gradient_checkpointing if planned or hp.gradient_checkpointing is not None else True
+    asked = hp.gradient_checkpointing
+    if asked is None and spec.method.type not in ("supervised", "dpo"):
+        asked = True
     return gpu_path.choose(
         method=spec.method.type,
         model_type=str(config.get("model_type", "")),
@@ -244,12 +245,13 @@ def load_policy(model_path: Path | str, precision: Precision | None = None, **op
 
     import torch
 
-    from polytune.training.gpu_path import installed
+    from polytune.training.gpu_path import attention, installed
 
     precision = precision or precision_for_device("full")
     # FlashAttention 2 where it is installed and the compute dtype is half (gpu_path.py): its
     # variable-length kernel serves padding-free batches; transformers' default (sdpa) otherwise.
-    if torch.cuda.is_available() and precision.compute_dtype != "float32" and installed("flash_attn"):
+    half = precision.compute_dtype != "float32"
+    if torch.cuda.is_available() and attention(half, installed("flash_attn")) == "flash_attention_2":
         options = {"attn_implementation": "flash_attention_2", **options}
     return AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs(precision), **options)
 
