@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -119,3 +120,49 @@ def test_fetching_a_model_to_serve_prunes_the_node_cache(tmp_path, tiny):
     _age(first)
     second = fetch_model_dir(blobs, root, "models/b/final", max_bytes=int(1.5 * size))
     assert not first.exists() and (second / "config.json").is_file()
+
+
+def _at_once(n: int, fn) -> list[BaseException]:
+    """Run `fn` in n threads released together; the errors they raised."""
+    barrier, errors = threading.Barrier(n), []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_eight_requests_fetching_a_model_just_trained_all_get_it(tmp_path, tiny):
+    # The demo's first chat requests for its fine-tuned model: eight at once, each fetching the
+    # model with the cache cap on. A fetch pruning while another staged its copy once answered
+    # "weights missing" (the prune's walk met a staging folder as it was renamed away).
+    blobs = BlobStore(f"memory://fetch-{new_id('t', 8)}")
+    blobs.put_dir(Path(tiny[1]), "models/ftjob-x/ckpt-step-30")
+    for round_ in range(8):
+        root = tmp_path / f"cache-{round_}"
+        errors = _at_once(8, lambda: fetch_model_dir(blobs, root, "models/ftjob-x/ckpt-step-30", max_bytes=100 << 30))
+        assert errors == []
+        folder = root / "models/ftjob-x/ckpt-step-30"
+        assert (folder / "config.json").is_file() and node_cache.sidecar(folder).is_file()
+        assert [p.name for p in folder.parent.iterdir() if ".partial-" in p.name] == []
+    assert node_cache._held == {}  # every hold released, once each
+
+
+def test_prunes_at_once_remove_each_copy_once(tmp_path):
+    for round_ in range(40):
+        root = tmp_path / f"cache-{round_}"
+        old = [_copy(root, f"models/{i}/final", KB, used_ago=3 * 3600) for i in range(4)]
+        removed: list[Path] = []
+        errors = _at_once(2, lambda: removed.extend(node_cache.prune(root, 1)))
+        assert errors == []
+        assert sorted(removed) == sorted(old)  # each by one of the two
+        assert not any(f.exists() or node_cache.sidecar(f).exists() for f in old)

@@ -18,6 +18,7 @@ import fcntl
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ GRACE_SECONDS = 600.0
 
 # Copies this process holds: folder -> (the open sidecar carrying the shared lock, times held).
 _held: dict[Path, tuple[int, int]] = {}
+# Threads of a server fetch at once (eight requests for a model just trained): one count each.
+_held_lock = threading.Lock()
 
 
 def sidecar(folder: Path) -> Path:
@@ -41,10 +44,11 @@ def hold(folder: Path) -> None:
     """Hold `folder` in use by this process (until release, or the process ends): pruning skips
     it. Waits while a prune is removing it; then the caller finds it gone and fetches it again."""
     folder = Path(folder)
-    if folder in _held:
-        fd, count = _held[folder]
-        _held[folder] = (fd, count + 1)
-        return
+    with _held_lock:
+        if folder in _held:
+            fd, count = _held[folder]
+            _held[folder] = (fd, count + 1)
+            return
     folder.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(sidecar(folder), os.O_RDWR | os.O_CREAT, 0o600)
@@ -55,17 +59,24 @@ def hold(folder: Path) -> None:
             if os.fstat(fd).st_ino == os.stat(sidecar(folder)).st_ino:
                 break
         os.close(fd)
-    _held[folder] = (fd, 1)
+    with _held_lock:
+        if folder in _held:  # another thread took it meanwhile: its lock holds for both
+            held_fd, count = _held[folder]
+            _held[folder] = (held_fd, count + 1)
+            os.close(fd)
+        else:
+            _held[folder] = (fd, 1)
 
 
 def release(folder: Path) -> None:
     folder = Path(folder)
-    if folder not in _held:
-        return
-    fd, count = _held.pop(folder)
-    if count > 1:
-        _held[folder] = (fd, count - 1)
-        return
+    with _held_lock:
+        if folder not in _held:
+            return
+        fd, count = _held.pop(folder)
+        if count > 1:
+            _held[folder] = (fd, count - 1)
+            return
     os.close(fd)  # and with it the lock
 
 
@@ -93,13 +104,23 @@ class Copy:
 
 
 def copies(root: Path) -> list[Copy]:
-    """The copies under `root`, least recently used first."""
+    """The copies under `root`, least recently used first.
+
+    Other threads and processes fetch and prune under `root` meanwhile: a folder that vanishes
+    during the walk is skipped (os.walk ignores it), and the hidden folders a fetch stages in
+    (`.<name>.partial-*`) or a prune removes (`.<name>.pruned-*`) are not walked: they are not
+    copies, and they come and go while the walk is under way."""
     found = []
-    for side in Path(root).rglob(f"*{SIDECAR}"):
-        folder = side.with_name(side.name.removesuffix(SIDECAR))
-        with contextlib.suppress(FileNotFoundError):
-            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
-            found.append(Copy(folder, size, side.stat().st_mtime))
+    for parent, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.endswith(SIDECAR) or name.startswith("."):
+                continue
+            side = Path(parent) / name
+            folder = side.with_name(name.removesuffix(SIDECAR))
+            with contextlib.suppress(FileNotFoundError):
+                size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+                found.append(Copy(folder, size, side.stat().st_mtime))
     return sorted(found, key=lambda c: c.last_used)
 
 
@@ -135,12 +156,20 @@ def _remove_unless_held(folder: Path) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # a live process holds it
+        # Another prune removed this copy between our open and our lock (and a fetch may have
+        # made a new one since, whose holders lock the new sidecar): nothing of ours to remove.
+        try:
+            if os.fstat(fd).st_ino != os.stat(sidecar(folder)).st_ino:
+                return False
+        except FileNotFoundError:
+            return False
         # Renamed aside first: a half-removed folder is never taken for a copy.
-        doomed = folder.with_name(f".{folder.name}.pruned-{os.getpid()}")
+        doomed = folder.with_name(f".{folder.name}.pruned-{os.getpid()}-{threading.get_ident()}")
         with contextlib.suppress(FileNotFoundError):
             os.rename(folder, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
-        os.unlink(sidecar(folder))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(sidecar(folder))
         return True
     finally:
         os.close(fd)
