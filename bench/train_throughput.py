@@ -22,9 +22,10 @@ measured in the same run; MFU = model FLOPs per second / the peak of the dtype t
 computes in. Model FLOPs per token: 6·N for a full fine-tune; for LoRA 4·N (forward, and the
 backward through the frozen weights) + 6·N_lora (the adapter's own forward and both
 backwards) — N the base model's parameters. Tokens: non-padding tokens seen by the trainer.
-Runs alternate plain, polytune, plain, ... (`--repeats` rounds) and the table keeps each
-side's fastest run (the least disturbed by other work on the machine), with `uptime`'s load
-printed beside it.
+Runs alternate plain, polytune, ..., then in reverse (`--repeats` rounds, ABBA) and the table
+keeps each side's fastest run (the least disturbed by other work on the machine) and the ratio
+of the medians, with `uptime`'s load printed beside it. Each plain run is a process of its own,
+as a user's script is.
 
     .venv/bin/python bench/train_throughput.py [--methods lora,full] [--repeats 2]
         [--runs plain,polytune-same,polytune,plain-bf16] [--model 512x8x1536] [--smoke]
@@ -153,6 +154,30 @@ def plain_trl(model_dir: Path, data: list[dict], method: str, out: Path, *, bf16
     }
 
 
+def plain_in_own_process(model_dir: Path, examples: int, method: str, out: Path, *, bf16: bool) -> dict:
+    """plain_trl as a user runs their script: `python script.py`, a process of its own. (Run in
+    the benchmark's process, plain inherited an allocator the matmul peak and earlier runs had
+    warmed: about half the page faults of a fresh process.)"""
+    import subprocess
+
+    args = {"model_dir": str(model_dir), "examples": examples, "method": method, "out": str(out), "bf16": bf16}
+    done = subprocess.run(
+        [sys.executable, __file__, "--plain-child", json.dumps(args)], capture_output=True, text=True, check=False
+    )
+    results = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not results:
+        raise SystemExit(f"plain run failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(results[-1].removeprefix("RESULT "))
+
+
+def plain_child(arguments: str) -> int:
+    a = json.loads(arguments)
+    data = chat_rows(a["examples"])
+    result = plain_trl(Path(a["model_dir"]), data, a["method"], Path(a["out"]), bf16=a["bf16"])
+    print("RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
 class PolytuneServer:
     """A real `polytune serve` with the benchmark model in its catalog, warm workers on."""
 
@@ -206,6 +231,12 @@ class PolytuneServer:
         self.server.stop()
 
 
+def median_seconds(runs: list[dict]) -> float:
+    import statistics
+
+    return statistics.median(r["seconds"] for r in runs)
+
+
 def load() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
@@ -218,7 +249,10 @@ def main() -> int:
     ap.add_argument("--examples", type=int, default=96)
     ap.add_argument("--model", default="512x8x1536", help="hidden x layers x MLP size of the Llama built here")
     ap.add_argument("--smoke", action="store_true", help="smallest run through every part (for the tests)")
+    ap.add_argument("--plain-child", help=argparse.SUPPRESS)  # one plain run, in a process of its own
     args = ap.parse_args()
+    if args.plain_child:
+        return plain_child(args.plain_child)
     hidden, layers, intermediate = (int(v) for v in args.model.split("x"))
     size = {"hidden": hidden, "layers": layers, "intermediate": intermediate}
     if args.smoke:
@@ -252,10 +286,13 @@ def main() -> int:
                 servers["polytune"] = PolytuneServer(tmp / "default", model_dir, data)
             for round_ in range(args.repeats):
                 for method in methods:
-                    for run in runs:
+                    # Odd rounds run in reverse (ABBA): a drift in the machine's speed falls on both.
+                    for run in runs if round_ % 2 == 0 else runs[::-1]:
                         before = load()
                         if run.startswith("plain"):
-                            r = plain_trl(model_dir, data, method, tmp / f"plain-{round_}", bf16=run == "plain-bf16")
+                            r = plain_in_own_process(
+                                model_dir, args.examples, method, tmp / f"plain-{round_}", bf16=run == "plain-bf16"
+                            )
                         else:
                             r = servers[run].run(method, **({"packing": False} if run == "polytune-same" else {}))
                         r["load"] = f"{before}/{load()}"
@@ -272,17 +309,17 @@ def main() -> int:
     print(
         f"\nSFT, {params / 1e6:.1f} M parameters (LoRA r{RANK}: {lora_params / 1e6:.2f} M trainable), "
         f"{len(data)} mixed-length chat examples, 1 epoch, batch {BATCH}, constant lr {LR}, seed {SEED}, "
-        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores, fastest of {args.repeats}"
+        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores, fastest (and median) of {args.repeats}"
     )
     print(
         f"matmul peak (torch.mm 2048², this process): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
         f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s\n"
     )
     print(
-        "| method | run | train s | tokens/s | × plain | first-step loss | final loss | GFLOP/s | MFU | "
-        "torch threads | padding-free | load (1-min, before/after) |"
+        "| method | run | train s | tokens/s | × plain | × plain (medians) | first-step loss | final loss | GFLOP/s | "
+        "MFU | torch threads | padding-free | load (1-min, before/after) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for method in methods:
         base = min(results[(method, "plain")], key=lambda r: r["seconds"]) if (method, "plain") in results else None
         per_token = model_flops_per_token(params, lora_params if method == "lora" else 0)
@@ -290,9 +327,14 @@ def main() -> int:
             r = min(results[(method, run)], key=lambda r: r["seconds"])
             rate = r["tokens"] / r["seconds"]
             speedup = f"{(base['seconds'] / r['seconds']):.2f}" if base else ""
+            medians = (
+                f"{median_seconds(results[(method, 'plain')]) / median_seconds(results[(method, run)]):.2f}"
+                if base
+                else ""
+            )
             flops = per_token * rate
             print(
-                f"| {method} | {run} | {r['seconds']:.2f} | {rate:.0f} | {speedup} | {r['first_loss']:.6f} | "
+                f"| {method} | {run} | {r['seconds']:.2f} | {rate:.0f} | {speedup} | {medians} | {r['first_loss']:.6f} | "
                 f"{r['final_loss']:.6f} | {flops / 1e9:.1f} | {flops / peaks[r['dtype']]:.1%} ({r['dtype']}) | "
                 f"{r['threads']} | {'yes' if r['padding_free'] else 'no'} | {r['load']} |"
             )
