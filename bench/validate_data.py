@@ -4,8 +4,9 @@ For each file, in one run, each measure in its own fresh process (so peak RSS is
 
 - bare parse: `orjson.loads` of every line, nothing else — the floor to compare with;
 - validate: polytune's validation without token counting (parse + schema of every row);
-- validate + tokens: validation, then the token count with polytune-tiny's tokenizer and
-  chat template (what a job's `validating_files` step does);
+- validate + tokens: validation and the token count with polytune-tiny's tokenizer and chat
+  template, in one read of the file (`check_and_measure`: what a job's `validating_files` step
+  does since 6 December 2026; before, validation read the file, then the count read it again);
 - validate + reference tokens: the same count done the straightforward way (every
   conversation rendered by the template, then transformers' tokenizer `__call__` on the
   batches `measure_file` hands it, 64 rows since 5 December 2026, at most 256 texts a call),
@@ -113,7 +114,7 @@ def measure(phase: str, path: Path, models_dir: Path) -> dict:
         counter = TokenCounter(load_tokenizer(ensure_tiny(models_dir)))
         if phase == "reference":
             counter = ReferenceCounter(counter.tokenizer)
-    from polytune.data.tokens import measure_file
+    from polytune.data.tokens import check_and_measure, measure_file
     from polytune.data.validate import validate_file
 
     start_rss = _rss_mb()
@@ -126,6 +127,9 @@ def measure(phase: str, path: Path, models_dir: Path) -> dict:
                 loads(line)
                 n += 1
         extra = {}
+    elif phase == "tokens":  # as a job's data check does it: one read of the file checks and counts
+        summary, report = check_and_measure(path, counter, method="supervised", context_length=4096)
+        n, extra = summary.n_examples, {"tokens": report.tokens, "longest": report.longest}
     else:
         n = validate_file(path, method="supervised").n_examples
         extra = {}

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from polytune.data.convert import trl_dataset
-from polytune.data.tokens import TokenCounter, load_tokenizer, measure, measure_file
-from tests.data.catalogue import CHAT, jsonl
+from polytune.data.problems import DatasetError
+from polytune.data.tokens import TokenCounter, check_and_measure, load_tokenizer, measure, measure_file
+from polytune.data.validate import validate_file
+from tests.data.catalogue import CHAT, OPENAI_PREF, RL, jsonl
 
 CHATS = [
     {
@@ -108,3 +110,44 @@ def test_a_template_that_refuses_a_row_names_the_line(tmp_path, tiny_path):
         DatasetError, match="line 2: the model's chat template cannot render this example .*no developer"
     ):
         measure_file(path, TokenCounter(strict), method="supervised", context_length=100)
+
+
+@pytest.mark.parametrize(
+    ("rows", "method"),
+    [(CHATS, "supervised"), (COMPLETIONS, "supervised"), ([OPENAI_PREF] * 3, "dpo"), ([RL] * 3, "reinforcement")],
+    ids=["chat", "prompt_completion", "preference", "reinforcement"],
+)
+def test_one_read_checks_and_counts_as_the_two_passes_do(tmp_path, counter, rows, method):
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(jsonl(*rows))
+    summary, report = check_and_measure(path, counter, method=method, context_length=40, long_examples="drop")
+    assert summary == validate_file(path, method=method)
+    assert report == measure_file(path, counter, method=method, context_length=40, long_examples="drop")
+    assert report.tokens > 0
+
+
+def test_one_read_reports_the_files_problems_before_a_template_refusal(tmp_path, tiny_path):
+    strict = TokenCounter(
+        load_tokenizer(
+            tiny_path,
+            chat_template=(
+                "{% for m in messages %}{% if m['role'] == 'developer' %}{{ raise_exception('no developer role') }}"
+                "{% endif %}{{ m['content'] }}{% endfor %}"
+            ),
+        )
+    )
+    developer = {"messages": [{"role": "developer", "content": "Be brief."}, *CHAT["messages"][1:]]}
+    path = tmp_path / "data.jsonl"
+    # Line 2 the template refuses; line 4 is a broken row: the file's problem is what the user sees.
+    path.write_bytes(jsonl(CHAT, developer, CHAT, {"messages": [{"role": "user"}]}))
+    with pytest.raises(DatasetError, match="line 4") as caught:
+        check_and_measure(path, strict, method="supervised", context_length=100)
+    assert "chat template" not in caught.value.message
+    # Without the broken row, the refusal, by line.
+    path.write_bytes(jsonl(CHAT, developer, CHAT))
+    with pytest.raises(DatasetError, match="line 2: the model's chat template cannot render this example"):
+        check_and_measure(path, strict, method="supervised", context_length=100)
+    # A file of another method's format: the first row says so.
+    path.write_bytes(jsonl(OPENAI_PREF, OPENAI_PREF))
+    with pytest.raises(DatasetError, match="line 1 is .* but a supervised job needs"):
+        check_and_measure(path, strict, method="supervised", context_length=100)

@@ -51,8 +51,10 @@ def test_worker_runs_the_runner_in_its_own_process_group(tmp_path, warm):
             # Forked by the fork server, which had imported the training stack beforehand.
             assert ppid != os.getpid()
             assert "preloaded (warm start)" in log
+            # ... and frozen it out of the collector's sight (a worker's full collections skip it).
+            assert int(re.search(r"\((\d+) objects frozen", log).group(1)) > 100_000
         else:
             assert ppid == os.getpid()
-            assert "not imported yet (cold start)" in log
+            assert "not imported yet (cold start) (0 objects frozen" in log
     finally:
         ex.shutdown()

@@ -30,6 +30,8 @@ from .problems import DatasetError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from .validate import DatasetSummary
+
 LongExamples = Literal["drop", "truncate"]
 # Lines listed by number in reports and events; the rest are counted.
 MAX_LISTED_LINES = 20
@@ -258,3 +260,37 @@ def measure_file(
         keep=keep,
         param=param,
     )
+
+
+def check_and_measure(
+    path: Path,
+    counter: TokenCounter,
+    *,
+    method: str,
+    context_length: int,
+    long_examples: LongExamples = "drop",
+    param: str = "training_file",
+    item_fields: tuple[str, ...] = (),
+    min_examples: int = 1,
+) -> tuple[DatasetSummary, TokenReport]:
+    """validate_file and measure_file in one read of the file (a job's data check): each row is
+    counted as soon as it is checked. The file's problems come first: a row the chat template
+    refuses is reported only when the file is otherwise valid."""
+    from .formats import SPECS
+    from .validate import FileCheck
+
+    check = FileCheck(path, method=method, param=param, item_fields=item_fields)
+    try:
+        report = measure(
+            ((line_no, SPECS[fmt].to_trl(obj)) for line_no, obj, fmt in check.rows()),
+            counter,
+            context_length=context_length,
+            long_examples=long_examples,
+            param=param,
+        )
+    except DatasetError:
+        if check.fatal is None:
+            check.drain()
+        check.summary(min_examples)  # the file's own problems, when it has any
+        raise
+    return check.summary(min_examples), report

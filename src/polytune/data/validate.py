@@ -7,8 +7,10 @@ method is known. Problems are collected for the whole file, the first 20 shown, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .formats import (
     FORMATS,
@@ -53,79 +55,119 @@ def validate_file(
     `method` None checks the file for any method (at upload); otherwise its format must be
     one the method trains on. `item_fields` are fields grader templates read from each row.
     """
-    allowed = METHOD_FORMATS[method] if method else FORMATS
-    log = ProblemLog()
-    n_examples = 0
-    file_format: str | None = None
-    first_line = 0
-    shape: str | None = None
-    check = None
-    plain_chat = False
-    conversational: bool | None = None  # preference files: messages or plain strings
-    for line_no, obj, problem in read_rows(path):
-        if obj is None:
-            log.add(line_no, [problem])  # type: ignore[list-item]
-            continue
-        n_examples += 1
-        # The common row of a chat file, accepted at parsing speed (chat_problems would too).
-        if plain_chat and len(obj) == 1 and plain_messages_ok(obj.get("messages")):
-            continue
-        fmt = detect_format(obj, method)
-        if file_format is None:
-            if fmt == "unknown":
-                log.add(line_no, [unknown_row_problem(obj)])
+    check = FileCheck(path, method=method, param=param, item_fields=item_fields)
+    check.drain()
+    return check.summary(min_examples)
+
+
+class FileCheck:
+    """validate_file as a pass another reader can ride on: rows() yields each accepted row
+    (line number, object, format) as it is checked, so the token count reads the file in the
+    same pass (tokens.py: check_and_measure); summary() then raises the file's problems, if any,
+    or says what it holds."""
+
+    def __init__(self, path: Path, *, method: str | None, param: str, item_fields: tuple[str, ...] = ()):
+        self.path, self.method, self.param, self.item_fields = path, method, param, item_fields
+        self.log = ProblemLog()
+        self.n_examples = 0
+        self.file_format: str | None = None
+        self.shape: str | None = None
+        self.fatal: DatasetError | None = None  # the first row's format does not fit the method
+        self._done = False
+
+    def drain(self) -> None:
+        """Check the rows not read yet (a reader that stopped early: its own error)."""
+        for _ in self.rows():
+            pass
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any], str]]:
+        if self._done:
+            return
+        self._done = True
+        method, param, item_fields, log = self.method, self.param, self.item_fields, self.log
+        allowed = METHOD_FORMATS[method] if method else FORMATS
+        file_format: str | None = None
+        first_line = 0
+        check = None
+        plain_chat = False
+        conversational: bool | None = None  # preference files: messages or plain strings
+        for line_no, obj, problem in read_rows(self.path):
+            if obj is None:
+                log.add(line_no, [problem])  # type: ignore[list-item]
                 continue
-            if fmt not in allowed:
-                raise DatasetError(
-                    f"Invalid {param}: line {line_no} is {describe_row(obj, fmt)}, but a {method} job "
-                    f"needs {method_formats_text(method)} examples.",
-                    param=param,  # type: ignore[arg-type]
-                    problems=[f"line {line_no}: {describe_row(obj, fmt)}"],
-                )
-            file_format, first_line, check = fmt, line_no, SPECS[fmt].check
-            plain_chat = fmt == "chat"
-            conversational = is_conversational(obj) if fmt == "preference" else None
-            shape = preference_shape(obj) if fmt == "preference" else None
-        elif fmt != file_format and fmt in MESSAGE_FORMATS and file_format in MESSAGE_FORMATS:
-            if method is None and file_format == "reinforcement":
-                # At upload the first row decided; a chat file whose first row lost its reply
-                # would otherwise blame every other row.
+            self.n_examples += 1
+            # The common row of a chat file, accepted at parsing speed (chat_problems would too).
+            if plain_chat and len(obj) == 1 and plain_messages_ok(obj.get("messages")):
+                yield line_no, obj, "chat"
+                continue
+            fmt = detect_format(obj, method)
+            if file_format is None:
+                if fmt == "unknown":
+                    log.add(line_no, [unknown_row_problem(obj)])
+                    continue
+                if fmt not in allowed:
+                    self.fatal = DatasetError(
+                        f"Invalid {param}: line {line_no} is {describe_row(obj, fmt)}, but a {method} job "
+                        f"needs {method_formats_text(method)} examples.",
+                        param=param,  # type: ignore[arg-type]
+                        problems=[f"line {line_no}: {describe_row(obj, fmt)}"],
+                    )
+                    raise self.fatal
+                file_format, first_line, check = fmt, line_no, SPECS[fmt].check
+                self.file_format = fmt
+                plain_chat = fmt == "chat"
+                conversational = is_conversational(obj) if fmt == "preference" else None
+                self.shape = preference_shape(obj) if fmt == "preference" else None
+            elif fmt != file_format and fmt in MESSAGE_FORMATS and file_format in MESSAGE_FORMATS:
+                if method is None and file_format == "reinforcement":
+                    # At upload the first row decided; a chat file whose first row lost its reply
+                    # would otherwise blame every other row.
+                    log.add(
+                        line_no,
+                        [
+                            f"a chat example (it ends with an assistant reply), but line {first_line} is "
+                            "a reinforcement prompt (it does not): a file holds one kind; in a chat "
+                            f"file, line {first_line} lacks its assistant reply"
+                        ],
+                    )
+                    continue
+                fmt = file_format  # a messages row is whatever the file's messages rows are
+            if fmt != file_format:
+                what = unknown_row_problem(obj) if fmt == "unknown" else describe_row(obj, fmt)
                 log.add(
-                    line_no,
-                    [
-                        f"a chat example (it ends with an assistant reply), but line {first_line} is "
-                        "a reinforcement prompt (it does not): a file holds one kind; in a chat "
-                        f"file, line {first_line} lacks its assistant reply"
-                    ],
+                    line_no, [f"expected a {file_format.replace('_', '/')} example like line {first_line}, got {what}"]
                 )
                 continue
-            fmt = file_format  # a messages row is whatever the file's messages rows are
-        if fmt != file_format:
-            what = unknown_row_problem(obj) if fmt == "unknown" else describe_row(obj, fmt)
-            log.add(line_no, [f"expected a {file_format.replace('_', '/')} example like line {first_line}, got {what}"])
-            continue
-        problems = check(obj, item_fields)  # type: ignore[misc]
-        if fmt == "preference" and conversational is not None and is_conversational(obj) != conversational:
-            kinds = ("standard (strings)", "conversational (messages)")
-            problems.append(
-                f"expected a {kinds[conversational]} preference example like line {first_line}, "
-                f"got a {kinds[not conversational]} one"
+            problems = check(obj, item_fields)  # type: ignore[misc]
+            if fmt == "preference" and conversational is not None and is_conversational(obj) != conversational:
+                kinds = ("standard (strings)", "conversational (messages)")
+                problems.append(
+                    f"expected a {kinds[conversational]} preference example like line {first_line}, "
+                    f"got a {kinds[not conversational]} one"
+                )
+            if problems:
+                log.add(line_no, problems)
+                continue
+            yield line_no, obj, fmt
+
+    def summary(self, min_examples: int = 1) -> DatasetSummary:
+        """What the file holds, once every row is checked; raises its problems instead."""
+        param = self.param
+        if self.fatal is not None:
+            raise self.fatal
+        if self.log.total:
+            raise self.log.error(param)
+        if self.file_format is None:
+            raise DatasetError(
+                f"Invalid {param}: the file holds no examples (it is empty or has only blank lines).", param=param
             )
-        if problems:
-            log.add(line_no, problems)
-    if log.total:
-        raise log.error(param)
-    if file_format is None:
-        raise DatasetError(
-            f"Invalid {param}: the file holds no examples (it is empty or has only blank lines).", param=param
-        )
-    if n_examples < min_examples:
-        raise DatasetError(
-            f"Invalid {param}: the file has {n_examples} example{'s' if n_examples != 1 else ''}; "
-            f"at least {min_examples} are needed.",
-            param=param,
-        )
-    return DatasetSummary(n_examples=n_examples, format=file_format, shape=shape)
+        if self.n_examples < min_examples:
+            raise DatasetError(
+                f"Invalid {param}: the file has {self.n_examples} example{'s' if self.n_examples != 1 else ''}; "
+                f"at least {min_examples} are needed.",
+                param=param,
+            )
+        return DatasetSummary(n_examples=self.n_examples, format=self.file_format, shape=self.shape)
 
 
 def validate_supervised_file(path: Path, param: str = "training_file") -> DatasetSummary:

@@ -17,7 +17,7 @@ from typing import Any
 
 from polytune.data.problems import DatasetError
 from polytune.data.reinforcement import item_fields
-from polytune.data.tokens import LongExamples, TokenCounter, TokenReport, load_tokenizer, measure_file
+from polytune.data.tokens import LongExamples, TokenCounter, TokenReport, check_and_measure, load_tokenizer
 from polytune.data.validate import DatasetSummary, validate_file
 from polytune.domain.errors import InvalidRequest
 from polytune.domain.job import JobError
@@ -73,10 +73,20 @@ class JobDataChecker:
         files = [("training_file", f) for f in spec.training_files]
         if spec.validation_file:
             files.append(("validation_file", spec.validation_file))
-        summaries = []
-        for param, fid in files:
-            summaries.append(self._validate(fid, param, spec.method.type, fields))
-        n_raw = sum(s.n_examples for (param, _), s in zip(files, summaries) if param == "training_file")
+        try:
+            counter = self.counter(entry)
+        except InvalidRequest as e:
+            for param, fid in files:  # the data's own problems first
+                self._validate(fid, param, spec.method.type, fields)
+            raise DataCheckFailed(
+                JobError(code=e.code or "invalid_model", message=e.message, param=e.param or "model")
+            ) from e
+        # Each file checked and counted in one read of it (tokens.py: check_and_measure).
+        measured = [
+            self._check_and_measure(fid, param, spec.method.type, fields, counter, context_length, hp.long_examples)
+            for param, fid in files
+        ]
+        n_raw = sum(s.n_examples for (param, _), (s, _) in zip(files, measured) if param == "training_file")
         if n_raw < self.min_examples:
             raise DataCheckFailed(
                 JobError(
@@ -86,12 +96,6 @@ class JobDataChecker:
                     f"{self.min_examples} are needed.",
                 )
             )
-        try:
-            counter = self.counter(entry)
-        except InvalidRequest as e:
-            raise DataCheckFailed(
-                JobError(code=e.code or "invalid_model", message=e.message, param=e.param or "model")
-            ) from e
         check = DataCheck(
             n_examples=0,
             n_tokens=0,
@@ -103,8 +107,7 @@ class JobDataChecker:
             },
         )
         totals = {"training_file": [0, 0], "validation_file": [0, 0]}
-        for (param, fid), summary in zip(files, summaries):
-            tokens = self._measure(fid, param, spec.method.type, counter, context_length, hp.long_examples)
+        for (param, fid), (summary, tokens) in zip(files, measured):
             what = _WHAT[param]
             check.report["files"].append(
                 {
@@ -223,10 +226,23 @@ class JobDataChecker:
         with self._file(fid, param) as path:
             return validate_file(path, method=method, param=param, item_fields=fields)
 
-    def _measure(
-        self, fid: str, param: str, method: str, counter: TokenCounter, context_length: int, long_examples: LongExamples
-    ) -> TokenReport:
+    def _check_and_measure(
+        self,
+        fid: str,
+        param: str,
+        method: str,
+        fields: tuple[str, ...],
+        counter: TokenCounter,
+        context_length: int,
+        long_examples: LongExamples,
+    ) -> tuple[DatasetSummary, TokenReport]:
         with self._file(fid, param) as path:
-            return measure_file(
-                path, counter, method=method, context_length=context_length, long_examples=long_examples, param=param
+            return check_and_measure(
+                path,
+                counter,
+                method=method,
+                context_length=context_length,
+                long_examples=long_examples,
+                param=param,
+                item_fields=fields,
             )

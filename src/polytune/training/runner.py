@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import logging
 import os
 import signal
@@ -378,12 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     # stop does not reach it.
     pid = os.getpid()
     log.info(
-        "worker pid=%d pgid=%d ppid=%d for job %s; training stack %s; devices %s",
+        "worker pid=%d pgid=%d ppid=%d for job %s; training stack %s (%d objects frozen: preload.py); devices %s",
         pid,
         os.getpgid(pid),
         os.getppid(),
         args[0],
         "preloaded (warm start)" if "trl" in sys.modules else "not imported yet (cold start)",
+        gc.get_freeze_count(),
         os.environ.get("POLYTUNE_JOB_ACCELERATORS") or "CPU",
     )
     from polytune.training.distributed import init_from_env
