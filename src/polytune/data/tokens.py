@@ -282,7 +282,7 @@ def check_and_measure(
     check = FileCheck(path, method=method, param=param, item_fields=item_fields)
     try:
         report = measure(
-            ((line_no, SPECS[fmt].to_trl(obj)) for line_no, obj, fmt in check.rows()),
+            ((line_no, obj if normal else SPECS[fmt].to_trl(obj)) for line_no, obj, fmt, normal in check.rows()),
             counter,
             context_length=context_length,
             long_examples=long_examples,

@@ -80,7 +80,9 @@ class FileCheck:
         for _ in self.rows():
             pass
 
-    def rows(self) -> Iterator[tuple[int, dict[str, Any], str]]:
+    def rows(self) -> Iterator[tuple[int, dict[str, Any], str, bool]]:
+        """(line number, object, format, whether the object is already its TRL row) of each
+        accepted row: a plain chat row (role and content, maybe weight) needs no conversion."""
         if self._done:
             return
         self._done = True
@@ -98,7 +100,7 @@ class FileCheck:
             self.n_examples += 1
             # The common row of a chat file, accepted at parsing speed (chat_problems would too).
             if plain_chat and len(obj) == 1 and plain_messages_ok(obj.get("messages")):
-                yield line_no, obj, "chat"
+                yield line_no, obj, "chat", True
                 continue
             fmt = detect_format(obj, method)
             if file_format is None:
@@ -148,7 +150,7 @@ class FileCheck:
             if problems:
                 log.add(line_no, problems)
                 continue
-            yield line_no, obj, fmt
+            yield line_no, obj, fmt, False
 
     def summary(self, min_examples: int = 1) -> DatasetSummary:
         """What the file holds, once every row is checked; raises its problems instead."""
