@@ -45,7 +45,7 @@ def jobs(server):
             client,
             "Yes, blue.",
             "dl-lora",
-            {**constant, "n_epochs": 6, "learning_rate": 1e-2, "lora": True, "lora_alpha": 128, "n_checkpoints": 1},
+            {**constant, "n_epochs": 10, "learning_rate": 3e-3, "lora": True, "lora_alpha": 128, "n_checkpoints": 1},
         ),
         "full": _train(
             client, "The answer is blue.", "dl-full", {**constant, "n_epochs": 3, "learning_rate": 3e-3, "lora": False}
