@@ -138,9 +138,10 @@ def test_one_read_reports_the_files_problems_before_a_template_refusal(tmp_path,
     )
     developer = {"messages": [{"role": "developer", "content": "Be brief."}, *CHAT["messages"][1:]]}
     path = tmp_path / "data.jsonl"
-    # Line 2 the template refuses; line 4 is a broken row: the file's problem is what the user sees.
-    path.write_bytes(jsonl(CHAT, developer, CHAT, {"messages": [{"role": "user"}]}))
-    with pytest.raises(DatasetError, match="line 4") as caught:
+    # Line 2 the template refuses; line 100 (past the first batch counted) is a broken row: the
+    # file's problem is what the user sees, found by checking on after the count stopped.
+    path.write_bytes(jsonl(CHAT, developer, *[CHAT] * 97, {"messages": [{"role": "user"}]}))
+    with pytest.raises(DatasetError, match="line 100") as caught:
         check_and_measure(path, strict, method="supervised", context_length=100)
     assert "chat template" not in caught.value.message
     # Without the broken row, the refusal, by line.

@@ -289,8 +289,7 @@ def check_and_measure(
             param=param,
         )
     except DatasetError:
-        if check.fatal is None:
-            check.drain()
+        check.drain()  # the rest of the file (nothing left after the first row's own error)
         check.summary(min_examples)  # the file's own problems, when it has any
         raise
     return check.summary(min_examples), report

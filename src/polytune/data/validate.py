@@ -73,19 +73,20 @@ class FileCheck:
         self.file_format: str | None = None
         self.shape: str | None = None
         self.fatal: DatasetError | None = None  # the first row's format does not fit the method
-        self._done = False
+        # One pass: a reader that stopped early (its own error) and drain() go on with it.
+        self._rows = self._check()
 
     def drain(self) -> None:
-        """Check the rows not read yet (a reader that stopped early: its own error)."""
-        for _ in self.rows():
+        """Check the rows not read yet."""
+        for _ in self._rows:
             pass
 
     def rows(self) -> Iterator[tuple[int, dict[str, Any], str, bool]]:
         """(line number, object, format, whether the object is already its TRL row) of each
         accepted row: a plain chat row (role and content, maybe weight) needs no conversion."""
-        if self._done:
-            return
-        self._done = True
+        return self._rows
+
+    def _check(self) -> Iterator[tuple[int, dict[str, Any], str, bool]]:
         method, param, item_fields, log = self.method, self.param, self.item_fields, self.log
         allowed = METHOD_FORMATS[method] if method else FORMATS
         file_format: str | None = None
