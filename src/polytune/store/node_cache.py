@@ -44,11 +44,8 @@ def hold(folder: Path) -> None:
     """Hold `folder` in use by this process (until release, or the process ends): pruning skips
     it. Waits while a prune is removing it; then the caller finds it gone and fetches it again."""
     folder = Path(folder)
-    with _held_lock:
-        if folder in _held:
-            fd, count = _held[folder]
-            _held[folder] = (fd, count + 1)
-            return
+    if _hold_again(folder):
+        return
     folder.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(sidecar(folder), os.O_RDWR | os.O_CREAT, 0o600)
@@ -59,13 +56,21 @@ def hold(folder: Path) -> None:
             if os.fstat(fd).st_ino == os.stat(sidecar(folder)).st_ino:
                 break
         os.close(fd)
+    if _hold_again(folder, fd):  # another thread took it meanwhile: its lock holds for both
+        os.close(fd)
+
+
+def _hold_again(folder: Path, fd: int | None = None) -> bool:
+    """Count one more hold where this process holds `folder` already (True); else record `fd`
+    as its hold, when given."""
     with _held_lock:
-        if folder in _held:  # another thread took it meanwhile: its lock holds for both
+        if folder in _held:
             held_fd, count = _held[folder]
             _held[folder] = (held_fd, count + 1)
-            os.close(fd)
-        else:
+            return True
+        if fd is not None:
             _held[folder] = (fd, 1)
+        return False
 
 
 def release(folder: Path) -> None:
