@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # the least recently used idle ones are evicted to make room.
     inference_memory_mb: int = Field(default=4096, ge=1, description="memory budget for served weights")
     inference_max_batch: int = Field(default=16, ge=1, description="sequences decoded together per model")
+    # A fast model's tokens are sent a few at a time (the first at once): one SSE event and one
+    # client parse per token cost as much as a token of a 1 M model (docs/benchmarks.md).
+    stream_interval_ms: float = Field(
+        default=10.0, ge=0, le=1000, description="streamed text goes out at most this often (0: every token)"
+    )
     # 0: one less than the CPU cores (at least 1), leaving a core to the event loop. On a busy
     # machine more threads than free cores make torch's CPU kernels far slower, not faster.
     inference_threads: int = Field(default=0, ge=0, description="torch CPU threads for serving")

@@ -171,7 +171,7 @@ class InferenceService:
 
     # -- running -----------------------------------------------------------------------------
     def run(self, prepared: PreparedRequest) -> AsyncIterator[ChoiceDelta | Usage]:
-        return engine.run(self.backend, prepared)
+        return engine.run(self.backend, prepared, self.settings.stream_interval_ms / 1000)
 
     def delete_model(self, org_id: str, model_id: str) -> ServedModel:
         """Delete a fine-tuned model, and drop it from memory and from the local cache."""
