@@ -59,7 +59,7 @@ def _reference(base_dir, adapter_dir, prompt: list[int], max_new: int, stop: int
 
 async def _collect(backend, request_id, target, prompt, params, delay: float = 0.0):
     await asyncio.sleep(delay)
-    return [ev async for ev in backend.generate(request_id, target, prompt, params)]
+    return [ev async for evs in backend.generate(request_id, target, prompt, params) for ev in evs]
 
 
 def test_batched_requests_across_adapters_match_plain_generate(tiny, adapters, tokenizer):

@@ -48,7 +48,7 @@ def test_serving_a_nan_model_is_a_clear_error_and_others_keep_working(tiny, tmp_
     params = SamplingParams(max_tokens=3, temperature=1.0, logprobs=2)
 
     async def run(target, rid):
-        return [ev async for ev in backend.generate(rid, target, [1, 2, 3], params)]
+        return [ev async for evs in backend.generate(rid, target, [1, 2, 3], params) for ev in evs]
 
     async def main():
         return await asyncio.gather(

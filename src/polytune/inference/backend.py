@@ -68,8 +68,10 @@ class TokenEvent:
 class InferenceBackend(Protocol):
     def generate(
         self, request_id: str, target: ModelTarget, prompt_ids: list[int], params: SamplingParams
-    ) -> AsyncIterator[TokenEvent]:
-        """Generated tokens as they come. Closing the iterator early aborts the request."""
+    ) -> AsyncIterator[list[TokenEvent]]:
+        """Generated tokens in order, in hand-overs: each list holds what was generated since the
+        last one (a backend may hand over at most so often; vLLM's outputs come the same way).
+        Closing the iterator early aborts the request."""
         ...
 
     def abort(self, request_id: str) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,18 +50,15 @@ def sampling_params(prepared: PreparedRequest, prompt_index: int, choice: int) -
     )
 
 
-async def run(
-    backend: InferenceBackend, prepared: PreparedRequest, interval: float = 0.0
-) -> AsyncIterator[ChoiceDelta | Usage]:
-    """Deltas of all choices as they come (index = prompt index * n + choice), then the usage.
-    `interval`: seconds a choice's text may be held to go out with the next (see `_choice`)."""
+async def run(backend: InferenceBackend, prepared: PreparedRequest) -> AsyncIterator[ChoiceDelta | Usage]:
+    """Deltas of all choices as they come (index = prompt index * n + choice), then the usage."""
     generated = [0]
     n = prepared.params.n
     if len(prepared.prompts) * n == 1:
         # One choice (most requests): its deltas straight through, without a task and a queue
         # hop per token (measured: the event loop's per-token work is what a single stream
         # pays on top of the model; docs/benchmarks.md).
-        async with contextlib.aclosing(_choice(backend, prepared, 0, 0, generated, interval)) as deltas:
+        async with contextlib.aclosing(_choice(backend, prepared, 0, 0, generated)) as deltas:
             async for delta in deltas:
                 yield delta
         yield Usage(prompt_tokens=len(prepared.prompts[0]), completion_tokens=generated[0])
@@ -71,7 +66,7 @@ async def run(
     out: asyncio.Queue = asyncio.Queue()
 
     async def one(prompt_index: int, choice: int) -> None:
-        async with contextlib.aclosing(_choice(backend, prepared, prompt_index, choice, generated, interval)) as deltas:
+        async with contextlib.aclosing(_choice(backend, prepared, prompt_index, choice, generated)) as deltas:
             async for delta in deltas:
                 await out.put(delta)
 
@@ -90,19 +85,11 @@ async def run(
 
 
 async def _choice(
-    backend: InferenceBackend,
-    prepared: PreparedRequest,
-    prompt_index: int,
-    choice: int,
-    generated: list[int],
-    interval: float = 0.0,
+    backend: InferenceBackend, prepared: PreparedRequest, prompt_index: int, choice: int, generated: list[int]
 ) -> AsyncGenerator[ChoiceDelta, None]:
     """One choice's deltas, the last with its finish reason; counts its tokens in `generated`.
-
-    Text that comes within `interval` seconds of the last delta is held and sent with what follows
-    (at the latest `interval` after that delta): the first token goes out at once, and a model
-    slower than one token per `interval` sends every token alone, but a fast one sends a few
-    tokens a delta instead of paying the event, the SSE frame and the client's parse per token."""
+    One delta per hand-over of the backend (a fast model's tokens come a few at a time: one
+    event, SSE frame and client parse for them all, not one per token)."""
     index = prompt_index * prepared.params.n + choice
     prompt = prepared.prompts[prompt_index]
     text = IncrementalText(prepared.text.tokenizer, prepared.params.stop, prompt)
@@ -110,81 +97,31 @@ async def _choice(
     if prepared.echo_texts[prompt_index]:
         yield ChoiceDelta(index, prepared.echo_texts[prompt_index], [] if logprobs is not None else None)
     reason: Any = None
-    held = ""  # text not sent yet
-    sent_at = -math.inf
+    piece = ""
     stream = backend.generate(
         new_id("gen", 16), prepared.target, prompt, sampling_params(prepared, prompt_index, choice)
     )
-    events = _Deadlined(stream)
-    try:
-        while True:
-            event = await events.next(sent_at + interval if held else None)
-            if event is _DUE:  # held text waited `interval`: send it without the next token
-                yield ChoiceDelta(index, held, logprobs)
-                held, sent_at = "", time.monotonic()
-                logprobs = [] if logprobs is not None else None
-                continue
-            if event is None:
-                break  # the backend's stream ended without a finish reason (it always gives one)
-            generated[0] += 1
-            held += text.add(event.token_id)
-            if logprobs is not None:
-                logprobs.append(_logprob(prepared.text, event))
-            if text.stopped:
-                reason = "stop"  # closing the stream aborts the backend request
+    async with contextlib.aclosing(stream):
+        async for events in stream:
+            for event in events:
+                generated[0] += 1
+                piece += text.add(event.token_id)
+                if logprobs is not None:
+                    logprobs.append(_logprob(prepared.text, event))
+                if text.stopped:
+                    reason = "stop"  # closing the stream aborts the backend request
+                    break
+                if event.finish_reason:
+                    reason = event.finish_reason
+                    piece += text.finish()
+                    break
+            if reason:
                 break
-            if event.finish_reason:
-                reason = event.finish_reason
-                held += text.finish()
-                break
-            if held and (now := time.monotonic()) - sent_at >= interval:
-                yield ChoiceDelta(index, held, logprobs)
-                held, sent_at = "", now
+            if piece:
+                yield ChoiceDelta(index, piece, logprobs)
+                piece = ""
                 logprobs = [] if logprobs is not None else None
-    finally:
-        await events.aclose()
-    yield ChoiceDelta(index, held, logprobs, finish_reason=reason or "stop")
-
-
-_DUE = object()
-
-
-async def _next_or_none(stream: AsyncIterator) -> Any:
-    try:
-        return await anext(stream)
-    except StopAsyncIteration:
-        return None
-
-
-class _Deadlined:
-    """The backend's events, each awaited until a deadline at most: while text is held, the wait
-    for the next token must not hold it longer than the interval (another request's prefill or a
-    model load can stall the engine for seconds). Without a deadline it is a plain `anext`; with
-    one, the pending `anext` runs as a task that survives the deadline and is awaited again."""
-
-    def __init__(self, stream: AsyncIterator):
-        self._stream = stream
-        self._pending: asyncio.Task | None = None
-
-    async def next(self, deadline: float | None) -> Any:
-        """The next event, None at the end, or _DUE if the deadline came first."""
-        if deadline is None and self._pending is None:
-            return await _next_or_none(self._stream)
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(_next_or_none(self._stream))
-        if deadline is not None:
-            done, _ = await asyncio.wait({self._pending}, timeout=max(0.0, deadline - time.monotonic()))
-            if not done:
-                return _DUE
-        task, self._pending = self._pending, None
-        return await task
-
-    async def aclose(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            with contextlib.suppress(BaseException):
-                await self._pending
-        await self._stream.aclose()
+    yield ChoiceDelta(index, piece, logprobs, finish_reason=reason or "stop")
 
 
 _DONE = object()

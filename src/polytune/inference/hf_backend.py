@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -48,7 +49,16 @@ class _Sequence:
 
 
 class TransformersBackend:
-    def __init__(self, *, memory_budget_bytes: int, max_batch: int = 16, device: str | None = None, threads: int = 0):
+    def __init__(
+        self,
+        *,
+        memory_budget_bytes: int,
+        max_batch: int = 16,
+        device: str | None = None,
+        threads: int = 0,
+        hand_over_interval: float = 0.0,
+    ):
+        self.hand_over_interval = hand_over_interval  # seconds (see `generate`)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.max_batch = max_batch
         self.threads = cpu_threads(threads)
@@ -64,12 +74,14 @@ class TransformersBackend:
     # -- the interface (called from the event loop) ------------------------------------------
     async def generate(
         self, request_id: str, target: ModelTarget, prompt_ids: list[int], params: SamplingParams
-    ) -> AsyncIterator[TokenEvent]:
+    ) -> AsyncIterator[list[TokenEvent]]:
         loop = asyncio.get_running_loop()
-        # Tokens cross from the engine thread in batches: the thread appends to `arrived` and
-        # wakes the event loop only when no wake-up is already on its way, so a loop that falls
-        # behind takes every token that arrived meanwhile in one turn (a wake-up is a self-pipe
-        # write and a task switch: at one stream on a small model it cost as much as the token).
+        # Tokens cross from the engine thread in hand-overs: the thread appends to `arrived` and
+        # wakes the event loop only when no wake-up is already on its way, and the loop takes
+        # every token that arrived meanwhile in one turn, at most once per `hand_over_interval`
+        # (the first at once). A wake-up, and above it an SSE event and the client's parse, cost
+        # as much as a token of a small model; a model slower than one token an interval is
+        # handed every token alone. No token waits longer than the interval.
         arrived: collections.deque[TokenEvent | BaseException] = collections.deque()
         lock = threading.Lock()
         woken = asyncio.Event()
@@ -90,23 +102,32 @@ class TransformersBackend:
         seq = _Sequence(request_id, target, list(prompt_ids), params, emit=emit)
         self._post(("submit", seq))
         finished = False
+        handed_at = -math.inf
         try:
             while True:
+                if (wait := handed_at + self.hand_over_interval - loop.time()) > 0:
+                    await asyncio.sleep(wait)
                 await woken.wait()
                 with lock:
                     batch = list(arrived)
                     arrived.clear()
                     woken.clear()
                     wake_pending = False
+                handed_at = loop.time()
+                events: list[TokenEvent] = []
                 for event in batch:
                     if isinstance(event, BaseException):
                         finished = True
+                        if events:
+                            yield events  # what came before the error, then the error
                         raise event
+                    events.append(event)
                     if event.finish_reason is not None:
                         finished = True
-                    yield event
-                    if finished:
-                        return
+                        break
+                yield events
+                if finished:
+                    return
         finally:
             if not finished:
                 self.abort(request_id)

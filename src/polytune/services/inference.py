@@ -50,6 +50,7 @@ class InferenceService:
                     memory_budget_bytes=self.settings.inference_memory_mb * 2**20,
                     max_batch=self.settings.inference_max_batch,
                     threads=self.settings.inference_threads,
+                    hand_over_interval=self.settings.stream_interval_ms / 1000,
                 )
             return self._backend
 
@@ -171,7 +172,7 @@ class InferenceService:
 
     # -- running -----------------------------------------------------------------------------
     def run(self, prepared: PreparedRequest) -> AsyncIterator[ChoiceDelta | Usage]:
-        return engine.run(self.backend, prepared, self.settings.stream_interval_ms / 1000)
+        return engine.run(self.backend, prepared)
 
     def delete_model(self, org_id: str, model_id: str) -> ServedModel:
         """Delete a fine-tuned model, and drop it from memory and from the local cache."""

@@ -371,22 +371,26 @@ class PrimitiveService:
             prompt_logprobs = None
             # A backend's generate is an async generator: closing it early aborts the request.
             stream = cast(
-                AsyncGenerator[TokenEvent, None],
+                AsyncGenerator[list[TokenEvent], None],
                 self.inference.backend.generate(new_id("gen", 16), session.target, prompt, params),
             )
             async with contextlib.aclosing(stream):
-                async for event in stream:
-                    prompt_logprobs = prompt_logprobs or event.prompt_logprobs
-                    tokens.append(event.token_id)
-                    logprobs.append(float(event.logprob or 0.0))
-                    if settings.stop_strings:
-                        text.add(event.token_id)
-                        if text.stopped:
-                            reason = "stop"
+                async for events in stream:
+                    for event in events:
+                        prompt_logprobs = prompt_logprobs or event.prompt_logprobs
+                        tokens.append(event.token_id)
+                        logprobs.append(float(event.logprob or 0.0))
+                        if settings.stop_strings:
+                            text.add(event.token_id)
+                            if text.stopped:
+                                reason = "stop"
+                                break
+                        if event.finish_reason:
+                            reason = event.finish_reason
                             break
-                    if event.finish_reason:
-                        reason = event.finish_reason
-                        break
+                    else:
+                        continue
+                    break  # stopped or finished within this hand-over
             return SampledSequence(tokens, logprobs, reason, prompt_logprobs)
 
         return list(await asyncio.gather(*(one(i) for i in range(num_samples))))
