@@ -245,8 +245,10 @@ class TransformersBackend:
 
     def _emit_next(self, rows: list[_Sequence], logits: torch.Tensor) -> None:
         # A model whose weights are not finite (a diverged training) gives NaN logits: its
-        # requests fail with a clear error, and rows of other models in the batch go on.
-        finite = torch.isfinite(logits).all(dim=-1).tolist()
+        # requests fail with a clear error, and rows of other models in the batch go on. A row's
+        # max is NaN if any logit is, inf if one is +inf: one reduction, no vocabulary-sized mask
+        # (82 -> 11 us a token at a 32 k vocabulary on one CPU thread). -inf logits are fine.
+        finite = torch.isfinite(logits.amax(dim=-1)).tolist()
         if not all(finite):
             for seq, ok in zip(rows, finite, strict=True):
                 if not ok and not seq.done:
