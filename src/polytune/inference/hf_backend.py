@@ -10,9 +10,7 @@ on this one thread, so a request's adapter choice can't be changed under it by a
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-import math
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +21,7 @@ import torch
 
 from polytune.config import cpu_threads
 from polytune.inference.backend import ModelTarget, NonFiniteModel, SamplingParams, TokenEvent
+from polytune.inference.hand_over import HandOver
 from polytune.inference.model_pool import LoadedModel, ModelPool
 from polytune.inference.running_batch import RunningBatch
 from polytune.inference.sampling import RowSampler, choose
@@ -75,47 +74,23 @@ class TransformersBackend:
     async def generate(
         self, request_id: str, target: ModelTarget, prompt_ids: list[int], params: SamplingParams
     ) -> AsyncIterator[list[TokenEvent]]:
-        loop = asyncio.get_running_loop()
-        # Tokens cross from the engine thread in hand-overs: the thread appends to `arrived` and
-        # wakes the event loop only when no wake-up is already on its way, and the loop takes
-        # every token that arrived meanwhile in one turn, at most once per `hand_over_interval`
-        # (the first at once). A wake-up, and above it an SSE event and the client's parse, cost
-        # as much as a token of a small model; a model slower than one token an interval is
-        # handed every token alone. No token waits longer than the interval.
-        arrived: collections.deque[TokenEvent | BaseException] = collections.deque()
-        lock = threading.Lock()
-        woken = asyncio.Event()
-        wake_pending = False
+        # Tokens cross from the engine thread a few at a time (hand_over.py).
+        tokens: HandOver[TokenEvent | BaseException] = HandOver(asyncio.get_running_loop(), self.hand_over_interval)
 
         def emit(event: TokenEvent | BaseException) -> None:
-            nonlocal wake_pending
-            with lock:
-                arrived.append(event)
-                if wake_pending:
-                    return
-                wake_pending = True
+            last = isinstance(event, BaseException) or event.finish_reason is not None
             try:
-                loop.call_soon_threadsafe(woken.set)
+                tokens.put(event, last=last)
             except RuntimeError:  # the caller's event loop is gone; so is the caller
                 self._inbox.put(("abort", request_id))
 
         seq = _Sequence(request_id, target, list(prompt_ids), params, emit=emit)
         self._post(("submit", seq))
         finished = False
-        handed_at = -math.inf
         try:
             while True:
-                if (wait := handed_at + self.hand_over_interval - loop.time()) > 0:
-                    await asyncio.sleep(wait)
-                await woken.wait()
-                with lock:
-                    batch = list(arrived)
-                    arrived.clear()
-                    woken.clear()
-                    wake_pending = False
-                handed_at = loop.time()
                 events: list[TokenEvent] = []
-                for event in batch:
+                for event in await tokens.take():
                     if isinstance(event, BaseException):
                         finished = True
                         if events:
@@ -125,7 +100,8 @@ class TransformersBackend:
                     if event.finish_reason is not None:
                         finished = True
                         break
-                yield events
+                if events:
+                    yield events
                 if finished:
                     return
         finally:
