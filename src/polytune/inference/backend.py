@@ -13,6 +13,7 @@ format — lives above it, so a backend only has to do what engines are good at:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,15 @@ class InferenceBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+async def each_token(hand_overs: AsyncIterator[list[TokenEvent]]) -> AsyncIterator[TokenEvent]:
+    """A backend's hand-overs one token at a time, for a consumer that takes them so (closing
+    this closes the backend's stream, which aborts the request)."""
+    async with contextlib.aclosing(hand_overs):  # type: ignore[type-var]
+        async for events in hand_overs:
+            for event in events:
+                yield event
 
 
 class NonFiniteModel(InvalidRequest):

@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable, Iterator
+from collections.abc import Awaitable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from polytune.catalog.models import Catalog
 from polytune.domain.errors import DomainError, InvalidRequest, NotFound, QuotaExceeded
@@ -30,7 +30,7 @@ from polytune.domain.primitives import (
     check_datum,
     check_loss_fn,
 )
-from polytune.inference.backend import ModelTarget, SamplingParams, TokenEvent
+from polytune.inference.backend import ModelTarget, SamplingParams, each_token
 from polytune.inference.detokenize import IncrementalText
 from polytune.inference.model_text import ModelText, load_model_text
 from polytune.services.checkpoint_starts import saved_lora
@@ -370,27 +370,20 @@ class PrimitiveService:
             reason = "length"
             prompt_logprobs = None
             # A backend's generate is an async generator: closing it early aborts the request.
-            stream = cast(
-                AsyncGenerator[list[TokenEvent], None],
-                self.inference.backend.generate(new_id("gen", 16), session.target, prompt, params),
-            )
-            async with contextlib.aclosing(stream):
-                async for events in stream:
-                    for event in events:
-                        prompt_logprobs = prompt_logprobs or event.prompt_logprobs
-                        tokens.append(event.token_id)
-                        logprobs.append(float(event.logprob or 0.0))
-                        if settings.stop_strings:
-                            text.add(event.token_id)
-                            if text.stopped:
-                                reason = "stop"
-                                break
-                        if event.finish_reason:
-                            reason = event.finish_reason
+            stream = each_token(self.inference.backend.generate(new_id("gen", 16), session.target, prompt, params))
+            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                async for event in stream:
+                    prompt_logprobs = prompt_logprobs or event.prompt_logprobs
+                    tokens.append(event.token_id)
+                    logprobs.append(float(event.logprob or 0.0))
+                    if settings.stop_strings:
+                        text.add(event.token_id)
+                        if text.stopped:
+                            reason = "stop"
                             break
-                    else:
-                        continue
-                    break  # stopped or finished within this hand-over
+                    if event.finish_reason:
+                        reason = event.finish_reason
+                        break
             return SampledSequence(tokens, logprobs, reason, prompt_logprobs)
 
         return list(await asyncio.gather(*(one(i) for i in range(num_samples))))
