@@ -87,8 +87,9 @@ def test_a_job_from_create_to_pause_resume_and_success(server, tmp_path, client)
             "polytune-tiny",
             "-t",
             data,
+            # 96 steps: a fast machine ran the 24 of 3 epochs before `polytune jobs pause` had started.
             "--n-epochs",
-            "3",
+            "12",
             "--batch-size",
             "2",
             "--suffix",
@@ -106,11 +107,11 @@ def test_a_job_from_create_to_pause_resume_and_success(server, tmp_path, client)
     assert "queued" in cli(server, "jobs", "resume", job["id"]).stdout
     followed = cli(server, "jobs", "follow", job["id"], "--interval", "0.3")
     assert followed.returncode == 0, followed.stdout + followed.stderr
-    assert "24/24" in followed.stdout and "fine-tuned model: ft:polytune-tiny:org-a:cli:" in followed.stdout
+    assert "96/96" in followed.stdout and "fine-tuned model: ft:polytune-tiny:org-a:cli:" in followed.stdout
     assert "Pausing" in followed.stdout and "resumed" in followed.stdout  # the events, as they came
 
     shown = ok_json(cli(server, "jobs", "show", job["id"], "--json"))
-    assert shown["status"] == "succeeded" and shown["trained_steps"] == 24
+    assert shown["status"] == "succeeded" and shown["trained_steps"] == 96
     assert job["id"] in {j["id"] for j in ok_json(cli(server, "jobs", "list", "--status", "succeeded", "--json"))}
     events = ok_json(cli(server, "jobs", "events", job["id"], "--limit", "200", "--json"))
     assert any(e["type"] == "metrics" for e in events) and "succeeded" in cli(server, "jobs", "list").stdout
