@@ -70,8 +70,9 @@ class InferenceBackend(Protocol):
     def generate(
         self, request_id: str, target: ModelTarget, prompt_ids: list[int], params: SamplingParams
     ) -> AsyncIterator[list[TokenEvent]]:
-        """Generated tokens in order, in hand-overs: each list holds what was generated since the
-        last one (a backend may hand over at most so often; vLLM's outputs come the same way).
+        """Generated tokens in order, in hand-overs: each list (never empty) holds what was
+        generated since the last one (a backend may hand over at most so often; vLLM's outputs
+        come the same way); the event with a finish_reason ends its list and the stream.
         Closing the iterator early aborts the request."""
         ...
 
