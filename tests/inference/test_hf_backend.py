@@ -184,3 +184,22 @@ def test_closing_the_stream_early_frees_the_row(tiny, tokenizer):
         backend.close()
     assert len(short) == 3 and short[-1].finish_reason == "length"
     assert backend._sequences == {}
+
+
+def test_the_cache_goes_under_the_name_the_model_takes(tiny, tokenizer):
+    # transformers 5.25 renamed `past_key_values` to `cache` and warns, on every layer's call,
+    # under the old name (which 5.40 removes); a remote-code model may know only the old one.
+    import warnings
+
+    target = ModelTarget("polytune-tiny", tiny[1])
+    backend = TransformersBackend(memory_budget_bytes=1 << 30)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tokens = asyncio.run(
+                _collect(backend, "r", target, _prompt(tokenizer, "Hi"), SamplingParams(max_tokens=4, temperature=0.0))
+            )
+    finally:
+        backend.close()
+    assert len(tokens) == 4
+    assert not [w for w in caught if "past_key_values" in str(w.message)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,11 @@ class LoadedModel:
         self.forgotten = False
         self.batch = RunningBatch()
         self.waiting: list = []
+        # transformers 5.25 renamed the cache argument (`past_key_values` -> `cache`; the old name
+        # goes in 5.40) and warns on each layer's call under the old one. A model's own code
+        # (trust_remote_code, older versions) may only know the old name.
+        parameters = inspect.signature(model.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._active: object = None  # what the PeftModel is currently set to (an adapter or BASE)
 
     @property
@@ -81,13 +87,9 @@ class LoadedModel:
         """Last-position logits, each row through its own adapter (None: the bare weights);
         every: the logits at every position ([rows, positions, vocab]: prompt logprobs)."""
         kwargs = dict(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=0 if every else 1,
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=0 if every else 1
         )
+        kwargs[self._cache_argument] = cache
         if self.peft is None:
             logits = self.model(**kwargs).logits
             return logits if every else logits[:, -1]
