@@ -45,7 +45,7 @@ def test_the_first_item_at_once_then_at_most_one_take_an_interval():
     assert got[0][1] == [0] and got[0][0] < 0.2
     assert [i for _, items in got for i in items] == list(range(41))
     assert all(b - a >= 0.3 - 0.01 for (a, _), (b, _) in zip(got[:-1], got[1:-1], strict=False))
-    assert 2 <= len(got) <= 4
+    assert 2 <= len(got) <= 6  # ~0.45 s of items: a take at 0, ~0.3, ~0.6 (a slow machine: more), the last
 
 
 def test_the_last_item_is_handed_over_at_once():
