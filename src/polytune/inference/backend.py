@@ -14,7 +14,7 @@ format — lives above it, so a backend only has to do what engines are good at:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -69,7 +69,7 @@ class TokenEvent:
 class InferenceBackend(Protocol):
     def generate(
         self, request_id: str, target: ModelTarget, prompt_ids: list[int], params: SamplingParams
-    ) -> AsyncIterator[list[TokenEvent]]:
+    ) -> AsyncGenerator[list[TokenEvent], None]:
         """Generated tokens in order, in hand-overs: each list (never empty) holds what was
         generated since the last one (a backend may hand over at most so often; vLLM's outputs
         come the same way); the event with a finish_reason ends its list and the stream.
@@ -91,10 +91,10 @@ class InferenceBackend(Protocol):
     def close(self) -> None: ...
 
 
-async def each_token(hand_overs: AsyncIterator[list[TokenEvent]]) -> AsyncIterator[TokenEvent]:
+async def each_token(hand_overs: AsyncGenerator[list[TokenEvent], None]) -> AsyncGenerator[TokenEvent, None]:
     """A backend's hand-overs one token at a time, for a consumer that takes them so (closing
     this closes the backend's stream, which aborts the request)."""
-    async with contextlib.aclosing(hand_overs):  # type: ignore[type-var]
+    async with contextlib.aclosing(hand_overs):
         async for events in hand_overs:
             for event in events:
                 yield event

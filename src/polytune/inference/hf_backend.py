@@ -13,7 +13,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +73,7 @@ class TransformersBackend:
     # -- the interface (called from the event loop) ------------------------------------------
     async def generate(
         self, request_id: str, target: ModelTarget, prompt_ids: list[int], params: SamplingParams
-    ) -> AsyncIterator[list[TokenEvent]]:
+    ) -> AsyncGenerator[list[TokenEvent], None]:
         # Tokens cross from the engine thread a few at a time (hand_over.py).
         tokens: HandOver[TokenEvent | BaseException] = HandOver(asyncio.get_running_loop(), self.hand_over_interval)
 

@@ -8,9 +8,9 @@ used idle weights are evicted. Only the engine thread touches a pool.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
-import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

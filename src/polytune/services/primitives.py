@@ -371,7 +371,7 @@ class PrimitiveService:
             prompt_logprobs = None
             # A backend's generate is an async generator: closing it early aborts the request.
             stream = each_token(self.inference.backend.generate(new_id("gen", 16), session.target, prompt, params))
-            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+            async with contextlib.aclosing(stream):
                 async for event in stream:
                     prompt_logprobs = prompt_logprobs or event.prompt_logprobs
                     tokens.append(event.token_id)
