@@ -15,7 +15,11 @@ the catalog) on the same prompts, greedy, with the same number of torch CPU thre
    to the same 8 requests one after another.
 
     .venv/bin/python bench/serving.py [--size tiny|small] [--tokens 128] [--threads 1] [--rounds 3]
-                                      [--streams 1 4 16] [--adapters 4] [--smoke]
+                                      [--streams 1 4 16] [--adapters 4] [--engines process thread]
+                                      [--smoke]
+
+--engines: where the server runs its engine (POLYTUNE_INFERENCE_ENGINE), one server each; their
+one-stream rounds interleave with plain `generate`'s, the other parts use the first.
 
 --smoke: the smallest run that still goes through every part (the test suite runs it).
 """
@@ -236,6 +240,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 4, 16], help="concurrent streams to measure")
     ap.add_argument("--adapters", type=int, default=4, help="LoRA fine-tunes for the multi-adapter row")
+    ap.add_argument("--engines", nargs="+", choices=["process", "thread"], default=["process"])
     ap.add_argument("--smoke", action="store_true", help="smallest run through every part (for the tests)")
     args = ap.parse_args()
     if args.smoke:
@@ -261,32 +266,43 @@ def main() -> int:
         # The scheduler passes at its production default, not the test suite's 0.2 s: a pass is
         # SQLAlchemy work under the GIL the engine thread needs (py-spy: the scheduler thread
         # busy ~4.6 % of the time at 0.2 s), a cost a deployed server pays at the default rate.
-        server = LiveServer(
-            tmp / "server",
-            f"sqlite:///{tmp / 'server' / 'polytune.db'}",
-            POLYTUNE_INFERENCE_THREADS=str(args.threads),
-            POLYTUNE_SCHEDULER_INTERVAL=str(Settings.model_fields["scheduler_interval"].default),
-        )
+        servers, clients = [], {}
         try:
-            client = OpenAI(base_url=f"{server.url}/v1", api_key=server.create_key("bench"), max_retries=0)
-            ask(client, model, PROMPTS[0], 4, False)  # warm-up: the server loads the model
-            # Rounds alternate between the two sides, so a busy machine slows both alike; the
-            # median round of each side is reported.
-            rounds = {"plain": [], "whole": [], "streamed": []}
+            for engine in args.engines:
+                # One data dir and database for all: the second server finds the bench model in
+                # the catalog the first was given.
+                servers.append(
+                    LiveServer(
+                        tmp / "server",
+                        f"sqlite:///{tmp / 'server' / 'polytune.db'}",
+                        POLYTUNE_INFERENCE_THREADS=str(args.threads),
+                        POLYTUNE_INFERENCE_ENGINE=engine,
+                        POLYTUNE_SCHEDULER_INTERVAL=str(Settings.model_fields["scheduler_interval"].default),
+                    )
+                )
+                key = servers[-1].create_key(f"bench-{engine}")
+                clients[engine] = OpenAI(base_url=f"{servers[-1].url}/v1", api_key=key, max_retries=0)
+                ask(clients[engine], model, PROMPTS[0], 4, False)  # warm-up: the server loads the model
+            # Rounds alternate between the sides, so a busy machine slows all alike; the median
+            # round of each side is reported.
+            sides = [(e, kind) for e in args.engines for kind in ("whole", "streamed")]
+            rounds: dict = {"plain": [], **{side: [] for side in sides}}
             for _ in range(args.rounds):
                 rounds["plain"].append(plain.run(args.tokens))
-                rounds["whole"].append(one_stream(client, model, args.tokens, stream=False))
-                rounds["streamed"].append(one_stream(client, model, args.tokens, stream=True))
+                for engine, kind in sides:
+                    rounds[engine, kind].append(one_stream(clients[engine], model, args.tokens, kind == "streamed"))
+            client = clients[args.engines[0]]
             levels = [base_streams(client, plain, model, n, args.tokens) for n in args.streams]
             adapters = make_adapters(client, model, args.adapters)
             many = concurrent(client, adapters, 2 * args.adapters, args.tokens)
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
 
     rate = lambda r: r["tokens"] / r["seconds"]  # noqa: E731
     median = lambda runs: sorted(runs, key=rate)[len(runs) // 2]  # noqa: E731
     parameters = plain.parameters
-    plain, whole, streamed = (median(rounds[k]) for k in ("plain", "whole", "streamed"))
+    plain = median(rounds["plain"])
     print(
         f"\nServing {model} ({parameters / 1e6:.1f} M parameters), greedy, up to {args.tokens} new "
         f"tokens per request, {len(PROMPTS)} prompts, {args.threads} torch thread(s), {os.cpu_count()} CPU cores, median of {args.rounds} rounds\n"
@@ -294,21 +310,20 @@ def main() -> int:
     # Each round's polytune run against the plain run just before it: pairs close in time see the
     # same machine, so the median of the pairs' ratios moves less with drifting load.
     paired = {
-        k: sorted(rate(ours) / rate(theirs) for ours, theirs in zip(rounds[k], rounds["plain"], strict=True))
-        for k in ("whole", "streamed")
+        side: sorted(rate(ours) / rate(theirs) for ours, theirs in zip(rounds[side], rounds["plain"], strict=True))
+        for side in sides
     }
     print("| one stream | tokens | seconds | tokens/s | ratio to plain (medians) | median of the rounds' ratios |")
     print("|---|---|---|---|---|---|")
     print(
         f"| plain transformers `generate` | {plain['tokens']} | {plain['seconds']:.2f} | {rate(plain):.1f} | 1.00 | 1.00 |"
     )
-    for key, name, r in (
-        ("whole", "polytune /v1/chat/completions", whole),
-        ("streamed", "polytune, stream=true (SSE)", streamed),
-    ):
-        pairs = paired[key][len(paired[key]) // 2]
+    for side in sides:
+        r, pairs = median(rounds[side]), paired[side][len(paired[side]) // 2]
+        name = "polytune /v1/chat/completions" if side[1] == "whole" else "polytune, stream=true (SSE)"
         print(
-            f"| {name} | {r['tokens']} | {r['seconds']:.2f} | {rate(r):.1f} | {rate(r) / rate(plain):.2f} | {pairs:.2f} |"
+            f"| {name}, engine: {side[0]} | {r['tokens']} | {r['seconds']:.2f} | {rate(r):.1f} | "
+            f"{rate(r) / rate(plain):.2f} | {pairs:.2f} |"
         )
     print(
         "\n| concurrent streams, base model | tokens | polytune tokens/s | plain loop tokens/s | ratio | "
@@ -335,9 +350,10 @@ def main() -> int:
         f"| all at once | {many['tokens']} | {many['wall']:.2f} | {many['tokens'] / many['wall']:.1f} | "
         f"{many['per_stream']:.1f} | {many['ttft'] * 1000:.0f} ms |"
     )
+    whole = median(rounds[args.engines[0], "whole"])
     print(
-        f"\none-stream ratio polytune / plain: {rate(whole) / rate(plain):.2f} (target >= 0.9); "
-        "concurrent streams: target >= 1.0x at 1, >= 2x at 16"
+        f"\none-stream ratio polytune ({args.engines[0]} engine) / plain: {rate(whole) / rate(plain):.2f} "
+        "(target >= 0.9); concurrent streams (the same engine): target >= 1.0x at 1, >= 2x at 16"
     )
     return 0
 

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     stream_interval_ms: float = Field(
         default=10.0, ge=0, le=1000, description="streamed text goes out at most this often (0: every token)"
     )
+    # process: the engine in a process of its own, its Python under its own GIL (one stream ~5 %
+    # faster than in the server's process, docs/benchmarks.md); thread: in the API server's
+    # process (one process less: a machine short of memory, debugging with one process).
+    inference_engine: Literal["process", "thread"] = Field(
+        default="process", description="where the serving engine runs: process | thread"
+    )
     # 0: one less than the CPU cores (at least 1), leaving a core to the event loop. On a busy
     # machine more threads than free cores make torch's CPU kernels far slower, not faster.
     inference_threads: int = Field(default=0, ge=0, description="torch CPU threads for serving")

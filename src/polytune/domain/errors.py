@@ -19,6 +19,19 @@ class DomainError(Exception):
         if code is not None:
             self.code = code
 
+    def __reduce__(self):
+        # Errors cross from the engine process to the API server pickled. Exception's own pickling
+        # calls the class with its args, which a subclass with its own signature (a model target,
+        # a keyword-only retry_after) cannot take: rebuild from the attributes instead.
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[DomainError], args: tuple, state: dict) -> DomainError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidRequest(DomainError):
     kind = "invalid_request"
@@ -60,6 +73,14 @@ class RateLimited(DomainError):
     def __init__(self, message: str, *, retry_after: int, param: str | None = None, code: str | None = None):
         super().__init__(message, param=param, code=code)
         self.retry_after = max(1, int(retry_after))
+
+
+class Unavailable(DomainError):
+    """What serves the request is down for now and being brought back (the inference engine's
+    process exited): a 503 that a client may retry."""
+
+    kind = "unavailable"
+    code = "service_unavailable"
 
 
 class QuotaExceeded(DomainError):

@@ -4,8 +4,10 @@ A backend turns prompt token ids into generated token ids. Everything around tha
 resolving model ids, chat templates, detokenizing, stop strings, choices, usage, the wire
 format — lives above it, so a backend only has to do what engines are good at:
 
-- `TransformersBackend` (hf_backend.py): transformers + peft in a thread of the API server,
-  one base model in memory serving many LoRA adapters, continuous batching.
+- `TransformersBackend` (hf_backend.py): transformers + peft on one engine thread, one base
+  model in memory serving many LoRA adapters, continuous batching.
+- `ProcessBackend` (process_backend.py, the default): that engine in a process of its own
+  (engine_process.py), so the model's Python runs under its own GIL, not the API server's.
 - a vLLM backend would map `generate` onto `AsyncLLMEngine.generate(TokensPrompt(prompt_ids),
   SamplingParams(...), request_id, lora_request=LoRARequest(adapter_key, n, adapter_dir))`,
   `abort` onto `engine.abort`, and keep one engine per `base_key`.
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from polytune.domain.errors import InvalidRequest
+from polytune.inference.hand_over import HandOver
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,40 @@ class InferenceBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def ends_stream(event: TokenEvent | BaseException) -> bool:
+    """Whether this is a request's last item: its finishing token, or the error that ended it."""
+    return isinstance(event, BaseException) or event.finish_reason is not None
+
+
+class TokenStream:
+    """A request's tokens as a backend's `generate` yields them, from the hand-over its engine
+    puts them in: each take's tokens as one list, an error raised after what came before it, and
+    the end after the finishing token. `ended` tells the backend whether the request ran to its
+    end (else closing the stream early must abort it)."""
+
+    def __init__(self, hand_over: HandOver[TokenEvent | BaseException]):
+        self.hand_over = hand_over
+        self.ended = False
+
+    async def events(self) -> AsyncGenerator[list[TokenEvent], None]:
+        while True:
+            events: list[TokenEvent] = []
+            for event in await self.hand_over.take():
+                if isinstance(event, BaseException):
+                    self.ended = True
+                    if events:
+                        yield events  # what came before the error, then the error
+                    raise event
+                events.append(event)
+                if event.finish_reason is not None:
+                    self.ended = True
+                    break
+            if events:
+                yield events
+            if self.ended:
+                return
 
 
 async def each_token(hand_overs: AsyncGenerator[list[TokenEvent], None]) -> AsyncGenerator[TokenEvent, None]:

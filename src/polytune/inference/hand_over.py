@@ -15,6 +15,7 @@ import asyncio
 import collections
 import math
 import threading
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -35,8 +36,12 @@ class HandOver(Generic[T]):
     def put(self, item: T, *, last: bool = False) -> None:
         """Called from the engine thread. `last`: the request's final item (hand it over now).
         Raises RuntimeError if the loop is closed."""
+        self.extend((item,), last=last)
+
+    def extend(self, items: Iterable[T], *, last: bool = False) -> None:
+        """`put` for several items that arrived together: one take gets them all."""
         with self._lock:
-            self._arrived.append(item)
+            self._arrived.extend(items)
             if self._wake_pending and not last:
                 return  # one wake-up per take; the loop will find this one there
             self._wake_pending = True

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from polytune.config import cpu_threads
-from polytune.inference.backend import ModelTarget, NonFiniteModel, SamplingParams, TokenEvent
+from polytune.inference.backend import ModelTarget, NonFiniteModel, SamplingParams, TokenEvent, TokenStream, ends_stream
 from polytune.inference.hand_over import HandOver
 from polytune.inference.model_pool import LoadedModel, ModelPool
 from polytune.inference.running_batch import RunningBatch
@@ -56,8 +56,12 @@ class TransformersBackend:
         device: str | None = None,
         threads: int = 0,
         hand_over_interval: float = 0.0,
+        on_turn: Callable[[], None] | None = None,
     ):
         self.hand_over_interval = hand_over_interval  # seconds (see `generate`)
+        # Called on the engine thread after each turn of its loop (every step, every command
+        # handled): the engine process sends what its requests were handed there.
+        self.on_turn = on_turn
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.max_batch = max_batch
         self.threads = cpu_threads(threads)
@@ -78,35 +82,32 @@ class TransformersBackend:
         tokens: HandOver[TokenEvent | BaseException] = HandOver(asyncio.get_running_loop(), self.hand_over_interval)
 
         def emit(event: TokenEvent | BaseException) -> None:
-            last = isinstance(event, BaseException) or event.finish_reason is not None
             try:
-                tokens.put(event, last=last)
+                tokens.put(event, last=ends_stream(event))
             except RuntimeError:  # the caller's event loop is gone; so is the caller
                 self._inbox.put(("abort", request_id))
 
-        seq = _Sequence(request_id, target, list(prompt_ids), params, emit=emit)
-        self._post(("submit", seq))
-        finished = False
+        self.submit(request_id, target, prompt_ids, params, emit)
+        stream = TokenStream(tokens)
         try:
-            while True:
-                events: list[TokenEvent] = []
-                for event in await tokens.take():
-                    if isinstance(event, BaseException):
-                        finished = True
-                        if events:
-                            yield events  # what came before the error, then the error
-                        raise event
-                    events.append(event)
-                    if event.finish_reason is not None:
-                        finished = True
-                        break
-                if events:
-                    yield events
-                if finished:
-                    return
+            async for events in stream.events():
+                yield events
         finally:
-            if not finished:
+            if not stream.ended:
                 self.abort(request_id)
+
+    def submit(
+        self,
+        request_id: str,
+        target: ModelTarget,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        emit: Callable[[TokenEvent | BaseException], None],
+    ) -> None:
+        """Start a request whose tokens (or error) the engine thread hands to `emit`, one call
+        each; the last is an event with a finish_reason, or an exception. `generate` is this
+        for an asyncio caller; the engine process (engine_process.py) calls it directly."""
+        self._post(("submit", _Sequence(request_id, target, list(prompt_ids), params, emit=emit)))
 
     def abort(self, request_id: str) -> None:
         self._post(("abort", request_id))
@@ -151,6 +152,8 @@ class TransformersBackend:
                 if self._pool_changed:  # not every step: at one stream a step is one token
                     self._pool_changed = False
                     self._stats = self._pool.stats()
+                if self.on_turn is not None:
+                    self.on_turn()
 
     def _drain(self, block: bool) -> bool:
         """Handle queued commands (waiting for one if `block`); False once closed."""

@@ -1,7 +1,7 @@
 """Serving use cases: check and tokenize a chat or completions request, run it, forget a model.
 
 The backend (and torch with it) starts on the first request, not with the server, and runs
-in its own thread; `prepare_*` do blocking work (database, copying weights, tokenizers) and
+in its own process (or thread: settings.inference_engine); `prepare_*` do blocking work (database, copying weights, tokenizers) and
 are called from a worker thread, never from the event loop.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from typing import Any
 
 from polytune.config import Settings
 from polytune.domain.errors import InvalidRequest, NotFound
@@ -44,14 +45,20 @@ class InferenceService:
     def backend(self) -> InferenceBackend:
         with self._lock:
             if self._backend is None:
-                from polytune.inference.hf_backend import TransformersBackend
-
-                self._backend = TransformersBackend(
+                engine: dict[str, Any] = dict(
                     memory_budget_bytes=self.settings.inference_memory_mb * 2**20,
                     max_batch=self.settings.inference_max_batch,
                     threads=self.settings.inference_threads,
                     hand_over_interval=self.settings.stream_interval_ms / 1000,
                 )
+                if self.settings.inference_engine == "process":
+                    from polytune.inference.process_backend import ProcessBackend
+
+                    self._backend = ProcessBackend(**engine)
+                else:
+                    from polytune.inference.hf_backend import TransformersBackend
+
+                    self._backend = TransformersBackend(**engine)
             return self._backend
 
     # -- preparing requests (blocking: call from a worker thread) -----------------------------

@@ -29,6 +29,7 @@ STATUS = {
     "conflict": 409,
     "rate_limited": 429,
     "quota_exceeded": 429,
+    "unavailable": 503,
 }
 
 

@@ -20,6 +20,7 @@ TYPE = {
     "conflict": "invalid_request_error",
     "rate_limited": "rate_limit_error",
     "quota_exceeded": "rate_limit_error",
+    "unavailable": "server_error",
 }
 # A quota is not freed by waiting a second: the SDK's automatic retries of a 429 would only
 # repeat the refusal (openai-python honours this header).

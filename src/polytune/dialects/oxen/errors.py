@@ -25,6 +25,7 @@ _KINDS = {
     "conflict": ("resource_already_exists", "Already exists"),
     "rate_limited": ("too_many_requests", "Too many requests"),
     "quota_exceeded": ("too_many_requests", "Quota exceeded"),
+    "unavailable": ("service_unavailable", "Service unavailable"),
 }
 
 

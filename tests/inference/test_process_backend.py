@@ -1,0 +1,222 @@
+"""The engine in its own process (the default backend), on the real tiny model: the tokens plain
+`generate` gives, errors that cross the process boundary as themselves, early close aborting the
+row there, pacing, and a killed engine process failing its requests with a 503 and coming back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from polytune.domain.errors import Unavailable
+from polytune.inference.backend import ModelTarget, NonFiniteModel, SamplingParams
+from polytune.inference.process_backend import ProcessBackend
+from tests.inference.test_hf_backend import QUESTIONS, _collect, _prompt, _reference, tokenizer  # noqa: F401
+
+BUDGET = 1 << 30
+pytestmark = pytest.mark.live  # each test starts an engine process
+
+
+def _hand_overs(backend, request_id, target, prompt, params):
+    async def main():
+        return [evs async for evs in backend.generate(request_id, target, prompt, params)]
+
+    return asyncio.run(main())
+
+
+def test_batched_requests_across_adapters_match_plain_generate(tiny, adapters, tokenizer):  # noqa: F811
+    base_dir = tiny[1]
+    stop = tokenizer.eos_token_id
+    targets = [ModelTarget("polytune-tiny", base_dir)] + [
+        ModelTarget("polytune-tiny", base_dir, f"adapter-{i}", adapters[i]) for i in range(2)
+    ]
+    jobs = [(targets[i % 3], _prompt(tokenizer, q), 10 + 3 * i) for i, q in enumerate(QUESTIONS)]
+    backend = ProcessBackend(memory_budget_bytes=BUDGET, max_batch=4, hand_over_interval=0.01)
+
+    async def main():
+        results = await asyncio.gather(
+            *[
+                _collect(
+                    backend,
+                    f"r{i}",
+                    target,
+                    prompt,
+                    SamplingParams(max_tokens=n, temperature=0, stop_token_ids=frozenset({stop})),
+                    delay=0.02 * i,
+                )
+                for i, (target, prompt, n) in enumerate(jobs)
+            ]
+        )
+        return results, backend.stats()
+
+    try:
+        results, stats = asyncio.run(main())
+        engine_pid = backend.process.pid
+    finally:
+        backend.close()
+    assert engine_pid != os.getpid()
+    for (target, prompt, n), events in zip(jobs, results):
+        tokens = [ev.token_id for ev in events]
+        assert tokens == _reference(base_dir, target.adapter_dir, prompt, n, stop), target.adapter_key
+        assert events[-1].finish_reason == ("stop" if tokens[-1] == stop else "length")
+    # What the engine loaded is what the server reports, as soon as the requests are answered.
+    assert sorted(stats["models"]["polytune-tiny"]["adapters"]) == ["adapter-0", "adapter-1"]
+    assert stats["loads"] == 3 and stats["used_bytes"] > 0
+
+
+def test_errors_cross_as_themselves_and_others_keep_working(tiny, tmp_path):
+    _, base_dir = tiny
+    broken = tmp_path / "broken"
+    shutil.copytree(base_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in weights.items()}
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    backend = ProcessBackend(memory_budget_bytes=BUDGET)
+    params = SamplingParams(max_tokens=3, temperature=1.0, logprobs=2)
+
+    async def run(target, rid):
+        return [ev async for evs in backend.generate(rid, target, [1, 2, 3], params) for ev in evs]
+
+    async def main():
+        return await asyncio.gather(
+            run(ModelTarget("broken", broken), "b"),
+            run(ModelTarget("missing", tmp_path / "no-such-model"), "m"),
+            run(ModelTarget("polytune-tiny", base_dir), "ok"),
+            return_exceptions=True,
+        )
+
+    try:
+        broken_result, missing_result, ok_result = asyncio.run(main())
+    finally:
+        backend.close()
+    # The domain error keeps its class, message and param (a 400 naming `model`, not a 500).
+    assert isinstance(broken_result, NonFiniteModel), broken_result
+    assert broken_result.param == "model" and "broken" in broken_result.message
+    assert isinstance(missing_result, Exception) and "no-such-model" in str(missing_result)
+    assert len(ok_result) == 3 and all(ev.logprob is not None for ev in ok_result)
+
+
+def test_closing_the_stream_early_frees_the_row_in_the_engine(tiny, tokenizer):  # noqa: F811
+    target = ModelTarget("polytune-tiny", tiny[1])
+    # One row: a long request the engine went on decoding would keep the next one waiting forever.
+    backend = ProcessBackend(memory_budget_bytes=BUDGET, max_batch=1)
+
+    async def main():
+        stream = backend.generate("long", target, _prompt(tokenizer, "Hi"), SamplingParams(max_tokens=100_000))
+        async for _ in stream:
+            break
+        await stream.aclose()
+        short = _collect(backend, "short", target, _prompt(tokenizer, "Why?"), SamplingParams(max_tokens=3))
+        return await asyncio.wait_for(short, timeout=60)
+
+    try:
+        short = asyncio.run(main())
+    finally:
+        backend.close()
+    assert len(short) == 3 and short[-1].finish_reason == "length"
+
+
+def test_tokens_are_handed_over_at_most_every_interval(tiny, tokenizer):  # noqa: F811
+    target = ModelTarget("polytune-tiny", tiny[1])
+    params = SamplingParams(max_tokens=200, temperature=0)
+    prompt = _prompt(tokenizer, QUESTIONS[2])
+    paced = ProcessBackend(memory_budget_bytes=BUDGET, hand_over_interval=0.05)
+    each = ProcessBackend(memory_budget_bytes=BUDGET, hand_over_interval=0.0)
+    try:
+        batches = _hand_overs(paced, "p", target, prompt, params)
+        singles = _hand_overs(each, "e", target, prompt, params)
+    finally:
+        paced.close()
+        each.close()
+    tokens = [ev.token_id for evs in batches for ev in evs]
+    assert tokens == [ev.token_id for evs in singles for ev in evs] and len(tokens) == 200
+    assert len(batches[0]) == 1  # the first token goes at once
+    assert len(batches) < len(tokens) / 2  # the rest a few at a time (a token here takes ~1-5 ms)
+    # Unpaced, the engine sends every turn's token (the consumer may still take a few at once).
+    assert len(singles) > 2 * len(batches) and batches[-1][-1].finish_reason == "length"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_killed_engine_fails_its_requests_with_a_503_and_comes_back(tiny, tokenizer):  # noqa: F811
+    target = ModelTarget("polytune-tiny", tiny[1])
+    backend = ProcessBackend(memory_budget_bytes=BUDGET)
+
+    async def main():
+        stream = backend.generate("doomed", target, _prompt(tokenizer, "Hi"), SamplingParams(max_tokens=100_000))
+        first = await anext(stream)
+        dead = backend.process
+        os.kill(dead.pid, signal.SIGKILL)  # as the kernel's OOM killer would
+        with pytest.raises(Unavailable) as failed:
+            async for _ in stream:
+                pass
+        again = await asyncio.wait_for(
+            _collect(backend, "after", target, _prompt(tokenizer, "Why?"), SamplingParams(max_tokens=3)), 120
+        )
+        return first, failed.value, dead, again, backend.process
+
+    try:
+        first, error, dead, again, revived = asyncio.run(main())
+    finally:
+        backend.close()
+    assert len(first) >= 1
+    assert error.kind == "unavailable" and "retry" in error.message
+    assert dead.exitcode == -signal.SIGKILL
+    assert revived.pid != dead.pid and len(again) == 3
+
+
+def test_close_stops_the_engine_process(tiny, tokenizer):  # noqa: F811
+    backend = ProcessBackend(memory_budget_bytes=BUDGET)
+    target = ModelTarget("polytune-tiny", tiny[1])
+    assert backend.stats()["models"] == {}  # nothing started, nothing loaded
+    asyncio.run(_collect(backend, "r", target, _prompt(tokenizer, "Hi"), SamplingParams(max_tokens=2)))
+    process = backend.process
+    backend.close()
+    assert not process.is_alive() and process.exitcode == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(_collect(backend, "late", target, [1, 2], SamplingParams(max_tokens=2)))
+
+
+def test_the_engine_exits_when_the_server_is_killed(tiny, tmp_path):
+    # An orphaned engine would hold the model's memory (a GPU's, on a real deployment) forever.
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import asyncio, sys, time\n"
+        "from polytune.inference.backend import ModelTarget, SamplingParams\n"
+        "from polytune.inference.process_backend import ProcessBackend\n"
+        "async def main(backend):\n"
+        "    target = ModelTarget('polytune-tiny', sys.argv[1])\n"
+        "    async for _ in backend.generate('r', target, [1, 2, 3], SamplingParams(max_tokens=2)):\n"
+        "        pass\n"
+        "if __name__ == '__main__':\n"
+        "    backend = ProcessBackend(memory_budget_bytes=1 << 30)\n"
+        "    asyncio.run(main(backend))\n"
+        "    print(backend.process.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    server = subprocess.Popen([sys.executable, str(script), str(tiny[1])], stdout=subprocess.PIPE, text=True)
+    try:
+        engine_pid = int(server.stdout.readline())
+        server.kill()
+        server.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _running(engine_pid):
+            time.sleep(0.1)
+        assert not _running(engine_pid)
+    finally:
+        server.kill()
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
