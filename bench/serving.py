@@ -12,7 +12,10 @@ the catalog) on the same prompts, greedy, with the same number of torch CPU thre
    it). Targets: >= 1.0x at 1 stream, >= 2x at 16 (the server batches concurrent requests);
 3. 8 concurrent streams across 4 LoRA adapters of the same base (4 LoRA fine-tunes made
    through the API first): total tokens/s, per-stream tokens/s and time to first token, next
-   to the same 8 requests one after another.
+   to the same 8 requests one after another;
+4. one stream while another API key uploads training files back to back (the server parses,
+   checks and counts the tokens of each): its tokens/s against the same stream alone, for each
+   engine — what one tenant's work costs another's serving.
 
     .venv/bin/python bench/serving.py [--size tiny|small] [--tokens 128] [--threads 1] [--rounds 3]
                                       [--streams 1 4 16] [--adapters 4] [--engines process thread]
@@ -32,6 +35,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -211,6 +215,44 @@ def base_streams(client, plain: PlainGenerate, model: str, streams: int, tokens:
     }
 
 
+def upload_rows(examples: int) -> bytes:
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Question {i} " * 20},
+                {"role": "assistant", "content": "Yes. " * 30},
+            ]
+        }
+        for i in range(examples)
+    ]
+    return ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+
+
+def beside_uploads(client, other, model: str, tokens: int, rounds: int, data: bytes) -> dict:
+    """The one-stream requests alone and while `other` (another key) uploads `data` again and
+    again, alternating; the median round of each."""
+    stop = threading.Event()
+
+    def upload_loop() -> None:
+        while not stop.is_set():
+            other.files.create(file=("noise.jsonl", io.BytesIO(data)), purpose="fine-tune")
+
+    alone, busy = [], []
+    for _ in range(rounds):
+        alone.append(one_stream(client, model, tokens, False))
+        stop.clear()
+        uploader = threading.Thread(target=upload_loop)
+        uploader.start()
+        time.sleep(0.3)  # the first upload under way
+        try:
+            busy.append(one_stream(client, model, tokens, False))
+        finally:
+            stop.set()
+            uploader.join()
+    rate = lambda r: r["tokens"] / r["seconds"]  # noqa: E731
+    return {"alone": sorted(map(rate, alone))[rounds // 2], "busy": sorted(map(rate, busy))[rounds // 2]}
+
+
 def concurrent(client, models: list[str], streams: int, tokens: int) -> dict:
     plan = [(models[i % len(models)], PROMPTS[i % len(PROMPTS)]) for i in range(streams)]
     for model in models:
@@ -241,10 +283,12 @@ def main() -> int:
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 4, 16], help="concurrent streams to measure")
     ap.add_argument("--adapters", type=int, default=4, help="LoRA fine-tunes for the multi-adapter row")
     ap.add_argument("--engines", nargs="+", choices=["process", "thread"], default=["process"])
+    ap.add_argument("--upload-examples", type=int, default=3000, help="size of the other key's uploads (~1.7 MB)")
     ap.add_argument("--smoke", action="store_true", help="smallest run through every part (for the tests)")
     args = ap.parse_args()
     if args.smoke:
         args.size, args.tokens, args.rounds, args.streams, args.adapters = "tiny", 4, 1, [1, 4], 1
+        args.upload_examples = 20
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from openai import OpenAI
@@ -266,7 +310,7 @@ def main() -> int:
         # The scheduler passes at its production default, not the test suite's 0.2 s: a pass is
         # SQLAlchemy work under the GIL the engine thread needs (py-spy: the scheduler thread
         # busy ~4.6 % of the time at 0.2 s), a cost a deployed server pays at the default rate.
-        servers, clients = [], {}
+        servers, clients, others = [], {}, {}
         try:
             for engine in args.engines:
                 # One data dir and database for all: the second server finds the bench model in
@@ -282,6 +326,8 @@ def main() -> int:
                 )
                 key = servers[-1].create_key(f"bench-{engine}")
                 clients[engine] = OpenAI(base_url=f"{servers[-1].url}/v1", api_key=key, max_retries=0)
+                other = servers[-1].create_key(f"other-{engine}")
+                others[engine] = OpenAI(base_url=f"{servers[-1].url}/v1", api_key=other, max_retries=0)
                 ask(clients[engine], model, PROMPTS[0], 4, False)  # warm-up: the server loads the model
             # Rounds alternate between the sides, so a busy machine slows all alike; the median
             # round of each side is reported.
@@ -291,6 +337,10 @@ def main() -> int:
                 rounds["plain"].append(plain.run(args.tokens))
                 for engine, kind in sides:
                     rounds[engine, kind].append(one_stream(clients[engine], model, args.tokens, kind == "streamed"))
+            data = upload_rows(args.upload_examples)
+            isolation = {
+                e: beside_uploads(clients[e], others[e], model, args.tokens, args.rounds, data) for e in args.engines
+            }
             client = clients[args.engines[0]]
             levels = [base_streams(client, plain, model, n, args.tokens) for n in args.streams]
             adapters = make_adapters(client, model, args.adapters)
@@ -350,6 +400,13 @@ def main() -> int:
         f"| all at once | {many['tokens']} | {many['wall']:.2f} | {many['tokens'] / many['wall']:.1f} | "
         f"{many['per_stream']:.1f} | {many['ttft'] * 1000:.0f} ms |"
     )
+    print(
+        f"\n| one stream, engine | alone tokens/s | while another key uploads {len(data) / 1e6:.2f} MB files "
+        "back to back | ratio |"
+    )
+    print("|---|---|---|---|")
+    for engine, r in isolation.items():
+        print(f"| {engine} | {r['alone']:.1f} | {r['busy']:.1f} | {r['busy'] / r['alone']:.2f} |")
     whole = median(rounds[args.engines[0], "whole"])
     print(
         f"\none-stream ratio polytune ({args.engines[0]} engine) / plain: {rate(whole) / rate(plain):.2f} "

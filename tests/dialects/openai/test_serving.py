@@ -203,3 +203,53 @@ def test_base_models_cannot_be_deleted_and_unknown_ones_are_404(client):
     _bad_request(lambda: client.models.delete("polytune-tiny"), "model", "model_not_deletable")
     with pytest.raises(openai.NotFoundError):
         client.models.delete("ft:polytune-tiny:org-a::nothing")
+
+
+def test_a_killed_engine_is_a_503_to_retry_and_serving_comes_back(client, server):
+    # The engine runs in its own process (POLYTUNE_INFERENCE_ENGINE=process, the default): killed
+    # mid-request (as the kernel's OOM killer would), the request gets a 503 the SDK knows to
+    # retry, the API server stays up, and the next request starts a new engine.
+    import os
+    import signal
+    import threading
+    import time
+
+    client.chat.completions.create(model="polytune-tiny", messages=HELLO, max_tokens=1)  # engine up
+    (engine,) = _engine_processes(server.proc.pid)
+    outcome: list = []
+
+    def long_request() -> None:
+        try:
+            # The end-of-turn token (id 2 in polytune-tiny) barred: the request runs to 2,000 tokens.
+            long = dict(max_tokens=2000, logit_bias={"2": -100})
+            outcome.append(client.chat.completions.create(model="polytune-tiny", messages=HELLO, **long))
+        except openai.APIStatusError as e:
+            outcome.append(e)
+
+    asker = threading.Thread(target=long_request)
+    asker.start()
+    time.sleep(0.5)  # the request is decoding (2,000 tokens take seconds)
+    os.kill(engine, signal.SIGKILL)
+    asker.join(timeout=60)
+    (error,) = outcome
+    assert isinstance(error, openai.InternalServerError) and error.status_code == 503, error
+    assert error.body["code"] == "service_unavailable" and "retry" in error.body["message"]
+    again = client.chat.completions.create(model="polytune-tiny", messages=HELLO, max_tokens=3, temperature=0)
+    assert again.usage.completion_tokens >= 1
+    assert _engine_processes(server.proc.pid) != [engine]
+
+
+def _engine_processes(server_pid: int) -> list[int]:
+    """The server's children that multiprocessing spawned (the engine; not its fork server)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == server_pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
