@@ -90,8 +90,8 @@ class _Engine:
         if self.requests:
             log.error("the inference engine process exited (exit code %s) with %d requests", code, len(self.requests))
         error = Unavailable(
-            f"The inference engine stopped (exit code {code}) while generating; it restarts on the next request, "
-            "so retry this one."
+            f"The inference engine stopped (exit code {code}; the server's log says why) while generating; it "
+            "restarts on the next request, so retry this one."
         )
         for request_id, hand_over in list(self.requests.items()):
             self.requests.pop(request_id, None)
