@@ -176,7 +176,9 @@ def test_close_stops_the_engine_process(tiny, tokenizer):  # noqa: F811
     backend = ProcessBackend(memory_budget_bytes=BUDGET)
     target = ModelTarget("polytune-tiny", tiny[1])
     assert backend.stats()["models"] == {}  # nothing started, nothing loaded
-    asyncio.run(_collect(backend, "r", target, _prompt(tokenizer, "Hi"), SamplingParams(max_tokens=2)))
+    # A one-token request: its only token ends it, and the stats it changed come with it.
+    asyncio.run(_collect(backend, "r", target, _prompt(tokenizer, "Hi"), SamplingParams(max_tokens=1)))
+    assert backend.stats()["models"]["polytune-tiny"]["bytes"] > 0
     process = backend.process
     backend.close()
     assert not process.is_alive() and process.exitcode == 0

@@ -51,19 +51,17 @@ class Outbox:
         def emit(event: TokenEvent | BaseException) -> None:
             if isinstance(event, BaseException):
                 event = portable(event)
-            if request_id not in self.started:
+            last = ends_stream(event)
+            if request_id not in self.started and not last:
                 # A request's first token goes at once, not after the decode step that follows
-                # its prefill in the same turn (time to first token).
+                # its prefill in the same turn (time to first token). A last item waits for the
+                # end of the turn, where it goes with the stats that its request's end changed.
                 self.started.add(request_id)
-                if request_id not in self.pending:
-                    self._send([(request_id, [event])], None)
-                    self.sent_at[request_id] = time.monotonic()
-                    if ends_stream(event):
-                        self.started.discard(request_id)
-                        self.sent_at.pop(request_id, None)
-                    return
+                self._send([(request_id, [event])], None)
+                self.sent_at[request_id] = time.monotonic()
+                return
             self.pending.setdefault(request_id, []).append(event)
-            if ends_stream(event):
+            if last:
                 self.due_now.add(request_id)
 
         return emit
