@@ -41,3 +41,16 @@ def shaped_model_folder(
     for shard in SHARDS:
         (folder / shard).write_bytes(garbage)
     return folder
+
+
+def diverged_copy(base_dir: Path, folder: Path) -> Path:
+    """A copy of a model folder whose every floating-point weight is NaN, as a diverged training
+    leaves one (serving it must be a 400 naming the model)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(base_dir, folder)
+    weights = load_file(folder / "model.safetensors")
+    weights = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in weights.items()}
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder

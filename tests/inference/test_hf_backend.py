@@ -62,14 +62,28 @@ async def _collect(backend, request_id, target, prompt, params, delay: float = 0
     return [ev async for evs in backend.generate(request_id, target, prompt, params) for ev in evs]
 
 
-def test_batched_requests_across_adapters_match_plain_generate(tiny, adapters, tokenizer):
+def _process_backend(**settings):
+    from polytune.inference.process_backend import ProcessBackend
+
+    return ProcessBackend(**settings)
+
+
+# The same engine in the API server's thread and in a process of its own (the default backend).
+BACKENDS = [
+    pytest.param(TransformersBackend, id="thread"),
+    pytest.param(_process_backend, id="process", marks=pytest.mark.live),
+]
+
+
+@pytest.mark.parametrize("make_backend", BACKENDS)
+def test_batched_requests_across_adapters_match_plain_generate(make_backend, tiny, adapters, tokenizer):
     base_dir = tiny[1]
     stop = tokenizer.eos_token_id
     targets = [ModelTarget("polytune-tiny", base_dir)] + [
         ModelTarget("polytune-tiny", base_dir, f"adapter-{i}", adapters[i]) for i in range(2)
     ]
     jobs = [(targets[i % 3], _prompt(tokenizer, q), 12 + 3 * i) for i, q in enumerate(QUESTIONS)]
-    backend = TransformersBackend(memory_budget_bytes=1 << 30, max_batch=4)
+    backend = make_backend(memory_budget_bytes=1 << 30, max_batch=4)
 
     async def main():
         # Staggered starts: later requests join a batch that is already decoding, and with
@@ -90,6 +104,7 @@ def test_batched_requests_across_adapters_match_plain_generate(tiny, adapters, t
 
     try:
         results = asyncio.run(main())
+        stats = backend.stats()
     finally:
         backend.close()
     for (target, prompt, n), events in zip(jobs, results):
@@ -99,6 +114,9 @@ def test_batched_requests_across_adapters_match_plain_generate(tiny, adapters, t
         assert all(ev.finish_reason is None for ev in events[:-1])
     # The adapters really answer differently from the base and from each other.
     assert len({tuple(ev.token_id for ev in r) for r in results[:3]}) == 3
+    # What the engine loaded is what the server reports, as soon as the requests are answered.
+    assert sorted(stats["models"]["polytune-tiny"]["adapters"]) == ["adapter-0", "adapter-1"]
+    assert stats["loads"] == 3 and stats["used_bytes"] > 0
 
 
 def test_seeded_sampling_depends_on_the_seed_only(tiny, tokenizer):

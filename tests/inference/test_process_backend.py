@@ -1,25 +1,24 @@
-"""The engine in its own process (the default backend), on the real tiny model: the tokens plain
-`generate` gives, errors that cross the process boundary as themselves, early close aborting the
-row there, pacing, and a killed engine process failing its requests with a 503 and coming back."""
+"""The engine in its own process (the default backend), on the real tiny model: errors that cross
+the process boundary as themselves, early close aborting the row there, pacing, and a killed
+engine process failing its requests with a 503 and coming back. That it gives plain `generate`'s
+tokens is test_hf_backend.py's batching test, which runs on both backends."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-import torch
-from safetensors.torch import load_file, save_file
 
 from polytune.domain.errors import Unavailable
 from polytune.inference.backend import ModelTarget, NonFiniteModel, SamplingParams
 from polytune.inference.process_backend import ProcessBackend
-from tests.inference.test_hf_backend import QUESTIONS, _collect, _prompt, _reference, tokenizer  # noqa: F401
+from tests.inference.test_hf_backend import QUESTIONS, _collect, _prompt, tokenizer  # noqa: F401
+from tests.model_folders import diverged_copy
 
 BUDGET = 1 << 30
 pytestmark = pytest.mark.live  # each test starts an engine process
@@ -32,53 +31,9 @@ def _hand_overs(backend, request_id, target, prompt, params):
     return asyncio.run(main())
 
 
-def test_batched_requests_across_adapters_match_plain_generate(tiny, adapters, tokenizer):  # noqa: F811
-    base_dir = tiny[1]
-    stop = tokenizer.eos_token_id
-    targets = [ModelTarget("polytune-tiny", base_dir)] + [
-        ModelTarget("polytune-tiny", base_dir, f"adapter-{i}", adapters[i]) for i in range(2)
-    ]
-    jobs = [(targets[i % 3], _prompt(tokenizer, q), 10 + 3 * i) for i, q in enumerate(QUESTIONS)]
-    backend = ProcessBackend(memory_budget_bytes=BUDGET, max_batch=4, hand_over_interval=0.01)
-
-    async def main():
-        results = await asyncio.gather(
-            *[
-                _collect(
-                    backend,
-                    f"r{i}",
-                    target,
-                    prompt,
-                    SamplingParams(max_tokens=n, temperature=0, stop_token_ids=frozenset({stop})),
-                    delay=0.02 * i,
-                )
-                for i, (target, prompt, n) in enumerate(jobs)
-            ]
-        )
-        return results, backend.stats()
-
-    try:
-        results, stats = asyncio.run(main())
-        engine_pid = backend.process.pid
-    finally:
-        backend.close()
-    assert engine_pid != os.getpid()
-    for (target, prompt, n), events in zip(jobs, results):
-        tokens = [ev.token_id for ev in events]
-        assert tokens == _reference(base_dir, target.adapter_dir, prompt, n, stop), target.adapter_key
-        assert events[-1].finish_reason == ("stop" if tokens[-1] == stop else "length")
-    # What the engine loaded is what the server reports, as soon as the requests are answered.
-    assert sorted(stats["models"]["polytune-tiny"]["adapters"]) == ["adapter-0", "adapter-1"]
-    assert stats["loads"] == 3 and stats["used_bytes"] > 0
-
-
 def test_errors_cross_as_themselves_and_others_keep_working(tiny, tmp_path):
     _, base_dir = tiny
-    broken = tmp_path / "broken"
-    shutil.copytree(base_dir, broken)
-    weights = load_file(broken / "model.safetensors")
-    weights = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in weights.items()}
-    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    broken = diverged_copy(base_dir, tmp_path / "broken")
     backend = ProcessBackend(memory_budget_bytes=BUDGET)
     params = SamplingParams(max_tokens=3, temperature=1.0, logprobs=2)
 

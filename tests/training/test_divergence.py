@@ -5,16 +5,15 @@ serving backend with a clear 400-kind error, never a crash."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
 from polytune.inference.backend import ModelTarget, NonFiniteModel, SamplingParams
 from polytune.inference.hf_backend import TransformersBackend
 from polytune.training.divergence import TrainingDiverged, check_weights
 from polytune.training.train import run_training
+from tests.model_folders import diverged_copy
 from tests.training.support import RecordingReporter, resolved_spec
 
 
@@ -39,11 +38,7 @@ def test_non_finite_weights_are_caught():
 
 def test_serving_a_nan_model_is_a_clear_error_and_others_keep_working(tiny, tmp_path):
     _, base_dir = tiny
-    broken = tmp_path / "broken"
-    shutil.copytree(base_dir, broken)
-    weights = load_file(broken / "model.safetensors")
-    weights = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in weights.items()}
-    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    broken = diverged_copy(base_dir, tmp_path / "broken")
     backend = TransformersBackend(memory_budget_bytes=1 << 30, max_batch=4)
     params = SamplingParams(max_tokens=3, temperature=1.0, logprobs=2)
 
