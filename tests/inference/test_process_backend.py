@@ -1,7 +1,8 @@
-"""The engine in its own process (the default backend), on the real tiny model: errors that cross
-the process boundary as themselves, early close aborting the row there, pacing, and a killed
-engine process failing its requests with a 503 and coming back. That it gives plain `generate`'s
-tokens is test_hf_backend.py's batching test, which runs on both backends."""
+"""The engine in its own process (the default backend), on the real tiny model: early close
+aborting the row there, pacing, a killed engine process failing its requests with a 503 and
+coming back, and no engine outliving its server. What both backends must do alike runs on both
+elsewhere: plain `generate`'s tokens (test_hf_backend.py), a diverged model's error crossing as
+itself (tests/training/test_divergence.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,9 @@ import time
 import pytest
 
 from polytune.domain.errors import Unavailable
-from polytune.inference.backend import ModelTarget, NonFiniteModel, SamplingParams
+from polytune.inference.backend import ModelTarget, SamplingParams
 from polytune.inference.process_backend import ProcessBackend
 from tests.inference.test_hf_backend import QUESTIONS, _collect, _prompt, tokenizer  # noqa: F401
-from tests.model_folders import diverged_copy
 
 BUDGET = 1 << 30
 pytestmark = pytest.mark.live  # each test starts an engine process
@@ -29,34 +29,6 @@ def _hand_overs(backend, request_id, target, prompt, params):
         return [evs async for evs in backend.generate(request_id, target, prompt, params)]
 
     return asyncio.run(main())
-
-
-def test_errors_cross_as_themselves_and_others_keep_working(tiny, tmp_path):
-    _, base_dir = tiny
-    broken = diverged_copy(base_dir, tmp_path / "broken")
-    backend = ProcessBackend(memory_budget_bytes=BUDGET)
-    params = SamplingParams(max_tokens=3, temperature=1.0, logprobs=2)
-
-    async def run(target, rid):
-        return [ev async for evs in backend.generate(rid, target, [1, 2, 3], params) for ev in evs]
-
-    async def main():
-        return await asyncio.gather(
-            run(ModelTarget("broken", broken), "b"),
-            run(ModelTarget("missing", tmp_path / "no-such-model"), "m"),
-            run(ModelTarget("polytune-tiny", base_dir), "ok"),
-            return_exceptions=True,
-        )
-
-    try:
-        broken_result, missing_result, ok_result = asyncio.run(main())
-    finally:
-        backend.close()
-    # The domain error keeps its class, message and param (a 400 naming `model`, not a 500).
-    assert isinstance(broken_result, NonFiniteModel), broken_result
-    assert broken_result.param == "model" and "broken" in broken_result.message
-    assert isinstance(missing_result, Exception) and "no-such-model" in str(missing_result)
-    assert len(ok_result) == 3 and all(ev.logprob is not None for ev in ok_result)
 
 
 def test_closing_the_stream_early_frees_the_row_in_the_engine(tiny, tokenizer):  # noqa: F811

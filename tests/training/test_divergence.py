@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from polytune.inference.backend import ModelTarget, NonFiniteModel, SamplingParams
-from polytune.inference.hf_backend import TransformersBackend
 from polytune.training.divergence import TrainingDiverged, check_weights
 from polytune.training.train import run_training
+from tests.inference.test_hf_backend import BACKENDS
 from tests.model_folders import diverged_copy
 from tests.training.support import RecordingReporter, resolved_spec
 
@@ -36,10 +36,13 @@ def test_non_finite_weights_are_caught():
         check_weights([ok, bad], step=3)
 
 
-def test_serving_a_nan_model_is_a_clear_error_and_others_keep_working(tiny, tmp_path):
+@pytest.mark.parametrize("make_backend", BACKENDS)
+def test_serving_a_nan_model_is_a_clear_error_and_others_keep_working(make_backend, tiny, tmp_path):
+    # On both backends: with the engine in its own process the error crosses to the server as
+    # itself (its class, message and param), so it is still a 400 naming `model`, not a 500.
     _, base_dir = tiny
     broken = diverged_copy(base_dir, tmp_path / "broken")
-    backend = TransformersBackend(memory_budget_bytes=1 << 30, max_batch=4)
+    backend = make_backend(memory_budget_bytes=1 << 30, max_batch=4)
     params = SamplingParams(max_tokens=3, temperature=1.0, logprobs=2)
 
     async def run(target, rid):
@@ -48,14 +51,16 @@ def test_serving_a_nan_model_is_a_clear_error_and_others_keep_working(tiny, tmp_
     async def main():
         return await asyncio.gather(
             run(ModelTarget("broken", broken), "b"),
+            run(ModelTarget("missing", tmp_path / "no-such-model"), "m"),
             run(ModelTarget("polytune-tiny", base_dir), "ok"),
             return_exceptions=True,
         )
 
     try:
-        broken_result, ok_result = asyncio.run(main())
+        broken_result, missing_result, ok_result = asyncio.run(main())
     finally:
         backend.close()
     assert isinstance(broken_result, NonFiniteModel), broken_result
     assert broken_result.param == "model" and "broken" in broken_result.message
+    assert isinstance(missing_result, Exception) and "no-such-model" in str(missing_result)
     assert len(ok_result) == 3 and all(ev.logprob is not None for ev in ok_result)
