@@ -1,10 +1,12 @@
-"""The transformers backend: one engine thread in the API server process runs every model.
+"""The transformers backend: one engine thread runs every model (in the engine process by
+default, engine_process.py; in the API server's with POLYTUNE_INFERENCE_ENGINE=thread).
 
-Requests arrive from the event loop through an inbox; the engine thread loads what they need
-(ModelPool), and each turn of its loop advances every loaded model by one step: newcomers are
-prefilled and joined to the model's running batch, then every row gets its next token. Tokens
-go back to each request's asyncio queue. All torch work and every change to the models happens
-on this one thread, so a request's adapter choice can't be changed under it by another.
+Requests arrive through an inbox (`generate` from an event loop, `submit` from the engine
+process's reader); the engine thread loads what they need (ModelPool), and each turn of its
+loop advances every loaded model by one step: newcomers are prefilled and joined to the model's
+running batch, then every row gets its next token. Tokens go to each request's `emit` (a
+HandOver for `generate`). All torch work and every change to the models happens on this one
+thread, so a request's adapter choice can't be changed under it by another.
 """
 
 from __future__ import annotations
