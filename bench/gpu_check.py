@@ -2,8 +2,9 @@
 accelerator, measured against the memory planner and the device's own matmul peak.
 
 Every model is random-initialised here from a config (no download): an 8B-shaped Llama trained
-with LoRA and with QLoRA, a 1B-shaped Llama fully fine-tuned, a DPO step of that 1B, and a
-FLUX-shaped (12B transformer) image LoRA. Text cases go through the recipes a job uses
+with LoRA and with QLoRA, a 1B-shaped Llama fully fine-tuned, a DPO step of that 1B, that 1B
+served by the engine process (1 and 16 streams against plain `generate`), and a FLUX-shaped (12B
+transformer) image LoRA. Text cases go through the recipes a job uses
 (training/recipes: SFT/DPO trainers built by build_trainer, precision and micro-batching as a
 job gets them, saving by save_trained); the image case through run_image_training. Printed per
 case: peak memory, tokens/s (images/s), MFU against the bf16 matmul peak measured in the same run,
@@ -256,6 +257,19 @@ def run_fast_path(work: Path, tokenizer_dir: Path, cuda: bool, smoke: bool) -> R
     return Row(case.name, values)
 
 
+def run_serving(work: Path, tokenizer_dir: Path, cuda: bool, smoke: bool) -> Row:
+    """The engine process serving a 1B-shaped Llama on the device, 1 and 16 streams, against plain
+    `generate` there (bench/_gpu_serving.py): issue 17's serving goal on an accelerator."""
+    from bench._gpu_serving import compare_serving
+
+    case = Case("tiny-serving", TINY, "full") if smoke else Case("llama-1b-serving", LLAMA_1B, "full")
+    folder = work / case.name
+    build_text_model(case, folder, tokenizer_dir, cuda)
+    values = compare_serving(folder, cuda, tokens=8 if smoke else 128, streams=4 if smoke else 16)
+    shutil.rmtree(folder, ignore_errors=True)
+    return Row(case.name, values)
+
+
 def run_image(work: Path, data_dir: Path, cuda: bool, smoke: bool, peak: float) -> Row:
     """A LoRA of a FLUX-shaped transformer (the tiny pipeline's VAE and text encoders around it)
     through run_image_training; on --smoke the tiny pipeline itself."""
@@ -361,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.only or any("vs-trl" in o for o in args.only):
             rows.append(run_fast_path(work, tokenizer_dir, cuda, args.smoke))
             print(rows[-1].case, json.dumps(rows[-1].values), flush=True)
+        if not args.only or any("serving" in o for o in args.only):
+            rows.append(run_serving(work, tokenizer_dir, cuda, args.smoke))
+            print(rows[-1].case, json.dumps(rows[-1].values), flush=True)
         if not args.only or any("flux" in o for o in args.only):
             rows.append(run_image(work, work / "data", cuda, args.smoke, peak))
             print(rows[-1].case, json.dumps(rows[-1].values), flush=True)
@@ -371,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {r.case} | {v.get('tokens_per_s', v.get('images_per_s'))} | {v.get('mfu', '—')} | "
             f"{v.get('peak_gib') or '—'} | {v.get('estimate_gib') or '—'} | {v.get('estimate_ratio') or '—'} | "
-            f"{v.get('checkpoint_s', '—')} | {v.get('checkpoint_mib')} |"
+            f"{v.get('checkpoint_s', '—')} | {v.get('checkpoint_mib', '—')} |"
         )
     for r in rows:
         if r.values.get("speedup") is not None:
@@ -380,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r.values['plain_tokens_per_s']}: {r.values['speedup']}x (target >= 1.8x); polytune "
                 f"{json.dumps(r.values['polytune_path'])}, plain {json.dumps(r.values['plain_path'])}"
             )
+    for r in rows:
+        if r.values.get("serving_1_ratio") is not None:
+            print(f"\n{r.case}: the engine process against plain `generate`: {json.dumps(r.values)}")
     if args.json:
         args.json.write_text(json.dumps({r.case: r.values for r in rows}, indent=2))
     off = [r.case for r in rows if r.values.get("estimate_ratio") and not 0.75 <= r.values["estimate_ratio"] <= 1.25]

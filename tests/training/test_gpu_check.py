@@ -24,7 +24,7 @@ def test_the_gpu_check_runs_on_cpu_with_tiny_shapes(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())
-    assert set(rows) == {"tiny-lora", "tiny-full", "tiny-dpo", "tiny-lora-vs-trl", "tiny-flux-lora"}
+    assert set(rows) == {"tiny-lora", "tiny-full", "tiny-dpo", "tiny-lora-vs-trl", "tiny-serving", "tiny-flux-lora"}
     # The throughput case runs both sides; on CPU polytune's path is the CPU's (no Liger, no
     # checkpointing, padding-free batches).
     versus = rows["tiny-lora-vs-trl"]
@@ -38,4 +38,10 @@ def test_the_gpu_check_runs_on_cpu_with_tiny_shapes(tmp_path):
     # A full fine-tune saves the whole model, LoRA only its adapter.
     assert rows["tiny-full"]["checkpoint_mib"] > rows["tiny-lora"]["checkpoint_mib"]
     assert rows["tiny-flux-lora"]["images_per_s"] > 0
+    # Serving: the engine process made every token asked for, and both sides were timed.
+    serving = rows["tiny-serving"]
+    assert serving["serving_tokens"] == serving["requested_tokens"] == 4 * 8
+    assert serving["serving_1_stream"] > 0 and serving["plain_1_stream"] > 0
+    assert serving["serving_4_streams"] > 0 and serving["serving_4_ratio"] > 0
+    assert "the engine process against plain `generate`" in proc.stdout
     assert "| tiny-full |" in proc.stdout and "matmul peak" in proc.stdout
