@@ -22,6 +22,10 @@ PG_URL = os.environ.get("POLYTUNE_TEST_DATABASE_URL")
 # The suite is a CPU suite: on a GPU machine it must give the same results, so neither the tests
 # nor the servers and workers they start see an accelerator (tests fake them by setting).
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
+# The ~25 servers (and the apps made in process) the suite starts mostly never serve a model:
+# their engine process starts on their first request, not with them (what warm start changes is
+# tested on its own: tests/inference/test_process_backend.py).
+os.environ.setdefault("POLYTUNE_INFERENCE_WARM_START", "false")
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # The live API server runs twice: on one machine as installed (SQLite, local workers), and as

@@ -144,6 +144,8 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool = True) 
         threading.Thread(
             target=_probe_grader_sandbox, args=(settings,), name="polytune-sandbox-probe", daemon=True
         ).start()
+        assert services.inference is not None
+        services.inference.warm_up()  # the engine process (settings.inference_warm_start)
         sweeper = ExpirySweeper(db, services.files.blobs, interval=settings.expiry_sweep_interval)
         sweeper.start()
         scheduler = None

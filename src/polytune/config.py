@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     inference_engine: Literal["process", "thread"] = Field(
         default="process", description="where the serving engine runs: process | thread"
     )
+    # The engine process starts with the server (torch imported, no model loaded: ~2 s of CPU and
+    # ~0.4 GB), so the first request does not wait ~3 s for it; false: on the first request.
+    inference_warm_start: bool = Field(default=True, description="start the engine process with the server")
     # 0: one less than the CPU cores (at least 1), leaving a core to the event loop. On a busy
     # machine more threads than free cores make torch's CPU kernels far slower, not faster.
     inference_threads: int = Field(default=0, ge=0, description="torch CPU threads for serving")

@@ -149,3 +149,27 @@ def _running(pid: int) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+def test_the_server_starts_its_engine_with_it_and_serves_from_it(tmp_path):
+    # POLYTUNE_INFERENCE_WARM_START (default true): the engine process is up before any request
+    # (torch imported there while nothing waits), and the first chat request is served by it.
+    from openai import OpenAI
+
+    from tests.conftest import LiveServer
+    from tests.dialects.openai.test_serving import _engine_processes
+
+    server = LiveServer(tmp_path / "srv", f"sqlite:///{tmp_path / 'db.sqlite'}", POLYTUNE_INFERENCE_WARM_START="true")
+    try:
+        deadline = time.monotonic() + 30
+        while not (engines := _engine_processes(server.proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(engines) == 1, "no engine process beside the server before any request"
+        client = OpenAI(base_url=f"{server.url}/v1", api_key=server.create_key("org-a"), max_retries=0)
+        answer = client.chat.completions.create(
+            model="polytune-tiny", messages=[{"role": "user", "content": "Hi"}], max_tokens=3
+        )
+        assert answer.usage.completion_tokens >= 1
+        assert _engine_processes(server.proc.pid) == engines  # the same process served it
+    finally:
+        server.stop()

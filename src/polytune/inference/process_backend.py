@@ -140,6 +140,11 @@ class ProcessBackend:
             if not stream.ended:
                 engine.send(("abort", request_id))
 
+    def start(self) -> None:
+        """Start the engine process if it is not running (it imports torch and transformers,
+        then waits for requests; models load on the first request for them)."""
+        self._running()
+
     def abort(self, request_id: str) -> None:
         engine = self._engine
         if engine is not None:

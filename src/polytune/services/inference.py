@@ -197,6 +197,14 @@ class InferenceService:
         if backend is not None:
             backend.forget(model_id)
 
+    def warm_up(self) -> None:
+        """Start the engine process now (settings.inference_warm_start), not on the first
+        request: it imports torch and transformers while nothing waits for it."""
+        if self.settings.inference_engine == "process" and self.settings.inference_warm_start:
+            start = getattr(self.backend, "start", None)
+            if start is not None:
+                start()
+
     def close(self) -> None:
         with self._lock:
             backend, self._backend = self._backend, None
