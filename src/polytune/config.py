@@ -82,9 +82,10 @@ class Settings(BaseSettings):
     stream_interval_ms: float = Field(
         default=10.0, ge=0, le=1000, description="streamed text goes out at most this often (0: every token)"
     )
-    # process: the engine in a process of its own, its Python under its own GIL (one stream ~5 %
-    # faster than in the server's process, docs/benchmarks.md); thread: in the API server's
-    # process (one process less: a machine short of memory, debugging with one process).
+    # process: the engine in a process of its own, its Python under its own GIL (a stream beside
+    # another tenant's uploads keeps 0.82-0.97 of its speed, against 0.26-0.33 in the server's
+    # process: docs/benchmarks.md); thread: in the API server's process (one process less: a
+    # machine short of memory, debugging with one process).
     inference_engine: Literal["process", "thread"] = Field(
         default="process", description="where the serving engine runs: process | thread"
     )

@@ -27,8 +27,6 @@ from typing import Any
 
 from polytune.inference.backend import TokenEvent, ends_stream
 
-log = logging.getLogger("polytune.inference")
-
 
 class Outbox:
     """What the engine thread hands each request, sent once a turn (engine thread only)."""
@@ -37,8 +35,8 @@ class Outbox:
         self.conn, self.interval = conn, interval
         self.pending: dict[str, list[TokenEvent | BaseException]] = {}
         self.due_now: set[str] = set()  # requests whose pending items end them: send at once
-        self.sent_at: dict[str, float] = {}  # requests sent to within the interval
-        self.started: set[str] = set()  # requests that got their first item and not their last
+        # When each request that got its first item (and not yet its last) was last sent to.
+        self.sent_at: dict[str, float] = {}
         self.stats = stats
         self.broken = False
         self.aborted: queue.SimpleQueue[str] = queue.SimpleQueue()  # from the main thread
@@ -52,11 +50,10 @@ class Outbox:
             if isinstance(event, BaseException):
                 event = portable(event)
             last = ends_stream(event)
-            if request_id not in self.started and not last:
+            if request_id not in self.sent_at and not last:
                 # A request's first token goes at once, not after the decode step that follows
                 # its prefill in the same turn (time to first token). A last item waits for the
                 # end of the turn, where it goes with the stats that its request's end changed.
-                self.started.add(request_id)
                 self._send([(request_id, [event])], None)
                 self.sent_at[request_id] = time.monotonic()
                 return
@@ -72,15 +69,14 @@ class Outbox:
             for kept in (self.pending, self.sent_at):
                 kept.pop(request_id, None)
             self.due_now.discard(request_id)
-            self.started.discard(request_id)
         now = time.monotonic()
         out = []
         for request_id in list(self.pending):
-            if request_id in self.due_now or now - self.sent_at.get(request_id, -math.inf) >= self.interval:
+            last = request_id in self.due_now
+            if last or now - self.sent_at.get(request_id, -math.inf) >= self.interval:
                 out.append((request_id, self.pending.pop(request_id)))
-                if request_id in self.due_now:
+                if last:
                     self.due_now.discard(request_id)
-                    self.started.discard(request_id)
                     self.sent_at.pop(request_id, None)
                 else:
                     self.sent_at[request_id] = now

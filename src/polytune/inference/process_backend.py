@@ -7,8 +7,9 @@ its own process (as vLLM runs its engine core) the engine's Python never waits f
 
 Here, in the server: a writer thread sends commands (a large prompt never blocks the event loop
 on a full pipe), a reader thread hands each request what the engine sent into the request's
-HandOver (the engine process already paced it). The process starts on the first request; if it
-dies (killed for memory, say) its requests fail with a 503 and the next request starts a new one.
+HandOver (the engine process already paced it). The process starts with the server (`start`,
+settings.inference_warm_start) or on the first request; if it dies (killed for memory, say) its
+requests fail with a 503 and the next request starts a new one.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Serving use cases: check and tokenize a chat or completions request, run it, forget a model.
 
-The backend (and torch with it) starts on the first request, not with the server, and runs
-in its own process (or thread: settings.inference_engine); `prepare_*` do blocking work (database, copying weights, tokenizers) and
-are called from a worker thread, never from the event loop.
+The backend runs in a process of its own (or a thread: settings.inference_engine), started with
+the server (`warm_up`, settings.inference_warm_start) or on the first request; torch is imported
+there, not in the server's request path. `prepare_*` do blocking work (database, copying
+weights, tokenizers) and are called from a worker thread, never from the event loop.
 """
 
 from __future__ import annotations
