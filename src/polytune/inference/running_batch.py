@@ -1,7 +1,8 @@
 """The sequences one model is decoding together, and their shared KV cache.
 
-Continuous batching on a plain transformers DynamicCache: every row is left-padded to the
-batch's cache length and masked, so sequences of any length decode in one forward pass.
+Continuous batching on one KV cache (kv_cache.GrowingCache: a transformers DynamicCache that
+grows in place instead of concatenating every step): every row is left-padded to the batch's
+cache length and masked, so sequences of any length decode in one forward pass.
 Newcomers are prefilled on their own and then joined in (the shorter side padded on the
 left); finished rows are dropped, and cache columns no remaining row needs are trimmed.
 """
@@ -11,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from transformers import DynamicCache
+
+from polytune.inference.kv_cache import GrowingCache
 
 # (input_ids, attention_mask or None where no row is padded, position_ids, cache, adapter name of
 # each row[, every=True]) -> the last-position logits (every: at every position); LoadedModel.forward
 Forward = Callable[..., torch.Tensor]
 
 
-def _layers(cache: DynamicCache) -> list:
+def _layers(cache: GrowingCache) -> list:
     return [layer for layer in cache.layers if getattr(layer, "keys", None) is not None and layer.keys.numel() > 0]
 
 
@@ -38,7 +40,7 @@ class RunningBatch:
 
     def __init__(self) -> None:
         self.rows: list = []
-        self.cache: DynamicCache | None = None
+        self.cache: GrowingCache | None = None
         self.mask: torch.Tensor | None = None  # (rows, cache length), 0 where padded
         # Whether any row has padding. Without it the forward gets no mask at all: transformers
         # then skips building and checking one every step (one stream is never padded).
@@ -50,7 +52,7 @@ class RunningBatch:
     @staticmethod
     def prefill(
         forward: Forward, prompts: list[list[int]], adapters: list, device: torch.device, every: bool = False
-    ) -> tuple[torch.Tensor, DynamicCache, torch.Tensor]:
+    ) -> tuple[torch.Tensor, GrowingCache, torch.Tensor]:
         """Run the prompts (left-padded together); their last logits (every: the logits at
         every position, [rows, positions, vocab]), cache and mask."""
         length = max(len(p) for p in prompts)
@@ -60,7 +62,7 @@ class RunningBatch:
             ids[i, length - len(p) :] = torch.tensor(p, dtype=torch.long, device=device)
             mask[i, length - len(p) :] = 1
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        cache = DynamicCache()
+        cache = GrowingCache()
         given = mask if any(len(p) != length for p in prompts) else None
         logits = (
             forward(ids, given, positions, cache, adapters, every=True)
@@ -69,7 +71,7 @@ class RunningBatch:
         )
         return logits, cache, mask
 
-    def join(self, rows: list, cache: DynamicCache, mask: torch.Tensor) -> None:
+    def join(self, rows: list, cache: GrowingCache, mask: torch.Tensor) -> None:
         """Add prefilled rows (their cache and mask) to the batch."""
         if self.cache is None or not self.rows:
             self.rows, self.cache, self.mask = list(rows), cache, mask
