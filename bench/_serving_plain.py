@@ -65,7 +65,7 @@ class PlainGenerate:
         token counted from the start of the loop, and the texts (to check polytune's)."""
         import torch
 
-        generated, ttfts, texts = 0, [], []
+        generated, ttfts, texts, counts = 0, [], [], []
         loop_start = time.perf_counter()
         with torch.inference_mode():
             for text in prompts:
@@ -87,10 +87,12 @@ class PlainGenerate:
                 ttfts.append((first.at or time.perf_counter()) - loop_start)
                 new = out[0, inputs["input_ids"].shape[1] :]
                 generated += len(new)
+                counts.append(len(new))
                 texts.append(self.tokenizer.decode(new, skip_special_tokens=True))
         return {
             "tokens": generated,
             "seconds": time.perf_counter() - loop_start,
             "ttft": sorted(ttfts)[len(ttfts) // 2],
             "texts": texts,
+            "counts": counts,
         }
