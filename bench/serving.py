@@ -19,8 +19,9 @@ the catalog) on the same prompts, greedy, with the same number of torch CPU thre
 5. one stream with a long prompt (--long-tokens, a document and a question on it, as a
    retrieval-augmented request sends): where each decode step attends over a long KV cache.
 
-Every polytune non-streaming answer is checked against plain `generate`'s text for the same
-prompt (greedy: they must be the same), and the count of equal answers is printed.
+Every polytune non-streaming answer is checked against plain `generate`'s for the same prompt
+(the same token count and text; greedy, so they must be the same): the count of equal answers
+is printed, and the script exits 1 if one differs.
 
     .venv/bin/python bench/serving.py [--size tiny|small] [--tokens 128] [--threads 1] [--rounds 3]
                                       [--streams 1 4 16] [--adapters 4] [--engines process thread]
