@@ -28,6 +28,8 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,26 +369,26 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="polytune-gpu-check-") as tmp:
         work = Path(tmp)
         tokenizer_dir = ensure_tiny(work / "data" / "models")
-        for case in cases(args.smoke):
-            if args.only and case.name not in args.only:
-                continue
-            rows.append(run_text(case, work, tokenizer_dir, cuda, peak))
-            print(case.name, json.dumps(rows[-1].values), flush=True)
+        planned = [
+            (case.name, lambda case=case: run_text(case, work, tokenizer_dir, cuda, peak))
+            for case in cases(args.smoke)
+            if not args.only or case.name in args.only
+        ]
         if not args.only or any("vs-trl" in o for o in args.only):
-            rows.append(run_fast_path(work, tokenizer_dir, cuda, args.smoke))
-            print(rows[-1].case, json.dumps(rows[-1].values), flush=True)
+            planned.append(("vs-trl", lambda: run_fast_path(work, tokenizer_dir, cuda, args.smoke)))
         if not args.only or any("serving" in o for o in args.only):
-            rows.append(run_serving(work, tokenizer_dir, cuda, args.smoke))
-            print(rows[-1].case, json.dumps(rows[-1].values), flush=True)
+            planned.append(("serving", lambda: run_serving(work, tokenizer_dir, cuda, args.smoke)))
         if not args.only or any("flux" in o for o in args.only):
-            rows.append(run_image(work, work / "data", cuda, args.smoke, peak))
+            planned.append(("flux", lambda: run_image(work, work / "data", cuda, args.smoke, peak)))
+        for name, run in planned:
+            rows.append(measured(name, run))
             print(rows[-1].case, json.dumps(rows[-1].values), flush=True)
     print("\n| case | tokens/s (images/s) | MFU | peak GiB | estimate GiB | estimate/peak | checkpoint s | MiB |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         v = r.values
         print(
-            f"| {r.case} | {v.get('tokens_per_s', v.get('images_per_s'))} | {v.get('mfu', '—')} | "
+            f"| {r.case} | {v.get('tokens_per_s', v.get('images_per_s', v.get('error')))} | {v.get('mfu', '—')} | "
             f"{v.get('peak_gib') or '—'} | {v.get('estimate_gib') or '—'} | {v.get('estimate_ratio') or '—'} | "
             f"{v.get('checkpoint_s', '—')} | {v.get('checkpoint_mib', '—')} |"
         )
@@ -405,7 +407,28 @@ def main(argv: list[str] | None = None) -> int:
     off = [r.case for r in rows if r.values.get("estimate_ratio") and not 0.75 <= r.values["estimate_ratio"] <= 1.25]
     if off:
         print(f"memory estimate off by more than 25% for: {', '.join(off)}")
-    return 1 if off else 0
+    failed = [r.case for r in rows if "error" in r.values]
+    if failed:
+        print(f"failed (the others still ran; tracebacks on stderr): {', '.join(failed)}")
+    return 1 if off or failed else 0
+
+
+def measured(name: str, run: Callable[[], Row]) -> Row:
+    """One row; a row that fails becomes a row saying why, and the check goes on to the next.
+    The device is lent for minutes at a time: one case's error must not cost the others."""
+    try:
+        return run()
+    except Exception as e:  # noqa: BLE001 - reported in the row and on stderr
+        traceback.print_exc()
+        row = Row(name, {"error": f"{type(e).__name__}: {e}"[:500]})
+    import gc
+
+    import torch
+
+    gc.collect()  # what the failed case held (its model, its optimizer) goes before the next
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return row
 
 
 if __name__ == "__main__":

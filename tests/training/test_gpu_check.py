@@ -45,3 +45,16 @@ def test_the_gpu_check_runs_on_cpu_with_tiny_shapes(tmp_path):
     assert serving["serving_4_streams"] > 0 and serving["serving_4_ratio"] > 0
     assert "the engine process against plain `generate`" in proc.stdout
     assert "| tiny-full |" in proc.stdout and "matmul peak" in proc.stdout
+
+
+def test_a_failing_case_becomes_a_row_saying_why_and_the_check_goes_on():
+    sys.path.insert(0, str(ROOT))
+    from bench.gpu_check import Row, measured
+
+    def broken() -> Row:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    failed = measured("tiny-serving", broken)
+    assert failed.case == "tiny-serving"
+    assert failed.values == {"error": "RuntimeError: CUDA error: an illegal memory access was encountered"}
+    assert measured("tiny-lora", lambda: Row("tiny-lora", {"tokens_per_s": 1.0})).values == {"tokens_per_s": 1.0}
