@@ -1,7 +1,8 @@
 """The in-place KV cache on the real tiny model: decoding through it gives exactly the logits
 transformers' own DynamicCache gives (across reallocations and after the cache was edited from
 outside, as RunningBatch does when rows join or leave), a decode step writes into the buffer it
-already has instead of building a new cache, and a crop forgets the last positions."""
+already has instead of building a new cache, and transformers' own crop
+(inherited, it slices `keys`) forgets the last positions."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ memory than the filled part.
 
 RunningBatch (running_batch.py) still edits the cache by assigning `layer.keys` / `layer.values`
 when rows join or leave: a layer notices that its keys are no longer its own view and adopts
-the assigned tensors into a new buffer at its next update.
+the assigned tensors into a new buffer at its next update. DynamicLayer's own `crop` and batch
+selection assign `keys` the same way, so they need nothing here.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ class GrowingLayer(DynamicLayer):
         super().__init__(**kwargs)
         self._key_buffer: torch.Tensor | None = None
         self._value_buffer: torch.Tensor | None = None
+        self._keys_view: torch.Tensor | None = None  # what `keys` is while no one else assigned it
         self._length = 0
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if self._key_buffer is None or self.keys is not self._own_keys():
+        if self._key_buffer is None or self.keys is not self._keys_view:
             self._adopt(key_states, value_states)
         end = self._length + key_states.shape[-2]
         if end > self._key_buffer.shape[-2]:
@@ -48,18 +50,6 @@ class GrowingLayer(DynamicLayer):
         self._value_buffer[:, :, self._length : end] = value_states
         self._set_length(end)
         return self.keys, self.values
-
-    def crop(self, tokens_to_remove: int) -> None:
-        """Forget the last -tokens_to_remove positions (transformers' convention: a negative count)."""
-        if self._key_buffer is None or self.keys is not self._own_keys():
-            super().crop(tokens_to_remove)  # someone else's tensors: slice them as DynamicLayer does
-            return
-        if tokens_to_remove > 0:
-            raise ValueError("crop takes a negative count of positions to remove")
-        self._set_length(max(0, self._length + tokens_to_remove))
-
-    def _own_keys(self) -> torch.Tensor | None:
-        return getattr(self, "_keys_view", None)
 
     def _adopt(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         """Start a buffer from whatever `keys` / `values` hold now (nothing on the first update;
